@@ -1,0 +1,148 @@
+//! The admin listener: liveness, readiness (a latch that start-up steps
+//! release and shutdown sets back), Prometheus metrics, and the links API
+//! behind a bearer token.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+/// Whether this node should receive traffic.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    links_loaded: AtomicBool,
+    spool_ready: AtomicBool,
+    draining: AtomicBool,
+}
+
+impl Readiness {
+    pub fn set_links_loaded(&self) {
+        self.links_loaded.store(true, Ordering::SeqCst);
+    }
+
+    pub fn set_spool_ready(&self) {
+        self.spool_ready.store(true, Ordering::SeqCst);
+    }
+
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// The reason this node is not ready, or `None` when it is.
+    pub fn not_ready_reason(&self) -> Option<&'static str> {
+        if self.draining.load(Ordering::SeqCst) {
+            Some("draining")
+        } else if !self.links_loaded.load(Ordering::SeqCst) {
+            Some("links not loaded")
+        } else if !self.spool_ready.load(Ordering::SeqCst) {
+            Some("spool not writable")
+        } else {
+            None
+        }
+    }
+}
+
+/// State the admin listener answers from.
+#[derive(Debug)]
+pub struct Admin {
+    pub readiness: Arc<Readiness>,
+    pub prometheus: PrometheusHandle,
+    pub token: Option<String>,
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(body.into()));
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// A JSON error body: `{"error": "..."}`.
+pub fn json_error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({ "error": message }).to_string();
+    respond(status, "application/json", body)
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Admin {
+    /// Answers the health and metrics endpoints; `None` for anything else.
+    pub fn handle_health<B>(&self, req: &Request<B>) -> Option<Response<Full<Bytes>>> {
+        let get = req.method() == Method::GET || req.method() == Method::HEAD;
+        match req.uri().path() {
+            "/livez" if get => Some(respond(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")),
+            "/readyz" if get => Some(match self.readiness.not_ready_reason() {
+                None => respond(StatusCode::OK, "text/plain; charset=utf-8", "ready\n"),
+                Some(why) => respond(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain; charset=utf-8",
+                    format!("not ready: {why}\n"),
+                ),
+            }),
+            "/metrics" if get => Some(respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.prometheus.render(),
+            )),
+            "/livez" | "/readyz" | "/metrics" => {
+                Some(respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "method not allowed\n"))
+            }
+            _ => None,
+        }
+    }
+
+    /// Checks the bearer token of an admin API request: `Err` holds the
+    /// 403 (write API off) or 401 (missing or wrong token) response.
+    pub fn authorize<B>(&self, req: &Request<B>) -> Result<(), Response<Full<Bytes>>> {
+        let Some(token) = &self.token else {
+            return Err(json_error(StatusCode::FORBIDDEN, "the admin API is off: admin.token is not set"));
+        };
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+            .unwrap_or(b"");
+        if constant_time_eq(presented, token.as_bytes()) {
+            Ok(())
+        } else {
+            let mut res = json_error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            Err(res)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_latch() {
+        let r = Readiness::default();
+        assert_eq!(r.not_ready_reason(), Some("links not loaded"));
+        r.set_links_loaded();
+        assert_eq!(r.not_ready_reason(), Some("spool not writable"));
+        r.set_spool_ready();
+        assert_eq!(r.not_ready_reason(), None);
+        r.set_draining();
+        assert_eq!(r.not_ready_reason(), Some("draining"));
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

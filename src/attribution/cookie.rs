@@ -1,0 +1,297 @@
+//! The signed attribution cookie. Its value is
+//! `1.<click_id>.<issued_unix_seconds>.<signature>` where the signature is
+//! HMAC-SHA256 (base64url, no padding) over the cookie name and the first three
+//! fields. Several keys can verify; the first one signs, so keys rotate
+//! without losing attribution.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::ClickId;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const VERSION: &str = "1";
+/// Length of the base64url signature.
+const SIG_LEN: usize = 43;
+/// Longest cookie value we will look at; anything longer is malformed.
+const MAX_VALUE_LEN: usize = 128;
+
+/// What a cookie sent with a request turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieCheck {
+    /// No cookie of our name.
+    Absent,
+    /// Signed by one of our keys and inside the window.
+    Valid { click_id: ClickId, issued_at: u64 },
+    /// Not in our format.
+    Malformed,
+    /// In our format but not signed by any of our keys (tampered or foreign).
+    BadSignature,
+    /// Genuine but older than the attribution window.
+    Expired,
+}
+
+impl CookieCheck {
+    /// Label for the `refedge_cookies_total{result}` metric.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CookieCheck::Absent => "absent",
+            CookieCheck::Valid { .. } => "valid",
+            CookieCheck::Malformed => "malformed",
+            CookieCheck::BadSignature => "bad_signature",
+            CookieCheck::Expired => "expired",
+        }
+    }
+}
+
+/// Signs and verifies attribution cookies.
+#[derive(Clone)]
+pub struct CookieSigner {
+    name: String,
+    /// Keyed HMAC states: cloning one is cheaper than keying anew.
+    keys: Vec<HmacSha256>,
+    window_secs: u64,
+}
+
+impl std::fmt::Debug for CookieSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CookieSigner")
+            .field("name", &self.name)
+            .field("keys", &self.keys.len())
+            .field("window_secs", &self.window_secs)
+            .finish()
+    }
+}
+
+impl CookieSigner {
+    /// `secrets` must not be empty; the first one signs.
+    pub fn new(name: &str, secrets: &[Vec<u8>], window_secs: u64) -> CookieSigner {
+        let keys = secrets
+            .iter()
+            .map(|s| HmacSha256::new_from_slice(s).expect("HMAC takes keys of any length"))
+            .collect();
+        CookieSigner { name: name.to_owned(), keys, window_secs }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn window_secs(&self) -> u64 {
+        self.window_secs
+    }
+
+    fn mac(&self, key: &HmacSha256, payload: &str) -> HmacSha256 {
+        let mut mac = key.clone();
+        mac.update(self.name.as_bytes());
+        mac.update(b"=");
+        mac.update(payload.as_bytes());
+        mac
+    }
+
+    /// The cookie value for a click.
+    pub fn sign(&self, click_id: &ClickId, issued_at: u64) -> String {
+        let mut value = String::with_capacity(96);
+        value.push_str(VERSION);
+        value.push('.');
+        value.push_str(click_id.as_str());
+        value.push('.');
+        value.push_str(itoa_u64(issued_at).as_str());
+        let tag = self.mac(&self.keys[0], &value).finalize().into_bytes();
+        value.push('.');
+        URL_SAFE_NO_PAD.encode_string(tag, &mut value);
+        value
+    }
+
+    /// Checks a cookie value.
+    pub fn verify(&self, value: &str, now: u64) -> CookieCheck {
+        if value.len() > MAX_VALUE_LEN {
+            return CookieCheck::Malformed;
+        }
+        let Some((payload, sig)) = value.rsplit_once('.') else {
+            return CookieCheck::Malformed;
+        };
+        let mut fields = payload.split('.');
+        let (Some(VERSION), Some(id), Some(issued), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return CookieCheck::Malformed;
+        };
+        let (Some(click_id), Ok(issued_at)) = (ClickId::parse(id), issued.parse::<u64>()) else {
+            return CookieCheck::Malformed;
+        };
+        if sig.len() != SIG_LEN {
+            return CookieCheck::Malformed;
+        }
+        let Ok(tag) = URL_SAFE_NO_PAD.decode(sig) else {
+            return CookieCheck::Malformed;
+        };
+        let genuine = self.keys.iter().any(|k| self.mac(k, payload).verify_slice(&tag).is_ok());
+        if !genuine {
+            return CookieCheck::BadSignature;
+        }
+        // A cookie from the future (clock skew between nodes) is accepted.
+        if now.saturating_sub(issued_at) >= self.window_secs {
+            return CookieCheck::Expired;
+        }
+        CookieCheck::Valid { click_id, issued_at }
+    }
+
+    /// Finds our cookie in the `Cookie` request headers and checks it. The
+    /// first cookie of our name decides.
+    pub fn check_headers<'a>(
+        &self,
+        headers: impl Iterator<Item = &'a [u8]>,
+        now: u64,
+    ) -> CookieCheck {
+        for header in headers {
+            for pair in header.split(|b| *b == b';') {
+                let pair = pair.trim_ascii();
+                let Some(eq) = pair.iter().position(|b| *b == b'=') else { continue };
+                if &pair[..eq] == self.name.as_bytes() {
+                    let raw = pair[eq + 1..].trim_ascii();
+                    let raw = raw.strip_prefix(b"\"").and_then(|r| r.strip_suffix(b"\"")).unwrap_or(raw);
+                    return match std::str::from_utf8(raw) {
+                        Ok(v) => self.verify(v, now),
+                        Err(_) => CookieCheck::Malformed,
+                    };
+                }
+            }
+        }
+        CookieCheck::Absent
+    }
+}
+
+/// Formats a u64 without allocating.
+fn itoa_u64(mut n: u64) -> ItoaBuf {
+    let mut buf = ItoaBuf { bytes: [0; 20], start: 20 };
+    loop {
+        buf.start -= 1;
+        buf.bytes[buf.start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf
+}
+
+struct ItoaBuf {
+    bytes: [u8; 20],
+    start: usize,
+}
+
+impl ItoaBuf {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[self.start..]).unwrap_or("0")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+    const WINDOW: u64 = 90 * 86_400;
+
+    fn signer(secrets: &[&str]) -> CookieSigner {
+        let s: Vec<Vec<u8>> = secrets.iter().map(|s| s.as_bytes().to_vec()).collect();
+        CookieSigner::new("rf_ref", &s, WINDOW)
+    }
+
+    #[test]
+    fn sign_then_verify() {
+        let s = signer(&["key-one-0123456789"]);
+        let id = ClickId::new(NOW * 1000);
+        let v = s.sign(&id, NOW);
+        assert_eq!(s.verify(&v, NOW + 5), CookieCheck::Valid { click_id: id, issued_at: NOW });
+        assert!(v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)), "{v}");
+    }
+
+    #[test]
+    fn tampering_is_detected() {
+        let s = signer(&["key-one-0123456789"]);
+        let id = ClickId::new(NOW * 1000);
+        let v = s.sign(&id, NOW);
+        let other = ClickId::new(NOW * 1000);
+        let swapped_id = v.replacen(id.as_str(), other.as_str(), 1);
+        assert_eq!(s.verify(&swapped_id, NOW), CookieCheck::BadSignature);
+        let newer = v.replacen(&NOW.to_string(), &(NOW + 1).to_string(), 1);
+        assert_eq!(s.verify(&newer, NOW), CookieCheck::BadSignature);
+        let mut flipped = v.clone().into_bytes();
+        let last = flipped.len() - 1;
+        flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(s.verify(std::str::from_utf8(&flipped).unwrap(), NOW), CookieCheck::BadSignature);
+    }
+
+    #[test]
+    fn another_name_or_key_does_not_verify() {
+        let a = signer(&["key-one-0123456789"]);
+        let b = signer(&["key-two-0123456789"]);
+        let v = a.sign(&ClickId::new(1), NOW);
+        assert_eq!(b.verify(&v, NOW), CookieCheck::BadSignature);
+        let renamed = CookieSigner::new("other", &[b"key-one-0123456789".to_vec()], WINDOW);
+        assert_eq!(renamed.verify(&v, NOW), CookieCheck::BadSignature);
+    }
+
+    #[test]
+    fn rotation_keeps_old_cookies_valid() {
+        let old = signer(&["key-old-0123456789"]);
+        let rotated = signer(&["key-new-0123456789", "key-old-0123456789"]);
+        let id = ClickId::new(1);
+        let v = old.sign(&id, NOW);
+        assert!(matches!(rotated.verify(&v, NOW), CookieCheck::Valid { .. }));
+        let fresh = rotated.sign(&id, NOW);
+        assert_ne!(fresh, v, "the first key signs");
+        assert_eq!(old.verify(&fresh, NOW), CookieCheck::BadSignature);
+    }
+
+    #[test]
+    fn expiry_follows_the_window() {
+        let s = signer(&["key-one-0123456789"]);
+        let v = s.sign(&ClickId::new(1), NOW);
+        assert!(matches!(s.verify(&v, NOW + WINDOW - 1), CookieCheck::Valid { .. }));
+        assert_eq!(s.verify(&v, NOW + WINDOW), CookieCheck::Expired);
+    }
+
+    #[test]
+    fn malformed_values() {
+        let s = signer(&["key-one-0123456789"]);
+        let good = s.sign(&ClickId::new(1), NOW);
+        for v in [
+            "",
+            "x",
+            "1.2.3.4",
+            &good.replacen('1', "2", 1),
+            &format!("{good}.extra"),
+            &"a".repeat(4096),
+            "1.0000000000000000000000.1.AAAA",
+        ] {
+            assert_eq!(s.verify(v, NOW), CookieCheck::Malformed, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn cookie_header_parsing() {
+        let s = signer(&["key-one-0123456789"]);
+        let v = s.sign(&ClickId::new(1), NOW);
+        let header = format!("a=b; rf_ref={v}; c=d");
+        assert!(matches!(s.check_headers([header.as_bytes()].into_iter(), NOW), CookieCheck::Valid { .. }));
+        let quoted = format!("rf_ref=\"{v}\"");
+        assert!(matches!(s.check_headers([quoted.as_bytes()].into_iter(), NOW), CookieCheck::Valid { .. }));
+        assert_eq!(s.check_headers([b"rf_refx=1; a=2".as_slice()].into_iter(), NOW), CookieCheck::Absent);
+        assert_eq!(s.check_headers([b"rf_ref=\xff".as_slice()].into_iter(), NOW), CookieCheck::Malformed);
+        assert_eq!(s.check_headers(std::iter::empty(), NOW), CookieCheck::Absent);
+        assert_eq!(s.check_headers([b";;;=;=x; rf_ref".as_slice()].into_iter(), NOW), CookieCheck::Absent);
+    }
+
+    #[test]
+    fn itoa() {
+        for n in [0u64, 7, 10, 1_800_000_000, u64::MAX] {
+            assert_eq!(itoa_u64(n).as_str(), n.to_string());
+        }
+    }
+}

@@ -1,0 +1,632 @@
+//! Typed configuration: the TOML file, then `REFEDGE_*` environment overrides,
+//! then validation of cross-field rules. Every key has a default in code that
+//! matches `config/refedge.toml`; an unknown key or a bad value is refused with a
+//! message naming the key before anything binds a port.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
+
+/// A problem with the configuration, always naming the key it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config file: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid TOML: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{key}: {message}")]
+    Key { key: String, message: String },
+}
+
+impl ConfigError {
+    fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Key { key: key.into(), message: message.into() }
+    }
+}
+
+/// The whole configuration of one edge node.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub tls: TlsConfig,
+    pub admin: AdminConfig,
+    pub links: LinksConfig,
+    pub attribution: AttributionConfig,
+    pub events: EventsConfig,
+    pub kafka: KafkaConfig,
+    pub geo: GeoConfig,
+    pub privacy: PrivacyConfig,
+    pub log: LogConfig,
+}
+
+/// The public listener that answers redirects.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address of the public (redirect) listener.
+    pub listen: SocketAddr,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed.
+    #[serde(deserialize_with = "cidr_list")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Name of this instance in click events; empty = the host name.
+    pub node: String,
+    /// How long shutdown waits for open connections to finish.
+    pub drain_timeout_ms: u64,
+    /// Worker threads of the runtime; 0 = one per core.
+    pub worker_threads: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            trusted_proxies: Vec::new(),
+            node: String::new(),
+            drain_timeout_ms: 10_000,
+            worker_threads: 0,
+        }
+    }
+}
+
+/// HTTPS listener (not available in this version; refused when set).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Address of the HTTPS listener; unset = no TLS.
+    pub listen: Option<SocketAddr>,
+    /// Directory of `NAME.crt` + `NAME.key` PEM pairs.
+    pub cert_dir: Option<PathBuf>,
+}
+
+/// The admin listener: health, metrics and the links API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address of the admin listener.
+    pub listen: SocketAddr,
+    /// Bearer token of the admin write API; unset = write API off.
+    pub token: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { listen: SocketAddr::from(([127, 0, 0, 1], 9090)), token: None }
+    }
+}
+
+/// Where links come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinksConfig {
+    /// JSON Lines snapshot loaded at start and on SIGHUP.
+    pub file: PathBuf,
+    /// Where unknown, expired and disabled codes go; unset = a 404/410 page.
+    pub fallback_url: Option<String>,
+}
+
+impl Default for LinksConfig {
+    fn default() -> Self {
+        LinksConfig { file: PathBuf::from("config/links.jsonl"), fallback_url: None }
+    }
+}
+
+/// Which click keeps the credit when a visitor clicks more than one link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributionModel {
+    FirstTouch,
+    LastTouch,
+}
+
+/// The signed attribution cookie and the click id handed to the landing page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttributionConfig {
+    /// HMAC keys; the first signs, all verify. Empty = a random key per process.
+    #[serde(deserialize_with = "string_list")]
+    pub secret: Vec<String>,
+    pub cookie_name: String,
+    /// `Domain` attribute of the cookie; unset = host-only.
+    pub cookie_domain: Option<String>,
+    /// Cookie lifetime and attribution window, in days.
+    pub window_days: u32,
+    pub model: AttributionModel,
+    /// Query parameter that carries the click id to the landing page.
+    pub click_param: String,
+}
+
+impl Default for AttributionConfig {
+    fn default() -> Self {
+        AttributionConfig {
+            secret: Vec::new(),
+            cookie_name: "rf_ref".into(),
+            cookie_domain: None,
+            window_days: 90,
+            model: AttributionModel::FirstTouch,
+            click_param: "rf_click".into(),
+        }
+    }
+}
+
+/// Where click events go after the spool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkKind {
+    Spool,
+    Kafka,
+}
+
+/// The click-event hand-off and the local spool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    pub sink: SinkKind,
+    pub spool_dir: PathBuf,
+    /// Events the hand-off holds between the request path and the writer;
+    /// when full, new events are dropped and counted.
+    pub queue_capacity: usize,
+    /// How often buffered events are written to the segment file (survives a
+    /// crash of the process).
+    pub flush_interval_ms: u64,
+    /// How often the segment is fsynced (survives a crash of the machine);
+    /// 0 = after every write.
+    pub fsync_interval_ms: u64,
+    /// A segment is closed and a new one started past this size.
+    pub segment_max_bytes: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            sink: SinkKind::Spool,
+            spool_dir: PathBuf::from("data/spool"),
+            queue_capacity: 65_536,
+            flush_interval_ms: 20,
+            fsync_interval_ms: 200,
+            segment_max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Kafka connection (used when `events.sink = "kafka"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub clicks_topic: String,
+    pub links_topic: String,
+    /// Any librdkafka property, passed through.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "127.0.0.1:9092".into(),
+            clicks_topic: "refedge.clicks".into(),
+            links_topic: "refedge.links".into(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// GeoIP databases.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeoConfig {
+    pub city_db: Option<PathBuf>,
+    pub asn_db: Option<PathBuf>,
+}
+
+/// How the client address is kept in events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IpPrivacy {
+    Full,
+    Truncate,
+    Hash,
+    Drop,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyConfig {
+    pub ip: IpPrivacy,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig { ip: IpPrivacy::Truncate }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+/// Process logs (never one line per request).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter directive, e.g. `info` or `refedge=debug`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into(), format: LogFormat::Plain }
+    }
+}
+
+/// The kind of value an environment override is turned into.
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    Int,
+    List,
+}
+
+/// Every key that an environment variable can override, with its kind. The
+/// variable is `REFEDGE_` + the key upper-cased with `.` turned into `_`.
+const ENV_KEYS: &[(&str, Kind)] = &[
+    ("server.listen", Kind::Str),
+    ("server.trusted_proxies", Kind::List),
+    ("server.node", Kind::Str),
+    ("server.drain_timeout_ms", Kind::Int),
+    ("server.worker_threads", Kind::Int),
+    ("tls.listen", Kind::Str),
+    ("tls.cert_dir", Kind::Str),
+    ("admin.listen", Kind::Str),
+    ("admin.token", Kind::Str),
+    ("links.file", Kind::Str),
+    ("links.fallback_url", Kind::Str),
+    ("attribution.secret", Kind::List),
+    ("attribution.cookie_name", Kind::Str),
+    ("attribution.cookie_domain", Kind::Str),
+    ("attribution.window_days", Kind::Int),
+    ("attribution.model", Kind::Str),
+    ("attribution.click_param", Kind::Str),
+    ("events.sink", Kind::Str),
+    ("events.spool_dir", Kind::Str),
+    ("events.queue_capacity", Kind::Int),
+    ("events.flush_interval_ms", Kind::Int),
+    ("events.fsync_interval_ms", Kind::Int),
+    ("events.segment_max_bytes", Kind::Int),
+    ("kafka.brokers", Kind::Str),
+    ("kafka.clicks_topic", Kind::Str),
+    ("kafka.links_topic", Kind::Str),
+    ("geo.city_db", Kind::Str),
+    ("geo.asn_db", Kind::Str),
+    ("privacy.ip", Kind::Str),
+    ("log.level", Kind::Str),
+    ("log.format", Kind::Str),
+];
+
+/// The environment variable that overrides `key`.
+pub fn env_name(key: &str) -> String {
+    format!("REFEDGE_{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+impl Config {
+    /// Reads `path` (a missing file is an error only when `required`), applies
+    /// overrides from the process environment and validates.
+    pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(ConfigError::Read { path: path.to_owned(), source }),
+        };
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Config::from_sources(&path.display().to_string(), &text, &env)
+    }
+
+    /// Builds a config from TOML text and a list of environment variables.
+    /// Tests call this directly and never touch the process environment.
+    pub fn from_sources(
+        origin: &str,
+        toml_text: &str,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let mut root: toml::Table = toml_text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                path: origin.to_owned(),
+                message: e.message().to_owned(),
+            })?;
+        for (key, kind) in ENV_KEYS {
+            let name = env_name(key);
+            if let Some((_, raw)) = env.iter().find(|(k, _)| *k == name) {
+                let value = match kind {
+                    Kind::Str => toml::Value::String(raw.clone()),
+                    Kind::Int => toml::Value::Integer(raw.trim().parse().map_err(|_| {
+                        ConfigError::key(*key, format!("{name}={raw:?} is not an integer"))
+                    })?),
+                    Kind::List => toml::Value::Array(
+                        split_list(raw).into_iter().map(toml::Value::String).collect(),
+                    ),
+                };
+                set_path(&mut root, key, value);
+            }
+        }
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(root))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                ConfigError::key(key, e.into_inner().message().to_owned())
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Rules that span fields or that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tls.listen.is_some() || self.tls.cert_dir.is_some() {
+            return Err(ConfigError::key(
+                "tls.listen",
+                "TLS termination is not available in this version; terminate TLS in front of refedge",
+            ));
+        }
+        if self.events.sink == SinkKind::Kafka {
+            return Err(ConfigError::key(
+                "events.sink",
+                "\"kafka\" is not available in this version; use \"spool\"",
+            ));
+        }
+        if self.geo.city_db.is_some() || self.geo.asn_db.is_some() {
+            return Err(ConfigError::key(
+                "geo.city_db",
+                "GeoIP enrichment is not available in this version",
+            ));
+        }
+        if let Some(url) = &self.links.fallback_url {
+            crate::links::validate_target(url)
+                .map_err(|e| ConfigError::key("links.fallback_url", e.to_string()))?;
+        }
+        if let Some(token) = &self.admin.token
+            && token.len() < 16
+        {
+            return Err(ConfigError::key("admin.token", "must be at least 16 characters"));
+        }
+        for (i, secret) in self.attribution.secret.iter().enumerate() {
+            if secret.len() < 16 {
+                return Err(ConfigError::key(
+                    "attribution.secret",
+                    format!("secret #{} is shorter than 16 bytes", i + 1),
+                ));
+            }
+        }
+        let name = &self.attribution.cookie_name;
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return Err(ConfigError::key(
+                "attribution.cookie_name",
+                "must be a non-empty HTTP token (letters, digits, !#$%&'*+-.^_`|~)",
+            ));
+        }
+        if let Some(domain) = &self.attribution.cookie_domain
+            && (domain.is_empty()
+                || !domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
+        {
+            return Err(ConfigError::key(
+                "attribution.cookie_domain",
+                "must be a host name such as go.brand.com or .brand.com",
+            ));
+        }
+        if !(1..=3650).contains(&self.attribution.window_days) {
+            return Err(ConfigError::key("attribution.window_days", "must be between 1 and 3650"));
+        }
+        let param = &self.attribution.click_param;
+        if param.is_empty()
+            || !param.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(ConfigError::key(
+                "attribution.click_param",
+                "must be 1 or more of [0-9A-Za-z_-]",
+            ));
+        }
+        if self.events.queue_capacity == 0 {
+            return Err(ConfigError::key("events.queue_capacity", "must be at least 1"));
+        }
+        if self.events.flush_interval_ms == 0 || self.events.flush_interval_ms > 60_000 {
+            return Err(ConfigError::key(
+                "events.flush_interval_ms",
+                "must be between 1 and 60000",
+            ));
+        }
+        if self.events.segment_max_bytes < 4096 {
+            return Err(ConfigError::key("events.segment_max_bytes", "must be at least 4096"));
+        }
+        if self.server.listen == self.admin.listen && self.server.listen.port() != 0 {
+            return Err(ConfigError::key(
+                "admin.listen",
+                "must differ from server.listen",
+            ));
+        }
+        if self.log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
+            return Err(ConfigError::key("log.level", "is not a valid log filter"));
+        }
+        Ok(())
+    }
+
+    /// This node's name in click events.
+    pub fn node_name(&self) -> String {
+        if !self.server.node.is_empty() {
+            return self.server.node.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "refedge".to_owned())
+    }
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn split_list(raw: &str) -> Vec<String> {
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+fn set_path(root: &mut toml::Table, key: &str, value: toml::Value) {
+    let (section, field) = key.split_once('.').unwrap_or(("", key));
+    let entry = root
+        .entry(section.to_owned())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if !entry.is_table() {
+        // A scalar where a section belongs: let deserialisation name the key.
+        return;
+    }
+    if let toml::Value::Table(table) = entry {
+        table.insert(field.to_owned(), value);
+    }
+}
+
+/// A list given either as a TOML array of strings or as one comma-separated string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ListOrString {
+    List(Vec<String>),
+    One(String),
+}
+
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(match ListOrString::deserialize(d)? {
+        ListOrString::List(items) => items,
+        ListOrString::One(s) => split_list(&s),
+    })
+}
+
+fn cidr_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    string_list(d)?
+        .iter()
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a CIDR such as 10.0.0.0/8")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn err(toml: &str, vars: &[(&str, &str)]) -> String {
+        Config::from_sources("test.toml", toml, &env(vars)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::from_sources("t", "", &[]).unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9090");
+        assert!(c.admin.token.is_none());
+        assert_eq!(c.links.file, PathBuf::from("config/links.jsonl"));
+        assert_eq!(c.attribution.cookie_name, "rf_ref");
+        assert_eq!(c.attribution.window_days, 90);
+        assert_eq!(c.attribution.model, AttributionModel::FirstTouch);
+        assert_eq!(c.attribution.click_param, "rf_click");
+        assert_eq!(c.events.sink, SinkKind::Spool);
+        assert_eq!(c.events.spool_dir, PathBuf::from("data/spool"));
+        assert_eq!(c.kafka.brokers, "127.0.0.1:9092");
+        assert_eq!(c.kafka.clicks_topic, "refedge.clicks");
+        assert_eq!(c.kafka.links_topic, "refedge.links");
+        assert_eq!(c.privacy.ip, IpPrivacy::Truncate);
+    }
+
+    #[test]
+    fn shipped_config_file_is_valid_and_equals_the_defaults() {
+        let text = include_str!("../config/refedge.toml");
+        let c = Config::from_sources("config/refedge.toml", text, &[]).unwrap();
+        let d = Config::default();
+        assert_eq!(format!("{c:?}"), format!("{d:?}"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        assert_eq!(
+            err("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n", &[]),
+            "server.lisen: unknown field `lisen`, expected one of `listen`, `trusted_proxies`, `node`, `drain_timeout_ms`, `worker_threads`"
+        );
+        assert!(err("[sever]\n", &[]).starts_with("sever: unknown field"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        assert!(err("[server]\nlisten = \"nowhere\"\n", &[]).starts_with("server.listen: invalid socket address"));
+        assert!(err("[attribution]\nmodel = \"middle_touch\"\n", &[]).starts_with("attribution.model: unknown variant"));
+        assert!(err("[attribution]\nwindow_days = -1\n", &[]).starts_with("attribution.window_days:"));
+        assert!(err("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", &[]).starts_with("server.trusted_proxies:"));
+        assert!(err("[links]\nfallback_url = \"javascript:alert(1)\"\n", &[]).starts_with("links.fallback_url:"));
+        assert!(err("[attribution]\nclick_param = \"a b\"\n", &[]).starts_with("attribution.click_param:"));
+        assert!(err("[attribution]\nsecret = \"short\"\n", &[]).starts_with("attribution.secret:"));
+        assert!(err("[admin]\ntoken = \"short\"\n", &[]).starts_with("admin.token:"));
+        assert!(err("[events]\nsink = \"kafka\"\n", &[]).starts_with("events.sink:"));
+        assert!(err("server = 3\n", &[]).starts_with("server:"));
+        assert!(err("[server\n", &[]).starts_with("test.toml: invalid TOML"));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let c = Config::from_sources(
+            "t",
+            "[server]\nlisten = \"127.0.0.1:1\"\n[attribution]\nmodel = \"first_touch\"\n",
+            &env(&[
+                ("REFEDGE_SERVER_LISTEN", "127.0.0.1:2"),
+                ("REFEDGE_SERVER_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1"),
+                ("REFEDGE_ATTRIBUTION_MODEL", "last_touch"),
+                ("REFEDGE_ATTRIBUTION_WINDOW_DAYS", "30"),
+                ("REFEDGE_ATTRIBUTION_SECRET", "0123456789abcdef0123,fedcba9876543210fedc"),
+                ("REFEDGE_PRIVACY_IP", "drop"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.port(), 2);
+        assert_eq!(c.server.trusted_proxies.len(), 2);
+        assert_eq!(c.attribution.model, AttributionModel::LastTouch);
+        assert_eq!(c.attribution.window_days, 30);
+        assert_eq!(c.attribution.secret.len(), 2);
+        assert_eq!(c.privacy.ip, IpPrivacy::Drop);
+    }
+
+    #[test]
+    fn bad_environment_values_name_the_key() {
+        assert!(err("", &[("REFEDGE_ATTRIBUTION_WINDOW_DAYS", "ninety")])
+            .starts_with("attribution.window_days: REFEDGE_ATTRIBUTION_WINDOW_DAYS=\"ninety\""));
+        assert!(err("", &[("REFEDGE_PRIVACY_IP", "scramble")]).starts_with("privacy.ip: unknown variant"));
+    }
+
+    #[test]
+    fn kafka_properties_pass_through() {
+        let c = Config::from_sources(
+            "t",
+            "[kafka.properties]\n\"security.protocol\" = \"SASL_SSL\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.kafka.properties["security.protocol"], "SASL_SSL");
+    }
+
+    #[test]
+    fn env_names_follow_the_contract() {
+        assert_eq!(env_name("attribution.cookie_domain"), "REFEDGE_ATTRIBUTION_COOKIE_DOMAIN");
+        assert_eq!(env_name("links.fallback_url"), "REFEDGE_LINKS_FALLBACK_URL");
+    }
+}

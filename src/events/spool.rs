@@ -1,0 +1,275 @@
+//! The spool: click events appended as JSON lines to numbered segment files
+//! (`0000000000000001.jsonl`, …) under `events.spool_dir`. One writer thread
+//! owns the open segment. Events are buffered and written every
+//! `flush_interval_ms` (one write per batch, never one per click) and fsynced
+//! every `fsync_interval_ms`. A segment is never appended to after it is
+//! closed and never reopened after a restart, so a reader (the Kafka shipper)
+//! can take every segment but the newest as complete, and a line cut short by
+//! a crash can only be the last line of a segment.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use crate::metrics::{EventMetrics, EventResult};
+use crate::privacy::IpPolicy;
+
+use super::ClickRecord;
+
+/// Events go to the file once this many bytes are buffered, even before the
+/// flush interval.
+const BUFFER_FLUSH_BYTES: usize = 256 * 1024;
+
+/// Segment file suffix.
+pub const SEGMENT_SUFFIX: &str = ".jsonl";
+
+/// What the writer is told through the hand-off.
+#[derive(Debug)]
+pub enum Message {
+    Click(Box<ClickRecord>),
+    /// Write everything queued, fsync and stop.
+    Close,
+}
+
+/// Spool settings.
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    pub flush_interval: Duration,
+    pub fsync_interval: Duration,
+    pub segment_max_bytes: u64,
+}
+
+/// The segment sequence number in a file name, if it is a segment.
+pub fn segment_seq(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_str()?;
+    let stem = name.strip_suffix(SEGMENT_SUFFIX)?;
+    if stem.len() != 16 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// The segments in `dir`, oldest first, with their sizes.
+pub fn list_segments(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf, u64)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if let Some(seq) = segment_seq(&path) {
+            out.push((seq, path, entry.metadata()?.len()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The writer thread's state.
+pub struct SpoolWriter {
+    config: SpoolConfig,
+    file: File,
+    seq: u64,
+    segment_bytes: u64,
+    /// Bytes of all segments in the spool, for the gauge.
+    total_bytes: u64,
+    segments: u64,
+    buf: Vec<u8>,
+    buffered_events: u64,
+    unsynced: bool,
+    policy: IpPolicy,
+    node: String,
+    metrics: EventMetrics,
+    last_error_log: Option<Instant>,
+}
+
+impl std::fmt::Debug for SpoolWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpoolWriter").field("dir", &self.config.dir).field("seq", &self.seq).finish()
+    }
+}
+
+impl SpoolWriter {
+    /// Creates the spool directory if needed and opens a new segment after
+    /// the newest one there. Fails if the spool is not writable.
+    pub fn open(config: SpoolConfig, policy: IpPolicy, node: String, metrics: EventMetrics) -> std::io::Result<SpoolWriter> {
+        std::fs::create_dir_all(&config.dir)?;
+        let existing = list_segments(&config.dir)?;
+        let seq = existing.last().map_or(1, |(s, _, _)| s + 1);
+        let total_bytes = existing.iter().map(|(_, _, len)| len).sum();
+        let file = create_segment(&config.dir, seq)?;
+        let writer = SpoolWriter {
+            segments: existing.len() as u64 + 1,
+            config,
+            file,
+            seq,
+            segment_bytes: 0,
+            total_bytes,
+            buf: Vec::with_capacity(BUFFER_FLUSH_BYTES * 2),
+            buffered_events: 0,
+            unsynced: false,
+            policy,
+            node,
+            metrics,
+            last_error_log: None,
+        };
+        writer.publish_gauges();
+        Ok(writer)
+    }
+
+    fn publish_gauges(&self) {
+        self.metrics.spool_bytes.set(self.total_bytes as f64);
+        self.metrics.spool_segments.set(self.segments as f64);
+    }
+
+    /// Encodes one event into the buffer.
+    fn encode(&mut self, record: &ClickRecord) {
+        let ip = record.ip.and_then(|ip| self.policy.apply(ip, record.occurred_at_ms));
+        let event = record.event(ip, &self.node);
+        // Serialising plain structs of strings and numbers cannot fail.
+        if serde_json::to_writer(&mut self.buf, &event).is_ok() {
+            self.buf.push(b'\n');
+            self.buffered_events += 1;
+        }
+    }
+
+    /// Writes the buffer to the segment (one write), rotating first when the
+    /// segment is full.
+    fn flush(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        if self.segment_bytes > 0 && self.segment_bytes + self.buf.len() as u64 > self.config.segment_max_bytes {
+            self.rotate();
+        }
+        match self.file.write_all(&self.buf) {
+            Ok(()) => {
+                self.segment_bytes += self.buf.len() as u64;
+                self.total_bytes += self.buf.len() as u64;
+                self.unsynced = true;
+                self.metrics.event(EventResult::Spooled, self.buffered_events);
+            }
+            Err(e) => {
+                self.metrics.event(EventResult::SpoolFailed, self.buffered_events);
+                self.log_error("write to spool segment failed; events dropped", &e);
+            }
+        }
+        self.buf.clear();
+        self.buffered_events = 0;
+        self.publish_gauges();
+    }
+
+    fn sync(&mut self) {
+        if self.unsynced {
+            if let Err(e) = self.file.sync_data() {
+                self.log_error("fsync of spool segment failed", &e);
+            }
+            self.unsynced = false;
+        }
+    }
+
+    /// Closes the current segment and starts the next one.
+    fn rotate(&mut self) {
+        self.sync();
+        match create_segment(&self.config.dir, self.seq + 1) {
+            Ok(file) => {
+                self.file = file;
+                self.seq += 1;
+                self.segment_bytes = 0;
+                self.segments += 1;
+            }
+            Err(e) => self.log_error("cannot start a new spool segment; appending to the current one", &e),
+        }
+    }
+
+    /// Logs at most one error every 10 seconds.
+    fn log_error(&mut self, what: &str, e: &std::io::Error) {
+        let now = Instant::now();
+        if self.last_error_log.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10)) {
+            self.last_error_log = Some(now);
+            tracing::error!(error = %e, dir = %self.config.dir.display(), "{what}");
+        }
+    }
+
+    /// The writer loop: runs until `Close` arrives or every sender is gone.
+    pub fn run(mut self, rx: Receiver<Message>) {
+        let flush_every = self.config.flush_interval;
+        let fsync_every = self.config.fsync_interval;
+        let mut next_flush = Instant::now() + flush_every;
+        let mut next_sync = Instant::now() + fsync_every;
+        loop {
+            let now = Instant::now();
+            let wait = if self.buf.is_empty() {
+                Duration::from_millis(500)
+            } else {
+                next_flush.saturating_duration_since(now)
+            };
+            let mut closing = false;
+            match rx.recv_timeout(wait) {
+                Ok(Message::Click(record)) => {
+                    if self.buf.is_empty() {
+                        next_flush = Instant::now() + flush_every;
+                    }
+                    self.encode(&record);
+                    // Take what else is queued without waiting.
+                    while self.buf.len() < BUFFER_FLUSH_BYTES {
+                        match rx.try_recv() {
+                            Ok(Message::Click(r)) => self.encode(&r),
+                            Ok(Message::Close) => {
+                                closing = true;
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Ok(Message::Close) | Err(RecvTimeoutError::Disconnected) => closing = true,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if closing {
+                while let Ok(Message::Click(r)) = rx.try_recv() {
+                    self.encode(&r);
+                    if self.buf.len() >= BUFFER_FLUSH_BYTES {
+                        self.flush();
+                    }
+                }
+                self.flush();
+                self.sync();
+                return;
+            }
+            let now = Instant::now();
+            if now >= next_flush || self.buf.len() >= BUFFER_FLUSH_BYTES {
+                self.flush();
+                next_flush = now + flush_every;
+            }
+            if fsync_every.is_zero() || now >= next_sync {
+                self.sync();
+                next_sync = now + fsync_every;
+            }
+        }
+    }
+}
+
+fn create_segment(dir: &Path, seq: u64) -> std::io::Result<File> {
+    let path = dir.join(format!("{seq:016}{SEGMENT_SUFFIX}"));
+    let file = OpenOptions::new().append(true).create_new(true).open(&path)?;
+    // Make the new file's directory entry durable too.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names() {
+        assert_eq!(segment_seq(Path::new("/x/0000000000000042.jsonl")), Some(42));
+        assert_eq!(segment_seq(Path::new("/x/42.jsonl")), None);
+        assert_eq!(segment_seq(Path::new("/x/0000000000000042.json")), None);
+        assert_eq!(segment_seq(Path::new("/x/checkpoint")), None);
+    }
+}

@@ -1,0 +1,204 @@
+//! Building the `Location` of a redirect. The target comes only from the link
+//! map; forwarded query parameters are re-encoded so that nothing in them can
+//! end the query (`#`), break the header (CR, LF, NUL) or change the scheme,
+//! host or path. A parameter already in the target keeps the target's value,
+//! and the click parameter is always ours.
+
+use http::HeaderValue;
+
+use crate::attribution::ClickId;
+use crate::links::Link;
+
+/// Percent-decodes a parameter name (`+` is a space, as in forms) so that
+/// `utm%5Fsource` and `utm_source` are the same parameter.
+pub fn decode_name(raw: &str) -> Box<str> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push(h << 4 | l);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Bytes that may stand as they are in a forwarded query parameter.
+fn is_safe(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$'()*+,;=:@/?".contains(&b)
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Appends one raw `name=value` parameter, re-encoding what is not safe. A
+/// `%` that does not start a valid escape is itself escaped.
+fn push_param(out: &mut Vec<u8>, raw: &[u8]) {
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b == b'%' && i + 2 < raw.len() && hex(raw[i + 1]).is_some() && hex(raw[i + 2]).is_some() {
+            out.extend_from_slice(&raw[i..i + 3]);
+            i += 3;
+            continue;
+        }
+        if is_safe(b) && b != b'%' {
+            out.push(b);
+        } else {
+            out.push(b'%');
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        }
+        i += 1;
+    }
+}
+
+/// The `Location` for a redirect to `link`, given the request's raw query and
+/// the click id to hand to the landing page (humans only).
+pub fn location(
+    link: &Link,
+    request_query: Option<&str>,
+    click_param: &str,
+    click_id: Option<&ClickId>,
+) -> HeaderValue {
+    let forwarded = if link.forward_query { request_query.filter(|q| !q.is_empty()) } else { None };
+    if forwarded.is_none() && click_id.is_none() {
+        return link.target_header.clone();
+    }
+    let target = link.target.as_bytes();
+    let (base, fragment) = match link.fragment_at {
+        Some(at) => target.split_at(at),
+        None => (target, &[][..]),
+    };
+    let mut out = Vec::with_capacity(target.len() + request_query.map_or(0, str::len) + 48);
+    out.extend_from_slice(base);
+    let mut first = true;
+    let mut separator = |out: &mut Vec<u8>| {
+        if !first {
+            out.push(b'&');
+        } else if !link.target_has_query {
+            out.push(b'?');
+        } else if !matches!(base.last(), Some(b'?' | b'&')) {
+            out.push(b'&');
+        }
+        first = false;
+    };
+    if let Some(query) = forwarded {
+        for param in query.split('&') {
+            if param.is_empty() {
+                continue;
+            }
+            let raw_name = param.split('=').next().unwrap_or("");
+            let name = decode_name(raw_name);
+            if &*name == click_param || link.target_params.iter().any(|p| **p == *name) {
+                continue;
+            }
+            separator(&mut out);
+            push_param(&mut out, param.as_bytes());
+        }
+    }
+    if let Some(id) = click_id {
+        separator(&mut out);
+        out.extend_from_slice(click_param.as_bytes());
+        out.push(b'=');
+        out.extend_from_slice(id.as_str().as_bytes());
+    }
+    out.extend_from_slice(fragment);
+    // Every byte is a validated target byte or one of the safe set above.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(out))
+        .unwrap_or_else(|_| link.target_header.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(target: &str, forward: bool) -> Link {
+        Link::from_json(&serde_json::json!({"code": "c", "target": target, "forward_query": forward}).to_string())
+            .unwrap()
+    }
+
+    fn loc(target: &str, query: Option<&str>, click: bool) -> String {
+        let id = ClickId::from_parts(1_700_000_000_000, [7; 10]);
+        let v = location(&link(target, true), query, "rf_click", click.then_some(&id));
+        v.to_str().unwrap().replace(id.as_str(), "ID")
+    }
+
+    #[test]
+    fn plain_target() {
+        assert_eq!(loc("https://b.example/p", None, false), "https://b.example/p");
+        assert_eq!(loc("https://b.example/p", None, true), "https://b.example/p?rf_click=ID");
+        assert_eq!(loc("https://b.example/p", Some(""), true), "https://b.example/p?rf_click=ID");
+    }
+
+    #[test]
+    fn query_is_merged_and_target_wins() {
+        assert_eq!(
+            loc("https://b.example/p?utm_source=ref", Some("utm_source=evil&x=1"), true),
+            "https://b.example/p?utm_source=ref&x=1&rf_click=ID"
+        );
+        assert_eq!(
+            loc("https://b.example/p?utm_source=ref", Some("utm%5Fsource=evil&utm+x=1"), false),
+            "https://b.example/p?utm_source=ref&utm+x=1"
+        );
+        assert_eq!(loc("https://b.example/p?", Some("a=1"), false), "https://b.example/p?a=1");
+        assert_eq!(loc("https://b.example/p?a=1&", Some("b=2"), false), "https://b.example/p?a=1&b=2");
+    }
+
+    #[test]
+    fn forged_click_ids_are_dropped() {
+        assert_eq!(loc("https://b.example/p", Some("rf_click=forged&a=1"), true), "https://b.example/p?a=1&rf_click=ID");
+        assert_eq!(loc("https://b.example/p", Some("rf%5Fclick=forged"), false), "https://b.example/p");
+    }
+
+    #[test]
+    fn fragment_stays_last() {
+        assert_eq!(loc("https://b.example/p?a=1#top", Some("b=2"), true), "https://b.example/p?a=1&b=2&rf_click=ID#top");
+        assert_eq!(loc("https://b.example/p#top", None, true), "https://b.example/p?rf_click=ID#top");
+    }
+
+    #[test]
+    fn hostile_parameters_are_encoded() {
+        assert_eq!(loc("https://b.example/p", Some("a=%0d%0aSet-Cookie:x"), false), "https://b.example/p?a=%0d%0aSet-Cookie:x");
+        assert_eq!(loc("https://b.example/p", Some("a=1#frag"), false), "https://b.example/p?a=1%23frag");
+        assert_eq!(loc("https://b.example/p", Some("a=%zz%"), false), "https://b.example/p?a=%25zz%25");
+        assert_eq!(loc("https://b.example/p", Some("a=\"<x>\""), false), "https://b.example/p?a=%22%3Cx%3E%22");
+        assert_eq!(loc("https://b.example/p", Some("a=\u{e9}"), false), "https://b.example/p?a=%C3%A9");
+        assert_eq!(loc("https://b.example/p", Some("&&a=1&&"), false), "https://b.example/p?a=1");
+    }
+
+    #[test]
+    fn forward_query_off_keeps_only_the_click_id() {
+        let id = ClickId::from_parts(1, [1; 10]);
+        let v = location(&link("https://b.example/p", false), Some("a=1"), "rf_click", Some(&id));
+        assert_eq!(v.to_str().unwrap(), format!("https://b.example/p?rf_click={id}"));
+    }
+
+    #[test]
+    fn names_decode() {
+        assert_eq!(&*decode_name("utm%5Fsource"), "utm_source");
+        assert_eq!(&*decode_name("a+b"), "a b");
+        assert_eq!(&*decode_name("%"), "%");
+        assert_eq!(&*decode_name("%4"), "%4");
+        assert_eq!(&*decode_name("%41"), "A");
+    }
+}

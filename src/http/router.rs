@@ -1,0 +1,217 @@
+//! The public listener's request handler: path → code → link → response, with
+//! the click recorded on the way out. Synchronous and generic over the request
+//! body (never read), so tests drive it without sockets.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+
+use crate::attribution::{Attribution, ClickId};
+use crate::events::{ClickRecord, EventSink, Outcome};
+use crate::links::{LinkStatus, LinkStore, Resolution, ShortCode};
+use crate::metrics::{RequestMetrics, RequestOutcome};
+use crate::visitor;
+
+use super::query;
+
+/// What the handler knows about the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+/// Everything the public listener needs to answer a click.
+#[derive(Debug)]
+pub struct Edge {
+    pub links: Arc<LinkStore>,
+    pub attribution: Attribution,
+    pub events: EventSink,
+    pub metrics: RequestMetrics,
+    pub fallback: Option<HeaderValue>,
+    pub click_param: String,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+const NO_STORE: HeaderValue = HeaderValue::from_static("private, no-store");
+const NOINDEX: HeaderValue = HeaderValue::from_static("noindex");
+const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD");
+
+fn page(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, TEXT);
+    h.insert(header::CACHE_CONTROL, NO_STORE);
+    h.insert("x-robots-tag", NOINDEX);
+    res
+}
+
+fn redirect(status: StatusCode, location: HeaderValue, cookie: Option<HeaderValue>) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::new()));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(header::LOCATION, location);
+    h.insert(header::CACHE_CONTROL, NO_STORE);
+    h.insert("x-robots-tag", NOINDEX);
+    if let Some(cookie) = cookie {
+        h.insert(header::SET_COOKIE, cookie);
+    }
+    res
+}
+
+/// The host a request was sent to: lower-case-insensitive name without port.
+fn request_host<B>(req: &Request<B>) -> &str {
+    let raw = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or("");
+    let raw = raw.rsplit_once('@').map_or(raw, |(_, h)| h);
+    if raw.starts_with('[') {
+        // IPv6 literal: keep the brackets, drop the port.
+        return raw.find(']').map_or(raw, |end| &raw[..=end]);
+    }
+    raw.split_once(':').map_or(raw, |(h, _)| h)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn header_text<B>(req: &Request<B>, name: header::HeaderName) -> Option<Box<str>> {
+    req.headers()
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned().into_boxed_str())
+}
+
+impl Edge {
+    /// Answers one request on the public listener.
+    pub fn handle<B>(&self, req: &Request<B>, conn: &ConnInfo) -> Response<Full<Bytes>> {
+        let started = Instant::now();
+        let (outcome, response) = self.route(req, conn);
+        self.metrics.request(outcome);
+        self.metrics.duration.record(started.elapsed().as_secs_f64());
+        response
+    }
+
+    fn route<B>(&self, req: &Request<B>, conn: &ConnInfo) -> (RequestOutcome, Response<Full<Bytes>>) {
+        let method = req.method();
+        if method != Method::GET && method != Method::HEAD {
+            let mut res = page(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            res.headers_mut().insert(header::ALLOW, ALLOW);
+            return (RequestOutcome::MethodNotAllowed, res);
+        }
+        let code = req.uri().path().strip_prefix('/').unwrap_or("");
+        if !ShortCode::is_valid(code) {
+            return (RequestOutcome::InvalidCode, page(StatusCode::NOT_FOUND, "not found\n"));
+        }
+        let host = request_host(req);
+        let now_ms = now_ms();
+        let link = match self.links.resolve(host, code) {
+            Resolution::Found(link) => link,
+            Resolution::NotFound => {
+                return self.dead_end(req, conn, code, host, None, Outcome::NotFound, now_ms);
+            }
+        };
+        if link.status == LinkStatus::Disabled {
+            return self.dead_end(req, conn, code, host, Some(link), Outcome::Disabled, now_ms);
+        }
+        if link.is_expired((now_ms / 1000) as i64) {
+            return self.dead_end(req, conn, code, host, Some(link), Outcome::Expired, now_ms);
+        }
+
+        let headers = req.headers();
+        let bot = visitor::classify(method, headers);
+        let cookie = self
+            .attribution
+            .signer()
+            .check_headers(headers.get_all(header::COOKIE).iter().map(HeaderValue::as_bytes), now_ms / 1000);
+        if !matches!(cookie, crate::attribution::CookieCheck::Absent) {
+            self.metrics.cookie(cookie.label());
+        }
+        let click_id = ClickId::new(now_ms);
+        let decision = self.attribution.decide(bot.is_none(), cookie, click_id, now_ms, conn.tls);
+        let location = query::location(&link, req.uri().query(), &self.click_param, decision.click_id.as_ref());
+        let status = link.redirect.status();
+        let response = redirect(status, location.clone(), decision.set_cookie);
+        self.events.record(ClickRecord {
+            click_id,
+            occurred_at_ms: now_ms,
+            outcome: Outcome::Redirected,
+            code: code.into(),
+            host: host.into(),
+            link: Some(link),
+            target: Some(location),
+            status: status.as_u16(),
+            ip: Some(visitor::client_ip(conn.peer.ip(), headers, &self.trusted_proxies)),
+            user_agent: header_text(req, header::USER_AGENT),
+            referer: header_text(req, header::REFERER),
+            bot: bot.is_some(),
+            bot_reason: bot.map(visitor::BotReason::as_str),
+            attributed: decision.attributed,
+            prior_click_id: decision.prior_click_id,
+            gpc: visitor::gpc(headers),
+        });
+        (RequestOutcome::Redirected, response)
+    }
+
+    /// Unknown, disabled or expired: a 404/410 page or the fallback, and an
+    /// event (no cookie, no click id).
+    #[allow(clippy::too_many_arguments)]
+    fn dead_end<B>(
+        &self,
+        req: &Request<B>,
+        conn: &ConnInfo,
+        code: &str,
+        host: &str,
+        link: Option<Arc<crate::links::Link>>,
+        outcome: Outcome,
+        now_ms: u64,
+    ) -> (RequestOutcome, Response<Full<Bytes>>) {
+        let (metric, page_status, body) = match outcome {
+            Outcome::NotFound => (RequestOutcome::NotFound, StatusCode::NOT_FOUND, "not found\n"),
+            Outcome::Disabled => (RequestOutcome::Disabled, StatusCode::GONE, "this link is no longer active\n"),
+            _ => (RequestOutcome::Expired, StatusCode::GONE, "this link has expired\n"),
+        };
+        let response = match &self.fallback {
+            Some(fallback) => redirect(StatusCode::FOUND, fallback.clone(), None),
+            None => page(page_status, body),
+        };
+        let headers = req.headers();
+        let bot = visitor::classify(req.method(), headers);
+        let cookie = self
+            .attribution
+            .signer()
+            .check_headers(headers.get_all(header::COOKIE).iter().map(HeaderValue::as_bytes), now_ms / 1000);
+        self.events.record(ClickRecord {
+            click_id: ClickId::new(now_ms),
+            occurred_at_ms: now_ms,
+            outcome,
+            code: code.into(),
+            host: host.into(),
+            link,
+            target: self.fallback.clone(),
+            status: response.status().as_u16(),
+            ip: Some(visitor::client_ip(conn.peer.ip(), headers, &self.trusted_proxies)),
+            user_agent: header_text(req, header::USER_AGENT),
+            referer: header_text(req, header::REFERER),
+            bot: bot.is_some(),
+            bot_reason: bot.map(visitor::BotReason::as_str),
+            attributed: false,
+            prior_click_id: match cookie {
+                crate::attribution::CookieCheck::Valid { click_id, .. } => Some(click_id),
+                _ => None,
+            },
+            gpc: visitor::gpc(headers),
+        });
+        (metric, response)
+    }
+}

@@ -1,0 +1,43 @@
+//! refedge: an edge service for B2B referral programs that turns a click on a
+//! short link into an immediate redirect, attributes it to the advocate with a
+//! signed cookie and a click id handed to the landing page, and records a
+//! click event without ever waiting on I/O.
+//!
+//! # How one click flows
+//!
+//! ```text
+//! accept (node, http::server) ──► http::router::Edge::handle
+//!     ├─► links::LinkStore::resolve(host, code)
+//!     ├─► visitor: client address (trusted proxies), bot?, Sec-GPC
+//!     ├─► attribution: verify cookie, decide first/last touch, click id
+//!     └─► response: status + Location (http::query) + Set-Cookie   ← sent now
+//!            │
+//!   events::EventSink::record  — synchronous, bounded, never waits
+//!            │
+//!   spool writer thread: address privacy, JSON line, batched append to a
+//!   segment file under events.spool_dir, fsync on an interval
+//! ```
+//!
+//! # Modules
+//!
+//! - [`config`]: the TOML file, `REFEDGE_*` overrides, validation.
+//! - [`links`]: short codes, link validation, the concurrent map, the loader.
+//! - [`http`]: accept loop, router, `Location` building.
+//! - [`visitor`]: client address, bot signals, privacy signals.
+//! - [`attribution`]: click ids, the signed cookie, first/last touch.
+//! - [`events`]: the click event, the hand-off, the spool.
+//! - [`privacy`]: what of the client address an event keeps.
+//! - [`metrics`]: every metric name, and handles for the hot path.
+//! - [`admin`]: health, readiness and metrics endpoints, admin auth.
+//! - [`node`]: start-up, reload and the shutdown sequence.
+
+pub mod admin;
+pub mod attribution;
+pub mod config;
+pub mod events;
+pub mod http;
+pub mod links;
+pub mod metrics;
+pub mod node;
+pub mod privacy;
+pub mod visitor;

@@ -1,0 +1,400 @@
+//! One link and its validation rules (CONTRACT: "Links file"). A `Link` that
+//! exists has passed every rule, so the request path never re-checks a target.
+
+use std::fmt;
+
+use http::HeaderValue;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Longest accepted target, in bytes.
+pub const MAX_TARGET_BYTES: usize = 2048;
+/// Longest accepted advocate, campaign or program id, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+/// Longest accepted short code, in characters.
+pub const MAX_CODE_CHARS: usize = 64;
+
+/// Why a link (or one of its fields) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    #[error("{field}: {reason}")]
+    Field { field: &'static str, reason: String },
+}
+
+impl LinkError {
+    fn field(field: &'static str, reason: impl Into<String>) -> Self {
+        LinkError::Field { field, reason: reason.into() }
+    }
+}
+
+/// A validated short code: 1–64 characters of `[0-9A-Za-z_-]`, case-sensitive.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShortCode(Box<str>);
+
+impl ShortCode {
+    /// True when `s` can be a short code. Cheap: the request path calls it on
+    /// every path before any lookup.
+    pub fn is_valid(s: &str) -> bool {
+        !s.is_empty()
+            && s.len() <= MAX_CODE_CHARS
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    }
+
+    pub fn parse(s: &str) -> Result<ShortCode, LinkError> {
+        if ShortCode::is_valid(s) {
+            Ok(ShortCode(s.into()))
+        } else {
+            Err(LinkError::field("code", "must be 1-64 characters of [0-9A-Za-z_-]"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ShortCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// HTTP status a link redirects with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedirectStatus(u16);
+
+impl RedirectStatus {
+    pub const FOUND: RedirectStatus = RedirectStatus(302);
+
+    pub fn new(code: u16) -> Result<Self, LinkError> {
+        match code {
+            301 | 302 | 303 | 307 | 308 => Ok(RedirectStatus(code)),
+            _ => Err(LinkError::field("redirect", "must be 301, 302, 303, 307 or 308")),
+        }
+    }
+
+    pub fn as_u16(self) -> u16 {
+        self.0
+    }
+
+    pub fn status(self) -> http::StatusCode {
+        http::StatusCode::from_u16(self.0).unwrap_or(http::StatusCode::FOUND)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkStatus {
+    Active,
+    Disabled,
+}
+
+/// A link as the request path sees it: validated, with its target already in
+/// header form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    pub code: ShortCode,
+    /// Lower-case host the code belongs to; `None` = every host.
+    pub domain: Option<Box<str>>,
+    pub target: Box<str>,
+    /// Byte offset of the target's `#fragment`, if it has one.
+    pub fragment_at: Option<usize>,
+    /// Whether the target already has a query string.
+    pub target_has_query: bool,
+    /// Decoded names of the target's own query parameters, which a forwarded
+    /// parameter may never override.
+    pub target_params: Box<[Box<str>]>,
+    /// The target as a ready `Location` value (used when nothing is appended).
+    pub target_header: HeaderValue,
+    pub advocate_id: Option<Box<str>>,
+    pub campaign_id: Option<Box<str>>,
+    pub program_id: Option<Box<str>>,
+    pub redirect: RedirectStatus,
+    pub forward_query: bool,
+    pub status: LinkStatus,
+    /// Unix seconds after which the link answers 410.
+    pub expires_at: Option<i64>,
+}
+
+/// The wire form of a link (a links-file line, and later the admin API body).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advocate_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_query: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<LinkStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+impl Link {
+    /// Parses and validates one JSON object.
+    pub fn from_json(line: &str) -> Result<Link, LinkError> {
+        let record: LinkRecord =
+            serde_json::from_str(line).map_err(|e| LinkError::Json(json_reason(&e)))?;
+        Link::from_record(record)
+    }
+
+    pub fn from_record(r: LinkRecord) -> Result<Link, LinkError> {
+        let code = ShortCode::parse(
+            r.code.as_deref().ok_or_else(|| LinkError::field("code", "is required"))?,
+        )?;
+        let target = r.target.ok_or_else(|| LinkError::field("target", "is required"))?;
+        let parsed = validate_target(&target)?;
+        let target_header = HeaderValue::from_str(&target)
+            .map_err(|_| LinkError::field("target", "is not a valid header value"))?;
+        let domain = r
+            .domain
+            .map(|d| validate_domain(&d).map(|()| d.to_ascii_lowercase().into_boxed_str()))
+            .transpose()?;
+        let redirect = r.redirect.map(RedirectStatus::new).transpose()?.unwrap_or(RedirectStatus::FOUND);
+        let expires_at = r
+            .expires_at
+            .map(|s| {
+                OffsetDateTime::parse(&s, &Rfc3339)
+                    .map(|t| t.unix_timestamp())
+                    .map_err(|_| LinkError::field("expires_at", "must be an RFC 3339 date-time"))
+            })
+            .transpose()?;
+        Ok(Link {
+            code,
+            domain,
+            fragment_at: parsed.fragment_at,
+            target_has_query: parsed.has_query,
+            target_params: parsed.params,
+            target: target.into_boxed_str(),
+            target_header,
+            advocate_id: id_field("advocate_id", r.advocate_id)?,
+            campaign_id: id_field("campaign_id", r.campaign_id)?,
+            program_id: id_field("program_id", r.program_id)?,
+            redirect,
+            forward_query: r.forward_query.unwrap_or(true),
+            status: r.status.unwrap_or(LinkStatus::Active),
+            expires_at,
+        })
+    }
+
+    /// The link in its wire form.
+    pub fn to_record(&self) -> LinkRecord {
+        LinkRecord {
+            code: Some(self.code.to_string()),
+            target: Some(self.target.to_string()),
+            domain: self.domain.as_deref().map(str::to_owned),
+            advocate_id: self.advocate_id.as_deref().map(str::to_owned),
+            campaign_id: self.campaign_id.as_deref().map(str::to_owned),
+            program_id: self.program_id.as_deref().map(str::to_owned),
+            redirect: Some(self.redirect.as_u16()),
+            forward_query: Some(self.forward_query),
+            status: Some(self.status),
+            expires_at: self.expires_at.and_then(|t| {
+                OffsetDateTime::from_unix_timestamp(t).ok()?.format(&Rfc3339).ok()
+            }),
+        }
+    }
+
+    pub fn is_expired(&self, now_unix: i64) -> bool {
+        self.expires_at.is_some_and(|t| now_unix >= t)
+    }
+}
+
+fn json_reason(e: &serde_json::Error) -> String {
+    // serde_json appends " at line 1 column N"; the caller reports the line itself.
+    let s = e.to_string();
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+fn id_field(field: &'static str, v: Option<String>) -> Result<Option<Box<str>>, LinkError> {
+    match v {
+        Some(s) if s.len() > MAX_ID_BYTES => {
+            Err(LinkError::field(field, format!("is longer than {MAX_ID_BYTES} bytes")))
+        }
+        Some(s) if s.chars().any(char::is_control) => {
+            Err(LinkError::field(field, "contains control characters"))
+        }
+        Some(s) => Ok(Some(s.into_boxed_str())),
+        None => Ok(None),
+    }
+}
+
+fn validate_domain(d: &str) -> Result<(), LinkError> {
+    let ok = !d.is_empty()
+        && d.len() <= 253
+        && d.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(LinkError::field("domain", "must be a host name such as go.brand.com"))
+    }
+}
+
+/// What the redirect builder needs to know about a valid target.
+#[derive(Debug)]
+pub struct ParsedTarget {
+    pub fragment_at: Option<usize>,
+    pub has_query: bool,
+    pub params: Box<[Box<str>]>,
+}
+
+/// Checks the CONTRACT rules for a target: an absolute `http`/`https` URL with
+/// a host, at most 2048 bytes, no whitespace or control characters.
+pub fn validate_target(target: &str) -> Result<ParsedTarget, LinkError> {
+    if target.len() > MAX_TARGET_BYTES {
+        return Err(LinkError::field("target", format!("is longer than {MAX_TARGET_BYTES} bytes")));
+    }
+    if target.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(LinkError::field("target", "contains whitespace or control characters"));
+    }
+    if !target.is_ascii() {
+        return Err(LinkError::field("target", "must be ASCII (percent-encode other characters)"));
+    }
+    let uri: http::Uri = target
+        .parse()
+        .map_err(|_| LinkError::field("target", "is not a valid absolute URL"))?;
+    match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {}
+        _ => return Err(LinkError::field("target", "must be an http or https URL")),
+    }
+    let host = uri.host().unwrap_or("");
+    if host.is_empty() || uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(LinkError::field("target", "must have a host and no user info"));
+    }
+    let fragment_at = target.find('#');
+    let before_fragment = &target[..fragment_at.unwrap_or(target.len())];
+    let query = before_fragment.split_once('?').map(|(_, q)| q);
+    let params = query
+        .map(|q| {
+            q.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| crate::http::query::decode_name(p.split('=').next().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(ParsedTarget { fragment_at, has_query: query.is_some(), params })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(line: &str) -> String {
+        match Link::from_json(line).unwrap_err() {
+            LinkError::Field { field, .. } => field.to_owned(),
+            LinkError::Json(m) => format!("json: {m}"),
+        }
+    }
+
+    #[test]
+    fn codes() {
+        assert!(ShortCode::is_valid("Ab3xK9q"));
+        assert!(ShortCode::is_valid("a_b-c"));
+        assert!(ShortCode::is_valid(&"x".repeat(64)));
+        assert!(!ShortCode::is_valid(&"x".repeat(65)));
+        assert!(!ShortCode::is_valid(""));
+        assert!(!ShortCode::is_valid("a.b"));
+        assert!(!ShortCode::is_valid("a%2e"));
+        assert!(!ShortCode::is_valid("é"));
+    }
+
+    #[test]
+    fn minimal_link_gets_defaults() {
+        let l = Link::from_json(r#"{"code":"abc","target":"https://brand.example/x"}"#).unwrap();
+        assert_eq!(l.redirect.as_u16(), 302);
+        assert!(l.forward_query);
+        assert_eq!(l.status, LinkStatus::Active);
+        assert_eq!(l.domain, None);
+        assert!(!l.target_has_query);
+    }
+
+    #[test]
+    fn full_link() {
+        let l = Link::from_json(
+            r#"{"code":"abc","target":"https://brand.example/x?utm_source=ref&a%5Fb=1#top","domain":"Go.Brand.Example",
+                "advocate_id":"adv-1","campaign_id":"c","program_id":"p","redirect":301,
+                "forward_query":false,"status":"disabled","expires_at":"2030-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(l.domain.as_deref(), Some("go.brand.example"));
+        assert_eq!(l.redirect.as_u16(), 301);
+        assert!(!l.forward_query);
+        assert_eq!(l.status, LinkStatus::Disabled);
+        assert_eq!(l.expires_at, Some(1_893_456_000));
+        assert_eq!(&*l.target_params, &["utm_source".into(), "a_b".into()]);
+        assert!(l.fragment_at.is_some());
+        assert!(l.is_expired(1_893_456_000));
+        assert!(!l.is_expired(1_893_455_999));
+    }
+
+    #[test]
+    fn bad_targets_never_load() {
+        for target in [
+            "https://brand.example/a\r\nSet-Cookie: x=1",
+            "https://brand.example/a\nb",
+            "https://brand.example/a b",
+            "https://brand.example/\u{7f}",
+            "https://brand.example/\t",
+            "javascript:alert(1)",
+            "ftp://brand.example/",
+            "/relative/path",
+            "//brand.example/",
+            "https://",
+            "https://user@brand.example/",
+            "https://brand.example/é",
+        ] {
+            let line = serde_json::json!({"code": "abc", "target": target}).to_string();
+            assert_eq!(field_of(&line), "target", "{target:?} must be refused");
+        }
+        let long = format!("https://brand.example/{}", "a".repeat(2048));
+        let line = serde_json::json!({"code": "abc", "target": long}).to_string();
+        assert_eq!(field_of(&line), "target");
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        assert_eq!(field_of(r#"{"target":"https://a.example/"}"#), "code");
+        assert_eq!(field_of(r#"{"code":"a.b","target":"https://a.example/"}"#), "code");
+        assert_eq!(field_of(r#"{"code":"a"}"#), "target");
+        assert_eq!(field_of(r#"{"code":"a","target":"https://a.example/","redirect":200}"#), "redirect");
+        assert_eq!(field_of(r#"{"code":"a","target":"https://a.example/","domain":"a b"}"#), "domain");
+        assert_eq!(field_of(r#"{"code":"a","target":"https://a.example/","expires_at":"tomorrow"}"#), "expires_at");
+        let long = "x".repeat(129);
+        assert_eq!(
+            field_of(&format!(r#"{{"code":"a","target":"https://a.example/","advocate_id":"{long}"}}"#)),
+            "advocate_id"
+        );
+        assert!(field_of(r#"{"code":"a","target":"https://a.example/","colour":"red"}"#).starts_with("json: unknown field `colour`"));
+        assert!(field_of(r#"{"code":"a","target":"https://a.example/","status":"paused"}"#).starts_with("json: unknown variant"));
+        assert!(field_of("{not json").starts_with("json:"));
+    }
+
+    #[test]
+    fn record_round_trip() {
+        let l = Link::from_json(r#"{"code":"abc","target":"https://a.example/","advocate_id":"x","expires_at":"2030-01-01T00:00:00Z"}"#).unwrap();
+        let again = Link::from_record(l.to_record()).unwrap();
+        assert_eq!(l, again);
+    }
+}

@@ -1,0 +1,11 @@
+//! Links: the short-code type, one link's validated fields, the concurrent store
+//! that the request path reads, and the JSON Lines loader used at start and on
+//! reload.
+
+mod link;
+mod loader;
+mod store;
+
+pub use link::{Link, LinkError, LinkStatus, RedirectStatus, ShortCode, validate_target};
+pub use loader::{LineError, LoadReport, load_file, parse_lines};
+pub use store::{LinkStore, Resolution};

@@ -1,0 +1,101 @@
+//! The `refedge` binary: parse the command line, load the config, run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use refedge::config::{Config, LogFormat};
+
+#[derive(Parser)]
+#[command(name = "refedge", version, about = "Edge redirector and click tracker for referral links")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the edge (the default).
+    Serve {
+        /// Config file [default: config/refedge.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate the config and the links file; one line per problem.
+    Check {
+        /// Config file [default: config/refedge.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+const DEFAULT_CONFIG: &str = "config/refedge.toml";
+
+fn load(path: Option<PathBuf>) -> Result<Config, refedge::config::ConfigError> {
+    // An explicit --config must exist; the default may be absent (defaults apply).
+    let required = path.is_some();
+    Config::load(&path.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)), required)
+}
+
+fn init_logging(config: &Config) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|f| f.parse::<tracing_subscriber::EnvFilter>().ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Plain => builder.init(),
+    }
+}
+
+fn check(path: Option<PathBuf>) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            println!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match refedge::links::load_file(&config.links.file) {
+        Err(e) => {
+            println!("links.file: cannot read {}: {e}", config.links.file.display());
+            ExitCode::FAILURE
+        }
+        Ok(report) if report.errors.is_empty() => {
+            println!("ok: config valid, {} links", report.links.len());
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            for problem in report.problems() {
+                println!("{problem}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let path = match cli.command {
+        Some(Command::Check { config }) => return check(config),
+        Some(Command::Serve { config }) => config,
+        None => None,
+    };
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("refedge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    match refedge::node::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("refedge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

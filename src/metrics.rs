@@ -1,0 +1,213 @@
+//! Every metric name in one place, the Prometheus recorder, and pre-registered
+//! handles for the request path (a handle is an atomic add; a lookup by name
+//! and labels would hash on every request). Labels come only from small closed
+//! sets: never a code, an address or a user agent.
+
+use std::sync::OnceLock;
+
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Requests answered by the public listener, by `outcome`.
+pub const REQUESTS_TOTAL: &str = "refedge_requests_total";
+/// Time spent answering one request inside refedge.
+pub const REQUEST_DURATION_SECONDS: &str = "refedge_request_duration_seconds";
+/// Links currently served.
+pub const LINKS: &str = "refedge_links";
+/// Click events, by `result`.
+pub const EVENTS_TOTAL: &str = "refedge_events_total";
+/// Bytes of event segments in the spool.
+pub const SPOOL_BYTES: &str = "refedge_spool_bytes";
+/// Segment files in the spool.
+pub const SPOOL_SEGMENTS: &str = "refedge_spool_segments";
+/// Attribution cookies sent with requests, by `result`.
+pub const COOKIES_TOTAL: &str = "refedge_cookies_total";
+/// Links-file lines refused at load or reload.
+pub const LINK_LINES_REJECTED_TOTAL: &str = "refedge_link_lines_rejected_total";
+/// Links-file loads, by `result` (`ok`, `failed`).
+pub const LINK_RELOADS_TOTAL: &str = "refedge_link_reloads_total";
+/// Connections accepted, by `listener` (`public`, `admin`).
+pub const CONNECTIONS_TOTAL: &str = "refedge_connections_total";
+/// Accept errors, by `listener`.
+pub const ACCEPT_ERRORS_TOTAL: &str = "refedge_accept_errors_total";
+
+/// Histogram buckets for request durations: from 10 µs to 1 s.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder once and returns its handle.
+/// Later calls return the same handle (tests start many edges in one process).
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(REQUEST_DURATION_SECONDS.to_owned()),
+                    DURATION_BUCKETS,
+                )
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            match builder.install_recorder() {
+                Ok(handle) => handle,
+                // Another recorder is installed (only possible in embedding
+                // tests): keep a detached one so /metrics still answers.
+                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            }
+        })
+        .clone()
+}
+
+/// Outcomes of a request on the public listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestOutcome {
+    Redirected,
+    NotFound,
+    Expired,
+    Disabled,
+    InvalidCode,
+    MethodNotAllowed,
+}
+
+impl RequestOutcome {
+    pub const ALL: [RequestOutcome; 6] = [
+        RequestOutcome::Redirected,
+        RequestOutcome::NotFound,
+        RequestOutcome::Expired,
+        RequestOutcome::Disabled,
+        RequestOutcome::InvalidCode,
+        RequestOutcome::MethodNotAllowed,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RequestOutcome::Redirected => "redirected",
+            RequestOutcome::NotFound => "not_found",
+            RequestOutcome::Expired => "expired",
+            RequestOutcome::Disabled => "disabled",
+            RequestOutcome::InvalidCode => "invalid_code",
+            RequestOutcome::MethodNotAllowed => "method_not_allowed",
+        }
+    }
+}
+
+/// Results of an event on its way to the spool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventResult {
+    /// Handed to the writer.
+    Accepted,
+    /// Written to a spool segment.
+    Spooled,
+    /// Not kept: the hand-off queue was full.
+    DroppedQueueFull,
+    /// Not kept: the hand-off was already closed (shutdown).
+    DroppedClosed,
+    /// Not kept: the spool write failed.
+    SpoolFailed,
+}
+
+impl EventResult {
+    pub const ALL: [EventResult; 5] = [
+        EventResult::Accepted,
+        EventResult::Spooled,
+        EventResult::DroppedQueueFull,
+        EventResult::DroppedClosed,
+        EventResult::SpoolFailed,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            EventResult::Accepted => "accepted",
+            EventResult::Spooled => "spooled",
+            EventResult::DroppedQueueFull => "dropped_queue_full",
+            EventResult::DroppedClosed => "dropped_closed",
+            EventResult::SpoolFailed => "spool_failed",
+        }
+    }
+}
+
+const COOKIE_RESULTS: [&str; 5] = ["absent", "valid", "malformed", "bad_signature", "expired"];
+
+/// Handles used on the request path.
+#[derive(Debug, Clone)]
+pub struct RequestMetrics {
+    outcomes: [Counter; 6],
+    cookies: [Counter; 5],
+    pub duration: Histogram,
+}
+
+impl RequestMetrics {
+    pub fn new() -> Self {
+        RequestMetrics {
+            outcomes: RequestOutcome::ALL.map(|o| counter!(REQUESTS_TOTAL, "outcome" => o.label())),
+            cookies: COOKIE_RESULTS.map(|r| counter!(COOKIES_TOTAL, "result" => r)),
+            duration: histogram!(REQUEST_DURATION_SECONDS),
+        }
+    }
+
+    pub fn request(&self, outcome: RequestOutcome) {
+        self.outcomes[outcome as usize].increment(1);
+    }
+
+    pub fn cookie(&self, result: &'static str) {
+        if let Some(i) = COOKIE_RESULTS.iter().position(|r| *r == result) {
+            self.cookies[i].increment(1);
+        }
+    }
+}
+
+impl Default for RequestMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Handles used by the event hand-off and the spool writer.
+#[derive(Debug, Clone)]
+pub struct EventMetrics {
+    results: [Counter; 5],
+    pub spool_bytes: Gauge,
+    pub spool_segments: Gauge,
+}
+
+impl EventMetrics {
+    pub fn new() -> Self {
+        EventMetrics {
+            results: EventResult::ALL.map(|r| counter!(EVENTS_TOTAL, "result" => r.label())),
+            spool_bytes: gauge!(SPOOL_BYTES),
+            spool_segments: gauge!(SPOOL_SEGMENTS),
+        }
+    }
+
+    pub fn event(&self, result: EventResult, n: u64) {
+        self.results[result as usize].increment(n);
+    }
+}
+
+impl Default for EventMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub fn links_gauge() -> Gauge {
+    gauge!(LINKS)
+}
+
+pub fn link_lines_rejected() -> Counter {
+    counter!(LINK_LINES_REJECTED_TOTAL)
+}
+
+pub fn link_reloads(ok: bool) -> Counter {
+    counter!(LINK_RELOADS_TOTAL, "result" => if ok { "ok" } else { "failed" })
+}
+
+pub fn connections(listener: &'static str) -> Counter {
+    counter!(CONNECTIONS_TOTAL, "listener" => listener)
+}
+
+pub fn accept_errors(listener: &'static str) -> Counter {
+    counter!(ACCEPT_ERRORS_TOTAL, "listener" => listener)
+}

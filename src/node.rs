@@ -1,0 +1,283 @@
+//! One edge node: wiring the parts together, the start-up steps (links, spool)
+//! that must succeed before any port is bound, links reload, and the shutdown
+//! sequence: not ready → stop accepting → drain connections → close the
+//! event hand-off → flush and fsync the spool → stop the admin listener.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use http::HeaderValue;
+use hyper::service::service_fn;
+use rand::RngCore;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::admin::{Admin, Readiness};
+use crate::attribution::Attribution;
+use crate::config::Config;
+use crate::events::{EventPipeline, SpoolConfig, SpoolWriter};
+use crate::http::{ConnInfo, Edge, server};
+use crate::links::{LinkStore, load_file};
+use crate::metrics::{self, EventMetrics, RequestMetrics};
+use crate::privacy::IpPolicy;
+
+/// How long the spool writer gets to write what is queued at shutdown.
+const SPOOL_CLOSE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The bound listeners a node serves (bound by the caller, so tests can pass
+/// `127.0.0.1:0` listeners and read their addresses).
+#[derive(Debug)]
+pub struct Listeners {
+    pub public: TcpListener,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the configured addresses.
+    pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        let public = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("server.listen: cannot bind {}", config.server.listen))?;
+        let admin = TcpListener::bind(config.admin.listen)
+            .await
+            .with_context(|| format!("admin.listen: cannot bind {}", config.admin.listen))?;
+        Ok(Listeners { public, admin })
+    }
+}
+
+/// Reloads the links file into the serving map. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LinkReloader {
+    store: Arc<LinkStore>,
+    file: PathBuf,
+}
+
+impl LinkReloader {
+    /// Loads the file and swaps its valid links in. A file that cannot be
+    /// read keeps the links already served. Returns (loaded, rejected).
+    pub fn reload(&self) -> std::io::Result<(usize, usize)> {
+        let report = match load_file(&self.file) {
+            Ok(report) => report,
+            Err(e) => {
+                metrics::link_reloads(false).increment(1);
+                tracing::error!(file = %self.file.display(), error = %e, "cannot read links file; keeping the links already loaded");
+                return Err(e);
+            }
+        };
+        for problem in report.problems() {
+            tracing::warn!("bad link line skipped: {problem}");
+        }
+        let rejected = report.errors.len();
+        metrics::link_lines_rejected().increment(rejected as u64);
+        let loaded = report.links.len();
+        self.store.replace_all(report.links);
+        metrics::links_gauge().set(self.store.len() as f64);
+        metrics::link_reloads(true).increment(1);
+        tracing::info!(file = %self.file.display(), links = self.store.len(), rejected, "links loaded");
+        Ok((loaded, rejected))
+    }
+}
+
+/// A prepared node: links loaded, spool open, nothing bound yet.
+#[derive(Debug)]
+pub struct Node {
+    edge: Arc<Edge>,
+    admin: Arc<Admin>,
+    pipeline: EventPipeline,
+    reloader: LinkReloader,
+    drain: Duration,
+}
+
+/// The signing keys: the configured ones, or a random one for this process.
+fn secrets(config: &Config) -> Vec<Vec<u8>> {
+    if config.attribution.secret.is_empty() {
+        tracing::warn!(
+            "attribution.secret is not set: using a random key, so attribution cookies will not survive a restart or verify on other nodes"
+        );
+        let mut key = vec![0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        vec![key]
+    } else {
+        config.attribution.secret.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+}
+
+impl Node {
+    /// Loads the links and opens the spool. Fails (before any port is bound)
+    /// if the links file cannot be read or the spool is not writable.
+    pub fn prepare(config: &Config) -> anyhow::Result<Node> {
+        let prometheus = metrics::install();
+        let readiness = Arc::new(Readiness::default());
+        let store = Arc::new(LinkStore::new());
+        let reloader = LinkReloader { store: Arc::clone(&store), file: config.links.file.clone() };
+        reloader
+            .reload()
+            .with_context(|| format!("links.file: cannot read {}", config.links.file.display()))?;
+        readiness.set_links_loaded();
+
+        let keys = secrets(config);
+        let event_metrics = EventMetrics::new();
+        let writer = SpoolWriter::open(
+            SpoolConfig {
+                dir: config.events.spool_dir.clone(),
+                flush_interval: Duration::from_millis(config.events.flush_interval_ms),
+                fsync_interval: Duration::from_millis(config.events.fsync_interval_ms),
+                segment_max_bytes: config.events.segment_max_bytes,
+            },
+            IpPolicy::new(config.privacy.ip, &keys[0]),
+            config.node_name(),
+            event_metrics.clone(),
+        )
+        .with_context(|| format!("events.spool_dir: cannot write to {}", config.events.spool_dir.display()))?;
+        let pipeline = EventPipeline::start(writer, config.events.queue_capacity, event_metrics)
+            .context("cannot start the spool writer thread")?;
+        readiness.set_spool_ready();
+
+        let fallback = config
+            .links
+            .fallback_url
+            .as_deref()
+            .map(HeaderValue::from_str)
+            .transpose()
+            .context("links.fallback_url: not a valid header value")?;
+        let edge = Arc::new(Edge {
+            links: store,
+            attribution: Attribution::new(&config.attribution, &keys),
+            events: pipeline.sink(),
+            metrics: RequestMetrics::new(),
+            fallback,
+            click_param: config.attribution.click_param.clone(),
+            trusted_proxies: config.server.trusted_proxies.clone(),
+        });
+        let admin = Arc::new(Admin { readiness, prometheus, token: config.admin.token.clone() });
+        Ok(Node {
+            edge,
+            admin,
+            pipeline,
+            reloader,
+            drain: Duration::from_millis(config.server.drain_timeout_ms),
+        })
+    }
+
+    pub fn reloader(&self) -> LinkReloader {
+        self.reloader.clone()
+    }
+
+    pub fn edge(&self) -> Arc<Edge> {
+        Arc::clone(&self.edge)
+    }
+
+    /// Serves until `shutdown` completes, then runs the shutdown sequence.
+    /// Returns true when every step finished within its deadline.
+    pub async fn serve(self, listeners: Listeners, shutdown: impl Future<Output = ()>) -> bool {
+        let (public_stop, public_rx) = watch::channel(false);
+        let (admin_stop, admin_rx) = watch::channel(false);
+
+        let edge = Arc::clone(&self.edge);
+        let public = tokio::spawn(server::serve(
+            listeners.public,
+            "public",
+            move |peer| {
+                let edge = Arc::clone(&edge);
+                let conn = ConnInfo { peer, tls: false };
+                service_fn(move |req| std::future::ready(Ok::<_, Infallible>(edge.handle(&req, &conn))))
+            },
+            public_rx,
+            self.drain,
+        ));
+        let admin = Arc::clone(&self.admin);
+        let admin_task = tokio::spawn(server::serve(
+            listeners.admin,
+            "admin",
+            move |_peer| {
+                let admin = Arc::clone(&admin);
+                service_fn(move |req| {
+                    let res = admin.handle_health(&req).unwrap_or_else(|| match admin.authorize(&req) {
+                        Err(denied) => denied,
+                        Ok(()) => crate::admin::json_error(http::StatusCode::NOT_FOUND, "no such endpoint"),
+                    });
+                    std::future::ready(Ok::<_, Infallible>(res))
+                })
+            },
+            admin_rx,
+            Duration::from_secs(1),
+        ));
+
+        shutdown.await;
+        tracing::info!("shutting down: readiness off, no new connections");
+        self.admin.readiness.set_draining();
+        let mut clean = true;
+        let _ = public_stop.send(true);
+        match public.await {
+            Ok(true) => tracing::info!("connections drained"),
+            _ => {
+                clean = false;
+                tracing::warn!(deadline_ms = self.drain.as_millis() as u64, "drain deadline passed with connections still open");
+            }
+        }
+        let pipeline = self.pipeline;
+        let flushed = tokio::task::spawn_blocking(move || pipeline.close(SPOOL_CLOSE_DEADLINE))
+            .await
+            .unwrap_or(false);
+        if flushed {
+            tracing::info!("event hand-off closed, spool flushed and synced");
+        } else {
+            clean = false;
+            tracing::error!(deadline_ms = SPOOL_CLOSE_DEADLINE.as_millis() as u64, "spool writer did not finish in time");
+        }
+        let _ = admin_stop.send(true);
+        let _ = admin_task.await;
+        clean
+    }
+}
+
+/// SIGTERM or SIGINT.
+pub async fn termination() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        _ => {
+            tracing::error!("cannot install signal handlers; stopping on ctrl-c only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Runs a node on its configured addresses until SIGTERM/SIGINT; SIGHUP
+/// reloads the links file.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all().thread_name("refedge-worker");
+    if config.server.worker_threads > 0 {
+        runtime.worker_threads(config.server.worker_threads);
+    }
+    let runtime = runtime.build().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let node = Node::prepare(&config)?;
+        let listeners = Listeners::bind(&config).await?;
+        tracing::info!(addr = %listeners.public.local_addr()?, "public listener bound");
+        tracing::info!(addr = %listeners.admin.local_addr()?, "admin listener bound");
+        let reloader = node.reloader();
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot install the SIGHUP handler")?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP received: reloading links");
+                let r = reloader.clone();
+                let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+            }
+        });
+        let clean = node.serve(listeners, termination()).await;
+        tracing::info!(clean, "stopped");
+        Ok(())
+    })
+}

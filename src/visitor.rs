@@ -1,0 +1,204 @@
+//! Who is clicking: the client address (believing forwarding headers only from
+//! trusted proxies), whether the request comes from a machine, and the
+//! privacy signals it sends.
+
+use std::net::IpAddr;
+
+use http::HeaderMap;
+use ipnet::IpNet;
+
+/// Why a request was classified as a machine rather than a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BotReason {
+    /// `HEAD` requests come from link checkers and scanners, never from a
+    /// person following a link.
+    HeadRequest,
+    /// Every browser sends a `User-Agent`.
+    NoUserAgent,
+}
+
+impl BotReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BotReason::HeadRequest => "head_request",
+            BotReason::NoUserAgent => "no_user_agent",
+        }
+    }
+}
+
+/// Classifies a request. Runs on the request path: no allocation.
+pub fn classify(method: &http::Method, headers: &HeaderMap) -> Option<BotReason> {
+    if method == http::Method::HEAD {
+        return Some(BotReason::HeadRequest);
+    }
+    match headers.get(http::header::USER_AGENT) {
+        None => Some(BotReason::NoUserAgent),
+        Some(ua) if ua.as_bytes().trim_ascii().is_empty() => Some(BotReason::NoUserAgent),
+        Some(_) => None,
+    }
+}
+
+/// `Sec-GPC: 1` (Global Privacy Control) was sent.
+pub fn gpc(headers: &HeaderMap) -> bool {
+    headers.get("sec-gpc").is_some_and(|v| v.as_bytes().trim_ascii() == b"1")
+}
+
+/// The client's address. Forwarding headers are believed only when the peer
+/// is a trusted proxy; then the right-most address that is not itself a
+/// trusted proxy is the client (everything to its left was written by
+/// parties we do not trust). `Forwarded` wins over `X-Forwarded-For`.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer = canonical(peer);
+    if trusted.is_empty() || !is_trusted(peer, trusted) {
+        return peer;
+    }
+    let mut chain: Vec<IpAddr> = Vec::new();
+    let forwarded: Vec<&http::HeaderValue> = headers.get_all(http::header::FORWARDED).iter().collect();
+    if !forwarded.is_empty() {
+        for value in forwarded {
+            let Ok(s) = value.to_str() else { return peer };
+            for element in s.split(',') {
+                for pair in element.split(';') {
+                    let Some((k, v)) = pair.trim().split_once('=') else { continue };
+                    if k.trim().eq_ignore_ascii_case("for") {
+                        match parse_forwarded_node(v.trim()) {
+                            Some(ip) => chain.push(ip),
+                            // "unknown" or an obfuscated name: stop believing
+                            // anything left of it.
+                            None => chain.clear(),
+                        }
+                    }
+                }
+            }
+        }
+    } else {
+        for value in headers.get_all("x-forwarded-for") {
+            let Ok(s) = value.to_str() else { return peer };
+            for item in s.split(',') {
+                match parse_forwarded_node(item.trim()) {
+                    Some(ip) => chain.push(ip),
+                    None => chain.clear(),
+                }
+            }
+        }
+    }
+    let mut client = peer;
+    for ip in chain.into_iter().rev() {
+        client = ip;
+        if !is_trusted(ip, trusted) {
+            break;
+        }
+    }
+    client
+}
+
+fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    trusted.iter().any(|net| net.contains(&ip))
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Parses `1.2.3.4`, `1.2.3.4:80`, `"[2001:db8::1]:443"`, `2001:db8::1`.
+fn parse_forwarded_node(s: &str) -> Option<IpAddr> {
+    let s = s.trim_matches('"');
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        let inner = rest.split(']').next()?;
+        return inner.parse::<IpAddr>().ok().map(canonical);
+    }
+    let (host, port) = s.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, http::HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    const PEER: &str = "10.0.0.5";
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn untrusted_peers_cannot_forge_their_address() {
+        let h = headers(&[("x-forwarded-for", "1.1.1.1"), ("forwarded", "for=2.2.2.2")]);
+        assert_eq!(client_ip(ip(PEER), &h, &[]), ip(PEER));
+        assert_eq!(client_ip(ip(PEER), &h, &nets(&["192.168.0.0/16"])), ip(PEER));
+    }
+
+    #[test]
+    fn right_most_untrusted_address_wins() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let h = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.1.1.1")]);
+        assert_eq!(client_ip(ip(PEER), &h, &trusted), ip("203.0.113.9"));
+        let h = headers(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "203.0.113.9:5555")]);
+        assert_eq!(client_ip(ip(PEER), &h, &trusted), ip("203.0.113.9"));
+    }
+
+    #[test]
+    fn forwarded_header_is_parsed() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let h = headers(&[("forwarded", "for=6.6.6.6, for=\"[2001:db8::1]:443\";proto=https, for=10.2.2.2")]);
+        assert_eq!(client_ip(ip(PEER), &h, &trusted), ip("2001:db8::1"));
+        let h = headers(&[("forwarded", "for=unknown")]);
+        assert_eq!(client_ip(ip(PEER), &h, &trusted), ip(PEER));
+    }
+
+    #[test]
+    fn all_trusted_chain_gives_the_left_most() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let h = headers(&[("x-forwarded-for", "10.9.9.9, 10.1.1.1")]);
+        assert_eq!(client_ip(ip(PEER), &h, &trusted), ip("10.9.9.9"));
+    }
+
+    #[test]
+    fn garbage_is_ignored() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let h = headers(&[("x-forwarded-for", "not-an-ip, ,,")]);
+        assert_eq!(client_ip(ip(PEER), &h, &trusted), ip(PEER));
+        let h = headers(&[("x-forwarded-for", "1.2.3.4, garbage")]);
+        assert_eq!(client_ip(ip(PEER), &h, &trusted), ip(PEER));
+    }
+
+    #[test]
+    fn mapped_ipv6_peers_are_ipv4() {
+        assert_eq!(client_ip(ip("::ffff:1.2.3.4"), &HeaderMap::new(), &[]), ip("1.2.3.4"));
+    }
+
+    #[test]
+    fn classification() {
+        let ua = headers(&[("user-agent", "Mozilla/5.0")]);
+        assert_eq!(classify(&http::Method::GET, &ua), None);
+        assert_eq!(classify(&http::Method::HEAD, &ua), Some(BotReason::HeadRequest));
+        assert_eq!(classify(&http::Method::GET, &HeaderMap::new()), Some(BotReason::NoUserAgent));
+        assert_eq!(classify(&http::Method::GET, &headers(&[("user-agent", " ")])), Some(BotReason::NoUserAgent));
+    }
+
+    #[test]
+    fn gpc_header() {
+        assert!(gpc(&headers(&[("sec-gpc", "1")])));
+        assert!(!gpc(&headers(&[("sec-gpc", "0")])));
+        assert!(!gpc(&HeaderMap::new()));
+    }
+}
