@@ -42,7 +42,11 @@ fn init_logging(config: &Config) {
         .ok()
         .and_then(|f| f.parse::<tracing_subscriber::EnvFilter>().ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(&config.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Plain => builder.init(),

@@ -1,0 +1,333 @@
+//! Test helpers: a fixture directory (links file, spool), an edge started
+//! in-process on `127.0.0.1:0`, the real binary started as a child process,
+//! a small HTTP client, and readers for the spool. Every wait is bounded.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use refedge::config::Config;
+use refedge::node::{Listeners, Node};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+/// Every await in a test is wrapped in this.
+pub const STEP: Duration = Duration::from_secs(15);
+
+pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(STEP, fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out: {what}"),
+    }
+}
+
+/// The links of most tests.
+pub const LINKS: &str = concat!(
+    r#"{"code":"demo","target":"https://brand.example/welcome?utm_source=refedge","advocate_id":"adv-1","campaign_id":"camp-1","program_id":"prog-1"}"#, "\n",
+    r#"{"code":"t307","target":"https://brand.example/307","redirect":307}"#, "\n",
+    r#"{"code":"t301","target":"https://brand.example/301","redirect":301}"#, "\n",
+    r#"{"code":"t303","target":"https://brand.example/303","redirect":303}"#, "\n",
+    r#"{"code":"t308","target":"https://brand.example/308","redirect":308}"#, "\n",
+    r#"{"code":"noq","target":"https://brand.example/noq#frag","forward_query":false}"#, "\n",
+    r#"{"code":"off","target":"https://brand.example/off","status":"disabled"}"#, "\n",
+    r#"{"code":"old","target":"https://brand.example/old","expires_at":"2020-01-01T00:00:00Z"}"#, "\n",
+    r#"{"code":"later","target":"https://brand.example/later","expires_at":"2999-01-01T00:00:00Z"}"#, "\n",
+    r#"{"code":"scoped","target":"https://a.example/scoped","domain":"go.a.example"}"#, "\n",
+    r#"{"code":"scoped","target":"https://any.example/scoped"}"#, "\n",
+    r#"{"code":"aonly","target":"https://a.example/only","domain":"go.a.example"}"#, "\n",
+);
+
+/// A temporary directory holding a links file and a spool directory.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub links: PathBuf,
+    pub spool: PathBuf,
+}
+
+impl Fixture {
+    pub fn new(links: &str) -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let links_path = dir.path().join("links.jsonl");
+        std::fs::write(&links_path, links).expect("write links");
+        let spool = dir.path().join("spool");
+        Fixture { links: links_path, spool, dir }
+    }
+
+    /// The environment that points an edge at this fixture on port 0.
+    pub fn env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = vec![
+            ("REFEDGE_SERVER_LISTEN".into(), "127.0.0.1:0".into()),
+            ("REFEDGE_ADMIN_LISTEN".into(), "127.0.0.1:0".into()),
+            ("REFEDGE_SERVER_NODE".into(), "test-node".into()),
+            ("REFEDGE_LINKS_FILE".into(), self.links.display().to_string()),
+            ("REFEDGE_EVENTS_SPOOL_DIR".into(), self.spool.display().to_string()),
+            ("REFEDGE_ATTRIBUTION_SECRET".into(), "test-secret-0123456789".into()),
+            ("REFEDGE_PRIVACY_IP".into(), "full".into()),
+        ];
+        for (k, v) in extra {
+            env.retain(|(name, _)| name != k);
+            env.push(((*k).into(), (*v).into()));
+        }
+        env
+    }
+
+    pub fn config(&self, extra: &[(&str, &str)]) -> Config {
+        Config::from_sources("test", "", &self.env(extra)).expect("test config is valid")
+    }
+
+    /// Every event in the spool, oldest first.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        read_events(&self.spool)
+    }
+}
+
+pub fn read_events(spool: &Path) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let Ok(segments) = refedge::events::list_segments(spool) else { return out };
+    for (_, path, _) in segments {
+        let text = std::fs::read_to_string(&path).expect("read segment");
+        for line in text.lines() {
+            out.push(serde_json::from_str(line).unwrap_or_else(|e| panic!("bad spool line {line:?}: {e}")));
+        }
+    }
+    out
+}
+
+/// An edge running inside the test process.
+pub struct InProcess {
+    pub public: SocketAddr,
+    pub admin: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<bool>,
+}
+
+pub async fn start(config: &Config) -> InProcess {
+    let node = Node::prepare(config).expect("node prepares");
+    let public = TcpListener::bind("127.0.0.1:0").await.expect("bind public");
+    let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+    let addrs = (public.local_addr().expect("addr"), admin.local_addr().expect("addr"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(node.serve(Listeners { public, admin }, async move {
+        let _ = stopped.await;
+    }));
+    let edge = InProcess { public: addrs.0, admin: addrs.1, stop, task };
+    wait_ready(edge.admin).await;
+    edge
+}
+
+impl InProcess {
+    /// Runs the shutdown sequence; true when it was clean.
+    pub async fn stop(self) -> bool {
+        let _ = self.stop.send(());
+        within("shutdown", self.task).await.expect("serve task")
+    }
+}
+
+/// Polls `/readyz` until it answers 200.
+pub async fn wait_ready(admin: SocketAddr) {
+    within("readiness", async {
+        loop {
+            if let Ok(r) = try_get(admin, "/readyz", &[]).await
+                && r.status == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().expect("ascii header"))
+    }
+
+    pub fn location(&self) -> &str {
+        self.header("location").expect("a Location header")
+    }
+}
+
+fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Request<Empty<Bytes>> {
+    let mut builder = Request::builder().method(method).uri(path);
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        builder = builder.header("host", addr.to_string());
+    }
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    builder.body(Empty::new()).expect("request")
+}
+
+/// One request on a new HTTP/1.1 connection.
+pub async fn try_send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Response, Box<dyn std::error::Error + Send + Sync>> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let res = sender.send_request(request(addr, method, path, headers)).await?;
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok(Response { status: parts.status.as_u16(), headers: parts.headers, body })
+}
+
+pub async fn try_get(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Response, Box<dyn std::error::Error + Send + Sync>> {
+    try_send(addr, "GET", path, headers).await
+}
+
+pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
+    within(path, try_get(addr, path, headers)).await.expect("request succeeds")
+}
+
+/// A keep-alive HTTP/1.1 connection.
+pub struct KeepAlive {
+    addr: SocketAddr,
+    sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+}
+
+impl KeepAlive {
+    pub async fn connect(addr: SocketAddr) -> std::io::Result<KeepAlive> {
+        let stream = TcpStream::connect(addr).await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+        tokio::spawn(conn);
+        Ok(KeepAlive { addr, sender })
+    }
+
+    pub async fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> Result<Response, hyper::Error> {
+        self.sender.ready().await?;
+        let res = self.sender.send_request(request(self.addr, "GET", path, headers)).await?;
+        let (parts, body) = res.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok(Response { status: parts.status.as_u16(), headers: parts.headers, body })
+    }
+}
+
+/// The real binary, started as a child process.
+pub struct Process {
+    pub child: Child,
+    pub public: SocketAddr,
+    pub admin: SocketAddr,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+/// Starts `refedge serve` with JSON logs and waits until both listeners are
+/// bound (their addresses are read from the log).
+pub fn spawn_binary(env: &[(String, String)]) -> Process {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_refedge"))
+        .arg("serve")
+        .arg("--config")
+        .arg("/dev/null")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("REFEDGE_LOG_FORMAT", "json")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start refedge");
+    let stderr = child.stderr.take().expect("stderr");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                let msg = v["fields"]["message"].as_str().unwrap_or("");
+                if msg == "public listener bound" || msg == "admin listener bound" {
+                    let addr: SocketAddr = v["fields"]["addr"].as_str().unwrap_or("").parse().expect("addr");
+                    let _ = tx.send((msg == "public listener bound", addr));
+                }
+            }
+            sink.lock().expect("log lock").push(line);
+        }
+    });
+    let deadline = Instant::now() + STEP;
+    let (mut public, mut admin) = (None, None);
+    while public.is_none() || admin.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((true, a)) => public = Some(a),
+            Ok((false, a)) => admin = Some(a),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("refedge did not bind its listeners; log: {:?}", log.lock().expect("log lock"));
+            }
+        }
+    }
+    Process { child, public: public.expect("public"), admin: admin.expect("admin"), log }
+}
+
+impl Process {
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + STEP;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("refedge did not exit; log: {:?}", self.log.lock().expect("log lock"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn log_contains(&self, needle: &str) -> bool {
+        self.log.lock().expect("log lock").iter().any(|l| l.contains(needle))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `rf_click` value of a `Location`.
+pub fn click_param(location: &str) -> Option<String> {
+    let query = location.split_once('?')?.1;
+    let query = query.split('#').next().unwrap_or(query);
+    query
+        .split('&')
+        .find_map(|p| p.strip_prefix("rf_click=").map(str::to_owned))
+}
+
+/// The cookie value (`name=value`) of a `Set-Cookie`.
+pub fn cookie_pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().expect("a cookie pair").to_owned()
+}
