@@ -54,11 +54,17 @@ pub struct Admin {
     pub token: Option<String>,
 }
 
-fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut res = Response::new(Full::new(body.into()));
     *res.status_mut() = status;
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
 
@@ -95,18 +101,23 @@ impl Admin {
                 "text/plain; version=0.0.4; charset=utf-8",
                 self.prometheus.render(),
             )),
-            "/livez" | "/readyz" | "/metrics" => {
-                Some(respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "method not allowed\n"))
-            }
+            "/livez" | "/readyz" | "/metrics" => Some(respond(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain; charset=utf-8",
+                "method not allowed\n",
+            )),
             _ => None,
         }
     }
 
     /// Checks the bearer token of an admin API request: `Err` holds the
     /// 403 (write API off) or 401 (missing or wrong token) response.
-    pub fn authorize<B>(&self, req: &Request<B>) -> Result<(), Response<Full<Bytes>>> {
+    pub fn authorize<B>(&self, req: &Request<B>) -> Result<(), Box<Response<Full<Bytes>>>> {
         let Some(token) = &self.token else {
-            return Err(json_error(StatusCode::FORBIDDEN, "the admin API is off: admin.token is not set"));
+            return Err(Box::new(json_error(
+                StatusCode::FORBIDDEN,
+                "the admin API is off: admin.token is not set",
+            )));
         };
         let presented = req
             .headers()
@@ -117,8 +128,9 @@ impl Admin {
             Ok(())
         } else {
             let mut res = json_error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            Err(res)
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            Err(Box::new(res))
         }
     }
 }

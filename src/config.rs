@@ -27,7 +27,10 @@ pub enum ConfigError {
 
 impl ConfigError {
     fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError::Key { key: key.into(), message: message.into() }
+        ConfigError::Key {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -98,7 +101,10 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig { listen: SocketAddr::from(([127, 0, 0, 1], 9090)), token: None }
+        AdminConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            token: None,
+        }
     }
 }
 
@@ -114,7 +120,10 @@ pub struct LinksConfig {
 
 impl Default for LinksConfig {
     fn default() -> Self {
-        LinksConfig { file: PathBuf::from("config/links.jsonl"), fallback_url: None }
+        LinksConfig {
+            file: PathBuf::from("config/links.jsonl"),
+            fallback_url: None,
+        }
     }
 }
 
@@ -244,7 +253,9 @@ pub struct PrivacyConfig {
 
 impl Default for PrivacyConfig {
     fn default() -> Self {
-        PrivacyConfig { ip: IpPrivacy::Truncate }
+        PrivacyConfig {
+            ip: IpPrivacy::Truncate,
+        }
     }
 }
 
@@ -266,7 +277,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into(), format: LogFormat::Plain }
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Plain,
+        }
     }
 }
 
@@ -326,7 +340,12 @@ impl Config {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(source) => return Err(ConfigError::Read { path: path.to_owned(), source }),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
         };
         let env: Vec<(String, String)> = std::env::vars().collect();
         Config::from_sources(&path.display().to_string(), &text, &env)
@@ -339,12 +358,13 @@ impl Config {
         toml_text: &str,
         env: &[(String, String)],
     ) -> Result<Config, ConfigError> {
-        let mut root: toml::Table = toml_text
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError::Syntax {
-                path: origin.to_owned(),
-                message: e.message().to_owned(),
-            })?;
+        let mut root: toml::Table =
+            toml_text
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: origin.to_owned(),
+                    message: e.message().to_owned(),
+                })?;
         for (key, kind) in ENV_KEYS {
             let name = env_name(key);
             if let Some((_, raw)) = env.iter().find(|(k, _)| *k == name) {
@@ -354,14 +374,17 @@ impl Config {
                         ConfigError::key(*key, format!("{name}={raw:?} is not an integer"))
                     })?),
                     Kind::List => toml::Value::Array(
-                        split_list(raw).into_iter().map(toml::Value::String).collect(),
+                        split_list(raw)
+                            .into_iter()
+                            .map(toml::Value::String)
+                            .collect(),
                     ),
                 };
                 set_path(&mut root, key, value);
             }
         }
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(root))
-            .map_err(|e| {
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|e| {
                 let key = e.path().to_string();
                 ConfigError::key(key, e.into_inner().message().to_owned())
             })?;
@@ -396,7 +419,10 @@ impl Config {
         if let Some(token) = &self.admin.token
             && token.len() < 16
         {
-            return Err(ConfigError::key("admin.token", "must be at least 16 characters"));
+            return Err(ConfigError::key(
+                "admin.token",
+                "must be at least 16 characters",
+            ));
         }
         for (i, secret) in self.attribution.secret.iter().enumerate() {
             if secret.len() < 16 {
@@ -415,7 +441,9 @@ impl Config {
         }
         if let Some(domain) = &self.attribution.cookie_domain
             && (domain.is_empty()
-                || !domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
+                || !domain
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
         {
             return Err(ConfigError::key(
                 "attribution.cookie_domain",
@@ -423,11 +451,16 @@ impl Config {
             ));
         }
         if !(1..=3650).contains(&self.attribution.window_days) {
-            return Err(ConfigError::key("attribution.window_days", "must be between 1 and 3650"));
+            return Err(ConfigError::key(
+                "attribution.window_days",
+                "must be between 1 and 3650",
+            ));
         }
         let param = &self.attribution.click_param;
         if param.is_empty()
-            || !param.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            || !param
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
             return Err(ConfigError::key(
                 "attribution.click_param",
@@ -435,7 +468,10 @@ impl Config {
             ));
         }
         if self.events.queue_capacity == 0 {
-            return Err(ConfigError::key("events.queue_capacity", "must be at least 1"));
+            return Err(ConfigError::key(
+                "events.queue_capacity",
+                "must be at least 1",
+            ));
         }
         if self.events.flush_interval_ms == 0 || self.events.flush_interval_ms > 60_000 {
             return Err(ConfigError::key(
@@ -444,7 +480,10 @@ impl Config {
             ));
         }
         if self.events.segment_max_bytes < 4096 {
-            return Err(ConfigError::key("events.segment_max_bytes", "must be at least 4096"));
+            return Err(ConfigError::key(
+                "events.segment_max_bytes",
+                "must be at least 4096",
+            ));
         }
         if self.server.listen == self.admin.listen && self.server.listen.port() != 0 {
             return Err(ConfigError::key(
@@ -452,7 +491,12 @@ impl Config {
                 "must differ from server.listen",
             ));
         }
-        if self.log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
+        if self
+            .log
+            .level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
             return Err(ConfigError::key("log.level", "is not a valid log filter"));
         }
         Ok(())
@@ -476,7 +520,11 @@ fn is_token_byte(b: u8) -> bool {
 }
 
 fn split_list(raw: &str) -> Vec<String> {
-    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn set_path(root: &mut toml::Table, key: &str, value: toml::Value) {
@@ -514,7 +562,9 @@ fn cidr_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
         .map(|s| {
             s.parse::<IpNet>()
                 .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a CIDR such as 10.0.0.0/8")))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("{s:?} is not a CIDR such as 10.0.0.0/8"))
+                })
         })
         .collect()
 }
@@ -524,11 +574,16 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     fn err(toml: &str, vars: &[(&str, &str)]) -> String {
-        Config::from_sources("test.toml", toml, &env(vars)).unwrap_err().to_string()
+        Config::from_sources("test.toml", toml, &env(vars))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -569,12 +624,29 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        assert!(err("[server]\nlisten = \"nowhere\"\n", &[]).starts_with("server.listen: invalid socket address"));
-        assert!(err("[attribution]\nmodel = \"middle_touch\"\n", &[]).starts_with("attribution.model: unknown variant"));
-        assert!(err("[attribution]\nwindow_days = -1\n", &[]).starts_with("attribution.window_days:"));
-        assert!(err("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", &[]).starts_with("server.trusted_proxies:"));
-        assert!(err("[links]\nfallback_url = \"javascript:alert(1)\"\n", &[]).starts_with("links.fallback_url:"));
-        assert!(err("[attribution]\nclick_param = \"a b\"\n", &[]).starts_with("attribution.click_param:"));
+        assert!(
+            err("[server]\nlisten = \"nowhere\"\n", &[])
+                .starts_with("server.listen: invalid socket address")
+        );
+        assert!(
+            err("[attribution]\nmodel = \"middle_touch\"\n", &[])
+                .starts_with("attribution.model: unknown variant")
+        );
+        assert!(
+            err("[attribution]\nwindow_days = -1\n", &[]).starts_with("attribution.window_days:")
+        );
+        assert!(
+            err("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", &[])
+                .starts_with("server.trusted_proxies:")
+        );
+        assert!(
+            err("[links]\nfallback_url = \"javascript:alert(1)\"\n", &[])
+                .starts_with("links.fallback_url:")
+        );
+        assert!(
+            err("[attribution]\nclick_param = \"a b\"\n", &[])
+                .starts_with("attribution.click_param:")
+        );
         assert!(err("[attribution]\nsecret = \"short\"\n", &[]).starts_with("attribution.secret:"));
         assert!(err("[admin]\ntoken = \"short\"\n", &[]).starts_with("admin.token:"));
         assert!(err("[events]\nsink = \"kafka\"\n", &[]).starts_with("events.sink:"));
@@ -592,7 +664,10 @@ mod tests {
                 ("REFEDGE_SERVER_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1"),
                 ("REFEDGE_ATTRIBUTION_MODEL", "last_touch"),
                 ("REFEDGE_ATTRIBUTION_WINDOW_DAYS", "30"),
-                ("REFEDGE_ATTRIBUTION_SECRET", "0123456789abcdef0123,fedcba9876543210fedc"),
+                (
+                    "REFEDGE_ATTRIBUTION_SECRET",
+                    "0123456789abcdef0123,fedcba9876543210fedc",
+                ),
                 ("REFEDGE_PRIVACY_IP", "drop"),
                 ("UNRELATED", "x"),
             ]),
@@ -608,9 +683,14 @@ mod tests {
 
     #[test]
     fn bad_environment_values_name_the_key() {
-        assert!(err("", &[("REFEDGE_ATTRIBUTION_WINDOW_DAYS", "ninety")])
-            .starts_with("attribution.window_days: REFEDGE_ATTRIBUTION_WINDOW_DAYS=\"ninety\""));
-        assert!(err("", &[("REFEDGE_PRIVACY_IP", "scramble")]).starts_with("privacy.ip: unknown variant"));
+        assert!(
+            err("", &[("REFEDGE_ATTRIBUTION_WINDOW_DAYS", "ninety")])
+                .starts_with("attribution.window_days: REFEDGE_ATTRIBUTION_WINDOW_DAYS=\"ninety\"")
+        );
+        assert!(
+            err("", &[("REFEDGE_PRIVACY_IP", "scramble")])
+                .starts_with("privacy.ip: unknown variant")
+        );
     }
 
     #[test]
@@ -626,7 +706,10 @@ mod tests {
 
     #[test]
     fn env_names_follow_the_contract() {
-        assert_eq!(env_name("attribution.cookie_domain"), "REFEDGE_ATTRIBUTION_COOKIE_DOMAIN");
+        assert_eq!(
+            env_name("attribution.cookie_domain"),
+            "REFEDGE_ATTRIBUTION_COOKIE_DOMAIN"
+        );
         assert_eq!(env_name("links.fallback_url"), "REFEDGE_LINKS_FALLBACK_URL");
     }
 }

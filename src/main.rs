@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use refedge::config::{Config, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "refedge", version, about = "Edge redirector and click tracker for referral links")]
+#[command(
+    name = "refedge",
+    version,
+    about = "Edge redirector and click tracker for referral links"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -34,7 +38,10 @@ const DEFAULT_CONFIG: &str = "config/refedge.toml";
 fn load(path: Option<PathBuf>) -> Result<Config, refedge::config::ConfigError> {
     // An explicit --config must exist; the default may be absent (defaults apply).
     let required = path.is_some();
-    Config::load(&path.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)), required)
+    Config::load(
+        &path.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
+        required,
+    )
 }
 
 fn init_logging(config: &Config) {
@@ -63,7 +70,10 @@ fn check(path: Option<PathBuf>) -> ExitCode {
     };
     match refedge::links::load_file(&config.links.file) {
         Err(e) => {
-            println!("links.file: cannot read {}: {e}", config.links.file.display());
+            println!(
+                "links.file: cannot read {}: {e}",
+                config.links.file.display()
+            );
             ExitCode::FAILURE
         }
         Ok(report) if report.errors.is_empty() => {

@@ -102,7 +102,12 @@ fn secrets(config: &Config) -> Vec<Vec<u8>> {
         rand::rng().fill_bytes(&mut key);
         vec![key]
     } else {
-        config.attribution.secret.iter().map(|s| s.as_bytes().to_vec()).collect()
+        config
+            .attribution
+            .secret
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .collect()
     }
 }
 
@@ -113,7 +118,10 @@ impl Node {
         let prometheus = metrics::install();
         let readiness = Arc::new(Readiness::default());
         let store = Arc::new(LinkStore::new());
-        let reloader = LinkReloader { store: Arc::clone(&store), file: config.links.file.clone() };
+        let reloader = LinkReloader {
+            store: Arc::clone(&store),
+            file: config.links.file.clone(),
+        };
         reloader
             .reload()
             .with_context(|| format!("links.file: cannot read {}", config.links.file.display()))?;
@@ -132,7 +140,12 @@ impl Node {
             config.node_name(),
             event_metrics.clone(),
         )
-        .with_context(|| format!("events.spool_dir: cannot write to {}", config.events.spool_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "events.spool_dir: cannot write to {}",
+                config.events.spool_dir.display()
+            )
+        })?;
         let pipeline = EventPipeline::start(writer, config.events.queue_capacity, event_metrics)
             .context("cannot start the spool writer thread")?;
         readiness.set_spool_ready();
@@ -153,7 +166,11 @@ impl Node {
             click_param: config.attribution.click_param.clone(),
             trusted_proxies: config.server.trusted_proxies.clone(),
         });
-        let admin = Arc::new(Admin { readiness, prometheus, token: config.admin.token.clone() });
+        let admin = Arc::new(Admin {
+            readiness,
+            prometheus,
+            token: config.admin.token.clone(),
+        });
         Ok(Node {
             edge,
             admin,
@@ -184,7 +201,9 @@ impl Node {
             move |peer| {
                 let edge = Arc::clone(&edge);
                 let conn = ConnInfo { peer, tls: false };
-                service_fn(move |req| std::future::ready(Ok::<_, Infallible>(edge.handle(&req, &conn))))
+                service_fn(move |req| {
+                    std::future::ready(Ok::<_, Infallible>(edge.handle(&req, &conn)))
+                })
             },
             public_rx,
             self.drain,
@@ -196,10 +215,16 @@ impl Node {
             move |_peer| {
                 let admin = Arc::clone(&admin);
                 service_fn(move |req| {
-                    let res = admin.handle_health(&req).unwrap_or_else(|| match admin.authorize(&req) {
-                        Err(denied) => denied,
-                        Ok(()) => crate::admin::json_error(http::StatusCode::NOT_FOUND, "no such endpoint"),
-                    });
+                    let res =
+                        admin
+                            .handle_health(&req)
+                            .unwrap_or_else(|| match admin.authorize(&req) {
+                                Err(denied) => *denied,
+                                Ok(()) => crate::admin::json_error(
+                                    http::StatusCode::NOT_FOUND,
+                                    "no such endpoint",
+                                ),
+                            });
                     std::future::ready(Ok::<_, Infallible>(res))
                 })
             },
@@ -216,7 +241,10 @@ impl Node {
             Ok(true) => tracing::info!("connections drained"),
             _ => {
                 clean = false;
-                tracing::warn!(deadline_ms = self.drain.as_millis() as u64, "drain deadline passed with connections still open");
+                tracing::warn!(
+                    deadline_ms = self.drain.as_millis() as u64,
+                    "drain deadline passed with connections still open"
+                );
             }
         }
         let pipeline = self.pipeline;
@@ -227,7 +255,10 @@ impl Node {
             tracing::info!("event hand-off closed, spool flushed and synced");
         } else {
             clean = false;
-            tracing::error!(deadline_ms = SPOOL_CLOSE_DEADLINE.as_millis() as u64, "spool writer did not finish in time");
+            tracing::error!(
+                deadline_ms = SPOOL_CLOSE_DEADLINE.as_millis() as u64,
+                "spool writer did not finish in time"
+            );
         }
         let _ = admin_stop.send(true);
         let _ = admin_task.await;
@@ -238,7 +269,10 @@ impl Node {
 /// SIGTERM or SIGINT.
 pub async fn termination() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => tracing::info!("SIGTERM received"),

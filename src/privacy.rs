@@ -23,14 +23,20 @@ pub struct IpPolicy {
 
 impl std::fmt::Debug for IpPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IpPolicy").field("mode", &self.mode).finish_non_exhaustive()
+        f.debug_struct("IpPolicy")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
     }
 }
 
 impl IpPolicy {
     /// `key` is secret material for `hash` mode.
     pub fn new(mode: IpPrivacy, key: &[u8]) -> IpPolicy {
-        IpPolicy { mode, key: key.to_vec(), day_key: None }
+        IpPolicy {
+            mode,
+            key: key.to_vec(),
+            day_key: None,
+        }
     }
 
     /// The address as an event keeps it, for a click at `unix_ms`.
@@ -93,11 +99,21 @@ mod tests {
     #[test]
     fn modes() {
         let addr = ip("203.0.113.77");
-        assert_eq!(IpPolicy::new(IpPrivacy::Full, b"k").apply(addr, 0).unwrap(), "203.0.113.77");
-        assert_eq!(IpPolicy::new(IpPrivacy::Truncate, b"k").apply(addr, 0).unwrap(), "203.0.113.0");
+        assert_eq!(
+            IpPolicy::new(IpPrivacy::Full, b"k").apply(addr, 0).unwrap(),
+            "203.0.113.77"
+        );
+        assert_eq!(
+            IpPolicy::new(IpPrivacy::Truncate, b"k")
+                .apply(addr, 0)
+                .unwrap(),
+            "203.0.113.0"
+        );
         assert_eq!(IpPolicy::new(IpPrivacy::Drop, b"k").apply(addr, 0), None);
         assert_eq!(
-            IpPolicy::new(IpPrivacy::Truncate, b"k").apply(ip("2001:db8:aaaa:bbbb::1"), 0).unwrap(),
+            IpPolicy::new(IpPrivacy::Truncate, b"k")
+                .apply(ip("2001:db8:aaaa:bbbb::1"), 0)
+                .unwrap(),
             "2001:db8:aaaa::"
         );
     }
@@ -107,9 +123,17 @@ mod tests {
         let mut p = IpPolicy::new(IpPrivacy::Hash, b"secret-one");
         let a = p.apply(ip("203.0.113.77"), 5).unwrap();
         assert_eq!(a.len(), 32);
-        assert_eq!(p.apply(ip("203.0.113.77"), DAY_MS - 1).unwrap(), a, "same day, same hash");
+        assert_eq!(
+            p.apply(ip("203.0.113.77"), DAY_MS - 1).unwrap(),
+            a,
+            "same day, same hash"
+        );
         assert_ne!(p.apply(ip("203.0.113.78"), 5).unwrap(), a);
-        assert_ne!(p.apply(ip("203.0.113.77"), DAY_MS).unwrap(), a, "next day, new hash");
+        assert_ne!(
+            p.apply(ip("203.0.113.77"), DAY_MS).unwrap(),
+            a,
+            "next day, new hash"
+        );
         let mut other = IpPolicy::new(IpPrivacy::Hash, b"secret-two");
         assert_ne!(other.apply(ip("203.0.113.77"), 5).unwrap(), a, "keyed");
         assert!(!a.contains("203"));

@@ -40,7 +40,9 @@ pub fn classify(method: &http::Method, headers: &HeaderMap) -> Option<BotReason>
 
 /// `Sec-GPC: 1` (Global Privacy Control) was sent.
 pub fn gpc(headers: &HeaderMap) -> bool {
-    headers.get("sec-gpc").is_some_and(|v| v.as_bytes().trim_ascii() == b"1")
+    headers
+        .get("sec-gpc")
+        .is_some_and(|v| v.as_bytes().trim_ascii() == b"1")
 }
 
 /// The client's address. Forwarding headers are believed only when the peer
@@ -53,13 +55,16 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         return peer;
     }
     let mut chain: Vec<IpAddr> = Vec::new();
-    let forwarded: Vec<&http::HeaderValue> = headers.get_all(http::header::FORWARDED).iter().collect();
+    let forwarded: Vec<&http::HeaderValue> =
+        headers.get_all(http::header::FORWARDED).iter().collect();
     if !forwarded.is_empty() {
         for value in forwarded {
             let Ok(s) = value.to_str() else { return peer };
             for element in s.split(',') {
                 for pair in element.split(';') {
-                    let Some((k, v)) = pair.trim().split_once('=') else { continue };
+                    let Some((k, v)) = pair.trim().split_once('=') else {
+                        continue;
+                    };
                     if k.trim().eq_ignore_ascii_case("for") {
                         match parse_forwarded_node(v.trim()) {
                             Some(ip) => chain.push(ip),
@@ -144,7 +149,10 @@ mod tests {
     fn untrusted_peers_cannot_forge_their_address() {
         let h = headers(&[("x-forwarded-for", "1.1.1.1"), ("forwarded", "for=2.2.2.2")]);
         assert_eq!(client_ip(ip(PEER), &h, &[]), ip(PEER));
-        assert_eq!(client_ip(ip(PEER), &h, &nets(&["192.168.0.0/16"])), ip(PEER));
+        assert_eq!(
+            client_ip(ip(PEER), &h, &nets(&["192.168.0.0/16"])),
+            ip(PEER)
+        );
     }
 
     #[test]
@@ -152,14 +160,20 @@ mod tests {
         let trusted = nets(&["10.0.0.0/8"]);
         let h = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.1.1.1")]);
         assert_eq!(client_ip(ip(PEER), &h, &trusted), ip("203.0.113.9"));
-        let h = headers(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "203.0.113.9:5555")]);
+        let h = headers(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "203.0.113.9:5555"),
+        ]);
         assert_eq!(client_ip(ip(PEER), &h, &trusted), ip("203.0.113.9"));
     }
 
     #[test]
     fn forwarded_header_is_parsed() {
         let trusted = nets(&["10.0.0.0/8"]);
-        let h = headers(&[("forwarded", "for=6.6.6.6, for=\"[2001:db8::1]:443\";proto=https, for=10.2.2.2")]);
+        let h = headers(&[(
+            "forwarded",
+            "for=6.6.6.6, for=\"[2001:db8::1]:443\";proto=https, for=10.2.2.2",
+        )]);
         assert_eq!(client_ip(ip(PEER), &h, &trusted), ip("2001:db8::1"));
         let h = headers(&[("forwarded", "for=unknown")]);
         assert_eq!(client_ip(ip(PEER), &h, &trusted), ip(PEER));
@@ -183,16 +197,28 @@ mod tests {
 
     #[test]
     fn mapped_ipv6_peers_are_ipv4() {
-        assert_eq!(client_ip(ip("::ffff:1.2.3.4"), &HeaderMap::new(), &[]), ip("1.2.3.4"));
+        assert_eq!(
+            client_ip(ip("::ffff:1.2.3.4"), &HeaderMap::new(), &[]),
+            ip("1.2.3.4")
+        );
     }
 
     #[test]
     fn classification() {
         let ua = headers(&[("user-agent", "Mozilla/5.0")]);
         assert_eq!(classify(&http::Method::GET, &ua), None);
-        assert_eq!(classify(&http::Method::HEAD, &ua), Some(BotReason::HeadRequest));
-        assert_eq!(classify(&http::Method::GET, &HeaderMap::new()), Some(BotReason::NoUserAgent));
-        assert_eq!(classify(&http::Method::GET, &headers(&[("user-agent", " ")])), Some(BotReason::NoUserAgent));
+        assert_eq!(
+            classify(&http::Method::HEAD, &ua),
+            Some(BotReason::HeadRequest)
+        );
+        assert_eq!(
+            classify(&http::Method::GET, &HeaderMap::new()),
+            Some(BotReason::NoUserAgent)
+        );
+        assert_eq!(
+            classify(&http::Method::GET, &headers(&[("user-agent", " ")])),
+            Some(BotReason::NoUserAgent)
+        );
     }
 
     #[test]

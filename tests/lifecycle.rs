@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use common::*;
 
-const UA: (&str, &str) = ("user-agent", "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) Safari/605.1.15");
+const UA: (&str, &str) = (
+    "user-agent",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) Safari/605.1.15",
+);
 
 fn refedge(args: &[&str], env: &[(String, String)]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_refedge"))
@@ -25,7 +28,10 @@ fn refedge(args: &[&str], env: &[(String, String)]) -> std::process::Output {
 fn version_is_printed() {
     let out = refedge(&["--version"], &[]);
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("refedge {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("refedge {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -44,11 +50,15 @@ fn check_accepts_the_shipped_config_and_links() {
 #[test]
 fn check_names_every_bad_links_line() {
     let fixture = Fixture::new(concat!(
-        r#"{"code":"good","target":"https://a.example/"}"#, "\n",
-        r#"{"code":"crlf","target":"https://a.example/\r\nSet-Cookie: x=1"}"#, "\n",
+        r#"{"code":"good","target":"https://a.example/"}"#,
         "\n",
-        r#"{"code":"ctl","target":"https://a.example/\u0007"}"#, "\n",
-        r#"{"code":"bad code!","target":"https://a.example/"}"#, "\n",
+        r#"{"code":"crlf","target":"https://a.example/\r\nSet-Cookie: x=1"}"#,
+        "\n",
+        "\n",
+        r#"{"code":"ctl","target":"https://a.example/\u0007"}"#,
+        "\n",
+        r#"{"code":"bad code!","target":"https://a.example/"}"#,
+        "\n",
         "{oops\n",
     ));
     let out = refedge(&["check", "--config", "/dev/null"], &fixture.env(&[]));
@@ -57,21 +67,40 @@ fn check_names_every_bad_links_line() {
     let lines: Vec<&str> = stdout.lines().collect();
     let file = fixture.links.display().to_string();
     assert_eq!(lines.len(), 4, "{stdout}");
-    assert_eq!(lines[0], format!("{file}:2: target: contains whitespace or control characters"));
-    assert_eq!(lines[1], format!("{file}:4: target: contains whitespace or control characters"));
-    assert_eq!(lines[2], format!("{file}:5: code: must be 1-64 characters of [0-9A-Za-z_-]"));
-    assert!(lines[3].starts_with(&format!("{file}:6: invalid JSON:")), "{}", lines[3]);
+    assert_eq!(
+        lines[0],
+        format!("{file}:2: target: contains whitespace or control characters")
+    );
+    assert_eq!(
+        lines[1],
+        format!("{file}:4: target: contains whitespace or control characters")
+    );
+    assert_eq!(
+        lines[2],
+        format!("{file}:5: code: must be 1-64 characters of [0-9A-Za-z_-]")
+    );
+    assert!(
+        lines[3].starts_with(&format!("{file}:6: invalid JSON:")),
+        "{}",
+        lines[3]
+    );
 }
 
 #[test]
 fn check_and_serve_name_bad_config_keys() {
     let fixture = Fixture::new(LINKS);
     let config = fixture.dir.path().join("bad.toml");
-    std::fs::write(&config, "[server]\nlisten = \"127.0.0.1:0\"\ntrusted_proxy = []\n").unwrap();
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\ntrusted_proxy = []\n",
+    )
+    .unwrap();
     let config = config.display().to_string();
     let out = refedge(&["check", "--config", &config], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("server.trusted_proxy: unknown field"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("server.trusted_proxy: unknown field")
+    );
 
     let out = refedge(&["serve", "--config", &config], &[]);
     assert_eq!(out.status.code(), Some(2));
@@ -81,12 +110,21 @@ fn check_and_serve_name_bad_config_keys() {
     let out = refedge(&["serve", "--config", "/dev/null"], &env);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("attribution.model: unknown variant `sometimes`"), "{stderr}");
-    assert!(!stderr.contains("listener bound"), "nothing is bound before the config is valid");
+    assert!(
+        stderr.contains("attribution.model: unknown variant `sometimes`"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("listener bound"),
+        "nothing is bound before the config is valid"
+    );
 
     let out = refedge(&["serve", "--config", "/no/such/file.toml"], &[]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/file.toml: cannot read config file"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("/no/such/file.toml: cannot read config file")
+    );
 }
 
 #[test]
@@ -98,7 +136,10 @@ fn an_unwritable_spool_stops_start_up_before_binding() {
     let out = refedge(&["serve", "--config", "/dev/null"], &env);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("events.spool_dir: cannot write to"), "{stderr}");
+    assert!(
+        stderr.contains("events.spool_dir: cannot write to"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("listener bound"));
 }
 
@@ -108,7 +149,10 @@ fn a_missing_links_file_stops_start_up() {
     let env = fixture.env(&[("REFEDGE_LINKS_FILE", "/no/such/links.jsonl")]);
     let out = refedge(&["serve", "--config", "/dev/null"], &env);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("links.file: cannot read /no/such/links.jsonl"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("links.file: cannot read /no/such/links.jsonl")
+    );
 }
 
 /// Clients that hit `paths` in a loop on keep-alive connections until told to
@@ -137,7 +181,12 @@ impl Load {
         let errors = Arc::new(AtomicU64::new(0));
         let tasks = (0..clients)
             .map(|c| {
-                let (stop, redirects, other, errors) = (stop.clone(), redirects.clone(), other.clone(), errors.clone());
+                let (stop, redirects, other, errors) = (
+                    stop.clone(),
+                    redirects.clone(),
+                    other.clone(),
+                    errors.clone(),
+                );
                 tokio::spawn(async move {
                     let mut ids = Vec::new();
                     let Ok(mut conn) = KeepAlive::connect(addr).await else {
@@ -167,7 +216,13 @@ impl Load {
                 })
             })
             .collect();
-        Load { stop, redirects, other, errors, tasks }
+        Load {
+            stop,
+            redirects,
+            other,
+            errors,
+            tasks,
+        }
     }
 
     async fn finish(self) -> LoadResult {
@@ -193,9 +248,16 @@ async fn sighup_reload_under_load_fails_no_request() {
     assert_eq!(get(edge.public, "/fresh", &[UA]).await.status, 404);
 
     let load = Load::start(edge.public, 4, &["/demo", "/t307", "/scoped", "/later"]);
-    let with_fresh = format!("{LINKS}{}\n", r#"{"code":"fresh","target":"https://brand.example/fresh"}"#);
+    let with_fresh = format!(
+        "{LINKS}{}\n",
+        r#"{"code":"fresh","target":"https://brand.example/fresh"}"#
+    );
     for round in 0..10 {
-        let text = if round % 2 == 0 { with_fresh.as_str() } else { LINKS };
+        let text = if round % 2 == 0 {
+            with_fresh.as_str()
+        } else {
+            LINKS
+        };
         let tmp = fixture.dir.path().join("links.tmp");
         std::fs::write(&tmp, text).unwrap();
         std::fs::rename(&tmp, &fixture.links).unwrap();
@@ -212,8 +274,16 @@ async fn sighup_reload_under_load_fails_no_request() {
     })
     .await;
     let result = load.finish().await;
-    assert!(result.redirects > 100, "load ran: {} redirects", result.redirects);
-    assert_eq!((result.other, result.errors), (0, 0), "requests not redirected during reloads");
+    assert!(
+        result.redirects > 100,
+        "load ran: {} redirects",
+        result.redirects
+    );
+    assert_eq!(
+        (result.other, result.errors),
+        (0, 0),
+        "requests not redirected during reloads"
+    );
 
     // A reload that cannot read the file keeps the links.
     std::fs::remove_file(&fixture.links).unwrap();
@@ -225,8 +295,12 @@ async fn sighup_reload_under_load_fails_no_request() {
     })
     .await;
     assert_eq!(get(edge.public, "/fresh", &[UA]).await.status, 302);
-    let metrics = String::from_utf8_lossy(&get(edge.admin, "/metrics", &[]).await.body).into_owned();
-    assert!(metrics.contains("refedge_link_reloads_total{result=\"failed\"} 1"), "{metrics}");
+    let metrics =
+        String::from_utf8_lossy(&get(edge.admin, "/metrics", &[]).await.body).into_owned();
+    assert!(
+        metrics.contains("refedge_link_reloads_total{result=\"failed\"} 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("refedge_links 13"), "{metrics}");
 
     edge.signal("TERM");
@@ -253,12 +327,23 @@ async fn sigterm_under_load_spools_one_event_per_answered_request() {
     let ids = result.click_ids;
     assert!(answered > 100, "load ran: {answered}");
     let events = fixture.events();
-    assert_eq!(events.len() as u64, answered, "one event per answered request");
-    let spooled: HashSet<&str> = events.iter().map(|e| e["click_id"].as_str().unwrap()).collect();
+    assert_schema_valid(&events);
+    assert_eq!(
+        events.len() as u64,
+        answered,
+        "one event per answered request"
+    );
+    let spooled: HashSet<&str> = events
+        .iter()
+        .map(|e| e["click_id"].as_str().unwrap())
+        .collect();
     assert_eq!(spooled.len(), events.len(), "click ids are unique");
     assert!(!ids.is_empty());
     for id in &ids {
-        assert!(spooled.contains(id.as_str()), "click {id} handed out but not spooled");
+        assert!(
+            spooled.contains(id.as_str()),
+            "click {id} handed out but not spooled"
+        );
     }
 }
 
@@ -271,7 +356,9 @@ async fn readiness_turns_off_while_draining() {
     // A client mid-request keeps the drain open.
     use tokio::io::AsyncWriteExt;
     let mut slow = tokio::net::TcpStream::connect(edge.public).await.unwrap();
-    slow.write_all(b"GET /demo HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    slow.write_all(b"GET /demo HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     edge.signal("TERM");
     within("readyz 503 while draining", async {
@@ -286,8 +373,13 @@ async fn readiness_turns_off_while_draining() {
         }
     })
     .await;
-    assert!(TcpListenerGone::check(edge.public).await, "the public listener stopped accepting");
-    let status = tokio::task::spawn_blocking(move || edge.wait()).await.unwrap();
+    assert!(
+        TcpListenerGone::check(edge.public).await,
+        "the public listener stopped accepting"
+    );
+    let status = tokio::task::spawn_blocking(move || edge.wait())
+        .await
+        .unwrap();
     assert!(status.success());
     drop(slow);
 }

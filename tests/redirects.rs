@@ -5,7 +5,10 @@ mod common;
 
 use common::*;
 
-const UA: (&str, &str) = ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0 Safari/537.36");
+const UA: (&str, &str) = (
+    "user-agent",
+    "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0 Safari/537.36",
+);
 
 async fn edge(extra: &[(&str, &str)]) -> (Fixture, InProcess) {
     let fixture = Fixture::new(LINKS);
@@ -26,16 +29,23 @@ async fn human_click_gets_redirect_cookie_and_click_id() {
     assert_redirect_headers(&r);
     let id = click_param(r.location()).expect("click id in Location");
     assert_eq!(id.len(), 22);
-    assert_eq!(r.location(), format!("https://brand.example/welcome?utm_source=refedge&rf_click={id}"));
+    assert_eq!(
+        r.location(),
+        format!("https://brand.example/welcome?utm_source=refedge&rf_click={id}")
+    );
     let cookie = r.header("set-cookie").expect("Set-Cookie");
     assert!(cookie.starts_with(&format!("rf_ref=1.{id}.")), "{cookie}");
-    assert!(cookie.ends_with("; Max-Age=7776000; Path=/; HttpOnly; SameSite=Lax"), "{cookie}");
+    assert!(
+        cookie.ends_with("; Max-Age=7776000; Path=/; HttpOnly; SameSite=Lax"),
+        "{cookie}"
+    );
     assert!(!cookie.contains("Secure"), "no Secure on plain HTTP");
     assert!(r.body.is_empty());
     assert!(edge.stop().await);
 
     let events = fixture.events();
     assert_eq!(events.len(), 1);
+    assert_schema_valid(&events);
     let e = &events[0];
     assert_eq!(e["click_id"], id.as_str());
     assert_eq!(e["outcome"], "redirected");
@@ -56,7 +66,13 @@ async fn human_click_gets_redirect_cookie_and_click_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_link_redirects_with_its_own_status() {
     let (_f, edge) = edge(&[]).await;
-    for (code, status) in [("t301", 301), ("t303", 303), ("t307", 307), ("t308", 308), ("demo", 302)] {
+    for (code, status) in [
+        ("t301", 301),
+        ("t303", 303),
+        ("t307", 307),
+        ("t308", 308),
+        ("demo", 302),
+    ] {
         let r = get(edge.public, &format!("/{code}"), &[UA]).await;
         assert_eq!(r.status, status, "{code}");
         assert_redirect_headers(&r);
@@ -67,14 +83,28 @@ async fn each_link_redirects_with_its_own_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_is_forwarded_and_the_target_keeps_its_parameters() {
     let (_f, edge) = edge(&[]).await;
-    let r = get(edge.public, "/demo?utm_source=evil&utm%5Fsource=evil2&gclid=abc&rf_click=forged", &[UA]).await;
+    let r = get(
+        edge.public,
+        "/demo?utm_source=evil&utm%5Fsource=evil2&gclid=abc&rf_click=forged",
+        &[UA],
+    )
+    .await;
     let id = click_param(r.location()).expect("click id");
-    assert_eq!(id.len(), 22, "the forged click id is not the one handed out");
+    assert_eq!(
+        id.len(),
+        22,
+        "the forged click id is not the one handed out"
+    );
     assert_eq!(
         r.location(),
         format!("https://brand.example/welcome?utm_source=refedge&gclid=abc&rf_click={id}")
     );
-    let r = get(edge.public, "/demo?next=%0d%0aSet-Cookie:%20x=1&h=a%23b", &[UA]).await;
+    let r = get(
+        edge.public,
+        "/demo?next=%0d%0aSet-Cookie:%20x=1&h=a%23b",
+        &[UA],
+    )
+    .await;
     let loc = r.location();
     assert!(loc.starts_with("https://brand.example/welcome?utm_source=refedge&next=%0d%0aSet-Cookie:%20x=1&h=a%23b&rf_click="), "{loc}");
     assert!(r.header("set-cookie").is_some_and(|c| !c.contains("x=1")));
@@ -86,30 +116,46 @@ async fn forward_query_off_keeps_only_the_click_id_before_the_fragment() {
     let (_f, edge) = edge(&[]).await;
     let r = get(edge.public, "/noq?a=1", &[UA]).await;
     let id = click_param(r.location()).expect("click id");
-    assert_eq!(r.location(), format!("https://brand.example/noq?rf_click={id}#frag"));
+    assert_eq!(
+        r.location(),
+        format!("https://brand.example/noq?rf_click={id}#frag")
+    );
     assert!(edge.stop().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_and_agentless_requests_are_bots_without_cookie_or_click_id() {
     let (fixture, edge) = edge(&[]).await;
-    let r = within("head", try_send(edge.public, "HEAD", "/demo?x=1", &[UA])).await.expect("HEAD");
+    let r = within("head", try_send(edge.public, "HEAD", "/demo?x=1", &[UA]))
+        .await
+        .expect("HEAD");
     assert_eq!(r.status, 302);
     assert_redirect_headers(&r);
-    assert_eq!(r.location(), "https://brand.example/welcome?utm_source=refedge&x=1");
+    assert_eq!(
+        r.location(),
+        "https://brand.example/welcome?utm_source=refedge&x=1"
+    );
     assert!(r.header("set-cookie").is_none());
     let r = get(edge.public, "/demo", &[]).await;
     assert_eq!(r.status, 302);
-    assert_eq!(r.location(), "https://brand.example/welcome?utm_source=refedge");
+    assert_eq!(
+        r.location(),
+        "https://brand.example/welcome?utm_source=refedge"
+    );
     assert!(r.header("set-cookie").is_none());
     assert!(edge.stop().await);
     let events = fixture.events();
     assert_eq!(events.len(), 2);
+    assert_schema_valid(&events);
     assert_eq!(events[0]["bot"], true);
     assert_eq!(events[0]["bot_reason"], "head_request");
     assert_eq!(events[0]["attributed"], false);
     assert_eq!(events[1]["bot_reason"], "no_user_agent");
-    assert_eq!(events[0]["click_id"].as_str().map(str::len), Some(22), "bot events still have an id");
+    assert_eq!(
+        events[0]["click_id"].as_str().map(str::len),
+        Some(22),
+        "bot events still have an id"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,12 +167,22 @@ async fn unknown_disabled_and_expired_codes() {
     assert!(r.header("set-cookie").is_none());
     assert_eq!(get(edge.public, "/off", &[UA]).await.status, 410);
     assert_eq!(get(edge.public, "/old", &[UA]).await.status, 410);
-    assert_eq!(get(edge.public, "/later", &[UA]).await.status, 302, "not yet expired");
+    assert_eq!(
+        get(edge.public, "/later", &[UA]).await.status,
+        302,
+        "not yet expired"
+    );
     assert!(edge.stop().await);
-    let outcomes: Vec<(String, u64)> = fixture
-        .events()
+    let events = fixture.events();
+    assert_schema_valid(&events);
+    let outcomes: Vec<(String, u64)> = events
         .iter()
-        .map(|e| (e["outcome"].as_str().unwrap().to_owned(), e["status"].as_u64().unwrap()))
+        .map(|e| {
+            (
+                e["outcome"].as_str().unwrap().to_owned(),
+                e["status"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         outcomes,
@@ -141,7 +197,8 @@ async fn unknown_disabled_and_expired_codes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fallback_url_catches_dead_ends() {
-    let (fixture, edge) = edge(&[("REFEDGE_LINKS_FALLBACK_URL", "https://brand.example/oops")]).await;
+    let (fixture, edge) =
+        edge(&[("REFEDGE_LINKS_FALLBACK_URL", "https://brand.example/oops")]).await;
     for path in ["/nosuchcode?a=1", "/off", "/old"] {
         let r = get(edge.public, path, &[UA]).await;
         assert_eq!(r.status, 302, "{path}");
@@ -152,28 +209,51 @@ async fn fallback_url_catches_dead_ends() {
     assert!(edge.stop().await);
     let events = fixture.events();
     assert_eq!(events.len(), 3);
-    assert!(events.iter().all(|e| e["target"] == "https://brand.example/oops" && e["status"] == 302));
+    assert!(
+        events
+            .iter()
+            .all(|e| e["target"] == "https://brand.example/oops" && e["status"] == 302)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paths_that_cannot_be_codes_are_404_without_an_event() {
     let (fixture, edge) = edge(&[]).await;
     let long = format!("/{}", "a".repeat(65));
-    for path in ["/", "/favicon.ico", "/demo/", "/a/b", "/%2e%2e", "/de%6do", "/demo%00", long.as_str()] {
+    for path in [
+        "/",
+        "/favicon.ico",
+        "/demo/",
+        "/a/b",
+        "/%2e%2e",
+        "/de%6do",
+        "/demo%00",
+        long.as_str(),
+    ] {
         let r = get(edge.public, path, &[UA]).await;
         assert_eq!(r.status, 404, "{path}");
     }
     let ok = format!("/{}", "a".repeat(64));
-    assert_eq!(get(edge.public, &ok, &[UA]).await.status, 404, "a valid but unknown code");
+    assert_eq!(
+        get(edge.public, &ok, &[UA]).await.status,
+        404,
+        "a valid but unknown code"
+    );
     assert!(edge.stop().await);
-    assert_eq!(fixture.events().len(), 1, "only the valid code records an event");
+    assert_eq!(
+        fixture.events().len(),
+        1,
+        "only the valid code records an event"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn methods_other_than_get_and_head_are_405() {
     let (fixture, edge) = edge(&[]).await;
     for method in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"] {
-        let r = within(method, try_send(edge.public, method, "/demo", &[UA])).await.expect("response");
+        let r = within(method, try_send(edge.public, method, "/demo", &[UA]))
+            .await
+            .expect("response");
         assert_eq!(r.status, 405, "{method}");
         assert_eq!(r.header("allow"), Some("GET, HEAD"));
     }
@@ -187,9 +267,23 @@ async fn codes_scoped_to_a_host() {
     let on_a = get(edge.public, "/scoped", &[UA, ("host", "GO.A.example:8080")]).await;
     assert!(on_a.location().starts_with("https://a.example/scoped?"));
     let elsewhere = get(edge.public, "/scoped", &[UA, ("host", "go.b.example")]).await;
-    assert!(elsewhere.location().starts_with("https://any.example/scoped?"));
-    assert_eq!(get(edge.public, "/aonly", &[UA, ("host", "go.b.example")]).await.status, 404);
-    assert_eq!(get(edge.public, "/aonly", &[UA, ("host", "go.a.example")]).await.status, 302);
+    assert!(
+        elsewhere
+            .location()
+            .starts_with("https://any.example/scoped?")
+    );
+    assert_eq!(
+        get(edge.public, "/aonly", &[UA, ("host", "go.b.example")])
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        get(edge.public, "/aonly", &[UA, ("host", "go.a.example")])
+            .await
+            .status,
+        302
+    );
     assert!(edge.stop().await);
 }
 
@@ -199,10 +293,18 @@ async fn first_touch_keeps_the_first_cookie() {
     let first = get(edge.public, "/demo", &[UA]).await;
     let first_id = click_param(first.location()).unwrap();
     let cookie = cookie_pair(first.header("set-cookie").unwrap());
-    let second = get(edge.public, "/t307", &[UA, ("cookie", &format!("other=1; {cookie}"))]).await;
+    let second = get(
+        edge.public,
+        "/t307",
+        &[UA, ("cookie", &format!("other=1; {cookie}"))],
+    )
+    .await;
     let second_id = click_param(second.location()).expect("a new click id for the landing page");
     assert_ne!(second_id, first_id);
-    assert!(second.header("set-cookie").is_none(), "first touch keeps the cookie");
+    assert!(
+        second.header("set-cookie").is_none(),
+        "first touch keeps the cookie"
+    );
     assert!(edge.stop().await);
     let events = fixture.events();
     assert_eq!(events[1]["prior_click_id"], first_id.as_str());
@@ -218,7 +320,9 @@ async fn last_touch_replaces_the_cookie() {
     let cookie = cookie_pair(first.header("set-cookie").unwrap());
     let second = get(edge.public, "/demo", &[UA, ("cookie", &cookie)]).await;
     let second_id = click_param(second.location()).unwrap();
-    let replaced = second.header("set-cookie").expect("last touch sets a new cookie");
+    let replaced = second
+        .header("set-cookie")
+        .expect("last touch sets a new cookie");
     assert!(replaced.contains(&second_id));
     assert!(edge.stop().await);
     let events = fixture.events();
@@ -236,37 +340,84 @@ async fn tampered_and_foreign_cookies_are_ignored_and_counted() {
     tampered[at] = if tampered[at] == b'x' { b'y' } else { b'x' };
     let tampered = String::from_utf8(tampered).unwrap();
     let foreign_node = Fixture::new(LINKS);
-    let foreign_edge = start(&foreign_node.config(&[("REFEDGE_ATTRIBUTION_SECRET", "another-secret-0123456789")])).await;
-    let foreign = cookie_pair(get(foreign_edge.public, "/demo", &[UA]).await.header("set-cookie").unwrap());
+    let foreign_edge =
+        start(&foreign_node.config(&[("REFEDGE_ATTRIBUTION_SECRET", "another-secret-0123456789")]))
+            .await;
+    let foreign = cookie_pair(
+        get(foreign_edge.public, "/demo", &[UA])
+            .await
+            .header("set-cookie")
+            .unwrap(),
+    );
     assert!(foreign_edge.stop().await);
 
-    for bad in [tampered.as_str(), foreign.as_str(), "rf_ref=garbage", "rf_ref="] {
+    for bad in [
+        tampered.as_str(),
+        foreign.as_str(),
+        "rf_ref=garbage",
+        "rf_ref=",
+    ] {
         let r = get(edge.public, "/demo", &[UA, ("cookie", bad)]).await;
         assert_eq!(r.status, 302, "{bad:?}");
-        assert!(r.header("set-cookie").is_some(), "a bad cookie is replaced: {bad:?}");
+        assert!(
+            r.header("set-cookie").is_some(),
+            "a bad cookie is replaced: {bad:?}"
+        );
     }
     let metrics = get(edge.admin, "/metrics", &[]).await;
     let text = String::from_utf8_lossy(&metrics.body);
-    assert!(text.lines().any(|l| l.starts_with("refedge_cookies_total{result=\"bad_signature\"}") && !l.ends_with(" 0")), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("refedge_cookies_total{result=\"malformed\"}") && !l.ends_with(" 0")), "{text}");
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("refedge_cookies_total{result=\"bad_signature\"}")
+                && !l.ends_with(" 0")
+        ),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("refedge_cookies_total{result=\"malformed\"}") && !l.ends_with(" 0")
+        ),
+        "{text}"
+    );
     assert!(edge.stop().await);
     let events = fixture.events();
-    assert!(events[1..].iter().all(|e| e["prior_click_id"].is_null() && e["attributed"] == true));
+    assert!(
+        events[1..]
+            .iter()
+            .all(|e| e["prior_click_id"].is_null() && e["attributed"] == true)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookie_domain_is_set_when_configured() {
-    let (_f, edge) = edge(&[("REFEDGE_ATTRIBUTION_COOKIE_DOMAIN", ".brand.example"), ("REFEDGE_ATTRIBUTION_WINDOW_DAYS", "7")]).await;
+    let (_f, edge) = edge(&[
+        ("REFEDGE_ATTRIBUTION_COOKIE_DOMAIN", ".brand.example"),
+        ("REFEDGE_ATTRIBUTION_WINDOW_DAYS", "7"),
+    ])
+    .await;
     let r = get(edge.public, "/demo", &[UA]).await;
     let cookie = r.header("set-cookie").unwrap();
-    assert!(cookie.ends_with("; Max-Age=604800; Path=/; HttpOnly; SameSite=Lax; Domain=.brand.example"), "{cookie}");
+    assert!(
+        cookie.ends_with("; Max-Age=604800; Path=/; HttpOnly; SameSite=Lax; Domain=.brand.example"),
+        "{cookie}"
+    );
     assert!(edge.stop().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gpc_and_forwarded_addresses_are_recorded() {
     let (fixture, edge) = edge(&[("REFEDGE_SERVER_TRUSTED_PROXIES", "127.0.0.0/8")]).await;
-    get(edge.public, "/demo", &[UA, ("sec-gpc", "1"), ("x-forwarded-for", "198.51.100.7, 127.0.0.9"), ("referer", "https://social.example/post")]).await;
+    get(
+        edge.public,
+        "/demo",
+        &[
+            UA,
+            ("sec-gpc", "1"),
+            ("x-forwarded-for", "198.51.100.7, 127.0.0.9"),
+            ("referer", "https://social.example/post"),
+        ],
+    )
+    .await;
     assert!(edge.stop().await);
     let e = &fixture.events()[0];
     assert_eq!(e["gpc"], true);
@@ -280,7 +431,10 @@ async fn http2_cleartext_is_served() {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     let (_f, edge) = edge(&[]).await;
     let stream = tokio::net::TcpStream::connect(edge.public).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     for _ in 0..3 {
         let req = http::Request::builder()
@@ -288,11 +442,16 @@ async fn http2_cleartext_is_served() {
             .header("user-agent", UA.1)
             .body(Empty::<bytes::Bytes>::new())
             .unwrap();
-        let res = within("h2 request", sender.send_request(req)).await.unwrap();
+        let res = within("h2 request", sender.send_request(req))
+            .await
+            .unwrap();
         assert_eq!(res.status(), 307);
         assert_eq!(res.version(), http::Version::HTTP_2);
         let loc = res.headers()["location"].to_str().unwrap();
-        assert!(loc.starts_with("https://brand.example/307?x=1&rf_click="), "{loc}");
+        assert!(
+            loc.starts_with("https://brand.example/307?x=1&rf_click="),
+            "{loc}"
+        );
         assert!(res.headers().contains_key("set-cookie"));
     }
     assert!(edge.stop().await);

@@ -114,7 +114,13 @@ mod tests {
     #[test]
     fn ids_sort_by_time_as_strings() {
         let mut last = ClickId::from_parts(1, [0xff; 10]);
-        for ms in [2u64, 1_000, 1_700_000_000_000, 1_700_000_000_001, 0xffff_ffff_ffff] {
+        for ms in [
+            2u64,
+            1_000,
+            1_700_000_000_000,
+            1_700_000_000_001,
+            0xffff_ffff_ffff,
+        ] {
             let next = ClickId::from_parts(ms, [0; 10]);
             assert!(next.as_str() > last.as_str(), "{next} after {last}");
             last = ClickId::from_parts(ms, [0xff; 10]);
@@ -123,7 +129,8 @@ mod tests {
 
     #[test]
     fn ids_are_unique() {
-        let ids: std::collections::HashSet<ClickId> = (0..10_000).map(|_| ClickId::new(5)).collect();
+        let ids: std::collections::HashSet<ClickId> =
+            (0..10_000).map(|_| ClickId::new(5)).collect();
         assert_eq!(ids.len(), 10_000);
     }
 
@@ -131,7 +138,15 @@ mod tests {
     fn garbage_is_not_an_id() {
         assert_eq!(ClickId::parse(""), None);
         assert_eq!(ClickId::parse("!!!!!!!!!!!!!!!!!!!!!!"), None);
-        assert_eq!(ClickId::parse("0000000000000000000000"), None, "not a v7 uuid");
-        assert_eq!(ClickId::parse("zzzzzzzzzzzzzzzzzzzzzz"), None, "overflows 128 bits");
+        assert_eq!(
+            ClickId::parse("0000000000000000000000"),
+            None,
+            "not a v7 uuid"
+        );
+        assert_eq!(
+            ClickId::parse("zzzzzzzzzzzzzzzzzzzzzz"),
+            None,
+            "overflows 128 bits"
+        );
     }
 }

@@ -73,7 +73,11 @@ impl CookieSigner {
             .iter()
             .map(|s| HmacSha256::new_from_slice(s).expect("HMAC takes keys of any length"))
             .collect();
-        CookieSigner { name: name.to_owned(), keys, window_secs }
+        CookieSigner {
+            name: name.to_owned(),
+            keys,
+            window_secs,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -129,7 +133,10 @@ impl CookieSigner {
         let Ok(tag) = URL_SAFE_NO_PAD.decode(sig) else {
             return CookieCheck::Malformed;
         };
-        let genuine = self.keys.iter().any(|k| self.mac(k, payload).verify_slice(&tag).is_ok());
+        let genuine = self
+            .keys
+            .iter()
+            .any(|k| self.mac(k, payload).verify_slice(&tag).is_ok());
         if !genuine {
             return CookieCheck::BadSignature;
         }
@@ -137,7 +144,10 @@ impl CookieSigner {
         if now.saturating_sub(issued_at) >= self.window_secs {
             return CookieCheck::Expired;
         }
-        CookieCheck::Valid { click_id, issued_at }
+        CookieCheck::Valid {
+            click_id,
+            issued_at,
+        }
     }
 
     /// Finds our cookie in the `Cookie` request headers and checks it. The
@@ -150,10 +160,15 @@ impl CookieSigner {
         for header in headers {
             for pair in header.split(|b| *b == b';') {
                 let pair = pair.trim_ascii();
-                let Some(eq) = pair.iter().position(|b| *b == b'=') else { continue };
+                let Some(eq) = pair.iter().position(|b| *b == b'=') else {
+                    continue;
+                };
                 if &pair[..eq] == self.name.as_bytes() {
                     let raw = pair[eq + 1..].trim_ascii();
-                    let raw = raw.strip_prefix(b"\"").and_then(|r| r.strip_suffix(b"\"")).unwrap_or(raw);
+                    let raw = raw
+                        .strip_prefix(b"\"")
+                        .and_then(|r| r.strip_suffix(b"\""))
+                        .unwrap_or(raw);
                     return match std::str::from_utf8(raw) {
                         Ok(v) => self.verify(v, now),
                         Err(_) => CookieCheck::Malformed,
@@ -167,7 +182,10 @@ impl CookieSigner {
 
 /// Formats a u64 without allocating.
 fn itoa_u64(mut n: u64) -> ItoaBuf {
-    let mut buf = ItoaBuf { bytes: [0; 20], start: 20 };
+    let mut buf = ItoaBuf {
+        bytes: [0; 20],
+        start: 20,
+    };
     loop {
         buf.start -= 1;
         buf.bytes[buf.start] = b'0' + (n % 10) as u8;
@@ -207,8 +225,18 @@ mod tests {
         let s = signer(&["key-one-0123456789"]);
         let id = ClickId::new(NOW * 1000);
         let v = s.sign(&id, NOW);
-        assert_eq!(s.verify(&v, NOW + 5), CookieCheck::Valid { click_id: id, issued_at: NOW });
-        assert!(v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)), "{v}");
+        assert_eq!(
+            s.verify(&v, NOW + 5),
+            CookieCheck::Valid {
+                click_id: id,
+                issued_at: NOW
+            }
+        );
+        assert!(
+            v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
+            "{v}"
+        );
     }
 
     #[test]
@@ -224,7 +252,10 @@ mod tests {
         let mut flipped = v.clone().into_bytes();
         let last = flipped.len() - 1;
         flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
-        assert_eq!(s.verify(std::str::from_utf8(&flipped).unwrap(), NOW), CookieCheck::BadSignature);
+        assert_eq!(
+            s.verify(std::str::from_utf8(&flipped).unwrap(), NOW),
+            CookieCheck::BadSignature
+        );
     }
 
     #[test]
@@ -253,7 +284,10 @@ mod tests {
     fn expiry_follows_the_window() {
         let s = signer(&["key-one-0123456789"]);
         let v = s.sign(&ClickId::new(1), NOW);
-        assert!(matches!(s.verify(&v, NOW + WINDOW - 1), CookieCheck::Valid { .. }));
+        assert!(matches!(
+            s.verify(&v, NOW + WINDOW - 1),
+            CookieCheck::Valid { .. }
+        ));
         assert_eq!(s.verify(&v, NOW + WINDOW), CookieCheck::Expired);
     }
 
@@ -279,13 +313,31 @@ mod tests {
         let s = signer(&["key-one-0123456789"]);
         let v = s.sign(&ClickId::new(1), NOW);
         let header = format!("a=b; rf_ref={v}; c=d");
-        assert!(matches!(s.check_headers([header.as_bytes()].into_iter(), NOW), CookieCheck::Valid { .. }));
+        assert!(matches!(
+            s.check_headers([header.as_bytes()].into_iter(), NOW),
+            CookieCheck::Valid { .. }
+        ));
         let quoted = format!("rf_ref=\"{v}\"");
-        assert!(matches!(s.check_headers([quoted.as_bytes()].into_iter(), NOW), CookieCheck::Valid { .. }));
-        assert_eq!(s.check_headers([b"rf_refx=1; a=2".as_slice()].into_iter(), NOW), CookieCheck::Absent);
-        assert_eq!(s.check_headers([b"rf_ref=\xff".as_slice()].into_iter(), NOW), CookieCheck::Malformed);
-        assert_eq!(s.check_headers(std::iter::empty(), NOW), CookieCheck::Absent);
-        assert_eq!(s.check_headers([b";;;=;=x; rf_ref".as_slice()].into_iter(), NOW), CookieCheck::Absent);
+        assert!(matches!(
+            s.check_headers([quoted.as_bytes()].into_iter(), NOW),
+            CookieCheck::Valid { .. }
+        ));
+        assert_eq!(
+            s.check_headers([b"rf_refx=1; a=2".as_slice()].into_iter(), NOW),
+            CookieCheck::Absent
+        );
+        assert_eq!(
+            s.check_headers([b"rf_ref=\xff".as_slice()].into_iter(), NOW),
+            CookieCheck::Malformed
+        );
+        assert_eq!(
+            s.check_headers(std::iter::empty(), NOW),
+            CookieCheck::Absent
+        );
+        assert_eq!(
+            s.check_headers([b";;;=;=x; rf_ref".as_slice()].into_iter(), NOW),
+            CookieCheck::Absent
+        );
     }
 
     #[test]

@@ -57,13 +57,25 @@ impl Attribution {
 
     /// Decides a click whose event carries `click_id`. `human` is false for
     /// bots (their id is never handed out); `tls` adds `Secure`.
-    pub fn decide(&self, human: bool, cookie: CookieCheck, click_id: ClickId, now_ms: u64, tls: bool) -> Decision {
+    pub fn decide(
+        &self,
+        human: bool,
+        cookie: CookieCheck,
+        click_id: ClickId,
+        now_ms: u64,
+        tls: bool,
+    ) -> Decision {
         let prior_click_id = match cookie {
             CookieCheck::Valid { click_id, .. } => Some(click_id),
             _ => None,
         };
         if !human {
-            return Decision { click_id: None, set_cookie: None, attributed: false, prior_click_id };
+            return Decision {
+                click_id: None,
+                set_cookie: None,
+                attributed: false,
+                prior_click_id,
+            };
         }
         let keep_existing = self.model == AttributionModel::FirstTouch && prior_click_id.is_some();
         let set_cookie = (!keep_existing).then(|| self.set_cookie(&click_id, now_ms / 1000, tls));
@@ -77,8 +89,9 @@ impl Attribution {
 
     fn set_cookie(&self, click_id: &ClickId, now_secs: u64, tls: bool) -> HeaderValue {
         let value = self.signer.sign(click_id, now_secs);
-        let mut header =
-            String::with_capacity(self.signer.name().len() + value.len() + self.attributes.len() + 10);
+        let mut header = String::with_capacity(
+            self.signer.name().len() + value.len() + self.attributes.len() + 10,
+        );
         header.push_str(self.signer.name());
         header.push('=');
         header.push_str(&value);
@@ -116,13 +129,22 @@ mod tests {
     #[test]
     fn first_click_sets_the_cookie() {
         let p = policy(AttributionModel::FirstTouch, None);
-        let d = p.decide(true, CookieCheck::Absent, ClickId::new(NOW_MS), NOW_MS, false);
+        let d = p.decide(
+            true,
+            CookieCheck::Absent,
+            ClickId::new(NOW_MS),
+            NOW_MS,
+            false,
+        );
         let id = d.click_id.unwrap();
         let cookie = d.set_cookie.unwrap();
         let cookie = cookie.to_str().unwrap();
         assert!(cookie.starts_with("rf_ref=1."), "{cookie}");
         assert!(cookie.contains(id.as_str()));
-        assert!(cookie.ends_with("; Max-Age=7776000; Path=/; HttpOnly; SameSite=Lax"), "{cookie}");
+        assert!(
+            cookie.ends_with("; Max-Age=7776000; Path=/; HttpOnly; SameSite=Lax"),
+            "{cookie}"
+        );
         assert!(d.attributed);
         assert_eq!(d.prior_click_id, None);
     }
@@ -130,9 +152,20 @@ mod tests {
     #[test]
     fn tls_and_domain_attributes() {
         let p = policy(AttributionModel::FirstTouch, Some(".brand.example"));
-        let d = p.decide(true, CookieCheck::Absent, ClickId::new(NOW_MS), NOW_MS, true);
+        let d = p.decide(
+            true,
+            CookieCheck::Absent,
+            ClickId::new(NOW_MS),
+            NOW_MS,
+            true,
+        );
         let cookie = d.set_cookie.unwrap();
-        assert!(cookie.to_str().unwrap().ends_with("; SameSite=Lax; Domain=.brand.example; Secure"));
+        assert!(
+            cookie
+                .to_str()
+                .unwrap()
+                .ends_with("; SameSite=Lax; Domain=.brand.example; Secure")
+        );
     }
 
     #[test]
@@ -143,7 +176,10 @@ mod tests {
         assert!(d.set_cookie.is_none());
         assert!(!d.attributed);
         assert_eq!(d.prior_click_id, Some(prior));
-        assert!(d.click_id.is_some(), "the landing page still gets this click's id");
+        assert!(
+            d.click_id.is_some(),
+            "the landing page still gets this click's id"
+        );
     }
 
     #[test]
@@ -159,7 +195,11 @@ mod tests {
     #[test]
     fn invalid_cookies_are_treated_as_absent() {
         let p = policy(AttributionModel::FirstTouch, None);
-        for check in [CookieCheck::Malformed, CookieCheck::BadSignature, CookieCheck::Expired] {
+        for check in [
+            CookieCheck::Malformed,
+            CookieCheck::BadSignature,
+            CookieCheck::Expired,
+        ] {
             let d = p.decide(true, check, ClickId::new(NOW_MS), NOW_MS, false);
             assert!(d.set_cookie.is_some());
             assert!(d.attributed);
@@ -170,7 +210,13 @@ mod tests {
     #[test]
     fn bots_get_nothing() {
         let p = policy(AttributionModel::LastTouch, None);
-        let d = p.decide(false, CookieCheck::Absent, ClickId::new(NOW_MS), NOW_MS, false);
+        let d = p.decide(
+            false,
+            CookieCheck::Absent,
+            ClickId::new(NOW_MS),
+            NOW_MS,
+            false,
+        );
         assert!(d.click_id.is_none());
         assert!(d.set_cookie.is_none());
         assert!(!d.attributed);

@@ -1,6 +1,6 @@
 //! The click event: what the request path records (`ClickRecord`, cheap to
 //! build, no formatting) and the JSON line the writer makes of it (CONTRACT:
-//! "Click events"; schema in `schema/click-event.v1.json`).
+//! "Click events"; schema in `click-event.schema.json` beside this file).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -164,12 +164,36 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(json.as_object().unwrap().len(), 25);
         let keys = [
-                "schema_version", "type", "click_id", "occurred_at", "outcome", "code", "host",
-                "advocate_id", "campaign_id", "program_id", "target", "status", "ip", "user_agent",
-                "referer", "country", "region", "city", "asn", "bot", "bot_reason", "attributed",
-                "prior_click_id", "gpc", "node",
+            "schema_version",
+            "type",
+            "click_id",
+            "occurred_at",
+            "outcome",
+            "code",
+            "host",
+            "advocate_id",
+            "campaign_id",
+            "program_id",
+            "target",
+            "status",
+            "ip",
+            "user_agent",
+            "referer",
+            "country",
+            "region",
+            "city",
+            "asn",
+            "bot",
+            "bot_reason",
+            "attributed",
+            "prior_click_id",
+            "gpc",
+            "node",
         ];
-        let positions: Vec<usize> = keys.iter().map(|k| line.find(&format!("\"{k}\":")).unwrap()).collect();
+        let positions: Vec<usize> = keys
+            .iter()
+            .map(|k| line.find(&format!("\"{k}\":")).unwrap())
+            .collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{line}");
         assert_eq!(json["outcome"], "not_found");
         assert_eq!(json["occurred_at"], "2023-11-14T22:13:20.123Z");

@@ -56,13 +56,21 @@ pub struct EventPipeline {
 
 impl EventPipeline {
     /// Starts the writer thread on an already opened spool.
-    pub fn start(writer: SpoolWriter, queue_capacity: usize, metrics: EventMetrics) -> std::io::Result<EventPipeline> {
+    pub fn start(
+        writer: SpoolWriter,
+        queue_capacity: usize,
+        metrics: EventMetrics,
+    ) -> std::io::Result<EventPipeline> {
         let (tx, rx) = sync_channel(queue_capacity);
         let thread = std::thread::Builder::new()
             .name("refedge-spool".into())
             .spawn(move || writer.run(rx))?;
         Ok(EventPipeline {
-            sink: EventSink { tx, closed: Arc::new(AtomicBool::new(false)), metrics },
+            sink: EventSink {
+                tx,
+                closed: Arc::new(AtomicBool::new(false)),
+                metrics,
+            },
             thread: Some(thread),
         })
     }
@@ -90,7 +98,9 @@ impl EventPipeline {
                 }
             }
         }
-        let Some(thread) = self.thread.take() else { return true };
+        let Some(thread) = self.thread.take() else {
+            return true;
+        };
         while !thread.is_finished() {
             if Instant::now() >= until {
                 return false;

@@ -86,14 +86,22 @@ pub struct SpoolWriter {
 
 impl std::fmt::Debug for SpoolWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpoolWriter").field("dir", &self.config.dir).field("seq", &self.seq).finish()
+        f.debug_struct("SpoolWriter")
+            .field("dir", &self.config.dir)
+            .field("seq", &self.seq)
+            .finish()
     }
 }
 
 impl SpoolWriter {
     /// Creates the spool directory if needed and opens a new segment after
     /// the newest one there. Fails if the spool is not writable.
-    pub fn open(config: SpoolConfig, policy: IpPolicy, node: String, metrics: EventMetrics) -> std::io::Result<SpoolWriter> {
+    pub fn open(
+        config: SpoolConfig,
+        policy: IpPolicy,
+        node: String,
+        metrics: EventMetrics,
+    ) -> std::io::Result<SpoolWriter> {
         std::fs::create_dir_all(&config.dir)?;
         let existing = list_segments(&config.dir)?;
         let seq = existing.last().map_or(1, |(s, _, _)| s + 1);
@@ -125,7 +133,9 @@ impl SpoolWriter {
 
     /// Encodes one event into the buffer.
     fn encode(&mut self, record: &ClickRecord) {
-        let ip = record.ip.and_then(|ip| self.policy.apply(ip, record.occurred_at_ms));
+        let ip = record
+            .ip
+            .and_then(|ip| self.policy.apply(ip, record.occurred_at_ms));
         let event = record.event(ip, &self.node);
         // Serialising plain structs of strings and numbers cannot fail.
         if serde_json::to_writer(&mut self.buf, &event).is_ok() {
@@ -140,7 +150,9 @@ impl SpoolWriter {
         if self.buf.is_empty() {
             return;
         }
-        if self.segment_bytes > 0 && self.segment_bytes + self.buf.len() as u64 > self.config.segment_max_bytes {
+        if self.segment_bytes > 0
+            && self.segment_bytes + self.buf.len() as u64 > self.config.segment_max_bytes
+        {
             self.rotate();
         }
         match self.file.write_all(&self.buf) {
@@ -148,10 +160,12 @@ impl SpoolWriter {
                 self.segment_bytes += self.buf.len() as u64;
                 self.total_bytes += self.buf.len() as u64;
                 self.unsynced = true;
-                self.metrics.event(EventResult::Spooled, self.buffered_events);
+                self.metrics
+                    .event(EventResult::Spooled, self.buffered_events);
             }
             Err(e) => {
-                self.metrics.event(EventResult::SpoolFailed, self.buffered_events);
+                self.metrics
+                    .event(EventResult::SpoolFailed, self.buffered_events);
                 self.log_error("write to spool segment failed; events dropped", &e);
             }
         }
@@ -179,14 +193,20 @@ impl SpoolWriter {
                 self.segment_bytes = 0;
                 self.segments += 1;
             }
-            Err(e) => self.log_error("cannot start a new spool segment; appending to the current one", &e),
+            Err(e) => self.log_error(
+                "cannot start a new spool segment; appending to the current one",
+                &e,
+            ),
         }
     }
 
     /// Logs at most one error every 10 seconds.
     fn log_error(&mut self, what: &str, e: &std::io::Error) {
         let now = Instant::now();
-        if self.last_error_log.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10)) {
+        if self
+            .last_error_log
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
+        {
             self.last_error_log = Some(now);
             tracing::error!(error = %e, dir = %self.config.dir.display(), "{what}");
         }
@@ -253,7 +273,10 @@ impl SpoolWriter {
 
 fn create_segment(dir: &Path, seq: u64) -> std::io::Result<File> {
     let path = dir.join(format!("{seq:016}{SEGMENT_SUFFIX}"));
-    let file = OpenOptions::new().append(true).create_new(true).open(&path)?;
+    let file = OpenOptions::new()
+        .append(true)
+        .create_new(true)
+        .open(&path)?;
     // Make the new file's directory entry durable too.
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
@@ -267,7 +290,10 @@ mod tests {
 
     #[test]
     fn segment_names() {
-        assert_eq!(segment_seq(Path::new("/x/0000000000000042.jsonl")), Some(42));
+        assert_eq!(
+            segment_seq(Path::new("/x/0000000000000042.jsonl")),
+            Some(42)
+        );
         assert_eq!(segment_seq(Path::new("/x/42.jsonl")), None);
         assert_eq!(segment_seq(Path::new("/x/0000000000000042.json")), None);
         assert_eq!(segment_seq(Path::new("/x/checkpoint")), None);

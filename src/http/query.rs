@@ -18,15 +18,13 @@ pub fn decode_name(raw: &str) -> Box<str> {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;
@@ -56,7 +54,8 @@ fn push_param(out: &mut Vec<u8>, raw: &[u8]) {
     let mut i = 0;
     while i < raw.len() {
         let b = raw[i];
-        if b == b'%' && i + 2 < raw.len() && hex(raw[i + 1]).is_some() && hex(raw[i + 2]).is_some() {
+        if b == b'%' && i + 2 < raw.len() && hex(raw[i + 1]).is_some() && hex(raw[i + 2]).is_some()
+        {
             out.extend_from_slice(&raw[i..i + 3]);
             i += 3;
             continue;
@@ -80,7 +79,11 @@ pub fn location(
     click_param: &str,
     click_id: Option<&ClickId>,
 ) -> HeaderValue {
-    let forwarded = if link.forward_query { request_query.filter(|q| !q.is_empty()) } else { None };
+    let forwarded = if link.forward_query {
+        request_query.filter(|q| !q.is_empty())
+    } else {
+        None
+    };
     if forwarded.is_none() && click_id.is_none() {
         return link.target_header.clone();
     }
@@ -133,8 +136,11 @@ mod tests {
     use super::*;
 
     fn link(target: &str, forward: bool) -> Link {
-        Link::from_json(&serde_json::json!({"code": "c", "target": target, "forward_query": forward}).to_string())
-            .unwrap()
+        Link::from_json(
+            &serde_json::json!({"code": "c", "target": target, "forward_query": forward})
+                .to_string(),
+        )
+        .unwrap()
     }
 
     fn loc(target: &str, query: Option<&str>, click: bool) -> String {
@@ -145,52 +151,113 @@ mod tests {
 
     #[test]
     fn plain_target() {
-        assert_eq!(loc("https://b.example/p", None, false), "https://b.example/p");
-        assert_eq!(loc("https://b.example/p", None, true), "https://b.example/p?rf_click=ID");
-        assert_eq!(loc("https://b.example/p", Some(""), true), "https://b.example/p?rf_click=ID");
+        assert_eq!(
+            loc("https://b.example/p", None, false),
+            "https://b.example/p"
+        );
+        assert_eq!(
+            loc("https://b.example/p", None, true),
+            "https://b.example/p?rf_click=ID"
+        );
+        assert_eq!(
+            loc("https://b.example/p", Some(""), true),
+            "https://b.example/p?rf_click=ID"
+        );
     }
 
     #[test]
     fn query_is_merged_and_target_wins() {
         assert_eq!(
-            loc("https://b.example/p?utm_source=ref", Some("utm_source=evil&x=1"), true),
+            loc(
+                "https://b.example/p?utm_source=ref",
+                Some("utm_source=evil&x=1"),
+                true
+            ),
             "https://b.example/p?utm_source=ref&x=1&rf_click=ID"
         );
         assert_eq!(
-            loc("https://b.example/p?utm_source=ref", Some("utm%5Fsource=evil&utm+x=1"), false),
+            loc(
+                "https://b.example/p?utm_source=ref",
+                Some("utm%5Fsource=evil&utm+x=1"),
+                false
+            ),
             "https://b.example/p?utm_source=ref&utm+x=1"
         );
-        assert_eq!(loc("https://b.example/p?", Some("a=1"), false), "https://b.example/p?a=1");
-        assert_eq!(loc("https://b.example/p?a=1&", Some("b=2"), false), "https://b.example/p?a=1&b=2");
+        assert_eq!(
+            loc("https://b.example/p?", Some("a=1"), false),
+            "https://b.example/p?a=1"
+        );
+        assert_eq!(
+            loc("https://b.example/p?a=1&", Some("b=2"), false),
+            "https://b.example/p?a=1&b=2"
+        );
     }
 
     #[test]
     fn forged_click_ids_are_dropped() {
-        assert_eq!(loc("https://b.example/p", Some("rf_click=forged&a=1"), true), "https://b.example/p?a=1&rf_click=ID");
-        assert_eq!(loc("https://b.example/p", Some("rf%5Fclick=forged"), false), "https://b.example/p");
+        assert_eq!(
+            loc("https://b.example/p", Some("rf_click=forged&a=1"), true),
+            "https://b.example/p?a=1&rf_click=ID"
+        );
+        assert_eq!(
+            loc("https://b.example/p", Some("rf%5Fclick=forged"), false),
+            "https://b.example/p"
+        );
     }
 
     #[test]
     fn fragment_stays_last() {
-        assert_eq!(loc("https://b.example/p?a=1#top", Some("b=2"), true), "https://b.example/p?a=1&b=2&rf_click=ID#top");
-        assert_eq!(loc("https://b.example/p#top", None, true), "https://b.example/p?rf_click=ID#top");
+        assert_eq!(
+            loc("https://b.example/p?a=1#top", Some("b=2"), true),
+            "https://b.example/p?a=1&b=2&rf_click=ID#top"
+        );
+        assert_eq!(
+            loc("https://b.example/p#top", None, true),
+            "https://b.example/p?rf_click=ID#top"
+        );
     }
 
     #[test]
     fn hostile_parameters_are_encoded() {
-        assert_eq!(loc("https://b.example/p", Some("a=%0d%0aSet-Cookie:x"), false), "https://b.example/p?a=%0d%0aSet-Cookie:x");
-        assert_eq!(loc("https://b.example/p", Some("a=1#frag"), false), "https://b.example/p?a=1%23frag");
-        assert_eq!(loc("https://b.example/p", Some("a=%zz%"), false), "https://b.example/p?a=%25zz%25");
-        assert_eq!(loc("https://b.example/p", Some("a=\"<x>\""), false), "https://b.example/p?a=%22%3Cx%3E%22");
-        assert_eq!(loc("https://b.example/p", Some("a=\u{e9}"), false), "https://b.example/p?a=%C3%A9");
-        assert_eq!(loc("https://b.example/p", Some("&&a=1&&"), false), "https://b.example/p?a=1");
+        assert_eq!(
+            loc("https://b.example/p", Some("a=%0d%0aSet-Cookie:x"), false),
+            "https://b.example/p?a=%0d%0aSet-Cookie:x"
+        );
+        assert_eq!(
+            loc("https://b.example/p", Some("a=1#frag"), false),
+            "https://b.example/p?a=1%23frag"
+        );
+        assert_eq!(
+            loc("https://b.example/p", Some("a=%zz%"), false),
+            "https://b.example/p?a=%25zz%25"
+        );
+        assert_eq!(
+            loc("https://b.example/p", Some("a=\"<x>\""), false),
+            "https://b.example/p?a=%22%3Cx%3E%22"
+        );
+        assert_eq!(
+            loc("https://b.example/p", Some("a=\u{e9}"), false),
+            "https://b.example/p?a=%C3%A9"
+        );
+        assert_eq!(
+            loc("https://b.example/p", Some("&&a=1&&"), false),
+            "https://b.example/p?a=1"
+        );
     }
 
     #[test]
     fn forward_query_off_keeps_only_the_click_id() {
         let id = ClickId::from_parts(1, [1; 10]);
-        let v = location(&link("https://b.example/p", false), Some("a=1"), "rf_click", Some(&id));
-        assert_eq!(v.to_str().unwrap(), format!("https://b.example/p?rf_click={id}"));
+        let v = location(
+            &link("https://b.example/p", false),
+            Some("a=1"),
+            "rf_click",
+            Some(&id),
+        );
+        assert_eq!(
+            v.to_str().unwrap(),
+            format!("https://b.example/p?rf_click={id}")
+        );
     }
 
     #[test]

@@ -53,7 +53,11 @@ fn page(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     res
 }
 
-fn redirect(status: StatusCode, location: HeaderValue, cookie: Option<HeaderValue>) -> Response<Full<Bytes>> {
+fn redirect(
+    status: StatusCode,
+    location: HeaderValue,
+    cookie: Option<HeaderValue>,
+) -> Response<Full<Bytes>> {
     let mut res = Response::new(Full::new(Bytes::new()));
     *res.status_mut() = status;
     let h = res.headers_mut();
@@ -72,7 +76,11 @@ fn request_host<B>(req: &Request<B>) -> &str {
         .uri()
         .authority()
         .map(|a| a.as_str())
-        .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
         .unwrap_or("");
     let raw = raw.rsplit_once('@').map_or(raw, |(_, h)| h);
     if raw.starts_with('[') {
@@ -83,13 +91,17 @@ fn request_host<B>(req: &Request<B>) -> &str {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn header_text<B>(req: &Request<B>, name: header::HeaderName) -> Option<Box<str>> {
-    req.headers()
-        .get(name)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned().into_boxed_str())
+    req.headers().get(name).map(|v| {
+        String::from_utf8_lossy(v.as_bytes())
+            .into_owned()
+            .into_boxed_str()
+    })
 }
 
 impl Edge {
@@ -98,11 +110,17 @@ impl Edge {
         let started = Instant::now();
         let (outcome, response) = self.route(req, conn);
         self.metrics.request(outcome);
-        self.metrics.duration.record(started.elapsed().as_secs_f64());
+        self.metrics
+            .duration
+            .record(started.elapsed().as_secs_f64());
         response
     }
 
-    fn route<B>(&self, req: &Request<B>, conn: &ConnInfo) -> (RequestOutcome, Response<Full<Bytes>>) {
+    fn route<B>(
+        &self,
+        req: &Request<B>,
+        conn: &ConnInfo,
+    ) -> (RequestOutcome, Response<Full<Bytes>>) {
         let method = req.method();
         if method != Method::GET && method != Method::HEAD {
             let mut res = page(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -111,7 +129,10 @@ impl Edge {
         }
         let code = req.uri().path().strip_prefix('/').unwrap_or("");
         if !ShortCode::is_valid(code) {
-            return (RequestOutcome::InvalidCode, page(StatusCode::NOT_FOUND, "not found\n"));
+            return (
+                RequestOutcome::InvalidCode,
+                page(StatusCode::NOT_FOUND, "not found\n"),
+            );
         }
         let host = request_host(req);
         let now_ms = now_ms();
@@ -130,16 +151,26 @@ impl Edge {
 
         let headers = req.headers();
         let bot = visitor::classify(method, headers);
-        let cookie = self
-            .attribution
-            .signer()
-            .check_headers(headers.get_all(header::COOKIE).iter().map(HeaderValue::as_bytes), now_ms / 1000);
+        let cookie = self.attribution.signer().check_headers(
+            headers
+                .get_all(header::COOKIE)
+                .iter()
+                .map(HeaderValue::as_bytes),
+            now_ms / 1000,
+        );
         if !matches!(cookie, crate::attribution::CookieCheck::Absent) {
             self.metrics.cookie(cookie.label());
         }
         let click_id = ClickId::new(now_ms);
-        let decision = self.attribution.decide(bot.is_none(), cookie, click_id, now_ms, conn.tls);
-        let location = query::location(&link, req.uri().query(), &self.click_param, decision.click_id.as_ref());
+        let decision = self
+            .attribution
+            .decide(bot.is_none(), cookie, click_id, now_ms, conn.tls);
+        let location = query::location(
+            &link,
+            req.uri().query(),
+            &self.click_param,
+            decision.click_id.as_ref(),
+        );
         let status = link.redirect.status();
         let response = redirect(status, location.clone(), decision.set_cookie);
         self.events.record(ClickRecord {
@@ -151,7 +182,11 @@ impl Edge {
             link: Some(link),
             target: Some(location),
             status: status.as_u16(),
-            ip: Some(visitor::client_ip(conn.peer.ip(), headers, &self.trusted_proxies)),
+            ip: Some(visitor::client_ip(
+                conn.peer.ip(),
+                headers,
+                &self.trusted_proxies,
+            )),
             user_agent: header_text(req, header::USER_AGENT),
             referer: header_text(req, header::REFERER),
             bot: bot.is_some(),
@@ -177,9 +212,21 @@ impl Edge {
         now_ms: u64,
     ) -> (RequestOutcome, Response<Full<Bytes>>) {
         let (metric, page_status, body) = match outcome {
-            Outcome::NotFound => (RequestOutcome::NotFound, StatusCode::NOT_FOUND, "not found\n"),
-            Outcome::Disabled => (RequestOutcome::Disabled, StatusCode::GONE, "this link is no longer active\n"),
-            _ => (RequestOutcome::Expired, StatusCode::GONE, "this link has expired\n"),
+            Outcome::NotFound => (
+                RequestOutcome::NotFound,
+                StatusCode::NOT_FOUND,
+                "not found\n",
+            ),
+            Outcome::Disabled => (
+                RequestOutcome::Disabled,
+                StatusCode::GONE,
+                "this link is no longer active\n",
+            ),
+            _ => (
+                RequestOutcome::Expired,
+                StatusCode::GONE,
+                "this link has expired\n",
+            ),
         };
         let response = match &self.fallback {
             Some(fallback) => redirect(StatusCode::FOUND, fallback.clone(), None),
@@ -187,10 +234,13 @@ impl Edge {
         };
         let headers = req.headers();
         let bot = visitor::classify(req.method(), headers);
-        let cookie = self
-            .attribution
-            .signer()
-            .check_headers(headers.get_all(header::COOKIE).iter().map(HeaderValue::as_bytes), now_ms / 1000);
+        let cookie = self.attribution.signer().check_headers(
+            headers
+                .get_all(header::COOKIE)
+                .iter()
+                .map(HeaderValue::as_bytes),
+            now_ms / 1000,
+        );
         self.events.record(ClickRecord {
             click_id: ClickId::new(now_ms),
             occurred_at_ms: now_ms,
@@ -200,7 +250,11 @@ impl Edge {
             link,
             target: self.fallback.clone(),
             status: response.status().as_u16(),
-            ip: Some(visitor::client_ip(conn.peer.ip(), headers, &self.trusted_proxies)),
+            ip: Some(visitor::client_ip(
+                conn.peer.ip(),
+                headers,
+                &self.trusted_proxies,
+            )),
             user_agent: header_text(req, header::USER_AGENT),
             referer: header_text(req, header::REFERER),
             bot: bot.is_some(),

@@ -34,7 +34,9 @@ pub async fn serve<F, S>(
 ) -> bool
 where
     F: Fn(SocketAddr) -> S,
-    S: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible> + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
+        + Send
+        + 'static,
     S::Future: Send + 'static,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -43,7 +45,10 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(128);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(128);
     let graceful = GracefulShutdown::new();
     let accepted = metrics::connections(name);
     let accept_errors = metrics::accept_errors(name);

@@ -26,7 +26,10 @@ pub enum LinkError {
 
 impl LinkError {
     fn field(field: &'static str, reason: impl Into<String>) -> Self {
-        LinkError::Field { field, reason: reason.into() }
+        LinkError::Field {
+            field,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -40,14 +43,18 @@ impl ShortCode {
     pub fn is_valid(s: &str) -> bool {
         !s.is_empty()
             && s.len() <= MAX_CODE_CHARS
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     }
 
     pub fn parse(s: &str) -> Result<ShortCode, LinkError> {
         if ShortCode::is_valid(s) {
             Ok(ShortCode(s.into()))
         } else {
-            Err(LinkError::field("code", "must be 1-64 characters of [0-9A-Za-z_-]"))
+            Err(LinkError::field(
+                "code",
+                "must be 1-64 characters of [0-9A-Za-z_-]",
+            ))
         }
     }
 
@@ -72,7 +79,10 @@ impl RedirectStatus {
     pub fn new(code: u16) -> Result<Self, LinkError> {
         match code {
             301 | 302 | 303 | 307 | 308 => Ok(RedirectStatus(code)),
-            _ => Err(LinkError::field("redirect", "must be 301, 302, 303, 307 or 308")),
+            _ => Err(LinkError::field(
+                "redirect",
+                "must be 301, 302, 303, 307 or 308",
+            )),
         }
     }
 
@@ -155,9 +165,13 @@ impl Link {
 
     pub fn from_record(r: LinkRecord) -> Result<Link, LinkError> {
         let code = ShortCode::parse(
-            r.code.as_deref().ok_or_else(|| LinkError::field("code", "is required"))?,
+            r.code
+                .as_deref()
+                .ok_or_else(|| LinkError::field("code", "is required"))?,
         )?;
-        let target = r.target.ok_or_else(|| LinkError::field("target", "is required"))?;
+        let target = r
+            .target
+            .ok_or_else(|| LinkError::field("target", "is required"))?;
         let parsed = validate_target(&target)?;
         let target_header = HeaderValue::from_str(&target)
             .map_err(|_| LinkError::field("target", "is not a valid header value"))?;
@@ -165,7 +179,11 @@ impl Link {
             .domain
             .map(|d| validate_domain(&d).map(|()| d.to_ascii_lowercase().into_boxed_str()))
             .transpose()?;
-        let redirect = r.redirect.map(RedirectStatus::new).transpose()?.unwrap_or(RedirectStatus::FOUND);
+        let redirect = r
+            .redirect
+            .map(RedirectStatus::new)
+            .transpose()?
+            .unwrap_or(RedirectStatus::FOUND);
         let expires_at = r
             .expires_at
             .map(|s| {
@@ -205,7 +223,10 @@ impl Link {
             forward_query: Some(self.forward_query),
             status: Some(self.status),
             expires_at: self.expires_at.and_then(|t| {
-                OffsetDateTime::from_unix_timestamp(t).ok()?.format(&Rfc3339).ok()
+                OffsetDateTime::from_unix_timestamp(t)
+                    .ok()?
+                    .format(&Rfc3339)
+                    .ok()
             }),
         }
     }
@@ -226,9 +247,10 @@ fn json_reason(e: &serde_json::Error) -> String {
 
 fn id_field(field: &'static str, v: Option<String>) -> Result<Option<Box<str>>, LinkError> {
     match v {
-        Some(s) if s.len() > MAX_ID_BYTES => {
-            Err(LinkError::field(field, format!("is longer than {MAX_ID_BYTES} bytes")))
-        }
+        Some(s) if s.len() > MAX_ID_BYTES => Err(LinkError::field(
+            field,
+            format!("is longer than {MAX_ID_BYTES} bytes"),
+        )),
         Some(s) if s.chars().any(char::is_control) => {
             Err(LinkError::field(field, "contains control characters"))
         }
@@ -243,12 +265,17 @@ fn validate_domain(d: &str) -> Result<(), LinkError> {
         && d.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     if ok {
         Ok(())
     } else {
-        Err(LinkError::field("domain", "must be a host name such as go.brand.com"))
+        Err(LinkError::field(
+            "domain",
+            "must be a host name such as go.brand.com",
+        ))
     }
 }
 
@@ -264,13 +291,22 @@ pub struct ParsedTarget {
 /// a host, at most 2048 bytes, no whitespace or control characters.
 pub fn validate_target(target: &str) -> Result<ParsedTarget, LinkError> {
     if target.len() > MAX_TARGET_BYTES {
-        return Err(LinkError::field("target", format!("is longer than {MAX_TARGET_BYTES} bytes")));
+        return Err(LinkError::field(
+            "target",
+            format!("is longer than {MAX_TARGET_BYTES} bytes"),
+        ));
     }
     if target.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(LinkError::field("target", "contains whitespace or control characters"));
+        return Err(LinkError::field(
+            "target",
+            "contains whitespace or control characters",
+        ));
     }
     if !target.is_ascii() {
-        return Err(LinkError::field("target", "must be ASCII (percent-encode other characters)"));
+        return Err(LinkError::field(
+            "target",
+            "must be ASCII (percent-encode other characters)",
+        ));
     }
     let uri: http::Uri = target
         .parse()
@@ -281,7 +317,10 @@ pub fn validate_target(target: &str) -> Result<ParsedTarget, LinkError> {
     }
     let host = uri.host().unwrap_or("");
     if host.is_empty() || uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-        return Err(LinkError::field("target", "must have a host and no user info"));
+        return Err(LinkError::field(
+            "target",
+            "must have a host and no user info",
+        ));
     }
     let fragment_at = target.find('#');
     let before_fragment = &target[..fragment_at.unwrap_or(target.len())];
@@ -294,7 +333,11 @@ pub fn validate_target(target: &str) -> Result<ParsedTarget, LinkError> {
                 .collect()
         })
         .unwrap_or_default();
-    Ok(ParsedTarget { fragment_at, has_query: query.is_some(), params })
+    Ok(ParsedTarget {
+        fragment_at,
+        has_query: query.is_some(),
+        params,
+    })
 }
 
 #[cfg(test)]
@@ -376,18 +419,38 @@ mod tests {
     #[test]
     fn each_rule_names_its_field() {
         assert_eq!(field_of(r#"{"target":"https://a.example/"}"#), "code");
-        assert_eq!(field_of(r#"{"code":"a.b","target":"https://a.example/"}"#), "code");
+        assert_eq!(
+            field_of(r#"{"code":"a.b","target":"https://a.example/"}"#),
+            "code"
+        );
         assert_eq!(field_of(r#"{"code":"a"}"#), "target");
-        assert_eq!(field_of(r#"{"code":"a","target":"https://a.example/","redirect":200}"#), "redirect");
-        assert_eq!(field_of(r#"{"code":"a","target":"https://a.example/","domain":"a b"}"#), "domain");
-        assert_eq!(field_of(r#"{"code":"a","target":"https://a.example/","expires_at":"tomorrow"}"#), "expires_at");
+        assert_eq!(
+            field_of(r#"{"code":"a","target":"https://a.example/","redirect":200}"#),
+            "redirect"
+        );
+        assert_eq!(
+            field_of(r#"{"code":"a","target":"https://a.example/","domain":"a b"}"#),
+            "domain"
+        );
+        assert_eq!(
+            field_of(r#"{"code":"a","target":"https://a.example/","expires_at":"tomorrow"}"#),
+            "expires_at"
+        );
         let long = "x".repeat(129);
         assert_eq!(
-            field_of(&format!(r#"{{"code":"a","target":"https://a.example/","advocate_id":"{long}"}}"#)),
+            field_of(&format!(
+                r#"{{"code":"a","target":"https://a.example/","advocate_id":"{long}"}}"#
+            )),
             "advocate_id"
         );
-        assert!(field_of(r#"{"code":"a","target":"https://a.example/","colour":"red"}"#).starts_with("json: unknown field `colour`"));
-        assert!(field_of(r#"{"code":"a","target":"https://a.example/","status":"paused"}"#).starts_with("json: unknown variant"));
+        assert!(
+            field_of(r#"{"code":"a","target":"https://a.example/","colour":"red"}"#)
+                .starts_with("json: unknown field `colour`")
+        );
+        assert!(
+            field_of(r#"{"code":"a","target":"https://a.example/","status":"paused"}"#)
+                .starts_with("json: unknown variant")
+        );
         assert!(field_of("{not json").starts_with("json:"));
     }
 

@@ -52,7 +52,10 @@ fn parse_byte_lines(bytes: &[u8]) -> (Vec<Link>, Vec<LineError>) {
             Ok(line) => line,
             Err(_) => {
                 let error = LinkError::Json("line is not valid UTF-8".into());
-                errors.push(LineError { line: line_no, error });
+                errors.push(LineError {
+                    line: line_no,
+                    error,
+                });
                 continue;
             }
         };
@@ -73,7 +76,10 @@ fn parse_byte_lines(bytes: &[u8]) -> (Vec<Link>, Vec<LineError>) {
                 }
                 links.push(link);
             }
-            Err(error) => errors.push(LineError { line: line_no, error }),
+            Err(error) => errors.push(LineError {
+                line: line_no,
+                error,
+            }),
         }
     }
     (links, errors)
@@ -83,7 +89,11 @@ fn parse_byte_lines(bytes: &[u8]) -> (Vec<Link>, Vec<LineError>) {
 pub fn load_file(path: &Path) -> std::io::Result<LoadReport> {
     let bytes = std::fs::read(path)?;
     let (links, errors) = parse_byte_lines(&bytes);
-    Ok(LoadReport { path: path.to_owned(), links, errors })
+    Ok(LoadReport {
+        path: path.to_owned(),
+        links,
+        errors,
+    })
 }
 
 #[cfg(test)]
@@ -93,18 +103,26 @@ mod tests {
     #[test]
     fn bad_lines_are_reported_and_good_ones_kept() {
         let text = concat!(
-            r#"{"code":"ok1","target":"https://a.example/"}"#, "\n",
+            r#"{"code":"ok1","target":"https://a.example/"}"#,
             "\n",
-            r#"{"code":"bad","target":"https://a.example/\r\nX: y"}"#, "\n",
+            "\n",
+            r#"{"code":"bad","target":"https://a.example/\r\nX: y"}"#,
+            "\n",
             "not json\n",
-            r#"{"code":"ok2","target":"https://a.example/2"}"#, "\n",
-            r#"{"code":"ok1","target":"https://a.example/again"}"#, "\n",
+            r#"{"code":"ok2","target":"https://a.example/2"}"#,
+            "\n",
+            r#"{"code":"ok1","target":"https://a.example/again"}"#,
+            "\n",
         );
         let (links, errors) = parse_lines(text);
         assert_eq!(links.len(), 3);
         let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![3, 4, 6]);
-        assert!(errors[0].to_string().contains("target: contains whitespace or control"));
+        assert!(
+            errors[0]
+                .to_string()
+                .contains("target: contains whitespace or control")
+        );
         assert!(errors[2].to_string().contains("duplicate of line 1"));
     }
 
@@ -118,6 +136,11 @@ mod tests {
         let report = load_file(&path).unwrap();
         assert_eq!(report.links.len(), 1);
         let problems: Vec<String> = report.problems().collect();
-        assert!(problems.iter().any(|p| p.ends_with("links.jsonl:2: invalid JSON: line is not valid UTF-8")), "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.ends_with("links.jsonl:2: invalid JSON: line is not valid UTF-8")),
+            "{problems:?}"
+        );
     }
 }

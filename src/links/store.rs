@@ -31,7 +31,11 @@ impl Entry {
         match link.domain.as_deref() {
             None => self.any.replace(link).is_none(),
             Some(domain) => {
-                if let Some(slot) = self.scoped.iter_mut().find(|l| l.domain.as_deref() == Some(domain)) {
+                if let Some(slot) = self
+                    .scoped
+                    .iter_mut()
+                    .find(|l| l.domain.as_deref() == Some(domain))
+                {
                     *slot = link;
                     false
                 } else {
@@ -68,10 +72,11 @@ impl LinkStore {
         let Some(entry) = self.map.get(code) else {
             return Resolution::NotFound;
         };
-        let scoped = entry
-            .scoped
-            .iter()
-            .find(|l| l.domain.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(host)));
+        let scoped = entry.scoped.iter().find(|l| {
+            l.domain
+                .as_deref()
+                .is_some_and(|d| d.eq_ignore_ascii_case(host))
+        });
         match scoped.or(entry.any.as_ref()) {
             Some(link) => Resolution::Found(Arc::clone(link)),
             None => Resolution::NotFound,
@@ -83,7 +88,11 @@ impl LinkStore {
         let entry = self.map.get(code)?;
         match domain {
             None => entry.any.clone(),
-            Some(d) => entry.scoped.iter().find(|l| l.domain.as_deref() == Some(d)).cloned(),
+            Some(d) => entry
+                .scoped
+                .iter()
+                .find(|l| l.domain.as_deref() == Some(d))
+                .cloned(),
         }
     }
 
@@ -133,7 +142,9 @@ impl LinkStore {
     pub fn replace_all(&self, links: Vec<Link>) {
         let mut next: HashMap<Box<str>, Entry> = HashMap::with_capacity(links.len());
         for link in links {
-            next.entry(link.code.as_str().into()).or_default().put(Arc::new(link));
+            next.entry(link.code.as_str().into())
+                .or_default()
+                .put(Arc::new(link));
         }
         let keep: HashSet<Box<str>> = next.keys().cloned().collect();
         let total = next.values().map(Entry::len).sum();
@@ -173,22 +184,47 @@ mod tests {
             link("xyz", Some("go.a.example"), "https://a.example/xyz"),
         ]);
         assert_eq!(s.len(), 3);
-        assert_eq!(target_of(s.resolve("go.a.example", "abc")).unwrap(), "https://a.example/");
-        assert_eq!(target_of(s.resolve("GO.A.EXAMPLE", "abc")).unwrap(), "https://a.example/");
-        assert_eq!(target_of(s.resolve("other.example", "abc")).unwrap(), "https://any.example/");
+        assert_eq!(
+            target_of(s.resolve("go.a.example", "abc")).unwrap(),
+            "https://a.example/"
+        );
+        assert_eq!(
+            target_of(s.resolve("GO.A.EXAMPLE", "abc")).unwrap(),
+            "https://a.example/"
+        );
+        assert_eq!(
+            target_of(s.resolve("other.example", "abc")).unwrap(),
+            "https://any.example/"
+        );
         assert_eq!(target_of(s.resolve("other.example", "xyz")), None);
-        assert_eq!(target_of(s.resolve("go.a.example", "ABC")), None, "codes are case-sensitive");
+        assert_eq!(
+            target_of(s.resolve("go.a.example", "ABC")),
+            None,
+            "codes are case-sensitive"
+        );
     }
 
     #[test]
     fn replace_all_swaps_the_set() {
         let s = LinkStore::new();
-        s.replace_all(vec![link("a", None, "https://x.example/1"), link("b", None, "https://x.example/2")]);
-        s.replace_all(vec![link("b", None, "https://x.example/3"), link("c", None, "https://x.example/4")]);
+        s.replace_all(vec![
+            link("a", None, "https://x.example/1"),
+            link("b", None, "https://x.example/2"),
+        ]);
+        s.replace_all(vec![
+            link("b", None, "https://x.example/3"),
+            link("c", None, "https://x.example/4"),
+        ]);
         assert_eq!(s.len(), 2);
         assert_eq!(target_of(s.resolve("h", "a")), None);
-        assert_eq!(target_of(s.resolve("h", "b")).unwrap(), "https://x.example/3");
-        assert_eq!(target_of(s.resolve("h", "c")).unwrap(), "https://x.example/4");
+        assert_eq!(
+            target_of(s.resolve("h", "b")).unwrap(),
+            "https://x.example/3"
+        );
+        assert_eq!(
+            target_of(s.resolve("h", "c")).unwrap(),
+            "https://x.example/4"
+        );
     }
 
     #[test]
@@ -200,7 +236,10 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert!(s.remove(Some("h.example"), "a"));
         assert!(!s.remove(Some("h.example"), "a"));
-        assert_eq!(s.get(None, "a").unwrap().target.as_ref(), "https://x.example/2");
+        assert_eq!(
+            s.get(None, "a").unwrap().target.as_ref(),
+            "https://x.example/2"
+        );
         assert!(s.remove(None, "a"));
         assert!(s.is_empty());
         assert!(s.map.is_empty());

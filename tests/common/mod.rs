@@ -31,18 +31,30 @@ pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) ->
 
 /// The links of most tests.
 pub const LINKS: &str = concat!(
-    r#"{"code":"demo","target":"https://brand.example/welcome?utm_source=refedge","advocate_id":"adv-1","campaign_id":"camp-1","program_id":"prog-1"}"#, "\n",
-    r#"{"code":"t307","target":"https://brand.example/307","redirect":307}"#, "\n",
-    r#"{"code":"t301","target":"https://brand.example/301","redirect":301}"#, "\n",
-    r#"{"code":"t303","target":"https://brand.example/303","redirect":303}"#, "\n",
-    r#"{"code":"t308","target":"https://brand.example/308","redirect":308}"#, "\n",
-    r#"{"code":"noq","target":"https://brand.example/noq#frag","forward_query":false}"#, "\n",
-    r#"{"code":"off","target":"https://brand.example/off","status":"disabled"}"#, "\n",
-    r#"{"code":"old","target":"https://brand.example/old","expires_at":"2020-01-01T00:00:00Z"}"#, "\n",
-    r#"{"code":"later","target":"https://brand.example/later","expires_at":"2999-01-01T00:00:00Z"}"#, "\n",
-    r#"{"code":"scoped","target":"https://a.example/scoped","domain":"go.a.example"}"#, "\n",
-    r#"{"code":"scoped","target":"https://any.example/scoped"}"#, "\n",
-    r#"{"code":"aonly","target":"https://a.example/only","domain":"go.a.example"}"#, "\n",
+    r#"{"code":"demo","target":"https://brand.example/welcome?utm_source=refedge","advocate_id":"adv-1","campaign_id":"camp-1","program_id":"prog-1"}"#,
+    "\n",
+    r#"{"code":"t307","target":"https://brand.example/307","redirect":307}"#,
+    "\n",
+    r#"{"code":"t301","target":"https://brand.example/301","redirect":301}"#,
+    "\n",
+    r#"{"code":"t303","target":"https://brand.example/303","redirect":303}"#,
+    "\n",
+    r#"{"code":"t308","target":"https://brand.example/308","redirect":308}"#,
+    "\n",
+    r#"{"code":"noq","target":"https://brand.example/noq#frag","forward_query":false}"#,
+    "\n",
+    r#"{"code":"off","target":"https://brand.example/off","status":"disabled"}"#,
+    "\n",
+    r#"{"code":"old","target":"https://brand.example/old","expires_at":"2020-01-01T00:00:00Z"}"#,
+    "\n",
+    r#"{"code":"later","target":"https://brand.example/later","expires_at":"2999-01-01T00:00:00Z"}"#,
+    "\n",
+    r#"{"code":"scoped","target":"https://a.example/scoped","domain":"go.a.example"}"#,
+    "\n",
+    r#"{"code":"scoped","target":"https://any.example/scoped"}"#,
+    "\n",
+    r#"{"code":"aonly","target":"https://a.example/only","domain":"go.a.example"}"#,
+    "\n",
 );
 
 /// A temporary directory holding a links file and a spool directory.
@@ -58,7 +70,11 @@ impl Fixture {
         let links_path = dir.path().join("links.jsonl");
         std::fs::write(&links_path, links).expect("write links");
         let spool = dir.path().join("spool");
-        Fixture { links: links_path, spool, dir }
+        Fixture {
+            links: links_path,
+            spool,
+            dir,
+        }
     }
 
     /// The environment that points an edge at this fixture on port 0.
@@ -67,9 +83,18 @@ impl Fixture {
             ("REFEDGE_SERVER_LISTEN".into(), "127.0.0.1:0".into()),
             ("REFEDGE_ADMIN_LISTEN".into(), "127.0.0.1:0".into()),
             ("REFEDGE_SERVER_NODE".into(), "test-node".into()),
-            ("REFEDGE_LINKS_FILE".into(), self.links.display().to_string()),
-            ("REFEDGE_EVENTS_SPOOL_DIR".into(), self.spool.display().to_string()),
-            ("REFEDGE_ATTRIBUTION_SECRET".into(), "test-secret-0123456789".into()),
+            (
+                "REFEDGE_LINKS_FILE".into(),
+                self.links.display().to_string(),
+            ),
+            (
+                "REFEDGE_EVENTS_SPOOL_DIR".into(),
+                self.spool.display().to_string(),
+            ),
+            (
+                "REFEDGE_ATTRIBUTION_SECRET".into(),
+                "test-secret-0123456789".into(),
+            ),
             ("REFEDGE_PRIVACY_IP".into(), "full".into()),
         ];
         for (k, v) in extra {
@@ -91,11 +116,16 @@ impl Fixture {
 
 pub fn read_events(spool: &Path) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
-    let Ok(segments) = refedge::events::list_segments(spool) else { return out };
+    let Ok(segments) = refedge::events::list_segments(spool) else {
+        return out;
+    };
     for (_, path, _) in segments {
         let text = std::fs::read_to_string(&path).expect("read segment");
         for line in text.lines() {
-            out.push(serde_json::from_str(line).unwrap_or_else(|e| panic!("bad spool line {line:?}: {e}")));
+            out.push(
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("bad spool line {line:?}: {e}")),
+            );
         }
     }
     out
@@ -113,12 +143,20 @@ pub async fn start(config: &Config) -> InProcess {
     let node = Node::prepare(config).expect("node prepares");
     let public = TcpListener::bind("127.0.0.1:0").await.expect("bind public");
     let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
-    let addrs = (public.local_addr().expect("addr"), admin.local_addr().expect("addr"));
+    let addrs = (
+        public.local_addr().expect("addr"),
+        admin.local_addr().expect("addr"),
+    );
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(node.serve(Listeners { public, admin }, async move {
         let _ = stopped.await;
     }));
-    let edge = InProcess { public: addrs.0, admin: addrs.1, stop, task };
+    let edge = InProcess {
+        public: addrs.0,
+        admin: addrs.1,
+        stop,
+        task,
+    };
     wait_ready(edge.admin).await;
     edge
 }
@@ -155,7 +193,9 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().expect("ascii header"))
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("ascii header"))
     }
 
     pub fn location(&self) -> &str {
@@ -163,7 +203,12 @@ impl Response {
     }
 }
 
-fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Request<Empty<Bytes>> {
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Request<Empty<Bytes>> {
     let mut builder = Request::builder().method(method).uri(path);
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         builder = builder.header("host", addr.to_string());
@@ -184,10 +229,16 @@ pub async fn try_send(
     let stream = TcpStream::connect(addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let res = sender.send_request(request(addr, method, path, headers)).await?;
+    let res = sender
+        .send_request(request(addr, method, path, headers))
+        .await?;
     let (parts, body) = res.into_parts();
     let body = body.collect().await?.to_bytes();
-    Ok(Response { status: parts.status.as_u16(), headers: parts.headers, body })
+    Ok(Response {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    })
 }
 
 pub async fn try_get(
@@ -199,7 +250,9 @@ pub async fn try_get(
 }
 
 pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
-    within(path, try_get(addr, path, headers)).await.expect("request succeeds")
+    within(path, try_get(addr, path, headers))
+        .await
+        .expect("request succeeds")
 }
 
 /// A keep-alive HTTP/1.1 connection.
@@ -218,12 +271,23 @@ impl KeepAlive {
         Ok(KeepAlive { addr, sender })
     }
 
-    pub async fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> Result<Response, hyper::Error> {
+    pub async fn get(
+        &mut self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Response, hyper::Error> {
         self.sender.ready().await?;
-        let res = self.sender.send_request(request(self.addr, "GET", path, headers)).await?;
+        let res = self
+            .sender
+            .send_request(request(self.addr, "GET", path, headers))
+            .await?;
         let (parts, body) = res.into_parts();
         let body = body.collect().await?.to_bytes();
-        Ok(Response { status: parts.status.as_u16(), headers: parts.headers, body })
+        Ok(Response {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        })
     }
 }
 
@@ -258,7 +322,11 @@ pub fn spawn_binary(env: &[(String, String)]) -> Process {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
                 let msg = v["fields"]["message"].as_str().unwrap_or("");
                 if msg == "public listener bound" || msg == "admin listener bound" {
-                    let addr: SocketAddr = v["fields"]["addr"].as_str().unwrap_or("").parse().expect("addr");
+                    let addr: SocketAddr = v["fields"]["addr"]
+                        .as_str()
+                        .unwrap_or("")
+                        .parse()
+                        .expect("addr");
                     let _ = tx.send((msg == "public listener bound", addr));
                 }
             }
@@ -274,11 +342,19 @@ pub fn spawn_binary(env: &[(String, String)]) -> Process {
             Ok((false, a)) => admin = Some(a),
             Err(_) => {
                 let _ = child.kill();
-                panic!("refedge did not bind its listeners; log: {:?}", log.lock().expect("log lock"));
+                panic!(
+                    "refedge did not bind its listeners; log: {:?}",
+                    log.lock().expect("log lock")
+                );
             }
         }
     }
-    Process { child, public: public.expect("public"), admin: admin.expect("admin"), log }
+    Process {
+        child,
+        public: public.expect("public"),
+        admin: admin.expect("admin"),
+        log,
+    }
 }
 
 impl Process {
@@ -300,14 +376,21 @@ impl Process {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("refedge did not exit; log: {:?}", self.log.lock().expect("log lock"));
+                panic!(
+                    "refedge did not exit; log: {:?}",
+                    self.log.lock().expect("log lock")
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
     }
 
     pub fn log_contains(&self, needle: &str) -> bool {
-        self.log.lock().expect("log lock").iter().any(|l| l.contains(needle))
+        self.log
+            .lock()
+            .expect("log lock")
+            .iter()
+            .any(|l| l.contains(needle))
     }
 }
 
@@ -329,5 +412,27 @@ pub fn click_param(location: &str) -> Option<String> {
 
 /// The cookie value (`name=value`) of a `Set-Cookie`.
 pub fn cookie_pair(set_cookie: &str) -> String {
-    set_cookie.split(';').next().expect("a cookie pair").to_owned()
+    set_cookie
+        .split(';')
+        .next()
+        .expect("a cookie pair")
+        .to_owned()
+}
+
+/// Asserts that every event matches the shipped JSON Schema.
+pub fn assert_schema_valid(events: &[serde_json::Value]) {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../src/events/click-event.schema.json"))
+            .expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    for e in events {
+        let errors: Vec<String> = validator
+            .iter_errors(e)
+            .map(|err| err.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "event {e} does not match the schema: {errors:?}"
+        );
+    }
 }
