@@ -50,6 +50,8 @@ impl Readiness {
 #[derive(Debug)]
 pub struct Admin {
     pub readiness: Arc<Readiness>,
+    /// The Kafka shipper's state, when `events.sink = "kafka"`.
+    pub shipper: Option<Arc<crate::events::ShipperState>>,
     pub prometheus: PrometheusHandle,
     pub token: Option<String>,
 }
@@ -89,7 +91,16 @@ impl Admin {
         match req.uri().path() {
             "/livez" if get => Some(respond(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")),
             "/readyz" if get => Some(match self.readiness.not_ready_reason() {
-                None => respond(StatusCode::OK, "text/plain; charset=utf-8", "ready\n"),
+                // A Kafka problem degrades the node but never takes it out of
+                // the load balancer: redirects go on and events wait in the spool.
+                None => match self.degraded() {
+                    None => respond(StatusCode::OK, "text/plain; charset=utf-8", "ready\n"),
+                    Some(why) => respond(
+                        StatusCode::OK,
+                        "text/plain; charset=utf-8",
+                        format!("ready (degraded: {why}; events are kept in the spool)\n"),
+                    ),
+                },
                 Some(why) => respond(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "text/plain; charset=utf-8",
@@ -108,6 +119,14 @@ impl Admin {
             )),
             _ => None,
         }
+    }
+
+    /// Why event shipping is impaired, if it is.
+    pub fn degraded(&self) -> Option<String> {
+        let shipper = self.shipper.as_ref()?;
+        shipper.problem().or_else(|| {
+            (!shipper.connected.load(Ordering::Relaxed)).then(|| "kafka: no broker is reachable".to_owned())
+        })
     }
 
     /// Checks the bearer token of an admin API request: `Err` holds the

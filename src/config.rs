@@ -190,6 +190,9 @@ pub struct EventsConfig {
     pub fsync_interval_ms: u64,
     /// A segment is closed and a new one started past this size.
     pub segment_max_bytes: u64,
+    /// While the spool holds this many bytes (a long broker outage), new
+    /// events are dropped and counted instead of filling the disk.
+    pub spool_max_bytes: u64,
 }
 
 impl Default for EventsConfig {
@@ -201,6 +204,7 @@ impl Default for EventsConfig {
             flush_interval_ms: 20,
             fsync_interval_ms: 200,
             segment_max_bytes: 64 * 1024 * 1024,
+            spool_max_bytes: 8 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -212,6 +216,9 @@ pub struct KafkaConfig {
     pub brokers: String,
     pub clicks_topic: String,
     pub links_topic: String,
+    /// At shutdown, how long the shipper keeps shipping before it leaves the
+    /// rest in the spool for the next start.
+    pub shutdown_timeout_ms: u64,
     /// Any librdkafka property, passed through.
     pub properties: BTreeMap<String, String>,
 }
@@ -222,6 +229,7 @@ impl Default for KafkaConfig {
             brokers: "127.0.0.1:9092".into(),
             clicks_topic: "refedge.clicks".into(),
             links_topic: "refedge.links".into(),
+            shutdown_timeout_ms: 5_000,
             properties: BTreeMap::new(),
         }
     }
@@ -318,9 +326,11 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("events.flush_interval_ms", Kind::Int),
     ("events.fsync_interval_ms", Kind::Int),
     ("events.segment_max_bytes", Kind::Int),
+    ("events.spool_max_bytes", Kind::Int),
     ("kafka.brokers", Kind::Str),
     ("kafka.clicks_topic", Kind::Str),
     ("kafka.links_topic", Kind::Str),
+    ("kafka.shutdown_timeout_ms", Kind::Int),
     ("geo.city_db", Kind::Str),
     ("geo.asn_db", Kind::Str),
     ("privacy.ip", Kind::Str),
@@ -400,11 +410,24 @@ impl Config {
                 "TLS termination is not available in this version; terminate TLS in front of refedge",
             ));
         }
-        if self.events.sink == SinkKind::Kafka {
+        if self.events.spool_max_bytes < self.events.segment_max_bytes {
             return Err(ConfigError::key(
-                "events.sink",
-                "\"kafka\" is not available in this version; use \"spool\"",
+                "events.spool_max_bytes",
+                "must be at least events.segment_max_bytes",
             ));
+        }
+        if self.events.sink == SinkKind::Kafka {
+            if self.kafka.brokers.trim().is_empty() {
+                return Err(ConfigError::key("kafka.brokers", "must name at least one broker"));
+            }
+            for (key, value) in [("kafka.clicks_topic", &self.kafka.clicks_topic), ("kafka.links_topic", &self.kafka.links_topic)] {
+                let valid = !value.is_empty()
+                    && value.len() <= 249
+                    && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+                if !valid {
+                    return Err(ConfigError::key(key, "must be 1-249 characters of [0-9A-Za-z._-]"));
+                }
+            }
         }
         if self.geo.city_db.is_some() || self.geo.asn_db.is_some() {
             return Err(ConfigError::key(
@@ -649,7 +672,8 @@ mod tests {
         );
         assert!(err("[attribution]\nsecret = \"short\"\n", &[]).starts_with("attribution.secret:"));
         assert!(err("[admin]\ntoken = \"short\"\n", &[]).starts_with("admin.token:"));
-        assert!(err("[events]\nsink = \"kafka\"\n", &[]).starts_with("events.sink:"));
+        assert!(err("[events]\nsink = \"kafka\"\n[kafka]\nclicks_topic = \"a b\"\n", &[]).starts_with("kafka.clicks_topic:"));
+        assert!(err("[events]\nspool_max_bytes = 5000\n", &[]).starts_with("events.spool_max_bytes:"));
         assert!(err("server = 3\n", &[]).starts_with("server:"));
         assert!(err("[server\n", &[]).starts_with("test.toml: invalid TOML"));
     }

@@ -68,6 +68,13 @@ fn check(path: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let problems = refedge::node::preflight(&config);
+    for problem in &problems {
+        println!("{problem}");
+    }
+    if !problems.is_empty() {
+        return ExitCode::FAILURE;
+    }
     match refedge::links::load_file(&config.links.file) {
         Err(e) => {
             println!(

@@ -26,6 +26,12 @@ pub const COOKIES_TOTAL: &str = "refedge_cookies_total";
 pub const LINK_LINES_REJECTED_TOTAL: &str = "refedge_link_lines_rejected_total";
 /// Links-file loads, by `result` (`ok`, `failed`).
 pub const LINK_RELOADS_TOTAL: &str = "refedge_link_reloads_total";
+/// Age of the oldest spooled event not yet acknowledged by Kafka.
+pub const SHIPPER_LAG_SECONDS: &str = "refedge_shipper_lag_seconds";
+/// Events produced to Kafka and not yet acknowledged.
+pub const SHIPPER_IN_FLIGHT: &str = "refedge_shipper_in_flight";
+/// 1 while at least one Kafka broker is up.
+pub const KAFKA_CONNECTED: &str = "refedge_kafka_connected";
 /// Connections accepted, by `listener` (`public`, `admin`).
 pub const CONNECTIONS_TOTAL: &str = "refedge_connections_total";
 /// Accept errors, by `listener`.
@@ -106,15 +112,33 @@ pub enum EventResult {
     DroppedClosed,
     /// Not kept: the spool write failed.
     SpoolFailed,
+    /// Not kept: the spool reached `events.spool_max_bytes`.
+    DroppedSpoolFull,
+    /// Acknowledged by Kafka.
+    Delivered,
+    /// A delivery to Kafka failed (the event is produced again).
+    Failed,
+    /// Produced again after a failed delivery.
+    Retried,
+    /// A line cut short by a crash, skipped by the shipper.
+    Torn,
+    /// A spool line that is not a click event, skipped by the shipper.
+    Corrupt,
 }
 
 impl EventResult {
-    pub const ALL: [EventResult; 5] = [
+    pub const ALL: [EventResult; 11] = [
         EventResult::Accepted,
         EventResult::Spooled,
         EventResult::DroppedQueueFull,
         EventResult::DroppedClosed,
         EventResult::SpoolFailed,
+        EventResult::DroppedSpoolFull,
+        EventResult::Delivered,
+        EventResult::Failed,
+        EventResult::Retried,
+        EventResult::Torn,
+        EventResult::Corrupt,
     ];
 
     pub fn label(self) -> &'static str {
@@ -124,6 +148,12 @@ impl EventResult {
             EventResult::DroppedQueueFull => "dropped_queue_full",
             EventResult::DroppedClosed => "dropped_closed",
             EventResult::SpoolFailed => "spool_failed",
+            EventResult::DroppedSpoolFull => "dropped_spool_full",
+            EventResult::Delivered => "delivered",
+            EventResult::Failed => "failed",
+            EventResult::Retried => "retried",
+            EventResult::Torn => "torn",
+            EventResult::Corrupt => "corrupt",
         }
     }
 }
@@ -167,7 +197,7 @@ impl Default for RequestMetrics {
 /// Handles used by the event hand-off and the spool writer.
 #[derive(Debug, Clone)]
 pub struct EventMetrics {
-    results: [Counter; 5],
+    results: [Counter; 11],
     pub spool_bytes: Gauge,
     pub spool_segments: Gauge,
 }
@@ -187,6 +217,30 @@ impl EventMetrics {
 }
 
 impl Default for EventMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Handles of the Kafka shipper.
+#[derive(Debug, Clone)]
+pub struct ShipperMetrics {
+    pub lag_seconds: Gauge,
+    pub in_flight: Gauge,
+    pub connected: Gauge,
+}
+
+impl ShipperMetrics {
+    pub fn new() -> Self {
+        ShipperMetrics {
+            lag_seconds: gauge!(SHIPPER_LAG_SECONDS),
+            in_flight: gauge!(SHIPPER_IN_FLIGHT),
+            connected: gauge!(KAFKA_CONNECTED),
+        }
+    }
+}
+
+impl Default for ShipperMetrics {
     fn default() -> Self {
         Self::new()
     }

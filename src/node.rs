@@ -18,8 +18,8 @@ use tokio::sync::watch;
 
 use crate::admin::{Admin, Readiness};
 use crate::attribution::Attribution;
-use crate::config::Config;
-use crate::events::{EventPipeline, SpoolConfig, SpoolWriter};
+use crate::config::{Config, SinkKind};
+use crate::events::{EventPipeline, ShipperConfig, ShipperHandle, SpoolConfig, SpoolWriter};
 use crate::http::{ConnInfo, Edge, server};
 use crate::links::{LinkStore, load_file};
 use crate::metrics::{self, EventMetrics, RequestMetrics};
@@ -89,7 +89,31 @@ pub struct Node {
     admin: Arc<Admin>,
     pipeline: EventPipeline,
     reloader: LinkReloader,
+    shipper: Option<ShipperHandle>,
     drain: Duration,
+    ship_deadline: Duration,
+}
+
+/// The shipper settings of a config.
+pub fn shipper_config(config: &Config) -> ShipperConfig {
+    ShipperConfig {
+        dir: config.events.spool_dir.clone(),
+        brokers: config.kafka.brokers.clone(),
+        topic: config.kafka.clicks_topic.clone(),
+        properties: config.kafka.properties.clone(),
+    }
+}
+
+/// Checks what the config alone cannot: that librdkafka accepts every
+/// `kafka.properties` entry. Returns one message per problem.
+pub fn preflight(config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    if config.events.sink == SinkKind::Kafka
+        && let Err(e) = crate::events::shipper::validate_properties(&shipper_config(config))
+    {
+        problems.push(format!("kafka.properties: {e}"));
+    }
+    problems
 }
 
 /// The signing keys: the configured ones, or a random one for this process.
@@ -115,6 +139,9 @@ impl Node {
     /// Loads the links and opens the spool. Fails (before any port is bound)
     /// if the links file cannot be read or the spool is not writable.
     pub fn prepare(config: &Config) -> anyhow::Result<Node> {
+        if let Some(problem) = preflight(config).into_iter().next() {
+            anyhow::bail!(problem);
+        }
         let prometheus = metrics::install();
         let readiness = Arc::new(Readiness::default());
         let store = Arc::new(LinkStore::new());
@@ -135,6 +162,7 @@ impl Node {
                 flush_interval: Duration::from_millis(config.events.flush_interval_ms),
                 fsync_interval: Duration::from_millis(config.events.fsync_interval_ms),
                 segment_max_bytes: config.events.segment_max_bytes,
+                spool_max_bytes: config.events.spool_max_bytes,
             },
             IpPolicy::new(config.privacy.ip, &keys[0]),
             config.node_name(),
@@ -146,8 +174,16 @@ impl Node {
                 config.events.spool_dir.display()
             )
         })?;
-        let pipeline = EventPipeline::start(writer, config.events.queue_capacity, event_metrics)
+        let stats = writer.stats();
+        let pipeline = EventPipeline::start(writer, config.events.queue_capacity, event_metrics.clone())
             .context("cannot start the spool writer thread")?;
+        let shipper = match config.events.sink {
+            SinkKind::Spool => None,
+            SinkKind::Kafka => Some(
+                ShipperHandle::start(shipper_config(config), stats, event_metrics)
+                    .context("kafka: cannot start the shipper")?,
+            ),
+        };
         readiness.set_spool_ready();
 
         let fallback = config
@@ -170,13 +206,16 @@ impl Node {
             readiness,
             prometheus,
             token: config.admin.token.clone(),
+            shipper: shipper.as_ref().map(|s| Arc::clone(&s.state)),
         });
         Ok(Node {
             edge,
             admin,
             pipeline,
             reloader,
+            shipper,
             drain: Duration::from_millis(config.server.drain_timeout_ms),
+            ship_deadline: Duration::from_millis(config.kafka.shutdown_timeout_ms),
         })
     }
 
@@ -259,6 +298,16 @@ impl Node {
                 deadline_ms = SPOOL_CLOSE_DEADLINE.as_millis() as u64,
                 "spool writer did not finish in time"
             );
+        }
+        if let Some(shipper) = self.shipper {
+            let deadline = self.ship_deadline;
+            let finished = tokio::task::spawn_blocking(move || shipper.finish(deadline))
+                .await
+                .unwrap_or(false);
+            if !finished {
+                clean = false;
+                tracing::error!("the kafka shipper did not stop in time");
+            }
         }
         let _ = admin_stop.send(true);
         let _ = admin_task.await;

@@ -9,6 +9,7 @@
 //! every lost event visible.
 
 mod event;
+pub mod shipper;
 pub mod spool;
 
 use std::sync::Arc;
@@ -18,7 +19,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use event::{ClickEvent, ClickRecord, Outcome, SCHEMA_VERSION, format_millis};
-pub use spool::{SpoolConfig, SpoolWriter, list_segments};
+pub use shipper::{ShipperConfig, ShipperHandle, ShipperState};
+pub use spool::{SpoolConfig, SpoolStats, SpoolWriter, list_segments};
 
 use crate::metrics::{EventMetrics, EventResult};
 use spool::Message;

@@ -10,6 +10,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -33,6 +35,39 @@ pub enum Message {
     Close,
 }
 
+/// Size of the spool, kept by the writer (which adds) and the shipper (which
+/// deletes shipped segments).
+#[derive(Debug, Default)]
+pub struct SpoolStats {
+    bytes: AtomicU64,
+    segments: AtomicU64,
+}
+
+impl SpoolStats {
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    fn add_bytes(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn add_segment(&self) {
+        self.segments.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A shipped segment of `len` bytes was deleted.
+    pub fn remove_segment(&self, len: u64) {
+        let _ = self.bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(len)));
+        let _ = self.segments.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| Some(s.saturating_sub(1)));
+    }
+
+    pub fn publish(&self, metrics: &EventMetrics) {
+        metrics.spool_bytes.set(self.bytes() as f64);
+        metrics.spool_segments.set(self.segments.load(Ordering::Relaxed) as f64);
+    }
+}
+
 /// Spool settings.
 #[derive(Debug, Clone)]
 pub struct SpoolConfig {
@@ -40,6 +75,8 @@ pub struct SpoolConfig {
     pub flush_interval: Duration,
     pub fsync_interval: Duration,
     pub segment_max_bytes: u64,
+    /// New events are dropped while the spool holds this many bytes.
+    pub spool_max_bytes: u64,
 }
 
 /// The segment sequence number in a file name, if it is a segment.
@@ -72,9 +109,7 @@ pub struct SpoolWriter {
     file: File,
     seq: u64,
     segment_bytes: u64,
-    /// Bytes of all segments in the spool, for the gauge.
-    total_bytes: u64,
-    segments: u64,
+    stats: Arc<SpoolStats>,
     buf: Vec<u8>,
     buffered_events: u64,
     unsynced: bool,
@@ -105,15 +140,18 @@ impl SpoolWriter {
         std::fs::create_dir_all(&config.dir)?;
         let existing = list_segments(&config.dir)?;
         let seq = existing.last().map_or(1, |(s, _, _)| s + 1);
-        let total_bytes = existing.iter().map(|(_, _, len)| len).sum();
+        let stats = Arc::new(SpoolStats::default());
+        stats.add_bytes(existing.iter().map(|(_, _, len)| len).sum());
+        for _ in 0..=existing.len() {
+            stats.add_segment();
+        }
         let file = create_segment(&config.dir, seq)?;
         let writer = SpoolWriter {
-            segments: existing.len() as u64 + 1,
+            stats,
             config,
             file,
             seq,
             segment_bytes: 0,
-            total_bytes,
             buf: Vec::with_capacity(BUFFER_FLUSH_BYTES * 2),
             buffered_events: 0,
             unsynced: false,
@@ -127,8 +165,12 @@ impl SpoolWriter {
     }
 
     fn publish_gauges(&self) {
-        self.metrics.spool_bytes.set(self.total_bytes as f64);
-        self.metrics.spool_segments.set(self.segments as f64);
+        self.stats.publish(&self.metrics);
+    }
+
+    /// The spool's size counters, shared with the shipper.
+    pub fn stats(&self) -> Arc<SpoolStats> {
+        Arc::clone(&self.stats)
     }
 
     /// Encodes one event into the buffer.
@@ -158,7 +200,7 @@ impl SpoolWriter {
         match self.file.write_all(&self.buf) {
             Ok(()) => {
                 self.segment_bytes += self.buf.len() as u64;
-                self.total_bytes += self.buf.len() as u64;
+                self.stats.add_bytes(self.buf.len() as u64);
                 self.unsynced = true;
                 self.metrics
                     .event(EventResult::Spooled, self.buffered_events);
@@ -191,7 +233,7 @@ impl SpoolWriter {
                 self.file = file;
                 self.seq += 1;
                 self.segment_bytes = 0;
-                self.segments += 1;
+                self.stats.add_segment();
             }
             Err(e) => self.log_error(
                 "cannot start a new spool segment; appending to the current one",

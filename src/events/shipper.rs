@@ -1,0 +1,673 @@
+//! The shipper (`events.sink = "kafka"`): reads spool segments in order,
+//! produces every event to `kafka.clicks_topic` with a librdkafka producer,
+//! and checkpoints the position up to which the broker has acknowledged every
+//! event. Fully acknowledged segments are deleted; after a restart shipping
+//! resumes from the checkpoint (events between the checkpoint and the crash
+//! are produced again: consumers de-duplicate by `click_id`).
+//!
+//! The shipper runs on its own thread and never touches the request path. A
+//! broker outage only makes the spool grow; delivery failures are produced
+//! again after a back-off; a fatal producer error (the idempotent producer's
+//! sequence was broken) recreates the producer and rewinds to the checkpoint.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::statistics::Statistics;
+
+use crate::attribution::ClickId;
+use crate::metrics::{EventMetrics, EventResult, ShipperMetrics};
+
+use super::spool::{SpoolStats, list_segments};
+
+/// Name of the checkpoint file in the spool directory.
+pub const CHECKPOINT_FILE: &str = "shipped.checkpoint";
+/// Events produced but not yet acknowledged, at most.
+const MAX_IN_FLIGHT: usize = 100_000;
+/// Bytes read from a segment at a time.
+const READ_CHUNK: usize = 1 << 20;
+/// How long a failed event waits before it is produced again.
+const RETRY_BACKOFF: Duration = Duration::from_secs(1);
+/// How often the checkpoint is written while events are acknowledged.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// The producer settings refedge starts from; `kafka.properties` override them.
+pub fn producer_defaults() -> BTreeMap<&'static str, &'static str> {
+    BTreeMap::from([
+        ("enable.idempotence", "true"),
+        ("acks", "all"),
+        ("compression.type", "zstd"),
+        ("linger.ms", "10"),
+        ("partitioner", "murmur2_random"),
+        ("statistics.interval.ms", "1000"),
+        ("queue.buffering.max.messages", "200000"),
+    ])
+}
+
+/// Where the shipper is: segment number and byte offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub seq: u64,
+    pub offset: u64,
+}
+
+/// Reads the checkpoint (`<seq> <offset>`); none or unreadable = the start.
+pub fn read_checkpoint(dir: &Path) -> Option<Position> {
+    let text = std::fs::read_to_string(dir.join(CHECKPOINT_FILE)).ok()?;
+    let mut parts = text.split_whitespace();
+    let seq = parts.next()?.parse().ok()?;
+    let offset = parts.next()?.parse().ok()?;
+    Some(Position { seq, offset })
+}
+
+fn write_checkpoint(dir: &Path, pos: Position) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
+    std::fs::write(&tmp, format!("{} {}\n", pos.seq, pos.offset))?;
+    std::fs::rename(&tmp, dir.join(CHECKPOINT_FILE))
+}
+
+/// Shipper settings.
+#[derive(Debug, Clone)]
+pub struct ShipperConfig {
+    pub dir: PathBuf,
+    pub brokers: String,
+    pub topic: String,
+    /// `kafka.properties`: any librdkafka property.
+    pub properties: BTreeMap<String, String>,
+}
+
+/// What the shipper reports to readiness and metrics.
+#[derive(Debug, Default)]
+pub struct ShipperState {
+    /// A broker is up.
+    pub connected: AtomicBool,
+    /// The last error that needs an operator (authentication, unknown topic,
+    /// a fatal producer error); cleared by the next delivery.
+    pub problem: Mutex<Option<String>>,
+}
+
+impl ShipperState {
+    fn set_problem(&self, problem: Option<String>) {
+        if let Ok(mut p) = self.problem.lock() {
+            *p = problem;
+        }
+    }
+
+    pub fn problem(&self) -> Option<String> {
+        self.problem.lock().ok().and_then(|p| p.clone())
+    }
+}
+
+enum Delivery {
+    Ok(usize),
+    Failed { id: usize, error: KafkaError, key: Vec<u8>, payload: Vec<u8> },
+}
+
+/// librdkafka's callbacks: delivery reports are queued for the shipper
+/// thread (they run inside `poll` on that thread), errors and statistics
+/// update the shared state.
+struct ShipContext {
+    deliveries: Mutex<Vec<Delivery>>,
+    state: Arc<ShipperState>,
+    last_error_log: Mutex<Option<Instant>>,
+}
+
+fn is_operator_error(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::Authentication
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+                | RDKafkaErrorCode::UnknownTopic
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::Fatal
+                | RDKafkaErrorCode::InvalidConfig
+                | RDKafkaErrorCode::SSL
+        )
+    )
+}
+
+impl ClientContext for ShipContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", fac, "{message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", fac, "{message}"),
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
+        }
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let up = statistics.brokers.values().any(|b| b.state == "UP");
+        self.state.connected.store(up, Ordering::Relaxed);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown)) {
+            self.state.connected.store(false, Ordering::Relaxed);
+        }
+        if is_operator_error(&error) {
+            self.state.set_problem(Some(format!("kafka: {error}: {reason}")));
+        }
+        // Connection errors repeat every retry: log at most one per 10 s.
+        let now = Instant::now();
+        if let Ok(mut last) = self.last_error_log.lock()
+            && last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
+        {
+            *last = Some(now);
+            tracing::warn!(error = %error, reason, "kafka client error");
+        }
+    }
+}
+
+impl ProducerContext for ShipContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, id: usize) {
+        let delivery = match result {
+            Ok(_) => Delivery::Ok(id),
+            Err((error, message)) => Delivery::Failed {
+                id,
+                error: error.clone(),
+                key: message.key().map(<[u8]>::to_vec).unwrap_or_default(),
+                payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            },
+        };
+        if let Ok(mut d) = self.deliveries.lock() {
+            d.push(delivery);
+        }
+    }
+}
+
+/// One event read from the spool and produced, waiting for its acknowledgement.
+struct Pending {
+    /// Where the event's line ends: the checkpoint moves here once it and
+    /// everything before it are acknowledged.
+    end: Position,
+    acked: bool,
+    /// Milliseconds of the click (from its id), for the lag gauge.
+    unix_ms: u64,
+}
+
+/// An event whose delivery failed, waiting to be produced again.
+struct Retry {
+    id: usize,
+    key: Vec<u8>,
+    payload: Vec<u8>,
+    not_before: Instant,
+}
+
+/// The parts of an event line the producer needs.
+#[derive(serde::Deserialize)]
+struct EventHead<'a> {
+    click_id: &'a str,
+    occurred_at: &'a str,
+    node: &'a str,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The shipper thread's state.
+struct Shipper {
+    config: ShipperConfig,
+    producer: BaseProducer<ShipContext>,
+    state: Arc<ShipperState>,
+    stats: Arc<SpoolStats>,
+    metrics: EventMetrics,
+    shipper_metrics: ShipperMetrics,
+    /// Next byte to read.
+    cursor: Position,
+    /// Everything before this is acknowledged.
+    acked: Position,
+    /// Produced events in spool order; ids are `first_id + index`.
+    pending: VecDeque<Pending>,
+    first_id: usize,
+    retries: VecDeque<Retry>,
+    /// Bytes read past the cursor that did not yet end in a newline.
+    carry: Vec<u8>,
+    last_checkpoint: Position,
+    last_checkpoint_at: Instant,
+}
+
+fn build_producer(config: &ShipperConfig, state: Arc<ShipperState>) -> Result<BaseProducer<ShipContext>, KafkaError> {
+    let mut client = ClientConfig::new();
+    for (k, v) in producer_defaults() {
+        client.set(k, v);
+    }
+    client.set("bootstrap.servers", &config.brokers);
+    for (k, v) in &config.properties {
+        client.set(k, v);
+    }
+    client.create_with_context(ShipContext {
+        deliveries: Mutex::new(Vec::new()),
+        state,
+        last_error_log: Mutex::new(None),
+    })
+}
+
+/// Checks that a producer can be built from the config (property names and
+/// values), without connecting. Used at start-up so a typo in
+/// `kafka.properties` stops the edge before it binds a port.
+pub fn validate_properties(config: &ShipperConfig) -> Result<(), String> {
+    build_producer(config, Arc::new(ShipperState::default()))
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+impl Shipper {
+    fn segments(&self) -> Vec<(u64, PathBuf, u64)> {
+        list_segments(&self.config.dir).unwrap_or_default()
+    }
+
+    /// Produces what the spool holds past the cursor, up to the in-flight limit.
+    /// Returns true if it produced anything.
+    fn read_and_produce(&mut self) -> bool {
+        let mut produced = false;
+        loop {
+            if self.pending.len() >= MAX_IN_FLIGHT {
+                return produced;
+            }
+            let segments = self.segments();
+            let Some(newest) = segments.last().map(|s| s.0) else { return produced };
+            // Skip to the first segment at or after the cursor.
+            let Some((seq, path, len)) = segments.iter().find(|s| s.0 >= self.cursor.seq).cloned() else {
+                return produced;
+            };
+            if seq > self.cursor.seq {
+                self.move_to_segment(seq);
+            }
+            let read_from = self.cursor.offset + self.carry.len() as u64;
+            if read_from >= len {
+                if seq < newest {
+                    // A closed segment ends here; bytes without a newline are a line
+                    // cut short by a crash.
+                    if !self.carry.is_empty() {
+                        self.metrics.event(EventResult::Torn, 1);
+                        tracing::warn!(segment = seq, offset = self.cursor.offset, "skipping a torn last line");
+                        self.carry.clear();
+                    }
+                    self.move_to_segment(seq + 1);
+                    continue;
+                }
+                return produced;
+            }
+            let chunk = match read_chunk(&path, read_from) {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    tracing::error!(error = %e, segment = %path.display(), "cannot read spool segment");
+                    return produced;
+                }
+            };
+            if chunk.is_empty() {
+                return produced;
+            }
+            self.carry.extend_from_slice(&chunk);
+            let mut start = 0;
+            while let Some(nl) = self.carry[start..].iter().position(|b| *b == b'\n') {
+                let line_end = start + nl;
+                let line = self.carry[start..line_end].to_vec();
+                let end = Position { seq, offset: self.cursor.offset + (line_end + 1) as u64 };
+                if !self.produce_line(&line, end) {
+                    // Queue full: keep this line for the next round.
+                    break;
+                }
+                produced = true;
+                start = line_end + 1;
+                if self.pending.len() >= MAX_IN_FLIGHT {
+                    break;
+                }
+            }
+            self.cursor.offset += start as u64;
+            self.carry.drain(..start);
+            if start == 0 {
+                return produced;
+            }
+        }
+    }
+
+    fn move_to_segment(&mut self, seq: u64) {
+        self.cursor = Position { seq, offset: 0 };
+        self.carry.clear();
+        if self.pending.is_empty() {
+            self.acked = self.cursor;
+        }
+    }
+
+    /// Produces one line. False when librdkafka's queue is full.
+    fn produce_line(&mut self, line: &[u8], end: Position) -> bool {
+        let Ok(head) = serde_json::from_slice::<EventHead<'_>>(line) else {
+            self.metrics.event(EventResult::Corrupt, 1);
+            tracing::warn!(segment = end.seq, offset = end.offset, "skipping a spool line that is not a click event");
+            self.push_pending(end, 0, true);
+            return true;
+        };
+        let id = self.first_id + self.pending.len();
+        let unix_ms = ClickId::parse(head.click_id).map_or(0, |c| c.unix_ms());
+        let headers = headers(head.click_id, head.node, head.occurred_at);
+        let record = BaseRecord::with_opaque_to(&self.config.topic, id)
+            .key(head.click_id.as_bytes())
+            .payload(line)
+            .headers(headers);
+        match self.producer.send(record) {
+            Ok(()) => {
+                self.push_pending(end, unix_ms, false);
+                true
+            }
+            Err((e, _)) if matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::QueueFull)) => false,
+            Err((e, _)) => {
+                // Not a queue problem: an invalid topic name or message too
+                // large. Keep the event in the spool by not moving past it.
+                self.state.set_problem(Some(format!("kafka: cannot produce: {e}")));
+                false
+            }
+        }
+    }
+
+    fn push_pending(&mut self, end: Position, unix_ms: u64, acked: bool) {
+        self.pending.push_back(Pending { end, acked, unix_ms });
+    }
+
+    /// Applies delivery reports; returns the number acknowledged.
+    fn apply_deliveries(&mut self) -> usize {
+        let reports = match self.producer.context().deliveries.lock() {
+            Ok(mut d) => std::mem::take(&mut *d),
+            Err(_) => return 0,
+        };
+        let mut acked = 0;
+        for report in reports {
+            match report {
+                Delivery::Ok(id) => {
+                    if let Some(p) = id.checked_sub(self.first_id).and_then(|i| self.pending.get_mut(i)) {
+                        p.acked = true;
+                        acked += 1;
+                    }
+                }
+                Delivery::Failed { id, error, key, payload } => {
+                    self.metrics.event(EventResult::Failed, 1);
+                    if is_operator_error(&error) {
+                        self.state.set_problem(Some(format!("kafka: delivery failed: {error}")));
+                    }
+                    tracing::debug!(error = %error, "delivery failed; will produce again");
+                    self.retries.push_back(Retry { id, key, payload, not_before: Instant::now() + RETRY_BACKOFF });
+                }
+            }
+        }
+        if acked > 0 {
+            self.metrics.event(EventResult::Delivered, acked as u64);
+            self.state.set_problem(None);
+        }
+        while self.pending.front().is_some_and(|p| p.acked) {
+            if let Some(p) = self.pending.pop_front() {
+                self.acked = p.end;
+                self.first_id += 1;
+            }
+        }
+        if self.pending.is_empty() && self.carry.is_empty() {
+            self.acked = self.acked.max(self.cursor);
+        }
+        acked
+    }
+
+    /// Produces failed events again once their back-off has passed.
+    fn produce_retries(&mut self) {
+        let now = Instant::now();
+        while let Some(r) = self.retries.front() {
+            if r.not_before > now {
+                break;
+            }
+            let Some(r) = self.retries.pop_front() else { break };
+            let head = serde_json::from_slice::<EventHead<'_>>(&r.payload).ok();
+            let mut record = BaseRecord::with_opaque_to(&self.config.topic, r.id).key(&r.key).payload(&r.payload);
+            if let Some(h) = &head {
+                record = record.headers(headers(h.click_id, h.node, h.occurred_at));
+            }
+            match self.producer.send(record) {
+                Ok(()) => self.metrics.event(EventResult::Retried, 1),
+                Err(_) => {
+                    self.retries.push_front(Retry { not_before: now + RETRY_BACKOFF, ..r });
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Deletes fully acknowledged segments and writes the checkpoint.
+    fn checkpoint(&mut self, force: bool) {
+        if self.acked == self.last_checkpoint {
+            return;
+        }
+        if !force && self.last_checkpoint_at.elapsed() < CHECKPOINT_EVERY {
+            return;
+        }
+        if let Err(e) = write_checkpoint(&self.config.dir, self.acked) {
+            tracing::error!(error = %e, "cannot write the shipper checkpoint");
+            return;
+        }
+        self.last_checkpoint = self.acked;
+        self.last_checkpoint_at = Instant::now();
+        self.delete_shipped();
+    }
+
+    fn delete_shipped(&self) {
+        let segments = self.segments();
+        let newest = segments.last().map_or(0, |s| s.0);
+        for (seq, path, len) in segments {
+            if seq < self.acked.seq && seq < newest && std::fs::remove_file(&path).is_ok() {
+                self.stats.remove_segment(len);
+            }
+        }
+        self.stats.publish(&self.metrics);
+    }
+
+    fn publish(&self) {
+        let lag = self
+            .pending
+            .iter()
+            .find(|p| !p.acked && p.unix_ms > 0)
+            .map_or(0.0, |p| now_ms().saturating_sub(p.unix_ms) as f64 / 1000.0);
+        self.shipper_metrics.lag_seconds.set(lag);
+        self.shipper_metrics.in_flight.set(self.pending.len() as f64);
+        self.shipper_metrics
+            .connected
+            .set(if self.state.connected.load(Ordering::Relaxed) { 1.0 } else { 0.0 });
+    }
+
+    /// A fatal producer error: start a new producer from the checkpoint.
+    fn recover_if_fatal(&mut self) {
+        let Some((code, reason)) = self.producer.client().fatal_error() else { return };
+        tracing::error!(?code, reason, "fatal kafka producer error: recreating the producer and rewinding to the checkpoint");
+        self.state.set_problem(Some(format!("kafka: fatal producer error: {reason}")));
+        match build_producer(&self.config, Arc::clone(&self.state)) {
+            Ok(p) => {
+                self.producer = p;
+                self.first_id += self.pending.len() + 1_000_000;
+                self.pending.clear();
+                self.retries.clear();
+                self.carry.clear();
+                self.cursor = self.acked;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot recreate the kafka producer"),
+        }
+    }
+
+    /// True when every spooled event up to the newest segment's end is acknowledged.
+    fn drained(&self) -> bool {
+        if !self.pending.is_empty() || !self.retries.is_empty() {
+            return false;
+        }
+        let segments = self.segments();
+        match segments.last() {
+            None => true,
+            Some((seq, _, len)) => self.cursor.seq == *seq && self.cursor.offset + self.carry.len() as u64 >= *len,
+        }
+    }
+
+    fn run(mut self, stop: Arc<AtomicBool>, finish_by: Arc<AtomicU64>) {
+        loop {
+            let stopping = stop.load(Ordering::Relaxed);
+            let produced = self.read_and_produce();
+            self.produce_retries();
+            self.producer.poll(Duration::from_millis(if produced { 0 } else { 20 }));
+            self.apply_deliveries();
+            self.recover_if_fatal();
+            self.checkpoint(false);
+            self.publish();
+            if stopping {
+                let deadline = finish_by.load(Ordering::Relaxed);
+                if self.drained() || now_ms() >= deadline {
+                    let left = Duration::from_millis(deadline.saturating_sub(now_ms()));
+                    let _ = self.producer.flush(left.max(Duration::from_millis(10)));
+                    self.apply_deliveries();
+                    self.checkpoint(true);
+                    self.publish();
+                    if self.drained() {
+                        tracing::info!("every spooled event is shipped");
+                    } else {
+                        tracing::warn!(
+                            unacknowledged = self.pending.len() + self.retries.len(),
+                            "shipping deadline passed; the rest stays in the spool for the next start"
+                        );
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn headers(click_id: &str, node: &str, time: &str) -> OwnedHeaders {
+    let source = format!("urn:refedge:node:{node}");
+    OwnedHeaders::new_with_capacity(6)
+        .insert(Header { key: "ce_specversion", value: Some("1.0") })
+        .insert(Header { key: "ce_type", value: Some("refedge.click.v1") })
+        .insert(Header { key: "ce_id", value: Some(click_id) })
+        .insert(Header { key: "ce_source", value: Some(source.as_str()) })
+        .insert(Header { key: "ce_time", value: Some(time) })
+        .insert(Header { key: "content-type", value: Some("application/json") })
+}
+
+fn read_chunk(path: &Path, from: u64) -> std::io::Result<Vec<u8>> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(from))?;
+    let mut buf = Vec::with_capacity(READ_CHUNK);
+    file.take(READ_CHUNK as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// The running shipper thread.
+#[derive(Debug)]
+pub struct ShipperHandle {
+    stop: Arc<AtomicBool>,
+    finish_by: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+    pub state: Arc<ShipperState>,
+}
+
+impl ShipperHandle {
+    /// Starts shipping from the checkpoint in `config.dir`.
+    pub fn start(
+        config: ShipperConfig,
+        stats: Arc<SpoolStats>,
+        metrics: EventMetrics,
+    ) -> Result<ShipperHandle, KafkaError> {
+        let state = Arc::new(ShipperState::default());
+        let producer = build_producer(&config, Arc::clone(&state))?;
+        let start = read_checkpoint(&config.dir).unwrap_or(Position { seq: 0, offset: 0 });
+        let shipper = Shipper {
+            producer,
+            state: Arc::clone(&state),
+            stats,
+            metrics,
+            shipper_metrics: ShipperMetrics::new(),
+            cursor: start,
+            acked: start,
+            pending: VecDeque::new(),
+            first_id: 1,
+            retries: VecDeque::new(),
+            carry: Vec::new(),
+            last_checkpoint: start,
+            last_checkpoint_at: Instant::now(),
+            config,
+        };
+        shipper.delete_shipped();
+        let stop = Arc::new(AtomicBool::new(false));
+        let finish_by = Arc::new(AtomicU64::new(u64::MAX));
+        let thread = std::thread::Builder::new().name("refedge-shipper".into()).spawn({
+            let (stop, finish_by) = (Arc::clone(&stop), Arc::clone(&finish_by));
+            move || shipper.run(stop, finish_by)
+        });
+        let thread = thread.map_err(|e| KafkaError::ClientCreation(e.to_string()))?;
+        Ok(ShipperHandle { stop, finish_by, thread: Some(thread), state })
+    }
+
+    /// Ships what it can within `deadline`, flushes the producer, writes
+    /// the checkpoint and stops. Call after the spool writer has closed.
+    pub fn finish(mut self, deadline: Duration) -> bool {
+        self.finish_by.store(now_ms() + deadline.as_millis() as u64, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
+        let Some(thread) = self.thread.take() else { return true };
+        let hard_stop = Instant::now() + deadline + Duration::from_secs(5);
+        while !thread.is_finished() {
+            if Instant::now() > hard_stop {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        thread.join().is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_checkpoint(dir.path()), None);
+        write_checkpoint(dir.path(), Position { seq: 3, offset: 1234 }).unwrap();
+        assert_eq!(read_checkpoint(dir.path()), Some(Position { seq: 3, offset: 1234 }));
+        std::fs::write(dir.path().join(CHECKPOINT_FILE), "garbage").unwrap();
+        assert_eq!(read_checkpoint(dir.path()), None);
+    }
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let d = producer_defaults();
+        assert_eq!(d["enable.idempotence"], "true");
+        assert_eq!(d["acks"], "all");
+        assert_eq!(d["partitioner"], "murmur2_random");
+        assert_eq!(d["compression.type"], "zstd");
+    }
+
+    #[test]
+    fn bad_properties_are_refused_without_connecting() {
+        let mut config = ShipperConfig {
+            dir: PathBuf::from("/nonexistent"),
+            brokers: "127.0.0.1:1".into(),
+            topic: "t".into(),
+            properties: BTreeMap::new(),
+        };
+        assert!(validate_properties(&config).is_ok());
+        config.properties.insert("no.such.property".into(), "1".into());
+        let err = validate_properties(&config).unwrap_err();
+        assert!(err.contains("no.such.property"), "{err}");
+    }
+}
