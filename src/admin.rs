@@ -125,7 +125,8 @@ impl Admin {
     pub fn degraded(&self) -> Option<String> {
         let shipper = self.shipper.as_ref()?;
         shipper.problem().or_else(|| {
-            (!shipper.connected.load(Ordering::Relaxed)).then(|| "kafka: no broker is reachable".to_owned())
+            (!shipper.connected.load(Ordering::Relaxed))
+                .then(|| "kafka: no broker is reachable".to_owned())
         })
     }
 

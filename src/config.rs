@@ -418,14 +418,25 @@ impl Config {
         }
         if self.events.sink == SinkKind::Kafka {
             if self.kafka.brokers.trim().is_empty() {
-                return Err(ConfigError::key("kafka.brokers", "must name at least one broker"));
+                return Err(ConfigError::key(
+                    "kafka.brokers",
+                    "must name at least one broker",
+                ));
             }
-            for (key, value) in [("kafka.clicks_topic", &self.kafka.clicks_topic), ("kafka.links_topic", &self.kafka.links_topic)] {
+            for (key, value) in [
+                ("kafka.clicks_topic", &self.kafka.clicks_topic),
+                ("kafka.links_topic", &self.kafka.links_topic),
+            ] {
                 let valid = !value.is_empty()
                     && value.len() <= 249
-                    && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
                 if !valid {
-                    return Err(ConfigError::key(key, "must be 1-249 characters of [0-9A-Za-z._-]"));
+                    return Err(ConfigError::key(
+                        key,
+                        "must be 1-249 characters of [0-9A-Za-z._-]",
+                    ));
                 }
             }
         }
@@ -672,8 +683,16 @@ mod tests {
         );
         assert!(err("[attribution]\nsecret = \"short\"\n", &[]).starts_with("attribution.secret:"));
         assert!(err("[admin]\ntoken = \"short\"\n", &[]).starts_with("admin.token:"));
-        assert!(err("[events]\nsink = \"kafka\"\n[kafka]\nclicks_topic = \"a b\"\n", &[]).starts_with("kafka.clicks_topic:"));
-        assert!(err("[events]\nspool_max_bytes = 5000\n", &[]).starts_with("events.spool_max_bytes:"));
+        assert!(
+            err(
+                "[events]\nsink = \"kafka\"\n[kafka]\nclicks_topic = \"a b\"\n",
+                &[]
+            )
+            .starts_with("kafka.clicks_topic:")
+        );
+        assert!(
+            err("[events]\nspool_max_bytes = 5000\n", &[]).starts_with("events.spool_max_bytes:")
+        );
         assert!(err("server = 3\n", &[]).starts_with("server:"));
         assert!(err("[server\n", &[]).starts_with("test.toml: invalid TOML"));
     }

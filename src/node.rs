@@ -175,8 +175,9 @@ impl Node {
             )
         })?;
         let stats = writer.stats();
-        let pipeline = EventPipeline::start(writer, config.events.queue_capacity, event_metrics.clone())
-            .context("cannot start the spool writer thread")?;
+        let pipeline =
+            EventPipeline::start(writer, config.events.queue_capacity, event_metrics.clone())
+                .context("cannot start the spool writer thread")?;
         let shipper = match config.events.sink {
             SinkKind::Spool => None,
             SinkKind::Kafka => Some(

@@ -111,7 +111,12 @@ impl ShipperState {
 
 enum Delivery {
     Ok(usize),
-    Failed { id: usize, error: KafkaError, key: Vec<u8>, payload: Vec<u8> },
+    Failed {
+        id: usize,
+        error: KafkaError,
+        key: Vec<u8>,
+        payload: Vec<u8>,
+    },
 }
 
 /// librdkafka's callbacks: delivery reports are queued for the shipper
@@ -143,11 +148,16 @@ fn is_operator_error(error: &KafkaError) -> bool {
 impl ClientContext for ShipContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
                 tracing::error!(target: "librdkafka", fac, "{message}")
             }
             RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{message}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", fac, "{message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", fac, "{message}")
+            }
             RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
         }
     }
@@ -158,11 +168,15 @@ impl ClientContext for ShipContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown)) {
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::AllBrokersDown)
+        ) {
             self.state.connected.store(false, Ordering::Relaxed);
         }
         if is_operator_error(&error) {
-            self.state.set_problem(Some(format!("kafka: {error}: {reason}")));
+            self.state
+                .set_problem(Some(format!("kafka: {error}: {reason}")));
         }
         // Connection errors repeat every retry: log at most one per 10 s.
         let now = Instant::now();
@@ -221,7 +235,9 @@ struct EventHead<'a> {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The shipper thread's state.
@@ -246,7 +262,10 @@ struct Shipper {
     last_checkpoint_at: Instant,
 }
 
-fn build_producer(config: &ShipperConfig, state: Arc<ShipperState>) -> Result<BaseProducer<ShipContext>, KafkaError> {
+fn build_producer(
+    config: &ShipperConfig,
+    state: Arc<ShipperState>,
+) -> Result<BaseProducer<ShipContext>, KafkaError> {
     let mut client = ClientConfig::new();
     for (k, v) in producer_defaults() {
         client.set(k, v);
@@ -281,13 +300,20 @@ impl Shipper {
     fn read_and_produce(&mut self) -> bool {
         let mut produced = false;
         loop {
-            if self.pending.len() >= MAX_IN_FLIGHT {
+            // Complete lines already read go first (they may have waited for
+            // room in the producer's queue).
+            let (count, blocked) = self.produce_carried();
+            produced |= count > 0;
+            if blocked || self.pending.len() >= MAX_IN_FLIGHT {
                 return produced;
             }
             let segments = self.segments();
-            let Some(newest) = segments.last().map(|s| s.0) else { return produced };
-            // Skip to the first segment at or after the cursor.
-            let Some((seq, path, len)) = segments.iter().find(|s| s.0 >= self.cursor.seq).cloned() else {
+            let Some(newest) = segments.last().map(|s| s.0) else {
+                return produced;
+            };
+            // The first segment at or after the cursor.
+            let Some((seq, path, len)) = segments.iter().find(|s| s.0 >= self.cursor.seq).cloned()
+            else {
                 return produced;
             };
             if seq > self.cursor.seq {
@@ -296,50 +322,59 @@ impl Shipper {
             let read_from = self.cursor.offset + self.carry.len() as u64;
             if read_from >= len {
                 if seq < newest {
-                    // A closed segment ends here; bytes without a newline are a line
-                    // cut short by a crash.
+                    // A closed segment ends here; bytes without a newline are a
+                    // line cut short by a crash.
                     if !self.carry.is_empty() {
                         self.metrics.event(EventResult::Torn, 1);
-                        tracing::warn!(segment = seq, offset = self.cursor.offset, "skipping a torn last line");
-                        self.carry.clear();
+                        tracing::warn!(
+                            segment = seq,
+                            offset = self.cursor.offset,
+                            "skipping a torn last line"
+                        );
                     }
                     self.move_to_segment(seq + 1);
                     continue;
                 }
                 return produced;
             }
-            let chunk = match read_chunk(&path, read_from) {
-                Ok(chunk) => chunk,
+            match read_chunk(&path, read_from) {
+                Ok(chunk) if !chunk.is_empty() => self.carry.extend_from_slice(&chunk),
+                Ok(_) => return produced,
                 Err(e) => {
                     tracing::error!(error = %e, segment = %path.display(), "cannot read spool segment");
                     return produced;
                 }
-            };
-            if chunk.is_empty() {
-                return produced;
-            }
-            self.carry.extend_from_slice(&chunk);
-            let mut start = 0;
-            while let Some(nl) = self.carry[start..].iter().position(|b| *b == b'\n') {
-                let line_end = start + nl;
-                let line = self.carry[start..line_end].to_vec();
-                let end = Position { seq, offset: self.cursor.offset + (line_end + 1) as u64 };
-                if !self.produce_line(&line, end) {
-                    // Queue full: keep this line for the next round.
-                    break;
-                }
-                produced = true;
-                start = line_end + 1;
-                if self.pending.len() >= MAX_IN_FLIGHT {
-                    break;
-                }
-            }
-            self.cursor.offset += start as u64;
-            self.carry.drain(..start);
-            if start == 0 {
-                return produced;
             }
         }
+    }
+
+    /// Produces the complete lines in `carry`. Returns how many were
+    /// produced and whether the producer refused one (queue full).
+    fn produce_carried(&mut self) -> (usize, bool) {
+        let seq = self.cursor.seq;
+        let mut start = 0;
+        let mut count = 0;
+        let mut blocked = false;
+        while let Some(nl) = self.carry[start..].iter().position(|b| *b == b'\n') {
+            if self.pending.len() >= MAX_IN_FLIGHT {
+                break;
+            }
+            let line_end = start + nl;
+            let line = self.carry[start..line_end].to_vec();
+            let end = Position {
+                seq,
+                offset: self.cursor.offset + (line_end + 1) as u64,
+            };
+            if !self.produce_line(&line, end) {
+                blocked = true;
+                break;
+            }
+            count += 1;
+            start = line_end + 1;
+        }
+        self.cursor.offset += start as u64;
+        self.carry.drain(..start);
+        (count, blocked)
     }
 
     fn move_to_segment(&mut self, seq: u64) {
@@ -354,7 +389,11 @@ impl Shipper {
     fn produce_line(&mut self, line: &[u8], end: Position) -> bool {
         let Ok(head) = serde_json::from_slice::<EventHead<'_>>(line) else {
             self.metrics.event(EventResult::Corrupt, 1);
-            tracing::warn!(segment = end.seq, offset = end.offset, "skipping a spool line that is not a click event");
+            tracing::warn!(
+                segment = end.seq,
+                offset = end.offset,
+                "skipping a spool line that is not a click event"
+            );
             self.push_pending(end, 0, true);
             return true;
         };
@@ -370,18 +409,25 @@ impl Shipper {
                 self.push_pending(end, unix_ms, false);
                 true
             }
-            Err((e, _)) if matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::QueueFull)) => false,
+            Err((e, _)) if matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::QueueFull)) => {
+                false
+            }
             Err((e, _)) => {
                 // Not a queue problem: an invalid topic name or message too
                 // large. Keep the event in the spool by not moving past it.
-                self.state.set_problem(Some(format!("kafka: cannot produce: {e}")));
+                self.state
+                    .set_problem(Some(format!("kafka: cannot produce: {e}")));
                 false
             }
         }
     }
 
     fn push_pending(&mut self, end: Position, unix_ms: u64, acked: bool) {
-        self.pending.push_back(Pending { end, acked, unix_ms });
+        self.pending.push_back(Pending {
+            end,
+            acked,
+            unix_ms,
+        });
     }
 
     /// Applies delivery reports; returns the number acknowledged.
@@ -394,24 +440,39 @@ impl Shipper {
         for report in reports {
             match report {
                 Delivery::Ok(id) => {
-                    if let Some(p) = id.checked_sub(self.first_id).and_then(|i| self.pending.get_mut(i)) {
+                    if let Some(p) = id
+                        .checked_sub(self.first_id)
+                        .and_then(|i| self.pending.get_mut(i))
+                    {
                         p.acked = true;
                         acked += 1;
                     }
                 }
-                Delivery::Failed { id, error, key, payload } => {
+                Delivery::Failed {
+                    id,
+                    error,
+                    key,
+                    payload,
+                } => {
                     self.metrics.event(EventResult::Failed, 1);
                     if is_operator_error(&error) {
-                        self.state.set_problem(Some(format!("kafka: delivery failed: {error}")));
+                        self.state
+                            .set_problem(Some(format!("kafka: delivery failed: {error}")));
                     }
                     tracing::debug!(error = %error, "delivery failed; will produce again");
-                    self.retries.push_back(Retry { id, key, payload, not_before: Instant::now() + RETRY_BACKOFF });
+                    self.retries.push_back(Retry {
+                        id,
+                        key,
+                        payload,
+                        not_before: Instant::now() + RETRY_BACKOFF,
+                    });
                 }
             }
         }
         if acked > 0 {
             self.metrics.event(EventResult::Delivered, acked as u64);
             self.state.set_problem(None);
+            self.state.connected.store(true, Ordering::Relaxed);
         }
         while self.pending.front().is_some_and(|p| p.acked) {
             if let Some(p) = self.pending.pop_front() {
@@ -432,16 +493,23 @@ impl Shipper {
             if r.not_before > now {
                 break;
             }
-            let Some(r) = self.retries.pop_front() else { break };
+            let Some(r) = self.retries.pop_front() else {
+                break;
+            };
             let head = serde_json::from_slice::<EventHead<'_>>(&r.payload).ok();
-            let mut record = BaseRecord::with_opaque_to(&self.config.topic, r.id).key(&r.key).payload(&r.payload);
+            let mut record = BaseRecord::with_opaque_to(&self.config.topic, r.id)
+                .key(&r.key)
+                .payload(&r.payload);
             if let Some(h) = &head {
                 record = record.headers(headers(h.click_id, h.node, h.occurred_at));
             }
             match self.producer.send(record) {
                 Ok(()) => self.metrics.event(EventResult::Retried, 1),
                 Err(_) => {
-                    self.retries.push_front(Retry { not_before: now + RETRY_BACKOFF, ..r });
+                    self.retries.push_front(Retry {
+                        not_before: now + RETRY_BACKOFF,
+                        ..r
+                    });
                     break;
                 }
             }
@@ -483,17 +551,30 @@ impl Shipper {
             .find(|p| !p.acked && p.unix_ms > 0)
             .map_or(0.0, |p| now_ms().saturating_sub(p.unix_ms) as f64 / 1000.0);
         self.shipper_metrics.lag_seconds.set(lag);
-        self.shipper_metrics.in_flight.set(self.pending.len() as f64);
+        self.shipper_metrics
+            .in_flight
+            .set(self.pending.len() as f64);
         self.shipper_metrics
             .connected
-            .set(if self.state.connected.load(Ordering::Relaxed) { 1.0 } else { 0.0 });
+            .set(if self.state.connected.load(Ordering::Relaxed) {
+                1.0
+            } else {
+                0.0
+            });
     }
 
     /// A fatal producer error: start a new producer from the checkpoint.
     fn recover_if_fatal(&mut self) {
-        let Some((code, reason)) = self.producer.client().fatal_error() else { return };
-        tracing::error!(?code, reason, "fatal kafka producer error: recreating the producer and rewinding to the checkpoint");
-        self.state.set_problem(Some(format!("kafka: fatal producer error: {reason}")));
+        let Some((code, reason)) = self.producer.client().fatal_error() else {
+            return;
+        };
+        tracing::error!(
+            ?code,
+            reason,
+            "fatal kafka producer error: recreating the producer and rewinding to the checkpoint"
+        );
+        self.state
+            .set_problem(Some(format!("kafka: fatal producer error: {reason}")));
         match build_producer(&self.config, Arc::clone(&self.state)) {
             Ok(p) => {
                 self.producer = p;
@@ -515,7 +596,9 @@ impl Shipper {
         let segments = self.segments();
         match segments.last() {
             None => true,
-            Some((seq, _, len)) => self.cursor.seq == *seq && self.cursor.offset + self.carry.len() as u64 >= *len,
+            Some((seq, _, len)) => {
+                self.cursor.seq == *seq && self.cursor.offset + self.carry.len() as u64 >= *len
+            }
         }
     }
 
@@ -524,7 +607,8 @@ impl Shipper {
             let stopping = stop.load(Ordering::Relaxed);
             let produced = self.read_and_produce();
             self.produce_retries();
-            self.producer.poll(Duration::from_millis(if produced { 0 } else { 20 }));
+            self.producer
+                .poll(Duration::from_millis(if produced { 0 } else { 20 }));
             self.apply_deliveries();
             self.recover_if_fatal();
             self.checkpoint(false);
@@ -555,12 +639,30 @@ impl Shipper {
 fn headers(click_id: &str, node: &str, time: &str) -> OwnedHeaders {
     let source = format!("urn:refedge:node:{node}");
     OwnedHeaders::new_with_capacity(6)
-        .insert(Header { key: "ce_specversion", value: Some("1.0") })
-        .insert(Header { key: "ce_type", value: Some("refedge.click.v1") })
-        .insert(Header { key: "ce_id", value: Some(click_id) })
-        .insert(Header { key: "ce_source", value: Some(source.as_str()) })
-        .insert(Header { key: "ce_time", value: Some(time) })
-        .insert(Header { key: "content-type", value: Some("application/json") })
+        .insert(Header {
+            key: "ce_specversion",
+            value: Some("1.0"),
+        })
+        .insert(Header {
+            key: "ce_type",
+            value: Some("refedge.click.v1"),
+        })
+        .insert(Header {
+            key: "ce_id",
+            value: Some(click_id),
+        })
+        .insert(Header {
+            key: "ce_source",
+            value: Some(source.as_str()),
+        })
+        .insert(Header {
+            key: "ce_time",
+            value: Some(time),
+        })
+        .insert(Header {
+            key: "content-type",
+            value: Some("application/json"),
+        })
 }
 
 fn read_chunk(path: &Path, from: u64) -> std::io::Result<Vec<u8>> {
@@ -609,20 +711,30 @@ impl ShipperHandle {
         shipper.delete_shipped();
         let stop = Arc::new(AtomicBool::new(false));
         let finish_by = Arc::new(AtomicU64::new(u64::MAX));
-        let thread = std::thread::Builder::new().name("refedge-shipper".into()).spawn({
-            let (stop, finish_by) = (Arc::clone(&stop), Arc::clone(&finish_by));
-            move || shipper.run(stop, finish_by)
-        });
+        let thread = std::thread::Builder::new()
+            .name("refedge-shipper".into())
+            .spawn({
+                let (stop, finish_by) = (Arc::clone(&stop), Arc::clone(&finish_by));
+                move || shipper.run(stop, finish_by)
+            });
         let thread = thread.map_err(|e| KafkaError::ClientCreation(e.to_string()))?;
-        Ok(ShipperHandle { stop, finish_by, thread: Some(thread), state })
+        Ok(ShipperHandle {
+            stop,
+            finish_by,
+            thread: Some(thread),
+            state,
+        })
     }
 
     /// Ships what it can within `deadline`, flushes the producer, writes
     /// the checkpoint and stops. Call after the spool writer has closed.
     pub fn finish(mut self, deadline: Duration) -> bool {
-        self.finish_by.store(now_ms() + deadline.as_millis() as u64, Ordering::Relaxed);
+        self.finish_by
+            .store(now_ms() + deadline.as_millis() as u64, Ordering::Relaxed);
         self.stop.store(true, Ordering::Relaxed);
-        let Some(thread) = self.thread.take() else { return true };
+        let Some(thread) = self.thread.take() else {
+            return true;
+        };
         let hard_stop = Instant::now() + deadline + Duration::from_secs(5);
         while !thread.is_finished() {
             if Instant::now() > hard_stop {
@@ -642,8 +754,21 @@ mod tests {
     fn checkpoint_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read_checkpoint(dir.path()), None);
-        write_checkpoint(dir.path(), Position { seq: 3, offset: 1234 }).unwrap();
-        assert_eq!(read_checkpoint(dir.path()), Some(Position { seq: 3, offset: 1234 }));
+        write_checkpoint(
+            dir.path(),
+            Position {
+                seq: 3,
+                offset: 1234,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            read_checkpoint(dir.path()),
+            Some(Position {
+                seq: 3,
+                offset: 1234
+            })
+        );
         std::fs::write(dir.path().join(CHECKPOINT_FILE), "garbage").unwrap();
         assert_eq!(read_checkpoint(dir.path()), None);
     }
@@ -666,7 +791,9 @@ mod tests {
             properties: BTreeMap::new(),
         };
         assert!(validate_properties(&config).is_ok());
-        config.properties.insert("no.such.property".into(), "1".into());
+        config
+            .properties
+            .insert("no.such.property".into(), "1".into());
         let err = validate_properties(&config).unwrap_err();
         assert!(err.contains("no.such.property"), "{err}");
     }

@@ -58,13 +58,23 @@ impl SpoolStats {
 
     /// A shipped segment of `len` bytes was deleted.
     pub fn remove_segment(&self, len: u64) {
-        let _ = self.bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(len)));
-        let _ = self.segments.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| Some(s.saturating_sub(1)));
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_sub(len))
+            });
+        let _ = self
+            .segments
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                Some(s.saturating_sub(1))
+            });
     }
 
     pub fn publish(&self, metrics: &EventMetrics) {
         metrics.spool_bytes.set(self.bytes() as f64);
-        metrics.spool_segments.set(self.segments.load(Ordering::Relaxed) as f64);
+        metrics
+            .spool_segments
+            .set(self.segments.load(Ordering::Relaxed) as f64);
     }
 }
 

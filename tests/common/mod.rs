@@ -436,3 +436,5 @@ pub fn assert_schema_valid(events: &[serde_json::Value]) {
         );
     }
 }
+
+pub mod kafka;

@@ -1,0 +1,197 @@
+//! A real Kafka-compatible broker (Tansu) started by the tests on a loopback
+//! port, and a consumer that reads a topic back with the rdkafka crate.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+
+/// The tansu binary: on PATH, or where `cargo install` puts it. A missing
+/// broker fails the test loudly: `.ci/test` installs it.
+fn tansu() -> PathBuf {
+    if let Some(path) = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("tansu"))
+        .find(|p| p.is_file())
+    {
+        return path;
+    }
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    let path = home.join(".cargo/bin/tansu");
+    assert!(
+        path.is_file(),
+        "the tansu broker is not installed; run `bash .ci/test`, which installs it (cargo install tansu --locked --features dynostore,libsql)"
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A Tansu broker on 127.0.0.1.
+pub struct Broker {
+    pub port: u16,
+    storage: String,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// A broker keeping data in memory.
+    pub fn memory() -> Broker {
+        Broker::start_with(|| "memory://tansu/".to_owned())
+    }
+
+    /// A broker keeping data in SQLite, so it survives a broker restart.
+    /// (Tansu resolves the database path against its working directory,
+    /// which is the broker's temporary directory.)
+    pub fn sqlite() -> Broker {
+        Broker::start_with(|| "sqlite://tansu.db".to_owned())
+    }
+
+    fn start_with(storage: impl FnOnce() -> String) -> Broker {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = storage();
+        let mut broker = Broker {
+            port: free_port(),
+            storage,
+            child: None,
+            _dir: dir,
+        };
+        broker.start();
+        broker
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn url(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (or restarts) the broker on its port and waits until it accepts.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "broker already running");
+        let child = Command::new(tansu())
+            .args([
+                "broker",
+                "--listener-url",
+                &self.url(),
+                "--advertised-listener-url",
+                &self.url(),
+            ])
+            .args(["--storage-engine", &self.storage])
+            .current_dir(self._dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(self.addr()).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not start listening on {}",
+                self.addr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the broker (SIGKILL: an outage, not a goodbye).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let status = Command::new(tansu())
+            .args([
+                "topic",
+                "create",
+                name,
+                "--partitions",
+                &partitions.to_string(),
+                "--broker",
+                &self.url(),
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .expect("run tansu topic create");
+        assert!(status.success(), "tansu topic create {name} failed");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One consumed record.
+#[derive(Debug)]
+pub struct Record {
+    pub key: String,
+    pub value: serde_json::Value,
+    pub headers: HashMap<String, String>,
+    pub partition: i32,
+}
+
+/// Reads `topic` from the beginning until `expected` records arrived or
+/// `timeout` passed; returns what arrived.
+pub fn consume(brokers: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<Record> {
+    let group = format!("test-{}", std::process::id());
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("{group}-{}", rand_suffix()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < expected && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let mut headers = HashMap::new();
+            if let Some(h) = m.headers() {
+                for header in h.iter() {
+                    let value = header
+                        .value
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                        .unwrap_or_default();
+                    headers.insert(header.key.to_owned(), value);
+                }
+            }
+            out.push(Record {
+                key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                value: serde_json::from_slice(m.payload().unwrap_or_default()).expect("JSON value"),
+                headers,
+                partition: m.partition(),
+            });
+        }
+    }
+    out
+}
+
+fn rand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
