@@ -193,6 +193,9 @@ pub struct EventsConfig {
     /// While the spool holds this many bytes (a long broker outage), new
     /// events are dropped and counted instead of filling the disk.
     pub spool_max_bytes: u64,
+    /// A click by the same visitor on the same code within this many seconds
+    /// is flagged `repeat`; 0 = off.
+    pub repeat_window_secs: u64,
 }
 
 impl Default for EventsConfig {
@@ -205,6 +208,7 @@ impl Default for EventsConfig {
             fsync_interval_ms: 200,
             segment_max_bytes: 64 * 1024 * 1024,
             spool_max_bytes: 8 * 1024 * 1024 * 1024,
+            repeat_window_secs: 3600,
         }
     }
 }
@@ -253,16 +257,28 @@ pub enum IpPrivacy {
     Drop,
 }
 
+/// What `Sec-GPC: 1` (Global Privacy Control) does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpcPolicy {
+    /// No cookie, no click id, no address in the event; the click still counts.
+    Honor,
+    /// Only record `gpc: true` in the event.
+    Record,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PrivacyConfig {
     pub ip: IpPrivacy,
+    pub gpc: GpcPolicy,
 }
 
 impl Default for PrivacyConfig {
     fn default() -> Self {
         PrivacyConfig {
             ip: IpPrivacy::Truncate,
+            gpc: GpcPolicy::Honor,
         }
     }
 }
@@ -327,6 +343,7 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("events.fsync_interval_ms", Kind::Int),
     ("events.segment_max_bytes", Kind::Int),
     ("events.spool_max_bytes", Kind::Int),
+    ("events.repeat_window_secs", Kind::Int),
     ("kafka.brokers", Kind::Str),
     ("kafka.clicks_topic", Kind::Str),
     ("kafka.links_topic", Kind::Str),
@@ -334,6 +351,7 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("geo.city_db", Kind::Str),
     ("geo.asn_db", Kind::Str),
     ("privacy.ip", Kind::Str),
+    ("privacy.gpc", Kind::Str),
     ("log.level", Kind::Str),
     ("log.format", Kind::Str),
 ];
@@ -439,12 +457,6 @@ impl Config {
                     ));
                 }
             }
-        }
-        if self.geo.city_db.is_some() || self.geo.asn_db.is_some() {
-            return Err(ConfigError::key(
-                "geo.city_db",
-                "GeoIP enrichment is not available in this version",
-            ));
         }
         if let Some(url) = &self.links.fallback_url {
             crate::links::validate_target(url)

@@ -14,7 +14,8 @@
 //!            │
 //!   events::EventSink::record  — synchronous, bounded, never waits
 //!            │
-//!   spool writer thread: address privacy, JSON line, batched append to a
+//!   spool writer thread: GeoIP, device, repeat flag, address privacy, JSON
+//!   line, batched append to a
 //!   segment file under events.spool_dir, fsync on an interval
 //! ```
 //!
@@ -23,9 +24,10 @@
 //! - [`config`]: the TOML file, `REFEDGE_*` overrides, validation.
 //! - [`links`]: short codes, link validation, the concurrent map, the loader.
 //! - [`http`]: accept loop, router, `Location` building.
-//! - [`visitor`]: client address, bot signals, privacy signals.
+//! - [`visitor`]: client address, bots and preview fetchers, device, privacy signals.
 //! - [`attribution`]: click ids, the signed cookie, first/last touch.
 //! - [`events`]: the click event, the hand-off, the spool.
+//! - [`geo`]: GeoIP databases, looked up in the writer.
 //! - [`privacy`]: what of the client address an event keeps.
 //! - [`metrics`]: every metric name, and handles for the hot path.
 //! - [`admin`]: health, readiness and metrics endpoints, admin auth.
@@ -35,6 +37,7 @@ pub mod admin;
 pub mod attribution;
 pub mod config;
 pub mod events;
+pub mod geo;
 pub mod http;
 pub mod links;
 pub mod metrics;

@@ -19,11 +19,14 @@ use tokio::sync::watch;
 use crate::admin::{Admin, Readiness};
 use crate::attribution::Attribution;
 use crate::config::{Config, SinkKind};
+use crate::events::enrich::{Enricher, RepeatTracker};
 use crate::events::{EventPipeline, ShipperConfig, ShipperHandle, SpoolConfig, SpoolWriter};
+use crate::geo::Geo;
 use crate::http::{ConnInfo, Edge, server};
 use crate::links::{LinkStore, load_file};
 use crate::metrics::{self, EventMetrics, RequestMetrics};
 use crate::privacy::IpPolicy;
+use crate::visitor::{BotDetector, device::DeviceParser};
 
 /// How long the spool writer gets to write what is queued at shutdown.
 const SPOOL_CLOSE_DEADLINE: Duration = Duration::from_secs(10);
@@ -89,6 +92,7 @@ pub struct Node {
     admin: Arc<Admin>,
     pipeline: EventPipeline,
     reloader: LinkReloader,
+    geo: Option<Arc<Geo>>,
     shipper: Option<ShipperHandle>,
     drain: Duration,
     ship_deadline: Duration,
@@ -154,8 +158,22 @@ impl Node {
             .with_context(|| format!("links.file: cannot read {}", config.links.file.display()))?;
         readiness.set_links_loaded();
 
+        let geo = if config.geo.city_db.is_some() || config.geo.asn_db.is_some() {
+            Some(Arc::new(Geo::open(
+                config.geo.city_db.clone(),
+                config.geo.asn_db.clone(),
+            )?))
+        } else {
+            None
+        };
         let keys = secrets(config);
         let event_metrics = EventMetrics::new();
+        let enricher = Enricher {
+            policy: IpPolicy::new(config.privacy.ip, &keys[0]),
+            geo: geo.clone(),
+            devices: DeviceParser::new(),
+            repeats: RepeatTracker::new(config.events.repeat_window_secs.saturating_mul(1000)),
+        };
         let writer = SpoolWriter::open(
             SpoolConfig {
                 dir: config.events.spool_dir.clone(),
@@ -164,7 +182,7 @@ impl Node {
                 segment_max_bytes: config.events.segment_max_bytes,
                 spool_max_bytes: config.events.spool_max_bytes,
             },
-            IpPolicy::new(config.privacy.ip, &keys[0]),
+            enricher,
             config.node_name(),
             event_metrics.clone(),
         )
@@ -202,6 +220,8 @@ impl Node {
             fallback,
             click_param: config.attribution.click_param.clone(),
             trusted_proxies: config.server.trusted_proxies.clone(),
+            bots: BotDetector::new(),
+            gpc: config.privacy.gpc,
         });
         let admin = Arc::new(Admin {
             readiness,
@@ -214,6 +234,7 @@ impl Node {
             admin,
             pipeline,
             reloader,
+            geo,
             shipper,
             drain: Duration::from_millis(config.server.drain_timeout_ms),
             ship_deadline: Duration::from_millis(config.kafka.shutdown_timeout_ms),
@@ -222,6 +243,11 @@ impl Node {
 
     pub fn reloader(&self) -> LinkReloader {
         self.reloader.clone()
+    }
+
+    /// The GeoIP databases, when configured.
+    pub fn geo(&self) -> Option<Arc<Geo>> {
+        self.geo.clone()
     }
 
     pub fn edge(&self) -> Arc<Edge> {
@@ -351,6 +377,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!(addr = %listeners.public.local_addr()?, "public listener bound");
         tracing::info!(addr = %listeners.admin.local_addr()?, "admin listener bound");
         let reloader = node.reloader();
+        let geo = node.geo();
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .context("cannot install the SIGHUP handler")?;
         tokio::spawn(async move {
@@ -358,6 +385,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 tracing::info!("SIGHUP received: reloading links");
                 let r = reloader.clone();
                 let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+                if let Some(geo) = &geo {
+                    match geo.reload() {
+                        Ok(()) => tracing::info!("GeoIP databases reloaded"),
+                        Err(e) => tracing::error!("{e}; keeping the databases already loaded"),
+                    }
+                }
             }
         });
         let clean = node.serve(listeners, termination()).await;

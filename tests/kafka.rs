@@ -245,6 +245,15 @@ async fn edge_restarts_mid_backlog_lose_nothing() {
     let mut edge = spawn_binary(&env);
     wait_ready(edge.admin).await;
     let (_, n2) = clicks(edge.public, 150).await;
+    // Kill it once these clicks are in the spool (a SIGKILL may lose at most
+    // the last flush interval of clicks, which is not what this test is about),
+    // while the backlog is still being shipped.
+    wait_for_metric(
+        edge.admin,
+        "refedge_events_total{result=\"spooled\"}",
+        n2 as f64,
+    )
+    .await;
     edge.signal("KILL");
     let _ = tokio::task::spawn_blocking(move || edge.wait())
         .await

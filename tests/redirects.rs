@@ -405,24 +405,124 @@ async fn cookie_domain_is_set_when_configured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gpc_and_forwarded_addresses_are_recorded() {
-    let (fixture, edge) = edge(&[("REFEDGE_SERVER_TRUSTED_PROXIES", "127.0.0.0/8")]).await;
+async fn forwarded_addresses_are_believed_from_trusted_proxies_only() {
+    let (fixture, behind_proxy) = edge(&[("REFEDGE_SERVER_TRUSTED_PROXIES", "127.0.0.0/8")]).await;
+    let xff = ("x-forwarded-for", "198.51.100.7, 127.0.0.9");
+    get(
+        behind_proxy.public,
+        "/demo",
+        &[UA, xff, ("referer", "https://social.example/post")],
+    )
+    .await;
+    assert!(behind_proxy.stop().await);
+    let e = &fixture.events()[0];
+    assert_eq!(e["ip"], "198.51.100.7");
+    assert_eq!(e["referer"], "https://social.example/post");
+    assert_eq!(e["gpc"], false);
+
+    let (fixture, direct) = edge(&[]).await;
+    get(
+        direct.public,
+        "/demo",
+        &[UA, ("x-forwarded-for", "198.51.100.7")],
+    )
+    .await;
+    assert!(direct.stop().await);
+    assert_eq!(fixture.events()[0]["ip"], "127.0.0.1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_privacy_control_is_honoured_by_default() {
+    let (fixture, honoring) = edge(&[]).await;
+    let r = get(honoring.public, "/demo?a=1", &[UA, ("sec-gpc", "1")]).await;
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.location(),
+        "https://brand.example/welcome?utm_source=refedge&a=1"
+    );
+    assert!(r.header("set-cookie").is_none());
+    assert!(honoring.stop().await);
+    let e = &fixture.events()[0];
+    assert_eq!(e["gpc"], true);
+    assert_eq!(e["bot"], false, "the click still counts");
+    assert_eq!(e["attributed"], false);
+    assert!(e["ip"].is_null());
+
+    let (fixture, recording) = edge(&[("REFEDGE_PRIVACY_GPC", "record")]).await;
+    let r = get(recording.public, "/demo", &[UA, ("sec-gpc", "1")]).await;
+    assert!(click_param(r.location()).is_some());
+    assert!(r.header("set-cookie").is_some());
+    assert!(recording.stop().await);
+    let e = &fixture.events()[0];
+    assert_eq!(e["gpc"], true);
+    assert_eq!(e["ip"], "127.0.0.1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_fetchers_and_scanners_get_no_attribution() {
+    let (fixture, edge) = edge(&[]).await;
+    for ua in [
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+        "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)",
+        "Mozilla/5.0 (compatible; Mimecast URL Protect)",
+    ] {
+        let r = get(edge.public, "/demo", &[("user-agent", ua)]).await;
+        assert_eq!(r.status, 302);
+        assert_eq!(
+            r.location(),
+            "https://brand.example/welcome?utm_source=refedge"
+        );
+        assert!(r.header("set-cookie").is_none());
+    }
+    assert!(edge.stop().await);
+    let reasons: Vec<String> = fixture
+        .events()
+        .iter()
+        .map(|e| e["bot_reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "link_preview:slack",
+            "link_preview:linkedin",
+            "email_scanner:mimecast"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_and_repeat_clicks_are_recorded() {
+    let (fixture, edge) = edge(&[]).await;
+    let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+    let first = get(edge.public, "/demo", &[("user-agent", iphone)]).await;
+    let cookie = cookie_pair(first.header("set-cookie").unwrap());
     get(
         edge.public,
         "/demo",
-        &[
-            UA,
-            ("sec-gpc", "1"),
-            ("x-forwarded-for", "198.51.100.7, 127.0.0.9"),
-            ("referer", "https://social.example/post"),
-        ],
+        &[("user-agent", iphone), ("cookie", &cookie)],
+    )
+    .await;
+    get(
+        edge.public,
+        "/t307",
+        &[("user-agent", iphone), ("cookie", &cookie)],
     )
     .await;
     assert!(edge.stop().await);
-    let e = &fixture.events()[0];
-    assert_eq!(e["gpc"], true);
-    assert_eq!(e["ip"], "198.51.100.7");
-    assert_eq!(e["referer"], "https://social.example/post");
+    let events = fixture.events();
+    assert_schema_valid(&events);
+    assert_eq!(events[0]["device"], "mobile");
+    assert_eq!(events[0]["os"], "iPhone");
+    assert_eq!(events[0]["browser"], "Safari");
+    let repeats: Vec<bool> = events
+        .iter()
+        .map(|e| e["repeat"].as_bool().unwrap())
+        .collect();
+    assert_eq!(
+        repeats,
+        [false, true, false],
+        "the same code again is a repeat; another code is not"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,8 @@ use time::OffsetDateTime;
 use crate::attribution::ClickId;
 use crate::links::Link;
 
+use super::enrich::Enrichment;
+
 /// Version of the event schema written in every event.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -46,6 +48,8 @@ pub struct ClickRecord {
     pub attributed: bool,
     pub prior_click_id: Option<ClickId>,
     pub gpc: bool,
+    /// False when the visitor's privacy signal means the address is not kept.
+    pub keep_ip: bool,
 }
 
 /// The event exactly as written: field order follows the CONTRACT table.
@@ -64,7 +68,7 @@ pub struct ClickEvent<'a> {
     pub program_id: Option<&'a str>,
     pub target: Option<&'a str>,
     pub status: u16,
-    pub ip: Option<String>,
+    pub ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
     pub referer: Option<&'a str>,
     pub country: Option<&'a str>,
@@ -77,6 +81,13 @@ pub struct ClickEvent<'a> {
     pub prior_click_id: Option<&'a str>,
     pub gpc: bool,
     pub node: &'a str,
+    // Fields added within schema version 1 (after the CONTRACT's).
+    /// `desktop`, `mobile`, `tablet`, `bot` or `other`.
+    pub device: Option<&'a str>,
+    pub os: Option<&'a str>,
+    pub browser: Option<&'a str>,
+    /// The same visitor clicked the same code within `events.repeat_window_secs`.
+    pub repeat: bool,
 }
 
 /// RFC 3339 UTC with milliseconds: `2026-11-22T18:37:05.123Z`.
@@ -96,9 +107,8 @@ pub fn format_millis(unix_ms: u64) -> String {
 }
 
 impl ClickRecord {
-    /// The event view of this record; `ip` has already been through the
-    /// privacy policy.
-    pub fn event<'a>(&'a self, ip: Option<String>, node: &'a str) -> ClickEvent<'a> {
+    /// The event view of this record with what the writer added.
+    pub fn event<'a>(&'a self, extra: &'a Enrichment, node: &'a str) -> ClickEvent<'a> {
         let link = self.link.as_deref();
         ClickEvent {
             schema_version: SCHEMA_VERSION,
@@ -113,19 +123,23 @@ impl ClickRecord {
             program_id: link.and_then(|l| l.program_id.as_deref()),
             target: self.target.as_ref().and_then(|t| t.to_str().ok()),
             status: self.status,
-            ip,
+            ip: extra.ip.as_deref(),
             user_agent: self.user_agent.as_deref(),
             referer: self.referer.as_deref(),
-            country: None,
-            region: None,
-            city: None,
-            asn: None,
+            country: extra.geo.country.as_deref(),
+            region: extra.geo.region.as_deref(),
+            city: extra.geo.city.as_deref(),
+            asn: extra.geo.asn,
             bot: self.bot,
             bot_reason: self.bot_reason,
             attributed: self.attributed,
             prior_click_id: self.prior_click_id.as_ref().map(ClickId::as_str),
             gpc: self.gpc,
             node,
+            device: extra.device.as_ref().map(|d| d.class),
+            os: extra.device.as_ref().and_then(|d| d.os.as_deref()),
+            browser: extra.device.as_ref().and_then(|d| d.browser.as_deref()),
+            repeat: extra.repeat,
         }
     }
 }
@@ -159,10 +173,12 @@ mod tests {
             attributed: false,
             prior_click_id: None,
             gpc: false,
+            keep_ip: true,
         };
-        let line = serde_json::to_string(&record.event(None, "n1")).unwrap();
+        let extra = Enrichment::default();
+        let line = serde_json::to_string(&record.event(&extra, "n1")).unwrap();
         let json: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(json.as_object().unwrap().len(), 25);
+        assert_eq!(json.as_object().unwrap().len(), 29);
         let keys = [
             "schema_version",
             "type",

@@ -8,6 +8,7 @@
 //! keeps the redirect's latency independent of the disk, and the counter makes
 //! every lost event visible.
 
+pub mod enrich;
 mod event;
 pub mod shipper;
 pub mod spool;

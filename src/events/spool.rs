@@ -16,9 +16,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use crate::metrics::{EventMetrics, EventResult};
-use crate::privacy::IpPolicy;
 
 use super::ClickRecord;
+use super::enrich::Enricher;
 
 /// Events go to the file once this many bytes are buffered, even before the
 /// flush interval.
@@ -123,7 +123,7 @@ pub struct SpoolWriter {
     buf: Vec<u8>,
     buffered_events: u64,
     unsynced: bool,
-    policy: IpPolicy,
+    enricher: Enricher,
     node: String,
     metrics: EventMetrics,
     last_error_log: Option<Instant>,
@@ -143,7 +143,7 @@ impl SpoolWriter {
     /// the newest one there. Fails if the spool is not writable.
     pub fn open(
         config: SpoolConfig,
-        policy: IpPolicy,
+        enricher: Enricher,
         node: String,
         metrics: EventMetrics,
     ) -> std::io::Result<SpoolWriter> {
@@ -165,7 +165,7 @@ impl SpoolWriter {
             buf: Vec::with_capacity(BUFFER_FLUSH_BYTES * 2),
             buffered_events: 0,
             unsynced: false,
-            policy,
+            enricher,
             node,
             metrics,
             last_error_log: None,
@@ -185,10 +185,8 @@ impl SpoolWriter {
 
     /// Encodes one event into the buffer.
     fn encode(&mut self, record: &ClickRecord) {
-        let ip = record
-            .ip
-            .and_then(|ip| self.policy.apply(ip, record.occurred_at_ms));
-        let event = record.event(ip, &self.node);
+        let extra = self.enricher.enrich(record);
+        let event = record.event(&extra, &self.node);
         // Serialising plain structs of strings and numbers cannot fail.
         if serde_json::to_writer(&mut self.buf, &event).is_ok() {
             self.buf.push(b'\n');

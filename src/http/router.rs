@@ -12,6 +12,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::attribution::{Attribution, ClickId};
+use crate::config::GpcPolicy;
 use crate::events::{ClickRecord, EventSink, Outcome};
 use crate::links::{LinkStatus, LinkStore, Resolution, ShortCode};
 use crate::metrics::{RequestMetrics, RequestOutcome};
@@ -36,6 +37,8 @@ pub struct Edge {
     pub fallback: Option<HeaderValue>,
     pub click_param: String,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub bots: visitor::BotDetector,
+    pub gpc: GpcPolicy,
 }
 
 const NO_STORE: HeaderValue = HeaderValue::from_static("private, no-store");
@@ -150,7 +153,11 @@ impl Edge {
         }
 
         let headers = req.headers();
-        let bot = visitor::classify(method, headers);
+        let bot = visitor::classify(&self.bots, method, headers);
+        let gpc = visitor::gpc(headers);
+        // Global Privacy Control, honoured: the click counts, but nothing
+        // follows the visitor (no cookie, no click id, no address).
+        let untracked = gpc && self.gpc == GpcPolicy::Honor;
         let cookie = self.attribution.signer().check_headers(
             headers
                 .get_all(header::COOKIE)
@@ -162,9 +169,13 @@ impl Edge {
             self.metrics.cookie(cookie.label());
         }
         let click_id = ClickId::new(now_ms);
-        let decision = self
-            .attribution
-            .decide(bot.is_none(), cookie, click_id, now_ms, conn.tls);
+        let decision = self.attribution.decide(
+            bot.is_none() && !untracked,
+            cookie,
+            click_id,
+            now_ms,
+            conn.tls,
+        );
         let location = query::location(
             &link,
             req.uri().query(),
@@ -193,7 +204,8 @@ impl Edge {
             bot_reason: bot.map(visitor::BotReason::as_str),
             attributed: decision.attributed,
             prior_click_id: decision.prior_click_id,
-            gpc: visitor::gpc(headers),
+            gpc,
+            keep_ip: !untracked,
         });
         (RequestOutcome::Redirected, response)
     }
@@ -233,7 +245,8 @@ impl Edge {
             None => page(page_status, body),
         };
         let headers = req.headers();
-        let bot = visitor::classify(req.method(), headers);
+        let bot = visitor::classify(&self.bots, req.method(), headers);
+        let gpc = visitor::gpc(headers);
         let cookie = self.attribution.signer().check_headers(
             headers
                 .get_all(header::COOKIE)
@@ -264,7 +277,8 @@ impl Edge {
                 crate::attribution::CookieCheck::Valid { click_id, .. } => Some(click_id),
                 _ => None,
             },
-            gpc: visitor::gpc(headers),
+            gpc,
+            keep_ip: !(gpc && self.gpc == GpcPolicy::Honor),
         });
         (metric, response)
     }

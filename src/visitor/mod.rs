@@ -2,39 +2,33 @@
 //! trusted proxies), whether the request comes from a machine, and the
 //! privacy signals it sends.
 
+mod bots;
+pub mod device;
+
+pub use bots::{BotDetector, BotReason};
+
 use std::net::IpAddr;
 
 use http::HeaderMap;
 use ipnet::IpNet;
 
-/// Why a request was classified as a machine rather than a person.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BotReason {
-    /// `HEAD` requests come from link checkers and scanners, never from a
-    /// person following a link.
-    HeadRequest,
-    /// Every browser sends a `User-Agent`.
-    NoUserAgent,
-}
-
-impl BotReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BotReason::HeadRequest => "head_request",
-            BotReason::NoUserAgent => "no_user_agent",
-        }
-    }
-}
-
-/// Classifies a request. Runs on the request path: no allocation.
-pub fn classify(method: &http::Method, headers: &HeaderMap) -> Option<BotReason> {
+/// Classifies a request. Runs on the request path: a cache lookup for a
+/// user agent seen before.
+pub fn classify(
+    bots: &BotDetector,
+    method: &http::Method,
+    headers: &HeaderMap,
+) -> Option<BotReason> {
     if method == http::Method::HEAD {
         return Some(BotReason::HeadRequest);
     }
     match headers.get(http::header::USER_AGENT) {
         None => Some(BotReason::NoUserAgent),
-        Some(ua) if ua.as_bytes().trim_ascii().is_empty() => Some(BotReason::NoUserAgent),
-        Some(_) => None,
+        Some(ua) => match ua.to_str() {
+            Ok(ua) => bots.user_agent(ua),
+            // Browsers send ASCII user agents.
+            Err(_) => Some(BotReason::Crawler),
+        },
     }
 }
 
@@ -205,20 +199,22 @@ mod tests {
 
     #[test]
     fn classification() {
-        let ua = headers(&[("user-agent", "Mozilla/5.0")]);
-        assert_eq!(classify(&http::Method::GET, &ua), None);
-        assert_eq!(
-            classify(&http::Method::HEAD, &ua),
-            Some(BotReason::HeadRequest)
-        );
-        assert_eq!(
-            classify(&http::Method::GET, &HeaderMap::new()),
-            Some(BotReason::NoUserAgent)
-        );
-        assert_eq!(
-            classify(&http::Method::GET, &headers(&[("user-agent", " ")])),
-            Some(BotReason::NoUserAgent)
-        );
+        let bots = BotDetector::new();
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+        let ua = headers(&[("user-agent", firefox)]);
+        assert_eq!(classify(&bots, &http::Method::GET, &ua), None);
+        let head = classify(&bots, &http::Method::HEAD, &ua);
+        assert_eq!(head, Some(BotReason::HeadRequest));
+        let none = classify(&bots, &http::Method::GET, &HeaderMap::new());
+        assert_eq!(none, Some(BotReason::NoUserAgent));
+        let blank = classify(&bots, &http::Method::GET, &headers(&[("user-agent", " ")]));
+        assert_eq!(blank, Some(BotReason::NoUserAgent));
+        let slack = headers(&[(
+            "user-agent",
+            "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+        )]);
+        let slack = classify(&bots, &http::Method::GET, &slack).map(BotReason::as_str);
+        assert_eq!(slack, Some("link_preview:slack"));
     }
 
     #[test]
