@@ -437,4 +437,5 @@ pub fn assert_schema_valid(events: &[serde_json::Value]) {
     }
 }
 
+pub mod browser;
 pub mod kafka;
