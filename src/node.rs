@@ -224,6 +224,10 @@ impl Node {
             gpc: config.privacy.gpc,
         });
         let admin = Arc::new(Admin {
+            links: crate::admin::links_api::LinksApi {
+                store: Arc::clone(&edge.links),
+                changes: None,
+            },
             readiness,
             prometheus,
             token: config.admin.token.clone(),
@@ -281,17 +285,8 @@ impl Node {
             move |_peer| {
                 let admin = Arc::clone(&admin);
                 service_fn(move |req| {
-                    let res =
-                        admin
-                            .handle_health(&req)
-                            .unwrap_or_else(|| match admin.authorize(&req) {
-                                Err(denied) => *denied,
-                                Ok(()) => crate::admin::json_error(
-                                    http::StatusCode::NOT_FOUND,
-                                    "no such endpoint",
-                                ),
-                            });
-                    std::future::ready(Ok::<_, Infallible>(res))
+                    let admin = Arc::clone(&admin);
+                    async move { Ok::<_, Infallible>(admin.handle(req).await) }
                 })
             },
             admin_rx,

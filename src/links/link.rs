@@ -163,51 +163,94 @@ impl Link {
         Link::from_record(record)
     }
 
+    /// Validates a record, stopping at the first problem.
     pub fn from_record(r: LinkRecord) -> Result<Link, LinkError> {
-        let code = ShortCode::parse(
+        Link::check_record(r).map_err(|mut errors| errors.swap_remove(0))
+    }
+
+    /// Validates a record and reports every field that is wrong.
+    pub fn check_record(r: LinkRecord) -> Result<Link, Vec<LinkError>> {
+        let mut errors = Vec::new();
+        fn keep<T>(errors: &mut Vec<LinkError>, res: Result<T, LinkError>) -> Option<T> {
+            res.map_err(|e| errors.push(e)).ok()
+        }
+        let code = keep(
+            &mut errors,
             r.code
                 .as_deref()
-                .ok_or_else(|| LinkError::field("code", "is required"))?,
-        )?;
-        let target = r
-            .target
-            .ok_or_else(|| LinkError::field("target", "is required"))?;
-        let parsed = validate_target(&target)?;
-        let target_header = HeaderValue::from_str(&target)
-            .map_err(|_| LinkError::field("target", "is not a valid header value"))?;
-        let domain = r
-            .domain
-            .map(|d| validate_domain(&d).map(|()| d.to_ascii_lowercase().into_boxed_str()))
-            .transpose()?;
-        let redirect = r
-            .redirect
-            .map(RedirectStatus::new)
-            .transpose()?
-            .unwrap_or(RedirectStatus::FOUND);
-        let expires_at = r
-            .expires_at
-            .map(|s| {
-                OffsetDateTime::parse(&s, &Rfc3339)
-                    .map(|t| t.unix_timestamp())
-                    .map_err(|_| LinkError::field("expires_at", "must be an RFC 3339 date-time"))
-            })
-            .transpose()?;
-        Ok(Link {
+                .ok_or_else(|| LinkError::field("code", "is required"))
+                .and_then(ShortCode::parse),
+        );
+        let target = keep(
+            &mut errors,
+            r.target
+                .ok_or_else(|| LinkError::field("target", "is required"))
+                .and_then(|t| {
+                    let parsed = validate_target(&t)?;
+                    let header = HeaderValue::from_str(&t)
+                        .map_err(|_| LinkError::field("target", "is not a valid header value"))?;
+                    Ok((t, parsed, header))
+                }),
+        );
+        let domain = keep(
+            &mut errors,
+            r.domain
+                .map(|d| validate_domain(&d).map(|()| d.to_ascii_lowercase().into_boxed_str()))
+                .transpose(),
+        );
+        let redirect = keep(&mut errors, r.redirect.map(RedirectStatus::new).transpose());
+        let expires_at = keep(
+            &mut errors,
+            r.expires_at
+                .map(|s| {
+                    OffsetDateTime::parse(&s, &Rfc3339)
+                        .map(|t| t.unix_timestamp())
+                        .map_err(|_| {
+                            LinkError::field("expires_at", "must be an RFC 3339 date-time")
+                        })
+                })
+                .transpose(),
+        );
+        let advocate_id = keep(&mut errors, id_field("advocate_id", r.advocate_id));
+        let campaign_id = keep(&mut errors, id_field("campaign_id", r.campaign_id));
+        let program_id = keep(&mut errors, id_field("program_id", r.program_id));
+        match (
             code,
+            target,
             domain,
-            fragment_at: parsed.fragment_at,
-            target_has_query: parsed.has_query,
-            target_params: parsed.params,
-            target: target.into_boxed_str(),
-            target_header,
-            advocate_id: id_field("advocate_id", r.advocate_id)?,
-            campaign_id: id_field("campaign_id", r.campaign_id)?,
-            program_id: id_field("program_id", r.program_id)?,
             redirect,
-            forward_query: r.forward_query.unwrap_or(true),
-            status: r.status.unwrap_or(LinkStatus::Active),
             expires_at,
-        })
+            advocate_id,
+            campaign_id,
+            program_id,
+        ) {
+            (
+                Some(code),
+                Some((target, parsed, target_header)),
+                Some(domain),
+                Some(redirect),
+                Some(expires_at),
+                Some(advocate_id),
+                Some(campaign_id),
+                Some(program_id),
+            ) if errors.is_empty() => Ok(Link {
+                code,
+                domain,
+                fragment_at: parsed.fragment_at,
+                target_has_query: parsed.has_query,
+                target_params: parsed.params,
+                target: target.into_boxed_str(),
+                target_header,
+                advocate_id,
+                campaign_id,
+                program_id,
+                redirect: redirect.unwrap_or(RedirectStatus::FOUND),
+                forward_query: r.forward_query.unwrap_or(true),
+                status: r.status.unwrap_or(LinkStatus::Active),
+                expires_at,
+            }),
+            _ => Err(errors),
+        }
     }
 
     /// The link in its wire form.

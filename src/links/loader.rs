@@ -39,10 +39,11 @@ impl fmt::Display for LineError {
 /// Parses JSON Lines text; blank lines are skipped. A code given twice for the
 /// same domain is reported on its later line, and the later line wins.
 pub fn parse_lines(text: &str) -> (Vec<Link>, Vec<LineError>) {
-    parse_byte_lines(text.as_bytes())
+    parse_lines_bytes(text.as_bytes())
 }
 
-fn parse_byte_lines(bytes: &[u8]) -> (Vec<Link>, Vec<LineError>) {
+/// Parses JSON Lines bytes (a line that is not UTF-8 is refused on its own).
+pub fn parse_lines_bytes(bytes: &[u8]) -> (Vec<Link>, Vec<LineError>) {
     let mut links = Vec::new();
     let mut errors = Vec::new();
     let mut seen = std::collections::HashMap::new();
@@ -88,7 +89,7 @@ fn parse_byte_lines(bytes: &[u8]) -> (Vec<Link>, Vec<LineError>) {
 /// Reads and parses a links file. Fails only when the file cannot be read.
 pub fn load_file(path: &Path) -> std::io::Result<LoadReport> {
     let bytes = std::fs::read(path)?;
-    let (links, errors) = parse_byte_lines(&bytes);
+    let (links, errors) = parse_lines_bytes(&bytes);
     Ok(LoadReport {
         path: path.to_owned(),
         links,

