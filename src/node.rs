@@ -23,6 +23,7 @@ use crate::events::enrich::{Enricher, RepeatTracker};
 use crate::events::{EventPipeline, ShipperConfig, ShipperHandle, SpoolConfig, SpoolWriter};
 use crate::geo::Geo;
 use crate::http::{ConnInfo, Edge, server};
+use crate::links::replication::{Replication, ReplicationConfig};
 use crate::links::{LinkStore, load_file};
 use crate::metrics::{self, EventMetrics, RequestMetrics};
 use crate::privacy::IpPolicy;
@@ -94,6 +95,7 @@ pub struct Node {
     reloader: LinkReloader,
     geo: Option<Arc<Geo>>,
     shipper: Option<ShipperHandle>,
+    replication: Option<(Arc<Replication>, ReplicationConfig)>,
     drain: Duration,
     ship_deadline: Duration,
 }
@@ -223,10 +225,27 @@ impl Node {
             bots: BotDetector::new(),
             gpc: config.privacy.gpc,
         });
+        let replication = match config.events.sink {
+            SinkKind::Spool => None,
+            SinkKind::Kafka => {
+                let rc = ReplicationConfig {
+                    brokers: config.kafka.brokers.clone(),
+                    topic: config.kafka.links_topic.clone(),
+                    node: config.node_name(),
+                    properties: config.kafka.properties.clone(),
+                };
+                let r = Replication::start(&rc, Arc::clone(&edge.links))
+                    .context("kafka: cannot follow the links topic")?;
+                Some((r, rc))
+            }
+        };
+        let changes = replication
+            .as_ref()
+            .map(|(r, _)| Arc::clone(r) as Arc<dyn crate::admin::links_api::LinkChanges>);
         let admin = Arc::new(Admin {
             links: crate::admin::links_api::LinksApi {
                 store: Arc::clone(&edge.links),
-                changes: None,
+                changes,
             },
             readiness,
             prometheus,
@@ -240,6 +259,7 @@ impl Node {
             reloader,
             geo,
             shipper,
+            replication,
             drain: Duration::from_millis(config.server.drain_timeout_ms),
             ship_deadline: Duration::from_millis(config.kafka.shutdown_timeout_ms),
         })
@@ -261,6 +281,10 @@ impl Node {
     /// Serves until `shutdown` completes, then runs the shutdown sequence.
     /// Returns true when every step finished within its deadline.
     pub async fn serve(self, listeners: Listeners, shutdown: impl Future<Output = ()>) -> bool {
+        if let Some((_, rc)) = &self.replication {
+            let rc = rc.clone();
+            tokio::spawn(async move { crate::links::replication::ensure_topic(&rc).await });
+        }
         let (public_stop, public_rx) = watch::channel(false);
         let (admin_stop, admin_rx) = watch::channel(false);
 
@@ -320,6 +344,9 @@ impl Node {
                 deadline_ms = SPOOL_CLOSE_DEADLINE.as_millis() as u64,
                 "spool writer did not finish in time"
             );
+        }
+        if let Some((replication, _)) = self.replication {
+            let _ = tokio::task::spawn_blocking(move || replication.stop()).await;
         }
         if let Some(shipper) = self.shipper {
             let deadline = self.ship_deadline;

@@ -4,6 +4,7 @@
 
 mod link;
 mod loader;
+pub mod replication;
 mod store;
 
 pub use link::{

@@ -1,0 +1,332 @@
+//! Link changes shared by every node through `kafka.links_topic` (with
+//! `events.sink = "kafka"`). An admin change applies locally at once and is
+//! published: key = `domain/code` (`/code` for a link that serves every host),
+//! value = the link's JSON, or a tombstone for a delete, so a compacted topic
+//! keeps the latest state of every link. Every node consumes the whole topic
+//! from the beginning at start and then follows it, applying changes in topic
+//! order.
+//!
+//! A node's own change comes back through the topic too. It was already
+//! applied, so it is skipped while a newer change of the same node to the same
+//! link is still on its way; the last one is applied again, which restores
+//! topic order if another node's change to that link landed in between.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rdkafka::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+
+use super::{Link, LinkStore};
+use crate::admin::links_api::LinkChanges;
+
+/// The header naming the instance that made a change.
+const ORIGIN_HEADER: &str = "refedge_origin";
+
+/// The topic key of a link.
+pub fn link_key(domain: Option<&str>, code: &str) -> String {
+    format!("{}/{code}", domain.unwrap_or(""))
+}
+
+fn parse_key(key: &str) -> Option<(Option<&str>, &str)> {
+    let (domain, code) = key.rsplit_once('/')?;
+    Some(((!domain.is_empty()).then_some(domain), code))
+}
+
+/// Own changes published and not yet seen coming back, per key.
+type Pending = Arc<Mutex<HashMap<String, u32>>>;
+
+struct PublishContext {
+    pending: Pending,
+}
+
+impl ClientContext for PublishContext {}
+
+impl ProducerContext for PublishContext {
+    type DeliveryOpaque = Box<String>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, key: Box<String>) {
+        if let Err((error, _)) = result {
+            tracing::error!(%error, key = %key, "a link change was applied here but could not be published to the other nodes");
+            // It will never come back: stop waiting for it.
+            if let Ok(mut p) = self.pending.lock()
+                && let Some(n) = p.get_mut(key.as_str())
+            {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// Publishes admin changes and applies everyone's changes from the topic.
+pub struct Replication {
+    producer: ThreadedProducer<PublishContext>,
+    topic: String,
+    origin: String,
+    pending: Pending,
+    stop: Arc<AtomicBool>,
+    applied: Arc<AtomicU64>,
+    consumer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Replication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replication")
+            .field("topic", &self.topic)
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+/// Kafka settings of the replication.
+#[derive(Debug, Clone)]
+pub struct ReplicationConfig {
+    pub brokers: String,
+    pub topic: String,
+    pub node: String,
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+fn client_config(config: &ReplicationConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.brokers);
+    for (k, v) in &config.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Creates the links topic, compacted, if it does not exist. Brokers that
+/// refuse (or already have it) are fine: the error is logged.
+pub async fn ensure_topic(config: &ReplicationConfig) {
+    let admin: Result<AdminClient<DefaultClientContext>, _> = client_config(config).create();
+    let Ok(admin) = admin else { return };
+    let topic = NewTopic::new(&config.topic, 1, TopicReplication::Fixed(-1))
+        .set("cleanup.policy", "compact");
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        admin.create_topics([&topic], &opts),
+    )
+    .await
+    {
+        Ok(Ok(results)) => {
+            for r in results {
+                match r {
+                    Ok(name) => tracing::info!(topic = %name, "created the compacted links topic"),
+                    Err((name, code)) => {
+                        tracing::debug!(topic = %name, ?code, "links topic not created")
+                    }
+                }
+            }
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot create the links topic"),
+        Err(_) => tracing::warn!("timed out creating the links topic"),
+    }
+}
+
+impl Replication {
+    /// Starts following the topic from the beginning, applying every change to
+    /// `store`.
+    pub fn start(
+        config: &ReplicationConfig,
+        store: Arc<LinkStore>,
+    ) -> Result<Arc<Replication>, rdkafka::error::KafkaError> {
+        let pending: Pending = Arc::default();
+        let mut producer_config = client_config(config);
+        producer_config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "1");
+        let producer = producer_config.create_with_context(PublishContext {
+            pending: Arc::clone(&pending),
+        })?;
+        let origin = format!("{}:{:016x}", config.node, rand::random::<u64>());
+        let consumer: BaseConsumer = client_config(config)
+            .set("group.id", format!("refedge-links-{origin}"))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("topic.metadata.refresh.interval.ms", "1000")
+            // A quiet topic: answer fetches at once rather than after 500 ms.
+            .set("fetch.wait.max.ms", "20")
+            .create()?;
+        consumer.subscribe(&[&config.topic])?;
+        let replication = Arc::new(Replication {
+            producer,
+            topic: config.topic.clone(),
+            origin: origin.clone(),
+            pending: Arc::clone(&pending),
+            stop: Arc::new(AtomicBool::new(false)),
+            applied: Arc::new(AtomicU64::new(0)),
+            consumer: Mutex::new(None),
+        });
+        let (stop, applied) = (
+            Arc::clone(&replication.stop),
+            Arc::clone(&replication.applied),
+        );
+        let thread = std::thread::Builder::new()
+            .name("refedge-links".into())
+            .spawn(move || follow(consumer, store, origin, pending, stop, applied))
+            .map_err(|e| rdkafka::error::KafkaError::ClientCreation(e.to_string()))?;
+        if let Ok(mut c) = replication.consumer.lock() {
+            *c = Some(thread);
+        }
+        Ok(replication)
+    }
+
+    /// Changes applied from the topic so far.
+    pub fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Relaxed)
+    }
+
+    fn publish(&self, key: String, payload: Option<Vec<u8>>) {
+        if let Ok(mut p) = self.pending.lock() {
+            *p.entry(key.clone()).or_insert(0) += 1;
+        }
+        let headers = OwnedHeaders::new().insert(Header {
+            key: ORIGIN_HEADER,
+            value: Some(self.origin.as_str()),
+        });
+        let mut record = BaseRecord::with_opaque_to(&self.topic, Box::new(key.clone()))
+            .key(&key)
+            .headers(headers);
+        if let Some(p) = &payload {
+            record = record.payload(p);
+        }
+        if let Err((e, _)) = self.producer.send(record) {
+            tracing::error!(error = %e, key = %key, "cannot publish a link change");
+            if let Ok(mut p) = self.pending.lock()
+                && let Some(n) = p.get_mut(&key)
+            {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Stops following the topic and flushes what was published.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = rdkafka::producer::Producer::flush(&self.producer, Duration::from_secs(2));
+        if let Ok(mut c) = self.consumer.lock()
+            && let Some(t) = c.take()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+impl LinkChanges for Replication {
+    fn upserted(&self, link: &Link) {
+        let payload = serde_json::to_vec(&link.to_record()).unwrap_or_default();
+        self.publish(
+            link_key(link.domain.as_deref(), link.code.as_str()),
+            Some(payload),
+        );
+    }
+
+    fn deleted(&self, domain: Option<&str>, code: &str) {
+        self.publish(link_key(domain, code), None);
+    }
+}
+
+fn follow(
+    consumer: BaseConsumer,
+    store: Arc<LinkStore>,
+    origin: String,
+    pending: Pending,
+    stop: Arc<AtomicBool>,
+    applied: Arc<AtomicU64>,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        let Some(result) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = match result {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(error = %e, "links topic consumer error");
+                continue;
+            }
+        };
+        let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
+            continue;
+        };
+        let own = message
+            .headers()
+            .and_then(|h| {
+                h.iter()
+                    .find(|h| h.key == ORIGIN_HEADER)
+                    .and_then(|h| h.value)
+            })
+            .is_some_and(|v| v == origin.as_bytes());
+        if own {
+            let still_waiting = match pending.lock() {
+                Ok(mut p) => {
+                    let n = p.entry(key.to_owned()).or_insert(1);
+                    *n = n.saturating_sub(1);
+                    let waiting = *n > 0;
+                    if !waiting {
+                        p.remove(key);
+                    }
+                    waiting
+                }
+                Err(_) => false,
+            };
+            if still_waiting {
+                continue;
+            }
+        }
+        let Some((domain, code)) = parse_key(key) else {
+            tracing::warn!(
+                key,
+                "links topic: skipping a record whose key is not domain/code"
+            );
+            continue;
+        };
+        match message.payload() {
+            None => {
+                store.remove(domain, code);
+            }
+            Some(payload) => match std::str::from_utf8(payload)
+                .map_err(|e| e.to_string())
+                .and_then(|s| Link::from_json(s).map_err(|e| e.to_string()))
+            {
+                Ok(link) if link.code.as_str() == code && link.domain.as_deref() == domain => {
+                    store.upsert(link);
+                }
+                Ok(_) => tracing::warn!(
+                    key,
+                    "links topic: skipping a link whose key does not match it"
+                ),
+                Err(e) => tracing::warn!(key, error = %e, "links topic: skipping an invalid link"),
+            },
+        }
+        applied.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::links_gauge().set(store.len() as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert_eq!(link_key(None, "abc"), "/abc");
+        assert_eq!(link_key(Some("go.a.example"), "abc"), "go.a.example/abc");
+        assert_eq!(parse_key("/abc"), Some((None, "abc")));
+        assert_eq!(
+            parse_key("go.a.example/abc"),
+            Some((Some("go.a.example"), "abc"))
+        );
+        assert_eq!(parse_key("abc"), None);
+    }
+}

@@ -1,0 +1,175 @@
+//! Several edge nodes and one real broker (Tansu): a link changed through one
+//! node's admin API serves on every node.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::kafka::Broker;
+use common::*;
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+
+const TOKEN: &str = "admin-token-0123456789";
+const UA: (&str, &str) = (
+    "user-agent",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+);
+
+async fn admin(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> u16 {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "admin")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    within(path, sender.send_request(req))
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn node(broker: &str) -> (Fixture, InProcess) {
+    let fixture = Fixture::new(LINKS);
+    let edge = start(&fixture.config(&[
+        ("REFEDGE_EVENTS_SINK", "kafka"),
+        ("REFEDGE_KAFKA_BROKERS", broker),
+        ("REFEDGE_ADMIN_TOKEN", TOKEN),
+    ]))
+    .await;
+    (fixture, edge)
+}
+
+/// Waits until `path` answers `status` on every node; returns how long it took.
+async fn until_everywhere(nodes: &[&InProcess], path: &str, status: u16) -> Duration {
+    let started = Instant::now();
+    within(path, async {
+        for n in nodes {
+            while get(n.public, path, &[UA]).await.status != status {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    })
+    .await;
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_on_one_node_serves_on_all() {
+    let broker = Broker::memory();
+    broker.create_topic("refedge.clicks", 1);
+    let addr = broker.addr();
+    let (_fa, a) = node(&addr).await;
+    let (_fb, b) = node(&addr).await;
+    let (_fc, c) = node(&addr).await;
+
+    // Warm-up: every node has joined the topic.
+    assert_eq!(
+        admin(
+            a.admin,
+            "PUT",
+            "/v1/links/warmup",
+            r#"{"target":"https://brand.example/w"}"#
+        )
+        .await,
+        201
+    );
+    until_everywhere(&[&a, &b, &c], "/warmup", 302).await;
+
+    assert_eq!(
+        admin(
+            a.admin,
+            "PUT",
+            "/v1/links/fresh",
+            r#"{"target":"https://brand.example/fresh"}"#
+        )
+        .await,
+        201
+    );
+    let took = until_everywhere(&[&a, &b, &c], "/fresh", 302).await;
+    println!("a link put on node A served on A, B and C after {took:?}");
+    assert!(took < Duration::from_secs(1), "replication took {took:?}");
+
+    assert_eq!(admin(b.admin, "DELETE", "/v1/links/fresh", "").await, 204);
+    let took = until_everywhere(&[&a, &b, &c], "/fresh", 404).await;
+    println!("a delete on node B turned into 404 everywhere after {took:?}");
+    assert!(took < Duration::from_secs(1), "replication took {took:?}");
+
+    // Concurrent writes to one link from two nodes end the same everywhere.
+    for i in 0..5 {
+        let body_a = format!(r#"{{"target":"https://brand.example/a{i}"}}"#);
+        let body_c = format!(r#"{{"target":"https://brand.example/c{i}"}}"#);
+        let (ra, rc) = tokio::join!(
+            admin(a.admin, "PUT", "/v1/links/race", &body_a),
+            admin(c.admin, "PUT", "/v1/links/race", &body_c)
+        );
+        assert!(ra == 200 || ra == 201);
+        assert!(rc == 200 || rc == 201);
+    }
+    assert_eq!(
+        admin(
+            b.admin,
+            "PUT",
+            "/v1/links/last",
+            r#"{"target":"https://brand.example/last"}"#
+        )
+        .await,
+        201
+    );
+    until_everywhere(&[&a, &b, &c], "/last", 302).await;
+    let targets: Vec<String> = futures_locations(&[&a, &b, &c], "/race").await;
+    assert!(
+        targets.windows(2).all(|w| w[0] == w[1]),
+        "all nodes agree: {targets:?}"
+    );
+
+    // A node started later sees every change.
+    assert_eq!(
+        admin(
+            c.admin,
+            "POST",
+            "/v1/links",
+            "{\"code\":\"bulk1\",\"target\":\"https://brand.example/b1\"}\n"
+        )
+        .await,
+        200
+    );
+    let (_fd, d) = node(&addr).await;
+    until_everywhere(&[&d], "/bulk1", 302).await;
+    until_everywhere(&[&d], "/warmup", 302).await;
+    until_everywhere(&[&d], "/last", 302).await;
+    assert_eq!(
+        get(d.public, "/fresh", &[UA]).await.status,
+        404,
+        "the delete replayed too"
+    );
+    let late: Vec<String> = futures_locations(&[&a, &d], "/race").await;
+    assert_eq!(late[0], late[1]);
+
+    for n in [a, b, c, d] {
+        assert!(n.stop().await);
+    }
+}
+
+async fn futures_locations(nodes: &[&InProcess], path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for n in nodes {
+        let r = get(n.public, path, &[UA]).await;
+        out.push(
+            r.location()
+                .split('?')
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    out
+}
