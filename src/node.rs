@@ -58,11 +58,15 @@ impl Listeners {
 pub struct LinkReloader {
     store: Arc<LinkStore>,
     file: PathBuf,
+    /// The (domain, code) of every link the file held at the last load.
+    from_file: Arc<std::sync::Mutex<std::collections::HashSet<(Option<Box<str>>, Box<str>)>>>,
 }
 
 impl LinkReloader {
-    /// Loads the file and swaps its valid links in. A file that cannot be
-    /// read keeps the links already served. Returns (loaded, rejected).
+    /// Loads the file and swaps its valid links in: each is added or
+    /// replaced, and the links the previous load had but this one has not are
+    /// removed; links created through the admin API stay. A file that cannot
+    /// be read keeps the links already served. Returns (loaded, rejected).
     pub fn reload(&self) -> std::io::Result<(usize, usize)> {
         let report = match load_file(&self.file) {
             Ok(report) => report,
@@ -78,7 +82,20 @@ impl LinkReloader {
         let rejected = report.errors.len();
         metrics::link_lines_rejected().increment(rejected as u64);
         let loaded = report.links.len();
-        self.store.replace_all(report.links);
+        let keys: std::collections::HashSet<(Option<Box<str>>, Box<str>)> = report
+            .links
+            .iter()
+            .map(|l| (l.domain.clone(), l.code.as_str().into()))
+            .collect();
+        for link in report.links {
+            self.store.upsert(link);
+        }
+        if let Ok(mut previous) = self.from_file.lock() {
+            for (domain, code) in previous.difference(&keys) {
+                self.store.remove(domain.as_deref(), code);
+            }
+            *previous = keys;
+        }
         metrics::links_gauge().set(self.store.len() as f64);
         metrics::link_reloads(true).increment(1);
         tracing::info!(file = %self.file.display(), links = self.store.len(), rejected, "links loaded");
@@ -154,6 +171,7 @@ impl Node {
         let reloader = LinkReloader {
             store: Arc::clone(&store),
             file: config.links.file.clone(),
+            from_file: Arc::default(),
         };
         reloader
             .reload()
@@ -419,4 +437,36 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!(clean, "stopped");
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reload_removes_what_left_the_file_and_keeps_api_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("links.jsonl");
+        let line = |code: &str| {
+            format!("{{\"code\":\"{code}\",\"target\":\"https://a.example/{code}\"}}\n")
+        };
+        std::fs::write(&file, format!("{}{}", line("one"), line("two"))).unwrap();
+        let store = Arc::new(LinkStore::new());
+        let reloader = LinkReloader {
+            store: Arc::clone(&store),
+            file: file.clone(),
+            from_file: Arc::default(),
+        };
+        assert_eq!(reloader.reload().unwrap(), (2, 0));
+        store.upsert(crate::links::Link::from_json(&line("api")).unwrap());
+        std::fs::write(&file, format!("{}{}", line("two"), line("three"))).unwrap();
+        reloader.reload().unwrap();
+        assert!(store.get(None, "one").is_none(), "left the file");
+        assert!(store.get(None, "two").is_some());
+        assert!(store.get(None, "three").is_some());
+        assert!(store.get(None, "api").is_some(), "created through the API");
+        std::fs::remove_file(&file).unwrap();
+        assert!(reloader.reload().is_err());
+        assert_eq!(store.len(), 3, "an unreadable file keeps the links");
+    }
 }
