@@ -53,13 +53,16 @@ impl Listeners {
     }
 }
 
+/// A link's (domain, code).
+type LinkKey = (Option<Box<str>>, Box<str>);
+
 /// Reloads the links file into the serving map. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct LinkReloader {
     store: Arc<LinkStore>,
     file: PathBuf,
     /// The (domain, code) of every link the file held at the last load.
-    from_file: Arc<std::sync::Mutex<std::collections::HashSet<(Option<Box<str>>, Box<str>)>>>,
+    from_file: Arc<std::sync::Mutex<std::collections::HashSet<LinkKey>>>,
 }
 
 impl LinkReloader {
@@ -82,7 +85,7 @@ impl LinkReloader {
         let rejected = report.errors.len();
         metrics::link_lines_rejected().increment(rejected as u64);
         let loaded = report.links.len();
-        let keys: std::collections::HashSet<(Option<Box<str>>, Box<str>)> = report
+        let keys: std::collections::HashSet<LinkKey> = report
             .links
             .iter()
             .map(|l| (l.domain.clone(), l.code.as_str().into()))
