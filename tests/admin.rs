@@ -177,3 +177,139 @@ async fn tokens_are_checked() {
     assert_eq!(send(edge.admin, "GET", "/nothing", None, "").await.0, 404);
     assert!(edge.stop().await);
 }
+
+/// The shipped OpenAPI description stays true: every operation it lists
+/// answers, with and without the token, with a status it documents, and every
+/// response body documented as a Link or an error has that shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_description_matches_the_server() {
+    let spec: serde_json::Value =
+        serde_json::from_str(include_str!("../src/admin/openapi.json")).unwrap();
+    let fixture = Fixture::new(LINKS);
+    let edge = start(&fixture.config(&[("REFEDGE_ADMIN_TOKEN", TOKEN)])).await;
+    let no_token = Fixture::new(LINKS);
+    let off = start(&no_token.config(&[])).await;
+    let bodies = |method: &str, path: &str| -> &'static str {
+        match (method, path) {
+            ("post", "/v1/links") => "{\"code\":\"spec1\",\"target\":\"https://a.example/\"}\n",
+            ("post", "/v1/links/mint") => r#"{"target":"https://a.example/minted"}"#,
+            ("put", _) => r#"{"target":"https://a.example/put"}"#,
+            _ => "",
+        }
+    };
+    let mut checked = 0;
+    let paths = spec["paths"].as_object().unwrap();
+    for (template, ops) in paths {
+        for (method, op) in ops.as_object().unwrap() {
+            if method == "parameters" {
+                continue;
+            }
+            let documented: Vec<u16> = op["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|k| k.parse().unwrap())
+                .collect();
+            let path = template.replace("{code}", "demo");
+            let body = bodies(method, template);
+            let secured = op.get("security").is_some();
+            let (status, json) = send(
+                edge.admin,
+                &method.to_uppercase(),
+                &path,
+                secured.then_some(TOKEN),
+                body,
+            )
+            .await;
+            assert!(
+                documented.contains(&status),
+                "{method} {path} answered {status}, documented {documented:?}"
+            );
+            if status == 200 || status == 201 {
+                if let Some(schema_ref) = op["responses"][status.to_string()]["content"]["application/json"]["schema"]["$ref"].as_str() {
+                    let name = schema_ref.rsplit('/').next().unwrap();
+                    for required in spec["components"]["schemas"][name]["required"].as_array().into_iter().flatten() {
+                        assert!(json.get(required.as_str().unwrap()).is_some(), "{method} {path}: {json} lacks {required}");
+                    }
+                }
+            }
+            if secured {
+                let (status, _) = send(edge.admin, &method.to_uppercase(), &path, None, body).await;
+                assert_eq!(status, 401, "{method} {path} without a token");
+                assert!(documented.contains(&401));
+                let (status, _) =
+                    send(off.admin, &method.to_uppercase(), &path, Some(TOKEN), body).await;
+                assert_eq!(status, 403, "{method} {path} with the API off");
+                assert!(documented.contains(&403));
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 8, "every operation was exercised");
+    assert!(edge.stop().await);
+    assert!(off.stop().await);
+}
+
+/// Bulk imports while requests are served: no request fails, and a request
+/// for an imported code sees either nothing yet (404) or the whole link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_during_a_bulk_import_never_see_half_a_link() {
+    let fixture = Fixture::new(LINKS);
+    let edge = start(&fixture.config(&[("REFEDGE_ADMIN_TOKEN", TOKEN)])).await;
+    let n = 20_000;
+    let mut body = String::new();
+    for i in 0..n {
+        body.push_str(&format!("{{\"code\":\"bulk{i}\",\"target\":\"https://brand.example/landing/{i}?v={i}\",\"advocate_id\":\"adv-{i}\"}}\n"));
+    }
+    let public = edge.public;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|r| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut conn = KeepAlive::connect(public).await.unwrap();
+                let (mut seen, mut i) = (0u64, r * 7919);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let k = i % n;
+                    let res = conn
+                        .get(&format!("/bulk{k}"), &[UA])
+                        .await
+                        .expect("answered");
+                    match res.status {
+                        404 => {}
+                        302 => {
+                            let loc = res.location();
+                            assert!(
+                                loc.starts_with(&format!(
+                                    "https://brand.example/landing/{k}?v={k}&rf_click="
+                                )),
+                                "{loc}"
+                            );
+                            seen += 1;
+                        }
+                        s => panic!("unexpected status {s}"),
+                    }
+                    let demo = conn.get("/demo", &[UA]).await.expect("answered");
+                    assert_eq!(demo.status, 302, "existing links keep serving");
+                    i += 1;
+                }
+                seen
+            })
+        })
+        .collect();
+    let (s, v) = send(edge.admin, "POST", "/v1/links", Some(TOKEN), &body).await;
+    assert_eq!((s, v["accepted"].as_u64()), (200, Some(n as u64)));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut seen = 0;
+    for r in readers {
+        seen += within("reader", r).await.unwrap();
+    }
+    println!("{seen} imported links read while the import ran or after");
+    assert_eq!(
+        get(edge.public, &format!("/bulk{}", n - 1), &[UA])
+            .await
+            .status,
+        302
+    );
+    assert!(edge.stop().await);
+}
