@@ -116,6 +116,11 @@ pub struct LinksConfig {
     pub file: PathBuf,
     /// Where unknown, expired and disabled codes go; unset = a 404/410 page.
     pub fallback_url: Option<String>,
+    /// Snapshot of the served map (and the links-topic offsets it reflects),
+    /// written every `snapshot_interval_secs` when something changed and at
+    /// shutdown, and loaded at start; unset = no snapshot.
+    pub snapshot_file: Option<PathBuf>,
+    pub snapshot_interval_secs: u64,
 }
 
 impl Default for LinksConfig {
@@ -123,6 +128,8 @@ impl Default for LinksConfig {
         LinksConfig {
             file: PathBuf::from("config/links.jsonl"),
             fallback_url: None,
+            snapshot_file: None,
+            snapshot_interval_secs: 60,
         }
     }
 }
@@ -330,6 +337,8 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("admin.token", Kind::Str),
     ("links.file", Kind::Str),
     ("links.fallback_url", Kind::Str),
+    ("links.snapshot_file", Kind::Str),
+    ("links.snapshot_interval_secs", Kind::Int),
     ("attribution.secret", Kind::List),
     ("attribution.cookie_name", Kind::Str),
     ("attribution.cookie_domain", Kind::Str),

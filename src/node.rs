@@ -116,6 +116,7 @@ pub struct Node {
     geo: Option<Arc<Geo>>,
     shipper: Option<ShipperHandle>,
     replication: Option<(Arc<Replication>, ReplicationConfig)>,
+    snapshot: Option<(PathBuf, Duration)>,
     drain: Duration,
     ship_deadline: Duration,
 }
@@ -176,6 +177,28 @@ impl Node {
             file: config.links.file.clone(),
             from_file: Arc::default(),
         };
+        // Start from the snapshot when there is one, then apply the links
+        // file over it (a file edited while the node was down wins).
+        let mut topic_offsets = std::collections::BTreeMap::new();
+        if let Some(path) = &config.links.snapshot_file {
+            match crate::links::snapshot::read(path) {
+                Ok(Some(snapshot)) => {
+                    let n = snapshot.links.len();
+                    for link in snapshot.links {
+                        store.upsert(link);
+                    }
+                    if let Ok(mut keys) = reloader.from_file.lock() {
+                        *keys = snapshot.from_file;
+                    }
+                    topic_offsets = snapshot.offsets;
+                    tracing::info!(file = %path.display(), links = n, skipped = snapshot.skipped, offsets = ?topic_offsets, "links snapshot loaded");
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(file = %path.display(), error = %e, "cannot read the links snapshot; starting from the links file")
+                }
+            }
+        }
         reloader
             .reload()
             .with_context(|| format!("links.file: cannot read {}", config.links.file.display()))?;
@@ -255,7 +278,7 @@ impl Node {
                     node: config.node_name(),
                     properties: config.kafka.properties.clone(),
                 };
-                let r = Replication::start(&rc, Arc::clone(&edge.links))
+                let r = Replication::start(&rc, Arc::clone(&edge.links), topic_offsets)
                     .context("kafka: cannot follow the links topic")?;
                 Some((r, rc))
             }
@@ -281,9 +304,35 @@ impl Node {
             geo,
             shipper,
             replication,
+            snapshot: config.links.snapshot_file.clone().map(|p| {
+                (
+                    p,
+                    Duration::from_secs(config.links.snapshot_interval_secs.max(1)),
+                )
+            }),
             drain: Duration::from_millis(config.server.drain_timeout_ms),
             ship_deadline: Duration::from_millis(config.kafka.shutdown_timeout_ms),
         })
+    }
+
+    /// Writes the map (with the links-topic offsets it reflects) to `path`.
+    fn snapshot_writer(
+        &self,
+        path: PathBuf,
+    ) -> impl Fn() -> std::io::Result<usize> + Clone + Send + 'static {
+        let store = Arc::clone(&self.edge.links);
+        let from_file = Arc::clone(&self.reloader.from_file);
+        let replication = self.replication.as_ref().map(|(r, _)| Arc::clone(r));
+        move || {
+            // Offsets first: changes applied while the map is copied are
+            // read again after a restart, which converges in topic order.
+            let offsets = replication
+                .as_ref()
+                .map(|r| r.offsets())
+                .unwrap_or_default();
+            let keys = from_file.lock().map(|k| k.clone()).unwrap_or_default();
+            crate::links::snapshot::write(&path, &store, &keys, &offsets)
+        }
     }
 
     pub fn reloader(&self) -> LinkReloader {
@@ -306,6 +355,35 @@ impl Node {
             let rc = rc.clone();
             tokio::spawn(async move { crate::links::replication::ensure_topic(&rc).await });
         }
+        let final_snapshot = self
+            .snapshot
+            .as_ref()
+            .map(|(p, _)| (p.clone(), self.snapshot_writer(p.clone())));
+        let snapshot_task = self.snapshot.as_ref().map(|(path, every)| {
+            let (path, every) = (path.clone(), *every);
+            let store = Arc::clone(&self.edge.links);
+            let write = self.snapshot_writer(path.clone());
+            tokio::spawn(async move {
+                let mut written = store.generation();
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let now = store.generation();
+                    if now == written {
+                        continue;
+                    }
+                    let w = write.clone();
+                    match tokio::task::spawn_blocking(move || w()).await {
+                        Ok(Ok(n)) => {
+                            written = now;
+                            tracing::debug!(links = n, "links snapshot written");
+                        }
+                        _ => tracing::error!(file = %path.display(), "cannot write the links snapshot"),
+                    }
+                }
+            })
+        });
         let (public_stop, public_rx) = watch::channel(false);
         let (admin_stop, admin_rx) = watch::channel(false);
 
@@ -366,8 +444,21 @@ impl Node {
                 "spool writer did not finish in time"
             );
         }
-        if let Some((replication, _)) = self.replication {
-            let _ = tokio::task::spawn_blocking(move || replication.stop()).await;
+        if let Some(task) = snapshot_task {
+            task.abort();
+        }
+        if let Some((replication, _)) = &self.replication {
+            let r = Arc::clone(replication);
+            let _ = tokio::task::spawn_blocking(move || r.stop()).await;
+        }
+        if let Some((path, writer)) = final_snapshot {
+            match tokio::task::spawn_blocking(writer).await {
+                Ok(Ok(n)) => tracing::info!(links = n, "links snapshot written"),
+                _ => {
+                    clean = false;
+                    tracing::error!(file = %path.display(), "cannot write the links snapshot");
+                }
+            }
         }
         if let Some(shipper) = self.shipper {
             let deadline = self.ship_deadline;

@@ -313,3 +313,53 @@ async fn reads_during_a_bulk_import_never_see_half_a_link() {
     );
     assert!(edge.stop().await);
 }
+
+/// Without Kafka the snapshot is what keeps admin changes across a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_changes_survive_a_restart_through_the_snapshot() {
+    let fixture = Fixture::new(LINKS);
+    let snapshot = fixture
+        .dir
+        .path()
+        .join("links.snapshot")
+        .display()
+        .to_string();
+    let env = [
+        ("REFEDGE_ADMIN_TOKEN", TOKEN),
+        ("REFEDGE_LINKS_SNAPSHOT_FILE", snapshot.as_str()),
+    ];
+    let edge = start(&fixture.config(&env)).await;
+    assert_eq!(
+        send(
+            edge.admin,
+            "PUT",
+            "/v1/links/kept",
+            Some(TOKEN),
+            r#"{"target":"https://brand.example/kept"}"#
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        send(edge.admin, "DELETE", "/v1/links/t301", Some(TOKEN), "")
+            .await
+            .0,
+        204
+    );
+    assert!(edge.stop().await);
+    // The links file changed while the node was down: it wins for its links.
+    std::fs::write(
+        &fixture.links,
+        format!(
+            "{LINKS}{}\n",
+            r#"{"code":"added","target":"https://brand.example/added"}"#
+        ),
+    )
+    .unwrap();
+    let edge = start(&fixture.config(&env)).await;
+    assert_eq!(get(edge.public, "/kept", &[UA]).await.status, 302);
+    assert_eq!(get(edge.public, "/added", &[UA]).await.status, 302);
+    assert_eq!(get(edge.public, "/demo", &[UA]).await.status, 302);
+    assert!(edge.stop().await);
+}

@@ -173,3 +173,69 @@ async fn futures_locations(nodes: &[&InProcess], path: &str) -> Vec<String> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_from_its_snapshot_catches_up() {
+    let broker = Broker::memory();
+    broker.create_topic("refedge.clicks", 1);
+    let addr = broker.addr();
+    let (_fa, a) = node(&addr).await;
+    let fixture = Fixture::new(LINKS);
+    let snapshot = fixture
+        .dir
+        .path()
+        .join("links.snapshot")
+        .display()
+        .to_string();
+    let env = [
+        ("REFEDGE_EVENTS_SINK", "kafka"),
+        ("REFEDGE_KAFKA_BROKERS", addr.as_str()),
+        ("REFEDGE_ADMIN_TOKEN", TOKEN),
+        ("REFEDGE_LINKS_SNAPSHOT_FILE", snapshot.as_str()),
+    ];
+    let e = start(&fixture.config(&env)).await;
+    assert_eq!(
+        admin(
+            a.admin,
+            "PUT",
+            "/v1/links/before",
+            r#"{"target":"https://brand.example/before"}"#
+        )
+        .await,
+        201
+    );
+    until_everywhere(&[&e], "/before", 302).await;
+    assert!(e.stop().await);
+
+    let header: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&snapshot)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let next = header["offsets"]["0"]
+        .as_i64()
+        .expect("the snapshot records the topic offset");
+    assert!(next >= 1, "{header}");
+
+    // Changes while the node is down.
+    assert_eq!(
+        admin(
+            a.admin,
+            "PUT",
+            "/v1/links/during",
+            r#"{"target":"https://brand.example/during"}"#
+        )
+        .await,
+        201
+    );
+    assert_eq!(admin(a.admin, "DELETE", "/v1/links/before", "").await, 204);
+
+    let e = start(&fixture.config(&env)).await;
+    until_everywhere(&[&e], "/during", 302).await;
+    until_everywhere(&[&e], "/before", 404).await;
+    assert!(e.stop().await);
+    assert!(a.stop().await);
+}

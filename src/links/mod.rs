@@ -5,6 +5,7 @@
 mod link;
 mod loader;
 pub mod replication;
+pub mod snapshot;
 mod store;
 
 pub use link::{
@@ -12,3 +13,6 @@ pub use link::{
 };
 pub use loader::{LineError, LoadReport, load_file, parse_lines, parse_lines_bytes};
 pub use store::{LinkStore, Resolution};
+
+/// A link's identity in the map: (domain, code).
+pub type LinkKey = (Option<Box<str>>, Box<str>);

@@ -24,6 +24,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::{Link, LinkStore};
 use crate::admin::links_api::LinkChanges;
@@ -74,8 +75,12 @@ pub struct Replication {
     pending: Pending,
     stop: Arc<AtomicBool>,
     applied: Arc<AtomicU64>,
+    /// Next offset to read per partition: what the map reflects.
+    offsets: Offsets,
     consumer: Mutex<Option<JoinHandle<()>>>,
 }
+
+type Offsets = Arc<Mutex<std::collections::BTreeMap<i32, i64>>>;
 
 impl std::fmt::Debug for Replication {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -139,6 +144,7 @@ impl Replication {
     pub fn start(
         config: &ReplicationConfig,
         store: Arc<LinkStore>,
+        offsets: std::collections::BTreeMap<i32, i64>,
     ) -> Result<Arc<Replication>, rdkafka::error::KafkaError> {
         let pending: Pending = Arc::default();
         let mut producer_config = client_config(config);
@@ -160,7 +166,6 @@ impl Replication {
             // A quiet topic: answer fetches at once rather than after 500 ms.
             .set("fetch.wait.max.ms", "20")
             .create()?;
-        consumer.subscribe(&[&config.topic])?;
         let replication = Arc::new(Replication {
             producer,
             topic: config.topic.clone(),
@@ -168,20 +173,32 @@ impl Replication {
             pending: Arc::clone(&pending),
             stop: Arc::new(AtomicBool::new(false)),
             applied: Arc::new(AtomicU64::new(0)),
+            offsets: Arc::new(Mutex::new(offsets)),
             consumer: Mutex::new(None),
         });
-        let (stop, applied) = (
-            Arc::clone(&replication.stop),
-            Arc::clone(&replication.applied),
-        );
+        let follower = Follower {
+            consumer,
+            topic: config.topic.clone(),
+            store,
+            origin,
+            pending,
+            stop: Arc::clone(&replication.stop),
+            applied: Arc::clone(&replication.applied),
+            offsets: Arc::clone(&replication.offsets),
+        };
         let thread = std::thread::Builder::new()
             .name("refedge-links".into())
-            .spawn(move || follow(consumer, store, origin, pending, stop, applied))
+            .spawn(move || follower.run())
             .map_err(|e| rdkafka::error::KafkaError::ClientCreation(e.to_string()))?;
         if let Ok(mut c) = replication.consumer.lock() {
             *c = Some(thread);
         }
         Ok(replication)
+    }
+
+    /// Next offset to read per partition (what the map reflects).
+    pub fn offsets(&self) -> std::collections::BTreeMap<i32, i64> {
+        self.offsets.lock().map(|o| o.clone()).unwrap_or_default()
     }
 
     /// Changes applied from the topic so far.
@@ -239,27 +256,75 @@ impl LinkChanges for Replication {
     }
 }
 
-fn follow(
+struct Follower {
     consumer: BaseConsumer,
+    topic: String,
     store: Arc<LinkStore>,
     origin: String,
     pending: Pending,
     stop: Arc<AtomicBool>,
     applied: Arc<AtomicU64>,
-) {
-    while !stop.load(Ordering::Relaxed) {
-        let Some(result) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let message = match result {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::debug!(error = %e, "links topic consumer error");
-                continue;
+    offsets: Offsets,
+}
+
+impl Follower {
+    /// Waits for the topic to exist, then reads every partition from the
+    /// snapshot's offset or the beginning.
+    fn assign(&self) -> bool {
+        while !self.stop.load(Ordering::Relaxed) {
+            if let Ok(metadata) = self
+                .consumer
+                .fetch_metadata(Some(&self.topic), Duration::from_secs(2))
+                && let Some(topic) = metadata.topics().iter().find(|t| t.name() == self.topic)
+                && topic.error().is_none()
+                && !topic.partitions().is_empty()
+            {
+                let offsets = self.offsets.lock().map(|o| o.clone()).unwrap_or_default();
+                let mut list = TopicPartitionList::new();
+                for p in topic.partitions() {
+                    let start = offsets
+                        .get(&p.id())
+                        .map_or(Offset::Beginning, |o| Offset::Offset(*o));
+                    if list
+                        .add_partition_offset(&self.topic, p.id(), start)
+                        .is_err()
+                    {
+                        return false;
+                    }
+                }
+                match self.consumer.assign(&list) {
+                    Ok(()) => return true,
+                    Err(e) => tracing::warn!(error = %e, "cannot read the links topic"),
+                }
             }
-        };
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        false
+    }
+
+    fn run(self) {
+        if !self.assign() {
+            return;
+        }
+        while !self.stop.load(Ordering::Relaxed) {
+            let Some(result) = self.consumer.poll(Duration::from_millis(100)) else {
+                continue;
+            };
+            match result {
+                Ok(m) => {
+                    self.apply(&m);
+                    if let Ok(mut o) = self.offsets.lock() {
+                        o.insert(m.partition(), m.offset() + 1);
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "links topic consumer error"),
+            }
+        }
+    }
+
+    fn apply(&self, message: &rdkafka::message::BorrowedMessage<'_>) {
         let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
-            continue;
+            return;
         };
         let own = message
             .headers()
@@ -268,9 +333,9 @@ fn follow(
                     .find(|h| h.key == ORIGIN_HEADER)
                     .and_then(|h| h.value)
             })
-            .is_some_and(|v| v == origin.as_bytes());
+            .is_some_and(|v| v == self.origin.as_bytes());
         if own {
-            let still_waiting = match pending.lock() {
+            let still_waiting = match self.pending.lock() {
                 Ok(mut p) => {
                     let n = p.entry(key.to_owned()).or_insert(1);
                     *n = n.saturating_sub(1);
@@ -283,7 +348,7 @@ fn follow(
                 Err(_) => false,
             };
             if still_waiting {
-                continue;
+                return;
             }
         }
         let Some((domain, code)) = parse_key(key) else {
@@ -291,18 +356,18 @@ fn follow(
                 key,
                 "links topic: skipping a record whose key is not domain/code"
             );
-            continue;
+            return;
         };
         match message.payload() {
             None => {
-                store.remove(domain, code);
+                self.store.remove(domain, code);
             }
             Some(payload) => match std::str::from_utf8(payload)
                 .map_err(|e| e.to_string())
                 .and_then(|s| Link::from_json(s).map_err(|e| e.to_string()))
             {
                 Ok(link) if link.code.as_str() == code && link.domain.as_deref() == domain => {
-                    store.upsert(link);
+                    self.store.upsert(link);
                 }
                 Ok(_) => tracing::warn!(
                     key,
@@ -311,8 +376,8 @@ fn follow(
                 Err(e) => tracing::warn!(key, error = %e, "links topic: skipping an invalid link"),
             },
         }
-        applied.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::links_gauge().set(store.len() as f64);
+        self.applied.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::links_gauge().set(self.store.len() as f64);
     }
 }
 

@@ -59,6 +59,8 @@ pub enum Resolution {
 pub struct LinkStore {
     map: DashMap<Box<str>, Entry>,
     links: AtomicUsize,
+    /// Bumped by every change, so a snapshot writer can tell whether anything changed.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl LinkStore {
@@ -96,6 +98,26 @@ impl LinkStore {
         }
     }
 
+    /// Changes so far (any upsert, removal or reload).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every link, collected shard by shard (no lock is held while the
+    /// caller uses them).
+    pub fn all(&self) -> Vec<Arc<Link>> {
+        let mut out = Vec::with_capacity(self.len());
+        for entry in self.map.iter() {
+            out.extend(entry.any.iter().cloned());
+            out.extend(entry.scoped.iter().cloned());
+        }
+        out
+    }
+
     /// Any link with this code, whatever its domain.
     pub fn get_any(&self, code: &str) -> Option<Arc<Link>> {
         let entry = self.map.get(code)?;
@@ -115,6 +137,8 @@ impl LinkStore {
     pub fn upsert(&self, link: Link) -> bool {
         let mut entry = self.map.entry(link.code.as_str().into()).or_default();
         let created = entry.put(Arc::new(link));
+        drop(entry);
+        self.changed();
         if created {
             self.links.fetch_add(1, Ordering::Relaxed);
         }
@@ -135,6 +159,7 @@ impl LinkStore {
             },
         };
         if removed {
+            self.changed();
             self.links.fetch_sub(1, Ordering::Relaxed);
             self.map.remove_if(code, |_, e| e.len() == 0);
         }
@@ -159,6 +184,7 @@ impl LinkStore {
         }
         self.map.retain(|code, _| keep.contains(code));
         self.links.store(total, Ordering::Relaxed);
+        self.changed();
     }
 }
 
