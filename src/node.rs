@@ -374,7 +374,7 @@ impl Node {
                         continue;
                     }
                     let w = write.clone();
-                    match tokio::task::spawn_blocking(move || w()).await {
+                    match tokio::task::spawn_blocking(w).await {
                         Ok(Ok(n)) => {
                             written = now;
                             tracing::debug!(links = n, "links snapshot written");
