@@ -20,6 +20,9 @@ pub struct Enrichment {
     pub geo: GeoInfo,
     pub device: Option<Arc<Device>>,
     pub repeat: bool,
+    /// The link's interned campaign and program ids.
+    pub campaign_id: Option<Arc<str>>,
+    pub program_id: Option<Arc<str>>,
 }
 
 /// Visitor keys remembered at most; past this, keys older than the window
@@ -146,6 +149,8 @@ impl Enricher {
             geo,
             device,
             repeat,
+            campaign_id: record.link.as_ref().and_then(|l| l.campaign_id()),
+            program_id: record.link.as_ref().and_then(|l| l.program_id()),
         }
     }
 }

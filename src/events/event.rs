@@ -3,14 +3,13 @@
 //! "Click events"; schema in `click-event.schema.json` beside this file).
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use http::HeaderValue;
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::attribution::ClickId;
-use crate::links::Link;
+use crate::links::LinkRef;
 
 use super::enrich::Enrichment;
 
@@ -36,7 +35,7 @@ pub struct ClickRecord {
     pub outcome: Outcome,
     pub code: Box<str>,
     pub host: Box<str>,
-    pub link: Option<Arc<Link>>,
+    pub link: Option<LinkRef>,
     /// The `Location` served, if any.
     pub target: Option<HeaderValue>,
     pub status: u16,
@@ -109,7 +108,7 @@ pub fn format_millis(unix_ms: u64) -> String {
 impl ClickRecord {
     /// The event view of this record with what the writer added.
     pub fn event<'a>(&'a self, extra: &'a Enrichment, node: &'a str) -> ClickEvent<'a> {
-        let link = self.link.as_deref();
+        let link = self.link.as_ref();
         ClickEvent {
             schema_version: SCHEMA_VERSION,
             kind: "click",
@@ -118,9 +117,9 @@ impl ClickRecord {
             outcome: self.outcome,
             code: &self.code,
             host: &self.host,
-            advocate_id: link.and_then(|l| l.advocate_id.as_deref()),
-            campaign_id: link.and_then(|l| l.campaign_id.as_deref()),
-            program_id: link.and_then(|l| l.program_id.as_deref()),
+            advocate_id: link.and_then(|l| l.advocate_id()),
+            campaign_id: extra.campaign_id.as_deref(),
+            program_id: extra.program_id.as_deref(),
             target: self.target.as_ref().and_then(|t| t.to_str().ok()),
             status: self.status,
             ip: extra.ip.as_deref(),

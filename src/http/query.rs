@@ -7,7 +7,7 @@
 use http::HeaderValue;
 
 use crate::attribution::ClickId;
-use crate::links::Link;
+use crate::links::LinkRef;
 
 /// Percent-decodes a parameter name (`+` is a space, as in forms) so that
 /// `utm%5Fsource` and `utm_source` are the same parameter.
@@ -74,23 +74,36 @@ fn push_param(out: &mut Vec<u8>, raw: &[u8]) {
 /// The `Location` for a redirect to `link`, given the request's raw query and
 /// the click id to hand to the landing page (humans only).
 pub fn location(
-    link: &Link,
+    link: &LinkRef,
     request_query: Option<&str>,
     click_param: &str,
     click_id: Option<&ClickId>,
 ) -> HeaderValue {
-    let forwarded = if link.forward_query {
+    let forwarded = if link.forward_query() {
         request_query.filter(|q| !q.is_empty())
     } else {
         None
     };
+    let target_str = link.target();
+    // The target was validated as a header value when the link was loaded.
+    let target_header =
+        || HeaderValue::from_str(target_str).unwrap_or_else(|_| HeaderValue::from_static("/"));
     if forwarded.is_none() && click_id.is_none() {
-        return link.target_header.clone();
+        return target_header();
     }
-    let target = link.target.as_bytes();
-    let (base, fragment) = match link.fragment_at {
+    let target = target_str.as_bytes();
+    let (base, fragment) = match target_str.find('#') {
         Some(at) => target.split_at(at),
         None => (target, &[][..]),
+    };
+    let target_query = target_str[..base.len()].split_once('?').map(|(_, q)| q);
+    let target_has_query = target_query.is_some();
+    let target_has_param = |name: &str| {
+        target_query.is_some_and(|q| {
+            q.split('&')
+                .filter(|p| !p.is_empty())
+                .any(|p| *decode_name(p.split('=').next().unwrap_or("")) == *name)
+        })
     };
     let mut out = Vec::with_capacity(target.len() + request_query.map_or(0, str::len) + 48);
     out.extend_from_slice(base);
@@ -98,7 +111,7 @@ pub fn location(
     let mut separator = |out: &mut Vec<u8>| {
         if !first {
             out.push(b'&');
-        } else if !link.target_has_query {
+        } else if !target_has_query {
             out.push(b'?');
         } else if !matches!(base.last(), Some(b'?' | b'&')) {
             out.push(b'&');
@@ -112,7 +125,7 @@ pub fn location(
             }
             let raw_name = param.split('=').next().unwrap_or("");
             let name = decode_name(raw_name);
-            if &*name == click_param || link.target_params.iter().any(|p| **p == *name) {
+            if &*name == click_param || target_has_param(&name) {
                 continue;
             }
             separator(&mut out);
@@ -127,20 +140,18 @@ pub fn location(
     }
     out.extend_from_slice(fragment);
     // Every byte is a validated target byte or one of the safe set above.
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(out))
-        .unwrap_or_else(|_| link.target_header.clone())
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).unwrap_or_else(|_| target_header())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn link(target: &str, forward: bool) -> Link {
-        Link::from_json(
-            &serde_json::json!({"code": "c", "target": target, "forward_query": forward})
-                .to_string(),
-        )
-        .unwrap()
+    fn link(target: &str, forward: bool) -> LinkRef {
+        let json = serde_json::json!({"code": "c", "target": target, "forward_query": forward});
+        let store = crate::links::LinkStore::new();
+        store.upsert(crate::links::Link::from_json(&json.to_string()).unwrap());
+        store.get(None, "c").unwrap()
     }
 
     fn loc(target: &str, query: Option<&str>, click: bool) -> String {

@@ -145,7 +145,7 @@ impl Edge {
                 return self.dead_end(req, conn, code, host, None, Outcome::NotFound, now_ms);
             }
         };
-        if link.status == LinkStatus::Disabled {
+        if link.status() == LinkStatus::Disabled {
             return self.dead_end(req, conn, code, host, Some(link), Outcome::Disabled, now_ms);
         }
         if link.is_expired((now_ms / 1000) as i64) {
@@ -182,7 +182,7 @@ impl Edge {
             &self.click_param,
             decision.click_id.as_ref(),
         );
-        let status = link.redirect.status();
+        let status = link.redirect().status();
         let response = redirect(status, location.clone(), decision.set_cookie);
         self.events.record(ClickRecord {
             click_id,
@@ -219,7 +219,7 @@ impl Edge {
         conn: &ConnInfo,
         code: &str,
         host: &str,
-        link: Option<Arc<crate::links::Link>>,
+        link: Option<crate::links::LinkRef>,
         outcome: Outcome,
         now_ms: u64,
     ) -> (RequestOutcome, Response<Full<Bytes>>) {

@@ -4,6 +4,7 @@
 
 mod link;
 mod loader;
+pub mod packed;
 pub mod replication;
 pub mod snapshot;
 mod store;
@@ -12,6 +13,7 @@ pub use link::{
     Link, LinkError, LinkRecord, LinkStatus, RedirectStatus, ShortCode, validate_target,
 };
 pub use loader::{LineError, LoadReport, load_file, parse_lines, parse_lines_bytes};
+pub use packed::LinkRef;
 pub use store::{LinkStore, Resolution};
 
 /// A link's identity in the map: (domain, code).

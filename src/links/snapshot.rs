@@ -69,7 +69,7 @@ pub fn write(
     out.write_all(b"\n")?;
     let links = store.all();
     for link in &links {
-        let key: LinkKey = (link.domain.clone(), link.code.as_str().into());
+        let key: LinkKey = (link.domain().map(Into::into), link.code().into());
         let line = LineOut {
             file: from_file.contains(&key),
             link: link.to_record(),
@@ -169,17 +169,10 @@ mod tests {
             again.upsert(l);
         }
         assert_eq!(
-            again
-                .get(Some("go.b.example"), "a")
-                .unwrap()
-                .target
-                .as_ref(),
+            again.get(Some("go.b.example"), "a").unwrap().target(),
             "https://b.example/"
         );
-        assert_eq!(
-            again.get(None, "a").unwrap().advocate_id.as_deref(),
-            Some("x")
-        );
+        assert_eq!(again.get(None, "a").unwrap().advocate_id(), Some("x"));
     }
 
     #[test]

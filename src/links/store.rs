@@ -4,98 +4,118 @@
 //! one, never half of either, and a code present before and after a reload
 //! never disappears in between.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 
 use super::Link;
+use super::packed::{LinkRef, pack_into, records};
 
-/// The links that answer to one code.
-#[derive(Debug, Clone, Default)]
-struct Entry {
-    /// The link with no `domain`: serves every host.
-    any: Option<Arc<Link>>,
-    /// Links bound to one host each (lower-case).
-    scoped: Vec<Arc<Link>>,
-}
+/// The map's keys are already hashes: use them as they are.
+#[derive(Default)]
+struct Prehashed(u64);
 
-impl Entry {
-    fn len(&self) -> usize {
-        usize::from(self.any.is_some()) + self.scoped.len()
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
     }
 
-    /// Puts `link` in its slot; returns true when it is new rather than a replacement.
-    fn put(&mut self, link: Arc<Link>) -> bool {
-        match link.domain.as_deref() {
-            None => self.any.replace(link).is_none(),
-            Some(domain) => {
-                if let Some(slot) = self
-                    .scoped
-                    .iter_mut()
-                    .find(|l| l.domain.as_deref() == Some(domain))
-                {
-                    *slot = link;
-                    false
-                } else {
-                    self.scoped.push(link);
-                    true
-                }
-            }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
         }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
 /// What a lookup found.
 #[derive(Debug, Clone)]
 pub enum Resolution {
-    Found(Arc<Link>),
+    Found(LinkRef),
     NotFound,
 }
 
-/// The concurrent link map read by every request.
-#[derive(Debug, Default)]
+/// The concurrent link map read by every request: a keyed hash of the code →
+/// one blob of packed link records (the links answering to that code — one
+/// for every host and any number bound to one host — and, rarely, another
+/// code with the same hash). A change replaces the whole blob, so readers see
+/// the old links or the new ones, never half of either.
 pub struct LinkStore {
-    map: DashMap<Box<str>, Entry>,
+    map: DashMap<u64, Arc<[u8]>, BuildHasherDefault<Prehashed>>,
+    hasher: std::collections::hash_map::RandomState,
     links: AtomicUsize,
     /// Bumped by every change, so a snapshot writer can tell whether anything changed.
-    generation: std::sync::atomic::AtomicU64,
+    generation: AtomicU64,
+}
+
+impl std::fmt::Debug for LinkStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkStore")
+            .field("links", &self.len())
+            .finish()
+    }
+}
+
+impl Default for LinkStore {
+    fn default() -> Self {
+        LinkStore::new()
+    }
 }
 
 impl LinkStore {
     pub fn new() -> Self {
-        LinkStore::default()
+        LinkStore {
+            map: DashMap::with_hasher(BuildHasherDefault::default()),
+            hasher: Default::default(),
+            links: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
+        }
     }
 
-    /// Finds the link for `code` on `host` (lower-case, without port): a link
-    /// bound to that host wins over one that serves every host.
+    fn key(&self, code: &str) -> u64 {
+        self.hasher.hash_one(code)
+    }
+
+    /// The records of `code` in a blob.
+    fn matching<'a>(blob: &'a Arc<[u8]>, code: &'a str) -> impl Iterator<Item = LinkRef> + 'a {
+        records(blob)
+            .map(|(at, _)| LinkRef::new(Arc::clone(blob), at))
+            .filter(move |r| r.code() == code)
+    }
+
+    /// Finds the link for `code` on `host` (without port): a link bound to
+    /// that host wins over one that serves every host.
     pub fn resolve(&self, host: &str, code: &str) -> Resolution {
-        let Some(entry) = self.map.get(code) else {
+        let Some(blob) = self.map.get(&self.key(code)).map(|b| Arc::clone(&b)) else {
             return Resolution::NotFound;
         };
-        let scoped = entry.scoped.iter().find(|l| {
-            l.domain
-                .as_deref()
-                .is_some_and(|d| d.eq_ignore_ascii_case(host))
-        });
-        match scoped.or(entry.any.as_ref()) {
-            Some(link) => Resolution::Found(Arc::clone(link)),
-            None => Resolution::NotFound,
+        let mut any = None;
+        for r in Self::matching(&blob, code) {
+            match r.domain() {
+                Some(d) if d.eq_ignore_ascii_case(host) => return Resolution::Found(r),
+                Some(_) => {}
+                None => any = Some(r),
+            }
         }
+        any.map_or(Resolution::NotFound, Resolution::Found)
     }
 
     /// The link stored for exactly this domain (`None` = the every-host link).
-    pub fn get(&self, domain: Option<&str>, code: &str) -> Option<Arc<Link>> {
-        let entry = self.map.get(code)?;
-        match domain {
-            None => entry.any.clone(),
-            Some(d) => entry
-                .scoped
-                .iter()
-                .find(|l| l.domain.as_deref() == Some(d))
-                .cloned(),
-        }
+    pub fn get(&self, domain: Option<&str>, code: &str) -> Option<LinkRef> {
+        let blob = self.map.get(&self.key(code)).map(|b| Arc::clone(&b))?;
+        Self::matching(&blob, code).find(|r| r.domain() == domain)
+    }
+
+    /// Any link with this code, whatever its domain.
+    pub fn get_any(&self, code: &str) -> Option<LinkRef> {
+        let blob = self.map.get(&self.key(code)).map(|b| Arc::clone(&b))?;
+        Self::matching(&blob, code).next()
     }
 
     /// Changes so far (any upsert, removal or reload).
@@ -109,19 +129,13 @@ impl LinkStore {
 
     /// Every link, collected shard by shard (no lock is held while the
     /// caller uses them).
-    pub fn all(&self) -> Vec<Arc<Link>> {
+    pub fn all(&self) -> Vec<LinkRef> {
         let mut out = Vec::with_capacity(self.len());
         for entry in self.map.iter() {
-            out.extend(entry.any.iter().cloned());
-            out.extend(entry.scoped.iter().cloned());
+            let blob = entry.value();
+            out.extend(records(blob).map(|(at, _)| LinkRef::new(Arc::clone(blob), at)));
         }
         out
-    }
-
-    /// Any link with this code, whatever its domain.
-    pub fn get_any(&self, code: &str) -> Option<Arc<Link>> {
-        let entry = self.map.get(code)?;
-        entry.any.clone().or_else(|| entry.scoped.first().cloned())
     }
 
     /// Number of links served.
@@ -133,58 +147,93 @@ impl LinkStore {
         self.len() == 0
     }
 
+    /// A new blob: `old`'s records but the one of (domain, code), plus `add`.
+    fn rebuild(
+        old: Option<&[u8]>,
+        domain: Option<&str>,
+        code: &str,
+        add: Option<&Link>,
+    ) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        let mut found = false;
+        if let Some(old) = old {
+            let shared: Arc<[u8]> = Arc::from(old);
+            for (at, len) in records(old) {
+                let r = LinkRef::new(Arc::clone(&shared), at);
+                if r.code() == code && r.domain() == domain {
+                    found = true;
+                } else {
+                    out.extend_from_slice(&old[at..at + len]);
+                }
+            }
+        }
+        if let Some(link) = add {
+            pack_into(link, &mut out);
+        }
+        (out, found)
+    }
+
     /// Adds or replaces one link; true when it was new.
     pub fn upsert(&self, link: Link) -> bool {
-        let mut entry = self.map.entry(link.code.as_str().into()).or_default();
-        let created = entry.put(Arc::new(link));
-        drop(entry);
+        let key = self.key(link.code.as_str());
+        let domain = link.domain.as_deref();
+        let mut existed = false;
+        self.map
+            .entry(key)
+            .and_modify(|blob| {
+                let (next, found) =
+                    Self::rebuild(Some(blob), domain, link.code.as_str(), Some(&link));
+                existed = found;
+                *blob = next.into();
+            })
+            .or_insert_with(|| {
+                let mut out = Vec::with_capacity(link.target.len() + 48);
+                pack_into(&link, &mut out);
+                out.into()
+            });
         self.changed();
-        if created {
+        if !existed {
             self.links.fetch_add(1, Ordering::Relaxed);
         }
-        created
+        !existed
     }
 
     /// Removes one link; true when it existed.
     pub fn remove(&self, domain: Option<&str>, code: &str) -> bool {
-        let removed = match self.map.get_mut(code) {
-            None => false,
-            Some(mut entry) => match domain {
-                None => entry.any.take().is_some(),
-                Some(d) => {
-                    let before = entry.scoped.len();
-                    entry.scoped.retain(|l| l.domain.as_deref() != Some(d));
-                    entry.scoped.len() != before
-                }
-            },
-        };
+        let key = self.key(code);
+        let mut removed = false;
+        if let Some(mut blob) = self.map.get_mut(&key) {
+            let (next, found) = Self::rebuild(Some(&blob), domain, code, None);
+            removed = found;
+            if found {
+                *blob = next.into();
+            }
+        }
         if removed {
+            self.map.remove_if(&key, |_, b| b.is_empty());
             self.changed();
             self.links.fetch_sub(1, Ordering::Relaxed);
-            self.map.remove_if(code, |_, e| e.len() == 0);
         }
         removed
     }
 
     /// Makes the store hold exactly `links` (a later duplicate of the same
-    /// domain and code wins). Codes in both sets are replaced in place, codes
+    /// domain and code wins). Links in both sets are replaced in place, links
     /// no longer present are removed last, so concurrent readers never miss a
-    /// code that exists before and after.
+    /// link that exists before and after.
     pub fn replace_all(&self, links: Vec<Link>) {
-        let mut next: HashMap<Box<str>, Entry> = HashMap::with_capacity(links.len());
+        let keep: HashSet<(Option<Box<str>>, Box<str>)> = links
+            .iter()
+            .map(|l| (l.domain.clone(), l.code.as_str().into()))
+            .collect();
         for link in links {
-            next.entry(link.code.as_str().into())
-                .or_default()
-                .put(Arc::new(link));
+            self.upsert(link);
         }
-        let keep: HashSet<Box<str>> = next.keys().cloned().collect();
-        let total = next.values().map(Entry::len).sum();
-        for (code, entry) in next {
-            self.map.insert(code, entry);
+        for r in self.all() {
+            if !keep.contains(&(r.domain().map(Into::into), r.code().into())) {
+                self.remove(r.domain(), r.code());
+            }
         }
-        self.map.retain(|code, _| keep.contains(code));
-        self.links.store(total, Ordering::Relaxed);
-        self.changed();
     }
 }
 
@@ -202,7 +251,7 @@ mod tests {
 
     fn target_of(r: Resolution) -> Option<String> {
         match r {
-            Resolution::Found(l) => Some(l.target.to_string()),
+            Resolution::Found(l) => Some(l.target().to_owned()),
             Resolution::NotFound => None,
         }
     }
@@ -268,12 +317,10 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert!(s.remove(Some("h.example"), "a"));
         assert!(!s.remove(Some("h.example"), "a"));
-        assert_eq!(
-            s.get(None, "a").unwrap().target.as_ref(),
-            "https://x.example/2"
-        );
+        assert_eq!(s.get(None, "a").unwrap().target(), "https://x.example/2");
         assert!(s.remove(None, "a"));
         assert!(s.is_empty());
         assert!(s.map.is_empty());
+        assert!(s.all().is_empty());
     }
 }

@@ -1,0 +1,326 @@
+//! The compact form links take in the serving map: one shared byte blob per
+//! map entry holding one or more packed link records, with campaign and
+//! program ids interned (a program has millions of advocates but few
+//! campaigns). `LinkRef` reads a record in place; cloning it is one atomic
+//! increment, so the request path and the event writer share the bytes.
+//!
+//! Record layout (integers little-endian):
+//! `len:u16 | flags:u8 | redirect:u8 | [expires_at:i64] | code_len:u8 code |
+//! domain_len:u8 domain | target_len:u16 target | advocate_len:u8 advocate |
+//! campaign:u32 | program:u32` — `len` counts the whole record; a length-0
+//! advocate means none; id 0 means none.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use super::{Link, LinkRecord, LinkStatus, RedirectStatus};
+
+const FORWARD_QUERY: u8 = 1;
+const DISABLED: u8 = 2;
+const HAS_EXPIRY: u8 = 4;
+const HAS_ADVOCATE: u8 = 8;
+
+const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
+
+/// Interned strings (campaign and program ids): id 0 is "none".
+struct Interner {
+    ids: HashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
+}
+
+fn interner() -> &'static RwLock<Interner> {
+    static INTERNER: OnceLock<RwLock<Interner>> = OnceLock::new();
+    INTERNER.get_or_init(|| {
+        RwLock::new(Interner {
+            ids: HashMap::new(),
+            names: vec![Arc::from("")],
+        })
+    })
+}
+
+fn intern(s: Option<&str>) -> u32 {
+    let Some(s) = s else { return 0 };
+    if let Ok(i) = interner().read()
+        && let Some(id) = i.ids.get(s)
+    {
+        return *id;
+    }
+    let Ok(mut i) = interner().write() else {
+        return 0;
+    };
+    if let Some(id) = i.ids.get(s) {
+        return *id;
+    }
+    let id = i.names.len() as u32;
+    let name: Arc<str> = Arc::from(s);
+    i.names.push(Arc::clone(&name));
+    i.ids.insert(name, id);
+    id
+}
+
+fn name_of(id: u32) -> Option<Arc<str>> {
+    if id == 0 {
+        return None;
+    }
+    interner()
+        .read()
+        .ok()
+        .and_then(|i| i.names.get(id as usize).cloned())
+}
+
+/// Appends `link` as one record to `out`.
+pub fn pack_into(link: &Link, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0, 0]);
+    let mut flags = 0;
+    if link.forward_query {
+        flags |= FORWARD_QUERY;
+    }
+    if link.status == LinkStatus::Disabled {
+        flags |= DISABLED;
+    }
+    if link.expires_at.is_some() {
+        flags |= HAS_EXPIRY;
+    }
+    if link.advocate_id.is_some() {
+        flags |= HAS_ADVOCATE;
+    }
+    out.push(flags);
+    out.push(
+        REDIRECTS
+            .iter()
+            .position(|r| *r == link.redirect.as_u16())
+            .unwrap_or(1) as u8,
+    );
+    if let Some(t) = link.expires_at {
+        out.extend_from_slice(&t.to_le_bytes());
+    }
+    // Lengths were validated: code ≤ 64, domain ≤ 253, target ≤ 2048, ids ≤ 128.
+    out.push(link.code.as_str().len() as u8);
+    out.extend_from_slice(link.code.as_str().as_bytes());
+    let domain = link.domain.as_deref().unwrap_or("");
+    out.push(domain.len() as u8);
+    out.extend_from_slice(domain.as_bytes());
+    out.extend_from_slice(&(link.target.len() as u16).to_le_bytes());
+    out.extend_from_slice(link.target.as_bytes());
+    let advocate = link.advocate_id.as_deref().unwrap_or("");
+    out.push(advocate.len() as u8);
+    out.extend_from_slice(advocate.as_bytes());
+    out.extend_from_slice(&intern(link.campaign_id.as_deref()).to_le_bytes());
+    out.extend_from_slice(&intern(link.program_id.as_deref()).to_le_bytes());
+    let len = (out.len() - start) as u16;
+    out[start..start + 2].copy_from_slice(&len.to_le_bytes());
+}
+
+/// The records in a blob, as (offset, length).
+pub fn records(blob: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at + 2 > blob.len() {
+            return None;
+        }
+        let len = u16::from_le_bytes([blob[at], blob[at + 1]]) as usize;
+        let item = (at, len);
+        at += len.max(2);
+        Some(item)
+    })
+}
+
+/// A link in the serving map, read in place.
+#[derive(Clone)]
+pub struct LinkRef {
+    blob: Arc<[u8]>,
+    at: u32,
+}
+
+impl std::fmt::Debug for LinkRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkRef")
+            .field("code", &self.code())
+            .field("domain", &self.domain())
+            .finish()
+    }
+}
+
+/// Offsets of the variable fields inside one record.
+struct Fields {
+    code: (usize, usize),
+    domain: (usize, usize),
+    target: (usize, usize),
+    advocate: (usize, usize),
+    ids: usize,
+}
+
+impl LinkRef {
+    pub fn new(blob: Arc<[u8]>, at: usize) -> LinkRef {
+        LinkRef {
+            blob,
+            at: at as u32,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.blob[self.at as usize..]
+    }
+
+    fn flags(&self) -> u8 {
+        self.bytes()[2]
+    }
+
+    fn fields(&self) -> Fields {
+        let b = self.bytes();
+        let mut p = 4;
+        if self.flags() & HAS_EXPIRY != 0 {
+            p += 8;
+        }
+        let code_len = b[p] as usize;
+        let code = (p + 1, code_len);
+        p += 1 + code_len;
+        let domain_len = b[p] as usize;
+        let domain = (p + 1, domain_len);
+        p += 1 + domain_len;
+        let target_len = u16::from_le_bytes([b[p], b[p + 1]]) as usize;
+        let target = (p + 2, target_len);
+        p += 2 + target_len;
+        let advocate_len = b[p] as usize;
+        let advocate = (p + 1, advocate_len);
+        p += 1 + advocate_len;
+        Fields {
+            code,
+            domain,
+            target,
+            advocate,
+            ids: p,
+        }
+    }
+
+    fn str_at(&self, (at, len): (usize, usize)) -> &str {
+        // Only ever written from validated UTF-8 strings.
+        std::str::from_utf8(&self.bytes()[at..at + len]).unwrap_or("")
+    }
+
+    fn id_at(&self, at: usize) -> u32 {
+        let b = self.bytes();
+        u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    }
+
+    pub fn code(&self) -> &str {
+        self.str_at(self.fields().code)
+    }
+
+    pub fn domain(&self) -> Option<&str> {
+        let d = self.str_at(self.fields().domain);
+        (!d.is_empty()).then_some(d)
+    }
+
+    pub fn target(&self) -> &str {
+        self.str_at(self.fields().target)
+    }
+
+    pub fn advocate_id(&self) -> Option<&str> {
+        (self.flags() & HAS_ADVOCATE != 0).then(|| self.str_at(self.fields().advocate))
+    }
+
+    pub fn campaign_id(&self) -> Option<Arc<str>> {
+        name_of(self.id_at(self.fields().ids))
+    }
+
+    pub fn program_id(&self) -> Option<Arc<str>> {
+        name_of(self.id_at(self.fields().ids + 4))
+    }
+
+    pub fn redirect(&self) -> RedirectStatus {
+        let code = REDIRECTS
+            .get(self.bytes()[3] as usize)
+            .copied()
+            .unwrap_or(302);
+        RedirectStatus::new(code).unwrap_or(RedirectStatus::FOUND)
+    }
+
+    pub fn forward_query(&self) -> bool {
+        self.flags() & FORWARD_QUERY != 0
+    }
+
+    pub fn status(&self) -> LinkStatus {
+        if self.flags() & DISABLED != 0 {
+            LinkStatus::Disabled
+        } else {
+            LinkStatus::Active
+        }
+    }
+
+    pub fn expires_at(&self) -> Option<i64> {
+        (self.flags() & HAS_EXPIRY != 0).then(|| {
+            let b = self.bytes();
+            let mut t = [0u8; 8];
+            t.copy_from_slice(&b[4..12]);
+            i64::from_le_bytes(t)
+        })
+    }
+
+    pub fn is_expired(&self, now_unix: i64) -> bool {
+        self.expires_at().is_some_and(|t| now_unix >= t)
+    }
+
+    /// The link in its wire form.
+    pub fn to_record(&self) -> LinkRecord {
+        self.to_link().map(|l| l.to_record()).unwrap_or_default()
+    }
+
+    /// The link as a validated `Link` again.
+    pub fn to_link(&self) -> Option<Link> {
+        let record = LinkRecord {
+            code: Some(self.code().to_owned()),
+            target: Some(self.target().to_owned()),
+            domain: self.domain().map(str::to_owned),
+            advocate_id: self.advocate_id().map(str::to_owned),
+            campaign_id: self.campaign_id().map(|s| s.to_string()),
+            program_id: self.program_id().map(|s| s.to_string()),
+            redirect: Some(self.redirect().as_u16()),
+            forward_query: Some(self.forward_query()),
+            status: Some(self.status()),
+            expires_at: None,
+        };
+        let mut link = Link::from_record(record).ok()?;
+        link.expires_at = self.expires_at();
+        Some(link)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_round_trips() {
+        for json in [
+            r#"{"code":"abc","target":"https://a.example/x?y=1#z"}"#,
+            r#"{"code":"Ab3xK9q","target":"https://a.example/","domain":"go.a.example","advocate_id":"adv-1","campaign_id":"c1","program_id":"p1","redirect":308,"forward_query":false,"status":"disabled","expires_at":"2030-01-01T00:00:00Z"}"#,
+        ] {
+            let link = Link::from_json(json).unwrap();
+            let mut blob = Vec::new();
+            pack_into(&link, &mut blob);
+            pack_into(&link, &mut blob);
+            let blob: Arc<[u8]> = blob.into();
+            let found: Vec<(usize, usize)> = records(&blob).collect();
+            assert_eq!(found.len(), 2);
+            for (at, _) in found {
+                let r = LinkRef::new(Arc::clone(&blob), at);
+                assert_eq!(r.to_link().unwrap(), link, "{json}");
+                assert_eq!(r.code(), link.code.as_str());
+                assert_eq!(r.target(), &*link.target);
+                assert_eq!(r.is_expired(1_893_456_000), link.expires_at.is_some());
+            }
+        }
+    }
+
+    #[test]
+    fn interning_reuses_ids() {
+        let a = intern(Some("campaign-x"));
+        assert_eq!(intern(Some("campaign-x")), a);
+        assert_ne!(intern(Some("campaign-y")), a);
+        assert_eq!(intern(None), 0);
+        assert_eq!(name_of(a).as_deref(), Some("campaign-x"));
+        assert_eq!(name_of(0), None);
+    }
+}
