@@ -23,8 +23,8 @@ use crate::events::enrich::{Enricher, RepeatTracker};
 use crate::events::{EventPipeline, ShipperConfig, ShipperHandle, SpoolConfig, SpoolWriter};
 use crate::geo::Geo;
 use crate::http::{ConnInfo, Edge, server};
+use crate::links::LinkStore;
 use crate::links::replication::{Replication, ReplicationConfig};
-use crate::links::{LinkStore, load_file};
 use crate::metrics::{self, EventMetrics, RequestMetrics};
 use crate::privacy::IpPolicy;
 use crate::visitor::{BotDetector, device::DeviceParser};
@@ -53,55 +53,78 @@ impl Listeners {
     }
 }
 
-/// A link's (domain, code).
-type LinkKey = (Option<Box<str>>, Box<str>);
-
 /// Reloads the links file into the serving map. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct LinkReloader {
     store: Arc<LinkStore>,
     file: PathBuf,
-    /// The (domain, code) of every link the file held at the last load.
-    from_file: Arc<std::sync::Mutex<std::collections::HashSet<LinkKey>>>,
+    /// The load of the file that set the file's links now served (1-255,
+    /// 0 = none yet); every link from the file carries it.
+    epoch: Arc<std::sync::atomic::AtomicU8>,
 }
 
 impl LinkReloader {
+    fn new(store: Arc<LinkStore>, file: PathBuf) -> LinkReloader {
+        LinkReloader {
+            store,
+            file,
+            epoch: Arc::default(),
+        }
+    }
+
+    /// Says that the map already holds file links of load `epoch` (from a
+    /// snapshot), so the next load sweeps those that left the file.
+    pub fn set_epoch(&self, epoch: u8) {
+        self.epoch.store(epoch, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Loads the file and swaps its valid links in: each is added or
-    /// replaced, and the links the previous load had but this one has not are
-    /// removed; links created through the admin API stay. A file that cannot
-    /// be read keeps the links already served. Returns (loaded, rejected).
+    /// replaced, and the links an earlier load (or the snapshot) had from the
+    /// file but this one has not are removed; links created through the
+    /// admin API stay. A file that cannot be read keeps the links already
+    /// served. Returns (loaded, rejected).
     pub fn reload(&self) -> std::io::Result<(usize, usize)> {
-        let report = match load_file(&self.file) {
-            Ok(report) => report,
+        use std::sync::atomic::Ordering;
+        let bytes = match std::fs::read(&self.file) {
+            Ok(bytes) => bytes,
             Err(e) => {
                 metrics::link_reloads(false).increment(1);
                 tracing::error!(file = %self.file.display(), error = %e, "cannot read links file; keeping the links already loaded");
                 return Err(e);
             }
         };
-        for problem in report.problems() {
-            tracing::warn!("bad link line skipped: {problem}");
+        let previous = self.epoch.load(Ordering::SeqCst);
+        let epoch = if previous == u8::MAX { 1 } else { previous + 1 };
+        let store = &self.store;
+        let (loaded, errors) = crate::links::load_parallel(
+            &bytes,
+            crate::links::load_threads(),
+            crate::links::Link::from_json,
+            |link| {
+                store.upsert_from_file(link, epoch);
+            },
+        );
+        drop(bytes);
+        for e in &errors {
+            tracing::warn!(
+                "bad link line skipped: {}:{}: {}",
+                self.file.display(),
+                e.line,
+                e.error
+            );
         }
-        let rejected = report.errors.len();
+        // The first load into a map without file links has nothing to sweep.
+        let removed = if previous == 0 {
+            0
+        } else {
+            self.store.sweep_file_links(epoch)
+        };
+        self.epoch.store(epoch, Ordering::SeqCst);
+        let rejected = errors.len();
         metrics::link_lines_rejected().increment(rejected as u64);
-        let loaded = report.links.len();
-        let keys: std::collections::HashSet<LinkKey> = report
-            .links
-            .iter()
-            .map(|l| (l.domain.clone(), l.code.as_str().into()))
-            .collect();
-        for link in report.links {
-            self.store.upsert(link);
-        }
-        if let Ok(mut previous) = self.from_file.lock() {
-            for (domain, code) in previous.difference(&keys) {
-                self.store.remove(domain.as_deref(), code);
-            }
-            *previous = keys;
-        }
         metrics::links_gauge().set(self.store.len() as f64);
         metrics::link_reloads(true).increment(1);
-        tracing::info!(file = %self.file.display(), links = self.store.len(), rejected, "links loaded");
+        tracing::info!(file = %self.file.display(), links = self.store.len(), loaded, rejected, removed, "links loaded");
         Ok((loaded, rejected))
     }
 }
@@ -172,26 +195,18 @@ impl Node {
         let prometheus = metrics::install();
         let readiness = Arc::new(Readiness::default());
         let store = Arc::new(LinkStore::new());
-        let reloader = LinkReloader {
-            store: Arc::clone(&store),
-            file: config.links.file.clone(),
-            from_file: Arc::default(),
-        };
+        let reloader = LinkReloader::new(Arc::clone(&store), config.links.file.clone());
         // Start from the snapshot when there is one, then apply the links
         // file over it (a file edited while the node was down wins).
         let mut topic_offsets = std::collections::BTreeMap::new();
         if let Some(path) = &config.links.snapshot_file {
-            match crate::links::snapshot::read(path) {
+            match crate::links::snapshot::load_into(path, &store) {
                 Ok(Some(snapshot)) => {
-                    let n = snapshot.links.len();
-                    for link in snapshot.links {
-                        store.upsert(link);
-                    }
-                    if let Ok(mut keys) = reloader.from_file.lock() {
-                        *keys = snapshot.from_file;
+                    if snapshot.file_links > 0 {
+                        reloader.set_epoch(crate::links::snapshot::FILE_EPOCH);
                     }
                     topic_offsets = snapshot.offsets;
-                    tracing::info!(file = %path.display(), links = n, skipped = snapshot.skipped, offsets = ?topic_offsets, "links snapshot loaded");
+                    tracing::info!(file = %path.display(), links = snapshot.links, skipped = snapshot.skipped, offsets = ?topic_offsets, "links snapshot loaded");
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -321,7 +336,6 @@ impl Node {
         path: PathBuf,
     ) -> impl Fn() -> std::io::Result<usize> + Clone + Send + 'static {
         let store = Arc::clone(&self.edge.links);
-        let from_file = Arc::clone(&self.reloader.from_file);
         let replication = self.replication.as_ref().map(|(r, _)| Arc::clone(r));
         move || {
             // Offsets first: changes applied while the map is copied are
@@ -330,8 +344,7 @@ impl Node {
                 .as_ref()
                 .map(|r| r.offsets())
                 .unwrap_or_default();
-            let keys = from_file.lock().map(|k| k.clone()).unwrap_or_default();
-            crate::links::snapshot::write(&path, &store, &keys, &offsets)
+            crate::links::snapshot::write(&path, &store, &offsets)
         }
     }
 
@@ -546,11 +559,7 @@ mod tests {
         };
         std::fs::write(&file, format!("{}{}", line("one"), line("two"))).unwrap();
         let store = Arc::new(LinkStore::new());
-        let reloader = LinkReloader {
-            store: Arc::clone(&store),
-            file: file.clone(),
-            from_file: Arc::default(),
-        };
+        let reloader = LinkReloader::new(Arc::clone(&store), file.clone());
         assert_eq!(reloader.reload().unwrap(), (2, 0));
         store.upsert(crate::links::Link::from_json(&line("api")).unwrap());
         std::fs::write(&file, format!("{}{}", line("two"), line("three"))).unwrap();

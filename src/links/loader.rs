@@ -86,6 +86,94 @@ pub fn parse_lines_bytes(bytes: &[u8]) -> (Vec<Link>, Vec<LineError>) {
     (links, errors)
 }
 
+/// Parses JSON Lines on `threads` threads (the bytes are split at line
+/// boundaries) and hands every parsed item to `apply`, which may run on any
+/// of them. Returns how many items were applied and the refused lines, in
+/// line order. Blank lines are skipped.
+pub fn load_parallel<T>(
+    bytes: &[u8],
+    threads: usize,
+    parse: impl Fn(&str) -> Result<T, LinkError> + Sync,
+    apply: impl Fn(T) + Sync,
+) -> (usize, Vec<LineError>) {
+    let threads = threads.max(1);
+    let mut bounds = vec![0];
+    for i in 1..threads {
+        let guess = bytes.len() * i / threads;
+        let start = bounds[bounds.len() - 1].max(guess);
+        let next = bytes[start.min(bytes.len())..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(bytes.len(), |p| start + p + 1);
+        bounds.push(next);
+    }
+    bounds.push(bytes.len());
+    let chunks: Vec<&[u8]> = bounds
+        .windows(2)
+        .map(|w| &bytes[w[0]..w[1].max(w[0])])
+        .collect();
+    let results: Vec<(usize, usize, Vec<LineError>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .iter()
+            .map(|chunk| {
+                let (parse, apply) = (&parse, &apply);
+                scope.spawn(move || {
+                    let (mut applied, mut lines, mut errors) = (0, 0, Vec::new());
+                    for raw in chunk.split(|b| *b == b'\n') {
+                        lines += 1;
+                        let line = match std::str::from_utf8(raw) {
+                            Ok(l) => l,
+                            Err(_) => {
+                                let error = LinkError::Json("line is not valid UTF-8".into());
+                                errors.push(LineError { line: lines, error });
+                                continue;
+                            }
+                        };
+                        if line.trim().is_empty() {
+                            continue;
+                        }
+                        match parse(line) {
+                            Ok(item) => {
+                                apply(item);
+                                applied += 1;
+                            }
+                            Err(error) => errors.push(LineError { line: lines, error }),
+                        }
+                    }
+                    // A chunk ending in a newline has one empty piece after it.
+                    if chunk.last() == Some(&b'\n') {
+                        lines -= 1;
+                    }
+                    (applied, lines, errors)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut applied = 0;
+    let mut before = 0;
+    let mut errors = Vec::new();
+    for (n, lines, chunk_errors) in results {
+        applied += n;
+        errors.extend(chunk_errors.into_iter().map(|e| LineError {
+            line: e.line + before,
+            ..e
+        }));
+        before += lines;
+    }
+    (applied, errors)
+}
+
+/// Threads to parse a large file with.
+pub fn load_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+}
+
 /// Reads and parses a links file. Fails only when the file cannot be read.
 pub fn load_file(path: &Path) -> std::io::Result<LoadReport> {
     let bytes = std::fs::read(path)?;
@@ -125,6 +213,41 @@ mod tests {
                 .contains("target: contains whitespace or control")
         );
         assert!(errors[2].to_string().contains("duplicate of line 1"));
+    }
+
+    #[test]
+    fn parallel_loading_numbers_lines_like_the_file() {
+        let mut text = String::new();
+        for i in 1..=1000 {
+            if i % 97 == 0 {
+                text.push_str("not json\n");
+            } else if i % 50 == 0 {
+                text.push('\n');
+            } else {
+                text.push_str(&format!(
+                    "{{\"code\":\"c{i}\",\"target\":\"https://a.example/{i}\"}}\n"
+                ));
+            }
+        }
+        for threads in [1, 2, 3, 8] {
+            let seen = std::sync::Mutex::new(Vec::new());
+            let (n, errors) = load_parallel(text.as_bytes(), threads, Link::from_json, |l| {
+                seen.lock().unwrap().push(l.code.to_string());
+            });
+            let bad: Vec<usize> = errors.iter().map(|e| e.line).collect();
+            assert_eq!(
+                bad,
+                (1..=1000).filter(|i| i % 97 == 0).collect::<Vec<_>>(),
+                "{threads} threads"
+            );
+            assert_eq!(n, seen.lock().unwrap().len());
+            assert_eq!(
+                n,
+                1000 - 10 - (1..=1000).filter(|i| i % 50 == 0 && i % 97 != 0).count()
+            );
+        }
+        let (n, errors) = load_parallel(b"", 4, Link::from_json, |_| {});
+        assert_eq!((n, errors.len()), (0, 0));
     }
 
     #[test]

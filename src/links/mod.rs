@@ -12,7 +12,9 @@ mod store;
 pub use link::{
     Link, LinkError, LinkRecord, LinkStatus, RedirectStatus, ShortCode, validate_target,
 };
-pub use loader::{LineError, LoadReport, load_file, parse_lines, parse_lines_bytes};
+pub use loader::{
+    LineError, LoadReport, load_file, load_parallel, load_threads, parse_lines, parse_lines_bytes,
+};
 pub use packed::LinkRef;
 pub use store::{LinkStore, Resolution};
 

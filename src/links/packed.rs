@@ -5,10 +5,11 @@
 //! increment, so the request path and the event writer share the bytes.
 //!
 //! Record layout (integers little-endian):
-//! `len:u16 | flags:u8 | redirect:u8 | [expires_at:i64] | code_len:u8 code |
+//! `len:u16 | flags:u8 | redirect:u8 | file_epoch:u8 | [expires_at:i64] | code_len:u8 code |
 //! domain_len:u8 domain | target_len:u16 target | advocate_len:u8 advocate |
 //! campaign:u32 | program:u32` — `len` counts the whole record; a length-0
-//! advocate means none; id 0 means none.
+//! advocate means none; id 0 means none; `file_epoch` is 0 for a link that did
+//! not come from the links file, else the load of the file that last set it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -68,8 +69,8 @@ fn name_of(id: u32) -> Option<Arc<str>> {
         .and_then(|i| i.names.get(id as usize).cloned())
 }
 
-/// Appends `link` as one record to `out`.
-pub fn pack_into(link: &Link, out: &mut Vec<u8>) {
+/// Appends `link` as one record to `out`; `file_epoch` as in the layout.
+pub fn pack_into(link: &Link, file_epoch: u8, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0, 0]);
     let mut flags = 0;
@@ -92,6 +93,7 @@ pub fn pack_into(link: &Link, out: &mut Vec<u8>) {
             .position(|r| *r == link.redirect.as_u16())
             .unwrap_or(1) as u8,
     );
+    out.push(file_epoch);
     if let Some(t) = link.expires_at {
         out.extend_from_slice(&t.to_le_bytes());
     }
@@ -169,7 +171,7 @@ impl LinkRef {
 
     fn fields(&self) -> Fields {
         let b = self.bytes();
-        let mut p = 4;
+        let mut p = 5;
         if self.flags() & HAS_EXPIRY != 0 {
             p += 8;
         }
@@ -253,9 +255,14 @@ impl LinkRef {
         (self.flags() & HAS_EXPIRY != 0).then(|| {
             let b = self.bytes();
             let mut t = [0u8; 8];
-            t.copy_from_slice(&b[4..12]);
+            t.copy_from_slice(&b[5..13]);
             i64::from_le_bytes(t)
         })
+    }
+
+    /// The load of the links file that last set this link; 0 = not from the file.
+    pub fn file_epoch(&self) -> u8 {
+        self.bytes()[4]
     }
 
     pub fn is_expired(&self, now_unix: i64) -> bool {
@@ -299,8 +306,8 @@ mod tests {
         ] {
             let link = Link::from_json(json).unwrap();
             let mut blob = Vec::new();
-            pack_into(&link, &mut blob);
-            pack_into(&link, &mut blob);
+            pack_into(&link, 0, &mut blob);
+            pack_into(&link, 3, &mut blob);
             let blob: Arc<[u8]> = blob.into();
             let found: Vec<(usize, usize)> = records(&blob).collect();
             assert_eq!(found.len(), 2);

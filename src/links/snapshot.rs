@@ -9,13 +9,13 @@
 //! came from the links file (so a later reload can remove it when it leaves
 //! the file). The file is written to a temporary name, fsynced and renamed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Link, LinkKey, LinkRecord, LinkStore};
+use super::{Link, LinkError, LinkRecord, LinkStore};
 
 const VERSION: u32 = 1;
 
@@ -39,15 +39,18 @@ struct LineIn {
     link: LinkRecord,
 }
 
-/// A snapshot read back.
+/// The file epoch given to snapshot links that came from the links file.
+pub const FILE_EPOCH: u8 = 1;
+
+/// What loading a snapshot did.
 #[derive(Debug, Default)]
-pub struct Snapshot {
-    pub links: Vec<Link>,
-    /// Keys of the links that came from the links file.
-    pub from_file: HashSet<LinkKey>,
+pub struct Loaded {
+    pub links: usize,
+    /// How many of them came from the links file.
+    pub file_links: usize,
     /// Next offset to read, per partition of the links topic.
     pub offsets: BTreeMap<i32, i64>,
-    /// Lines that could not be read back (counted, skipped).
+    /// Lines that could not be read back (skipped).
     pub skipped: usize,
 }
 
@@ -55,7 +58,6 @@ pub struct Snapshot {
 pub fn write(
     path: &Path,
     store: &LinkStore,
-    from_file: &HashSet<LinkKey>,
     offsets: &BTreeMap<i32, i64>,
 ) -> std::io::Result<usize> {
     let tmp = path.with_extension("tmp");
@@ -69,9 +71,8 @@ pub fn write(
     out.write_all(b"\n")?;
     let links = store.all();
     for link in &links {
-        let key: LinkKey = (link.domain().map(Into::into), link.code().into());
         let line = LineOut {
-            file: from_file.contains(&key),
+            file: link.file_epoch() != 0,
             link: link.to_record(),
         };
         serde_json::to_writer(&mut out, &line)?;
@@ -88,17 +89,19 @@ pub fn write(
     Ok(links.len())
 }
 
-/// Reads a snapshot; `Ok(None)` when there is none.
-pub fn read(path: &Path) -> std::io::Result<Option<Snapshot>> {
+/// Loads a snapshot into `store` (in parallel); `Ok(None)` when there is none.
+pub fn load_into(path: &Path, store: &LinkStore) -> std::io::Result<Option<Loaded>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mut lines = bytes.split(|b| *b == b'\n');
-    let header: Header = lines
-        .next()
-        .and_then(|l| serde_json::from_slice(l).ok())
+    let header_end = bytes
+        .iter()
+        .position(|b| *b == b'\n')
+        .unwrap_or(bytes.len());
+    let header: Header = serde_json::from_slice(&bytes[..header_end])
+        .ok()
         .filter(|h: &Header| h.refedge_links_snapshot == VERSION)
         .ok_or_else(|| {
             std::io::Error::new(
@@ -106,30 +109,31 @@ pub fn read(path: &Path) -> std::io::Result<Option<Snapshot>> {
                 "not a refedge links snapshot (version 1)",
             )
         })?;
-    let mut snapshot = Snapshot {
-        offsets: header.offsets,
-        ..Snapshot::default()
-    };
-    for line in lines.filter(|l| !l.is_empty()) {
-        match serde_json::from_slice::<LineIn>(line)
-            .map_err(|e| e.to_string())
-            .and_then(|l| {
-                Link::from_record(l.link)
-                    .map(|link| (l.file, link))
-                    .map_err(|e| e.to_string())
-            }) {
-            Ok((file, link)) => {
-                if file {
-                    snapshot
-                        .from_file
-                        .insert((link.domain.clone(), link.code.as_str().into()));
-                }
-                snapshot.links.push(link);
+    let file_links = std::sync::atomic::AtomicUsize::new(0);
+    let body = bytes.get(header_end + 1..).unwrap_or(&[]);
+    let (links, errors) = super::load_parallel(
+        body,
+        super::load_threads(),
+        |line| {
+            let l: LineIn =
+                serde_json::from_str(line).map_err(|e| LinkError::Json(e.to_string()))?;
+            Ok((l.file, Link::from_record(l.link)?))
+        },
+        |(file, link)| {
+            if file {
+                file_links.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                store.upsert_from_file(link, FILE_EPOCH);
+            } else {
+                store.upsert(link);
             }
-            Err(_) => snapshot.skipped += 1,
-        }
-    }
-    Ok(Some(snapshot))
+        },
+    );
+    Ok(Some(Loaded {
+        links,
+        file_links: file_links.into_inner(),
+        offsets: header.offsets,
+        skipped: errors.len(),
+    }))
 }
 
 #[cfg(test)]
@@ -140,11 +144,12 @@ mod tests {
     fn round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("links.snapshot");
-        assert!(read(&path).unwrap().is_none());
         let store = LinkStore::new();
-        store.upsert(
+        assert!(load_into(&path, &store).unwrap().is_none());
+        store.upsert_from_file(
             Link::from_json(r#"{"code":"a","target":"https://a.example/","advocate_id":"x"}"#)
                 .unwrap(),
+            3,
         );
         store.upsert(
             Link::from_json(
@@ -156,23 +161,20 @@ mod tests {
             Link::from_json(r#"{"code":"c","target":"https://c.example/","status":"disabled"}"#)
                 .unwrap(),
         );
-        let from_file: HashSet<LinkKey> = [(None, "a".into())].into();
         let offsets = BTreeMap::from([(0, 42)]);
-        assert_eq!(write(&path, &store, &from_file, &offsets).unwrap(), 3);
-        let snap = read(&path).unwrap().unwrap();
-        assert_eq!(snap.links.len(), 3);
-        assert_eq!(snap.offsets, offsets);
-        assert_eq!(snap.from_file, from_file);
-        assert_eq!(snap.skipped, 0);
+        assert_eq!(write(&path, &store, &offsets).unwrap(), 3);
         let again = LinkStore::new();
-        for l in snap.links {
-            again.upsert(l);
-        }
+        let loaded = load_into(&path, &again).unwrap().unwrap();
+        assert_eq!((loaded.links, loaded.file_links, loaded.skipped), (3, 1, 0));
+        assert_eq!(loaded.offsets, offsets);
+        assert_eq!(again.len(), 3);
         assert_eq!(
             again.get(Some("go.b.example"), "a").unwrap().target(),
             "https://b.example/"
         );
-        assert_eq!(again.get(None, "a").unwrap().advocate_id(), Some("x"));
+        let a = again.get(None, "a").unwrap();
+        assert_eq!((a.advocate_id(), a.file_epoch()), (Some("x"), FILE_EPOCH));
+        assert_eq!(again.get(None, "c").unwrap().file_epoch(), 0);
     }
 
     #[test]
@@ -180,6 +182,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("links.snapshot");
         std::fs::write(&path, "hello\n").unwrap();
-        assert!(read(&path).is_err());
+        assert!(load_into(&path, &LinkStore::new()).is_err());
     }
 }

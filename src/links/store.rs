@@ -152,7 +152,7 @@ impl LinkStore {
         old: Option<&[u8]>,
         domain: Option<&str>,
         code: &str,
-        add: Option<&Link>,
+        add: Option<(&Link, u8)>,
     ) -> (Vec<u8>, bool) {
         let mut out = Vec::new();
         let mut found = false;
@@ -167,14 +167,24 @@ impl LinkStore {
                 }
             }
         }
-        if let Some(link) = add {
-            pack_into(link, &mut out);
+        if let Some((link, epoch)) = add {
+            pack_into(link, epoch, &mut out);
         }
         (out, found)
     }
 
     /// Adds or replaces one link; true when it was new.
     pub fn upsert(&self, link: Link) -> bool {
+        self.upsert_with_epoch(link, 0)
+    }
+
+    /// Adds or replaces one link read from the links file's load `epoch`
+    /// (1-255); true when it was new.
+    pub fn upsert_from_file(&self, link: Link, epoch: u8) -> bool {
+        self.upsert_with_epoch(link, epoch)
+    }
+
+    fn upsert_with_epoch(&self, link: Link, epoch: u8) -> bool {
         let key = self.key(link.code.as_str());
         let domain = link.domain.as_deref();
         let mut existed = false;
@@ -182,13 +192,13 @@ impl LinkStore {
             .entry(key)
             .and_modify(|blob| {
                 let (next, found) =
-                    Self::rebuild(Some(blob), domain, link.code.as_str(), Some(&link));
+                    Self::rebuild(Some(blob), domain, link.code.as_str(), Some((&link, epoch)));
                 existed = found;
                 *blob = next.into();
             })
             .or_insert_with(|| {
                 let mut out = Vec::with_capacity(link.target.len() + 48);
-                pack_into(&link, &mut out);
+                pack_into(&link, epoch, &mut out);
                 out.into()
             });
         self.changed();
@@ -215,6 +225,25 @@ impl LinkStore {
             self.links.fetch_sub(1, Ordering::Relaxed);
         }
         removed
+    }
+
+    /// Removes the links that came from the links file but not from its
+    /// load `epoch` (they left the file). Returns how many were removed.
+    pub fn sweep_file_links(&self, epoch: u8) -> usize {
+        let mut stale: Vec<(Option<String>, String)> = Vec::new();
+        for entry in self.map.iter() {
+            let blob = entry.value();
+            for (at, _) in records(blob) {
+                let r = LinkRef::new(Arc::clone(blob), at);
+                if r.file_epoch() != 0 && r.file_epoch() != epoch {
+                    stale.push((r.domain().map(str::to_owned), r.code().to_owned()));
+                }
+            }
+        }
+        stale
+            .iter()
+            .filter(|(d, c)| self.remove(d.as_deref(), c))
+            .count()
     }
 
     /// Makes the store hold exactly `links` (a later duplicate of the same
