@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-use http::HeaderValue;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -102,23 +101,15 @@ pub enum LinkStatus {
     Disabled,
 }
 
-/// A link as the request path sees it: validated, with its target already in
-/// header form.
+/// A validated link, as parsed from a links-file line, an admin request or
+/// the links topic. The serving map keeps it packed (`LinkRef`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Link {
     pub code: ShortCode,
     /// Lower-case host the code belongs to; `None` = every host.
     pub domain: Option<Box<str>>,
+    /// An absolute http(s) URL of visible ASCII: always a valid header value.
     pub target: Box<str>,
-    /// Byte offset of the target's `#fragment`, if it has one.
-    pub fragment_at: Option<usize>,
-    /// Whether the target already has a query string.
-    pub target_has_query: bool,
-    /// Decoded names of the target's own query parameters, which a forwarded
-    /// parameter may never override.
-    pub target_params: Box<[Box<str>]>,
-    /// The target as a ready `Location` value (used when nothing is appended).
-    pub target_header: HeaderValue,
     pub advocate_id: Option<Box<str>>,
     pub campaign_id: Option<Box<str>>,
     pub program_id: Option<Box<str>>,
@@ -185,12 +176,7 @@ impl Link {
             &mut errors,
             r.target
                 .ok_or_else(|| LinkError::field("target", "is required"))
-                .and_then(|t| {
-                    let parsed = validate_target(&t)?;
-                    let header = HeaderValue::from_str(&t)
-                        .map_err(|_| LinkError::field("target", "is not a valid header value"))?;
-                    Ok((t, parsed, header))
-                }),
+                .and_then(|t| validate_target(&t).map(|()| t)),
         );
         let domain = keep(
             &mut errors,
@@ -226,7 +212,7 @@ impl Link {
         ) {
             (
                 Some(code),
-                Some((target, parsed, target_header)),
+                Some(target),
                 Some(domain),
                 Some(redirect),
                 Some(expires_at),
@@ -236,11 +222,7 @@ impl Link {
             ) if errors.is_empty() => Ok(Link {
                 code,
                 domain,
-                fragment_at: parsed.fragment_at,
-                target_has_query: parsed.has_query,
-                target_params: parsed.params,
                 target: target.into_boxed_str(),
-                target_header,
                 advocate_id,
                 campaign_id,
                 program_id,
@@ -322,17 +304,9 @@ fn validate_domain(d: &str) -> Result<(), LinkError> {
     }
 }
 
-/// What the redirect builder needs to know about a valid target.
-#[derive(Debug)]
-pub struct ParsedTarget {
-    pub fragment_at: Option<usize>,
-    pub has_query: bool,
-    pub params: Box<[Box<str>]>,
-}
-
 /// Checks the CONTRACT rules for a target: an absolute `http`/`https` URL with
 /// a host, at most 2048 bytes, no whitespace or control characters.
-pub fn validate_target(target: &str) -> Result<ParsedTarget, LinkError> {
+pub fn validate_target(target: &str) -> Result<(), LinkError> {
     if target.len() > MAX_TARGET_BYTES {
         return Err(LinkError::field(
             "target",
@@ -365,22 +339,7 @@ pub fn validate_target(target: &str) -> Result<ParsedTarget, LinkError> {
             "must have a host and no user info",
         ));
     }
-    let fragment_at = target.find('#');
-    let before_fragment = &target[..fragment_at.unwrap_or(target.len())];
-    let query = before_fragment.split_once('?').map(|(_, q)| q);
-    let params = query
-        .map(|q| {
-            q.split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| crate::http::query::decode_name(p.split('=').next().unwrap_or("")))
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(ParsedTarget {
-        fragment_at,
-        has_query: query.is_some(),
-        params,
-    })
+    Ok(())
 }
 
 #[cfg(test)]
@@ -413,7 +372,6 @@ mod tests {
         assert!(l.forward_query);
         assert_eq!(l.status, LinkStatus::Active);
         assert_eq!(l.domain, None);
-        assert!(!l.target_has_query);
     }
 
     #[test]
@@ -429,8 +387,6 @@ mod tests {
         assert!(!l.forward_query);
         assert_eq!(l.status, LinkStatus::Disabled);
         assert_eq!(l.expires_at, Some(1_893_456_000));
-        assert_eq!(&*l.target_params, &["utm_source".into(), "a_b".into()]);
-        assert!(l.fragment_at.is_some());
         assert!(l.is_expired(1_893_456_000));
         assert!(!l.is_expired(1_893_455_999));
     }
