@@ -41,6 +41,26 @@ fn interner() -> &'static RwLock<Interner> {
 
 fn intern(s: Option<&str>) -> u32 {
     let Some(s) = s else { return 0 };
+    // Campaigns and programs repeat: most lookups hit this thread's cache and
+    // never touch the shared lock.
+    thread_local! {
+        static RECENT: std::cell::RefCell<HashMap<Box<str>, u32>> = std::cell::RefCell::new(HashMap::new());
+    }
+    if let Some(id) = RECENT.with(|r| r.borrow().get(s).copied()) {
+        return id;
+    }
+    let id = intern_shared(s);
+    RECENT.with(|r| {
+        let mut r = r.borrow_mut();
+        if r.len() >= 4096 {
+            r.clear();
+        }
+        r.insert(s.into(), id);
+    });
+    id
+}
+
+fn intern_shared(s: &str) -> u32 {
     if let Ok(i) = interner().read()
         && let Some(id) = i.ids.get(s)
     {

@@ -70,8 +70,19 @@ impl Default for LinkStore {
 
 impl LinkStore {
     pub fn new() -> Self {
+        LinkStore::with_capacity(0)
+    }
+
+    /// A store with room for about `links` links, so a large initial load
+    /// does not rehash its way up. Many shards keep the loading threads (and
+    /// later the admin API and replication) from waiting on each other.
+    pub fn with_capacity(links: usize) -> Self {
         LinkStore {
-            map: DashMap::with_hasher(BuildHasherDefault::default()),
+            map: DashMap::with_capacity_and_hasher_and_shard_amount(
+                links,
+                BuildHasherDefault::default(),
+                256,
+            ),
             hasher: Default::default(),
             links: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
