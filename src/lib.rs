@@ -15,22 +15,27 @@
 //!   events::EventSink::record  — synchronous, bounded, never waits
 //!            │
 //!   spool writer thread: GeoIP, device, repeat flag, address privacy, JSON
-//!   line, batched append to a
-//!   segment file under events.spool_dir, fsync on an interval
+//!   line, batched append to a segment file under events.spool_dir, fsync on
+//!   an interval
+//!            │
+//!   shipper thread (events.sink = "kafka"): segment ─► rdkafka producer ─►
+//!   delivery report ─► checkpoint, shipped segments deleted
 //! ```
 //!
 //! # Modules
 //!
 //! - [`config`]: the TOML file, `REFEDGE_*` overrides, validation.
-//! - [`links`]: short codes, link validation, the concurrent map, the loader.
+//! - [`links`]: short codes, link validation, the packed concurrent map, the
+//!   parallel loader, snapshots, replication through the links topic.
 //! - [`http`]: accept loop, router, `Location` building.
 //! - [`visitor`]: client address, bots and preview fetchers, device, privacy signals.
 //! - [`attribution`]: click ids, the signed cookie, first/last touch.
-//! - [`events`]: the click event, the hand-off, the spool.
+//! - [`events`]: the click event, the hand-off, enrichment, the spool, the
+//!   Kafka shipper.
 //! - [`geo`]: GeoIP databases, looked up in the writer.
 //! - [`privacy`]: what of the client address an event keeps.
 //! - [`metrics`]: every metric name, and handles for the hot path.
-//! - [`admin`]: health, readiness and metrics endpoints, admin auth.
+//! - [`admin`]: health, readiness and metrics endpoints, the links API.
 //! - [`node`]: start-up, reload and the shutdown sequence.
 
 pub mod admin;
