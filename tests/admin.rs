@@ -3,10 +3,7 @@
 
 mod common;
 
-use bytes::Bytes;
 use common::*;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 
 const TOKEN: &str = "admin-token-0123456789";
 const UA: (&str, &str) = (
@@ -21,26 +18,7 @@ async fn send(
     token: Option<&str>,
     body: &str,
 ) -> (u16, serde_json::Value) {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "admin");
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let req = req.body(Full::new(Bytes::from(body.to_owned()))).unwrap();
-    let res = within(path, sender.send_request(req)).await.unwrap();
-    let status = res.status().as_u16();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-    )
+    admin_request(addr, method, path, token, body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,11 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::kafka::Broker;
 use common::*;
-use http_body_util::Full;
-use hyper_util::rt::TokioIo;
 
 const TOKEN: &str = "admin-token-0123456789";
 const UA: (&str, &str) = (
@@ -18,23 +15,7 @@ const UA: (&str, &str) = (
 );
 
 async fn admin(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> u16 {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let req = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "admin")
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap();
-    within(path, sender.send_request(req))
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    admin_request(addr, method, path, Some(TOKEN), body).await.0
 }
 
 async fn node(broker: &str) -> (Fixture, InProcess) {

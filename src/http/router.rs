@@ -108,6 +108,22 @@ fn header_text<B>(req: &Request<B>, name: header::HeaderName) -> Option<Box<str>
 }
 
 impl Edge {
+    /// Checks the attribution cookie sent with a request, counting what it was.
+    fn cookie(&self, headers: &http::HeaderMap, now_ms: u64) -> crate::attribution::CookieCheck {
+        let cookies = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .map(HeaderValue::as_bytes);
+        let check = self
+            .attribution
+            .signer()
+            .check_headers(cookies, now_ms / 1000);
+        if !matches!(check, crate::attribution::CookieCheck::Absent) {
+            self.metrics.cookie(check.label());
+        }
+        check
+    }
+
     /// Answers one request on the public listener.
     pub fn handle<B>(&self, req: &Request<B>, conn: &ConnInfo) -> Response<Full<Bytes>> {
         let started = Instant::now();
@@ -158,16 +174,7 @@ impl Edge {
         // Global Privacy Control, honoured: the click counts, but nothing
         // follows the visitor (no cookie, no click id, no address).
         let untracked = gpc && self.gpc == GpcPolicy::Honor;
-        let cookie = self.attribution.signer().check_headers(
-            headers
-                .get_all(header::COOKIE)
-                .iter()
-                .map(HeaderValue::as_bytes),
-            now_ms / 1000,
-        );
-        if !matches!(cookie, crate::attribution::CookieCheck::Absent) {
-            self.metrics.cookie(cookie.label());
-        }
+        let cookie = self.cookie(headers, now_ms);
         let click_id = ClickId::new(now_ms);
         let decision = self.attribution.decide(
             bot.is_none() && !untracked,
@@ -247,13 +254,7 @@ impl Edge {
         let headers = req.headers();
         let bot = visitor::classify(&self.bots, req.method(), headers);
         let gpc = visitor::gpc(headers);
-        let cookie = self.attribution.signer().check_headers(
-            headers
-                .get_all(header::COOKIE)
-                .iter()
-                .map(HeaderValue::as_bytes),
-            now_ms / 1000,
-        );
+        let cookie = self.cookie(headers, now_ms);
         self.events.record(ClickRecord {
             click_id: ClickId::new(now_ms),
             occurred_at_ms: now_ms,
