@@ -134,6 +134,94 @@ pub fn pack_into(link: &Link, file_epoch: u8, out: &mut Vec<u8>) {
     out[start..start + 2].copy_from_slice(&len.to_le_bytes());
 }
 
+/// A copy of the interned names, indexed by id (index 0 is "none").
+pub fn interned_names() -> Vec<Arc<str>> {
+    interner()
+        .read()
+        .map(|i| i.names.clone())
+        .unwrap_or_default()
+}
+
+/// Interns `name` in this process; for ids read from a snapshot.
+pub fn intern_name(name: &str) -> u32 {
+    if name.is_empty() {
+        0
+    } else {
+        intern(Some(name))
+    }
+}
+
+/// Checks that `record` (one record, length prefix included) is well formed:
+/// every length stays inside it, code and target are valid, the strings are
+/// UTF-8. Returns the offset of its campaign/program ids. Used on records
+/// read back from a snapshot, so `LinkRef` never reads past a record.
+pub fn check_record(record: &[u8]) -> Option<usize> {
+    let len = u16::from_le_bytes([*record.first()?, *record.get(1)?]) as usize;
+    if len != record.len() || len < 5 {
+        return None;
+    }
+    let flags = record[2];
+    if flags & !(FORWARD_QUERY | DISABLED | HAS_EXPIRY | HAS_ADVOCATE) != 0
+        || record[3] as usize >= REDIRECTS.len()
+    {
+        return None;
+    }
+    let mut p = 5 + if flags & HAS_EXPIRY != 0 { 8 } else { 0 };
+    let mut field = |width: usize| -> Option<&[u8]> {
+        let n = match width {
+            1 => *record.get(p)? as usize,
+            _ => u16::from_le_bytes([*record.get(p)?, *record.get(p + 1)?]) as usize,
+        };
+        let start = p + width;
+        let bytes = record.get(start..start + n)?;
+        p = start + n;
+        Some(bytes)
+    };
+    let code = std::str::from_utf8(field(1)?).ok()?;
+    let domain = std::str::from_utf8(field(1)?).ok()?;
+    let target = std::str::from_utf8(field(2)?).ok()?;
+    let advocate = field(1)?;
+    std::str::from_utf8(advocate).ok()?;
+    let ids = p;
+    if !super::ShortCode::is_valid(code)
+        || !domain.is_ascii()
+        || super::validate_target(target).is_err()
+        || ids + 8 != len
+    {
+        return None;
+    }
+    Some(ids)
+}
+
+/// Rewrites the campaign and program ids of a checked record with `remap`
+/// (snapshot id → this process's id). False when an id is unknown.
+pub fn remap_ids(record: &mut [u8], ids_at: usize, remap: &[u32]) -> bool {
+    for at in [ids_at, ids_at + 4] {
+        let old = u32::from_le_bytes([record[at], record[at + 1], record[at + 2], record[at + 3]])
+            as usize;
+        let Some(new) = remap.get(old) else {
+            return false;
+        };
+        record[at..at + 4].copy_from_slice(&new.to_le_bytes());
+    }
+    true
+}
+
+/// The code and domain of a checked record.
+pub fn record_key(record: &[u8]) -> (&str, Option<&str>) {
+    let f = fields_of(record);
+    let code = std::str::from_utf8(&record[f.code.0..f.code.0 + f.code.1]).unwrap_or("");
+    let domain = std::str::from_utf8(&record[f.domain.0..f.domain.0 + f.domain.1]).unwrap_or("");
+    (code, (!domain.is_empty()).then_some(domain))
+}
+
+/// The raw bytes of the record a `LinkRef` reads.
+pub fn record_bytes(r: &LinkRef) -> &[u8] {
+    let b = r.bytes();
+    let len = u16::from_le_bytes([b[0], b[1]]) as usize;
+    &b[..len.min(b.len())]
+}
+
 /// The records in a blob, as (offset, length).
 pub fn records(blob: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
     let mut at = 0;
@@ -146,6 +234,32 @@ pub fn records(blob: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
         at += len.max(2);
         Some(item)
     })
+}
+
+fn fields_of(b: &[u8]) -> Fields {
+    let mut p = 5;
+    if b[2] & HAS_EXPIRY != 0 {
+        p += 8;
+    }
+    let code_len = b[p] as usize;
+    let code = (p + 1, code_len);
+    p += 1 + code_len;
+    let domain_len = b[p] as usize;
+    let domain = (p + 1, domain_len);
+    p += 1 + domain_len;
+    let target_len = u16::from_le_bytes([b[p], b[p + 1]]) as usize;
+    let target = (p + 2, target_len);
+    p += 2 + target_len;
+    let advocate_len = b[p] as usize;
+    let advocate = (p + 1, advocate_len);
+    p += 1 + advocate_len;
+    Fields {
+        code,
+        domain,
+        target,
+        advocate,
+        ids: p,
+    }
 }
 
 /// A link in the serving map, read in place.
@@ -190,30 +304,7 @@ impl LinkRef {
     }
 
     fn fields(&self) -> Fields {
-        let b = self.bytes();
-        let mut p = 5;
-        if self.flags() & HAS_EXPIRY != 0 {
-            p += 8;
-        }
-        let code_len = b[p] as usize;
-        let code = (p + 1, code_len);
-        p += 1 + code_len;
-        let domain_len = b[p] as usize;
-        let domain = (p + 1, domain_len);
-        p += 1 + domain_len;
-        let target_len = u16::from_le_bytes([b[p], b[p + 1]]) as usize;
-        let target = (p + 2, target_len);
-        p += 2 + target_len;
-        let advocate_len = b[p] as usize;
-        let advocate = (p + 1, advocate_len);
-        p += 1 + advocate_len;
-        Fields {
-            code,
-            domain,
-            target,
-            advocate,
-            ids: p,
-        }
+        fields_of(self.bytes())
     }
 
     fn str_at(&self, (at, len): (usize, usize)) -> &str {

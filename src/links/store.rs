@@ -238,6 +238,35 @@ impl LinkStore {
         removed
     }
 
+    /// Adds or replaces one packed record (checked with
+    /// `packed::check_record`), as read back from a snapshot.
+    pub fn insert_record(&self, record: &[u8]) -> bool {
+        let (code, domain) = super::packed::record_key(record);
+        let key = self.key(code);
+        let mut existed = false;
+        self.map
+            .entry(key)
+            .and_modify(|blob| {
+                let mut next = Vec::with_capacity(blob.len() + record.len());
+                for (at, len) in records(blob) {
+                    let r = LinkRef::new(Arc::clone(blob), at);
+                    if r.code() == code && r.domain() == domain {
+                        existed = true;
+                    } else {
+                        next.extend_from_slice(&blob[at..at + len]);
+                    }
+                }
+                next.extend_from_slice(record);
+                *blob = next.into();
+            })
+            .or_insert_with(|| Arc::from(record));
+        self.changed();
+        if !existed {
+            self.links.fetch_add(1, Ordering::Relaxed);
+        }
+        !existed
+    }
+
     /// Removes the links that came from the links file but not from its
     /// load `epoch` (they left the file). Returns how many were removed.
     pub fn sweep_file_links(&self, epoch: u8) -> usize {
