@@ -96,14 +96,13 @@ impl LinkReloader {
         let previous = self.epoch.load(Ordering::SeqCst);
         let epoch = if previous == u8::MAX { 1 } else { previous + 1 };
         let store = &self.store;
-        let (loaded, errors) = crate::links::load_parallel(
+        let (loaded, created, errors) = crate::links::load_parallel(
             &bytes,
             crate::links::load_threads(),
             crate::links::Link::from_json,
-            |link| {
-                store.upsert_from_file(link, epoch);
-            },
+            |link| store.upsert_uncounted(link, epoch),
         );
+        self.store.note_bulk(created);
         drop(bytes);
         for e in &errors {
             tracing::warn!(

@@ -89,13 +89,13 @@ pub fn parse_lines_bytes(bytes: &[u8]) -> (Vec<Link>, Vec<LineError>) {
 /// Parses JSON Lines on `threads` threads (the bytes are split at line
 /// boundaries) and hands every parsed item to `apply`, which may run on any
 /// of them. Returns how many items were applied and the refused lines, in
-/// line order. Blank lines are skipped.
+/// line order, with how many `apply` said were new. Blank lines are skipped.
 pub fn load_parallel<T>(
     bytes: &[u8],
     threads: usize,
     parse: impl Fn(&str) -> Result<T, LinkError> + Sync,
-    apply: impl Fn(T) + Sync,
-) -> (usize, Vec<LineError>) {
+    apply: impl Fn(T) -> bool + Sync,
+) -> (usize, usize, Vec<LineError>) {
     let threads = threads.max(1);
     let mut bounds = vec![0];
     for i in 1..threads {
@@ -112,13 +112,13 @@ pub fn load_parallel<T>(
         .windows(2)
         .map(|w| &bytes[w[0]..w[1].max(w[0])])
         .collect();
-    let results: Vec<(usize, usize, Vec<LineError>)> = std::thread::scope(|scope| {
+    let results: Vec<(usize, usize, usize, Vec<LineError>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = chunks
             .iter()
             .map(|chunk| {
                 let (parse, apply) = (&parse, &apply);
                 scope.spawn(move || {
-                    let (mut applied, mut lines, mut errors) = (0, 0, Vec::new());
+                    let (mut applied, mut created, mut lines, mut errors) = (0, 0, 0, Vec::new());
                     for raw in chunk.split(|b| *b == b'\n') {
                         lines += 1;
                         let line = match std::str::from_utf8(raw) {
@@ -134,7 +134,7 @@ pub fn load_parallel<T>(
                         }
                         match parse(line) {
                             Ok(item) => {
-                                apply(item);
+                                created += usize::from(apply(item));
                                 applied += 1;
                             }
                             Err(error) => errors.push(LineError { line: lines, error }),
@@ -144,7 +144,7 @@ pub fn load_parallel<T>(
                     if chunk.last() == Some(&b'\n') {
                         lines -= 1;
                     }
-                    (applied, lines, errors)
+                    (applied, created, lines, errors)
                 })
             })
             .collect();
@@ -153,18 +153,19 @@ pub fn load_parallel<T>(
             .map(|h| h.join().unwrap_or_default())
             .collect()
     });
-    let mut applied = 0;
+    let (mut applied, mut created) = (0, 0);
     let mut before = 0;
     let mut errors = Vec::new();
-    for (n, lines, chunk_errors) in results {
+    for (n, new, lines, chunk_errors) in results {
         applied += n;
+        created += new;
         errors.extend(chunk_errors.into_iter().map(|e| LineError {
             line: e.line + before,
             ..e
         }));
         before += lines;
     }
-    (applied, errors)
+    (applied, created, errors)
 }
 
 /// Threads to parse a large file with.
@@ -231,9 +232,12 @@ mod tests {
         }
         for threads in [1, 2, 3, 8] {
             let seen = std::sync::Mutex::new(Vec::new());
-            let (n, errors) = load_parallel(text.as_bytes(), threads, Link::from_json, |l| {
-                seen.lock().unwrap().push(l.code.to_string());
-            });
+            let (n, created, errors) =
+                load_parallel(text.as_bytes(), threads, Link::from_json, |l| {
+                    seen.lock().unwrap().push(l.code.to_string());
+                    true
+                });
+            assert_eq!(created, n);
             let bad: Vec<usize> = errors.iter().map(|e| e.line).collect();
             assert_eq!(
                 bad,
@@ -246,7 +250,7 @@ mod tests {
                 1000 - 10 - (1..=1000).filter(|i| i % 50 == 0 && i % 97 != 0).count()
             );
         }
-        let (n, errors) = load_parallel(b"", 4, Link::from_json, |_| {});
+        let (n, _, errors) = load_parallel(b"", 4, Link::from_json, |_| true);
         assert_eq!((n, errors.len()), (0, 0));
     }
 

@@ -183,9 +183,14 @@ pub fn check_record(record: &[u8]) -> Option<usize> {
     let advocate = field(1)?;
     std::str::from_utf8(advocate).ok()?;
     let ids = p;
+    // The records were validated when their links were created; this guards
+    // against a damaged file, cheaply (no URL parse): the bytes a request
+    // would send must still be visible ASCII.
+    let visible = |s: &str| s.bytes().all(|b| b.is_ascii_graphic());
     if !super::ShortCode::is_valid(code)
-        || !domain.is_ascii()
-        || super::validate_target(target).is_err()
+        || !visible(domain)
+        || target.is_empty()
+        || !visible(target)
         || ids + 8 != len
     {
         return None;

@@ -123,7 +123,7 @@ fn load_packed(body: &[u8], names: &[String], store: &LinkStore) -> (usize, usiz
             .map(|part| {
                 let remap = &remap;
                 scope.spawn(move || {
-                    let (mut links, mut file, mut bad) = (0, 0, 0);
+                    let (mut links, mut file, mut bad, mut created) = (0, 0, 0, 0);
                     let mut record = Vec::with_capacity(256);
                     for &(at, len) in part {
                         record.clear();
@@ -140,9 +140,10 @@ fn load_packed(body: &[u8], names: &[String], store: &LinkStore) -> (usize, usiz
                             record[4] = FILE_EPOCH;
                             file += 1;
                         }
-                        store.insert_record(&record);
+                        created += usize::from(store.insert_record_uncounted(&record));
                         links += 1;
                     }
+                    store.note_bulk(created);
                     (links, file, bad)
                 })
             })
@@ -190,7 +191,7 @@ pub fn load_into(path: &Path, store: &LinkStore) -> std::io::Result<Option<Loade
         }));
     }
     let file_links = std::sync::atomic::AtomicUsize::new(0);
-    let (links, errors) = super::load_parallel(
+    let (links, created, errors) = super::load_parallel(
         body,
         super::load_threads(),
         |line| {
@@ -201,12 +202,11 @@ pub fn load_into(path: &Path, store: &LinkStore) -> std::io::Result<Option<Loade
         |(file, link)| {
             if file {
                 file_links.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                store.upsert_from_file(link, FILE_EPOCH);
-            } else {
-                store.upsert(link);
             }
+            store.upsert_uncounted(link, if file { FILE_EPOCH } else { 0 })
         },
     );
+    store.note_bulk(created);
     Ok(Some(Loaded {
         links,
         file_links: file_links.into_inner(),

@@ -196,6 +196,14 @@ impl LinkStore {
     }
 
     fn upsert_with_epoch(&self, link: Link, epoch: u8) -> bool {
+        let created = self.upsert_uncounted(link, epoch);
+        self.note_bulk(usize::from(created));
+        created
+    }
+
+    /// `upsert_from_file` without touching the shared counters, for bulk
+    /// loads on several threads; the loader calls `note_bulk` at the end.
+    pub fn upsert_uncounted(&self, link: Link, epoch: u8) -> bool {
         let key = self.key(link.code.as_str());
         let domain = link.domain.as_deref();
         let mut existed = false;
@@ -212,10 +220,6 @@ impl LinkStore {
                 pack_into(&link, epoch, &mut out);
                 out.into()
             });
-        self.changed();
-        if !existed {
-            self.links.fetch_add(1, Ordering::Relaxed);
-        }
         !existed
     }
 
@@ -241,6 +245,15 @@ impl LinkStore {
     /// Adds or replaces one packed record (checked with
     /// `packed::check_record`), as read back from a snapshot.
     pub fn insert_record(&self, record: &[u8]) -> bool {
+        let created = self.insert_record_uncounted(record);
+        self.note_bulk(usize::from(created));
+        created
+    }
+
+    /// `insert_record` without touching the shared counters, for bulk loads
+    /// on several threads (contended atomics cost more than the insert);
+    /// the loader calls `note_bulk` once at the end.
+    pub fn insert_record_uncounted(&self, record: &[u8]) -> bool {
         let (code, domain) = super::packed::record_key(record);
         let key = self.key(code);
         let mut existed = false;
@@ -260,11 +273,13 @@ impl LinkStore {
                 *blob = next.into();
             })
             .or_insert_with(|| Arc::from(record));
-        self.changed();
-        if !existed {
-            self.links.fetch_add(1, Ordering::Relaxed);
-        }
         !existed
+    }
+
+    /// Accounts for `created` links added by uncounted inserts.
+    pub fn note_bulk(&self, created: usize) {
+        self.changed();
+        self.links.fetch_add(created, Ordering::Relaxed);
     }
 
     /// Removes the links that came from the links file but not from its
