@@ -69,8 +69,9 @@ pub fn write(
     let tmp = path.with_extension("tmp");
     let file = std::fs::File::create(&tmp)?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let links = store.all();
-    // Names after the links: every id the records hold is in the table.
+    // Names first: records written later can only hold ids already in the
+    // table... unless a link with a new campaign arrives meanwhile; such a
+    // record is skipped on load and comes back with the next snapshot.
     let names = super::packed::interned_names()
         .iter()
         .map(|n| n.to_string())
@@ -82,9 +83,7 @@ pub fn write(
     };
     serde_json::to_writer(&mut out, &header)?;
     out.write_all(b"\n")?;
-    for link in &links {
-        out.write_all(super::packed::record_bytes(link))?;
-    }
+    let written = store.for_each_record(|record| out.write_all(record))?;
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)?;
@@ -93,7 +92,7 @@ pub fn write(
     {
         let _ = d.sync_all();
     }
-    Ok(links.len())
+    Ok(written)
 }
 
 /// Inserts format-2 records; returns (links, file links, skipped).

@@ -47,7 +47,9 @@ pub enum Resolution {
 /// code with the same hash). A change replaces the whole blob, so readers see
 /// the old links or the new ones, never half of either.
 pub struct LinkStore {
-    map: DashMap<u64, Arc<[u8]>, BuildHasherDefault<Prehashed>>,
+    /// Blobs are owned here and copied out record by record on lookup:
+    /// cheaper in memory than a reference-counted blob per link.
+    map: DashMap<u64, Box<[u8]>, BuildHasherDefault<Prehashed>>,
     hasher: std::collections::hash_map::RandomState,
     links: AtomicUsize,
     /// Bumped by every change, so a snapshot writer can tell whether anything changed.
@@ -93,40 +95,55 @@ impl LinkStore {
         self.hasher.hash_one(code)
     }
 
-    /// The records of `code` in a blob.
-    fn matching<'a>(blob: &'a Arc<[u8]>, code: &'a str) -> impl Iterator<Item = LinkRef> + 'a {
-        records(blob)
-            .map(|(at, _)| LinkRef::new(Arc::clone(blob), at))
-            .filter(move |r| r.code() == code)
+    /// A record of `blob`, copied out for the caller.
+    fn copy_out(blob: &[u8], (at, len): (usize, usize)) -> LinkRef {
+        LinkRef::new(Arc::from(&blob[at..at + len]), 0)
+    }
+
+    /// The records of `code` in a blob, as (offset, length, domain).
+    fn matching<'a>(
+        blob: &'a [u8],
+        code: &'a str,
+    ) -> impl Iterator<Item = ((usize, usize), Option<&'a str>)> + 'a {
+        records(blob).filter_map(move |(at, len)| {
+            let (c, domain) = super::packed::record_key(&blob[at..at + len]);
+            (c == code).then_some(((at, len), domain))
+        })
     }
 
     /// Finds the link for `code` on `host` (without port): a link bound to
     /// that host wins over one that serves every host.
     pub fn resolve(&self, host: &str, code: &str) -> Resolution {
-        let Some(blob) = self.map.get(&self.key(code)).map(|b| Arc::clone(&b)) else {
+        let Some(blob) = self.map.get(&self.key(code)) else {
             return Resolution::NotFound;
         };
         let mut any = None;
-        for r in Self::matching(&blob, code) {
-            match r.domain() {
-                Some(d) if d.eq_ignore_ascii_case(host) => return Resolution::Found(r),
+        for (span, domain) in Self::matching(&blob, code) {
+            match domain {
+                Some(d) if d.eq_ignore_ascii_case(host) => {
+                    return Resolution::Found(Self::copy_out(&blob, span));
+                }
                 Some(_) => {}
-                None => any = Some(r),
+                None => any = Some(span),
             }
         }
-        any.map_or(Resolution::NotFound, Resolution::Found)
+        any.map_or(Resolution::NotFound, |span| {
+            Resolution::Found(Self::copy_out(&blob, span))
+        })
     }
 
     /// The link stored for exactly this domain (`None` = the every-host link).
     pub fn get(&self, domain: Option<&str>, code: &str) -> Option<LinkRef> {
-        let blob = self.map.get(&self.key(code)).map(|b| Arc::clone(&b))?;
-        Self::matching(&blob, code).find(|r| r.domain() == domain)
+        let blob = self.map.get(&self.key(code))?;
+        let span = Self::matching(&blob, code).find(|(_, d)| *d == domain)?.0;
+        Some(Self::copy_out(&blob, span))
     }
 
     /// Any link with this code, whatever its domain.
     pub fn get_any(&self, code: &str) -> Option<LinkRef> {
-        let blob = self.map.get(&self.key(code)).map(|b| Arc::clone(&b))?;
-        Self::matching(&blob, code).next()
+        let blob = self.map.get(&self.key(code))?;
+        let span = Self::matching(&blob, code).next()?.0;
+        Some(Self::copy_out(&blob, span))
     }
 
     /// Changes so far (any upsert, removal or reload).
@@ -138,15 +155,32 @@ impl LinkStore {
         self.generation.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Every link, collected shard by shard (no lock is held while the
-    /// caller uses them).
+    /// Every link, copied out (for small maps and tests; a snapshot of a
+    /// large map uses `for_each_record`).
     pub fn all(&self) -> Vec<LinkRef> {
         let mut out = Vec::with_capacity(self.len());
         for entry in self.map.iter() {
             let blob = entry.value();
-            out.extend(records(blob).map(|(at, _)| LinkRef::new(Arc::clone(blob), at)));
+            out.extend(records(blob).map(|span| Self::copy_out(blob, span)));
         }
         out
+    }
+
+    /// Hands every packed record to `f`, shard by shard, without copying the
+    /// map; stops at the first error. Returns how many records were handed.
+    pub fn for_each_record(
+        &self,
+        mut f: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<usize> {
+        let mut n = 0;
+        for entry in self.map.iter() {
+            let blob = entry.value();
+            for (at, len) in records(blob) {
+                f(&blob[at..at + len])?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Number of links served.
@@ -168,10 +202,9 @@ impl LinkStore {
         let mut out = Vec::new();
         let mut found = false;
         if let Some(old) = old {
-            let shared: Arc<[u8]> = Arc::from(old);
             for (at, len) in records(old) {
-                let r = LinkRef::new(Arc::clone(&shared), at);
-                if r.code() == code && r.domain() == domain {
+                let (c, d) = super::packed::record_key(&old[at..at + len]);
+                if c == code && d == domain {
                     found = true;
                 } else {
                     out.extend_from_slice(&old[at..at + len]);
@@ -213,12 +246,12 @@ impl LinkStore {
                 let (next, found) =
                     Self::rebuild(Some(blob), domain, link.code.as_str(), Some((&link, epoch)));
                 existed = found;
-                *blob = next.into();
+                *blob = next.into_boxed_slice();
             })
             .or_insert_with(|| {
                 let mut out = Vec::with_capacity(link.target.len() + 48);
                 pack_into(&link, epoch, &mut out);
-                out.into()
+                out.into_boxed_slice()
             });
         !existed
     }
@@ -231,7 +264,7 @@ impl LinkStore {
             let (next, found) = Self::rebuild(Some(&blob), domain, code, None);
             removed = found;
             if found {
-                *blob = next.into();
+                *blob = next.into_boxed_slice();
             }
         }
         if removed {
@@ -262,17 +295,16 @@ impl LinkStore {
             .and_modify(|blob| {
                 let mut next = Vec::with_capacity(blob.len() + record.len());
                 for (at, len) in records(blob) {
-                    let r = LinkRef::new(Arc::clone(blob), at);
-                    if r.code() == code && r.domain() == domain {
+                    if super::packed::record_key(&blob[at..at + len]) == (code, domain) {
                         existed = true;
                     } else {
                         next.extend_from_slice(&blob[at..at + len]);
                     }
                 }
                 next.extend_from_slice(record);
-                *blob = next.into();
+                *blob = next.into_boxed_slice();
             })
-            .or_insert_with(|| Arc::from(record));
+            .or_insert_with(|| Box::from(record));
         !existed
     }
 
@@ -288,10 +320,12 @@ impl LinkStore {
         let mut stale: Vec<(Option<String>, String)> = Vec::new();
         for entry in self.map.iter() {
             let blob = entry.value();
-            for (at, _) in records(blob) {
-                let r = LinkRef::new(Arc::clone(blob), at);
-                if r.file_epoch() != 0 && r.file_epoch() != epoch {
-                    stale.push((r.domain().map(str::to_owned), r.code().to_owned()));
+            for (at, len) in records(blob) {
+                let record = &blob[at..at + len];
+                let file_epoch = record[4];
+                if file_epoch != 0 && file_epoch != epoch {
+                    let (code, domain) = super::packed::record_key(record);
+                    stale.push((domain.map(str::to_owned), code.to_owned()));
                 }
             }
         }
