@@ -51,6 +51,8 @@ pub fn producer_defaults() -> BTreeMap<&'static str, &'static str> {
         ("linger.ms", "10"),
         ("partitioner", "murmur2_random"),
         ("statistics.interval.ms", "1000"),
+        // A broker that comes back is found within a second, not ten.
+        ("reconnect.backoff.max.ms", "1000"),
         ("queue.buffering.max.messages", "200000"),
     ])
 }
