@@ -220,13 +220,6 @@ pub fn record_key(record: &[u8]) -> (&str, Option<&str>) {
     (code, (!domain.is_empty()).then_some(domain))
 }
 
-/// The raw bytes of the record a `LinkRef` reads.
-pub fn record_bytes(r: &LinkRef) -> &[u8] {
-    let b = r.bytes();
-    let len = u16::from_le_bytes([b[0], b[1]]) as usize;
-    &b[..len.min(b.len())]
-}
-
 /// The records in a blob, as (offset, length).
 pub fn records(blob: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
     let mut at = 0;

@@ -4,7 +4,6 @@
 //! one, never half of either, and a code present before and after a reload
 //! never disappears in between.
 
-use std::collections::HashSet;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -192,27 +191,26 @@ impl LinkStore {
         self.len() == 0
     }
 
-    /// A new blob: `old`'s records but the one of (domain, code), plus `add`.
+    /// A new blob: `old`'s records but the one of (domain, code), plus the
+    /// packed record `add`; and whether that link was there before.
     fn rebuild(
-        old: Option<&[u8]>,
+        old: &[u8],
         domain: Option<&str>,
         code: &str,
-        add: Option<(&Link, u8)>,
+        add: Option<&[u8]>,
     ) -> (Vec<u8>, bool) {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(old.len() + add.map_or(0, <[u8]>::len));
         let mut found = false;
-        if let Some(old) = old {
-            for (at, len) in records(old) {
-                let (c, d) = super::packed::record_key(&old[at..at + len]);
-                if c == code && d == domain {
-                    found = true;
-                } else {
-                    out.extend_from_slice(&old[at..at + len]);
-                }
+        for (at, len) in records(old) {
+            let (c, d) = super::packed::record_key(&old[at..at + len]);
+            if c == code && d == domain {
+                found = true;
+            } else {
+                out.extend_from_slice(&old[at..at + len]);
             }
         }
-        if let Some((link, epoch)) = add {
-            pack_into(link, epoch, &mut out);
+        if let Some(record) = add {
+            out.extend_from_slice(record);
         }
         (out, found)
     }
@@ -237,23 +235,9 @@ impl LinkStore {
     /// `upsert_from_file` without touching the shared counters, for bulk
     /// loads on several threads; the loader calls `note_bulk` at the end.
     pub fn upsert_uncounted(&self, link: Link, epoch: u8) -> bool {
-        let key = self.key(link.code.as_str());
-        let domain = link.domain.as_deref();
-        let mut existed = false;
-        self.map
-            .entry(key)
-            .and_modify(|blob| {
-                let (next, found) =
-                    Self::rebuild(Some(blob), domain, link.code.as_str(), Some((&link, epoch)));
-                existed = found;
-                *blob = next.into_boxed_slice();
-            })
-            .or_insert_with(|| {
-                let mut out = Vec::with_capacity(link.target.len() + 48);
-                pack_into(&link, epoch, &mut out);
-                out.into_boxed_slice()
-            });
-        !existed
+        let mut record = Vec::with_capacity(link.target.len() + 48);
+        pack_into(&link, epoch, &mut record);
+        self.insert_record_uncounted(&record)
     }
 
     /// Removes one link; true when it existed.
@@ -261,7 +245,7 @@ impl LinkStore {
         let key = self.key(code);
         let mut removed = false;
         if let Some(mut blob) = self.map.get_mut(&key) {
-            let (next, found) = Self::rebuild(Some(&blob), domain, code, None);
+            let (next, found) = Self::rebuild(&blob, domain, code, None);
             removed = found;
             if found {
                 *blob = next.into_boxed_slice();
@@ -288,20 +272,12 @@ impl LinkStore {
     /// the loader calls `note_bulk` once at the end.
     pub fn insert_record_uncounted(&self, record: &[u8]) -> bool {
         let (code, domain) = super::packed::record_key(record);
-        let key = self.key(code);
         let mut existed = false;
         self.map
-            .entry(key)
+            .entry(self.key(code))
             .and_modify(|blob| {
-                let mut next = Vec::with_capacity(blob.len() + record.len());
-                for (at, len) in records(blob) {
-                    if super::packed::record_key(&blob[at..at + len]) == (code, domain) {
-                        existed = true;
-                    } else {
-                        next.extend_from_slice(&blob[at..at + len]);
-                    }
-                }
-                next.extend_from_slice(record);
+                let (next, found) = Self::rebuild(blob, domain, code, Some(record));
+                existed = found;
                 *blob = next.into_boxed_slice();
             })
             .or_insert_with(|| Box::from(record));
@@ -334,25 +310,6 @@ impl LinkStore {
             .filter(|(d, c)| self.remove(d.as_deref(), c))
             .count()
     }
-
-    /// Makes the store hold exactly `links` (a later duplicate of the same
-    /// domain and code wins). Links in both sets are replaced in place, links
-    /// no longer present are removed last, so concurrent readers never miss a
-    /// link that exists before and after.
-    pub fn replace_all(&self, links: Vec<Link>) {
-        let keep: HashSet<(Option<Box<str>>, Box<str>)> = links
-            .iter()
-            .map(|l| (l.domain.clone(), l.code.as_str().into()))
-            .collect();
-        for link in links {
-            self.upsert(link);
-        }
-        for r in self.all() {
-            if !keep.contains(&(r.domain().map(Into::into), r.code().into())) {
-                self.remove(r.domain(), r.code());
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -377,11 +334,13 @@ mod tests {
     #[test]
     fn host_scoped_codes_win_over_global_ones() {
         let s = LinkStore::new();
-        s.replace_all(vec![
+        for l in [
             link("abc", None, "https://any.example/"),
             link("abc", Some("go.a.example"), "https://a.example/"),
             link("xyz", Some("go.a.example"), "https://a.example/xyz"),
-        ]);
+        ] {
+            s.upsert(l);
+        }
         assert_eq!(s.len(), 3);
         assert_eq!(
             target_of(s.resolve("go.a.example", "abc")).unwrap(),
@@ -400,29 +359,6 @@ mod tests {
             target_of(s.resolve("go.a.example", "ABC")),
             None,
             "codes are case-sensitive"
-        );
-    }
-
-    #[test]
-    fn replace_all_swaps_the_set() {
-        let s = LinkStore::new();
-        s.replace_all(vec![
-            link("a", None, "https://x.example/1"),
-            link("b", None, "https://x.example/2"),
-        ]);
-        s.replace_all(vec![
-            link("b", None, "https://x.example/3"),
-            link("c", None, "https://x.example/4"),
-        ]);
-        assert_eq!(s.len(), 2);
-        assert_eq!(target_of(s.resolve("h", "a")), None);
-        assert_eq!(
-            target_of(s.resolve("h", "b")).unwrap(),
-            "https://x.example/3"
-        );
-        assert_eq!(
-            target_of(s.resolve("h", "c")).unwrap(),
-            "https://x.example/4"
         );
     }
 
