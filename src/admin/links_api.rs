@@ -136,21 +136,7 @@ impl LinksApi {
             }
             _ => record.code = Some(code.to_owned()),
         }
-        match Link::check_record(record) {
-            Ok(link) => {
-                let value = serde_json::to_value(link.to_record()).unwrap_or_default();
-                let created = self.apply(link);
-                json_response(
-                    if created {
-                        StatusCode::CREATED
-                    } else {
-                        StatusCode::OK
-                    },
-                    value,
-                )
-            }
-            Err(errors) => field_errors(&errors),
-        }
+        self.store_record(record, StatusCode::OK)
     }
 
     fn delete(&self, code: &str, domain: Option<&str>) -> Response<Full<Bytes>> {
@@ -209,11 +195,24 @@ impl LinksApi {
             code: Some(code),
             ..record
         };
+        self.store_record(record, StatusCode::CREATED)
+    }
+
+    /// Validates and applies a link: 201 when it is new, else `replaced`
+    /// (with the link as stored), or 400 naming every wrong field.
+    fn store_record(&self, record: LinkRecord, replaced: StatusCode) -> Response<Full<Bytes>> {
         match Link::check_record(record) {
             Ok(link) => {
                 let value = serde_json::to_value(link.to_record()).unwrap_or_default();
-                self.apply(link);
-                json_response(StatusCode::CREATED, value)
+                let created = self.apply(link);
+                json_response(
+                    if created {
+                        StatusCode::CREATED
+                    } else {
+                        replaced
+                    },
+                    value,
+                )
             }
             Err(errors) => field_errors(&errors),
         }

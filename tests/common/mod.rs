@@ -232,6 +232,11 @@ pub async fn try_send(
     let res = sender
         .send_request(request(addr, method, path, headers))
         .await?;
+    Ok(collect(res).await?)
+}
+
+/// Reads a whole response.
+async fn collect(res: http::Response<hyper::body::Incoming>) -> Result<Response, hyper::Error> {
     let (parts, body) = res.into_parts();
     let body = body.collect().await?.to_bytes();
     Ok(Response {
@@ -281,13 +286,7 @@ impl KeepAlive {
             .sender
             .send_request(request(self.addr, "GET", path, headers))
             .await?;
-        let (parts, body) = res.into_parts();
-        let body = body.collect().await?.to_bytes();
-        Ok(Response {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body,
-        })
+        collect(res).await
     }
 }
 
