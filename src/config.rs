@@ -79,14 +79,55 @@ impl Default for ServerConfig {
     }
 }
 
-/// HTTPS listener (not available in this version; refused when set).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The HTTPS listener and its certificates.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// Address of the HTTPS listener; unset = no TLS.
     pub listen: Option<SocketAddr>,
     /// Directory of `NAME.crt` + `NAME.key` PEM pairs.
     pub cert_dir: Option<PathBuf>,
+    /// The pair (`NAME`) served to clients that send no SNI or a name no
+    /// certificate covers; unset = refuse such handshakes.
+    pub default_cert: Option<String>,
+    /// What `server.listen` does while TLS is on: `redirect` (301 to the
+    /// same host and path over HTTPS) or `serve` (answer clicks in plain HTTP).
+    pub plain_http: PlainHttp,
+    /// `Strict-Transport-Security` max-age on HTTPS responses; 0 = no header.
+    pub hsts_max_age_secs: u64,
+    /// Adds `includeSubDomains` to the HSTS header.
+    pub hsts_include_subdomains: bool,
+    /// How long a client may take to finish the TLS handshake.
+    pub handshake_timeout_ms: u64,
+    /// How often `cert_dir` is checked for changed files; 0 = on SIGHUP only.
+    pub watch_interval_ms: u64,
+    /// The HTTPS port the plain listener redirects to, as clients reach it
+    /// (behind port mapping it differs from `listen`'s); unset = `listen`'s.
+    pub https_port: Option<u16>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            listen: None,
+            cert_dir: None,
+            default_cert: None,
+            plain_http: PlainHttp::Redirect,
+            hsts_max_age_secs: 0,
+            hsts_include_subdomains: false,
+            handshake_timeout_ms: 10_000,
+            watch_interval_ms: 5_000,
+            https_port: None,
+        }
+    }
+}
+
+/// The plain listener's behaviour while TLS is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlainHttp {
+    Redirect,
+    Serve,
 }
 
 /// The admin listener: health, metrics and the links API.
@@ -320,6 +361,7 @@ impl Default for LogConfig {
 enum Kind {
     Str,
     Int,
+    Bool,
     List,
 }
 
@@ -333,6 +375,13 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("server.worker_threads", Kind::Int),
     ("tls.listen", Kind::Str),
     ("tls.cert_dir", Kind::Str),
+    ("tls.default_cert", Kind::Str),
+    ("tls.plain_http", Kind::Str),
+    ("tls.hsts_max_age_secs", Kind::Int),
+    ("tls.hsts_include_subdomains", Kind::Bool),
+    ("tls.handshake_timeout_ms", Kind::Int),
+    ("tls.watch_interval_ms", Kind::Int),
+    ("tls.https_port", Kind::Int),
     ("admin.listen", Kind::Str),
     ("admin.token", Kind::Str),
     ("links.file", Kind::Str),
@@ -410,6 +459,16 @@ impl Config {
                     Kind::Int => toml::Value::Integer(raw.trim().parse().map_err(|_| {
                         ConfigError::key(*key, format!("{name}={raw:?} is not an integer"))
                     })?),
+                    Kind::Bool => toml::Value::Boolean(match raw.trim() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => {
+                            return Err(ConfigError::key(
+                                *key,
+                                format!("{name}={raw:?} is not true or false"),
+                            ));
+                        }
+                    }),
                     Kind::List => toml::Value::Array(
                         split_list(raw)
                             .into_iter()
@@ -431,10 +490,39 @@ impl Config {
 
     /// Rules that span fields or that serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.tls.listen.is_some() || self.tls.cert_dir.is_some() {
+        match (&self.tls.listen, &self.tls.cert_dir) {
+            (Some(_), None) => {
+                return Err(ConfigError::key(
+                    "tls.cert_dir",
+                    "must be set when tls.listen is set",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::key(
+                    "tls.listen",
+                    "must be set when tls.cert_dir is set",
+                ));
+            }
+            _ => {}
+        }
+        if self.server.listen.port() != 0 && self.tls.listen == Some(self.server.listen) {
             return Err(ConfigError::key(
                 "tls.listen",
-                "TLS termination is not available in this version; terminate TLS in front of refedge",
+                "must differ from server.listen",
+            ));
+        }
+        if let Some(name) = &self.tls.default_cert {
+            if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+                return Err(ConfigError::key(
+                    "tls.default_cert",
+                    "must be the NAME of a NAME.crt + NAME.key pair in tls.cert_dir",
+                ));
+            }
+        }
+        if self.tls.handshake_timeout_ms == 0 {
+            return Err(ConfigError::key(
+                "tls.handshake_timeout_ms",
+                "must be greater than 0",
             ));
         }
         if self.events.spool_max_bytes < self.events.segment_max_bytes {

@@ -48,4 +48,5 @@ pub mod links;
 pub mod metrics;
 pub mod node;
 pub mod privacy;
+pub mod tls;
 pub mod visitor;

@@ -68,7 +68,8 @@ fn check(path: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let problems = refedge::node::preflight(&config);
+    let mut problems = refedge::node::preflight(&config);
+    problems.extend(refedge::tls::check(&config.tls));
     for problem in &problems {
         println!("{problem}");
     }

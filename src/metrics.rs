@@ -37,6 +37,23 @@ pub const CONNECTIONS_TOTAL: &str = "refedge_connections_total";
 /// Accept errors, by `listener`.
 pub const ACCEPT_ERRORS_TOTAL: &str = "refedge_accept_errors_total";
 
+/// Completed TLS handshakes, by `kind` (`full`, `resumed`) and `alpn`
+/// (`h2`, `http/1.1`, `none`).
+pub const TLS_HANDSHAKES_TOTAL: &str = "refedge_tls_handshakes_total";
+/// Failed TLS handshakes, by `kind` (`timeout`, `unknown_sni`, `incompatible`,
+/// `protocol`, `alert`, `closed`, `other`).
+pub const TLS_HANDSHAKE_ERRORS_TOTAL: &str = "refedge_tls_handshake_errors_total";
+/// Certificate pairs loaded from `tls.cert_dir` and being served.
+pub const TLS_CERTIFICATES: &str = "refedge_tls_certificates";
+/// End of validity of each served certificate (Unix seconds), by `name` (the
+/// pair's file name, chosen by the operator).
+pub const TLS_CERTIFICATE_EXPIRY: &str = "refedge_tls_certificate_expiry_timestamp_seconds";
+/// Certificate pairs that failed to load, by `result` (`ok`, `failed`) per
+/// load of the directory.
+pub const TLS_RELOADS_TOTAL: &str = "refedge_tls_reloads_total";
+/// Requests on the plain listener sent to HTTPS instead.
+pub const HTTPS_REDIRECTS_TOTAL: &str = "refedge_https_redirects_total";
+
 /// Histogram buckets for request durations: from 10 µs to 1 s.
 pub const DURATION_BUCKETS: &[f64] = &[
     0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
@@ -264,4 +281,33 @@ pub fn connections(listener: &'static str) -> Counter {
 
 pub fn accept_errors(listener: &'static str) -> Counter {
     counter!(ACCEPT_ERRORS_TOTAL, "listener" => listener)
+}
+
+pub fn tls_handshake(resumed: bool, alpn: Option<&[u8]>) -> Counter {
+    let alpn = match alpn {
+        Some(b"h2") => "h2",
+        Some(b"http/1.1") => "http/1.1",
+        _ => "none",
+    };
+    counter!(TLS_HANDSHAKES_TOTAL, "kind" => if resumed { "resumed" } else { "full" }, "alpn" => alpn)
+}
+
+pub fn tls_handshake_error(kind: &'static str) -> Counter {
+    counter!(TLS_HANDSHAKE_ERRORS_TOTAL, "kind" => kind)
+}
+
+pub fn tls_certificates() -> Gauge {
+    gauge!(TLS_CERTIFICATES)
+}
+
+pub fn tls_certificate_expiry(name: &str) -> Gauge {
+    gauge!(TLS_CERTIFICATE_EXPIRY, "name" => name.to_owned())
+}
+
+pub fn tls_reloads(ok: bool) -> Counter {
+    counter!(TLS_RELOADS_TOTAL, "result" => if ok { "ok" } else { "failed" })
+}
+
+pub fn https_redirects() -> Counter {
+    counter!(HTTPS_REDIRECTS_TOTAL)
 }

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::admin::{Admin, Readiness};
 use crate::attribution::Attribution;
-use crate::config::{Config, SinkKind};
+use crate::config::{Config, PlainHttp, SinkKind};
 use crate::events::enrich::{Enricher, RepeatTracker};
 use crate::events::{EventPipeline, ShipperConfig, ShipperHandle, SpoolConfig, SpoolWriter};
 use crate::geo::Geo;
@@ -27,6 +27,7 @@ use crate::links::LinkStore;
 use crate::links::replication::{Replication, ReplicationConfig};
 use crate::metrics::{self, EventMetrics, RequestMetrics};
 use crate::privacy::IpPolicy;
+use crate::tls::{CertStore, LoadReport};
 use crate::visitor::{BotDetector, device::DeviceParser};
 
 /// How long the spool writer gets to write what is queued at shutdown.
@@ -36,8 +37,11 @@ const SPOOL_CLOSE_DEADLINE: Duration = Duration::from_secs(10);
 /// `127.0.0.1:0` listeners and read their addresses).
 #[derive(Debug)]
 pub struct Listeners {
+    /// Plain HTTP (`server.listen`).
     pub public: TcpListener,
     pub admin: TcpListener,
+    /// HTTPS (`tls.listen`), when TLS is configured.
+    pub tls: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -49,7 +53,15 @@ impl Listeners {
         let admin = TcpListener::bind(config.admin.listen)
             .await
             .with_context(|| format!("admin.listen: cannot bind {}", config.admin.listen))?;
-        Ok(Listeners { public, admin })
+        let tls = match config.tls.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("tls.listen: cannot bind {addr}"))?,
+            ),
+            None => None,
+        };
+        Ok(Listeners { public, admin, tls })
     }
 }
 
@@ -141,6 +153,75 @@ pub struct Node {
     snapshot: Option<(PathBuf, Duration)>,
     drain: Duration,
     ship_deadline: Duration,
+    tls: Option<TlsSetup>,
+}
+
+/// The HTTPS side of a node.
+#[derive(Debug, Clone)]
+struct TlsSetup {
+    certs: Arc<CertStore>,
+    accept: server::TlsAccept,
+    watch_every: Option<Duration>,
+    hsts: Option<HeaderValue>,
+    plain: PlainHttp,
+    /// The port plain requests are sent to; None = 443 (left out of URLs).
+    https_port: Option<u16>,
+}
+
+impl TlsSetup {
+    fn new(config: &Config) -> anyhow::Result<Option<TlsSetup>> {
+        let (Some(listen), Some(dir)) = (config.tls.listen, &config.tls.cert_dir) else {
+            return Ok(None);
+        };
+        let (certs, report) = CertStore::open(dir, config.tls.default_cert.as_deref())?;
+        log_cert_report(&report);
+        for (pair, names) in certs.current().served() {
+            tracing::info!(pair, names = %names.join(","), "serving certificate");
+        }
+        let server_config = certs.server_config()?;
+        let hsts = (config.tls.hsts_max_age_secs > 0).then(|| {
+            let mut v = format!("max-age={}", config.tls.hsts_max_age_secs);
+            if config.tls.hsts_include_subdomains {
+                v.push_str("; includeSubDomains");
+            }
+            HeaderValue::from_str(&v).expect("digits and ASCII are a valid header value")
+        });
+        let port = config.tls.https_port.unwrap_or(listen.port());
+        Ok(Some(TlsSetup {
+            certs,
+            accept: server::TlsAccept {
+                acceptor: tokio_rustls::TlsAcceptor::from(server_config),
+                handshake_timeout: Duration::from_millis(config.tls.handshake_timeout_ms),
+            },
+            watch_every: (config.tls.watch_interval_ms > 0)
+                .then(|| Duration::from_millis(config.tls.watch_interval_ms)),
+            hsts,
+            plain: config.tls.plain_http,
+            https_port: (port != 443).then_some(port),
+        }))
+    }
+}
+
+/// Logs a certificate load: one error line per refused pair.
+fn log_cert_report(report: &LoadReport) {
+    for e in &report.errors {
+        tracing::error!(pair = %e.name, "{e}");
+    }
+    if !report.loaded.is_empty() {
+        tracing::info!(
+            pairs = %report.loaded.join(","),
+            served = report.served,
+            "certificates loaded"
+        );
+    }
+}
+
+/// Reloads the certificates, logging the outcome.
+pub fn reload_certs(certs: &CertStore) {
+    match certs.reload() {
+        Ok(report) => log_cert_report(&report),
+        Err(e) => tracing::error!("{e}; keeping the certificates already served"),
+    }
 }
 
 /// The shipper settings of a config.
@@ -192,6 +273,7 @@ impl Node {
             anyhow::bail!(problem);
         }
         let prometheus = metrics::install();
+        let tls = TlsSetup::new(config)?;
         let readiness = Arc::new(Readiness::default());
         // Room for what the files hold (about 150 bytes a link), so the first
         // load does not rehash its way up.
@@ -332,6 +414,7 @@ impl Node {
             }),
             drain: Duration::from_millis(config.server.drain_timeout_ms),
             ship_deadline: Duration::from_millis(config.kafka.shutdown_timeout_ms),
+            tls,
         })
     }
 
@@ -364,6 +447,11 @@ impl Node {
 
     pub fn edge(&self) -> Arc<Edge> {
         Arc::clone(&self.edge)
+    }
+
+    /// The certificates of the HTTPS listener, when TLS is configured.
+    pub fn certs(&self) -> Option<Arc<CertStore>> {
+        self.tls.as_ref().map(|t| Arc::clone(&t.certs))
     }
 
     /// Serves until `shutdown` completes, then runs the shutdown sequence.
@@ -403,26 +491,87 @@ impl Node {
             })
         });
         let (public_stop, public_rx) = watch::channel(false);
+        let tls_rx = public_rx.clone();
         let (admin_stop, admin_rx) = watch::channel(false);
 
         let edge = Arc::clone(&self.edge);
+        // While TLS is on, the plain listener may only send clients to HTTPS.
+        let to_https = match &self.tls {
+            Some(t) if t.plain == PlainHttp::Redirect => Some(t.https_port),
+            _ => None,
+        };
         let public = tokio::spawn(server::serve(
             listeners.public,
             "public",
+            None,
             move |peer| {
                 let edge = Arc::clone(&edge);
                 let conn = ConnInfo { peer, tls: false };
                 service_fn(move |req| {
-                    std::future::ready(Ok::<_, Infallible>(edge.handle(&req, &conn)))
+                    let response = match to_https {
+                        Some(port) => crate::http::https_redirect(&req, port),
+                        None => edge.handle(&req, &conn),
+                    };
+                    std::future::ready(Ok::<_, Infallible>(response))
                 })
             },
             public_rx,
             self.drain,
         ));
+        let secure = match (&self.tls, listeners.tls) {
+            (Some(t), Some(listener)) => {
+                let edge = Arc::clone(&self.edge);
+                let hsts = t.hsts.clone();
+                let task = tokio::spawn(server::serve(
+                    listener,
+                    "tls",
+                    Some(t.accept.clone()),
+                    move |peer| {
+                        let edge = Arc::clone(&edge);
+                        let hsts = hsts.clone();
+                        let conn = ConnInfo { peer, tls: true };
+                        service_fn(move |req| {
+                            let mut response = edge.handle(&req, &conn);
+                            if let Some(h) = &hsts {
+                                response
+                                    .headers_mut()
+                                    .insert(http::header::STRICT_TRANSPORT_SECURITY, h.clone());
+                            }
+                            std::future::ready(Ok::<_, Infallible>(response))
+                        })
+                    },
+                    tls_rx,
+                    self.drain,
+                ));
+                Some(task)
+            }
+            _ => None,
+        };
+        let cert_watch = self.tls.as_ref().and_then(|t| {
+            let every = t.watch_every?;
+            let certs = Arc::clone(&t.certs);
+            Some(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let c = Arc::clone(&certs);
+                    let _ = tokio::task::spawn_blocking(move || {
+                        if c.changed() {
+                            tracing::info!("certificate files changed: reloading");
+                            reload_certs(&c);
+                        }
+                    })
+                    .await;
+                }
+            }))
+        });
         let admin = Arc::clone(&self.admin);
         let admin_task = tokio::spawn(server::serve(
             listeners.admin,
             "admin",
+            None,
             move |_peer| {
                 let admin = Arc::clone(&admin);
                 service_fn(move |req| {
@@ -439,8 +588,15 @@ impl Node {
         self.admin.readiness.set_draining();
         let mut clean = true;
         let _ = public_stop.send(true);
+        let secure_drained = match secure {
+            Some(task) => task.await.unwrap_or(false),
+            None => true,
+        };
+        if let Some(task) = cert_watch {
+            task.abort();
+        }
         match public.await {
-            Ok(true) => tracing::info!("connections drained"),
+            Ok(true) if secure_drained => tracing::info!("connections drained"),
             _ => {
                 clean = false;
                 tracing::warn!(
@@ -528,15 +684,23 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let listeners = Listeners::bind(&config).await?;
         tracing::info!(addr = %listeners.public.local_addr()?, "public listener bound");
         tracing::info!(addr = %listeners.admin.local_addr()?, "admin listener bound");
+        if let Some(tls) = &listeners.tls {
+            tracing::info!(addr = %tls.local_addr()?, "HTTPS listener bound");
+        }
         let reloader = node.reloader();
         let geo = node.geo();
+        let certs = node.certs();
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .context("cannot install the SIGHUP handler")?;
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                tracing::info!("SIGHUP received: reloading links");
+                tracing::info!("SIGHUP received: reloading links and certificates");
                 let r = reloader.clone();
                 let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+                if let Some(certs) = &certs {
+                    let c = Arc::clone(certs);
+                    let _ = tokio::task::spawn_blocking(move || reload_certs(&c)).await;
+                }
                 if let Some(geo) = &geo {
                     match geo.reload() {
                         Ok(()) => tracing::info!("GeoIP databases reloaded"),

@@ -3,5 +3,7 @@
 pub mod query;
 pub mod router;
 pub mod server;
+pub mod to_https;
 
 pub use router::{ConnInfo, Edge};
+pub use to_https::https_redirect;

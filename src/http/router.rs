@@ -74,7 +74,7 @@ fn redirect(
 }
 
 /// The host a request was sent to: lower-case-insensitive name without port.
-fn request_host<B>(req: &Request<B>) -> &str {
+pub(crate) fn request_host<B>(req: &Request<B>) -> &str {
     let raw = req
         .uri()
         .authority()

@@ -135,25 +135,37 @@ pub fn read_events(spool: &Path) -> Vec<serde_json::Value> {
 pub struct InProcess {
     pub public: SocketAddr,
     pub admin: SocketAddr,
+    /// The HTTPS listener, when the config turns TLS on.
+    pub tls: Option<SocketAddr>,
+    /// The node's certificates, when TLS is on.
+    pub certs: Option<std::sync::Arc<refedge::tls::CertStore>>,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<bool>,
 }
 
 pub async fn start(config: &Config) -> InProcess {
     let node = Node::prepare(config).expect("node prepares");
+    let node_certs = node.certs();
     let public = TcpListener::bind("127.0.0.1:0").await.expect("bind public");
     let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+    let tls = match config.tls.listen {
+        Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.expect("bind tls")),
+        None => None,
+    };
     let addrs = (
         public.local_addr().expect("addr"),
         admin.local_addr().expect("addr"),
+        tls.as_ref().map(|l| l.local_addr().expect("addr")),
     );
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(node.serve(Listeners { public, admin }, async move {
+    let task = tokio::spawn(node.serve(Listeners { public, admin, tls }, async move {
         let _ = stopped.await;
     }));
     let edge = InProcess {
         public: addrs.0,
         admin: addrs.1,
+        tls: addrs.2,
+        certs: node_certs,
         stop,
         task,
     };
