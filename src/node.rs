@@ -164,13 +164,14 @@ struct TlsSetup {
     watch_every: Option<Duration>,
     hsts: Option<HeaderValue>,
     plain: PlainHttp,
-    /// The port plain requests are sent to; None = 443 (left out of URLs).
+    /// `tls.https_port`: the port plain requests are sent to; None = the
+    /// bound HTTPS listener's.
     https_port: Option<u16>,
 }
 
 impl TlsSetup {
     fn new(config: &Config) -> anyhow::Result<Option<TlsSetup>> {
-        let (Some(listen), Some(dir)) = (config.tls.listen, &config.tls.cert_dir) else {
+        let (Some(_), Some(dir)) = (config.tls.listen, &config.tls.cert_dir) else {
             return Ok(None);
         };
         let (certs, report) = CertStore::open(dir, config.tls.default_cert.as_deref())?;
@@ -186,7 +187,6 @@ impl TlsSetup {
             }
             HeaderValue::from_str(&v).expect("digits and ASCII are a valid header value")
         });
-        let port = config.tls.https_port.unwrap_or(listen.port());
         Ok(Some(TlsSetup {
             certs,
             accept: server::TlsAccept {
@@ -197,7 +197,7 @@ impl TlsSetup {
                 .then(|| Duration::from_millis(config.tls.watch_interval_ms)),
             hsts,
             plain: config.tls.plain_http,
-            https_port: (port != 443).then_some(port),
+            https_port: config.tls.https_port,
         }))
     }
 }
@@ -497,7 +497,12 @@ impl Node {
         let edge = Arc::clone(&self.edge);
         // While TLS is on, the plain listener may only send clients to HTTPS.
         let to_https = match &self.tls {
-            Some(t) if t.plain == PlainHttp::Redirect => Some(t.https_port),
+            Some(t) if t.plain == PlainHttp::Redirect => {
+                let bound = listeners.tls.as_ref().and_then(|l| l.local_addr().ok());
+                let port = t.https_port.or(bound.map(|a| a.port())).unwrap_or(443);
+                // 443 is left out of the URL.
+                Some((port != 443).then_some(port))
+            }
             _ => None,
         };
         let public = tokio::spawn(server::serve(

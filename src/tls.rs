@@ -347,7 +347,9 @@ fn build(
     for pair in by_expiry {
         for name in &pair.names {
             match name.strip_prefix("*.") {
-                Some(parent) => set.wildcard.insert(parent.to_owned(), Arc::clone(&pair.key)),
+                Some(parent) => set
+                    .wildcard
+                    .insert(parent.to_owned(), Arc::clone(&pair.key)),
                 None => set.exact.insert(name.clone(), Arc::clone(&pair.key)),
             };
         }
@@ -390,7 +392,10 @@ fn load_pair(
         .map_err(|e| format!("{key_path}: no PEM private key: {e}"))?;
     let (names, not_before, not_after) = inspect(&chain[0]).map_err(|e| format!("{crt}: {e}"))?;
     if now > not_after {
-        return Err(format!("{crt}: the certificate expired at {}", rfc3339(not_after)));
+        return Err(format!(
+            "{crt}: the certificate expired at {}",
+            rfc3339(not_after)
+        ));
     }
     if now < not_before {
         return Err(format!(
@@ -456,7 +461,10 @@ fn now_secs() -> i64 {
 fn rfc3339(secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| secs.to_string())
 }
 
@@ -494,10 +502,9 @@ mod tests {
 
     fn pair(dir: &Path, file: &str, names: &[&str]) {
         let key = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(
-            names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
-        )
-        .unwrap();
+        let params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
         let cert = params.self_signed(&key).unwrap();
         std::fs::write(dir.join(format!("{file}.crt")), cert.pem()).unwrap();
         std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
@@ -515,19 +522,35 @@ mod tests {
     fn sni_picks_exact_then_one_label_wildcard_then_default() {
         let dir = tempfile::tempdir().unwrap();
         pair(dir.path(), "adp", &["go.adp.example"]);
-        pair(dir.path(), "directv", &["*.directv.example", "directv.example"]);
+        pair(
+            dir.path(),
+            "directv",
+            &["*.directv.example", "directv.example"],
+        );
         let (store, report) = CertStore::open(dir.path(), Some("adp")).unwrap();
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         let set = store.current();
-        assert_eq!(served_by(&set, Some("go.adp.example")).as_deref(), Some("adp"));
-        assert_eq!(served_by(&set, Some("GO.ADP.example.")).as_deref(), Some("adp"));
+        assert_eq!(
+            served_by(&set, Some("go.adp.example")).as_deref(),
+            Some("adp")
+        );
+        assert_eq!(
+            served_by(&set, Some("GO.ADP.example.")).as_deref(),
+            Some("adp")
+        );
         assert_eq!(
             served_by(&set, Some("refer.directv.example")).as_deref(),
             Some("directv")
         );
-        assert_eq!(served_by(&set, Some("directv.example")).as_deref(), Some("directv"));
+        assert_eq!(
+            served_by(&set, Some("directv.example")).as_deref(),
+            Some("directv")
+        );
         // A wildcard covers one label only; the rest falls to the default.
-        assert_eq!(served_by(&set, Some("a.b.directv.example")).as_deref(), Some("adp"));
+        assert_eq!(
+            served_by(&set, Some("a.b.directv.example")).as_deref(),
+            Some("adp")
+        );
         assert_eq!(served_by(&set, None).as_deref(), Some("adp"));
 
         let (store, _) = CertStore::open(dir.path(), None).unwrap();
@@ -568,8 +591,13 @@ mod tests {
         let err = CertStore::open(dir.path(), None).unwrap_err().to_string();
         assert!(err.contains("no usable certificate pair"), "{err}");
         pair(dir.path(), "a", &["a.example"]);
-        let err = CertStore::open(dir.path(), Some("b")).unwrap_err().to_string();
-        assert!(err.contains("tls.default_cert") && err.contains("\"b\""), "{err}");
+        let err = CertStore::open(dir.path(), Some("b"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tls.default_cert") && err.contains("\"b\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -603,7 +631,11 @@ mod tests {
         assert!(store.changed());
         let report = store.reload().unwrap();
         assert_eq!(report.errors.len(), 1);
-        assert!(report.errors[0].message.contains("still serving the previous certificate"));
+        assert!(
+            report.errors[0]
+                .message
+                .contains("still serving the previous certificate")
+        );
         let kept = Arc::clone(store.current().lookup(Some("go.brand.example")).unwrap());
         assert!(Arc::ptr_eq(&before, &kept));
         // Fixed files are picked up.

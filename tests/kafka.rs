@@ -61,25 +61,6 @@ fn by_id(records: &[Record]) -> HashMap<String, usize> {
     counts
 }
 
-async fn metric(admin: std::net::SocketAddr, line_prefix: &str) -> f64 {
-    let body = get(admin, "/metrics", &[]).await.body;
-    let text = String::from_utf8_lossy(&body).into_owned();
-    text.lines()
-        .find(|l| l.starts_with(line_prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
-async fn wait_for_metric(admin: std::net::SocketAddr, line_prefix: &str, at_least: f64) {
-    within(line_prefix, async {
-        while metric(admin, line_prefix).await < at_least {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_click_arrives_with_contract_fields_and_headers() {
     let broker = Broker::memory();

@@ -16,17 +16,9 @@ const UA: (&str, &str) = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) Safari/605.1.15",
 );
 
-fn refedge(args: &[&str], env: &[(String, String)]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_refedge"))
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .output()
-        .expect("run refedge")
-}
-
 #[test]
 fn version_is_printed() {
-    let out = refedge(&["--version"], &[]);
+    let out = run_binary(&["--version"], &[]);
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
@@ -61,7 +53,7 @@ fn check_names_every_bad_links_line() {
         "\n",
         "{oops\n",
     ));
-    let out = refedge(&["check", "--config", "/dev/null"], &fixture.env(&[]));
+    let out = run_binary(&["check", "--config", "/dev/null"], &fixture.env(&[]));
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
@@ -96,18 +88,18 @@ fn check_and_serve_name_bad_config_keys() {
     )
     .unwrap();
     let config = config.display().to_string();
-    let out = refedge(&["check", "--config", &config], &[]);
+    let out = run_binary(&["check", "--config", &config], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stdout).starts_with("server.trusted_proxy: unknown field")
     );
 
-    let out = refedge(&["serve", "--config", &config], &[]);
+    let out = run_binary(&["serve", "--config", &config], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.trusted_proxy: unknown field"));
 
     let env = fixture.env(&[("REFEDGE_ATTRIBUTION_MODEL", "sometimes")]);
-    let out = refedge(&["serve", "--config", "/dev/null"], &env);
+    let out = run_binary(&["serve", "--config", "/dev/null"], &env);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -119,7 +111,7 @@ fn check_and_serve_name_bad_config_keys() {
         "nothing is bound before the config is valid"
     );
 
-    let out = refedge(&["serve", "--config", "/no/such/file.toml"], &[]);
+    let out = run_binary(&["serve", "--config", "/no/such/file.toml"], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr)
@@ -133,7 +125,7 @@ fn an_unwritable_spool_stops_start_up_before_binding() {
     let not_a_dir = fixture.dir.path().join("file");
     std::fs::write(&not_a_dir, "x").unwrap();
     let env = fixture.env(&[("REFEDGE_EVENTS_SPOOL_DIR", &not_a_dir.display().to_string())]);
-    let out = refedge(&["serve", "--config", "/dev/null"], &env);
+    let out = run_binary(&["serve", "--config", "/dev/null"], &env);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -147,7 +139,7 @@ fn an_unwritable_spool_stops_start_up_before_binding() {
 fn a_missing_links_file_stops_start_up() {
     let fixture = Fixture::new(LINKS);
     let env = fixture.env(&[("REFEDGE_LINKS_FILE", "/no/such/links.jsonl")]);
-    let out = refedge(&["serve", "--config", "/dev/null"], &env);
+    let out = run_binary(&["serve", "--config", "/dev/null"], &env);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr)

@@ -74,7 +74,12 @@ mod tests {
     #[test]
     fn same_host_and_path_over_https() {
         assert_eq!(
-            redirect(Some("go.adp.example:8080"), "/Ab3xK9q?utm=x", Method::GET, None),
+            redirect(
+                Some("go.adp.example:8080"),
+                "/Ab3xK9q?utm=x",
+                Method::GET,
+                None
+            ),
             (301, "https://go.adp.example/Ab3xK9q?utm=x".into())
         );
         assert_eq!(
@@ -90,7 +95,10 @@ mod tests {
     #[test]
     fn a_missing_or_odd_host_is_refused() {
         assert_eq!(redirect(None, "/A", Method::GET, None).0, 400);
-        assert_eq!(redirect(Some("evil.example/x"), "/A", Method::GET, None).0, 400);
+        assert_eq!(
+            redirect(Some("evil.example/x"), "/A", Method::GET, None).0,
+            400
+        );
         assert_eq!(redirect(Some("a b"), "/A", Method::GET, None).0, 400);
     }
 }

@@ -448,6 +448,36 @@ pub fn assert_schema_valid(events: &[serde_json::Value]) {
     }
 }
 
+/// The value of the first `/metrics` line starting with `line_prefix` (0 when absent).
+pub async fn metric(admin: std::net::SocketAddr, line_prefix: &str) -> f64 {
+    let body = get(admin, "/metrics", &[]).await.body;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Polls `/metrics` until the line reaches `at_least`.
+pub async fn wait_for_metric(admin: std::net::SocketAddr, line_prefix: &str, at_least: f64) {
+    within(line_prefix, async {
+        while metric(admin, line_prefix).await < at_least {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
+/// Runs the binary to completion with `args` and `env`.
+pub fn run_binary(args: &[&str], env: &[(String, String)]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_refedge"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("run refedge")
+}
+
 pub mod browser;
 pub mod kafka;
 
