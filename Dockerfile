@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
 # Build: docker build -t refedge .
 # Run:   docker run -p 8080:8080 -p 9090:9090 refedge
+# HTTPS: docker run -p 80:8080 -p 443:8443 -v /etc/refedge/certs:/certs:ro \
+#          -e REFEDGE_TLS_LISTEN=0.0.0.0:8443 -e REFEDGE_TLS_CERT_DIR=/certs \
+#          -e REFEDGE_TLS_HTTPS_PORT=443 refedge
 
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
@@ -27,7 +30,7 @@ ENV REFEDGE_SERVER_LISTEN=0.0.0.0:8080 \
     REFEDGE_LINKS_FILE=/etc/refedge/links.jsonl \
     REFEDGE_EVENTS_SPOOL_DIR=/var/lib/refedge/spool
 USER 65532:65532
-EXPOSE 8080 9090
+EXPOSE 8080 8443 9090
 VOLUME ["/var/lib/refedge/spool"]
 ENTRYPOINT ["/usr/local/bin/refedge"]
 CMD ["serve", "--config", "/etc/refedge/refedge.toml"]

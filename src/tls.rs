@@ -239,6 +239,9 @@ impl CertStore {
             .with_no_client_auth()
             .with_cert_resolver(Arc::clone(self) as Arc<dyn ResolvesServerCert>);
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // Our order (AES-GCM, then ChaCha20; every suite AEAD with forward
+        // secrecy), as nginx's `ssl_prefer_server_ciphers`.
+        config.ignore_client_order = true;
         config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
         config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
         // A replayed 0-RTT request would be a second click: never accept early data.
