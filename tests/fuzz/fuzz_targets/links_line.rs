@@ -1,0 +1,22 @@
+//! A links line: parsing never panics, an accepted link's target is a valid
+//! header value without CR, LF or spaces, and the bulk parser agrees with the
+//! single-line one.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use refedge::links::{Link, parse_lines_bytes};
+
+fuzz_target!(|data: &[u8]| {
+    let (links, errors) = parse_lines_bytes(data);
+    for link in &links {
+        let target: &str = &link.target;
+        assert!(http::HeaderValue::from_str(target).is_ok(), "{target:?}");
+        assert!(!target.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()));
+    }
+    if let Ok(line) = std::str::from_utf8(data) {
+        if !line.contains('\n') && !line.trim().is_empty() {
+            let single = Link::from_json(line).is_ok();
+            assert_eq!(single, links.len() == 1 && errors.is_empty(), "{line:?}");
+        }
+    }
+});

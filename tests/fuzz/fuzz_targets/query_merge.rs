@@ -1,0 +1,42 @@
+//! Query merging: for any forwarded query, the `Location` keeps the link
+//! target's scheme, host and path, holds no CR, LF or NUL, and the click id
+//! appears exactly once.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use refedge::attribution::ClickId;
+use refedge::http::query::location;
+use refedge::links::{Link, LinkStore};
+
+const TARGETS: [&str; 4] = [
+    "https://brand.example/welcome",
+    "https://brand.example/p?utm_source=refedge&x=1",
+    "https://brand.example/p#section",
+    "http://brand.example:8080/a/b?q=%20#f",
+];
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&pick, query)) = data.split_first() else {
+        return;
+    };
+    let Ok(query) = std::str::from_utf8(query) else {
+        return;
+    };
+    let target = TARGETS[pick as usize % TARGETS.len()];
+    let store = LinkStore::new();
+    let json = format!(r#"{{"code":"c","target":"{target}"}}"#);
+    store.upsert(Link::from_json(&json).unwrap());
+    let link = store.get(None, "c").unwrap();
+    let id = ClickId::from_parts(1_800_000_000_000, [3; 10]);
+    let value = location(&link, Some(query), "rf_click", Some(&id));
+    let out = value.to_str().expect("Location is visible ASCII");
+    assert!(!out.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0));
+    let base = target.split(['?', '#']).next().unwrap();
+    assert!(out.starts_with(base), "{out:?} does not start with {base:?}");
+    let after = &out[base.len()..];
+    assert!(after.is_empty() || after.starts_with('?') || after.starts_with('#'), "{out:?}");
+    assert_eq!(out.matches(&format!("rf_click={}", id.as_str())).count(), 1, "{out:?}");
+    if let Some((_, fragment)) = target.split_once('#') {
+        assert!(out.ends_with(&format!("#{fragment}")), "{out:?}");
+    }
+});
