@@ -65,6 +65,21 @@ pub struct ServerConfig {
     pub drain_timeout_ms: u64,
     /// Worker threads of the runtime; 0 = one per core.
     pub worker_threads: usize,
+    /// How long a client may take to send a request's headers (slowloris);
+    /// on HTTP/1.1 keep-alive this also runs while waiting for the next one.
+    pub header_read_timeout_ms: u64,
+    /// A connection silent (nothing read, nothing written) this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Largest request head (request line + headers; HTTP/2 header list)
+    /// accepted; larger gets 431.
+    pub max_header_bytes: usize,
+    /// Longest request target (path + query) accepted; longer gets 414.
+    pub max_uri_bytes: usize,
+    /// Open connections across the public and HTTPS listeners; past it, new
+    /// connections wait in the kernel's accept queue until one closes.
+    pub max_connections: usize,
+    /// Concurrent streams per HTTP/2 connection.
+    pub h2_max_concurrent_streams: u32,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +90,12 @@ impl Default for ServerConfig {
             node: String::new(),
             drain_timeout_ms: 10_000,
             worker_threads: 0,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_header_bytes: 16_384,
+            max_uri_bytes: 8_192,
+            max_connections: 20_000,
+            h2_max_concurrent_streams: 100,
         }
     }
 }
@@ -373,6 +394,12 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("server.node", Kind::Str),
     ("server.drain_timeout_ms", Kind::Int),
     ("server.worker_threads", Kind::Int),
+    ("server.header_read_timeout_ms", Kind::Int),
+    ("server.idle_timeout_ms", Kind::Int),
+    ("server.max_header_bytes", Kind::Int),
+    ("server.max_uri_bytes", Kind::Int),
+    ("server.max_connections", Kind::Int),
+    ("server.h2_max_concurrent_streams", Kind::Int),
     ("tls.listen", Kind::Str),
     ("tls.cert_dir", Kind::Str),
     ("tls.default_cert", Kind::Str),
@@ -518,6 +545,30 @@ impl Config {
                     "must be the NAME of a NAME.crt + NAME.key pair in tls.cert_dir",
                 ));
             }
+        }
+        let s = &self.server;
+        for (key, value) in [
+            (
+                "server.header_read_timeout_ms",
+                s.header_read_timeout_ms as usize,
+            ),
+            ("server.idle_timeout_ms", s.idle_timeout_ms as usize),
+            ("server.max_uri_bytes", s.max_uri_bytes),
+            ("server.max_connections", s.max_connections),
+            (
+                "server.h2_max_concurrent_streams",
+                s.h2_max_concurrent_streams as usize,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::key(key, "must be greater than 0"));
+            }
+        }
+        if !(8_192..=1_048_576).contains(&s.max_header_bytes) {
+            return Err(ConfigError::key(
+                "server.max_header_bytes",
+                "must be between 8192 and 1048576",
+            ));
         }
         if self.tls.handshake_timeout_ms == 0 {
             return Err(ConfigError::key(

@@ -54,6 +54,14 @@ pub const TLS_RELOADS_TOTAL: &str = "refedge_tls_reloads_total";
 /// Requests on the plain listener sent to HTTPS instead.
 pub const HTTPS_REDIRECTS_TOTAL: &str = "refedge_https_redirects_total";
 
+/// Requests or connections stopped by a limit, by `limit` (`header_timeout`,
+/// `idle_timeout`, `header_bytes`, `uri_bytes`, `connections`).
+pub const LIMITS_TOTAL: &str = "refedge_limits_total";
+/// Connections closed because the client sent something that is not HTTP.
+pub const MALFORMED_REQUESTS_TOTAL: &str = "refedge_malformed_requests_total";
+/// Connections open now, by `listener`.
+pub const CONNECTIONS_OPEN: &str = "refedge_connections_open";
+
 /// Histogram buckets for request durations: from 10 µs to 1 s.
 pub const DURATION_BUCKETS: &[f64] = &[
     0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
@@ -310,4 +318,16 @@ pub fn tls_reloads(ok: bool) -> Counter {
 
 pub fn https_redirects() -> Counter {
     counter!(HTTPS_REDIRECTS_TOTAL)
+}
+
+pub fn limit(limit: &'static str) -> Counter {
+    counter!(LIMITS_TOTAL, "limit" => limit)
+}
+
+pub fn malformed_requests() -> Counter {
+    counter!(MALFORMED_REQUESTS_TOTAL)
+}
+
+pub fn connections_open(listener: &'static str) -> Gauge {
+    gauge!(CONNECTIONS_OPEN, "listener" => listener)
 }

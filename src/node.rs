@@ -154,6 +154,9 @@ pub struct Node {
     drain: Duration,
     ship_deadline: Duration,
     tls: Option<TlsSetup>,
+    /// Shared by the public and HTTPS listeners.
+    limits: server::Limits,
+    admin_limits: server::Limits,
 }
 
 /// The HTTPS side of a node.
@@ -370,6 +373,7 @@ impl Node {
             trusted_proxies: config.server.trusted_proxies.clone(),
             bots: BotDetector::new(),
             gpc: config.privacy.gpc,
+            max_uri_bytes: config.server.max_uri_bytes,
         });
         let replication = match config.events.sink {
             SinkKind::Spool => None,
@@ -415,6 +419,8 @@ impl Node {
             drain: Duration::from_millis(config.server.drain_timeout_ms),
             ship_deadline: Duration::from_millis(config.kafka.shutdown_timeout_ms),
             tls,
+            limits: server::Limits::from_config(&config.server),
+            admin_limits: server::Limits::admin(&config.server),
         })
     }
 
@@ -509,6 +515,7 @@ impl Node {
             listeners.public,
             "public",
             None,
+            self.limits.clone(),
             move |peer| {
                 let edge = Arc::clone(&edge);
                 let conn = ConnInfo { peer, tls: false };
@@ -531,6 +538,7 @@ impl Node {
                     listener,
                     "tls",
                     Some(t.accept.clone()),
+                    self.limits.clone(),
                     move |peer| {
                         let edge = Arc::clone(&edge);
                         let hsts = hsts.clone();
@@ -577,6 +585,7 @@ impl Node {
             listeners.admin,
             "admin",
             None,
+            self.admin_limits.clone(),
             move |_peer| {
                 let admin = Arc::clone(&admin);
                 service_fn(move |req| {

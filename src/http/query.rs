@@ -279,4 +279,47 @@ mod tests {
         assert_eq!(&*decode_name("%4"), "%4");
         assert_eq!(&*decode_name("%41"), "A");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const TARGETS: [&str; 4] = [
+            "https://brand.example/welcome",
+            "https://brand.example/p?utm_source=refedge&x=1",
+            "https://brand.example/p#section",
+            "http://brand.example:8080/a/b?q=%20#f",
+        ];
+
+        /// Scheme, authority and path of a URL (without its fragment).
+        fn parts(url: &str) -> (String, String, String) {
+            let no_fragment = url.split('#').next().unwrap();
+            let uri: http::Uri = no_fragment.parse().expect("a valid URI");
+            (
+                uri.scheme_str().unwrap().to_owned(),
+                uri.authority().unwrap().to_string(),
+                uri.path().to_owned(),
+            )
+        }
+
+        proptest! {
+            #[test]
+            fn location_keeps_the_targets_scheme_host_and_path(
+                query in "([ -~]|\\r|\\n|\\x00|%0[dDaA]|%2[3fF]|[\\u{80}-\\u{10ffff}]){0,60}",
+                pick in 0usize..4,
+                click in any::<bool>(),
+            ) {
+                let target = TARGETS[pick];
+                let id = ClickId::from_parts(1_700_000_000_000, [7; 10]);
+                let value = location(&link(target, true), Some(&query), "rf_click", click.then_some(&id));
+                let out = value.to_str().expect("visible ASCII");
+                prop_assert!(!out.contains(['\r', '\n', '\0']), "{}", out);
+                prop_assert_eq!(parts(out), parts(target));
+                if let Some((_, fragment)) = target.split_once('#') {
+                    let suffix = format!("#{fragment}");
+                    prop_assert!(out.ends_with(&suffix), "{}", out);
+                }
+            }
+        }
+    }
 }

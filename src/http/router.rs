@@ -39,6 +39,8 @@ pub struct Edge {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub bots: visitor::BotDetector,
     pub gpc: GpcPolicy,
+    /// Longest request target answered; longer gets 414.
+    pub max_uri_bytes: usize,
 }
 
 const NO_STORE: HeaderValue = HeaderValue::from_static("private, no-store");
@@ -140,6 +142,14 @@ impl Edge {
         req: &Request<B>,
         conn: &ConnInfo,
     ) -> (RequestOutcome, Response<Full<Bytes>>) {
+        let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+        if target_len > self.max_uri_bytes {
+            crate::metrics::limit("uri_bytes").increment(1);
+            return (
+                RequestOutcome::InvalidCode,
+                page(StatusCode::URI_TOO_LONG, "URI too long\n"),
+            );
+        }
         let method = req.method();
         if method != Method::GET && method != Method::HEAD {
             let mut res = page(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");

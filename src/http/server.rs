@@ -1,13 +1,19 @@
 //! The accept loop shared by the public, HTTPS and admin listeners: HTTP/1.1
 //! with keep-alive and HTTP/2 (h2c, or h2 by ALPN over TLS) through
 //! hyper-util's auto builder, one task per connection (which also runs the TLS
-//! handshake, under a deadline, off the accept loop), and a graceful drain
-//! when told to stop.
+//! handshake, under a deadline, off the accept loop), the limits that keep a
+//! hostile client from holding resources (header read and idle timeouts, head
+//! and stream limits, a connection budget), and a graceful drain when told to
+//! stop.
 
 use std::convert::Infallible;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -17,14 +23,21 @@ use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
+use crate::config::ServerConfig;
 use crate::metrics;
 
-/// How long a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP/2 streams a client may reset before the server has answered them,
+/// per connection ("rapid reset", CVE-2023-44487); past it the connection is
+/// closed.
+const H2_MAX_PENDING_RESETS: usize = 20;
+/// HTTP/2 streams the server may have to reset because of client errors,
+/// per connection ("MadeYouReset"); past it the connection is closed.
+const H2_MAX_LOCAL_ERROR_RESETS: usize = 256;
 
 /// TLS on a listener: the acceptor and how long a handshake may take.
 #[derive(Clone)]
@@ -41,6 +54,40 @@ impl std::fmt::Debug for TlsAccept {
     }
 }
 
+/// The limits every connection of a listener is held to.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub h2_max_concurrent_streams: u32,
+    /// Shared by the listeners that draw on one budget; None = unbounded.
+    pub connections: Option<Arc<Semaphore>>,
+}
+
+impl Limits {
+    /// The configured limits, with a fresh connection budget.
+    pub fn from_config(server: &ServerConfig) -> Limits {
+        Limits {
+            header_read_timeout: Duration::from_millis(server.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(server.idle_timeout_ms),
+            max_header_bytes: server.max_header_bytes,
+            h2_max_concurrent_streams: server.h2_max_concurrent_streams,
+            connections: Some(Arc::new(Semaphore::new(server.max_connections))),
+        }
+    }
+
+    /// The admin listener's: the same timeouts and sizes, its own small
+    /// budget, so that a flood on it cannot starve the public side (or the
+    /// other way round).
+    pub fn admin(server: &ServerConfig) -> Limits {
+        Limits {
+            connections: Some(Arc::new(Semaphore::new(256))),
+            ..Limits::from_config(server)
+        }
+    }
+}
+
 /// Serves `listener` until `stop` turns true, then stops accepting and waits
 /// up to `drain` for open connections to finish their requests (a handshake
 /// in progress counts as open). Returns false if connections were still open
@@ -49,6 +96,7 @@ pub async fn serve<F, S>(
     listener: TcpListener,
     name: &'static str,
     tls: Option<TlsAccept>,
+    limits: Limits,
     make_service: F,
     mut stop: watch::Receiver<bool>,
     drain: Duration,
@@ -64,17 +112,47 @@ where
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(limits.header_read_timeout)
+        // hyper answers a head that does not fit with 431.
+        .max_buf_size(limits.max_header_bytes.max(8_192))
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(128);
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let accepted = metrics::connections(name);
     let accept_errors = metrics::accept_errors(name);
+    let open = metrics::connections_open(name);
+    let over_budget = metrics::limit("connections");
     loop {
+        // Take a place in the budget before accepting: past it, new
+        // connections wait in the kernel's queue while open ones go on.
+        let permit = match &limits.connections {
+            Some(budget) => {
+                let budget = Arc::clone(budget);
+                let permit = match budget.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        over_budget.increment(1);
+                        tokio::select! {
+                            biased;
+                            _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+                            p = budget.acquire_owned() => match p {
+                                Ok(p) => p,
+                                Err(_) => break,
+                            },
+                        }
+                    }
+                };
+                Some(permit)
+            }
+            None => None,
+        };
         tokio::select! {
             biased;
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
@@ -95,28 +173,29 @@ where
                 let service = make_service(peer);
                 let watcher = graceful.watcher();
                 let builder = Arc::clone(&builder);
-                match &tls {
-                    None => {
-                        tokio::spawn(async move {
-                            let conn = builder.serve_connection(TokioIo::new(stream), service);
-                            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                                tracing::trace!(error = %e, "connection ended with an error");
+                let tls = tls.clone();
+                let idle_timeout = limits.idle_timeout;
+                let open = open.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    open.increment(1.0);
+                    let activity = Activity::new();
+                    match tls {
+                        None => {
+                            let io = TokioIo::new(Tracked::new(stream, &activity));
+                            let conn = builder.serve_connection(io, service).into_owned();
+                            run_connection(watcher.watch(conn), &activity, idle_timeout).await;
+                        }
+                        Some(tls) => {
+                            if let Some(stream) = handshake(&tls, stream).await {
+                                let io = TokioIo::new(Tracked::new(stream, &activity));
+                                let conn = builder.serve_connection(io, service).into_owned();
+                                run_connection(watcher.watch(conn), &activity, idle_timeout).await;
                             }
-                        });
+                        }
                     }
-                    Some(tls) => {
-                        let tls = tls.clone();
-                        tokio::spawn(async move {
-                            let Some(stream) = handshake(&tls, stream).await else {
-                                return;
-                            };
-                            let conn = builder.serve_connection(TokioIo::new(stream), service);
-                            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                                tracing::trace!(error = %e, "connection ended with an error");
-                            }
-                        });
-                    }
-                }
+                    open.decrement(1.0);
+                });
             }
         }
     }
@@ -127,13 +206,151 @@ where
     }
 }
 
+/// Drives a connection to its end, closing it when it has been silent for
+/// `idle`, and counts why a connection failed.
+async fn run_connection<E>(
+    conn: impl std::future::Future<Output = Result<(), E>>,
+    activity: &Activity,
+    idle: Duration,
+) where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::select! {
+        res = conn => {
+            if let Err(e) = res {
+                let e = e.into();
+                count_connection_error(&*e);
+                tracing::trace!(error = %e, "connection ended with an error");
+            }
+        }
+        _ = activity.silent_for(idle) => {
+            metrics::limit("idle_timeout").increment(1);
+        }
+    }
+}
+
+/// Counts what hyper reports about a failed connection.
+fn count_connection_error(e: &(dyn std::error::Error + 'static)) {
+    let Some(e) = e.downcast_ref::<hyper::Error>() else {
+        return;
+    };
+    if e.is_timeout() {
+        metrics::limit("header_timeout").increment(1);
+    } else if e.is_parse_too_large() {
+        metrics::limit("header_bytes").increment(1);
+    } else if e.is_parse() || e.is_parse_status() {
+        metrics::malformed_requests().increment(1);
+    }
+}
+
+/// When a connection last read or wrote, in milliseconds since it opened.
+#[derive(Debug, Clone)]
+struct Activity {
+    opened: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            opened: Instant::now(),
+            last_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.opened.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Completes once nothing has been read or written for `idle`.
+    async fn silent_for(&self, idle: Duration) {
+        loop {
+            let last = self.opened + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + idle;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline.into()).await;
+        }
+    }
+}
+
+/// An I/O stream that records its activity.
+struct Tracked<T> {
+    inner: T,
+    activity: Activity,
+}
+
+impl<T> Tracked<T> {
+    fn new(inner: T, activity: &Activity) -> Tracked<T> {
+        Tracked {
+            inner,
+            activity: activity.clone(),
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
+        }
+        res
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        res
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// Runs the server side of a TLS handshake under its deadline, counting the
 /// outcome. Failures are normal on the internet (scanners, old clients,
 /// resets): counted by kind and logged at debug level only.
 async fn handshake(
     tls: &TlsAccept,
-    stream: tokio::net::TcpStream,
-) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    stream: TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
     match tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(stream)).await {
         Ok(Ok(stream)) => {
             let (_, conn) = stream.get_ref();

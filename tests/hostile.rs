@@ -1,0 +1,317 @@
+//! Hostile and broken clients over raw sockets: what scanners, broken clients
+//! and attackers send. Each case has a defined outcome (a 4xx or the normal
+//! redirect), a `Location` never carries CR/LF or another host, nothing
+//! panics, and the limits (header read and idle timeouts, head and URI size,
+//! the connection budget) hold and are counted.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const BROWSER: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36";
+
+/// Writes `request` on a new connection and reads until the server closes it
+/// (or `wait` passes); returns the status (if any response came) and the text.
+async fn exchange(addr: SocketAddr, request: &[u8], wait: Duration) -> (Option<u16>, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("write");
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(wait, stream.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|s| s.get(..3))
+        .and_then(|s| s.parse().ok());
+    (status, text)
+}
+
+/// A GET with the given target and extra header lines, closing after it.
+fn get_request(target: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "GET {target} HTTP/1.1\r\nHost: go.brand.example\r\nUser-Agent: {BROWSER}\r\n{extra}Connection: close\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn header<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    head.split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+/// Asserts a redirect to the `demo` link's target, with nothing injected.
+fn assert_clean_redirect(text: &str) {
+    let locations = header(text, "location");
+    assert_eq!(locations.len(), 1, "{text}");
+    let location = locations[0];
+    assert!(
+        location.starts_with("https://brand.example/welcome?"),
+        "{location}"
+    );
+    assert!(!location.contains('\r') && !location.contains('\n'));
+    assert!(
+        header(text, "set-cookie")
+            .iter()
+            .all(|c| c.starts_with("rf_ref=")),
+        "{text}"
+    );
+}
+
+const WAIT: Duration = Duration::from_secs(3);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_a_defined_answer_and_nothing_leaks_into_location() {
+    let fixture = Fixture::new(LINKS);
+    let edge = start(&fixture.config(&[])).await;
+    let addr = edge.public;
+
+    // Not HTTP at all, a bad version, a NUL or raw bytes in the target, a
+    // header without a colon, obs-fold continuation lines: 400 (or 505 for
+    // the version) from the HTTP parser, and the connection is closed.
+    let garbage: &[(&[u8], &[u16])] = &[
+        (b"HELLO\r\n\r\n", &[400]),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", &[400]),
+        (b"GET /demo HTTP/9.9\r\nHost: a\r\n\r\n", &[400, 505]),
+        (b"GET /de\x00mo HTTP/1.1\r\nHost: a\r\n\r\n", &[400]),
+        (b"GET /\xff\xfe HTTP/1.1\r\nHost: a\r\n\r\n", &[400]),
+        (b"GET /demo HTTP/1.1\r\nHost a\r\n\r\n", &[400]),
+        (
+            b"GET /demo HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4\r\n evil: 1\r\n\r\n",
+            &[400],
+        ),
+        (
+            b"GET /demo?a=\rSet-Cookie: x HTTP/1.1\r\nHost: a\r\n\r\n",
+            &[400],
+        ),
+        // Control characters in a header value.
+        (
+            b"GET /demo HTTP/1.1\r\nHost: a\r\nCookie: rf_ref=\x7f\r\n\r\n",
+            &[400],
+        ),
+        (
+            b"GET /demo HTTP/1.1\r\nHost: a\r\nSec-GPC: \x01\r\n\r\n",
+            &[400],
+        ),
+        // Authority-form: no path, so no code.
+        (b"GET demo HTTP/1.1\r\nHost: a\r\n\r\n", &[404]),
+    ];
+    for (request, expected) in garbage {
+        let (status, text) = exchange(addr, request, WAIT).await;
+        assert!(
+            status.is_some_and(|s| expected.contains(&s)),
+            "{:?} -> {text:?}",
+            String::from_utf8_lossy(request)
+        );
+    }
+
+    // Encoded tricks in the path are not codes: 404, no event.
+    for path in [
+        "/%2e%2e",
+        "/..%2f..%2fetc%2fpasswd",
+        "/demo%0d%0aSet-Cookie:%20x=1",
+        "/demo%00",
+        "/demo/../demo",
+        "//evil.example",
+    ] {
+        let (status, text) = exchange(addr, &get_request(path, ""), WAIT).await;
+        assert_eq!(status, Some(404), "{path} -> {text}");
+        assert!(header(&text, "location").is_empty());
+    }
+
+    // Encoded CR/LF and other tricks in the forwarded query: the normal
+    // redirect, the bytes stay encoded.
+    for query in [
+        "x=%0d%0aSet-Cookie:%20evil=1",
+        "x=%0D%0ALocation:%20https://evil.example",
+        "%00=%00",
+        "next=https://evil.example&redirect=//evil.example",
+        "rf_click=forged&rf_click=again",
+        "a=%E2%80%A8%ff%fe",
+        "=&&=&;;",
+    ] {
+        let (status, text) =
+            exchange(addr, &get_request(&format!("/demo?{query}"), ""), WAIT).await;
+        assert_eq!(status, Some(302), "{query} -> {text}");
+        assert_clean_redirect(&text);
+        assert!(
+            !text.contains("evil=1\r\n")
+                && !text.to_lowercase().contains("\r\nlocation: https://evil")
+        );
+    }
+
+    // Oversized and garbage Cookie, X-Forwarded-For and Sec-GPC headers.
+    let big_cookie = format!("Cookie: rf_ref={}\r\n", "A".repeat(12_000));
+    let junk_cookie = "Cookie: rf_ref=1.%%.9999999999999999999999.zz; rf_ref=; =; ;;\r\n";
+    let long_xff = format!(
+        "X-Forwarded-For: {}\r\n",
+        (0..800)
+            .map(|i| format!("10.0.{}.{}", i / 250, i % 250))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for extra in [
+        big_cookie.as_str(),
+        junk_cookie,
+        long_xff.as_str(),
+        "X-Forwarded-For: not-an-ip, , ::::, 999.1.1.1\r\n",
+        "Forwarded: for=\"[::1\";;;by=,for=unknown\r\n",
+        "Sec-GPC: 1, 1, yes\r\n",
+        "Sec-GPC: ?1\r\n",
+    ] {
+        let (status, text) = exchange(addr, &get_request("/demo?utm_source=x", extra), WAIT).await;
+        assert_eq!(
+            status,
+            Some(302),
+            "{} -> {text}",
+            &extra[..extra.len().min(60)]
+        );
+        assert_clean_redirect(&text);
+    }
+
+    // A head larger than server.max_header_bytes (16 KiB): 431.
+    let huge = format!("X-Junk: {}\r\n", "j".repeat(20_000));
+    let (status, text) = exchange(addr, &get_request("/demo", &huge), WAIT).await;
+    assert_eq!(status, Some(431), "{text}");
+    // A request target longer than server.max_uri_bytes (8 KiB): 414.
+    let long = format!("/demo?q={}", "q".repeat(9_000));
+    let (status, _) = exchange(addr, &get_request(&long, ""), WAIT).await;
+    assert_eq!(status, Some(414));
+
+    // A GET with a body the edge never reads: answered at once.
+    let (status, text) = exchange(
+        addr,
+        &get_request("/demo", "Content-Length: 1000000\r\n"),
+        WAIT,
+    )
+    .await;
+    assert_eq!(status, Some(302), "{text}");
+
+    // Still serving, and only the valid clicks became events.
+    assert_eq!(
+        get(edge.public, "/demo", &[("user-agent", BROWSER)])
+            .await
+            .status,
+        302
+    );
+    let admin = edge.admin;
+    assert!(metric(admin, "refedge_limits_total{limit=\"header_bytes\"}").await >= 1.0);
+    assert!(metric(admin, "refedge_limits_total{limit=\"uri_bytes\"}").await >= 1.0);
+    assert!(metric(admin, "refedge_malformed_requests_total").await >= 1.0);
+    assert!(edge.stop().await);
+    let events = fixture.events();
+    assert_eq!(events.len(), 7 + 7 + 1 + 1, "one event per redirect");
+    assert!(events.iter().all(|e| e["code"] == "demo"));
+    assert_schema_valid(&events);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_clients_are_cut_off_and_counted() {
+    let fixture = Fixture::new(LINKS);
+    let edge = start(&fixture.config(&[
+        ("REFEDGE_SERVER_HEADER_READ_TIMEOUT_MS", "300"),
+        ("REFEDGE_SERVER_IDLE_TIMEOUT_MS", "600"),
+    ]))
+    .await;
+    // Slowloris: half a head, then nothing.
+    let (status, _) = exchange(
+        edge.public,
+        b"GET /demo HTTP/1.1\r\nHost: go.brand.example\r\nX-Slow: ",
+        WAIT,
+    )
+    .await;
+    assert!(status.is_none_or(|s| s == 408), "{status:?}");
+    wait_for_metric(
+        edge.admin,
+        "refedge_limits_total{limit=\"header_timeout\"}",
+        1.0,
+    )
+    .await;
+
+    // A connection that never sends a byte is closed too.
+    let mut silent = TcpStream::connect(edge.public).await.expect("connect");
+    let mut buf = [0u8; 64];
+    let n = within("silent connection closed", silent.read(&mut buf)).await;
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    assert!(edge.stop().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
+    let fixture = Fixture::new(LINKS);
+    let edge = start(&fixture.config(&[
+        ("REFEDGE_SERVER_HEADER_READ_TIMEOUT_MS", "60000"),
+        ("REFEDGE_SERVER_IDLE_TIMEOUT_MS", "300"),
+    ]))
+    .await;
+    let mut conn = TcpStream::connect(edge.public).await.expect("connect");
+    conn.write_all(b"GET /demo HTTP/1.1\r\nHost: go.brand.example\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = within("response", conn.read(&mut buf)).await.expect("read");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 302"));
+    let started = std::time::Instant::now();
+    let closed = within("idle close", async {
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    let _: () = closed;
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    wait_for_metric(
+        edge.admin,
+        "refedge_limits_total{limit=\"idle_timeout\"}",
+        1.0,
+    )
+    .await;
+    assert!(edge.stop().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_connection_budget_new_clients_wait_and_open_ones_go_on() {
+    let fixture = Fixture::new(LINKS);
+    let edge = start(&fixture.config(&[("REFEDGE_SERVER_MAX_CONNECTIONS", "3")])).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(KeepAlive::connect(edge.public).await.expect("connect"));
+    }
+    for c in &mut open {
+        assert_eq!(c.get("/demo", &[]).await.expect("served").status, 302);
+    }
+    // The fourth is queued by the kernel, not answered...
+    let waiting = tokio::spawn(try_get(edge.public, "/demo", &[]));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "answered past the budget");
+    // ...while the open ones are served...
+    assert_eq!(open[0].get("/demo", &[]).await.expect("served").status, 302);
+    // ...and it is answered once one of them closes.
+    drop(open.pop());
+    let res = within("queued client answered", waiting)
+        .await
+        .expect("task")
+        .expect("response");
+    assert_eq!(res.status, 302);
+    assert!(metric(edge.admin, "refedge_limits_total{limit=\"connections\"}").await >= 1.0);
+    // The admin listener has its own budget.
+    assert_eq!(get(edge.admin, "/livez", &[]).await.status, 200);
+    drop(open);
+    assert!(edge.stop().await);
+}
