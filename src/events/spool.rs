@@ -214,6 +214,12 @@ impl SpoolWriter {
                     .event(EventResult::Spooled, self.buffered_events);
             }
             Err(e) => {
+                // A short write (a full disk) leaves part of a line behind:
+                // cut it off, so the segment stays whole lines and the next
+                // write starts a line of its own.
+                if let Err(cut) = self.file.set_len(self.segment_bytes) {
+                    tracing::debug!(error = %cut, "cannot cut a partial write");
+                }
                 self.metrics
                     .event(EventResult::SpoolFailed, self.buffered_events);
                 self.log_error("write to spool segment failed; events dropped", &e);

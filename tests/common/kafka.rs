@@ -155,6 +155,17 @@ pub struct Record {
 /// Reads `topic` from the beginning until `expected` records arrived or
 /// `timeout` passed; returns what arrived.
 pub fn consume(brokers: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<Record> {
+    consume_until(brokers, topic, |records| records.len() >= expected, timeout)
+}
+
+/// Reads `topic` from the beginning until `done` says so or `timeout`
+/// passed; returns what arrived.
+pub fn consume_until(
+    brokers: &str,
+    topic: &str,
+    done: impl Fn(&[Record]) -> bool,
+    timeout: Duration,
+) -> Vec<Record> {
     let group = format!("test-{}", std::process::id());
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -166,7 +177,7 @@ pub fn consume(brokers: &str, topic: &str, expected: usize, timeout: Duration) -
     consumer.subscribe(&[topic]).expect("subscribe");
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
-    while out.len() < expected && Instant::now() < deadline {
+    while !done(&out) && Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
             let mut headers = HashMap::new();
             if let Some(h) = m.headers() {
