@@ -313,10 +313,15 @@ pub struct Process {
 /// Starts `refedge serve` with JSON logs and waits until both listeners are
 /// bound (their addresses are read from the log).
 pub fn spawn_binary(env: &[(String, String)]) -> Process {
+    spawn_binary_with(Path::new("/dev/null"), env)
+}
+
+/// As [`spawn_binary`], with a config file.
+pub fn spawn_binary_with(config: &Path, env: &[(String, String)]) -> Process {
     let mut child = Command::new(env!("CARGO_BIN_EXE_refedge"))
         .arg("serve")
         .arg("--config")
-        .arg("/dev/null")
+        .arg(config)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("REFEDGE_LOG_FORMAT", "json")
         .env_remove("RUST_LOG")
