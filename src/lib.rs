@@ -6,7 +6,7 @@
 //! # How one click flows
 //!
 //! ```text
-//! accept (node, http::server) ──► http::router::Edge::handle
+//! accept (node, http::server: limits, TLS handshake by SNI) ──► http::router::Edge::handle
 //!     ├─► links::LinkStore::resolve(host, code)
 //!     ├─► visitor: client address (trusted proxies), bot?, Sec-GPC
 //!     ├─► attribution: verify cookie, decide first/last touch, click id
@@ -27,7 +27,10 @@
 //! - [`config`]: the TOML file, `REFEDGE_*` overrides, validation.
 //! - [`links`]: short codes, link validation, the packed concurrent map, the
 //!   parallel loader, snapshots, replication through the links topic.
-//! - [`http`]: accept loop, router, `Location` building.
+//! - [`http`]: accept loop and connection limits, router, `Location` building,
+//!   the plain listener's redirect to HTTPS.
+//! - [`tls`]: certificates per brand domain from `tls.cert_dir`, chosen by SNI,
+//!   reloaded on change; the rustls configuration.
 //! - [`visitor`]: client address, bots and preview fetchers, device, privacy signals.
 //! - [`attribution`]: click ids, the signed cookie, first/last touch.
 //! - [`events`]: the click event, the hand-off, enrichment, the spool, the

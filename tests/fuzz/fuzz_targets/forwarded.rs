@@ -28,7 +28,10 @@ fuzz_target!(|data: &[u8]| {
     // it appears in dotted form (alone or inside an IPv4-mapped IPv6).
     if let (true, IpAddr::V4(v4)) = (ip != peer, ip) {
         let text = String::from_utf8_lossy(data);
-        assert!(text.contains(&v4.to_string()), "{ip} is in neither header: {text:?}");
+        assert!(
+            text.contains(&v4.to_string()),
+            "{ip} is in neither header: {text:?}"
+        );
     }
     let untrusted: IpAddr = "203.0.113.9".parse().unwrap();
     assert_eq!(client_ip(untrusted, &headers, &trusted), untrusted);

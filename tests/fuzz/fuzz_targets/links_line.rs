@@ -11,7 +11,11 @@ fuzz_target!(|data: &[u8]| {
     for link in &links {
         let target: &str = &link.target;
         assert!(http::HeaderValue::from_str(target).is_ok(), "{target:?}");
-        assert!(!target.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()));
+        assert!(
+            !target
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        );
     }
     if let Ok(line) = std::str::from_utf8(data) {
         if !line.contains('\n') && !line.trim().is_empty() {

@@ -32,10 +32,20 @@ fuzz_target!(|data: &[u8]| {
     let out = value.to_str().expect("Location is visible ASCII");
     assert!(!out.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0));
     let base = target.split(['?', '#']).next().unwrap();
-    assert!(out.starts_with(base), "{out:?} does not start with {base:?}");
+    assert!(
+        out.starts_with(base),
+        "{out:?} does not start with {base:?}"
+    );
     let after = &out[base.len()..];
-    assert!(after.is_empty() || after.starts_with('?') || after.starts_with('#'), "{out:?}");
-    assert_eq!(out.matches(&format!("rf_click={}", id.as_str())).count(), 1, "{out:?}");
+    assert!(
+        after.is_empty() || after.starts_with('?') || after.starts_with('#'),
+        "{out:?}"
+    );
+    assert_eq!(
+        out.matches(&format!("rf_click={}", id.as_str())).count(),
+        1,
+        "{out:?}"
+    );
     if let Some((_, fragment)) = target.split_once('#') {
         assert!(out.ends_with(&format!("#{fragment}")), "{out:?}");
     }

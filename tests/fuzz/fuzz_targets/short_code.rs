@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(valid);
             assert_eq!(parsed.as_str(), code);
             assert!((1..=64).contains(&code.len()));
-            assert!(code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+            assert!(
+                code.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            );
         }
         Err(_) => assert!(!valid),
     }
