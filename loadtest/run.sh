@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# The side-by-side harness: refedge against what an operator would otherwise
+# deploy, on this machine, in one run.
+#   nginx      `map` of the codes + `return 302`, 2 workers (no attribution, no events)
+#   bare       a hyper 1.x server answering one fixed 302 (loadtest/bare-hyper)
+#   spool      refedge, every feature on, events.sink = "spool"
+#   kafka      refedge shipping to a local Tansu broker
+#   kafka_down refedge with the Kafka sink and the broker stopped
+# In alternating rounds (nginx bare spool kafka kafka_down, repeated), each is
+# driven by wrk with random codes from the same N links: keep-alive, and one
+# request per connection. Recorded: req/s and the server's own CPU µs per
+# request from /proc/PID/stat (nginx: its workers; refedge: the process,
+# librdkafka's threads included, the broker excluded). Then latency at half
+# of each server's median keep-alive maximum with oha's coordinated-omission
+# correction: p50/p90/p99/p99.9/max, plotted.
+# Usage: loadtest/run.sh [--quick]
+#   --quick: 1000 links, 1 round of 2 s, for the test that keeps this working.
+# Env: LINKS (100000), ROUNDS (3), SECS (10), LAT_SECS (20), REFEDGE_BIN
+#   (a refedge binary instead of the release build), OUT (result directory).
+# Writes loadtest/results/<date>-<host>/{report.md,latency.png,raw/*}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+if [ "${1:-}" = "--quick" ]; then
+  LINKS=${LINKS:-1000} ROUNDS=${ROUNDS:-1} SECS=${SECS:-2} LAT_SECS=${LAT_SECS:-2}
+else
+  LINKS=${LINKS:-100000} ROUNDS=${ROUNDS:-3} SECS=${SECS:-10} LAT_SECS=${LAT_SECS:-20}
+fi
+export PATH="$HOME/.cargo/bin:$PATH"
+need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+need nginx nginx
+need wrk wrk
+need curl curl
+need bc bc
+command -v oha >/dev/null || cargo install oha --locked
+command -v tansu >/dev/null || cargo install tansu --locked --features dynostore,libsql
+python3 -c 'import matplotlib' 2>/dev/null ||
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore matplotlib
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+if [ -z "${REFEDGE_BIN:-}" ]; then
+  cargo build --release --locked --bin refedge
+  REFEDGE_BIN=$TARGET/release/refedge
+fi
+(cd loadtest/bare-hyper && CARGO_TARGET_DIR=$TARGET cargo build --release --locked --quiet)
+BARE_BIN=$TARGET/release/bare-hyper
+
+OUT=${OUT:-loadtest/results/$(date -u +%Y-%m-%d)-$(hostname)}
+mkdir -p "$OUT/raw"
+rm -f "$OUT"/raw/*
+WORK=$(mktemp -d)
+cleanup() {
+  kill $(jobs -p) 2>/dev/null || true
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# The links, the codes that serve every host, and the same set as an nginx map.
+python3 loadtest/gen_links.py "$LINKS" 42 >"$WORK/links.jsonl" 2>/dev/null
+grep -v '"domain"' "$WORK/links.jsonl" | cut -d'"' -f4,8 --output-delimiter=' ' >"$WORK/pairs.txt"
+cut -d' ' -f1 "$WORK/pairs.txt" >"$WORK/codes.txt"
+awk '{printf "/%s \"%s\";\n", $1, $2}' "$WORK/pairs.txt" >"$WORK/map.conf"
+cat >"$WORK/random.lua" <<'LUA'
+local codes = {}
+for line in io.lines(os.getenv("CODES")) do codes[#codes + 1] = line end
+math.randomseed(42)
+wrk.headers["User-Agent"] = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 Safari/604.1"
+if os.getenv("CLOSE") == "1" then wrk.headers["Connection"] = "close" end
+request = function()
+  return wrk.format("GET", "/" .. codes[math.random(#codes)] .. "?utm_campaign=spring")
+end
+LUA
+export CODES="$WORK/codes.txt"
+# oha picks a URL per request from this pattern: 200 of the codes.
+OHA_CODES=$(head -200 "$WORK/codes.txt" | paste -sd'|')
+
+PORT=18090
+ADMIN=127.0.0.1:19099
+BROKER_PORT=19393
+cat >"$WORK/nginx.conf" <<EOF
+worker_processes 2;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  map_hash_max_size $((LINKS * 2));
+  map_hash_bucket_size 128;
+  map \$uri \$target { include $WORK/map.conf; }
+  server {
+    listen 127.0.0.1:$PORT reuseport backlog=4096;
+    location / {
+      if (\$target = "") { return 404; }
+      return 302 \$target;
+    }
+  }
+}
+EOF
+
+wait_port() { until (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null; do sleep 0.05; done; }
+broker_up() {
+  tansu broker --listener-url tcp://127.0.0.1:$BROKER_PORT --advertised-listener-url tcp://127.0.0.1:$BROKER_PORT \
+    --storage-engine memory://tansu/ >>"$WORK/tansu.log" 2>&1 &
+  BROKER_PID=$!
+  wait_port $BROKER_PORT
+  tansu topic create refedge.clicks --partitions 3 --broker tcp://127.0.0.1:$BROKER_PORT >/dev/null 2>&1 || true
+}
+broker_down() { kill -9 "$BROKER_PID" 2>/dev/null || true; wait "$BROKER_PID" 2>/dev/null || true; }
+edge_up() { # $1 = spool | kafka
+  rm -rf "$WORK/spool"
+  REFEDGE_SERVER_LISTEN=127.0.0.1:$PORT REFEDGE_ADMIN_LISTEN=$ADMIN REFEDGE_LINKS_FILE="$WORK/links.jsonl" \
+  REFEDGE_EVENTS_SPOOL_DIR="$WORK/spool" REFEDGE_EVENTS_SINK=$1 REFEDGE_KAFKA_BROKERS=127.0.0.1:$BROKER_PORT \
+  REFEDGE_ATTRIBUTION_SECRET=loadtest-secret-0123456789 REFEDGE_KAFKA_SHUTDOWN_TIMEOUT_MS=200 \
+  REFEDGE_LOG_LEVEL=warn "$REFEDGE_BIN" serve --config /dev/null 2>>"$WORK/edge.log" &
+  SERVER_PID=$!
+  until curl -fs "http://$ADMIN/readyz" >/dev/null 2>&1; do sleep 0.05; done
+  PIDS=$SERVER_PID
+}
+up() {
+  case $1 in
+    nginx)
+      nginx -c "$WORK/nginx.conf" -p "$WORK"
+      wait_port $PORT
+      PIDS=$(pgrep -P "$(cat "$WORK/nginx.pid")" | tr '\n' ' ') ;;
+    bare)
+      "$BARE_BIN" 127.0.0.1:$PORT &
+      SERVER_PID=$!
+      wait_port $PORT
+      PIDS=$SERVER_PID ;;
+    spool) edge_up spool ;;
+    kafka) broker_up; edge_up kafka ;;
+    kafka_down) broker_up; broker_down; edge_up kafka ;;
+  esac
+}
+down() {
+  case $1 in
+    nginx) kill -QUIT "$(cat "$WORK/nginx.pid")"; while [ -f "$WORK/nginx.pid" ]; do sleep 0.05; done ;;
+    bare) kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true ;;
+    *) kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+       [ "$1" = kafka ] && broker_down ;;
+  esac
+  while (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; do sleep 0.05; done
+}
+ticks() { local t=0 p; for p in $PIDS; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
+HZ=$(getconf CLK_TCK)
+
+SERVERS="nginx bare spool kafka kafka_down"
+echo "server mode round rps cpu_us errors" >"$WORK/rows"
+for r in $(seq 1 "$ROUNDS"); do
+  for s in $SERVERS; do
+    up $s
+    for mode in ka close; do
+      raw="$OUT/raw/$s-$mode-$r.txt"
+      c0=$(ticks)
+      CLOSE=$([ $mode = close ] && echo 1 || echo 0) wrk -t2 -c64 -d${SECS}s -s "$WORK/random.lua" "http://127.0.0.1:$PORT" >"$raw"
+      c1=$(ticks)
+      n=$(awk '/requests in/ {print $1}' "$raw")
+      rps=$(awk '/Requests\/sec/ {print $2}' "$raw")
+      errs=$(awk '/Socket errors/ {for (i = 4; i <= NF; i += 2) s += $i} /Non-2xx or 3xx/ {s += $NF} END {print s + 0}' "$raw")
+      cpu=$(echo "($c1 - $c0) * 1000000 / $HZ / $n" | bc -l)
+      printf '%s %s %s %.0f %.2f %s\n' $s $mode "$r" "$rps" "$cpu" "$errs" | tee -a "$WORK/rows"
+    done
+    down $s
+  done
+done
+cp "$WORK/rows" "$OUT/raw/rows.txt"
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) print 0; else print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+med() { awk -v s=$1 -v m=$2 -v c=$3 '$1==s && $2==m {print $c}' "$WORK/rows" | median; }
+
+# Latency at half of each server's median keep-alive maximum.
+for s in $SERVERS; do
+  rate=$(echo "$(med $s ka 4) / 2" | bc)
+  up $s
+  oha -z ${LAT_SECS}s -q "$rate" -c 64 --latency-correction --no-tui --output-format json \
+    -H "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/126.0 Safari/537.36" \
+    --rand-regex-url "http://127.0.0.1:$PORT/($OHA_CODES)" >"$OUT/raw/$s-latency.json" 2>"$OUT/raw/$s-latency.err" || true
+  down $s
+done
+
+python3 loadtest/report.py "$OUT" "$WORK/rows" "$LINKS" "$ROUNDS" "$SECS" "$LAT_SECS" "$*"
