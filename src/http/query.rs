@@ -217,6 +217,17 @@ mod tests {
     }
 
     #[test]
+    fn a_name_that_only_contains_the_click_param_is_forwarded() {
+        // Found by the query_merge fuzz target (its check was too loose): a
+        // parameter whose name ends in `rf_click` is someone else's, kept
+        // (encoded) beside the one real click parameter.
+        assert_eq!(
+            loc("https://b.example/p", Some("x\u{1f}rf_click=ID&a=1"), true),
+            "https://b.example/p?x%1Frf_click=ID&a=1&rf_click=ID"
+        );
+    }
+
+    #[test]
     fn fragment_stays_last() {
         assert_eq!(
             loc("https://b.example/p?a=1#top", Some("b=2"), true),
