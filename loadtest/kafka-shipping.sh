@@ -9,18 +9,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 SECS=${2:-10}
-export PATH="$HOME/.cargo/bin:$PATH"
-for tool in wrk bc curl; do
-  command -v $tool >/dev/null || { apt-get update -qq && apt-get install -y -qq $tool; }
-done
-command -v tansu >/dev/null || cargo install tansu --locked --features dynostore,libsql
-cargo build --release --locked --bin refedge
-BIN=${CARGO_TARGET_DIR:-target}/release/refedge
-
-OUT=loadtest/results/$(date -u +%Y-%m-%d)-$(hostname)-kafka
-mkdir -p "$OUT/raw"
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+. loadtest/lib.sh
+for tool in wrk bc curl; do need $tool; done
+need_tansu
+build_refedge
+results_dir kafka
+work_dir
 
 # 1000 links and a wrk script that picks one at random per request.
 for i in $(seq 0 999); do

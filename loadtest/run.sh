@@ -26,34 +26,19 @@ if [ "${1:-}" = "--quick" ]; then
 else
   LINKS=${LINKS:-100000} ROUNDS=${ROUNDS:-3} SECS=${SECS:-10} LAT_SECS=${LAT_SECS:-20}
 fi
-export PATH="$HOME/.cargo/bin:$PATH"
-need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
-need nginx nginx
-need wrk wrk
-need curl curl
-need bc bc
+. loadtest/lib.sh
+for tool in nginx wrk curl bc; do need $tool; done
 command -v oha >/dev/null || cargo install oha --locked
-command -v tansu >/dev/null || cargo install tansu --locked --features dynostore,libsql
-python3 -c 'import matplotlib' 2>/dev/null ||
-  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore matplotlib
+need_tansu
+need_matplotlib
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-if [ -z "${REFEDGE_BIN:-}" ]; then
-  cargo build --release --locked --bin refedge
-  REFEDGE_BIN=$TARGET/release/refedge
-fi
+build_refedge
+REFEDGE_BIN=$BIN
 (cd loadtest/bare-hyper && CARGO_TARGET_DIR=$TARGET cargo build --release --locked --quiet)
 BARE_BIN=$TARGET/release/bare-hyper
 
-OUT=${OUT:-loadtest/results/$(date -u +%Y-%m-%d)-$(hostname)}
-mkdir -p "$OUT/raw"
-rm -f "$OUT"/raw/*
-WORK=$(mktemp -d)
-cleanup() {
-  kill $(jobs -p) 2>/dev/null || true
-  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+results_dir
+work_dir
 
 # The links, the codes that serve every host, and the same set as an nginx map.
 python3 loadtest/gen_links.py "$LINKS" 42 >"$WORK/links.jsonl" 2>/dev/null
@@ -77,13 +62,7 @@ OHA_CODES=$(head -200 "$WORK/codes.txt" | paste -sd'|')
 PORT=18090
 ADMIN=127.0.0.1:19099
 BROKER_PORT=19393
-cat >"$WORK/nginx.conf" <<EOF
-worker_processes 2;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 16384; }
-http {
-  access_log off;
+{ nginx_head 16384; cat <<EOF
   map_hash_max_size $((LINKS * 2));
   map_hash_bucket_size 128;
   map \$uri \$target { include $WORK/map.conf; }
@@ -96,6 +75,7 @@ http {
   }
 }
 EOF
+} >"$WORK/nginx.conf"
 
 wait_port() { until (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null; do sleep 0.05; done; }
 broker_up() {
@@ -141,8 +121,7 @@ down() {
   esac
   while (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; do sleep 0.05; done
 }
-ticks() { local t=0 p; for p in $PIDS; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
-HZ=$(getconf CLK_TCK)
+ticks() { cpu_ticks $PIDS; }
 
 SERVERS="nginx bare spool kafka kafka_down"
 echo "server mode round rps cpu_us errors" >"$WORK/rows"
@@ -165,7 +144,6 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 cp "$WORK/rows" "$OUT/raw/rows.txt"
 
-median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) print 0; else print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 med() { awk -v s=$1 -v m=$2 -v c=$3 '$1==s && $2==m {print $c}' "$WORK/rows" | median; }
 
 # Latency at half of each server's median keep-alive maximum.

@@ -13,21 +13,14 @@ cd "$(dirname "$0")/.."
 DURATION=${1:-600}
 SLICE=30
 WARMUP=${WARMUP:-120}
-export PATH="$HOME/.cargo/bin:$PATH"
-for tool in wrk bc curl; do
-  command -v $tool >/dev/null || { apt-get update -qq && apt-get install -y -qq $tool; }
-done
-command -v tansu >/dev/null || cargo install tansu --locked --features dynostore,libsql
-cargo build --release --locked --bin refedge
-BIN=${CARGO_TARGET_DIR:-target}/release/refedge
+. loadtest/lib.sh
+for tool in wrk bc curl; do need $tool; done
+need_tansu
+need_matplotlib
+build_refedge
+results_dir soak
+work_dir
 
-OUT=loadtest/results/$(date -u +%Y-%m-%d)-$(hostname)-soak
-mkdir -p "$OUT/raw"
-rm -f "$OUT"/raw/*
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-
-python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check matplotlib
 python3 loadtest/gen_links.py 1000 7 >"$WORK/links.jsonl" 2>/dev/null
 # Links bound to a brand domain answer only on that host: drive the others.
 grep -v '"domain"' "$WORK/links.jsonl" | cut -d'"' -f4 >"$WORK/codes.txt"

@@ -19,21 +19,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 SECS=${2:-5}
-need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2"; }; }
+. loadtest/lib.sh
 need nginx nginx
 need h2load nghttp2-client
 need openssl openssl
 need testssl testssl.sh
-need curl curl
-need bc bc
-cargo build --release --locked --bin refedge
-BIN=${CARGO_TARGET_DIR:-target}/release/refedge
-
-OUT=loadtest/results/$(date -u +%Y-%m-%d)-$(hostname)-tls
-mkdir -p "$OUT/raw"
-rm -f "$OUT"/raw/*
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; rm -rf "$WORK"' EXIT
+need curl
+need bc
+build_refedge
+results_dir tls
+work_dir
 
 # A private CA and a leaf shaped like a public CA's (a year, a CRL address),
 # so that testssl's findings are about the server, not a self-signed test
@@ -53,13 +48,7 @@ printf '{"code":"x","target":"https://brand.example/landing?utm_source=ref","adv
 NGINX_PORT=18443
 EDGE_PORT=18444
 ADMIN=127.0.0.1:19090
-cat >"$WORK/nginx.conf" <<EOF
-worker_processes 2;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
+{ nginx_head 8192; cat <<EOF
   ssl_protocols TLSv1.2 TLSv1.3;
   ssl_session_cache shared:SSL:10m;
   ssl_session_tickets on;
@@ -72,6 +61,7 @@ http {
   }
 }
 EOF
+} >"$WORK/nginx.conf"
 
 PIDS=""
 nginx_up() {
@@ -94,8 +84,7 @@ edge_up() {
   PORT=$EDGE_PORT
 }
 edge_down() { kill -TERM "$EDGE_PID"; wait "$EDGE_PID" || true; }
-ticks() { local t=0 p; for p in $PIDS; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
-HZ=$(getconf CLK_TCK)
+ticks() { cpu_ticks $PIDS; }
 now() { date +%s.%N; }
 
 # Runs one measure against $PORT; appends "server measure rate cpu_us" to rows.
@@ -140,7 +129,6 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 cp "$WORK/rows" "$OUT/raw/rows.txt"
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 {
   echo "# HTTPS: refedge vs nginx, same certificate"
   echo

@@ -1,0 +1,63 @@
+# Sourced by the loadtest scripts: the tools they install when missing, the
+# release build, the results and scratch directories, and CPU accounting.
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# need COMMAND [DEBIAN_PACKAGE]
+need() {
+  command -v "$1" >/dev/null || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${2:-$1}" >/dev/null
+  }
+}
+need_tansu() { command -v tansu >/dev/null || cargo install tansu --locked --features dynostore,libsql; }
+need_matplotlib() {
+  python3 -c 'import matplotlib' 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore matplotlib
+}
+
+# Sets BIN: $REFEDGE_BIN, or the release build (made now).
+build_refedge() {
+  if [ -z "${REFEDGE_BIN:-}" ]; then
+    cargo build --release --locked --bin refedge
+    REFEDGE_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/refedge
+  fi
+  BIN=$REFEDGE_BIN
+}
+
+# results_dir [SUFFIX]: sets OUT (unless given) to
+# loadtest/results/<date>-<host>[-SUFFIX], with an empty raw/.
+results_dir() {
+  OUT=${OUT:-loadtest/results/$(date -u +%Y-%m-%d)-$(hostname)${1:+-$1}}
+  mkdir -p "$OUT/raw"
+  rm -f "$OUT"/raw/*
+}
+
+# Sets WORK to a scratch directory removed at exit, with every background
+# job (and an nginx started with its pid in $WORK) stopped.
+work_dir() {
+  WORK=$(mktemp -d)
+  trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; rm -rf "$WORK"' EXIT
+}
+
+# CPU clock ticks (user + system) used so far by the given processes.
+cpu_ticks() {
+  local t=0 p
+  for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo $t
+}
+HZ=$(getconf CLK_TCK)
+
+# The median of the numbers on stdin.
+median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) print 0; else print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+# nginx_head WORKER_CONNECTIONS: the start of an nginx.conf running from
+# $WORK with 2 workers and no access log, up to the open `http {`.
+nginx_head() {
+  cat <<NGINX
+worker_processes 2;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections $1; }
+http {
+  access_log off;
+NGINX
+}
