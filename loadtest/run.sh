@@ -33,7 +33,6 @@ need_tansu
 need_matplotlib
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 build_refedge
-REFEDGE_BIN=$BIN
 (cd loadtest/bare-hyper && CARGO_TARGET_DIR=$TARGET cargo build --release --locked --quiet)
 BARE_BIN=$TARGET/release/bare-hyper
 

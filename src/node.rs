@@ -160,7 +160,7 @@ pub struct Node {
 }
 
 /// The HTTPS side of a node.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct TlsSetup {
     certs: Arc<CertStore>,
     accept: server::TlsAccept,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
@@ -146,15 +146,6 @@ fn get_request(authority: &str, path: &str, h2: bool) -> http::Request<Empty<Byt
     b.body(Empty::new()).expect("request")
 }
 
-async fn collect(res: http::Response<hyper::body::Incoming>) -> Response {
-    let (parts, body) = res.into_parts();
-    Response {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body: body.collect().await.expect("body").to_bytes(),
-    }
-}
-
 /// One GET over HTTP/2 on a TLS connection.
 async fn h2_get(stream: TlsStream<TcpStream>, authority: &str, path: &str) -> Response {
     let (mut sender, conn) =
@@ -168,7 +159,7 @@ async fn h2_get(stream: TlsStream<TcpStream>, authority: &str, path: &str) -> Re
     )
     .await
     .expect("h2 response");
-    collect(res).await
+    collect(res).await.expect("body")
 }
 
 /// A keep-alive HTTP/1.1 connection over TLS.
@@ -196,7 +187,7 @@ impl H1 {
         )
         .await
         .expect("h1 response");
-        collect(res).await
+        collect(res).await.expect("body")
     }
 }
 

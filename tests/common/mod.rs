@@ -248,7 +248,7 @@ pub async fn try_send(
 }
 
 /// Reads a whole response.
-async fn collect(res: http::Response<hyper::body::Incoming>) -> Result<Response, hyper::Error> {
+pub async fn collect(res: http::Response<hyper::body::Incoming>) -> Result<Response, hyper::Error> {
     let (parts, body) = res.into_parts();
     let body = body.collect().await?.to_bytes();
     Ok(Response {
