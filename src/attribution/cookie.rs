@@ -247,15 +247,43 @@ mod tests {
         let other = ClickId::new(NOW * 1000);
         let swapped_id = v.replacen(id.as_str(), other.as_str(), 1);
         assert_eq!(s.verify(&swapped_id, NOW), CookieCheck::BadSignature);
-        let newer = v.replacen(&NOW.to_string(), &(NOW + 1).to_string(), 1);
+        let newer = v.replacen(&format!(".{NOW}."), &format!(".{}.", NOW + 1), 1);
+        assert_ne!(newer, v);
         assert_eq!(s.verify(&newer, NOW), CookieCheck::BadSignature);
+        // Flip the signature's first character: every character there carries
+        // six bits of the tag, so any change stays valid base64 (the last one
+        // carries padding bits, and changing those is a malformed value).
         let mut flipped = v.clone().into_bytes();
-        let last = flipped.len() - 1;
-        flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+        let first = v.rfind('.').unwrap() + 1;
+        flipped[first] = if flipped[first] == b'A' { b'B' } else { b'A' };
         assert_eq!(
             s.verify(std::str::from_utf8(&flipped).unwrap(), NOW),
             CookieCheck::BadSignature
         );
+    }
+
+    #[test]
+    fn a_changed_last_character_is_refused_whatever_it_carries() {
+        // Found by CI: a flip of the last character was sometimes read as a
+        // malformed value (non-zero padding bits) and sometimes as a bad
+        // signature. Either way the cookie must never verify.
+        let s = signer(&["key-one-0123456789"]);
+        for n in 0..200 {
+            let v = s.sign(&ClickId::new(NOW * 1000 + n), NOW);
+            for c in [b'A', b'B', b'Q', b'g', b'-', b'_'] {
+                let mut changed = v.clone().into_bytes();
+                let last = changed.len() - 1;
+                if changed[last] == c {
+                    continue;
+                }
+                changed[last] = c;
+                let check = s.verify(std::str::from_utf8(&changed).unwrap(), NOW);
+                assert!(
+                    matches!(check, CookieCheck::BadSignature | CookieCheck::Malformed),
+                    "{check:?}"
+                );
+            }
+        }
     }
 
     #[test]
