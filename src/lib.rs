@@ -42,6 +42,7 @@
 //! - [`node`]: start-up, reload and the shutdown sequence.
 
 pub mod admin;
+pub mod alloc;
 pub mod attribution;
 pub mod config;
 pub mod events;

@@ -97,25 +97,27 @@ impl LinkReloader {
     /// served. Returns (loaded, rejected).
     pub fn reload(&self) -> std::io::Result<(usize, usize)> {
         use std::sync::atomic::Ordering;
-        let bytes = match std::fs::read(&self.file) {
-            Ok(bytes) => bytes,
+        let started = std::time::Instant::now();
+        let previous = self.epoch.load(Ordering::SeqCst);
+        let epoch = if previous == u8::MAX { 1 } else { previous + 1 };
+        let threads = crate::links::load_threads();
+        // About 200 bytes a line.
+        let expected = std::fs::metadata(&self.file).map_or(0, |m| m.len() as usize / 200);
+        let bulk = self.store.bulk(threads, expected);
+        let loaded = std::fs::File::open(&self.file).and_then(|file| {
+            crate::links::load_lines(file, threads, crate::links::Link::from_json, |at, link| {
+                bulk.add(at, crate::links::packed::pack(&link, epoch))
+            })
+        });
+        let (loaded, errors) = match loaded {
+            Ok(done) => done,
             Err(e) => {
                 metrics::link_reloads(false).increment(1);
                 tracing::error!(file = %self.file.display(), error = %e, "cannot read links file; keeping the links already loaded");
                 return Err(e);
             }
         };
-        let previous = self.epoch.load(Ordering::SeqCst);
-        let epoch = if previous == u8::MAX { 1 } else { previous + 1 };
-        let store = &self.store;
-        let (loaded, created, errors) = crate::links::load_parallel(
-            &bytes,
-            crate::links::load_threads(),
-            crate::links::Link::from_json,
-            |link| store.upsert_uncounted(link, epoch),
-        );
-        self.store.note_bulk(created);
-        drop(bytes);
+        bulk.finish(threads);
         for e in &errors {
             tracing::warn!(
                 "bad link line skipped: {}:{}: {}",
@@ -135,7 +137,7 @@ impl LinkReloader {
         metrics::link_lines_rejected().increment(rejected as u64);
         metrics::links_gauge().set(self.store.len() as f64);
         metrics::link_reloads(true).increment(1);
-        tracing::info!(file = %self.file.display(), links = self.store.len(), loaded, rejected, removed, "links loaded");
+        tracing::info!(file = %self.file.display(), links = self.store.len(), loaded, rejected, removed, elapsed_ms = started.elapsed().as_millis() as u64, "links loaded");
         Ok((loaded, rejected))
     }
 }
@@ -290,13 +292,14 @@ impl Node {
         // file over it (a file edited while the node was down wins).
         let mut topic_offsets = std::collections::BTreeMap::new();
         if let Some(path) = &config.links.snapshot_file {
+            let started = std::time::Instant::now();
             match crate::links::snapshot::load_into(path, &store) {
                 Ok(Some(snapshot)) => {
                     if snapshot.file_links > 0 {
                         reloader.set_epoch(crate::links::snapshot::FILE_EPOCH);
                     }
                     topic_offsets = snapshot.offsets;
-                    tracing::info!(file = %path.display(), links = snapshot.links, skipped = snapshot.skipped, offsets = ?topic_offsets, "links snapshot loaded");
+                    tracing::info!(file = %path.display(), links = snapshot.links, skipped = snapshot.skipped, offsets = ?topic_offsets, elapsed_ms = started.elapsed().as_millis() as u64, "links snapshot loaded");
                 }
                 Ok(None) => {}
                 Err(e) => {

@@ -86,86 +86,168 @@ pub fn parse_lines_bytes(bytes: &[u8]) -> (Vec<Link>, Vec<LineError>) {
     (links, errors)
 }
 
-/// Parses JSON Lines on `threads` threads (the bytes are split at line
-/// boundaries) and hands every parsed item to `apply`, which may run on any
-/// of them. Returns how many items were applied and the refused lines, in
-/// line order, with how many `apply` said were new. Blank lines are skipped.
-pub fn load_parallel<T>(
-    bytes: &[u8],
+/// Bytes read at a time by `load_lines`: big enough that a block is worth a
+/// hand-off, small enough that the few buffers in flight are reused.
+const BLOCK: usize = 4 << 20;
+
+/// Where an item came from: the worker thread that parsed it and its place in
+/// the input (ordered like the lines, not numbered like them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Place {
+    pub worker: usize,
+    pub seq: u64,
+}
+
+/// Reads JSON Lines from `input` in blocks and parses them on `threads`
+/// threads, handing every parsed item to `apply` with its `Place`. Returns
+/// how many items were applied and the refused lines, in line order. Blank
+/// lines are skipped; a last line without a newline counts.
+///
+/// The input is streamed through a few reused buffers, never held whole: a
+/// file of gigabytes costs no more memory than its links, and one that is
+/// cut short while being read ends early instead of failing.
+pub fn load_lines<T>(
+    input: impl std::io::Read,
     threads: usize,
     parse: impl Fn(&str) -> Result<T, LinkError> + Sync,
-    apply: impl Fn(T) -> bool + Sync,
-) -> (usize, usize, Vec<LineError>) {
+    apply: impl Fn(Place, T) + Sync,
+) -> std::io::Result<(usize, Vec<LineError>)> {
+    load_lines_in_blocks(input, BLOCK, threads, parse, apply)
+}
+
+fn load_lines_in_blocks<T>(
+    mut input: impl std::io::Read,
+    block_size: usize,
+    threads: usize,
+    parse: impl Fn(&str) -> Result<T, LinkError> + Sync,
+    apply: impl Fn(Place, T) + Sync,
+) -> std::io::Result<(usize, Vec<LineError>)> {
+    use std::sync::{Mutex, mpsc};
     let threads = threads.max(1);
-    let mut bounds = vec![0];
-    for i in 1..threads {
-        let guess = bytes.len() * i / threads;
-        let start = bounds[bounds.len() - 1].max(guess);
-        let next = bytes[start.min(bytes.len())..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .map_or(bytes.len(), |p| start + p + 1);
-        bounds.push(next);
-    }
-    bounds.push(bytes.len());
-    let chunks: Vec<&[u8]> = bounds
-        .windows(2)
-        .map(|w| &bytes[w[0]..w[1].max(w[0])])
-        .collect();
-    let results: Vec<(usize, usize, usize, Vec<LineError>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .iter()
-            .map(|chunk| {
-                let (parse, apply) = (&parse, &apply);
+    // (block number, buffer, bytes of whole lines in it)
+    let (to_workers, blocks) = mpsc::sync_channel::<(u64, Vec<u8>, usize)>(threads);
+    let blocks = Mutex::new(blocks);
+    let (give_back, spare) = mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|worker| {
+                let (blocks, give_back, parse, apply) =
+                    (&blocks, give_back.clone(), &parse, &apply);
                 scope.spawn(move || {
-                    let (mut applied, mut created, mut lines, mut errors) = (0, 0, 0, Vec::new());
-                    for raw in chunk.split(|b| *b == b'\n') {
-                        lines += 1;
-                        let line = match std::str::from_utf8(raw) {
-                            Ok(l) => l,
-                            Err(_) => {
-                                let error = LinkError::Json("line is not valid UTF-8".into());
-                                errors.push(LineError { line: lines, error });
+                    // (block, lines in it, refused lines numbered within it)
+                    let mut done: Vec<(u64, usize, Vec<LineError>)> = Vec::new();
+                    let mut applied = 0;
+                    loop {
+                        let next = blocks.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok((block, buf, len)) = next else {
+                            break;
+                        };
+                        let (mut lines, mut errors) = (0, Vec::new());
+                        let body = &buf[..len];
+                        let body = body.strip_suffix(b"\n").unwrap_or(body);
+                        for raw in body.split(|b| *b == b'\n') {
+                            lines += 1;
+                            let line = match std::str::from_utf8(raw) {
+                                Ok(l) => l,
+                                Err(_) => {
+                                    let error = LinkError::Json("line is not valid UTF-8".into());
+                                    errors.push(LineError { line: lines, error });
+                                    continue;
+                                }
+                            };
+                            if line.trim().is_empty() {
                                 continue;
                             }
-                        };
-                        if line.trim().is_empty() {
-                            continue;
-                        }
-                        match parse(line) {
-                            Ok(item) => {
-                                created += usize::from(apply(item));
-                                applied += 1;
+                            match parse(line) {
+                                Ok(item) => {
+                                    let seq = block << 32 | lines as u64;
+                                    apply(Place { worker, seq }, item);
+                                    applied += 1;
+                                }
+                                Err(error) => errors.push(LineError { line: lines, error }),
                             }
-                            Err(error) => errors.push(LineError { line: lines, error }),
                         }
+                        done.push((block, lines, errors));
+                        let _ = give_back.send(buf);
                     }
-                    // A chunk ending in a newline has one empty piece after it.
-                    if chunk.last() == Some(&b'\n') {
-                        lines -= 1;
-                    }
-                    (applied, created, lines, errors)
+                    (applied, done)
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    let (mut applied, mut created) = (0, 0);
-    let mut before = 0;
-    let mut errors = Vec::new();
-    for (n, new, lines, chunk_errors) in results {
-        applied += n;
-        created += new;
-        errors.extend(chunk_errors.into_iter().map(|e| LineError {
-            line: e.line + before,
-            ..e
-        }));
-        before += lines;
-    }
-    (applied, created, errors)
+        drop(give_back);
+        let read = (|| -> std::io::Result<()> {
+            let mut carry: Vec<u8> = Vec::new();
+            let mut block = 0u64;
+            loop {
+                let mut buf = spare
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(block_size));
+                buf.clear();
+                buf.append(&mut carry);
+                let want = buf.len().max(block_size / 2) + block_size / 2;
+                let mut eof = false;
+                while buf.len() < want {
+                    buf.reserve(want - buf.len());
+                    let at = buf.len();
+                    buf.resize(buf.capacity(), 0);
+                    match input.read(&mut buf[at..]) {
+                        Ok(0) => {
+                            buf.truncate(at);
+                            eof = true;
+                            break;
+                        }
+                        Ok(n) => buf.truncate(at + n),
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(at),
+                        Err(e) => {
+                            buf.truncate(at);
+                            return Err(e);
+                        }
+                    }
+                }
+                let whole = if eof {
+                    buf.len()
+                } else {
+                    match buf.iter().rposition(|b| *b == b'\n') {
+                        Some(end) => end + 1,
+                        // A line longer than a block: read on.
+                        None => {
+                            carry = buf;
+                            continue;
+                        }
+                    }
+                };
+                carry.extend_from_slice(&buf[whole..]);
+                if whole > 0 && to_workers.send((block, buf, whole)).is_err() {
+                    break;
+                }
+                block += 1;
+                if eof {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        })();
+        drop(to_workers);
+        let mut applied = 0;
+        let mut done = Vec::new();
+        for w in workers {
+            let (n, d) = w.join().unwrap_or_default();
+            applied += n;
+            done.extend(d);
+        }
+        read?;
+        done.sort_by_key(|d| d.0);
+        let mut before = 0;
+        let mut errors = Vec::new();
+        for (_, lines, block_errors) in done {
+            errors.extend(block_errors.into_iter().map(|e| LineError {
+                line: e.line + before,
+                ..e
+            }));
+            before += lines;
+        }
+        Ok((applied, errors))
+    })
 }
 
 /// Threads to parse a large file with.
@@ -217,41 +299,82 @@ mod tests {
     }
 
     #[test]
-    fn parallel_loading_numbers_lines_like_the_file() {
+    fn streamed_loading_numbers_lines_like_the_file() {
         let mut text = String::new();
         for i in 1..=1000 {
             if i % 97 == 0 {
                 text.push_str("not json\n");
             } else if i % 50 == 0 {
                 text.push('\n');
+            } else if i % 101 == 0 {
+                // Longer than the smallest blocks below.
+                let long = "x".repeat(300);
+                text.push_str(&format!(
+                    "{{\"code\":\"c{i}\",\"target\":\"https://a.example/{long}\"}}\n"
+                ));
             } else {
                 text.push_str(&format!(
                     "{{\"code\":\"c{i}\",\"target\":\"https://a.example/{i}\"}}\n"
                 ));
             }
         }
-        for threads in [1, 2, 3, 8] {
-            let seen = std::sync::Mutex::new(Vec::new());
-            let (n, created, errors) =
-                load_parallel(text.as_bytes(), threads, Link::from_json, |l| {
-                    seen.lock().unwrap().push(l.code.to_string());
-                    true
-                });
-            assert_eq!(created, n);
-            let bad: Vec<usize> = errors.iter().map(|e| e.line).collect();
-            assert_eq!(
-                bad,
-                (1..=1000).filter(|i| i % 97 == 0).collect::<Vec<_>>(),
-                "{threads} threads"
-            );
-            assert_eq!(n, seen.lock().unwrap().len());
-            assert_eq!(
-                n,
-                1000 - 10 - (1..=1000).filter(|i| i % 50 == 0 && i % 97 != 0).count()
-            );
+        let expected_bad: Vec<usize> = (1..=1000).filter(|i| i % 97 == 0).collect();
+        let expected_codes: Vec<String> = (1..=1000)
+            .filter(|i| i % 97 != 0 && i % 50 != 0)
+            .map(|i| format!("c{i}"))
+            .collect();
+        for block in [64, 100, 1000, BLOCK] {
+            for threads in [1, 2, 3, 8] {
+                let seen = std::sync::Mutex::new(Vec::new());
+                let (n, errors) = load_lines_in_blocks(
+                    text.as_bytes(),
+                    block,
+                    threads,
+                    Link::from_json,
+                    |place, l| seen.lock().unwrap().push((place.seq, l.code.to_string())),
+                )
+                .unwrap();
+                let bad: Vec<usize> = errors.iter().map(|e| e.line).collect();
+                assert_eq!(bad, expected_bad, "{block} bytes, {threads} threads");
+                let mut seen = seen.into_inner().unwrap();
+                assert_eq!(n, seen.len());
+                // Places order the items like the lines.
+                seen.sort();
+                let codes: Vec<String> = seen.into_iter().map(|(_, c)| c).collect();
+                assert_eq!(codes, expected_codes, "{block} bytes, {threads} threads");
+            }
         }
-        let (n, _, errors) = load_parallel(b"", 4, Link::from_json, |_| true);
+        let (n, errors) = load_lines(&b""[..], 4, Link::from_json, |_, _| ()).unwrap();
         assert_eq!((n, errors.len()), (0, 0));
+        // A last line without its newline counts.
+        let (n, errors) = load_lines(
+            &b"{\"code\":\"a\",\"target\":\"https://a.example/\"}\nnope"[..],
+            2,
+            Link::from_json,
+            |_, _| (),
+        )
+        .unwrap();
+        assert_eq!((n, errors[0].line), (1, 2));
+    }
+
+    #[test]
+    fn a_read_error_is_returned() {
+        struct Failing(usize);
+        impl std::io::Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(std::io::Error::other("disk gone"));
+                }
+                let line = b"{\"code\":\"a\",\"target\":\"https://a.example/\"}\n";
+                let n = line.len().min(buf.len());
+                buf[..n].copy_from_slice(&line[..n]);
+                self.0 -= 1;
+                Ok(n)
+            }
+        }
+        let err =
+            load_lines_in_blocks(Failing(50), 256, 2, Link::from_json, |_, _| ()).unwrap_err();
+        assert_eq!(err.to_string(), "disk gone");
     }
 
     #[test]

@@ -89,6 +89,18 @@ fn name_of(id: u32) -> Option<Arc<str>> {
         .and_then(|i| i.names.get(id as usize).cloned())
 }
 
+/// `link` as one record in a block of its own size.
+pub fn pack(link: &Link, file_epoch: u8) -> Box<[u8]> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with_borrow_mut(|scratch| {
+        scratch.clear();
+        pack_into(link, file_epoch, scratch);
+        Box::from(scratch.as_slice())
+    })
+}
+
 /// Appends `link` as one record to `out`; `file_epoch` as in the layout.
 pub fn pack_into(link: &Link, file_epoch: u8, out: &mut Vec<u8>) {
     let start = out.len();

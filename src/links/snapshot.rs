@@ -116,17 +116,17 @@ fn load_packed(body: &[u8], names: &[String], store: &LinkStore) -> (usize, usiz
     }
     let threads = super::load_threads();
     let per = spans.len().div_ceil(threads.max(1)).max(1);
+    let bulk = store.bulk(threads, spans.len());
     let counts: Vec<(usize, usize, usize)> = std::thread::scope(|scope| {
         let handles: Vec<_> = spans
             .chunks(per)
-            .map(|part| {
-                let remap = &remap;
+            .enumerate()
+            .map(|(worker, spans)| {
+                let (remap, bulk) = (&remap, &bulk);
                 scope.spawn(move || {
-                    let (mut links, mut file, mut bad, mut created) = (0, 0, 0, 0);
-                    let mut record = Vec::with_capacity(256);
-                    for &(at, len) in part {
-                        record.clear();
-                        record.extend_from_slice(&body[at..at + len]);
+                    let (mut links, mut file, mut bad) = (0, 0, 0);
+                    for (i, &(at, len)) in spans.iter().enumerate() {
+                        let mut record = Box::<[u8]>::from(&body[at..at + len]);
                         let Some(ids) = super::packed::check_record(&record) else {
                             bad += 1;
                             continue;
@@ -139,10 +139,10 @@ fn load_packed(body: &[u8], names: &[String], store: &LinkStore) -> (usize, usiz
                             record[4] = FILE_EPOCH;
                             file += 1;
                         }
-                        created += usize::from(store.insert_record_uncounted(&record));
+                        let seq = (worker * per + i) as u64;
+                        bulk.add(super::Place { worker, seq }, record);
                         links += 1;
                     }
-                    store.note_bulk(created);
                     (links, file, bad)
                 })
             })
@@ -152,14 +152,28 @@ fn load_packed(body: &[u8], names: &[String], store: &LinkStore) -> (usize, usiz
             .map(|h| h.join().unwrap_or_default())
             .collect()
     });
+    bulk.finish(threads);
     counts.iter().fold((0, 0, skipped), |acc, c| {
         (acc.0 + c.0, acc.1 + c.1, acc.2 + c.2)
     })
 }
 
+/// Maps a snapshot file into memory: its pages come straight from the page
+/// cache, where reading it would first zero and then copy a buffer of the
+/// file's size (a gigabyte or more at ten million links).
+#[allow(unsafe_code)]
+fn map(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: the map is valid while the file is. Only this process writes
+    // snapshots, always to a temporary name that is then renamed over the old
+    // one, so the file mapped here is never changed or cut short underneath.
+    // (Copying another file over a snapshot while a node loads it is not
+    // supported.)
+    unsafe { memmap2::Mmap::map(file) }
+}
+
 /// Loads a snapshot into `store` (in parallel); `Ok(None)` when there is none.
 pub fn load_into(path: &Path, store: &LinkStore) -> std::io::Result<Option<Loaded>> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match std::fs::File::open(path).and_then(|f| map(&f)) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
@@ -190,22 +204,27 @@ pub fn load_into(path: &Path, store: &LinkStore) -> std::io::Result<Option<Loade
         }));
     }
     let file_links = std::sync::atomic::AtomicUsize::new(0);
-    let (links, created, errors) = super::load_parallel(
+    let threads = super::load_threads();
+    let bulk = store.bulk(threads, body.len() / 250);
+    let (links, errors) = super::load_lines(
         body,
-        super::load_threads(),
+        threads,
         |line| {
             let l: LineIn =
                 serde_json::from_str(line).map_err(|e| LinkError::Json(e.to_string()))?;
             Ok((l.file, Link::from_record(l.link)?))
         },
-        |(file, link)| {
+        |at, (file, link)| {
             if file {
                 file_links.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            store.upsert_uncounted(link, if file { FILE_EPOCH } else { 0 })
+            bulk.add(
+                at,
+                super::packed::pack(&link, if file { FILE_EPOCH } else { 0 }),
+            );
         },
-    );
-    store.note_bulk(created);
+    )?;
+    bulk.finish(threads);
     Ok(Some(Loaded {
         links,
         file_links: file_links.into_inner(),
