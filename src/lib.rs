@@ -42,7 +42,6 @@
 //! - [`node`]: start-up, reload and the shutdown sequence.
 
 pub mod admin;
-pub mod alloc;
 pub mod attribution;
 pub mod config;
 pub mod events;

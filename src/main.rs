@@ -6,9 +6,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use refedge::config::{Config, LogFormat};
 
-#[global_allocator]
-static ALLOCATOR: refedge::alloc::EdgeAllocator = refedge::alloc::EdgeAllocator;
-
 #[derive(Parser)]
 #[command(
     name = "refedge",
