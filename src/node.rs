@@ -105,9 +105,17 @@ impl LinkReloader {
         let expected = std::fs::metadata(&self.file).map_or(0, |m| m.len() as usize / 200);
         let bulk = self.store.bulk(threads, expected);
         let loaded = std::fs::File::open(&self.file).and_then(|file| {
-            crate::links::load_lines(file, threads, crate::links::Link::from_json, |at, link| {
-                bulk.add(at, crate::links::packed::pack(&link, epoch))
-            })
+            crate::links::load_lines(
+                file,
+                threads,
+                crate::links::Link::from_json,
+                |worker, links| {
+                    let records = links
+                        .into_iter()
+                        .map(|(at, link)| (at, crate::links::packed::pack(&link, epoch)));
+                    bulk.add(worker, records);
+                },
+            )
         });
         let (loaded, errors) = match loaded {
             Ok(done) => done,

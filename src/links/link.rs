@@ -276,7 +276,13 @@ fn id_field(field: &'static str, v: Option<String>) -> Result<Option<Box<str>>, 
             field,
             format!("is longer than {MAX_ID_BYTES} bytes"),
         )),
-        Some(s) if s.chars().any(char::is_control) => {
+        Some(s)
+            if if s.is_ascii() {
+                s.bytes().any(|b| b < b' ' || b == 0x7f)
+            } else {
+                s.chars().any(char::is_control)
+            } =>
+        {
             Err(LinkError::field(field, "contains control characters"))
         }
         Some(s) => Ok(Some(s.into_boxed_str())),
@@ -313,7 +319,14 @@ pub fn validate_target(target: &str) -> Result<(), LinkError> {
             format!("is longer than {MAX_TARGET_BYTES} bytes"),
         ));
     }
-    if target.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // ASCII (the usual case) needs only a byte check; other text is looked
+    // at character by character so that Unicode spaces are named as such.
+    let spaced = if target.is_ascii() {
+        target.bytes().any(|b| b <= b' ' || b == 0x7f)
+    } else {
+        target.chars().any(|c| c.is_whitespace() || c.is_control())
+    };
+    if spaced {
         return Err(LinkError::field(
             "target",
             "contains whitespace or control characters",

@@ -36,6 +36,18 @@ impl fmt::Display for LineError {
     }
 }
 
+/// The pieces of `bytes` between newlines (like `split`, with a vectorised
+/// search: a byte at a time, the search alone is a tenth of a large load).
+fn lines_of(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut from = 0;
+    let ends = memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len()));
+    ends.map(move |end| {
+        let line = &bytes[from..end];
+        from = end + 1;
+        line
+    })
+}
+
 /// Parses JSON Lines text; blank lines are skipped. A code given twice for the
 /// same domain is reported on its later line, and the later line wins.
 pub fn parse_lines(text: &str) -> (Vec<Link>, Vec<LineError>) {
@@ -47,7 +59,7 @@ pub fn parse_lines_bytes(bytes: &[u8]) -> (Vec<Link>, Vec<LineError>) {
     let mut links = Vec::new();
     let mut errors = Vec::new();
     let mut seen = std::collections::HashMap::new();
-    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+    for (i, raw) in lines_of(bytes).enumerate() {
         let line_no = i + 1;
         let line = match std::str::from_utf8(raw) {
             Ok(line) => line,
@@ -90,16 +102,11 @@ pub fn parse_lines_bytes(bytes: &[u8]) -> (Vec<Link>, Vec<LineError>) {
 /// hand-off, small enough that the few buffers in flight are reused.
 const BLOCK: usize = 4 << 20;
 
-/// Where an item came from: the worker thread that parsed it and its place in
-/// the input (ordered like the lines, not numbered like them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Place {
-    pub worker: usize,
-    pub seq: u64,
-}
-
 /// Reads JSON Lines from `input` in blocks and parses them on `threads`
-/// threads, handing every parsed item to `apply` with its `Place`. Returns
+/// threads, handing the parsed items of each block to `apply` with their
+/// places in the input (ordered like the lines, not numbered like them) and
+/// the number of the worker thread (one call a block, so `apply` can take a
+/// lock once). Returns
 /// how many items were applied and the refused lines, in line order. Blank
 /// lines are skipped; a last line without a newline counts.
 ///
@@ -110,7 +117,7 @@ pub fn load_lines<T>(
     input: impl std::io::Read,
     threads: usize,
     parse: impl Fn(&str) -> Result<T, LinkError> + Sync,
-    apply: impl Fn(Place, T) + Sync,
+    apply: impl Fn(usize, Vec<(u64, T)>) + Sync,
 ) -> std::io::Result<(usize, Vec<LineError>)> {
     load_lines_in_blocks(input, BLOCK, threads, parse, apply)
 }
@@ -120,7 +127,7 @@ fn load_lines_in_blocks<T>(
     block_size: usize,
     threads: usize,
     parse: impl Fn(&str) -> Result<T, LinkError> + Sync,
-    apply: impl Fn(Place, T) + Sync,
+    apply: impl Fn(usize, Vec<(u64, T)>) + Sync,
 ) -> std::io::Result<(usize, Vec<LineError>)> {
     use std::sync::{Mutex, mpsc};
     let threads = threads.max(1);
@@ -142,10 +149,10 @@ fn load_lines_in_blocks<T>(
                         let Ok((block, buf, len)) = next else {
                             break;
                         };
-                        let (mut lines, mut errors) = (0, Vec::new());
+                        let (mut lines, mut errors, mut items) = (0, Vec::new(), Vec::new());
                         let body = &buf[..len];
                         let body = body.strip_suffix(b"\n").unwrap_or(body);
-                        for raw in body.split(|b| *b == b'\n') {
+                        for raw in lines_of(body) {
                             lines += 1;
                             let line = match std::str::from_utf8(raw) {
                                 Ok(l) => l,
@@ -159,13 +166,13 @@ fn load_lines_in_blocks<T>(
                                 continue;
                             }
                             match parse(line) {
-                                Ok(item) => {
-                                    let seq = block << 32 | lines as u64;
-                                    apply(Place { worker, seq }, item);
-                                    applied += 1;
-                                }
+                                Ok(item) => items.push((block << 32 | lines as u64, item)),
                                 Err(error) => errors.push(LineError { line: lines, error }),
                             }
+                        }
+                        applied += items.len();
+                        if !items.is_empty() {
+                            apply(worker, items);
                         }
                         done.push((block, lines, errors));
                         let _ = give_back.send(buf);
@@ -331,7 +338,10 @@ mod tests {
                     block,
                     threads,
                     Link::from_json,
-                    |place, l| seen.lock().unwrap().push((place.seq, l.code.to_string())),
+                    |_, items| {
+                        let mut seen = seen.lock().unwrap();
+                        seen.extend(items.into_iter().map(|(seq, l)| (seq, l.code.to_string())));
+                    },
                 )
                 .unwrap();
                 let bad: Vec<usize> = errors.iter().map(|e| e.line).collect();
@@ -355,6 +365,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!((n, errors[0].line), (1, 2));
+    }
+
+    #[test]
+    fn lines_split_like_split() {
+        for text in ["", "\n", "a", "a\n", "a\nb", "\n\na\n\nbc\n", "abc\n\n"] {
+            let ours: Vec<&[u8]> = lines_of(text.as_bytes()).collect();
+            let split: Vec<&[u8]> = text.as_bytes().split(|b| *b == b'\n').collect();
+            assert_eq!(ours, split, "{text:?}");
+        }
     }
 
     #[test]

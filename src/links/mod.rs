@@ -13,8 +13,7 @@ pub use link::{
     Link, LinkError, LinkRecord, LinkStatus, RedirectStatus, ShortCode, validate_target,
 };
 pub use loader::{
-    LineError, LoadReport, Place, load_file, load_lines, load_threads, parse_lines,
-    parse_lines_bytes,
+    LineError, LoadReport, load_file, load_lines, load_threads, parse_lines, parse_lines_bytes,
 };
 pub use packed::LinkRef;
 pub use store::{LinkStore, Resolution};

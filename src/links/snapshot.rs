@@ -125,6 +125,7 @@ fn load_packed(body: &[u8], names: &[String], store: &LinkStore) -> (usize, usiz
                 let (remap, bulk) = (&remap, &bulk);
                 scope.spawn(move || {
                     let (mut links, mut file, mut bad) = (0, 0, 0);
+                    let mut batch = Vec::with_capacity(4096);
                     for (i, &(at, len)) in spans.iter().enumerate() {
                         let mut record = Box::<[u8]>::from(&body[at..at + len]);
                         let Some(ids) = super::packed::check_record(&record) else {
@@ -139,10 +140,13 @@ fn load_packed(body: &[u8], names: &[String], store: &LinkStore) -> (usize, usiz
                             record[4] = FILE_EPOCH;
                             file += 1;
                         }
-                        let seq = (worker * per + i) as u64;
-                        bulk.add(super::Place { worker, seq }, record);
+                        batch.push(((worker * per + i) as u64, record));
+                        if batch.len() == 4096 {
+                            bulk.add(worker, batch.drain(..));
+                        }
                         links += 1;
                     }
+                    bulk.add(worker, batch);
                     (links, file, bad)
                 })
             })
@@ -214,14 +218,17 @@ pub fn load_into(path: &Path, store: &LinkStore) -> std::io::Result<Option<Loade
                 serde_json::from_str(line).map_err(|e| LinkError::Json(e.to_string()))?;
             Ok((l.file, Link::from_record(l.link)?))
         },
-        |at, (file, link)| {
-            if file {
-                file_links.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            bulk.add(
-                at,
-                super::packed::pack(&link, if file { FILE_EPOCH } else { 0 }),
-            );
+        |worker, links| {
+            let records = links.into_iter().map(|(at, (file, link))| {
+                if file {
+                    file_links.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                (
+                    at,
+                    super::packed::pack(&link, if file { FILE_EPOCH } else { 0 }),
+                )
+            });
+            bulk.add(worker, records);
         },
     )?;
     bulk.finish(threads);

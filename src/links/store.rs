@@ -365,16 +365,16 @@ pub struct Bulk<'a> {
 type Queued = (u64, u64, Box<[u8]>);
 
 impl Bulk<'_> {
-    /// Queues one packed record (checked with `packed::check_record`) read
-    /// at `at` by one of the workers. Each worker must hand in its records in
-    /// input order.
-    pub fn add(&self, at: super::Place, record: Box<[u8]>) {
-        let key = self.store.key(super::packed::record_key(&record).0);
-        let shard = self.store.map.determine_shard(key as usize);
-        let mut shards = self.parts[at.worker]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        shards[shard].push((at.seq, key, record));
+    /// Queues packed records (checked with `packed::check_record`) read by
+    /// `worker`, each with its place in the input. Each worker must hand in
+    /// its records in input order.
+    pub fn add(&self, worker: usize, records: impl IntoIterator<Item = (u64, Box<[u8]>)>) {
+        let mut shards = self.parts[worker].lock().unwrap_or_else(|e| e.into_inner());
+        for (seq, record) in records {
+            let key = self.store.key(super::packed::record_key(&record).0);
+            let shard = self.store.map.determine_shard(key as usize);
+            shards[shard].push((seq, key, record));
+        }
     }
 
     /// Inserts every queued record on `threads` threads; returns how many
@@ -493,16 +493,18 @@ mod tests {
             |code: &str, target: &str| super::super::packed::pack(&link(code, None, target), 1);
         // The same code read by both workers: the later place wins, whichever
         // worker handed it in first.
-        let at = |worker, seq| super::super::Place { worker, seq };
-        bulk.add(at(1, 50), pack("dup", "https://x.example/third"));
-        bulk.add(at(0, 10), pack("dup", "https://x.example/first"));
-        bulk.add(at(0, 20), pack("dup", "https://x.example/second"));
-        bulk.add(at(1, 60), pack("old", "https://x.example/after"));
+        bulk.add(1, [(50, pack("dup", "https://x.example/third"))]);
+        bulk.add(
+            0,
+            [
+                (10, pack("dup", "https://x.example/first")),
+                (20, pack("dup", "https://x.example/second")),
+            ],
+        );
+        bulk.add(1, [(60, pack("old", "https://x.example/after"))]);
         for i in 0..500u64 {
-            bulk.add(
-                at((i % 2) as usize, 100 + i),
-                pack(&format!("c{i}"), "https://x.example/n"),
-            );
+            let record = pack(&format!("c{i}"), "https://x.example/n");
+            bulk.add((i % 2) as usize, [(100 + i, record)]);
         }
         assert_eq!(s.len(), 1, "nothing is served before finish");
         assert_eq!(bulk.finish(2), 501);
