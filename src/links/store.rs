@@ -430,9 +430,27 @@ impl Bulk<'_> {
             workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
         });
         store.note_bulk(created);
+        drop(by_shard);
+        release_free_memory();
         created
     }
 }
+
+/// Hands the heap's free pages back to the system. A bulk load's queues are
+/// many blocks of tens of kilobytes, below the size the C allocator returns on
+/// free; kept, they would add about 30 bytes a link to the resident size of a
+/// map of a million links.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn release_free_memory() {
+    // SAFETY: malloc_trim only releases free memory; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_memory() {}
 
 #[cfg(test)]
 mod tests {
