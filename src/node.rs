@@ -108,13 +108,12 @@ impl LinkReloader {
             crate::links::load_lines(
                 file,
                 threads,
-                crate::links::Link::from_json,
-                |worker, links| {
-                    let records = links
-                        .into_iter()
-                        .map(|(at, link)| (at, crate::links::packed::pack(&link, epoch)));
-                    bulk.add(worker, records);
+                |line| {
+                    crate::links::Link::with_json(line, |view| {
+                        crate::links::packed::pack(view, epoch)
+                    })
                 },
+                |worker, records| bulk.add(worker, records),
             )
         });
         let (loaded, errors) = match loaded {

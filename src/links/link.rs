@@ -1,6 +1,7 @@
 //! One link and its validation rules (CONTRACT: "Links file"). A `Link` that
 //! exists has passed every rule, so the request path never re-checks a target.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -146,50 +147,155 @@ pub struct LinkRecord {
     pub expires_at: Option<String>,
 }
 
-impl Link {
-    /// Parses and validates one JSON object.
-    pub fn from_json(line: &str) -> Result<Link, LinkError> {
-        let record: LinkRecord =
-            serde_json::from_str(line).map_err(|e| LinkError::Json(json_reason(&e)))?;
-        Link::from_record(record)
-    }
+/// `LinkRecord` with its text borrowed from the line wherever it needs no
+/// unescaping: what a bulk load parses, with no allocation per field. Same
+/// fields, same order, so serde names the same problems.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LineRecord<'a> {
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    code: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    target: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    domain: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    advocate_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    campaign_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    program_id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    redirect: Option<u16>,
+    #[serde(default)]
+    forward_query: Option<bool>,
+    #[serde(default)]
+    status: Option<LinkStatus>,
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    expires_at: Option<Cow<'a, str>>,
+}
 
-    /// Validates a record, stopping at the first problem.
-    pub fn from_record(r: LinkRecord) -> Result<Link, LinkError> {
-        Link::check_record(r).map_err(|mut errors| errors.swap_remove(0))
-    }
+/// An optional string borrowed from the input when it has no escapes
+/// (serde borrows a bare `Cow<str>` field, not one inside an `Option`).
+fn borrowed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Text<'de>>::deserialize(d)?.map(|t| t.0))
+}
 
-    /// Validates a record and reports every field that is wrong.
-    pub fn check_record(r: LinkRecord) -> Result<Link, Vec<LinkError>> {
+/// A record's fields before validation.
+struct Unchecked<'a> {
+    code: Option<&'a str>,
+    target: Option<&'a str>,
+    domain: Option<&'a str>,
+    advocate_id: Option<&'a str>,
+    campaign_id: Option<&'a str>,
+    program_id: Option<&'a str>,
+    redirect: Option<u16>,
+    forward_query: Option<bool>,
+    status: Option<LinkStatus>,
+    expires_at: Option<&'a str>,
+}
+
+impl<'a> From<&'a LinkRecord> for Unchecked<'a> {
+    fn from(r: &'a LinkRecord) -> Self {
+        Unchecked {
+            code: r.code.as_deref(),
+            target: r.target.as_deref(),
+            domain: r.domain.as_deref(),
+            advocate_id: r.advocate_id.as_deref(),
+            campaign_id: r.campaign_id.as_deref(),
+            program_id: r.program_id.as_deref(),
+            redirect: r.redirect,
+            forward_query: r.forward_query,
+            status: r.status,
+            expires_at: r.expires_at.as_deref(),
+        }
+    }
+}
+
+impl<'a> From<&'a LineRecord<'a>> for Unchecked<'a> {
+    fn from(r: &'a LineRecord<'a>) -> Self {
+        Unchecked {
+            code: r.code.as_deref(),
+            target: r.target.as_deref(),
+            domain: r.domain.as_deref(),
+            advocate_id: r.advocate_id.as_deref(),
+            campaign_id: r.campaign_id.as_deref(),
+            program_id: r.program_id.as_deref(),
+            redirect: r.redirect,
+            forward_query: r.forward_query,
+            status: r.status,
+            expires_at: r.expires_at.as_deref(),
+        }
+    }
+}
+
+/// A link's validated fields, borrowing their text: what `Link` holds, and
+/// what a record is packed from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkView<'a> {
+    pub code: &'a str,
+    /// Lower case.
+    pub domain: Option<Cow<'a, str>>,
+    pub target: &'a str,
+    pub advocate_id: Option<&'a str>,
+    pub campaign_id: Option<&'a str>,
+    pub program_id: Option<&'a str>,
+    pub redirect: RedirectStatus,
+    pub forward_query: bool,
+    pub status: LinkStatus,
+    pub expires_at: Option<i64>,
+}
+
+impl<'a> Unchecked<'a> {
+    /// Validates every field, reporting each one that is wrong.
+    fn check(self) -> Result<LinkView<'a>, Vec<LinkError>> {
         let mut errors = Vec::new();
         fn keep<T>(errors: &mut Vec<LinkError>, res: Result<T, LinkError>) -> Option<T> {
             res.map_err(|e| errors.push(e)).ok()
         }
         let code = keep(
             &mut errors,
-            r.code
-                .as_deref()
+            self.code
                 .ok_or_else(|| LinkError::field("code", "is required"))
-                .and_then(ShortCode::parse),
+                .and_then(|c| {
+                    if ShortCode::is_valid(c) {
+                        Ok(c)
+                    } else {
+                        ShortCode::parse(c).map(|_| c)
+                    }
+                }),
         );
         let target = keep(
             &mut errors,
-            r.target
+            self.target
                 .ok_or_else(|| LinkError::field("target", "is required"))
-                .and_then(|t| validate_target(&t).map(|()| t)),
+                .and_then(|t| validate_target(t).map(|()| t)),
         );
         let domain = keep(
             &mut errors,
-            r.domain
-                .map(|d| validate_domain(&d).map(|()| d.to_ascii_lowercase().into_boxed_str()))
+            self.domain
+                .map(|d| {
+                    validate_domain(d).map(|()| {
+                        if d.bytes().any(|b| b.is_ascii_uppercase()) {
+                            Cow::Owned(d.to_ascii_lowercase())
+                        } else {
+                            Cow::Borrowed(d)
+                        }
+                    })
+                })
                 .transpose(),
         );
-        let redirect = keep(&mut errors, r.redirect.map(RedirectStatus::new).transpose());
+        let redirect = keep(
+            &mut errors,
+            self.redirect.map(RedirectStatus::new).transpose(),
+        );
         let expires_at = keep(
             &mut errors,
-            r.expires_at
+            self.expires_at
                 .map(|s| {
-                    OffsetDateTime::parse(&s, &Rfc3339)
+                    OffsetDateTime::parse(s, &Rfc3339)
                         .map(|t| t.unix_timestamp())
                         .map_err(|_| {
                             LinkError::field("expires_at", "must be an RFC 3339 date-time")
@@ -197,9 +303,9 @@ impl Link {
                 })
                 .transpose(),
         );
-        let advocate_id = keep(&mut errors, id_field("advocate_id", r.advocate_id));
-        let campaign_id = keep(&mut errors, id_field("campaign_id", r.campaign_id));
-        let program_id = keep(&mut errors, id_field("program_id", r.program_id));
+        let advocate_id = keep(&mut errors, id_field("advocate_id", self.advocate_id));
+        let campaign_id = keep(&mut errors, id_field("campaign_id", self.campaign_id));
+        let program_id = keep(&mut errors, id_field("program_id", self.program_id));
         match (
             code,
             target,
@@ -219,20 +325,82 @@ impl Link {
                 Some(advocate_id),
                 Some(campaign_id),
                 Some(program_id),
-            ) if errors.is_empty() => Ok(Link {
+            ) if errors.is_empty() => Ok(LinkView {
                 code,
                 domain,
-                target: target.into_boxed_str(),
+                target,
                 advocate_id,
                 campaign_id,
                 program_id,
                 redirect: redirect.unwrap_or(RedirectStatus::FOUND),
-                forward_query: r.forward_query.unwrap_or(true),
-                status: r.status.unwrap_or(LinkStatus::Active),
+                forward_query: self.forward_query.unwrap_or(true),
+                status: self.status.unwrap_or(LinkStatus::Active),
                 expires_at,
             }),
             _ => Err(errors),
         }
+    }
+}
+
+impl LinkView<'_> {
+    pub fn to_link(&self) -> Link {
+        Link {
+            code: ShortCode(self.code.into()),
+            domain: self.domain.as_deref().map(Box::from),
+            target: self.target.into(),
+            advocate_id: self.advocate_id.map(Box::from),
+            campaign_id: self.campaign_id.map(Box::from),
+            program_id: self.program_id.map(Box::from),
+            redirect: self.redirect,
+            forward_query: self.forward_query,
+            status: self.status,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+impl Link {
+    /// Parses and validates one JSON object.
+    pub fn from_json(line: &str) -> Result<Link, LinkError> {
+        Link::with_json(line, |view| view.to_link())
+    }
+
+    /// Parses and validates one JSON object and hands its fields, borrowed
+    /// from `line` where possible, to `f` (a bulk load packs them straight
+    /// into a record, allocating nothing per field).
+    pub fn with_json<T>(line: &str, f: impl FnOnce(&LinkView<'_>) -> T) -> Result<T, LinkError> {
+        let record: LineRecord<'_> =
+            serde_json::from_str(line).map_err(|e| LinkError::Json(json_reason(&e)))?;
+        let view = Unchecked::from(&record)
+            .check()
+            .map_err(|mut errors| errors.swap_remove(0))?;
+        Ok(f(&view))
+    }
+
+    /// The fields, borrowed.
+    pub fn view(&self) -> LinkView<'_> {
+        LinkView {
+            code: self.code.as_str(),
+            domain: self.domain.as_deref().map(Cow::Borrowed),
+            target: &self.target,
+            advocate_id: self.advocate_id.as_deref(),
+            campaign_id: self.campaign_id.as_deref(),
+            program_id: self.program_id.as_deref(),
+            redirect: self.redirect,
+            forward_query: self.forward_query,
+            status: self.status,
+            expires_at: self.expires_at,
+        }
+    }
+
+    /// Validates a record, stopping at the first problem.
+    pub fn from_record(r: LinkRecord) -> Result<Link, LinkError> {
+        Link::check_record(r).map_err(|mut errors| errors.swap_remove(0))
+    }
+
+    /// Validates a record and reports every field that is wrong.
+    pub fn check_record(r: LinkRecord) -> Result<Link, Vec<LinkError>> {
+        Unchecked::from(&r).check().map(|view| view.to_link())
     }
 
     /// The link in its wire form.
@@ -270,7 +438,7 @@ fn json_reason(e: &serde_json::Error) -> String {
     }
 }
 
-fn id_field(field: &'static str, v: Option<String>) -> Result<Option<Box<str>>, LinkError> {
+fn id_field<'a>(field: &'static str, v: Option<&'a str>) -> Result<Option<&'a str>, LinkError> {
     match v {
         Some(s) if s.len() > MAX_ID_BYTES => Err(LinkError::field(
             field,
@@ -285,7 +453,7 @@ fn id_field(field: &'static str, v: Option<String>) -> Result<Option<Box<str>>, 
         {
             Err(LinkError::field(field, "contains control characters"))
         }
-        Some(s) => Ok(Some(s.into_boxed_str())),
+        Some(s) => Ok(Some(s)),
         None => Ok(None),
     }
 }
@@ -358,6 +526,36 @@ pub fn validate_target(target: &str) -> Result<(), LinkError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_borrowed_and_owned_wire_forms_agree() {
+        // The bulk loader parses `LineRecord`, the admin API `LinkRecord`:
+        // the same lines must give the same links and the same errors.
+        let lines = [
+            r#"{"code":"ok","target":"https://a.example/x","domain":"Go.A.Example","campaign_id":"c","redirect":301,"forward_query":false,"status":"disabled","expires_at":"2030-01-01T00:00:00Z","advocate_id":"a\u00e9","program_id":"p"}"#,
+            r#"{"code":"ok","target":"https://a.example/\u0041"}"#,
+            r#"{"code":"ok","target":"https://a.example/","extra":1}"#,
+            r#"{"code":"ok","target":42}"#,
+            r#"{"code":"b@d","target":"ftp://a.example/","redirect":200,"expires_at":"soon"}"#,
+            r#"{"target":"https://a.example/"}"#,
+            r#"["code"]"#,
+            "not json",
+        ];
+        for line in lines {
+            let owned = serde_json::from_str::<LinkRecord>(line)
+                .map_err(|e| LinkError::Json(json_reason(&e)))
+                .and_then(Link::from_record);
+            assert_eq!(Link::from_json(line), owned, "{line}");
+        }
+        // Plain text is borrowed from the line, not copied.
+        let line = r#"{"code":"ok","target":"https://a.example/x","domain":"go.a.example"}"#;
+        let range = line.as_bytes().as_ptr_range();
+        Link::with_json(line, |view| {
+            assert!(range.contains(&view.target.as_ptr()));
+            assert!(matches!(view.domain, Some(Cow::Borrowed(_))));
+        })
+        .unwrap();
+    }
 
     fn field_of(line: &str) -> String {
         match Link::from_json(line).unwrap_err() {

@@ -10,7 +10,7 @@ pub mod snapshot;
 mod store;
 
 pub use link::{
-    Link, LinkError, LinkRecord, LinkStatus, RedirectStatus, ShortCode, validate_target,
+    Link, LinkError, LinkRecord, LinkStatus, LinkView, RedirectStatus, ShortCode, validate_target,
 };
 pub use loader::{
     LineError, LoadReport, load_file, load_lines, load_threads, parse_lines, parse_lines_bytes,

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use super::{Link, LinkRecord, LinkStatus, RedirectStatus};
+use super::{Link, LinkRecord, LinkStatus, LinkView, RedirectStatus};
 
 const FORWARD_QUERY: u8 = 1;
 const DISABLED: u8 = 2;
@@ -90,7 +90,7 @@ fn name_of(id: u32) -> Option<Arc<str>> {
 }
 
 /// `link` as one record in a block of its own size.
-pub fn pack(link: &Link, file_epoch: u8) -> Box<[u8]> {
+pub fn pack(link: &LinkView<'_>, file_epoch: u8) -> Box<[u8]> {
     thread_local! {
         static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
@@ -102,7 +102,7 @@ pub fn pack(link: &Link, file_epoch: u8) -> Box<[u8]> {
 }
 
 /// Appends `link` as one record to `out`; `file_epoch` as in the layout.
-pub fn pack_into(link: &Link, file_epoch: u8, out: &mut Vec<u8>) {
+pub fn pack_into(link: &LinkView<'_>, file_epoch: u8, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0, 0]);
     let mut flags = 0;
@@ -130,18 +130,18 @@ pub fn pack_into(link: &Link, file_epoch: u8, out: &mut Vec<u8>) {
         out.extend_from_slice(&t.to_le_bytes());
     }
     // Lengths were validated: code ≤ 64, domain ≤ 253, target ≤ 2048, ids ≤ 128.
-    out.push(link.code.as_str().len() as u8);
-    out.extend_from_slice(link.code.as_str().as_bytes());
+    out.push(link.code.len() as u8);
+    out.extend_from_slice(link.code.as_bytes());
     let domain = link.domain.as_deref().unwrap_or("");
     out.push(domain.len() as u8);
     out.extend_from_slice(domain.as_bytes());
     out.extend_from_slice(&(link.target.len() as u16).to_le_bytes());
     out.extend_from_slice(link.target.as_bytes());
-    let advocate = link.advocate_id.as_deref().unwrap_or("");
+    let advocate = link.advocate_id.unwrap_or("");
     out.push(advocate.len() as u8);
     out.extend_from_slice(advocate.as_bytes());
-    out.extend_from_slice(&intern(link.campaign_id.as_deref()).to_le_bytes());
-    out.extend_from_slice(&intern(link.program_id.as_deref()).to_le_bytes());
+    out.extend_from_slice(&intern(link.campaign_id).to_le_bytes());
+    out.extend_from_slice(&intern(link.program_id).to_le_bytes());
     let len = (out.len() - start) as u16;
     out[start..start + 2].copy_from_slice(&len.to_le_bytes());
 }
@@ -427,8 +427,8 @@ mod tests {
         ] {
             let link = Link::from_json(json).unwrap();
             let mut blob = Vec::new();
-            pack_into(&link, 0, &mut blob);
-            pack_into(&link, 3, &mut blob);
+            pack_into(&link.view(), 0, &mut blob);
+            pack_into(&link.view(), 3, &mut blob);
             let blob: Arc<[u8]> = blob.into();
             let found: Vec<(usize, usize)> = records(&blob).collect();
             assert_eq!(found.len(), 2);

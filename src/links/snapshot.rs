@@ -225,7 +225,7 @@ pub fn load_into(path: &Path, store: &LinkStore) -> std::io::Result<Option<Loade
                 }
                 (
                     at,
-                    super::packed::pack(&link, if file { FILE_EPOCH } else { 0 }),
+                    super::packed::pack(&link.view(), if file { FILE_EPOCH } else { 0 }),
                 )
             });
             bulk.add(worker, records);

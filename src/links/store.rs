@@ -236,7 +236,7 @@ impl LinkStore {
     /// loads on several threads; the loader calls `note_bulk` at the end.
     pub fn upsert_uncounted(&self, link: Link, epoch: u8) -> bool {
         let mut record = Vec::with_capacity(link.target.len() + 48);
-        pack_into(&link, epoch, &mut record);
+        pack_into(&link.view(), epoch, &mut record);
         self.insert_record_uncounted(&record)
     }
 
@@ -507,8 +507,9 @@ mod tests {
         let s = LinkStore::with_capacity(1000);
         s.upsert(link("old", None, "https://x.example/before"));
         let bulk = s.bulk(2, 1000);
-        let pack =
-            |code: &str, target: &str| super::super::packed::pack(&link(code, None, target), 1);
+        let pack = |code: &str, target: &str| {
+            super::super::packed::pack(&link(code, None, target).view(), 1)
+        };
         // The same code read by both workers: the later place wins, whichever
         // worker handed it in first.
         bulk.add(1, [(50, pack("dup", "https://x.example/third"))]);
