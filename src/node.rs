@@ -287,13 +287,8 @@ impl Node {
         let prometheus = metrics::install();
         let tls = TlsSetup::new(config)?;
         let readiness = Arc::new(Readiness::default());
-        // Room for what the files hold (about 150 bytes a link), so the first
-        // load does not rehash its way up.
-        let file_bytes = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len() as usize);
-        let expected = file_bytes(&config.links.file)
-            .max(config.links.snapshot_file.as_deref().map_or(0, file_bytes))
-            / 150;
-        let store = Arc::new(LinkStore::with_capacity(expected));
+        // Bulk loads size each shard's table for what they bring.
+        let store = Arc::new(LinkStore::new());
         let reloader = LinkReloader::new(Arc::clone(&store), config.links.file.clone());
         // Start from the snapshot when there is one, then apply the links
         // file over it (a file edited while the node was down wins).

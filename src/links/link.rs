@@ -152,7 +152,7 @@ pub struct LinkRecord {
 /// fields, same order, so serde names the same problems.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LineRecord<'a> {
+pub(crate) struct LineRecord<'a> {
     #[serde(default, borrow, deserialize_with = "borrowed")]
     code: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "borrowed")]
@@ -371,7 +371,15 @@ impl Link {
     pub fn with_json<T>(line: &str, f: impl FnOnce(&LinkView<'_>) -> T) -> Result<T, LinkError> {
         let record: LineRecord<'_> =
             serde_json::from_str(line).map_err(|e| LinkError::Json(json_reason(&e)))?;
-        let view = Unchecked::from(&record)
+        Link::with_line_record(&record, f)
+    }
+
+    /// `with_json` for a record already parsed (inside a larger line).
+    pub(crate) fn with_line_record<T>(
+        record: &LineRecord<'_>,
+        f: impl FnOnce(&LinkView<'_>) -> T,
+    ) -> Result<T, LinkError> {
+        let view = Unchecked::from(record)
             .check()
             .map_err(|mut errors| errors.swap_remove(0))?;
         Ok(f(&view))

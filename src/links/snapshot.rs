@@ -23,7 +23,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Link, LinkError, LinkRecord, LinkStore};
+use super::{Link, LinkError, LinkStore};
 
 const VERSION_JSON: u32 = 1;
 const VERSION_PACKED: u32 = 2;
@@ -39,10 +39,11 @@ struct Header {
 }
 
 #[derive(Deserialize)]
-struct LineIn {
+struct LineIn<'a> {
     #[serde(default)]
     file: bool,
-    link: LinkRecord,
+    #[serde(borrow)]
+    link: super::link::LineRecord<'a>,
 }
 
 /// The file epoch given to snapshot links that came from the links file.
@@ -214,22 +215,15 @@ pub fn load_into(path: &Path, store: &LinkStore) -> std::io::Result<Option<Loade
         body,
         threads,
         |line| {
-            let l: LineIn =
+            let l: LineIn<'_> =
                 serde_json::from_str(line).map_err(|e| LinkError::Json(e.to_string()))?;
-            Ok((l.file, Link::from_record(l.link)?))
+            if l.file {
+                file_links.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            let epoch = if l.file { FILE_EPOCH } else { 0 };
+            Link::with_line_record(&l.link, |view| super::packed::pack(view, epoch))
         },
-        |worker, links| {
-            let records = links.into_iter().map(|(at, (file, link))| {
-                if file {
-                    file_links.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                (
-                    at,
-                    super::packed::pack(&link.view(), if file { FILE_EPOCH } else { 0 }),
-                )
-            });
-            bulk.add(worker, records);
-        },
+        |worker, records| bulk.add(worker, records),
     )?;
     bulk.finish(threads);
     Ok(Some(Loaded {

@@ -419,6 +419,11 @@ impl Bulk<'_> {
                                 queued.extend(lists.into_iter().flatten());
                                 queued.sort_by_key(|q| q.0);
                             }
+                            // Room for the shard's new links at once: a
+                            // table sized by this load, not by a guess.
+                            store.map.shards()[shard]
+                                .write()
+                                .reserve(queued.len(), |entry| entry.0);
                             for (_, key, record) in queued {
                                 created += usize::from(store.insert_owned(key, record));
                             }
