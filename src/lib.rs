@@ -50,6 +50,7 @@ pub mod http;
 pub mod links;
 pub mod metrics;
 pub mod node;
+pub mod prehashed;
 pub mod privacy;
 pub mod tls;
 pub mod visitor;

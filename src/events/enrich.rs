@@ -35,7 +35,8 @@ const REPEAT_CAPACITY: usize = 1_000_000;
 pub struct RepeatTracker {
     window_ms: u64,
     hasher: std::collections::hash_map::RandomState,
-    last_seen: HashMap<u64, u64>,
+    /// Keyed by `key`'s output, which is hashed already.
+    last_seen: HashMap<u64, u64, std::hash::BuildHasherDefault<crate::prehashed::Prehashed>>,
 }
 
 impl std::fmt::Debug for RepeatTracker {
@@ -52,7 +53,7 @@ impl RepeatTracker {
         RepeatTracker {
             window_ms,
             hasher: Default::default(),
-            last_seen: HashMap::new(),
+            last_seen: HashMap::default(),
         }
     }
 

@@ -4,7 +4,9 @@
 //! one, never half of either, and a code present before and after a reload
 //! never disappears in between.
 
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault};
+
+use crate::prehashed::Prehashed;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -12,26 +14,6 @@ use dashmap::DashMap;
 
 use super::Link;
 use super::packed::{LinkRef, pack_into, records};
-
-/// The map's keys are already hashes: use them as they are.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
 
 /// What a lookup found.
 #[derive(Debug, Clone)]
