@@ -197,39 +197,29 @@ struct Unchecked<'a> {
     expires_at: Option<&'a str>,
 }
 
-impl<'a> From<&'a LinkRecord> for Unchecked<'a> {
-    fn from(r: &'a LinkRecord) -> Self {
-        Unchecked {
-            code: r.code.as_deref(),
-            target: r.target.as_deref(),
-            domain: r.domain.as_deref(),
-            advocate_id: r.advocate_id.as_deref(),
-            campaign_id: r.campaign_id.as_deref(),
-            program_id: r.program_id.as_deref(),
-            redirect: r.redirect,
-            forward_query: r.forward_query,
-            status: r.status,
-            expires_at: r.expires_at.as_deref(),
+/// Both wire forms have the same fields; each is read the same way.
+macro_rules! unchecked_from {
+    ($record:ty) => {
+        impl<'a> From<&'a $record> for Unchecked<'a> {
+            fn from(r: &'a $record) -> Self {
+                Unchecked {
+                    code: r.code.as_deref(),
+                    target: r.target.as_deref(),
+                    domain: r.domain.as_deref(),
+                    advocate_id: r.advocate_id.as_deref(),
+                    campaign_id: r.campaign_id.as_deref(),
+                    program_id: r.program_id.as_deref(),
+                    redirect: r.redirect,
+                    forward_query: r.forward_query,
+                    status: r.status,
+                    expires_at: r.expires_at.as_deref(),
+                }
+            }
         }
-    }
+    };
 }
-
-impl<'a> From<&'a LineRecord<'a>> for Unchecked<'a> {
-    fn from(r: &'a LineRecord<'a>) -> Self {
-        Unchecked {
-            code: r.code.as_deref(),
-            target: r.target.as_deref(),
-            domain: r.domain.as_deref(),
-            advocate_id: r.advocate_id.as_deref(),
-            campaign_id: r.campaign_id.as_deref(),
-            program_id: r.program_id.as_deref(),
-            redirect: r.redirect,
-            forward_query: r.forward_query,
-            status: r.status,
-            expires_at: r.expires_at.as_deref(),
-        }
-    }
-}
+unchecked_from!(LinkRecord);
+unchecked_from!(LineRecord<'a>);
 
 /// A link's validated fields, borrowing their text: what `Link` holds, and
 /// what a record is packed from.
