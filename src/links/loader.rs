@@ -117,7 +117,7 @@ pub fn load_lines<T>(
     input: impl std::io::Read,
     threads: usize,
     parse: impl Fn(&str) -> Result<T, LinkError> + Sync,
-    apply: impl Fn(usize, Vec<(u64, T)>) + Sync,
+    apply: impl Fn(usize, std::vec::Drain<'_, (u64, T)>) + Sync,
 ) -> std::io::Result<(usize, Vec<LineError>)> {
     load_lines_in_blocks(input, BLOCK, threads, parse, apply)
 }
@@ -127,7 +127,7 @@ fn load_lines_in_blocks<T>(
     block_size: usize,
     threads: usize,
     parse: impl Fn(&str) -> Result<T, LinkError> + Sync,
-    apply: impl Fn(usize, Vec<(u64, T)>) + Sync,
+    apply: impl Fn(usize, std::vec::Drain<'_, (u64, T)>) + Sync,
 ) -> std::io::Result<(usize, Vec<LineError>)> {
     use std::sync::{Mutex, mpsc};
     let threads = threads.max(1);
@@ -144,12 +144,14 @@ fn load_lines_in_blocks<T>(
                     // (block, lines in it, refused lines numbered within it)
                     let mut done: Vec<(u64, usize, Vec<LineError>)> = Vec::new();
                     let mut applied = 0;
+                    // Reused block after block.
+                    let mut items = Vec::new();
                     loop {
                         let next = blocks.lock().unwrap_or_else(|e| e.into_inner()).recv();
                         let Ok((block, buf, len)) = next else {
                             break;
                         };
-                        let (mut lines, mut errors, mut items) = (0, Vec::new(), Vec::new());
+                        let (mut lines, mut errors) = (0, Vec::new());
                         let body = &buf[..len];
                         let body = body.strip_suffix(b"\n").unwrap_or(body);
                         for raw in lines_of(body) {
@@ -172,7 +174,7 @@ fn load_lines_in_blocks<T>(
                         }
                         applied += items.len();
                         if !items.is_empty() {
-                            apply(worker, items);
+                            apply(worker, items.drain(..));
                         }
                         done.push((block, lines, errors));
                         let _ = give_back.send(buf);
@@ -340,7 +342,7 @@ mod tests {
                     Link::from_json,
                     |_, items| {
                         let mut seen = seen.lock().unwrap();
-                        seen.extend(items.into_iter().map(|(seq, l)| (seq, l.code.to_string())));
+                        seen.extend(items.map(|(seq, l)| (seq, l.code.to_string())));
                     },
                 )
                 .unwrap();
