@@ -1,7 +1,6 @@
 //! Enrichment in the writer thread, off the response path: address privacy,
 //! GeoIP, device from the user agent, and the repeat-click flag.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -25,40 +24,68 @@ pub struct Enrichment {
     pub program_id: Option<Arc<str>>,
 }
 
-/// Visitor keys remembered at most; past this, keys older than the window
-/// are pruned, and if that is not enough the memory starts over.
-const REPEAT_CAPACITY: usize = 1_000_000;
+/// Slots of the repeat memory (8 bytes each: 8 MiB).
+const REPEAT_SLOTS: usize = 1 << 20;
 
 /// Remembers who clicked which code recently. A visitor is known by the click
 /// id in their attribution cookie, or else by a keyed hash of address and user
 /// agent (the key is random per process and never leaves memory).
+///
+/// The memory is a fixed table indexed by the low bits of that hash, like a
+/// CPU cache: each slot holds the hash's high 32 bits and when it was last
+/// seen (in units of 1024 ms). A lookup or update touches one slot; memory
+/// never grows. A visitor whose slot was taken by another since is not
+/// recognised (a missed repeat, never an invented one: the tag must match).
 pub struct RepeatTracker {
-    window_ms: u64,
+    /// The window in 1024 ms units; 0 = off.
+    window: u32,
     hasher: std::collections::hash_map::RandomState,
-    /// Keyed by `key`'s output, which is hashed already.
-    last_seen: HashMap<u64, u64, std::hash::BuildHasherDefault<crate::prehashed::Prehashed>>,
+    slots: Box<[u64]>,
 }
 
 impl std::fmt::Debug for RepeatTracker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RepeatTracker")
-            .field("window_ms", &self.window_ms)
-            .field("keys", &self.last_seen.len())
+            .field("window_units", &self.window)
+            .field("slots", &self.slots.len())
             .finish()
     }
 }
 
 impl RepeatTracker {
     pub fn new(window_ms: u64) -> RepeatTracker {
+        let window = if window_ms == 0 {
+            0
+        } else {
+            u32::try_from(window_ms >> 10).unwrap_or(u32::MAX).max(1)
+        };
         RepeatTracker {
-            window_ms,
+            window,
             hasher: Default::default(),
-            last_seen: HashMap::default(),
+            // Zeroed memory: pages are only backed once a slot is written.
+            slots: if window == 0 {
+                Box::default()
+            } else {
+                vec![0; REPEAT_SLOTS].into_boxed_slice()
+            },
         }
     }
 
     fn key(&self, parts: impl Hash) -> u64 {
         self.hasher.hash_one(parts)
+    }
+
+    fn slot(key: u64) -> usize {
+        (key as usize) & (REPEAT_SLOTS - 1)
+    }
+
+    fn seen_within(&self, key: u64, now: u32) -> bool {
+        let slot = self.slots[Self::slot(key)];
+        slot >> 32 == key >> 32 && now.wrapping_sub(slot as u32) < self.window
+    }
+
+    fn remember(&mut self, key: u64, now: u32) {
+        self.slots[Self::slot(key)] = (key >> 32) << 32 | u64::from(now);
     }
 
     /// Whether this click repeats one by the same visitor on the same code
@@ -72,41 +99,28 @@ impl RepeatTracker {
         own_cookie: Option<&ClickId>,
         now_ms: u64,
     ) -> bool {
-        if self.window_ms == 0 {
+        if self.window == 0 {
             return false;
         }
+        // Never 0, so an empty slot matches nothing.
+        let now = ((now_ms >> 10) as u32).max(1);
         let mut keys = [None, None, None];
         if let Some(ip) = ip {
             keys[0] = Some(self.key(("addr", ip, user_agent.unwrap_or(""), code)));
         }
         keys[1] = prior.map(|id| self.key(("cookie", id.as_str(), code)));
-        let repeat = keys.iter().flatten().any(|k| {
-            self.last_seen
-                .get(k)
-                .is_some_and(|t| now_ms.saturating_sub(*t) < self.window_ms)
-        });
+        let repeat = keys.iter().flatten().any(|k| self.seen_within(*k, now));
         // The cookie this response leaves behind identifies the next click.
         keys[2] = own_cookie.map(|id| self.key(("cookie", id.as_str(), code)));
-        if self.last_seen.len() + 3 > REPEAT_CAPACITY {
-            let window = self.window_ms;
-            self.last_seen
-                .retain(|_, t| now_ms.saturating_sub(*t) < window);
-            if self.last_seen.len() + 3 > REPEAT_CAPACITY {
-                self.last_seen.clear();
-            }
-        }
         for k in keys.into_iter().flatten() {
-            self.last_seen.insert(k, now_ms);
+            self.remember(k, now);
         }
         repeat
     }
 
-    pub fn len(&self) -> usize {
-        self.last_seen.len()
-    }
-
+    /// True when nothing is remembered.
     pub fn is_empty(&self) -> bool {
-        self.last_seen.is_empty()
+        self.slots.iter().all(|s| *s == 0)
     }
 }
 
@@ -178,6 +192,21 @@ mod tests {
         assert!(!t.observe("abc", ip, Some("Other UA"), None, None, 5_000));
         // After the window it counts anew.
         assert!(!t.observe("abc", ip, Some("UA"), None, None, 5_000 + H));
+    }
+
+    #[test]
+    fn memory_stays_fixed_and_new_visitors_are_never_repeats() {
+        let mut t = RepeatTracker::new(H);
+        for i in 0..200_000u32 {
+            let ip = Some(IpAddr::from(i.to_be_bytes()));
+            assert!(!t.observe("abc", ip, Some("UA"), None, None, 10_000), "{i}");
+        }
+        assert_eq!(t.slots.len(), REPEAT_SLOTS);
+        // A visitor seen just now is recognised unless another took its slot.
+        let ip = Some(IpAddr::from(7u32.to_be_bytes()));
+        let key = t.key(("addr", ip.unwrap(), "UA", "abc"));
+        let kept = t.slots[RepeatTracker::slot(key)] >> 32 == key >> 32;
+        assert_eq!(t.observe("abc", ip, Some("UA"), None, None, 11_000), kept);
     }
 
     #[test]
