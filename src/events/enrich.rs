@@ -203,10 +203,13 @@ mod tests {
         }
         assert_eq!(t.slots.len(), REPEAT_SLOTS);
         // A visitor seen just now is recognised unless another took its slot.
-        let ip = Some(IpAddr::from(7u32.to_be_bytes()));
-        let key = t.key(("addr", ip.unwrap(), "UA", "abc"));
+        let ip = IpAddr::from(7u32.to_be_bytes());
+        let key = t.key(("addr", ip, "UA", "abc"));
         let kept = t.slots[RepeatTracker::slot(key)] >> 32 == key >> 32;
-        assert_eq!(t.observe("abc", ip, Some("UA"), None, None, 11_000), kept);
+        assert_eq!(
+            t.observe("abc", Some(ip), Some("UA"), None, None, 11_000),
+            kept
+        );
     }
 
     #[test]
