@@ -68,7 +68,13 @@ impl IpPolicy {
             IpAddr::V6(v6) => mac.update(&v6.octets()),
         }
         let digest = mac.finalize().into_bytes();
-        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(32);
+        for b in &digest[..16] {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+        out
     }
 }
 
@@ -137,5 +143,16 @@ mod tests {
         let mut other = IpPolicy::new(IpPrivacy::Hash, b"secret-two");
         assert_ne!(other.apply(ip("203.0.113.77"), 5).unwrap(), a, "keyed");
         assert!(!a.contains("203"));
+        // The first 16 bytes of HMAC(HMAC(key, "refedge ip hash day " + day), address), in hex.
+        let mut derive = HmacSha256::new_from_slice(b"secret-one").unwrap();
+        derive.update(b"refedge ip hash day ");
+        derive.update(&0u64.to_be_bytes());
+        let mut mac = HmacSha256::new_from_slice(&derive.finalize().into_bytes()).unwrap();
+        mac.update(&[203, 0, 113, 77]);
+        let expected: String = mac.finalize().into_bytes()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(a, expected);
     }
 }

@@ -93,16 +93,24 @@ pub struct ClickEvent<'a> {
 pub fn format_millis(unix_ms: u64) -> String {
     let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
+    // Digits written by hand: `format!` with seven padded integers was a
+    // visible part of the writer's time per event.
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut n: u32| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    // `time` keeps years within 0..=9999 here (no large-dates feature).
+    put(0, 4, t.year().clamp(0, 9999) as u32);
+    put(5, 2, u32::from(u8::from(t.month())));
+    put(8, 2, u32::from(t.day()));
+    put(11, 2, u32::from(t.hour()));
+    put(14, 2, u32::from(t.minute()));
+    put(17, 2, u32::from(t.second()));
+    put(20, 3, u32::from(t.millisecond()));
+    out.iter().map(|b| char::from(*b)).collect()
 }
 
 impl ClickRecord {
@@ -151,6 +159,21 @@ mod tests {
     fn millis_format() {
         assert_eq!(format_millis(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_millis(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(format_millis(1_709_251_199_999), "2024-02-29T23:59:59.999Z");
+        assert_eq!(
+            format_millis(253_402_300_799_000),
+            "9999-12-31T23:59:59.000Z"
+        );
+        // Agrees with the `time` crate's own RFC 3339 output to the millisecond.
+        for ms in (0..4_000_000_000_000u64).step_by(7_919_999_999) {
+            let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap();
+            let theirs = t
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap();
+            let ours = format_millis(ms);
+            assert_eq!(ours[..19], theirs[..19], "{ms}");
+            assert!(ours.ends_with(&format!(".{:03}Z", ms % 1000)), "{ours}");
+        }
     }
 
     #[test]
