@@ -63,7 +63,8 @@ pub struct ServerConfig {
     pub node: String,
     /// How long shutdown waits for open connections to finish.
     pub drain_timeout_ms: u64,
-    /// Worker threads of the runtime; 0 = one per core.
+    /// Threads serving the public listener (each with its own runtime) and
+    /// worker threads of the shared runtime; 0 = one per core.
     pub worker_threads: usize,
     /// How long a client may take to send a request's headers (slowloris);
     /// on HTTP/1.1 keep-alive this also runs while waiting for the next one.
