@@ -5,15 +5,14 @@
 //! never disappears in between.
 
 use std::hash::{BuildHasher, BuildHasherDefault};
-
-use crate::prehashed::Prehashed;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 
 use super::Link;
-use super::packed::{LinkRef, pack_into, records};
+use super::packed::{LinkRef, pack, records};
+use crate::prehashed::Prehashed;
 
 /// What a lookup found.
 #[derive(Debug, Clone)]
@@ -52,17 +51,12 @@ impl Default for LinkStore {
 }
 
 impl LinkStore {
+    /// Many shards keep loading threads, the admin API and replication from
+    /// waiting on each other; bulk loads size each shard's table themselves.
     pub fn new() -> Self {
-        LinkStore::with_capacity(0)
-    }
-
-    /// A store with room for about `links` links, so a large initial load
-    /// does not rehash its way up. Many shards keep the loading threads (and
-    /// later the admin API and replication) from waiting on each other.
-    pub fn with_capacity(links: usize) -> Self {
         LinkStore {
             map: DashMap::with_capacity_and_hasher_and_shard_amount(
-                links,
+                0,
                 BuildHasherDefault::default(),
                 256,
             ),
@@ -209,17 +203,10 @@ impl LinkStore {
     }
 
     fn upsert_with_epoch(&self, link: Link, epoch: u8) -> bool {
-        let created = self.upsert_uncounted(link, epoch);
+        let view = link.view();
+        let created = self.insert_owned(self.key(view.code), pack(&view, epoch));
         self.note_bulk(usize::from(created));
         created
-    }
-
-    /// `upsert_from_file` without touching the shared counters, for bulk
-    /// loads on several threads; the loader calls `note_bulk` at the end.
-    pub fn upsert_uncounted(&self, link: Link, epoch: u8) -> bool {
-        let mut record = Vec::with_capacity(link.target.len() + 48);
-        pack_into(&link.view(), epoch, &mut record);
-        self.insert_record_uncounted(&record)
     }
 
     /// Removes one link; true when it existed.
@@ -241,35 +228,12 @@ impl LinkStore {
         removed
     }
 
-    /// Adds or replaces one packed record (checked with
-    /// `packed::check_record`), as read back from a snapshot.
-    pub fn insert_record(&self, record: &[u8]) -> bool {
-        let created = self.insert_record_uncounted(record);
-        self.note_bulk(usize::from(created));
-        created
-    }
-
-    /// `insert_record` without touching the shared counters, for bulk loads
-    /// on several threads (contended atomics cost more than the insert);
-    /// the loader calls `note_bulk` once at the end.
-    pub fn insert_record_uncounted(&self, record: &[u8]) -> bool {
-        let (code, domain) = super::packed::record_key(record);
-        let mut existed = false;
-        self.map
-            .entry(self.key(code))
-            .and_modify(|blob| {
-                let (next, found) = Self::rebuild(blob, domain, code, Some(record));
-                existed = found;
-                *blob = next.into_boxed_slice();
-            })
-            .or_insert_with(|| Box::from(record));
-        !existed
-    }
-
     /// A bulk load into this store; see `Bulk`.
     pub fn bulk(&self, parts: usize, expected: usize) -> Bulk<'_> {
         let shards = self.map.shards().len();
-        let per_shard = expected / parts.max(1) / shards + expected / parts.max(1) / shards / 8;
+        // An even share, and an eighth more for the spread.
+        let even = expected / parts.max(1) / shards;
+        let per_shard = even + even / 8;
         Bulk {
             store: self,
             parts: (0..parts.max(1))
@@ -299,8 +263,8 @@ impl LinkStore {
         }
     }
 
-    /// Accounts for `created` links added by uncounted inserts.
-    pub fn note_bulk(&self, created: usize) {
+    /// Accounts for `created` new links.
+    fn note_bulk(&self, created: usize) {
         self.changed();
         self.links.fetch_add(created, Ordering::Relaxed);
     }
@@ -489,7 +453,7 @@ mod tests {
 
     #[test]
     fn a_bulk_load_keeps_input_order_across_workers() {
-        let s = LinkStore::with_capacity(1000);
+        let s = LinkStore::new();
         s.upsert(link("old", None, "https://x.example/before"));
         let bulk = s.bulk(2, 1000);
         let pack = |code: &str, target: &str| {
