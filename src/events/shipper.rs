@@ -10,6 +10,7 @@
 //! again after a back-off; a fatal producer error (the idempotent producer's
 //! sequence was broken) recreates the producer and rewinds to the checkpoint.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -229,11 +230,60 @@ struct Retry {
 }
 
 /// The parts of an event line the producer needs.
-#[derive(serde::Deserialize)]
+#[derive(Debug, PartialEq, Eq, serde::Deserialize)]
 struct EventHead<'a> {
-    click_id: &'a str,
-    occurred_at: &'a str,
-    node: &'a str,
+    // Cow: a value with an escape in it cannot be borrowed from the line.
+    #[serde(borrow)]
+    click_id: Cow<'a, str>,
+    #[serde(borrow)]
+    occurred_at: Cow<'a, str>,
+    #[serde(borrow)]
+    node: Cow<'a, str>,
+}
+
+impl<'a> EventHead<'a> {
+    /// Reads the head of a spool line. Lines as our writer lays them out are
+    /// read by position (a full JSON parse of every line was a tenth of the
+    /// shipper's time); anything else, or a value with an escape in it, goes
+    /// through the JSON parser. `None` = not a JSON object with those fields.
+    fn parse(line: &'a [u8]) -> Option<EventHead<'a>> {
+        EventHead::by_layout(line).or_else(|| serde_json::from_slice(line).ok())
+    }
+
+    fn by_layout(line: &'a [u8]) -> Option<EventHead<'a>> {
+        const START: &[u8] = br#"{"schema_version":1,"type":"click","click_id":""#;
+        const TIME: &[u8] = br#"","occurred_at":""#;
+        const NODE: &[u8] = br#","node":""#;
+        let rest = line.strip_prefix(START)?;
+        let (click_id, rest) = plain_string(rest)?;
+        let rest = rest.strip_prefix(&TIME[1..])?;
+        let (occurred_at, rest) = plain_string(rest)?;
+        // `,"node":"` cannot occur inside a JSON string (its quote would be
+        // escaped), so its first occurrence is the key. The line must still
+        // end as an object does, or the JSON parser decides.
+        let at = memchr::memmem::find(rest, NODE)?;
+        let (node, rest) = plain_string(&rest[at + NODE.len()..])?;
+        if !matches!(rest.first(), Some(b',' | b'}')) || line.last() != Some(&b'}') {
+            return None;
+        }
+        Some(EventHead {
+            click_id: Cow::Borrowed(click_id),
+            occurred_at: Cow::Borrowed(occurred_at),
+            node: Cow::Borrowed(node),
+        })
+    }
+}
+
+/// A JSON string's contents up to its closing quote, and what follows the
+/// quote; `None` if it holds an escape or a control character (the JSON
+/// parser reads those).
+fn plain_string(s: &[u8]) -> Option<(&str, &[u8])> {
+    let end = memchr::memchr2(b'"', b'\\', s)?;
+    if s[end] != b'"' || s[..end].iter().any(|b| *b < 0x20) {
+        return None;
+    }
+    let value = std::str::from_utf8(&s[..end]).ok()?;
+    Some((value, &s[end + 1..]))
 }
 
 fn now_ms() -> u64 {
@@ -262,6 +312,8 @@ struct Shipper {
     carry: Vec<u8>,
     last_checkpoint: Position,
     last_checkpoint_at: Instant,
+    /// The node of the last event produced and its `ce_source` header.
+    source: (Box<str>, Box<str>),
 }
 
 fn build_producer(
@@ -389,7 +441,7 @@ impl Shipper {
 
     /// Produces one line. False when librdkafka's queue is full.
     fn produce_line(&mut self, line: &[u8], end: Position) -> bool {
-        let Ok(head) = serde_json::from_slice::<EventHead<'_>>(line) else {
+        let Some(head) = EventHead::parse(line) else {
             self.metrics.event(EventResult::Corrupt, 1);
             tracing::warn!(
                 segment = end.seq,
@@ -400,8 +452,11 @@ impl Shipper {
             return true;
         };
         let id = self.first_id + self.pending.len();
-        let unix_ms = ClickId::parse(head.click_id).map_or(0, |c| c.unix_ms());
-        let headers = headers(head.click_id, head.node, head.occurred_at);
+        let unix_ms = ClickId::parse(&head.click_id).map_or(0, |c| c.unix_ms());
+        if *self.source.0 != *head.node {
+            self.source = (head.node.as_ref().into(), ce_source(&head.node));
+        }
+        let headers = headers(&head.click_id, &self.source.1, &head.occurred_at);
         let record = BaseRecord::with_opaque_to(&self.config.topic, id)
             .key(head.click_id.as_bytes())
             .payload(line)
@@ -498,12 +553,12 @@ impl Shipper {
             let Some(r) = self.retries.pop_front() else {
                 break;
             };
-            let head = serde_json::from_slice::<EventHead<'_>>(&r.payload).ok();
+            let head = EventHead::parse(&r.payload);
             let mut record = BaseRecord::with_opaque_to(&self.config.topic, r.id)
                 .key(&r.key)
                 .payload(&r.payload);
             if let Some(h) = &head {
-                record = record.headers(headers(h.click_id, h.node, h.occurred_at));
+                record = record.headers(headers(&h.click_id, &ce_source(&h.node), &h.occurred_at));
             }
             match self.producer.send(record) {
                 Ok(()) => self.metrics.event(EventResult::Retried, 1),
@@ -638,8 +693,12 @@ impl Shipper {
     }
 }
 
-fn headers(click_id: &str, node: &str, time: &str) -> OwnedHeaders {
-    let source = format!("urn:refedge:node:{node}");
+/// The CloudEvents `source` of the events a node wrote.
+fn ce_source(node: &str) -> Box<str> {
+    format!("urn:refedge:node:{node}").into()
+}
+
+fn headers(click_id: &str, source: &str, time: &str) -> OwnedHeaders {
     OwnedHeaders::new_with_capacity(6)
         .insert(Header {
             key: "ce_specversion",
@@ -655,7 +714,7 @@ fn headers(click_id: &str, node: &str, time: &str) -> OwnedHeaders {
         })
         .insert(Header {
             key: "ce_source",
-            value: Some(source.as_str()),
+            value: Some(source),
         })
         .insert(Header {
             key: "ce_time",
@@ -708,6 +767,7 @@ impl ShipperHandle {
             carry: Vec::new(),
             last_checkpoint: start,
             last_checkpoint_at: Instant::now(),
+            source: ("".into(), ce_source("")),
             config,
         };
         shipper.delete_shipped();
@@ -798,5 +858,70 @@ mod tests {
             .insert("no.such.property".into(), "1".into());
         let err = validate_properties(&config).unwrap_err();
         assert!(err.contains("no.such.property"), "{err}");
+    }
+
+    fn line_of(event: &super::super::ClickEvent<'_>) -> Vec<u8> {
+        let mut line = Vec::new();
+        event.write_json(&mut line);
+        line
+    }
+
+    #[test]
+    fn event_head_by_layout_agrees_with_the_json_parser() {
+        use super::super::event::tests::event_of;
+        let texts = [
+            "n1",
+            "2026-11-22",
+            r#"x","node":"forged"#,
+            r#"x\","node":"forged"#,
+            "quote\" and \\ back",
+            "nl\n",
+            "é ✓",
+            "",
+        ];
+        for text in texts {
+            for some in [false, true] {
+                let line = line_of(&event_of(text, some, 1_700_000_000_123, 3));
+                let parsed: EventHead<'_> = serde_json::from_slice(&line).unwrap();
+                assert_eq!(parsed.node, text);
+                assert_eq!(EventHead::parse(&line), Some(parsed));
+                match EventHead::by_layout(&line) {
+                    Some(head) => assert_eq!(head, serde_json::from_slice(&line).unwrap()),
+                    None => assert!(text.contains(['"', '\\', '\n']), "{text:?}"),
+                }
+            }
+        }
+        // A line cut short, or not an event, is refused either way.
+        let line = line_of(&event_of("n1", true, 1, 1));
+        assert_eq!(EventHead::parse(&line[..line.len() - 1]), None);
+        assert_eq!(EventHead::parse(br#"{"click_id":"a"}"#), None);
+        // Fields in another order are still read (by the JSON parser).
+        let reordered = br#"{"node":"n","occurred_at":"t","click_id":"c"}"#;
+        assert_eq!(
+            EventHead::parse(reordered),
+            Some(EventHead {
+                click_id: "c".into(),
+                occurred_at: "t".into(),
+                node: "n".into()
+            })
+        );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn event_head_matches_the_json_parser(
+                text in "(\\PC|[\\x00-\\x1f\\x7f\",:\\\\]|,\"node\":\"){0,40}",
+                some in any::<bool>(),
+                n in any::<u32>(),
+            ) {
+                let line = line_of(&super::super::super::event::tests::event_of(&text, some, 1_700_000_000_123, n));
+                let parsed: EventHead<'_> = serde_json::from_slice(&line).unwrap();
+                prop_assert_eq!(EventHead::parse(&line), Some(parsed));
+            }
+        }
     }
 }

@@ -187,11 +187,9 @@ impl SpoolWriter {
     fn encode(&mut self, record: &ClickRecord) {
         let extra = self.enricher.enrich(record);
         let event = record.event(&extra, &self.node);
-        // Serialising plain structs of strings and numbers cannot fail.
-        if serde_json::to_writer(&mut self.buf, &event).is_ok() {
-            self.buf.push(b'\n');
-            self.buffered_events += 1;
-        }
+        event.write_json(&mut self.buf);
+        self.buf.push(b'\n');
+        self.buffered_events += 1;
     }
 
     /// Writes the buffer to the segment (one write), rotating first when the
