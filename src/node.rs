@@ -47,8 +47,7 @@ pub struct Listeners {
 impl Listeners {
     /// Binds the configured addresses.
     pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
-        let public = TcpListener::bind(config.server.listen)
-            .await
+        let public = crate::http::per_core::bind_new_group(config.server.listen)
             .with_context(|| format!("server.listen: cannot bind {}", config.server.listen))?;
         let admin = TcpListener::bind(config.admin.listen)
             .await
@@ -523,11 +522,13 @@ impl Node {
             _ => None,
         };
         // The public listener is served by one single-threaded runtime per
-        // thread, all accepting on the same socket: a connection lives on the
-        // thread that accepted it, with no work stealing or cross-thread
-        // wake-ups on the request path (10-30% more redirects per CPU than
-        // one shared multi-threaded runtime on this 2-core machine). A busy
-        // thread is slower to accept, so new connections go to idle ones.
+        // thread, each on its own socket of one SO_REUSEPORT group: a
+        // connection lives on one thread, with no work stealing or
+        // cross-thread wake-ups on the request path (10-30% more redirects
+        // per CPU than one shared multi-threaded runtime on this 2-core
+        // machine). With a thread per CPU, a connection is served on the CPU
+        // that handles its packets; a thread far busier than the others
+        // hands new connections over (server::Balancer).
         let (limits, drain) = (self.limits.clone(), self.drain);
         let public = serve_per_thread(self.public_threads, listeners.public, move |listener| {
             let edge = Arc::clone(&edge);
@@ -686,19 +687,27 @@ impl Node {
 }
 
 /// Runs `serve` on `threads` threads, each with a single-threaded runtime
-/// and its own handle on `listener`. The returned task ends when every thread
-/// has, with true when all of them drained cleanly. A thread that cannot be
-/// started is logged and left out; with none, `serve` runs on the caller's
-/// runtime.
+/// and its own listening socket: the first thread takes `listener`, the
+/// others a twin in its `SO_REUSEPORT` group (see `http::per_core`). With
+/// one thread per allowed CPU, each thread is pinned to its CPU and a
+/// connection goes to the thread of the CPU that handled its handshake;
+/// otherwise the kernel hashes connections over the sockets. Either way a
+/// thread with far more connections than another passes new ones on
+/// (`server::Balancer`). A listener
+/// bound without `SO_REUSEPORT` (as tests pass) is shared by the threads
+/// instead. The returned task ends when every thread has, with true when all
+/// of them drained cleanly. A thread that cannot be started is logged and
+/// left out; with none, `serve` runs on the caller's runtime.
 fn serve_per_thread<F, Fut>(
     threads: usize,
     listener: TcpListener,
     serve: F,
 ) -> tokio::task::JoinHandle<bool>
 where
-    F: Fn(TcpListener) -> Fut,
+    F: Fn(server::Source) -> Fut,
     Fut: Future<Output = bool> + Send + 'static,
 {
+    use crate::http::per_core;
     let listener = match listener.into_std() {
         Ok(l) => l,
         Err(e) => {
@@ -706,22 +715,69 @@ where
             return tokio::spawn(std::future::ready(false));
         }
     };
-    let start = |i: usize| -> std::io::Result<std::thread::JoinHandle<bool>> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let own = {
-            let _in_runtime = runtime.enter();
-            TcpListener::from_std(listener.try_clone()?)?
+    let threads = threads.max(1);
+    // Each thread's runtime and socket, made before any thread starts so
+    // that socket `i` is the `i`-th of the group.
+    let mut shared = false;
+    let mut parts = Vec::with_capacity(threads);
+    for i in 0..threads {
+        let made = (|| -> std::io::Result<(tokio::runtime::Runtime, TcpListener)> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let own = {
+                let _in_runtime = runtime.enter();
+                match i {
+                    0 => TcpListener::from_std(listener.try_clone()?)?,
+                    _ => per_core::twin(&listener).or_else(|_| {
+                        shared = true;
+                        TcpListener::from_std(listener.try_clone()?)
+                    })?,
+                }
+            };
+            Ok((runtime, own))
+        })();
+        match made {
+            Ok(part) => parts.push(part),
+            Err(e) => {
+                tracing::error!(error = %e, thread = i, "cannot start a public listener thread")
+            }
+        }
+    }
+    let cpus = per_core::allowed_cpus();
+    let pinned = !shared
+        && per_core::can_steer(parts.len(), &cpus)
+        && match per_core::steer_by_cpu(&parts[0].1, parts.len() as u32) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot steer connections by CPU; the kernel hashes them over the threads");
+                false
+            }
         };
-        let task = serve(own);
-        std::thread::Builder::new()
+    tracing::info!(
+        threads = parts.len(),
+        spread = if shared {
+            "one shared socket"
+        } else if pinned {
+            "one socket per thread, each thread pinned to its CPU, connections steered to the CPU that handled them"
+        } else {
+            "one socket per thread, connections hashed over them"
+        },
+        "public listener"
+    );
+    let mut handles = Vec::with_capacity(parts.len());
+    let balances = server::Balancer::for_threads(parts.len());
+    for (i, ((runtime, own), balance)) in parts.into_iter().zip(balances).enumerate() {
+        let task = serve(server::Source::balanced(own, balance));
+        let spawned = std::thread::Builder::new()
             .name(format!("refedge-public-{i}"))
-            .spawn(move || runtime.block_on(task))
-    };
-    let mut handles = Vec::with_capacity(threads);
-    for i in 0..threads.max(1) {
-        match start(i) {
+            .spawn(move || {
+                if pinned && let Err(e) = per_core::pin_current_thread(i) {
+                    tracing::warn!(error = %e, thread = i, "cannot pin a public thread to its CPU");
+                }
+                runtime.block_on(task)
+            });
+        match spawned {
             Ok(h) => handles.push(h),
             Err(e) => {
                 tracing::error!(error = %e, thread = i, "cannot start a public listener thread")
@@ -730,7 +786,7 @@ where
     }
     if handles.is_empty() {
         return match TcpListener::from_std(listener) {
-            Ok(l) => tokio::spawn(serve(l)),
+            Ok(l) => tokio::spawn(serve(l.into())),
             Err(e) => {
                 tracing::error!(error = %e, "cannot serve the public listener");
                 tokio::spawn(std::future::ready(false))

@@ -1,5 +1,6 @@
 //! The public listener: accept loop, router and `Location` building.
 
+pub mod per_core;
 pub mod query;
 pub mod router;
 pub mod server;

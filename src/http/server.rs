@@ -11,7 +11,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::ServerConfig;
@@ -88,12 +88,169 @@ impl Limits {
     }
 }
 
+/// Keeps the public threads' connection counts even. Each thread serves the
+/// connections its own socket accepts, unless it already holds more than
+/// its share: then it hands the new connection to the thread with the
+/// fewest, which registers it with its own runtime. (Where connections come
+/// from is up to the kernel and the clients; a few clients that connect in
+/// a burst from one CPU would otherwise all land on one thread.)
+#[derive(Debug)]
+pub struct Balancer {
+    open: Vec<AtomicUsize>,
+    inboxes: Vec<mpsc::UnboundedSender<Handoff>>,
+}
+
+/// A connection handed from one thread to another, with its place in the
+/// connection budget.
+#[derive(Debug)]
+pub struct Handoff {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// One thread's end of a [`Balancer`].
+#[derive(Debug)]
+pub struct Balance {
+    me: usize,
+    shared: Arc<Balancer>,
+    inbox: mpsc::UnboundedReceiver<Handoff>,
+}
+
+/// A thread passes new connections on once it holds more than half again
+/// the least loaded thread's, plus this many. Loose on purpose: the
+/// connections a thread's own socket brings stay on the CPU that handled
+/// their packets (see `per_core`), and a burst of connections that reaches
+/// one socket a moment before the other's must not be scattered; the
+/// balancer is there for a lopsided stream of connections, not for exact
+/// evenness.
+const BALANCE_SLACK: usize = 8;
+
+impl Balancer {
+    /// A balancer over `threads` threads, as each thread's end of it.
+    pub fn for_threads(threads: usize) -> Vec<Balance> {
+        let (inboxes, receivers): (Vec<_>, Vec<_>) =
+            (0..threads).map(|_| mpsc::unbounded_channel()).unzip();
+        let shared = Arc::new(Balancer {
+            open: (0..threads).map(|_| AtomicUsize::new(0)).collect(),
+            inboxes,
+        });
+        receivers
+            .into_iter()
+            .enumerate()
+            .map(|(me, inbox)| Balance {
+                me,
+                shared: Arc::clone(&shared),
+                inbox,
+            })
+            .collect()
+    }
+
+    /// The thread that should serve a connection `me` accepted.
+    fn home_for(&self, me: usize) -> usize {
+        let mine = self.open[me].load(Ordering::Relaxed);
+        let (least, fewest) = self
+            .open
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .enumerate()
+            .min_by_key(|(_, n)| *n)
+            .unwrap_or((me, mine));
+        if mine > fewest + fewest / 2 + BALANCE_SLACK {
+            least
+        } else {
+            me
+        }
+    }
+}
+
+impl Balance {
+    /// Hands a connection this thread accepted to a less loaded thread, or
+    /// gives it back (counted against this thread) to be served here.
+    fn pass_on(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Option<(TcpStream, Option<OwnedSemaphorePermit>)> {
+        let open = &self.shared.open;
+        let home = self.shared.home_for(self.me);
+        if home == self.me {
+            open[self.me].fetch_add(1, Ordering::Relaxed);
+            return Some((stream, permit));
+        }
+        // Counted before it is sent, so that it cannot close (and be
+        // uncounted) first.
+        open[home].fetch_add(1, Ordering::Relaxed);
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(e) => {
+                open[home].fetch_sub(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, "cannot hand a connection over");
+                return None;
+            }
+        };
+        let handoff = Handoff {
+            stream,
+            peer,
+            permit,
+        };
+        match self.shared.inboxes[home].send(handoff) {
+            Ok(()) => None,
+            Err(mpsc::error::SendError(back)) => {
+                // That thread has stopped: serve it here after all.
+                open[home].fetch_sub(1, Ordering::Relaxed);
+                open[self.me].fetch_add(1, Ordering::Relaxed);
+                let stream = TcpStream::from_std(back.stream).ok()?;
+                Some((stream, back.permit))
+            }
+        }
+    }
+}
+
+/// Where a listener's connections come from: its socket, and with a
+/// balancer, the connections other threads hand over.
+#[derive(Debug)]
+pub struct Source {
+    listener: TcpListener,
+    balance: Option<Balance>,
+}
+
+impl Source {
+    pub fn balanced(listener: TcpListener, balance: Balance) -> Source {
+        Source {
+            listener,
+            balance: Some(balance),
+        }
+    }
+}
+
+impl From<TcpListener> for Source {
+    fn from(listener: TcpListener) -> Source {
+        Source {
+            listener,
+            balance: None,
+        }
+    }
+}
+
+/// Counts a connection against its thread while it is open.
+struct OpenOn(Option<(Arc<Balancer>, usize)>);
+
+impl Drop for OpenOn {
+    fn drop(&mut self) {
+        if let Some((b, i)) = &self.0 {
+            b.open[*i].fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Serves `listener` until `stop` turns true, then stops accepting and waits
 /// up to `drain` for open connections to finish their requests (a handshake
 /// in progress counts as open). Returns false if connections were still open
 /// at the deadline.
 pub async fn serve<F, S>(
-    listener: TcpListener,
+    source: impl Into<Source>,
     name: &'static str,
     tls: Option<TlsAccept>,
     limits: Limits,
@@ -108,6 +265,10 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
+    let Source {
+        listener,
+        mut balance,
+    } = source.into();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -132,31 +293,44 @@ where
     loop {
         // Take a place in the budget before accepting: past it, new
         // connections wait in the kernel's queue while open ones go on.
-        let permit = match &limits.connections {
-            Some(budget) => {
-                let budget = Arc::clone(budget);
-                let permit = match budget.clone().try_acquire_owned() {
-                    Ok(p) => p,
+        // (None: the budget was closed.)
+        let admit = async {
+            let permit = match &limits.connections {
+                Some(budget) => match Arc::clone(budget).try_acquire_owned() {
+                    Ok(p) => Some(p),
                     Err(_) => {
                         over_budget.increment(1);
-                        tokio::select! {
-                            biased;
-                            _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
-                            p = budget.acquire_owned() => match p {
-                                Ok(p) => p,
-                                Err(_) => break,
-                            },
-                        }
+                        Some(Arc::clone(budget).acquire_owned().await.ok()?)
                     }
-                };
-                Some(permit)
-            }
-            None => None,
+                },
+                None => None,
+            };
+            Some((listener.accept().await, permit))
         };
-        tokio::select! {
+        // Connections handed over by a busier thread (never, without a
+        // balancer).
+        let handed = async {
+            match &mut balance {
+                Some(b) => b.inbox.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let (stream, peer, permit) = tokio::select! {
             biased;
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
-            res = listener.accept() => {
+            handoff = handed => {
+                // It brings its own place in the budget.
+                let Some(h) = handoff else { continue };
+                match TcpStream::from_std(h.stream) {
+                    Ok(stream) => (stream, h.peer, h.permit),
+                    Err(e) => {
+                        tracing::debug!(listener = name, error = %e, "cannot take over a connection");
+                        continue;
+                    }
+                }
+            }
+            admitted = admit => {
+                let Some((res, permit)) = admitted else { break };
                 let (stream, peer) = match res {
                     Ok(conn) => conn,
                     Err(e) => {
@@ -169,35 +343,44 @@ where
                     }
                 };
                 accepted.increment(1);
-                let _ = stream.set_nodelay(true);
-                let service = make_service(peer);
-                let watcher = graceful.watcher();
-                let builder = Arc::clone(&builder);
-                let tls = tls.clone();
-                let idle_timeout = limits.idle_timeout;
-                let open = open.clone();
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    open.increment(1.0);
-                    let activity = Activity::new();
-                    match tls {
-                        None => {
-                            let io = TokioIo::new(Tracked::new(stream, &activity));
-                            let conn = builder.serve_connection(io, service).into_owned();
-                            run_connection(watcher.watch(conn), &activity, idle_timeout).await;
-                        }
-                        Some(tls) => {
-                            if let Some(stream) = handshake(&tls, stream).await {
-                                let io = TokioIo::new(Tracked::new(stream, &activity));
-                                let conn = builder.serve_connection(io, service).into_owned();
-                                run_connection(watcher.watch(conn), &activity, idle_timeout).await;
-                            }
-                        }
-                    }
-                    open.decrement(1.0);
-                });
+                match &balance {
+                    Some(b) => match b.pass_on(stream, peer, permit) {
+                        Some((stream, permit)) => (stream, peer, permit),
+                        None => continue,
+                    },
+                    None => (stream, peer, permit),
+                }
             }
-        }
+        };
+        let counted = OpenOn(balance.as_ref().map(|b| (Arc::clone(&b.shared), b.me)));
+        let _ = stream.set_nodelay(true);
+        let service = make_service(peer);
+        let watcher = graceful.watcher();
+        let builder = Arc::clone(&builder);
+        let tls = tls.clone();
+        let idle_timeout = limits.idle_timeout;
+        let open = open.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _counted = counted;
+            open.increment(1.0);
+            let activity = Activity::new();
+            match tls {
+                None => {
+                    let io = TokioIo::new(Tracked::new(stream, &activity));
+                    let conn = builder.serve_connection(io, service).into_owned();
+                    run_connection(watcher.watch(conn), &activity, idle_timeout).await;
+                }
+                Some(tls) => {
+                    if let Some(stream) = handshake(&tls, stream).await {
+                        let io = TokioIo::new(Tracked::new(stream, &activity));
+                        let conn = builder.serve_connection(io, service).into_owned();
+                        run_connection(watcher.watch(conn), &activity, idle_timeout).await;
+                    }
+                }
+            }
+            open.decrement(1.0);
+        });
     }
     drop(listener);
     tokio::select! {
@@ -369,5 +552,113 @@ async fn handshake(
             tracing::debug!("TLS handshake timed out");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn a_thread_passes_connections_on_only_past_the_slack() {
+        let ends = Balancer::for_threads(2);
+        let b = &ends[0].shared;
+        let set = |mine: usize, other: usize| {
+            b.open[0].store(mine, Ordering::Relaxed);
+            b.open[1].store(other, Ordering::Relaxed);
+        };
+        set(8, 0);
+        assert_eq!(b.home_for(0), 0);
+        set(9, 0);
+        assert_eq!(b.home_for(0), 1);
+        set(23, 10);
+        assert_eq!(b.home_for(0), 0);
+        set(24, 10);
+        assert_eq!(b.home_for(0), 1);
+        // The less loaded thread keeps what it accepts.
+        assert_eq!(b.home_for(1), 1);
+    }
+
+    #[test]
+    fn a_lopsided_stream_of_connections_is_spread_and_every_one_is_served() {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let ends = Balancer::for_threads(2);
+        let shared = Arc::clone(&ends[0].shared);
+        let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = busy.local_addr().unwrap();
+        // The second thread's socket never gets a connection of its own.
+        let quiet = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let threads: Vec<_> = [busy, quiet]
+            .into_iter()
+            .zip(ends)
+            .map(|(listener, balance)| {
+                let stop = stop_rx.clone();
+                std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    runtime.block_on(async move {
+                        listener.set_nonblocking(true).unwrap();
+                        let listener = TcpListener::from_std(listener).unwrap();
+                        let limits = Limits {
+                            header_read_timeout: Duration::from_secs(5),
+                            idle_timeout: Duration::from_secs(30),
+                            max_header_bytes: 8_192,
+                            h2_max_concurrent_streams: 16,
+                            connections: Some(Arc::new(Semaphore::new(1_000))),
+                        };
+                        serve(
+                            Source::balanced(listener, balance),
+                            "public",
+                            None,
+                            limits,
+                            |_peer| {
+                                hyper::service::service_fn(|_req| {
+                                    std::future::ready(Ok::<_, Infallible>(Response::new(
+                                        Full::new(Bytes::from_static(b"served")),
+                                    )))
+                                })
+                            },
+                            stop,
+                            Duration::from_secs(2),
+                        )
+                        .await
+                    })
+                })
+            })
+            .collect();
+        let mut clients = Vec::new();
+        for _ in 0..40 {
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 512];
+            while !got.ends_with(b"served") {
+                let n = c.read(&mut buf).unwrap();
+                assert!(n > 0, "connection closed before its answer");
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert!(got.starts_with(b"HTTP/1.1 200"));
+            clients.push(c);
+        }
+        let (first, second) = (
+            shared.open[0].load(Ordering::Relaxed),
+            shared.open[1].load(Ordering::Relaxed),
+        );
+        assert_eq!(first + second, 40);
+        assert!(
+            second >= 12 && first <= second + second / 2 + BALANCE_SLACK + 1,
+            "{first} / {second}"
+        );
+        stop_tx.send(true).unwrap();
+        drop(clients);
+        for t in threads {
+            assert!(t.join().unwrap(), "a thread did not drain");
+        }
+        assert_eq!(shared.open[0].load(Ordering::Relaxed), 0);
+        assert_eq!(shared.open[1].load(Ordering::Relaxed), 0);
     }
 }

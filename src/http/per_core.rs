@@ -1,0 +1,257 @@
+//! One listening socket per public thread, and which thread gets a new
+//! connection.
+//!
+//! The sockets form one `SO_REUSEPORT` group. By default the kernel picks a
+//! socket by hashing the connection's addresses, which spreads connections
+//! evenly but puts each one on a random thread: its packets are handled on
+//! one core and its requests on another. When there is one thread per
+//! allowed CPU (the default), each thread is pinned to its CPU and the group
+//! gets a two-instruction classic BPF program that picks the socket of the
+//! CPU that handled the connection's handshake, so a connection's packets
+//! and its requests stay on the same core (the per-queue locality that
+//! `SO_INCOMING_CPU`-style servers use with multi-queue NICs).
+//!
+//! The three system calls involved (`sched_getaffinity`,
+//! `sched_setaffinity`, `setsockopt(SO_ATTACH_REUSEPORT_CBPF)`) have no safe
+//! wrapper in the crates we use, hence the `unsafe` blocks here.
+#![allow(unsafe_code)]
+
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpSocket};
+
+/// Pending connections a listening socket holds (tokio's own default).
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds a listener with `SO_REUSEPORT`, so that other threads can join it
+/// with [`twin`].
+pub fn bind_shared_port(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Binds the first socket of a new group, refusing an address another
+/// socket already listens on, even one with `SO_REUSEPORT` (a second edge
+/// started on the same port by mistake would otherwise silently share its
+/// connections). The check binds a plain socket first; port 0 resolves to
+/// the port that socket got.
+pub fn bind_new_group(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let probe = std::net::TcpListener::bind(addr)?;
+    let addr = probe.local_addr()?;
+    drop(probe);
+    bind_shared_port(addr)
+}
+
+/// Another socket in `listener`'s `SO_REUSEPORT` group (same address and
+/// port). Fails (address in use) when `listener` was not bound with
+/// `SO_REUSEPORT`. Must be called inside a runtime.
+pub fn twin(listener: &std::net::TcpListener) -> std::io::Result<TcpListener> {
+    bind_shared_port(listener.local_addr()?)
+}
+
+/// The CPUs this process may run on, in order.
+#[cfg(target_os = "linux")]
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: `cpu_set_t` is plain bytes (all zero = empty set); the call
+    // writes at most `size_of::<cpu_set_t>()` bytes into it.
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        set
+    };
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `cpu` is below CPU_SETSIZE, the set's capacity.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn allowed_cpus() -> Vec<usize> {
+    Vec::new()
+}
+
+/// Whether `threads` public threads can be pinned one per CPU with the
+/// group steered by CPU: exactly one thread per allowed CPU, and the allowed
+/// CPUs numbered `0..threads` (the BPF program maps CPU `c` to socket `c`).
+pub fn can_steer(threads: usize, cpus: &[usize]) -> bool {
+    threads > 1 && cpus.len() == threads && cpus.iter().enumerate().all(|(i, c)| i == *c)
+}
+
+/// Pins the calling thread to `cpu`.
+#[cfg(target_os = "linux")]
+pub fn pin_current_thread(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: as in `allowed_cpus`; `cpu` is checked against the set's size.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return Err(std::io::ErrorKind::InvalidInput.into());
+        }
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn pin_current_thread(_cpu: usize) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+/// Makes `listener`'s `SO_REUSEPORT` group give each new connection to the
+/// socket whose index is the CPU that handled it (socket `i` = the `i`-th
+/// to join the group). The kernel falls back to its hash when the index is
+/// past the group's size.
+#[cfg(target_os = "linux")]
+pub fn steer_by_cpu(listener: &TcpListener, sockets: u32) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let op = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let mut program = [
+        // A = the CPU handling the packet.
+        op(
+            libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
+            (libc::SKF_AD_OFF + libc::SKF_AD_CPU) as u32,
+        ),
+        // A = A % sockets; return A.
+        op(libc::BPF_ALU | libc::BPF_MOD | libc::BPF_K, sockets.max(1)),
+        op(libc::BPF_RET | libc::BPF_A, 0),
+    ];
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_mut_ptr(),
+    };
+    // SAFETY: `fprog` points at `program`, which outlives the call; the
+    // kernel copies the program.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_REUSEPORT_CBPF,
+            (&raw const fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn steer_by_cpu(_listener: &TcpListener, _sockets: u32) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steering_needs_one_thread_per_cpu_numbered_from_zero() {
+        assert!(can_steer(2, &[0, 1]));
+        assert!(can_steer(4, &[0, 1, 2, 3]));
+        assert!(!can_steer(1, &[0]));
+        assert!(!can_steer(2, &[0, 1, 2]));
+        assert!(!can_steer(2, &[2, 3]));
+        assert!(!can_steer(3, &[0, 1]));
+    }
+
+    #[tokio::test]
+    async fn twins_share_the_port_and_take_connections() {
+        let first = bind_shared_port("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = first.local_addr().unwrap();
+        let first = first.into_std().unwrap();
+        let second = twin(&first).unwrap();
+        assert_eq!(second.local_addr().unwrap(), addr);
+        let first = TcpListener::from_std(first).unwrap();
+        steer_by_cpu(&first, 2).unwrap();
+        // Every connection is accepted by one of the two sockets.
+        for _ in 0..8 {
+            let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            tokio::select! {
+                a = first.accept() => { a.unwrap(); }
+                b = second.accept() => { b.unwrap(); }
+            }
+        }
+        // A listener bound without SO_REUSEPORT has no twin.
+        let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(twin(&plain).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_new_group_refuses_a_port_already_listened_on() {
+        let first = bind_new_group("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = first.local_addr().unwrap();
+        assert_ne!(addr.port(), 0);
+        // A twin joins; a second node (a new group) is refused.
+        let _twin = twin(&first.into_std().unwrap()).unwrap();
+        let err = bind_new_group(addr).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    }
+
+    /// A connection made from CPU `c` is accepted by socket `c`.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn connections_go_to_the_socket_of_their_cpu() {
+        let cpus = allowed_cpus();
+        assert!(
+            can_steer(cpus.len(), &cpus),
+            "this test needs a machine with 2+ CPUs numbered from 0, got {cpus:?}"
+        );
+        let first = bind_shared_port("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = first.local_addr().unwrap();
+        let first = first.into_std().unwrap();
+        let mut sockets = vec![first.try_clone().unwrap()];
+        for _ in 1..cpus.len() {
+            sockets.push(twin(&first).unwrap().into_std().unwrap());
+        }
+        steer_by_cpu(&TcpListener::from_std(first).unwrap(), cpus.len() as u32).unwrap();
+        for round in 0..3 {
+            for &cpu in &cpus {
+                let client = std::thread::spawn(move || {
+                    pin_current_thread(cpu).unwrap();
+                    std::net::TcpStream::connect(addr).unwrap()
+                })
+                .join()
+                .unwrap();
+                let accepted: Vec<usize> = (0..sockets.len())
+                    .filter(|&i| sockets[i].accept().is_ok())
+                    .collect();
+                assert_eq!(accepted, vec![cpu], "round {round}");
+                drop(client);
+            }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn pinning_a_thread_to_an_allowed_cpu() {
+        let cpus = allowed_cpus();
+        assert!(!cpus.is_empty());
+        let last = *cpus.last().unwrap();
+        std::thread::spawn(move || {
+            pin_current_thread(last).unwrap();
+            assert_eq!(allowed_cpus(), vec![last]);
+        })
+        .join()
+        .unwrap();
+    }
+}
