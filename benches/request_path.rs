@@ -1,22 +1,25 @@
 //! The in-process request path: resolve + build the response + record the
-//! event, with codes drawn Zipf-distributed from 100k links, and its parts.
-//! `cargo bench --bench request_path`
+//! event, with codes drawn Zipf-distributed from 1M links, and its parts:
+//! code parse + lookup on 1 and 2 threads, the redirect with its cookie, and
+//! the event's JSON line. `cargo bench --bench request_path`
 
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
 use http_body_util::Empty;
 use rand::{Rng, SeedableRng};
-use refedge::attribution::ClickId;
+use refedge::attribution::{ClickId, CookieCheck};
 use refedge::config::Config;
+use refedge::events::{ClickEvent, Outcome, Timestamp};
 use refedge::http::ConnInfo;
+use refedge::links::ShortCode;
 use refedge::node::Node;
 
-const LINKS: usize = 100_000;
+const LINKS: usize = 1_000_000;
 
 fn code(i: usize) -> String {
     format!("c{i:07}")
@@ -95,18 +98,121 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("request_path");
     group.measurement_time(Duration::from_secs(5));
     let mut i = 0usize;
-    group.bench_function("full_click_zipf_100k", |b| {
+    group.bench_function("full_click_zipf_1m", |b| {
         b.iter(|| {
             i = (i + 1) & (requests.len() - 1);
             black_box(edge.handle(&requests[i], &conn))
         })
     });
-    let codes: Vec<String> = ranks.iter().map(|&r| code(r)).collect();
+    // What the router does before it knows the link: take the code from the
+    // path, check its syntax, look it up.
+    let paths: Vec<String> = ranks.iter().map(|&r| format!("/{}", code(r))).collect();
+    let parse_and_resolve = |path: &str| {
+        let code = path.strip_prefix('/').unwrap_or("");
+        ShortCode::is_valid(code).then(|| edge.links.resolve("go.brand.example", code))
+    };
     let mut j = 0usize;
-    group.bench_function("resolve_zipf_100k", |b| {
+    group.bench_function("parse_resolve_zipf_1m_1_thread", |b| {
         b.iter(|| {
-            j = (j + 1) & (codes.len() - 1);
-            black_box(edge.links.resolve("go.brand.example", &codes[j]))
+            j = (j + 1) & (paths.len() - 1);
+            black_box(parse_and_resolve(&paths[j]))
+        })
+    });
+    // Two threads look up at once; the time is wall time per lookup on one
+    // of them (no contention = the one-thread figure).
+    group.bench_function("parse_resolve_zipf_1m_2_threads", |b| {
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            std::thread::scope(|s| {
+                for t in 0..2usize {
+                    let paths = &paths;
+                    let parse_and_resolve = &parse_and_resolve;
+                    s.spawn(move || {
+                        let mut k = t * 7919;
+                        for _ in 0..iters {
+                            k = (k + 1) & (paths.len() - 1);
+                            black_box(parse_and_resolve(&paths[k]));
+                        }
+                    });
+                }
+            });
+            started.elapsed()
+        })
+    });
+    // The redirect for a new visitor: attribution decision (signs the
+    // cookie), `Location` with the click id, the response.
+    let link = match edge.links.resolve("go.brand.example", &code(1)) {
+        refedge::links::Resolution::Found(link) => link,
+        refedge::links::Resolution::NotFound => panic!("code 1 is loaded"),
+    };
+    group.bench_function("response_with_cookie", |b| {
+        b.iter(|| {
+            let id = ClickId::new(1_800_000_000_000);
+            let decision =
+                edge.attribution
+                    .decide(true, CookieCheck::Absent, id, 1_800_000_000_000, true);
+            let location = refedge::http::query::location(
+                &link,
+                Some("utm_campaign=x"),
+                "rf_click",
+                decision.click_id.as_ref(),
+            );
+            black_box(refedge::http::router::redirect(
+                http::StatusCode::FOUND,
+                location,
+                decision.set_cookie,
+            ))
+        })
+    });
+    // One event line as the writer encodes it, and the same with serde_json.
+    let event = ClickEvent {
+        schema_version: refedge::events::SCHEMA_VERSION,
+        kind: "click",
+        click_id: "0352LGAAiCKbK4rkuZHHU8",
+        occurred_at: Timestamp::from_millis(1_800_000_000_123),
+        outcome: Outcome::Redirected,
+        code: "c0000001",
+        host: "go.brand.example",
+        advocate_id: Some("adv-1"),
+        campaign_id: Some("camp-1"),
+        program_id: None,
+        target: Some(
+            "https://brand.example/landing/1?utm_source=ref&utm_campaign=x&rf_click=0352LGAAiCKbK4rkuZHHU8",
+        ),
+        status: 302,
+        ip: Some("203.0.113.0"),
+        user_agent: Some(
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1",
+        ),
+        referer: Some("https://www.linkedin.com/"),
+        country: Some("DE"),
+        region: Some("BE"),
+        city: Some("Berlin"),
+        asn: Some(3320),
+        bot: false,
+        bot_reason: None,
+        attributed: true,
+        prior_click_id: None,
+        gpc: false,
+        node: "edge-1",
+        device: Some("mobile"),
+        os: Some("iOS"),
+        browser: Some("Safari"),
+        repeat: false,
+    };
+    let mut line = Vec::with_capacity(1024);
+    group.bench_function("event_json_line", |b| {
+        b.iter(|| {
+            line.clear();
+            black_box(&event).write_json(&mut line);
+            black_box(line.len())
+        })
+    });
+    group.bench_function("event_json_line_serde_json", |b| {
+        b.iter(|| {
+            line.clear();
+            serde_json::to_writer(&mut line, black_box(&event)).expect("serialise");
+            black_box(line.len())
         })
     });
     let id = ClickId::new(1_800_000_000_000);

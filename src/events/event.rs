@@ -94,6 +94,11 @@ pub struct ClickEvent<'a> {
 pub struct Timestamp([u8; 24]);
 
 impl Timestamp {
+    /// The time `unix_ms` milliseconds after the epoch (UTC).
+    pub fn from_millis(unix_ms: u64) -> Timestamp {
+        timestamp(unix_ms)
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ASCII digits and separators are ever written into it.
         std::str::from_utf8(&self.0).unwrap_or("1970-01-01T00:00:00.000Z")
@@ -292,6 +297,16 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
+    // Most values need no escape: find that out without branching per byte
+    // (the fold vectorises) and copy them whole.
+    let plain = !bytes.iter().fold(false, |any, &b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if plain {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape: &[u8] = match b {

@@ -58,7 +58,9 @@ fn page(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     res
 }
 
-fn redirect(
+/// A redirect as the edge sends it: `Location`, `Cache-Control: no-store`,
+/// `X-Robots-Tag`, and the attribution cookie when there is one.
+pub fn redirect(
     status: StatusCode,
     location: HeaderValue,
     cookie: Option<HeaderValue>,
