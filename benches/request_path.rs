@@ -19,6 +19,10 @@ use refedge::http::ConnInfo;
 use refedge::links::ShortCode;
 use refedge::node::Node;
 
+/// The allocator the binary uses, so that the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const LINKS: usize = 1_000_000;
 
 fn code(i: usize) -> String {
