@@ -189,68 +189,70 @@ impl ClickEvent<'_> {
     /// strings escaped the same way. Written by hand because the generic
     /// serialiser was the largest part of the writer thread's time per event.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"schema_version\":");
-        put_u64(out, u64::from(self.schema_version));
-        out.extend_from_slice(b",\"type\":");
-        put_str(out, self.kind);
-        out.extend_from_slice(b",\"click_id\":");
-        put_str(out, self.click_id);
-        out.extend_from_slice(b",\"occurred_at\":");
-        put_str(out, self.occurred_at.as_str());
-        out.extend_from_slice(b",\"outcome\":");
-        put_str(out, self.outcome.as_str());
-        out.extend_from_slice(b",\"code\":");
-        put_str(out, self.code);
-        out.extend_from_slice(b",\"host\":");
-        put_str(out, self.host);
-        out.extend_from_slice(b",\"advocate_id\":");
-        put_opt_str(out, self.advocate_id);
-        out.extend_from_slice(b",\"campaign_id\":");
-        put_opt_str(out, self.campaign_id);
-        out.extend_from_slice(b",\"program_id\":");
-        put_opt_str(out, self.program_id);
-        out.extend_from_slice(b",\"target\":");
-        put_opt_str(out, self.target);
-        out.extend_from_slice(b",\"status\":");
-        put_u64(out, u64::from(self.status));
-        out.extend_from_slice(b",\"ip\":");
-        put_opt_str(out, self.ip);
-        out.extend_from_slice(b",\"user_agent\":");
-        put_opt_str(out, self.user_agent);
-        out.extend_from_slice(b",\"referer\":");
-        put_opt_str(out, self.referer);
-        out.extend_from_slice(b",\"country\":");
-        put_opt_str(out, self.country);
-        out.extend_from_slice(b",\"region\":");
-        put_opt_str(out, self.region);
-        out.extend_from_slice(b",\"city\":");
-        put_opt_str(out, self.city);
-        out.extend_from_slice(b",\"asn\":");
-        match self.asn {
-            Some(n) => put_u64(out, u64::from(n)),
-            None => out.extend_from_slice(b"null"),
-        }
-        out.extend_from_slice(b",\"bot\":");
-        put_bool(out, self.bot);
-        out.extend_from_slice(b",\"bot_reason\":");
-        put_opt_str(out, self.bot_reason);
-        out.extend_from_slice(b",\"attributed\":");
-        put_bool(out, self.attributed);
-        out.extend_from_slice(b",\"prior_click_id\":");
-        put_opt_str(out, self.prior_click_id);
-        out.extend_from_slice(b",\"gpc\":");
-        put_bool(out, self.gpc);
-        out.extend_from_slice(b",\"node\":");
-        put_str(out, self.node);
-        out.extend_from_slice(b",\"device\":");
-        put_opt_str(out, self.device);
-        out.extend_from_slice(b",\"os\":");
-        put_opt_str(out, self.os);
-        out.extend_from_slice(b",\"browser\":");
-        put_opt_str(out, self.browser);
-        out.extend_from_slice(b",\"repeat\":");
-        put_bool(out, self.repeat);
-        out.push(b'}');
+        json_object!(out,
+            "schema_version": put_u64(u64::from(self.schema_version)),
+            "type": put_str(self.kind),
+            "click_id": put_str(self.click_id),
+            "occurred_at": put_str(self.occurred_at.as_str()),
+            "outcome": put_str(self.outcome.as_str()),
+            "code": put_str(self.code),
+            "host": put_str(self.host),
+            "advocate_id": put_opt_str(self.advocate_id),
+            "campaign_id": put_opt_str(self.campaign_id),
+            "program_id": put_opt_str(self.program_id),
+            "target": put_opt_str(self.target),
+            "status": put_u64(u64::from(self.status)),
+            "ip": put_opt_str(self.ip),
+            "user_agent": put_opt_str(self.user_agent),
+            "referer": put_opt_str(self.referer),
+            "country": put_opt_str(self.country),
+            "region": put_opt_str(self.region),
+            "city": put_opt_str(self.city),
+            "asn": put_opt_u64(self.asn.map(u64::from)),
+            "bot": put_bool(self.bot),
+            "bot_reason": put_opt_str(self.bot_reason),
+            "attributed": put_bool(self.attributed),
+            "prior_click_id": put_opt_str(self.prior_click_id),
+            "gpc": put_bool(self.gpc),
+            "node": put_str(self.node),
+            "device": put_opt_str(self.device),
+            "os": put_opt_str(self.os),
+            "browser": put_opt_str(self.browser),
+            "repeat": put_bool(self.repeat),
+        );
+    }
+}
+
+/// Writes a JSON object as straight-line code: each key with its
+/// punctuation is one constant, each value one `put_*` call.
+macro_rules! json_object {
+    ($out:ident, $first:literal: $put:ident($value:expr), $($name:literal: $put_next:ident($next:expr)),* $(,)?) => {{
+        $out.extend_from_slice(concat!("{\"", $first, "\":").as_bytes());
+        $put($out, $value);
+        $(
+            $out.extend_from_slice(concat!(",\"", $name, "\":").as_bytes());
+            $put_next($out, $next);
+        )*
+        $out.push(b'}');
+    }};
+}
+use json_object;
+
+fn put_bool(out: &mut Vec<u8>, b: bool) {
+    out.extend_from_slice(if b { b"true" } else { b"false" });
+}
+
+fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => put_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn put_opt_u64(out: &mut Vec<u8>, n: Option<u64>) {
+    match n {
+        Some(n) => put_u64(out, n),
+        None => out.extend_from_slice(b"null"),
     }
 }
 
@@ -265,10 +267,6 @@ impl Outcome {
     }
 }
 
-fn put_bool(out: &mut Vec<u8>, b: bool) {
-    out.extend_from_slice(if b { b"true" } else { b"false" });
-}
-
 fn put_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
@@ -281,13 +279,6 @@ fn put_u64(out: &mut Vec<u8>, mut n: u64) {
         }
     }
     out.extend_from_slice(&digits[at..]);
-}
-
-fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        Some(s) => put_str(out, s),
-        None => out.extend_from_slice(b"null"),
-    }
 }
 
 /// A JSON string with serde_json's escaping: `"` and `\` escaped, the
