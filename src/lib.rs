@@ -27,8 +27,9 @@
 //! - [`config`]: the TOML file, `REFEDGE_*` overrides, validation.
 //! - [`links`]: short codes, link validation, the packed concurrent map, the
 //!   parallel loader, snapshots, replication through the links topic.
-//! - [`http`]: accept loop and connection limits, router, `Location` building,
-//!   the plain listener's redirect to HTTPS.
+//! - [`http`]: accept loop and connection limits, one socket per public
+//!   thread with connections steered by CPU and balanced between threads,
+//!   router, `Location` building, the plain listener's redirect to HTTPS.
 //! - [`tls`]: certificates per brand domain from `tls.cert_dir`, chosen by SNI,
 //!   reloaded on change; the rustls configuration.
 //! - [`visitor`]: client address, bots and preview fetchers, device, privacy signals.
