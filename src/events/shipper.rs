@@ -391,8 +391,8 @@ impl Shipper {
                 }
                 return produced;
             }
-            match read_chunk(&path, read_from) {
-                Ok(chunk) if !chunk.is_empty() => self.carry.extend_from_slice(&chunk),
+            match read_chunk(&path, read_from, &mut self.carry) {
+                Ok(n) if n > 0 => {}
                 Ok(_) => return produced,
                 Err(e) => {
                     tracing::error!(error = %e, segment = %path.display(), "cannot read spool segment");
@@ -409,17 +409,19 @@ impl Shipper {
         let mut start = 0;
         let mut count = 0;
         let mut blocked = false;
-        while let Some(nl) = self.carry[start..].iter().position(|b| *b == b'\n') {
+        // Lines are produced straight from the buffer (librdkafka copies
+        // them), which is held outside `self` meanwhile.
+        let mut carry = std::mem::take(&mut self.carry);
+        while let Some(nl) = memchr::memchr(b'\n', &carry[start..]) {
             if self.pending.len() >= MAX_IN_FLIGHT {
                 break;
             }
             let line_end = start + nl;
-            let line = self.carry[start..line_end].to_vec();
             let end = Position {
                 seq,
                 offset: self.cursor.offset + (line_end + 1) as u64,
             };
-            if !self.produce_line(&line, end) {
+            if !self.produce_line(&carry[start..line_end], end) {
                 blocked = true;
                 break;
             }
@@ -427,7 +429,8 @@ impl Shipper {
             start = line_end + 1;
         }
         self.cursor.offset += start as u64;
-        self.carry.drain(..start);
+        carry.drain(..start);
+        self.carry = carry;
         (count, blocked)
     }
 
@@ -726,12 +729,13 @@ fn headers(click_id: &str, source: &str, time: &str) -> OwnedHeaders {
         })
 }
 
-fn read_chunk(path: &Path, from: u64) -> std::io::Result<Vec<u8>> {
+/// Appends up to `READ_CHUNK` bytes of the file from `from` to `buf`;
+/// returns how many.
+fn read_chunk(path: &Path, from: u64, buf: &mut Vec<u8>) -> std::io::Result<usize> {
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(from))?;
-    let mut buf = Vec::with_capacity(READ_CHUNK);
-    file.take(READ_CHUNK as u64).read_to_end(&mut buf)?;
-    Ok(buf)
+    buf.reserve(READ_CHUNK);
+    file.take(READ_CHUNK as u64).read_to_end(buf)
 }
 
 /// The running shipper thread.
