@@ -6,7 +6,7 @@
 //! evenly but puts each one on a random thread: its packets are handled on
 //! one core and its requests on another. When there is one thread per
 //! allowed CPU (the default), each thread is pinned to its CPU and the group
-//! gets a two-instruction classic BPF program that picks the socket of the
+//! gets a three-instruction classic BPF program that picks the socket of the
 //! CPU that handled the connection's handshake, so a connection's packets
 //! and its requests stay on the same core (the per-queue locality that
 //! `SO_INCOMING_CPU`-style servers use with multi-queue NICs).
