@@ -34,6 +34,9 @@ pub const SHIPPER_IN_FLIGHT: &str = "refedge_shipper_in_flight";
 pub const KAFKA_CONNECTED: &str = "refedge_kafka_connected";
 /// Connections accepted, by `listener` (`public`, `admin`).
 pub const CONNECTIONS_TOTAL: &str = "refedge_connections_total";
+/// Connections the public thread that accepted them handed to a less loaded
+/// one (see `http::server::Balancer`).
+pub const CONNECTIONS_HANDED_OVER_TOTAL: &str = "refedge_connections_handed_over_total";
 /// Accept errors, by `listener`.
 pub const ACCEPT_ERRORS_TOTAL: &str = "refedge_accept_errors_total";
 
@@ -285,6 +288,10 @@ pub fn link_reloads(ok: bool) -> Counter {
 
 pub fn connections(listener: &'static str) -> Counter {
     counter!(CONNECTIONS_TOTAL, "listener" => listener)
+}
+
+pub fn connections_handed_over() -> Counter {
+    counter!(CONNECTIONS_HANDED_OVER_TOTAL)
 }
 
 pub fn accept_errors(listener: &'static str) -> Counter {

@@ -98,6 +98,7 @@ impl Limits {
 pub struct Balancer {
     open: Vec<AtomicUsize>,
     inboxes: Vec<mpsc::UnboundedSender<Handoff>>,
+    handed_over: ::metrics::Counter,
 }
 
 /// A connection handed from one thread to another, with its place in the
@@ -134,6 +135,7 @@ impl Balancer {
         let shared = Arc::new(Balancer {
             open: (0..threads).map(|_| AtomicUsize::new(0)).collect(),
             inboxes,
+            handed_over: metrics::connections_handed_over(),
         });
         receivers
             .into_iter()
@@ -196,7 +198,10 @@ impl Balance {
             permit,
         };
         match self.shared.inboxes[home].send(handoff) {
-            Ok(()) => None,
+            Ok(()) => {
+                self.shared.handed_over.increment(1);
+                None
+            }
             Err(mpsc::error::SendError(back)) => {
                 // That thread has stopped: serve it here after all.
                 open[home].fetch_sub(1, Ordering::Relaxed);
