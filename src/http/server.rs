@@ -88,10 +88,11 @@ impl Limits {
     }
 }
 
-/// Keeps the public threads' connection counts even. Each thread serves the
-/// connections its own socket accepts, unless it already holds more than
-/// its share: then it hands the new connection to the thread with the
-/// fewest, which registers it with its own runtime. (Where connections come
+/// Keeps the public threads' connection counts from drifting far apart.
+/// Each thread serves the connections its own socket accepts, unless it
+/// already holds well over the least loaded thread's count (see
+/// `BALANCE_SLACK`): then it hands the new connection to that thread, which
+/// registers it with its own runtime. (Where connections come
 /// from is up to the kernel and the clients; a few clients that connect in
 /// a burst from one CPU would otherwise all land on one thread.)
 #[derive(Debug)]
