@@ -96,7 +96,26 @@ pub struct Timestamp([u8; 24]);
 impl Timestamp {
     /// The time `unix_ms` milliseconds after the epoch (UTC).
     pub fn from_millis(unix_ms: u64) -> Timestamp {
-        timestamp(unix_ms)
+        let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        // Digits written by hand: `format!` with seven padded integers was a
+        // visible part of the writer's time per event.
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut n: u32| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        // `time` keeps years within 0..=9999 here (no large-dates feature).
+        put(0, 4, t.year().clamp(0, 9999) as u32);
+        put(5, 2, u32::from(u8::from(t.month())));
+        put(8, 2, u32::from(t.day()));
+        put(11, 2, u32::from(t.hour()));
+        put(14, 2, u32::from(t.minute()));
+        put(17, 2, u32::from(t.second()));
+        put(20, 3, u32::from(t.millisecond()));
+        Timestamp(out)
     }
 
     pub fn as_str(&self) -> &str {
@@ -117,34 +136,6 @@ impl Serialize for Timestamp {
     }
 }
 
-/// RFC 3339 UTC with milliseconds: `2026-11-22T18:37:05.123Z`.
-pub fn format_millis(unix_ms: u64) -> String {
-    timestamp(unix_ms).as_str().to_owned()
-}
-
-fn timestamp(unix_ms: u64) -> Timestamp {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    // Digits written by hand: `format!` with seven padded integers was a
-    // visible part of the writer's time per event.
-    let mut out = *b"0000-00-00T00:00:00.000Z";
-    let mut put = |at: usize, width: usize, mut n: u32| {
-        for i in (at..at + width).rev() {
-            out[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
-    };
-    // `time` keeps years within 0..=9999 here (no large-dates feature).
-    put(0, 4, t.year().clamp(0, 9999) as u32);
-    put(5, 2, u32::from(u8::from(t.month())));
-    put(8, 2, u32::from(t.day()));
-    put(11, 2, u32::from(t.hour()));
-    put(14, 2, u32::from(t.minute()));
-    put(17, 2, u32::from(t.second()));
-    put(20, 3, u32::from(t.millisecond()));
-    Timestamp(out)
-}
-
 impl ClickRecord {
     /// The event view of this record with what the writer added.
     pub fn event<'a>(&'a self, extra: &'a Enrichment, node: &'a str) -> ClickEvent<'a> {
@@ -153,7 +144,7 @@ impl ClickRecord {
             schema_version: SCHEMA_VERSION,
             kind: "click",
             click_id: self.click_id.as_str(),
-            occurred_at: timestamp(self.occurred_at_ms),
+            occurred_at: Timestamp::from_millis(self.occurred_at_ms),
             outcome: self.outcome,
             code: &self.code,
             host: &self.host,
@@ -330,6 +321,10 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 pub(crate) mod tests {
     use super::*;
 
+    fn format_millis(unix_ms: u64) -> String {
+        Timestamp::from_millis(unix_ms).as_str().to_owned()
+    }
+
     #[test]
     fn millis_format() {
         assert_eq!(format_millis(0), "1970-01-01T00:00:00.000Z");
@@ -419,7 +414,7 @@ pub(crate) mod tests {
             schema_version: SCHEMA_VERSION,
             kind: "click",
             click_id: text,
-            occurred_at: timestamp(ms),
+            occurred_at: Timestamp::from_millis(ms),
             outcome: [
                 Outcome::Redirected,
                 Outcome::NotFound,

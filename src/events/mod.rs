@@ -19,7 +19,7 @@ use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use event::{ClickEvent, ClickRecord, Outcome, SCHEMA_VERSION, Timestamp, format_millis};
+pub use event::{ClickEvent, ClickRecord, Outcome, SCHEMA_VERSION, Timestamp};
 pub use shipper::{ShipperConfig, ShipperHandle, ShipperState};
 pub use spool::{SpoolConfig, SpoolStats, SpoolWriter, list_segments};
 
