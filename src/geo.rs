@@ -146,6 +146,14 @@ pub struct Geo {
 }
 
 impl Geo {
+    /// The databases of `geo.*`; `None` when neither is set.
+    pub fn from_config(config: &crate::config::GeoConfig) -> Result<Option<Geo>, GeoError> {
+        if config.city_db.is_none() && config.asn_db.is_none() {
+            return Ok(None);
+        }
+        Geo::open(config.city_db.clone(), config.asn_db.clone()).map(Some)
+    }
+
     /// Opens the databases; an error names the key and the file.
     pub fn open(city: Option<PathBuf>, asn: Option<PathBuf>) -> Result<Geo, GeoError> {
         let dbs = GeoDbs::open(city.as_deref(), asn.as_deref())?;

@@ -43,15 +43,18 @@
 //! - [`node`]: start-up, reload and the shutdown sequence.
 
 pub mod admin;
+pub mod alloc;
 pub mod attribution;
 pub mod config;
 pub mod events;
 pub mod geo;
 pub mod http;
+pub mod kafka;
 pub mod links;
 pub mod metrics;
 pub mod node;
 pub mod prehashed;
 pub mod privacy;
+pub mod shutdown;
 pub mod tls;
 pub mod visitor;

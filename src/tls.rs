@@ -12,6 +12,9 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use http::HeaderValue;
 
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
@@ -20,6 +23,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::config::{PlainHttp, TlsConfig};
 use crate::metrics;
 
 /// Resumable TLS sessions kept in memory (TLS 1.2 session ids; TLS 1.3 and
@@ -254,6 +258,126 @@ impl ResolvesServerCert for CertStore {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let set = self.current.read().unwrap_or_else(|e| e.into_inner());
         set.lookup(hello.server_name()).cloned()
+    }
+}
+
+/// The HTTPS side of a node, as configured (`tls.*`).
+#[derive(Debug)]
+pub struct Https {
+    pub certs: Arc<CertStore>,
+    pub accept: TlsAccept,
+    watch_every: Option<Duration>,
+    /// `Strict-Transport-Security`, when `tls.hsts_max_age_secs` > 0.
+    pub hsts: Option<HeaderValue>,
+    pub plain: PlainHttp,
+    /// `tls.https_port`: the port plain requests are sent to; None = the
+    /// bound HTTPS listener's.
+    pub https_port: Option<u16>,
+}
+
+impl Https {
+    /// Loads the certificates; `None` when TLS is not configured.
+    pub fn from_config(config: &TlsConfig) -> Result<Option<Https>, TlsError> {
+        let (Some(_), Some(dir)) = (config.listen, &config.cert_dir) else {
+            return Ok(None);
+        };
+        let (certs, report) = CertStore::open(dir, config.default_cert.as_deref())?;
+        log_report(&report);
+        for (pair, names) in certs.current().served() {
+            tracing::info!(pair, names = %names.join(","), "serving certificate");
+        }
+        let server_config = certs.server_config()?;
+        let hsts = (config.hsts_max_age_secs > 0).then(|| {
+            let mut v = format!("max-age={}", config.hsts_max_age_secs);
+            if config.hsts_include_subdomains {
+                v.push_str("; includeSubDomains");
+            }
+            HeaderValue::from_str(&v).expect("digits and ASCII are a valid header value")
+        });
+        Ok(Some(Https {
+            certs,
+            accept: TlsAccept {
+                acceptor: tokio_rustls::TlsAcceptor::from(server_config),
+                handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
+            },
+            watch_every: (config.watch_interval_ms > 0)
+                .then(|| Duration::from_millis(config.watch_interval_ms)),
+            hsts,
+            plain: config.plain_http,
+            https_port: config.https_port,
+        }))
+    }
+
+    /// Where the plain listener sends clients while TLS is on: `Some(port)`
+    /// (`None` inside for 443, left out of the URL), or `None` when it serves
+    /// clicks itself (`tls.plain_http = "serve"`). `bound` is the HTTPS
+    /// listener's own port.
+    pub fn redirect_port(&self, bound: Option<u16>) -> Option<Option<u16>> {
+        if self.plain != PlainHttp::Redirect {
+            return None;
+        }
+        let port = self.https_port.or(bound).unwrap_or(443);
+        Some((port != 443).then_some(port))
+    }
+
+    /// Checks `tls.cert_dir` every `tls.watch_interval_ms` and reloads the
+    /// pairs that changed; `None` when watching is off.
+    pub fn watch(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let every = self.watch_every?;
+        let certs = Arc::clone(&self.certs);
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let c = Arc::clone(&certs);
+                let _ = tokio::task::spawn_blocking(move || {
+                    if c.changed() {
+                        tracing::info!("certificate files changed: reloading");
+                        reload_logged(&c);
+                    }
+                })
+                .await;
+            }
+        }))
+    }
+}
+
+/// TLS on a listener: the acceptor and how long a handshake may take.
+#[derive(Clone)]
+pub struct TlsAccept {
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    pub handshake_timeout: Duration,
+}
+
+impl fmt::Debug for TlsAccept {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsAccept")
+            .field("handshake_timeout", &self.handshake_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Logs a certificate load: one error line per refused pair.
+fn log_report(report: &LoadReport) {
+    for e in &report.errors {
+        tracing::error!(pair = %e.name, "{e}");
+    }
+    if !report.loaded.is_empty() {
+        tracing::info!(
+            pairs = %report.loaded.join(","),
+            served = report.served,
+            "certificates loaded"
+        );
+    }
+}
+
+/// Reloads the certificates, logging the outcome.
+pub fn reload_logged(certs: &CertStore) {
+    match certs.reload() {
+        Ok(report) => log_report(&report),
+        Err(e) => tracing::error!("{e}; keeping the certificates already served"),
     }
 }
 

@@ -1,11 +1,9 @@
 //! The admin links API (CONTRACT: "Admin listener"): create, read, replace,
-//! delete, bulk upsert and mint links. Every change applies to the serving map
-//! at once; with a replicator (Kafka) it is also published for the other nodes.
+//! delete, bulk upsert and mint links, over HTTP. Each change goes through
+//! `links::LinkEditor` (the serving map at once, then the other nodes).
 //!
 //! A link bound to a host is addressed with `?domain=HOST` on `GET` and
 //! `DELETE`; `PUT` takes the domain from the body.
-
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Response, StatusCode};
@@ -14,26 +12,17 @@ use rand::Rng;
 use serde_json::json;
 
 use super::{json_error, respond};
-use crate::links::{Link, LinkError, LinkRecord, LinkStore, ShortCode};
+use crate::links::{Link, LinkEditor, LinkError, LinkRecord, ShortCode};
 
 /// Largest single-link body.
 pub const MAX_LINK_BODY: usize = 64 * 1024;
 /// Largest bulk body.
 pub const MAX_BULK_BODY: usize = 64 * 1024 * 1024;
 
-/// Where admin changes go besides the local map.
-pub trait LinkChanges: Send + Sync + std::fmt::Debug {
-    /// A link was created or replaced.
-    fn upserted(&self, link: &Link);
-    /// A link was deleted.
-    fn deleted(&self, domain: Option<&str>, code: &str);
-}
-
 /// The links API.
 #[derive(Debug, Clone)]
 pub struct LinksApi {
-    pub store: Arc<LinkStore>,
-    pub changes: Option<Arc<dyn LinkChanges>>,
+    pub editor: LinkEditor,
 }
 
 fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
@@ -113,7 +102,7 @@ impl LinksApi {
     }
 
     fn get(&self, code: &str, domain: Option<&str>) -> Response<Full<Bytes>> {
-        match self.store.get(domain, code) {
+        match self.editor.store().get(domain, code) {
             Some(link) => json_response(
                 StatusCode::OK,
                 serde_json::to_value(link.to_record()).unwrap_or_default(),
@@ -140,11 +129,7 @@ impl LinksApi {
     }
 
     fn delete(&self, code: &str, domain: Option<&str>) -> Response<Full<Bytes>> {
-        if self.store.remove(domain, code) {
-            if let Some(changes) = &self.changes {
-                changes.deleted(domain, code);
-            }
-            crate::metrics::links_gauge().set(self.store.len() as f64);
+        if self.editor.remove(domain, code) {
             let mut res = Response::new(Full::new(Bytes::new()));
             *res.status_mut() = StatusCode::NO_CONTENT;
             res
@@ -157,7 +142,7 @@ impl LinksApi {
         let (links, errors) = crate::links::parse_lines_bytes(body);
         let accepted = links.len();
         for link in links {
-            self.apply(link);
+            self.editor.upsert(link);
         }
         let rejected: Vec<serde_json::Value> = errors
             .iter()
@@ -187,7 +172,7 @@ impl LinksApi {
         let code = loop {
             let value: u64 = rng.random_range(MINT_MIN..=u64::MAX);
             let code = base62::encode(value);
-            if self.store.get_any(&code).is_none() {
+            if self.editor.store().get_any(&code).is_none() {
                 break code;
             }
         };
@@ -204,7 +189,7 @@ impl LinksApi {
         match Link::check_record(record) {
             Ok(link) => {
                 let value = serde_json::to_value(link.to_record()).unwrap_or_default();
-                let created = self.apply(link);
+                let created = self.editor.upsert(link);
                 json_response(
                     if created {
                         StatusCode::CREATED
@@ -217,16 +202,6 @@ impl LinksApi {
             Err(errors) => field_errors(&errors),
         }
     }
-
-    /// Applies a link locally and publishes it; true when it was new.
-    fn apply(&self, link: Link) -> bool {
-        if let Some(changes) = &self.changes {
-            changes.upserted(&link);
-        }
-        let created = self.store.upsert(link);
-        crate::metrics::links_gauge().set(self.store.len() as f64);
-        created
-    }
 }
 
 #[cfg(test)]
@@ -235,8 +210,7 @@ mod tests {
 
     fn api() -> LinksApi {
         LinksApi {
-            store: Arc::new(LinkStore::new()),
-            changes: None,
+            editor: LinkEditor::new(std::sync::Arc::new(crate::links::LinkStore::new()), None),
         }
     }
 
@@ -386,7 +360,7 @@ mod tests {
                 .unwrap()
                 .starts_with("target:")
         );
-        assert_eq!(api.store.len(), 2);
+        assert_eq!(api.editor.store().len(), 2);
     }
 
     #[test]
@@ -409,7 +383,7 @@ mod tests {
             );
             assert!(codes.insert(code));
         }
-        assert_eq!(api.store.len(), 200);
+        assert_eq!(api.editor.store().len(), 200);
         let (s, v) = call(
             &api,
             Method::POST,

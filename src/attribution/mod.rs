@@ -34,6 +34,25 @@ pub struct Attribution {
     attributes: String,
 }
 
+/// The cookie signing keys: the configured secrets (the first signs, all
+/// verify), or one random key for this process when none is set.
+pub fn signing_keys(config: &AttributionConfig) -> Vec<Vec<u8>> {
+    if config.secret.is_empty() {
+        tracing::warn!(
+            "attribution.secret is not set: using a random key, so attribution cookies will not survive a restart or verify on other nodes"
+        );
+        let mut key = vec![0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
+        vec![key]
+    } else {
+        config
+            .secret
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .collect()
+    }
+}
+
 impl Attribution {
     /// Builds the policy; `secrets` are the configured keys, or a random key
     /// when none are configured (the caller warns about that).

@@ -1,5 +1,7 @@
-//! Click events: the record the request path builds, the bounded hand-off to
-//! the writer thread, and the spool the writer appends to.
+//! Click events: the record the request path builds (`event`), the bounded
+//! hand-off to the writer thread (here), enrichment (`enrich`), the JSON line
+//! (`line`), the spool the writer appends to (`spool`), and the Kafka shipper
+//! (`ship`).
 //!
 //! `EventSink::record` is synchronous and never waits: it puts the record in a
 //! bounded queue. **When the queue is full the new event is dropped** and
@@ -10,21 +12,27 @@
 
 pub mod enrich;
 mod event;
-pub mod shipper;
+mod line;
+pub mod ship;
 pub mod spool;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use event::{ClickEvent, ClickRecord, Outcome, SCHEMA_VERSION, Timestamp};
-pub use shipper::{ShipperConfig, ShipperHandle, ShipperState};
+pub use ship::{ShipperConfig, ShipperHandle, ShipperState};
 pub use spool::{SpoolConfig, SpoolStats, SpoolWriter, list_segments};
 
+use crate::config::Config;
+use crate::geo::Geo;
 use crate::metrics::{EventMetrics, EventResult};
-use spool::Message;
+use crate::privacy::IpPolicy;
+use crate::visitor::device::DeviceParser;
+use enrich::{Enricher, RepeatTracker};
+pub use spool::Message;
 
 /// The request path's end of the hand-off. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -35,6 +43,18 @@ pub struct EventSink {
 }
 
 impl EventSink {
+    /// A sink whose records go to the returned receiver instead of a spool
+    /// writer: the request path's tests read what it recorded there.
+    pub fn detached(capacity: usize, metrics: EventMetrics) -> (EventSink, Receiver<Message>) {
+        let (tx, rx) = sync_channel(capacity);
+        let sink = EventSink {
+            tx,
+            closed: Arc::new(AtomicBool::new(false)),
+            metrics,
+        };
+        (sink, rx)
+    }
+
     /// Records one click without waiting. Never fails the request: an event
     /// that cannot be queued is counted and dropped.
     pub fn record(&self, record: ClickRecord) {
@@ -58,6 +78,39 @@ pub struct EventPipeline {
 }
 
 impl EventPipeline {
+    /// Opens the spool of `events.*` and starts its writer, which enriches
+    /// events (GeoIP from `geo`, addresses hashed with `key`). Fails when
+    /// the spool directory is not writable.
+    pub fn from_config(
+        config: &Config,
+        key: &[u8],
+        geo: Option<Arc<Geo>>,
+        metrics: EventMetrics,
+    ) -> std::io::Result<(EventPipeline, Arc<SpoolStats>)> {
+        let events = &config.events;
+        let enricher = Enricher {
+            policy: IpPolicy::new(config.privacy.ip, key),
+            geo,
+            devices: DeviceParser::new(),
+            repeats: RepeatTracker::new(events.repeat_window_secs.saturating_mul(1000)),
+        };
+        let writer = SpoolWriter::open(
+            SpoolConfig {
+                dir: events.spool_dir.clone(),
+                flush_interval: Duration::from_millis(events.flush_interval_ms),
+                fsync_interval: Duration::from_millis(events.fsync_interval_ms),
+                segment_max_bytes: events.segment_max_bytes,
+                spool_max_bytes: events.spool_max_bytes,
+            },
+            enricher,
+            config.node_name(),
+            metrics.clone(),
+        )?;
+        let stats = writer.stats();
+        let pipeline = EventPipeline::start(writer, events.queue_capacity, metrics)?;
+        Ok((pipeline, stats))
+    }
+
     /// Starts the writer thread on an already opened spool.
     pub fn start(
         writer: SpoolWriter,

@@ -1,5 +1,5 @@
-//! One listening socket per public thread, and which thread gets a new
-//! connection.
+//! The public listener's threads: one single-threaded runtime and one
+//! listening socket per thread, and which thread gets a new connection.
 //!
 //! The sockets form one `SO_REUSEPORT` group. By default the kernel picks a
 //! socket by hashing the connection's addresses, which spreads connections
@@ -16,9 +16,13 @@
 //! wrapper in the crates we use, hence the `unsafe` blocks here.
 #![allow(unsafe_code)]
 
+use std::future::Future;
 use std::net::SocketAddr;
 
 use tokio::net::{TcpListener, TcpSocket};
+
+use super::balance::Balancer;
+use super::server::Source;
 
 /// Pending connections a listening socket holds (tokio's own default).
 const LISTEN_BACKLOG: u32 = 1024;
@@ -158,6 +162,122 @@ pub fn steer_by_cpu(listener: &TcpListener, sockets: u32) -> std::io::Result<()>
 #[cfg(not(target_os = "linux"))]
 pub fn steer_by_cpu(_listener: &TcpListener, _sockets: u32) -> std::io::Result<()> {
     Err(std::io::ErrorKind::Unsupported.into())
+}
+
+/// Runs `serve` on `threads` threads, each with a single-threaded runtime
+/// and its own listening socket: the first thread takes `listener`, the
+/// others a twin in its `SO_REUSEPORT` group (see `http::per_core`). With
+/// one thread per allowed CPU, each thread is pinned to its CPU and a
+/// connection goes to the thread of the CPU that handled its handshake;
+/// otherwise the kernel hashes connections over the sockets. Either way a
+/// thread with far more connections than another passes new ones on
+/// (`Balancer`). A listener
+/// bound without `SO_REUSEPORT` (as tests pass) is shared by the threads
+/// instead. The returned task ends when every thread has, with true when all
+/// of them drained cleanly. A thread that cannot be started is logged and
+/// left out; with none, `serve` runs on the caller's runtime.
+pub fn serve_per_thread<F, Fut>(
+    threads: usize,
+    listener: TcpListener,
+    serve: F,
+) -> tokio::task::JoinHandle<bool>
+where
+    F: Fn(Source) -> Fut,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    let listener = match listener.into_std() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot hand the public listener to its threads");
+            return tokio::spawn(std::future::ready(false));
+        }
+    };
+    let threads = threads.max(1);
+    // Each thread's runtime and socket, made before any thread starts so
+    // that socket `i` is the `i`-th of the group.
+    let mut shared = false;
+    let mut parts = Vec::with_capacity(threads);
+    for i in 0..threads {
+        let made = (|| -> std::io::Result<(tokio::runtime::Runtime, TcpListener)> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let own = {
+                let _in_runtime = runtime.enter();
+                match i {
+                    0 => TcpListener::from_std(listener.try_clone()?)?,
+                    _ => twin(&listener).or_else(|_| {
+                        shared = true;
+                        TcpListener::from_std(listener.try_clone()?)
+                    })?,
+                }
+            };
+            Ok((runtime, own))
+        })();
+        match made {
+            Ok(part) => parts.push(part),
+            Err(e) => {
+                tracing::error!(error = %e, thread = i, "cannot start a public listener thread")
+            }
+        }
+    }
+    let cpus = allowed_cpus();
+    let pinned = !shared
+        && can_steer(parts.len(), &cpus)
+        && match steer_by_cpu(&parts[0].1, parts.len() as u32) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot steer connections by CPU; the kernel hashes them over the threads");
+                false
+            }
+        };
+    tracing::info!(
+        threads = parts.len(),
+        spread = if shared {
+            "one shared socket"
+        } else if pinned {
+            "one socket per thread, each thread pinned to its CPU, connections steered to the CPU that handled them"
+        } else {
+            "one socket per thread, connections hashed over them"
+        },
+        "public listener"
+    );
+    let mut handles = Vec::with_capacity(parts.len());
+    let balances = Balancer::for_threads(parts.len());
+    for (i, ((runtime, own), balance)) in parts.into_iter().zip(balances).enumerate() {
+        let task = serve(Source::balanced(own, balance));
+        let spawned = std::thread::Builder::new()
+            .name(format!("refedge-public-{i}"))
+            .spawn(move || {
+                if pinned && let Err(e) = pin_current_thread(i) {
+                    tracing::warn!(error = %e, thread = i, "cannot pin a public thread to its CPU");
+                }
+                runtime.block_on(task)
+            });
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                tracing::error!(error = %e, thread = i, "cannot start a public listener thread")
+            }
+        }
+    }
+    if handles.is_empty() {
+        return match TcpListener::from_std(listener) {
+            Ok(l) => tokio::spawn(serve(l.into())),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serve the public listener");
+                tokio::spawn(std::future::ready(false))
+            }
+        };
+    }
+    tokio::task::spawn_blocking(move || {
+        // Join every thread before judging.
+        let drained: Vec<bool> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(false))
+            .collect();
+        drained.into_iter().all(|clean| clean)
+    })
 }
 
 #[cfg(test)]

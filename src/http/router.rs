@@ -12,7 +12,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::attribution::{Attribution, ClickId};
-use crate::config::GpcPolicy;
+use crate::config::{Config, GpcPolicy};
 use crate::events::{ClickRecord, EventSink, Outcome};
 use crate::links::{LinkStatus, LinkStore, Resolution, ShortCode};
 use crate::metrics::{RequestMetrics, RequestOutcome};
@@ -112,6 +112,35 @@ fn header_text<B>(req: &Request<B>, name: header::HeaderName) -> Option<Box<str>
 }
 
 impl Edge {
+    /// The click handler of a config, serving `links`, signing cookies with
+    /// `keys` and recording into `events`.
+    pub fn new(
+        config: &Config,
+        links: Arc<LinkStore>,
+        keys: &[Vec<u8>],
+        events: EventSink,
+    ) -> anyhow::Result<Edge> {
+        let fallback = config
+            .links
+            .fallback_url
+            .as_deref()
+            .map(HeaderValue::from_str)
+            .transpose()
+            .map_err(|_| anyhow::anyhow!("links.fallback_url: not a valid header value"))?;
+        Ok(Edge {
+            links,
+            attribution: Attribution::new(&config.attribution, keys),
+            events,
+            metrics: RequestMetrics::new(),
+            fallback,
+            click_param: config.attribution.click_param.clone(),
+            trusted_proxies: config.server.trusted_proxies.clone(),
+            bots: visitor::BotDetector::new(),
+            gpc: config.privacy.gpc,
+            max_uri_bytes: config.server.max_uri_bytes,
+        })
+    }
+
     /// Checks the attribution cookie sent with a request, counting what it was.
     fn cookie(&self, headers: &http::HeaderMap, now_ms: u64) -> crate::attribution::CookieCheck {
         let cookies = headers

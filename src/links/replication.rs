@@ -19,15 +19,15 @@ use std::time::Duration;
 
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::editor::Publish;
 use super::{Link, LinkStore};
-use crate::admin::links_api::LinkChanges;
+use crate::kafka::Logged;
 
 /// The header naming the instance that made a change.
 const ORIGIN_HEADER: &str = "refedge_origin";
@@ -49,7 +49,11 @@ struct PublishContext {
     pending: Pending,
 }
 
-impl ClientContext for PublishContext {}
+impl ClientContext for PublishContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        crate::kafka::log(level, fac, message);
+    }
+}
 
 impl ProducerContext for PublishContext {
     type DeliveryOpaque = Box<String>;
@@ -100,19 +104,25 @@ pub struct ReplicationConfig {
     pub properties: std::collections::BTreeMap<String, String>,
 }
 
-fn client_config(config: &ReplicationConfig) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &config.brokers);
-    for (k, v) in &config.properties {
-        c.set(k, v);
+impl ReplicationConfig {
+    pub fn from_config(config: &crate::config::Config) -> ReplicationConfig {
+        ReplicationConfig {
+            brokers: config.kafka.brokers.clone(),
+            topic: config.kafka.links_topic.clone(),
+            node: config.node_name(),
+            properties: config.kafka.properties.clone(),
+        }
     }
-    c
+}
+
+fn client_config(config: &ReplicationConfig) -> ClientConfig {
+    crate::kafka::client_config(&[], &config.brokers, &config.properties)
 }
 
 /// Creates the links topic, compacted, if it does not exist. Brokers that
 /// refuse (or already have it) are fine: the error is logged.
 pub async fn ensure_topic(config: &ReplicationConfig) {
-    let admin: Result<AdminClient<DefaultClientContext>, _> = client_config(config).create();
+    let admin: Result<AdminClient<Logged>, _> = client_config(config).create_with_context(Logged);
     let Ok(admin) = admin else { return };
     let topic = NewTopic::new(&config.topic, 1, TopicReplication::Fixed(-1))
         .set("cleanup.policy", "compact");
@@ -158,14 +168,14 @@ impl Replication {
             pending: Arc::clone(&pending),
         })?;
         let origin = format!("{}:{:016x}", config.node, rand::random::<u64>());
-        let consumer: BaseConsumer = client_config(config)
+        let consumer: BaseConsumer<Logged> = client_config(config)
             .set("group.id", format!("refedge-links-{origin}"))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("topic.metadata.refresh.interval.ms", "1000")
             // A quiet topic: answer fetches at once rather than after 500 ms.
             .set("fetch.wait.max.ms", "20")
-            .create()?;
+            .create_with_context(Logged)?;
         let replication = Arc::new(Replication {
             producer,
             topic: config.topic.clone(),
@@ -242,7 +252,7 @@ impl Replication {
     }
 }
 
-impl LinkChanges for Replication {
+impl Publish for Replication {
     fn upserted(&self, link: &Link) {
         let payload = serde_json::to_vec(&link.to_record()).unwrap_or_default();
         self.publish(
@@ -257,7 +267,7 @@ impl LinkChanges for Replication {
 }
 
 struct Follower {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<Logged>,
     topic: String,
     store: Arc<LinkStore>,
     origin: String,

@@ -19,10 +19,13 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::replication::Replication;
 use super::{Link, LinkError, LinkStore};
 
 const VERSION_JSON: u32 = 1;
@@ -232,6 +235,97 @@ pub fn load_into(path: &Path, store: &LinkStore) -> std::io::Result<Option<Loade
         offsets: header.offsets,
         skipped: errors.len(),
     }))
+}
+
+/// Loads the snapshot at start, logging what it did. Returns the links-topic
+/// offsets it reflects and whether it held links from the links file (empty
+/// and false when there is none or it cannot be read: the node then starts
+/// from the links file and the topic's beginning).
+pub fn restore(path: &Path, store: &LinkStore) -> (BTreeMap<i32, i64>, bool) {
+    let started = std::time::Instant::now();
+    match load_into(path, store) {
+        Ok(Some(snapshot)) => {
+            tracing::info!(file = %path.display(), links = snapshot.links, skipped = snapshot.skipped, offsets = ?snapshot.offsets, elapsed_ms = started.elapsed().as_millis() as u64, "links snapshot loaded");
+            (snapshot.offsets, snapshot.file_links > 0)
+        }
+        Ok(None) => (BTreeMap::new(), false),
+        Err(e) => {
+            tracing::error!(file = %path.display(), error = %e, "cannot read the links snapshot; starting from the links file");
+            (BTreeMap::new(), false)
+        }
+    }
+}
+
+/// A running node's snapshot file: written every interval while the map
+/// changes, and once more at shutdown. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Keeper {
+    path: PathBuf,
+    every: Duration,
+    store: Arc<LinkStore>,
+    replication: Option<Arc<Replication>>,
+}
+
+impl Keeper {
+    /// `links.snapshot_file` every `links.snapshot_interval_secs`; `None`
+    /// when no snapshot file is set.
+    pub fn from_config(
+        config: &crate::config::LinksConfig,
+        store: Arc<LinkStore>,
+        replication: Option<Arc<Replication>>,
+    ) -> Option<Keeper> {
+        Some(Keeper {
+            path: config.snapshot_file.clone()?,
+            every: Duration::from_secs(config.snapshot_interval_secs.max(1)),
+            store,
+            replication,
+        })
+    }
+
+    /// Writes the map with the links-topic offsets it reflects; returns the
+    /// number of links written.
+    pub fn write(&self) -> std::io::Result<usize> {
+        // Offsets first: changes applied while the map is copied are read
+        // again after a restart, which converges in topic order.
+        let offsets = self
+            .replication
+            .as_ref()
+            .map(|r| r.offsets())
+            .unwrap_or_default();
+        write(&self.path, &self.store, &offsets)
+    }
+
+    /// Writes the snapshot on a blocking thread, logging a failure; true when written.
+    pub async fn write_logged(&self) -> bool {
+        let keeper = self.clone();
+        match tokio::task::spawn_blocking(move || keeper.write()).await {
+            Ok(Ok(n)) => {
+                tracing::debug!(links = n, "links snapshot written");
+                true
+            }
+            _ => {
+                tracing::error!(file = %self.path.display(), "cannot write the links snapshot");
+                false
+            }
+        }
+    }
+
+    /// Writes the snapshot every interval in which the map changed.
+    pub fn spawn(&self) -> tokio::task::JoinHandle<()> {
+        let keeper = self.clone();
+        tokio::spawn(async move {
+            let mut written = keeper.store.generation();
+            let mut tick = tokio::time::interval(keeper.every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let now = keeper.store.generation();
+                if now != written && keeper.write_logged().await {
+                    written = now;
+                }
+            }
+        })
+    }
 }
 
 #[cfg(test)]

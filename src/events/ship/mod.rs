@@ -10,30 +10,31 @@
 //! again after a back-off; a fatal producer error (the idempotent producer's
 //! sequence was broken) recreates the producer and rewinds to the checkpoint.
 
-use std::borrow::Cow;
+mod checkpoint;
+mod producer;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rdkafka::ClientContext;
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::statistics::Statistics;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use crate::attribution::ClickId;
 use crate::metrics::{EventMetrics, EventResult, ShipperMetrics};
 
+use super::line::EventHead;
 use super::spool::{SpoolStats, list_segments};
+use checkpoint::write_checkpoint;
+pub use checkpoint::{CHECKPOINT_FILE, Position, read_checkpoint};
+use producer::{Delivery, ShipContext, build_producer, ce_source, headers, is_operator_error};
+pub use producer::{ShipperState, producer_defaults, validate_properties};
 
-/// Name of the checkpoint file in the spool directory.
-pub const CHECKPOINT_FILE: &str = "shipped.checkpoint";
 /// Events produced but not yet acknowledged, at most.
 const MAX_IN_FLIGHT: usize = 100_000;
 /// Bytes read from a segment at a time.
@@ -42,43 +43,10 @@ const READ_CHUNK: usize = 1 << 20;
 const RETRY_BACKOFF: Duration = Duration::from_secs(1);
 /// How often the checkpoint is written while events are acknowledged.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
-
-/// The producer settings refedge starts from; `kafka.properties` override them.
-pub fn producer_defaults() -> BTreeMap<&'static str, &'static str> {
-    BTreeMap::from([
-        ("enable.idempotence", "true"),
-        ("acks", "all"),
-        ("compression.type", "zstd"),
-        ("linger.ms", "10"),
-        ("partitioner", "murmur2_random"),
-        ("statistics.interval.ms", "1000"),
-        // A broker that comes back is found within a second, not ten.
-        ("reconnect.backoff.max.ms", "1000"),
-        ("queue.buffering.max.messages", "200000"),
-    ])
-}
-
-/// Where the shipper is: segment number and byte offset in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Position {
-    pub seq: u64,
-    pub offset: u64,
-}
-
-/// Reads the checkpoint (`<seq> <offset>`); none or unreadable = the start.
-pub fn read_checkpoint(dir: &Path) -> Option<Position> {
-    let text = std::fs::read_to_string(dir.join(CHECKPOINT_FILE)).ok()?;
-    let mut parts = text.split_whitespace();
-    let seq = parts.next()?.parse().ok()?;
-    let offset = parts.next()?.parse().ok()?;
-    Some(Position { seq, offset })
-}
-
-fn write_checkpoint(dir: &Path, pos: Position) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
-    std::fs::write(&tmp, format!("{} {}\n", pos.seq, pos.offset))?;
-    std::fs::rename(&tmp, dir.join(CHECKPOINT_FILE))
-}
+/// How far the delivery ids of a recreated producer start past the old
+/// one's: a report that still carried an old id can never be taken for an
+/// event of the new producer.
+const PRODUCER_ID_GAP: usize = 1_000_000;
 
 /// Shipper settings.
 #[derive(Debug, Clone)]
@@ -90,123 +58,13 @@ pub struct ShipperConfig {
     pub properties: BTreeMap<String, String>,
 }
 
-/// What the shipper reports to readiness and metrics.
-#[derive(Debug, Default)]
-pub struct ShipperState {
-    /// A broker is up.
-    pub connected: AtomicBool,
-    /// The last error that needs an operator (authentication, unknown topic,
-    /// a fatal producer error); cleared by the next delivery.
-    pub problem: Mutex<Option<String>>,
-}
-
-impl ShipperState {
-    fn set_problem(&self, problem: Option<String>) {
-        if let Ok(mut p) = self.problem.lock() {
-            *p = problem;
-        }
-    }
-
-    pub fn problem(&self) -> Option<String> {
-        self.problem.lock().ok().and_then(|p| p.clone())
-    }
-}
-
-enum Delivery {
-    Ok(usize),
-    Failed {
-        id: usize,
-        error: KafkaError,
-        key: Vec<u8>,
-        payload: Vec<u8>,
-    },
-}
-
-/// librdkafka's callbacks: delivery reports are queued for the shipper
-/// thread (they run inside `poll` on that thread), errors and statistics
-/// update the shared state.
-struct ShipContext {
-    deliveries: Mutex<Vec<Delivery>>,
-    state: Arc<ShipperState>,
-    last_error_log: Mutex<Option<Instant>>,
-}
-
-fn is_operator_error(error: &KafkaError) -> bool {
-    matches!(
-        error.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::Authentication
-                | RDKafkaErrorCode::SaslAuthenticationFailed
-                | RDKafkaErrorCode::TopicAuthorizationFailed
-                | RDKafkaErrorCode::ClusterAuthorizationFailed
-                | RDKafkaErrorCode::UnknownTopic
-                | RDKafkaErrorCode::UnknownTopicOrPartition
-                | RDKafkaErrorCode::Fatal
-                | RDKafkaErrorCode::InvalidConfig
-                | RDKafkaErrorCode::SSL
-        )
-    )
-}
-
-impl ClientContext for ShipContext {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => {
-                tracing::error!(target: "librdkafka", fac, "{message}")
-            }
-            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{message}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                tracing::info!(target: "librdkafka", fac, "{message}")
-            }
-            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
-        }
-    }
-
-    fn stats(&self, statistics: Statistics) {
-        let up = statistics.brokers.values().any(|b| b.state == "UP");
-        self.state.connected.store(up, Ordering::Relaxed);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        if matches!(
-            error.rdkafka_error_code(),
-            Some(RDKafkaErrorCode::AllBrokersDown)
-        ) {
-            self.state.connected.store(false, Ordering::Relaxed);
-        }
-        if is_operator_error(&error) {
-            self.state
-                .set_problem(Some(format!("kafka: {error}: {reason}")));
-        }
-        // Connection errors repeat every retry: log at most one per 10 s.
-        let now = Instant::now();
-        if let Ok(mut last) = self.last_error_log.lock()
-            && last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
-        {
-            *last = Some(now);
-            tracing::warn!(error = %error, reason, "kafka client error");
-        }
-    }
-}
-
-impl ProducerContext for ShipContext {
-    type DeliveryOpaque = usize;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, id: usize) {
-        let delivery = match result {
-            Ok(_) => Delivery::Ok(id),
-            Err((error, message)) => Delivery::Failed {
-                id,
-                error: error.clone(),
-                key: message.key().map(<[u8]>::to_vec).unwrap_or_default(),
-                payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-            },
-        };
-        if let Ok(mut d) = self.deliveries.lock() {
-            d.push(delivery);
+impl ShipperConfig {
+    pub fn from_config(config: &crate::config::Config) -> ShipperConfig {
+        ShipperConfig {
+            dir: config.events.spool_dir.clone(),
+            brokers: config.kafka.brokers.clone(),
+            topic: config.kafka.clicks_topic.clone(),
+            properties: config.kafka.properties.clone(),
         }
     }
 }
@@ -227,63 +85,6 @@ struct Retry {
     key: Vec<u8>,
     payload: Vec<u8>,
     not_before: Instant,
-}
-
-/// The parts of an event line the producer needs.
-#[derive(Debug, PartialEq, Eq, serde::Deserialize)]
-struct EventHead<'a> {
-    // Cow: a value with an escape in it cannot be borrowed from the line.
-    #[serde(borrow)]
-    click_id: Cow<'a, str>,
-    #[serde(borrow)]
-    occurred_at: Cow<'a, str>,
-    #[serde(borrow)]
-    node: Cow<'a, str>,
-}
-
-impl<'a> EventHead<'a> {
-    /// Reads the head of a spool line. Lines as our writer lays them out are
-    /// read by position (a full JSON parse of every line was a tenth of the
-    /// shipper's time); anything else, or a value with an escape in it, goes
-    /// through the JSON parser. `None` = not a JSON object with those fields.
-    fn parse(line: &'a [u8]) -> Option<EventHead<'a>> {
-        EventHead::by_layout(line).or_else(|| serde_json::from_slice(line).ok())
-    }
-
-    fn by_layout(line: &'a [u8]) -> Option<EventHead<'a>> {
-        const START: &[u8] = br#"{"schema_version":1,"type":"click","click_id":""#;
-        const TIME: &[u8] = br#"","occurred_at":""#;
-        const NODE: &[u8] = br#","node":""#;
-        let rest = line.strip_prefix(START)?;
-        let (click_id, rest) = plain_string(rest)?;
-        let rest = rest.strip_prefix(&TIME[1..])?;
-        let (occurred_at, rest) = plain_string(rest)?;
-        // `,"node":"` cannot occur inside a JSON string (its quote would be
-        // escaped), so its first occurrence is the key. The line must still
-        // end as an object does, or the JSON parser decides.
-        let at = memchr::memmem::find(rest, NODE)?;
-        let (node, rest) = plain_string(&rest[at + NODE.len()..])?;
-        if !matches!(rest.first(), Some(b',' | b'}')) || line.last() != Some(&b'}') {
-            return None;
-        }
-        Some(EventHead {
-            click_id: Cow::Borrowed(click_id),
-            occurred_at: Cow::Borrowed(occurred_at),
-            node: Cow::Borrowed(node),
-        })
-    }
-}
-
-/// A JSON string's contents up to its closing quote, and what follows the
-/// quote; `None` if it holds an escape or a control character (the JSON
-/// parser reads those).
-fn plain_string(s: &[u8]) -> Option<(&str, &[u8])> {
-    let end = memchr::memchr2(b'"', b'\\', s)?;
-    if s[end] != b'"' || s[..end].iter().any(|b| *b < 0x20) {
-        return None;
-    }
-    let value = std::str::from_utf8(&s[..end]).ok()?;
-    Some((value, &s[end + 1..]))
 }
 
 fn now_ms() -> u64 {
@@ -314,34 +115,6 @@ struct Shipper {
     last_checkpoint_at: Instant,
     /// The node of the last event produced and its `ce_source` header.
     source: (Box<str>, Box<str>),
-}
-
-fn build_producer(
-    config: &ShipperConfig,
-    state: Arc<ShipperState>,
-) -> Result<BaseProducer<ShipContext>, KafkaError> {
-    let mut client = ClientConfig::new();
-    for (k, v) in producer_defaults() {
-        client.set(k, v);
-    }
-    client.set("bootstrap.servers", &config.brokers);
-    for (k, v) in &config.properties {
-        client.set(k, v);
-    }
-    client.create_with_context(ShipContext {
-        deliveries: Mutex::new(Vec::new()),
-        state,
-        last_error_log: Mutex::new(None),
-    })
-}
-
-/// Checks that a producer can be built from the config (property names and
-/// values), without connecting. Used at start-up so a typo in
-/// `kafka.properties` stops the edge before it binds a port.
-pub fn validate_properties(config: &ShipperConfig) -> Result<(), String> {
-    build_producer(config, Arc::new(ShipperState::default()))
-        .map(drop)
-        .map_err(|e| e.to_string())
 }
 
 impl Shipper {
@@ -638,7 +411,7 @@ impl Shipper {
         match build_producer(&self.config, Arc::clone(&self.state)) {
             Ok(p) => {
                 self.producer = p;
-                self.first_id += self.pending.len() + 1_000_000;
+                self.first_id += self.pending.len() + PRODUCER_ID_GAP;
                 self.pending.clear();
                 self.retries.clear();
                 self.carry.clear();
@@ -694,39 +467,6 @@ impl Shipper {
             }
         }
     }
-}
-
-/// The CloudEvents `source` of the events a node wrote.
-fn ce_source(node: &str) -> Box<str> {
-    format!("urn:refedge:node:{node}").into()
-}
-
-fn headers(click_id: &str, source: &str, time: &str) -> OwnedHeaders {
-    OwnedHeaders::new_with_capacity(6)
-        .insert(Header {
-            key: "ce_specversion",
-            value: Some("1.0"),
-        })
-        .insert(Header {
-            key: "ce_type",
-            value: Some("refedge.click.v1"),
-        })
-        .insert(Header {
-            key: "ce_id",
-            value: Some(click_id),
-        })
-        .insert(Header {
-            key: "ce_source",
-            value: Some(source),
-        })
-        .insert(Header {
-            key: "ce_time",
-            value: Some(time),
-        })
-        .insert(Header {
-            key: "content-type",
-            value: Some("application/json"),
-        })
 }
 
 /// Appends up to `READ_CHUNK` bytes of the file from `from` to `buf`;
@@ -809,123 +549,5 @@ impl ShipperHandle {
             std::thread::sleep(Duration::from_millis(5));
         }
         thread.join().is_ok()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn checkpoint_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(read_checkpoint(dir.path()), None);
-        write_checkpoint(
-            dir.path(),
-            Position {
-                seq: 3,
-                offset: 1234,
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            read_checkpoint(dir.path()),
-            Some(Position {
-                seq: 3,
-                offset: 1234
-            })
-        );
-        std::fs::write(dir.path().join(CHECKPOINT_FILE), "garbage").unwrap();
-        assert_eq!(read_checkpoint(dir.path()), None);
-    }
-
-    #[test]
-    fn defaults_follow_the_design() {
-        let d = producer_defaults();
-        assert_eq!(d["enable.idempotence"], "true");
-        assert_eq!(d["acks"], "all");
-        assert_eq!(d["partitioner"], "murmur2_random");
-        assert_eq!(d["compression.type"], "zstd");
-    }
-
-    #[test]
-    fn bad_properties_are_refused_without_connecting() {
-        let mut config = ShipperConfig {
-            dir: PathBuf::from("/nonexistent"),
-            brokers: "127.0.0.1:1".into(),
-            topic: "t".into(),
-            properties: BTreeMap::new(),
-        };
-        assert!(validate_properties(&config).is_ok());
-        config
-            .properties
-            .insert("no.such.property".into(), "1".into());
-        let err = validate_properties(&config).unwrap_err();
-        assert!(err.contains("no.such.property"), "{err}");
-    }
-
-    fn line_of(event: &super::super::ClickEvent<'_>) -> Vec<u8> {
-        let mut line = Vec::new();
-        event.write_json(&mut line);
-        line
-    }
-
-    #[test]
-    fn event_head_by_layout_agrees_with_the_json_parser() {
-        use super::super::event::tests::event_of;
-        let texts = [
-            "n1",
-            "2026-11-22",
-            r#"x","node":"forged"#,
-            r#"x\","node":"forged"#,
-            "quote\" and \\ back",
-            "nl\n",
-            "é ✓",
-            "",
-        ];
-        for text in texts {
-            for some in [false, true] {
-                let line = line_of(&event_of(text, some, 1_700_000_000_123, 3));
-                let parsed: EventHead<'_> = serde_json::from_slice(&line).unwrap();
-                assert_eq!(parsed.node, text);
-                assert_eq!(EventHead::parse(&line), Some(parsed));
-                match EventHead::by_layout(&line) {
-                    Some(head) => assert_eq!(head, serde_json::from_slice(&line).unwrap()),
-                    None => assert!(text.contains(['"', '\\', '\n']), "{text:?}"),
-                }
-            }
-        }
-        // A line cut short, or not an event, is refused either way.
-        let line = line_of(&event_of("n1", true, 1, 1));
-        assert_eq!(EventHead::parse(&line[..line.len() - 1]), None);
-        assert_eq!(EventHead::parse(br#"{"click_id":"a"}"#), None);
-        // Fields in another order are still read (by the JSON parser).
-        let reordered = br#"{"node":"n","occurred_at":"t","click_id":"c"}"#;
-        assert_eq!(
-            EventHead::parse(reordered),
-            Some(EventHead {
-                click_id: "c".into(),
-                occurred_at: "t".into(),
-                node: "n".into()
-            })
-        );
-    }
-
-    mod properties {
-        use super::*;
-        use proptest::prelude::*;
-
-        proptest! {
-            #[test]
-            fn event_head_matches_the_json_parser(
-                text in "(\\PC|[\\x00-\\x1f\\x7f\",:\\\\]|,\"node\":\"){0,40}",
-                some in any::<bool>(),
-                n in any::<u32>(),
-            ) {
-                let line = line_of(&super::super::super::event::tests::event_of(&text, some, 1_700_000_000_123, n));
-                let parsed: EventHead<'_> = serde_json::from_slice(&line).unwrap();
-                prop_assert_eq!(EventHead::parse(&line), Some(parsed));
-            }
-        }
     }
 }

@@ -1,0 +1,267 @@
+//! A spool line, both ways: the writer's encoder of a click event into one
+//! line of compact JSON, and the shipper's reader of the few fields it needs
+//! from such a line. The reader reads lines by the writer's layout, so the
+//! two live side by side; anything else falls back to the JSON parser.
+
+use std::borrow::Cow;
+
+use super::event::ClickEvent;
+
+impl ClickEvent<'_> {
+    /// Appends the event as one line of compact JSON (no newline), byte for
+    /// byte what `serde_json::to_writer` writes for it: keys in field order,
+    /// strings escaped the same way. Written by hand because the generic
+    /// serialiser was the largest part of the writer thread's time per event.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        json_object!(out,
+            "schema_version": put_u64(u64::from(self.schema_version)),
+            "type": put_str(self.kind),
+            "click_id": put_str(self.click_id),
+            "occurred_at": put_str(self.occurred_at.as_str()),
+            "outcome": put_str(self.outcome.as_str()),
+            "code": put_str(self.code),
+            "host": put_str(self.host),
+            "advocate_id": put_opt_str(self.advocate_id),
+            "campaign_id": put_opt_str(self.campaign_id),
+            "program_id": put_opt_str(self.program_id),
+            "target": put_opt_str(self.target),
+            "status": put_u64(u64::from(self.status)),
+            "ip": put_opt_str(self.ip),
+            "user_agent": put_opt_str(self.user_agent),
+            "referer": put_opt_str(self.referer),
+            "country": put_opt_str(self.country),
+            "region": put_opt_str(self.region),
+            "city": put_opt_str(self.city),
+            "asn": put_opt_u64(self.asn.map(u64::from)),
+            "bot": put_bool(self.bot),
+            "bot_reason": put_opt_str(self.bot_reason),
+            "attributed": put_bool(self.attributed),
+            "prior_click_id": put_opt_str(self.prior_click_id),
+            "gpc": put_bool(self.gpc),
+            "node": put_str(self.node),
+            "device": put_opt_str(self.device),
+            "os": put_opt_str(self.os),
+            "browser": put_opt_str(self.browser),
+            "repeat": put_bool(self.repeat),
+        );
+    }
+}
+
+/// Writes a JSON object as straight-line code: each key with its
+/// punctuation is one constant, each value one `put_*` call.
+macro_rules! json_object {
+    ($out:ident, $first:literal: $put:ident($value:expr), $($name:literal: $put_next:ident($next:expr)),* $(,)?) => {{
+        $out.extend_from_slice(concat!("{\"", $first, "\":").as_bytes());
+        $put($out, $value);
+        $(
+            $out.extend_from_slice(concat!(",\"", $name, "\":").as_bytes());
+            $put_next($out, $next);
+        )*
+        $out.push(b'}');
+    }};
+}
+use json_object;
+
+fn put_bool(out: &mut Vec<u8>, b: bool) {
+    out.extend_from_slice(if b { b"true" } else { b"false" });
+}
+
+fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => put_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn put_opt_u64(out: &mut Vec<u8>, n: Option<u64>) {
+    match n {
+        Some(n) => put_u64(out, n),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn put_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// A JSON string with serde_json's escaping: `"` and `\` escaped, the
+/// control characters as `\b \f \n \r \t` or `\u00XX`, everything else
+/// (DEL, non-ASCII) as is.
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    // Most values need no escape: find that out without branching per byte
+    // (the fold vectorises) and copy them whole.
+    let plain = !bytes.iter().fold(false, |any, &b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if plain {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x00..=0x1f => &[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 15)],
+            ],
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// The parts of an event line the producer needs.
+#[derive(Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct EventHead<'a> {
+    // Cow: a value with an escape in it cannot be borrowed from the line.
+    #[serde(borrow)]
+    pub click_id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub occurred_at: Cow<'a, str>,
+    #[serde(borrow)]
+    pub node: Cow<'a, str>,
+}
+
+impl<'a> EventHead<'a> {
+    /// Reads the head of a spool line. Lines as our writer lays them out are
+    /// read by position (a full JSON parse of every line was a tenth of the
+    /// shipper's time); anything else, or a value with an escape in it, goes
+    /// through the JSON parser. `None` = not a JSON object with those fields.
+    pub fn parse(line: &'a [u8]) -> Option<EventHead<'a>> {
+        EventHead::by_layout(line).or_else(|| serde_json::from_slice(line).ok())
+    }
+
+    fn by_layout(line: &'a [u8]) -> Option<EventHead<'a>> {
+        const START: &[u8] = br#"{"schema_version":1,"type":"click","click_id":""#;
+        const TIME: &[u8] = br#"","occurred_at":""#;
+        const NODE: &[u8] = br#","node":""#;
+        let rest = line.strip_prefix(START)?;
+        let (click_id, rest) = plain_string(rest)?;
+        let rest = rest.strip_prefix(&TIME[1..])?;
+        let (occurred_at, rest) = plain_string(rest)?;
+        // `,"node":"` cannot occur inside a JSON string (its quote would be
+        // escaped), so its first occurrence is the key. The line must still
+        // end as an object does, or the JSON parser decides.
+        let at = memchr::memmem::find(rest, NODE)?;
+        let (node, rest) = plain_string(&rest[at + NODE.len()..])?;
+        if !matches!(rest.first(), Some(b',' | b'}')) || line.last() != Some(&b'}') {
+            return None;
+        }
+        Some(EventHead {
+            click_id: Cow::Borrowed(click_id),
+            occurred_at: Cow::Borrowed(occurred_at),
+            node: Cow::Borrowed(node),
+        })
+    }
+}
+
+/// A JSON string's contents up to its closing quote, and what follows the
+/// quote; `None` if it holds an escape or a control character (the JSON
+/// parser reads those).
+fn plain_string(s: &[u8]) -> Option<(&str, &[u8])> {
+    let end = memchr::memchr2(b'"', b'\\', s)?;
+    if s[end] != b'"' || s[..end].iter().any(|b| *b < 0x20) {
+        return None;
+    }
+    let value = std::str::from_utf8(&s[..end]).ok()?;
+    Some((value, &s[end + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line_of(event: &super::super::ClickEvent<'_>) -> Vec<u8> {
+        let mut line = Vec::new();
+        event.write_json(&mut line);
+        line
+    }
+
+    #[test]
+    fn event_head_by_layout_agrees_with_the_json_parser() {
+        use super::super::event::tests::event_of;
+        let texts = [
+            "n1",
+            "2026-11-22",
+            r#"x","node":"forged"#,
+            r#"x\","node":"forged"#,
+            "quote\" and \\ back",
+            "nl\n",
+            "é ✓",
+            "",
+        ];
+        for text in texts {
+            for some in [false, true] {
+                let line = line_of(&event_of(text, some, 1_700_000_000_123, 3));
+                let parsed: EventHead<'_> = serde_json::from_slice(&line).unwrap();
+                assert_eq!(parsed.node, text);
+                assert_eq!(EventHead::parse(&line), Some(parsed));
+                match EventHead::by_layout(&line) {
+                    Some(head) => assert_eq!(head, serde_json::from_slice(&line).unwrap()),
+                    None => assert!(text.contains(['"', '\\', '\n']), "{text:?}"),
+                }
+            }
+        }
+        // A line cut short, or not an event, is refused either way.
+        let line = line_of(&event_of("n1", true, 1, 1));
+        assert_eq!(EventHead::parse(&line[..line.len() - 1]), None);
+        assert_eq!(EventHead::parse(br#"{"click_id":"a"}"#), None);
+        // Fields in another order are still read (by the JSON parser).
+        let reordered = br#"{"node":"n","occurred_at":"t","click_id":"c"}"#;
+        assert_eq!(
+            EventHead::parse(reordered),
+            Some(EventHead {
+                click_id: "c".into(),
+                occurred_at: "t".into(),
+                node: "n".into()
+            })
+        );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn event_head_matches_the_json_parser(
+                text in "(\\PC|[\\x00-\\x1f\\x7f\",:\\\\]|,\"node\":\"){0,40}",
+                some in any::<bool>(),
+                n in any::<u32>(),
+            ) {
+                let line = line_of(&super::super::super::event::tests::event_of(&text, some, 1_700_000_000_123, n));
+                let parsed: EventHead<'_> = serde_json::from_slice(&line).unwrap();
+                prop_assert_eq!(EventHead::parse(&line), Some(parsed));
+            }
+        }
+    }
+}
