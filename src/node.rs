@@ -9,50 +9,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::admin::{Admin, Readiness, links_api::LinksApi};
 use crate::config::{Config, SinkKind};
 use crate::events::{EventPipeline, ShipperConfig, ShipperHandle};
 use crate::geo::Geo;
-use crate::http::{Edge, per_core, server, service};
+use crate::http::{Edge, Listeners, per_core, server, service};
 use crate::links::replication::{Replication, ReplicationConfig};
 use crate::links::{LinkEditor, LinkReloader, LinkStore, Publish, snapshot};
 use crate::metrics::{self, EventMetrics};
 use crate::shutdown::{self, Running};
 use crate::tls::{self, CertStore, Https};
-
-/// The bound listeners a node serves (bound by the caller, so tests can pass
-/// `127.0.0.1:0` listeners and read their addresses).
-#[derive(Debug)]
-pub struct Listeners {
-    /// Plain HTTP (`server.listen`).
-    pub public: TcpListener,
-    pub admin: TcpListener,
-    /// HTTPS (`tls.listen`), when TLS is configured.
-    pub tls: Option<TcpListener>,
-}
-
-impl Listeners {
-    /// Binds the configured addresses.
-    pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
-        let public = per_core::bind_new_group(config.server.listen)
-            .with_context(|| format!("server.listen: cannot bind {}", config.server.listen))?;
-        let admin = TcpListener::bind(config.admin.listen)
-            .await
-            .with_context(|| format!("admin.listen: cannot bind {}", config.admin.listen))?;
-        let tls = match config.tls.listen {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("tls.listen: cannot bind {addr}"))?,
-            ),
-            None => None,
-        };
-        Ok(Listeners { public, admin, tls })
-    }
-}
 
 /// A prepared node: links loaded, spool open, nothing bound yet.
 #[derive(Debug)]

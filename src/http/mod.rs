@@ -12,4 +12,5 @@ pub mod service;
 pub mod to_https;
 
 pub use router::{ConnInfo, Edge};
+pub use server::Listeners;
 pub use to_https::https_redirect;

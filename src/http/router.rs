@@ -325,3 +325,6 @@ impl Edge {
         (metric, response)
     }
 }
+
+#[cfg(test)]
+mod tests;

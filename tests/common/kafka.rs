@@ -32,12 +32,30 @@ fn tansu() -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+/// A port for a broker. Tansu binds its own socket from a URL, so it cannot
+/// be handed a listener bound to port 0. The port is taken below the
+/// kernel's ephemeral range, which nothing binding port 0 (nor any outgoing
+/// connection) is ever given, so no other socket takes it between this
+/// check and the broker's bind, or while the broker is stopped for an
+/// outage; and each port is handed out once per test process.
+fn broker_port() -> u16 {
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let (low, high) = (ephemeral_low / 2, ephemeral_low);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let seed = std::process::id() as u64 ^ rand_suffix();
+    for i in 0..u64::from(high - low) {
+        let port = low + ((seed.wrapping_add(i.wrapping_mul(7919))) % u64::from(high - low)) as u16;
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free port between {low} and {high} for a broker");
 }
 
 /// A Tansu broker on 127.0.0.1.
@@ -65,7 +83,7 @@ impl Broker {
         let dir = tempfile::tempdir().expect("temp dir");
         let storage = storage();
         let mut broker = Broker {
-            port: free_port(),
+            port: broker_port(),
             storage,
             child: None,
             _dir: dir,
@@ -156,6 +174,31 @@ pub struct Record {
 /// `timeout` passed; returns what arrived.
 pub fn consume(brokers: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<Record> {
     consume_until(brokers, topic, |records| records.len() >= expected, timeout)
+}
+
+/// Reads `topic` from the beginning until `distinct` different keys have
+/// arrived and then nothing more for a second (so that the duplicates of an
+/// at-least-once delivery are counted too); gives up at `timeout`. Returns
+/// what arrived.
+pub fn consume_keys(brokers: &str, topic: &str, distinct: usize, timeout: Duration) -> Vec<Record> {
+    const QUIET: Duration = Duration::from_secs(1);
+    // (records seen, when that count changed)
+    let last = std::cell::Cell::new((0usize, Instant::now()));
+    consume_until(
+        brokers,
+        topic,
+        |records| {
+            let (seen, at) = last.get();
+            if records.len() != seen {
+                last.set((records.len(), Instant::now()));
+                return false;
+            }
+            let keys: std::collections::HashSet<&str> =
+                records.iter().map(|r| r.key.as_str()).collect();
+            keys.len() >= distinct && at.elapsed() >= QUIET
+        },
+        timeout,
+    )
 }
 
 /// Reads `topic` from the beginning until `done` says so or `timeout`

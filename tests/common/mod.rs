@@ -15,7 +15,8 @@ use http::{HeaderMap, Request};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use refedge::config::Config;
-use refedge::node::{Listeners, Node};
+use refedge::http::Listeners;
+use refedge::node::Node;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 

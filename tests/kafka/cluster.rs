@@ -1,12 +1,10 @@
 //! Several edge nodes and one real broker (Tansu): a link changed through one
 //! node's admin API serves on every node.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::kafka::Broker;
-use common::*;
+use crate::common::kafka::Broker;
+use crate::common::*;
 
 const TOKEN: &str = "admin-token-0123456789";
 const UA: (&str, &str) = (

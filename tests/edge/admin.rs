@@ -1,9 +1,7 @@
 //! The admin listener over real sockets: health, the links API behind the
 //! bearer token, and changes serving at once on the public listener.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const TOKEN: &str = "admin-token-0123456789";
 const UA: (&str, &str) = (
@@ -162,7 +160,7 @@ async fn tokens_are_checked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_description_matches_the_server() {
     let spec: serde_json::Value =
-        serde_json::from_str(include_str!("../src/admin/openapi.json")).unwrap();
+        serde_json::from_str(include_str!("../../src/admin/openapi.json")).unwrap();
     let fixture = Fixture::new(LINKS);
     let edge = start(&fixture.config(&[("REFEDGE_ADMIN_TOKEN", TOKEN)])).await;
     let no_token = Fixture::new(LINKS);

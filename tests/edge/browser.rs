@@ -3,10 +3,8 @@
 //! id, the browser keeps the attribution cookie per first or last touch, and
 //! a bot's browser gets neither.
 
-mod common;
-
-use common::browser::{Driver, Landing};
-use common::*;
+use crate::common::browser::{Driver, Landing};
+use crate::common::*;
 
 /// Headless Chromium says "HeadlessChrome" in its user agent, which is rightly
 /// a bot; a person's Chrome says "Chrome".
@@ -27,7 +25,7 @@ fn short(edge: &InProcess, code: &str) -> String {
 }
 
 async fn attribution_cookie(
-    session: &common::browser::Session<'_>,
+    session: &crate::common::browser::Session<'_>,
     edge: &InProcess,
 ) -> Option<(String, bool)> {
     // Look from a page of the short domain (its 404 page).

@@ -4,16 +4,14 @@
 //! with the spool on a tiny filesystem that fills, redirects go on, drops are
 //! counted and logged once, and spooling resumes when space returns.
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::kafka::{Broker, consume_until};
-use common::*;
+use crate::common::kafka::{Broker, consume_until};
+use crate::common::*;
 
 const UA: (&str, &str) = (
     "user-agent",

@@ -1,15 +1,13 @@
 //! The binary's life: start-up checks, `check`, SIGHUP reload under load,
 //! readiness while draining, and SIGTERM under load losing no event.
 
-mod common;
-
 use std::collections::HashSet;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const UA: (&str, &str) = (
     "user-agent",

@@ -2,11 +2,9 @@
 //! downloaded): fields in the event, errors at start, reload keeping the old
 //! databases when a new file is bad.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde::Serialize;
 
 #[derive(Serialize)]

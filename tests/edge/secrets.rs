@@ -2,9 +2,7 @@
 //! never appear in the logs (at debug level), in `/metrics`, in error
 //! messages about them, or in the admin API's answers.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const COOKIE_KEY: &str = "cookie-key-Zq8vW2xN4mP7rT1y";
 const OLD_COOKIE_KEY: &str = "old-cookie-key-Hk3jL9sD5fG2";

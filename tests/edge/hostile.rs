@@ -4,12 +4,10 @@
 //! panics, and the limits (header read and idle timeouts, head and URI size,
 //! the connection budget) hold and are counted.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

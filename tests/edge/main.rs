@@ -1,0 +1,16 @@
+//! The edge on real sockets, without Kafka: redirects and attribution,
+//! hostile clients, the admin API, GeoIP, secrets from files, the process
+//! lifecycle (signals, reload, drain), TLS by SNI and a real browser. One
+//! binary, so the suite links rdkafka and aws-lc once for all of them.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod admin;
+mod browser;
+mod geo;
+mod hostile;
+mod lifecycle;
+mod redirects;
+mod secrets;
+mod tls;

@@ -1,0 +1,10 @@
+//! The edge with a real Kafka broker (Tansu, started by the tests): shipping
+//! through outages and crashes, links replicated between nodes, and
+//! durability when the process is killed.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cluster;
+mod durability;
+mod shipping;
