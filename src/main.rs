@@ -71,7 +71,7 @@ fn check(path: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut problems = refedge::node::preflight(&config);
+    let mut problems = refedge::events::ship::preflight(&config);
     problems.extend(refedge::tls::check(&config.tls));
     for problem in &problems {
         println!("{problem}");

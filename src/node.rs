@@ -43,24 +43,11 @@ pub struct Node {
     public_threads: usize,
 }
 
-/// Checks what the config alone cannot: that librdkafka accepts every
-/// `kafka.properties` entry. Returns one message per problem.
-pub fn preflight(config: &Config) -> Vec<String> {
-    let mut problems = Vec::new();
-    if config.events.sink == SinkKind::Kafka
-        && let Err(e) =
-            crate::events::ship::validate_properties(&ShipperConfig::from_config(config))
-    {
-        problems.push(format!("kafka.properties: {e}"));
-    }
-    problems
-}
-
 impl Node {
     /// Loads the links and opens the spool. Fails (before any port is bound)
     /// if the links file cannot be read or the spool is not writable.
     pub fn prepare(config: &Config) -> anyhow::Result<Node> {
-        if let Some(problem) = preflight(config).into_iter().next() {
+        if let Some(problem) = crate::events::ship::preflight(config).into_iter().next() {
             anyhow::bail!(problem);
         }
         let prometheus = metrics::install();

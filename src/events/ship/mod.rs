@@ -58,6 +58,18 @@ pub struct ShipperConfig {
     pub properties: BTreeMap<String, String>,
 }
 
+/// Checks what the config alone cannot: that librdkafka accepts every
+/// `kafka.properties` entry. Returns one message per problem.
+pub fn preflight(config: &crate::config::Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    if config.events.sink == crate::config::SinkKind::Kafka
+        && let Err(e) = validate_properties(&ShipperConfig::from_config(config))
+    {
+        problems.push(format!("kafka.properties: {e}"));
+    }
+    problems
+}
+
 impl ShipperConfig {
     pub fn from_config(config: &crate::config::Config) -> ShipperConfig {
         ShipperConfig {

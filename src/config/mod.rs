@@ -1,0 +1,307 @@
+//! Typed configuration: the TOML file, then `REFEDGE_*` environment overrides,
+//! then validation of cross-field rules. Every key has a default in code that
+//! matches `config/refedge.toml`; an unknown key or a bad value is refused with a
+//! message naming the key before anything binds a port.
+
+mod env;
+mod sections;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use env::env_name;
+pub use sections::*;
+
+/// A problem with the configuration, always naming the key it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config file: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid TOML: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{key}: {message}")]
+    Key { key: String, message: String },
+}
+
+impl ConfigError {
+    fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Key {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole configuration of one edge node.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub tls: TlsConfig,
+    pub admin: AdminConfig,
+    pub links: LinksConfig,
+    pub attribution: AttributionConfig,
+    pub events: EventsConfig,
+    pub kafka: KafkaConfig,
+    pub geo: GeoConfig,
+    pub privacy: PrivacyConfig,
+    pub log: LogConfig,
+}
+
+impl Config {
+    /// Reads `path` (a missing file is an error only when `required`), applies
+    /// overrides from the process environment and validates.
+    pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Config::from_sources(&path.display().to_string(), &text, &env)
+    }
+
+    /// Builds a config from TOML text and a list of environment variables.
+    /// Tests call this directly and never touch the process environment.
+    pub fn from_sources(
+        origin: &str,
+        toml_text: &str,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let mut root: toml::Table =
+            toml_text
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: origin.to_owned(),
+                    message: e.message().to_owned(),
+                })?;
+        env::overlay(&mut root, env)?;
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|e| {
+                let key = e.path().to_string();
+                ConfigError::key(key, e.into_inner().message().to_owned())
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// This node's name in click events.
+    pub fn node_name(&self) -> String {
+        if !self.server.node.is_empty() {
+            return self.server.node.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "refedge".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn err(toml: &str, vars: &[(&str, &str)]) -> String {
+        Config::from_sources("test.toml", toml, &env(vars))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::from_sources("t", "", &[]).unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9090");
+        assert!(c.admin.token.is_none());
+        assert_eq!(c.links.file, PathBuf::from("config/links.jsonl"));
+        assert_eq!(c.attribution.cookie_name, "rf_ref");
+        assert_eq!(c.attribution.window_days, 90);
+        assert_eq!(c.attribution.model, AttributionModel::FirstTouch);
+        assert_eq!(c.attribution.click_param, "rf_click");
+        assert_eq!(c.events.sink, SinkKind::Spool);
+        assert_eq!(c.events.spool_dir, PathBuf::from("data/spool"));
+        assert_eq!(c.kafka.brokers, "127.0.0.1:9092");
+        assert_eq!(c.kafka.clicks_topic, "refedge.clicks");
+        assert_eq!(c.kafka.links_topic, "refedge.links");
+        assert_eq!(c.privacy.ip, IpPrivacy::Truncate);
+    }
+
+    #[test]
+    fn shipped_config_file_is_valid_and_equals_the_defaults() {
+        let text = include_str!("../../config/refedge.toml");
+        let c = Config::from_sources("config/refedge.toml", text, &[]).unwrap();
+        let d = Config::default();
+        assert_eq!(format!("{c:?}"), format!("{d:?}"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        assert!(
+            err("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n", &[]).starts_with(
+                "server.lisen: unknown field `lisen`, expected one of `listen`, `trusted_proxies`"
+            )
+        );
+        assert!(err("[tls]\ncert-dir = \"x\"\n", &[]).starts_with("tls.cert-dir: unknown field"));
+        assert!(err("[sever]\n", &[]).starts_with("sever: unknown field"));
+    }
+
+    #[test]
+    fn limits_and_tls_rules_are_checked() {
+        assert!(
+            err("", &[("REFEDGE_SERVER_MAX_HEADER_BYTES", "1024")])
+                .starts_with("server.max_header_bytes: must be between 8192")
+        );
+        assert!(
+            err("", &[("REFEDGE_SERVER_MAX_CONNECTIONS", "0")])
+                .starts_with("server.max_connections: must be greater than 0")
+        );
+        assert!(
+            err("", &[("REFEDGE_TLS_LISTEN", "127.0.0.1:8443")])
+                .starts_with("tls.cert_dir: must be set when tls.listen is set")
+        );
+        assert!(
+            err("", &[("REFEDGE_TLS_CERT_DIR", "/tmp")])
+                .starts_with("tls.listen: must be set when tls.cert_dir is set")
+        );
+        assert!(
+            err("", &[("REFEDGE_TLS_HSTS_INCLUDE_SUBDOMAINS", "maybe")])
+                .starts_with("tls.hsts_include_subdomains: REFEDGE_TLS_HSTS_INCLUDE_SUBDOMAINS=\"maybe\" is not true or false")
+        );
+        assert!(
+            err("[tls]\nplain_http = \"sometimes\"\n", &[])
+                .starts_with("tls.plain_http: unknown variant")
+        );
+        let c = Config::from_sources(
+            "t",
+            "",
+            &[
+                ("REFEDGE_TLS_LISTEN".into(), "127.0.0.1:8443".into()),
+                ("REFEDGE_TLS_CERT_DIR".into(), "/etc/certs".into()),
+                ("REFEDGE_TLS_HSTS_INCLUDE_SUBDOMAINS".into(), "true".into()),
+                ("REFEDGE_TLS_PLAIN_HTTP".into(), "serve".into()),
+            ],
+        )
+        .unwrap();
+        assert!(c.tls.hsts_include_subdomains);
+        assert_eq!(c.tls.plain_http, PlainHttp::Serve);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        assert!(
+            err("[server]\nlisten = \"nowhere\"\n", &[])
+                .starts_with("server.listen: invalid socket address")
+        );
+        assert!(
+            err("[attribution]\nmodel = \"middle_touch\"\n", &[])
+                .starts_with("attribution.model: unknown variant")
+        );
+        assert!(
+            err("[attribution]\nwindow_days = -1\n", &[]).starts_with("attribution.window_days:")
+        );
+        assert!(
+            err("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", &[])
+                .starts_with("server.trusted_proxies:")
+        );
+        assert!(
+            err("[links]\nfallback_url = \"javascript:alert(1)\"\n", &[])
+                .starts_with("links.fallback_url:")
+        );
+        assert!(
+            err("[attribution]\nclick_param = \"a b\"\n", &[])
+                .starts_with("attribution.click_param:")
+        );
+        assert!(err("[attribution]\nsecret = \"short\"\n", &[]).starts_with("attribution.secret:"));
+        assert!(err("[admin]\ntoken = \"short\"\n", &[]).starts_with("admin.token:"));
+        assert!(
+            err(
+                "[events]\nsink = \"kafka\"\n[kafka]\nclicks_topic = \"a b\"\n",
+                &[]
+            )
+            .starts_with("kafka.clicks_topic:")
+        );
+        assert!(
+            err("[events]\nspool_max_bytes = 5000\n", &[]).starts_with("events.spool_max_bytes:")
+        );
+        assert!(err("server = 3\n", &[]).starts_with("server:"));
+        assert!(err("[server\n", &[]).starts_with("test.toml: invalid TOML"));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let c = Config::from_sources(
+            "t",
+            "[server]\nlisten = \"127.0.0.1:1\"\n[attribution]\nmodel = \"first_touch\"\n",
+            &env(&[
+                ("REFEDGE_SERVER_LISTEN", "127.0.0.1:2"),
+                ("REFEDGE_SERVER_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1"),
+                ("REFEDGE_ATTRIBUTION_MODEL", "last_touch"),
+                ("REFEDGE_ATTRIBUTION_WINDOW_DAYS", "30"),
+                (
+                    "REFEDGE_ATTRIBUTION_SECRET",
+                    "0123456789abcdef0123,fedcba9876543210fedc",
+                ),
+                ("REFEDGE_PRIVACY_IP", "drop"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.port(), 2);
+        assert_eq!(c.server.trusted_proxies.len(), 2);
+        assert_eq!(c.attribution.model, AttributionModel::LastTouch);
+        assert_eq!(c.attribution.window_days, 30);
+        assert_eq!(c.attribution.secret.len(), 2);
+        assert_eq!(c.privacy.ip, IpPrivacy::Drop);
+    }
+
+    #[test]
+    fn bad_environment_values_name_the_key() {
+        assert!(
+            err("", &[("REFEDGE_ATTRIBUTION_WINDOW_DAYS", "ninety")])
+                .starts_with("attribution.window_days: REFEDGE_ATTRIBUTION_WINDOW_DAYS=\"ninety\"")
+        );
+        assert!(
+            err("", &[("REFEDGE_PRIVACY_IP", "scramble")])
+                .starts_with("privacy.ip: unknown variant")
+        );
+    }
+
+    #[test]
+    fn kafka_properties_pass_through() {
+        let c = Config::from_sources(
+            "t",
+            "[kafka.properties]\n\"security.protocol\" = \"SASL_SSL\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.kafka.properties["security.protocol"], "SASL_SSL");
+    }
+
+    #[test]
+    fn env_names_follow_the_contract() {
+        assert_eq!(
+            env_name("attribution.cookie_domain"),
+            "REFEDGE_ATTRIBUTION_COOKIE_DOMAIN"
+        );
+        assert_eq!(env_name("links.fallback_url"), "REFEDGE_LINKS_FALLBACK_URL");
+    }
+}

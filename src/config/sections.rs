@@ -1,0 +1,367 @@
+//! The sections of the config file, each key with its unit and its default
+//! (the defaults match `config/refedge.toml`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
+
+use super::env::split_list;
+
+/// The public listener that answers redirects.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address of the public (redirect) listener.
+    pub listen: SocketAddr,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed.
+    #[serde(deserialize_with = "cidr_list")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Name of this instance in click events; empty = the host name.
+    pub node: String,
+    /// How long shutdown waits for open connections to finish.
+    pub drain_timeout_ms: u64,
+    /// Threads serving the public listener (each with its own runtime) and
+    /// worker threads of the shared runtime; 0 = one per core.
+    pub worker_threads: usize,
+    /// How long a client may take to send a request's headers (slowloris);
+    /// on HTTP/1.1 keep-alive this also runs while waiting for the next one.
+    pub header_read_timeout_ms: u64,
+    /// A connection silent (nothing read, nothing written) this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Largest request head (request line + headers; HTTP/2 header list)
+    /// accepted; larger gets 431.
+    pub max_header_bytes: usize,
+    /// Longest request target (path + query) accepted; longer gets 414.
+    pub max_uri_bytes: usize,
+    /// Open connections across the public and HTTPS listeners; past it, new
+    /// connections wait in the kernel's accept queue until one closes.
+    pub max_connections: usize,
+    /// Concurrent streams per HTTP/2 connection.
+    pub h2_max_concurrent_streams: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            trusted_proxies: Vec::new(),
+            node: String::new(),
+            drain_timeout_ms: 10_000,
+            worker_threads: 0,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_header_bytes: 16_384,
+            max_uri_bytes: 8_192,
+            max_connections: 20_000,
+            h2_max_concurrent_streams: 100,
+        }
+    }
+}
+
+/// The HTTPS listener and its certificates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Address of the HTTPS listener; unset = no TLS.
+    pub listen: Option<SocketAddr>,
+    /// Directory of `NAME.crt` + `NAME.key` PEM pairs.
+    pub cert_dir: Option<PathBuf>,
+    /// The pair (`NAME`) served to clients that send no SNI or a name no
+    /// certificate covers; unset = refuse such handshakes.
+    pub default_cert: Option<String>,
+    /// What `server.listen` does while TLS is on: `redirect` (301 to the
+    /// same host and path over HTTPS) or `serve` (answer clicks in plain HTTP).
+    pub plain_http: PlainHttp,
+    /// `Strict-Transport-Security` max-age on HTTPS responses; 0 = no header.
+    pub hsts_max_age_secs: u64,
+    /// Adds `includeSubDomains` to the HSTS header.
+    pub hsts_include_subdomains: bool,
+    /// How long a client may take to finish the TLS handshake.
+    pub handshake_timeout_ms: u64,
+    /// How often `cert_dir` is checked for changed files; 0 = on SIGHUP only.
+    pub watch_interval_ms: u64,
+    /// The HTTPS port the plain listener redirects to, as clients reach it
+    /// (behind port mapping it differs from `listen`'s); unset = `listen`'s.
+    pub https_port: Option<u16>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            listen: None,
+            cert_dir: None,
+            default_cert: None,
+            plain_http: PlainHttp::Redirect,
+            hsts_max_age_secs: 0,
+            hsts_include_subdomains: false,
+            handshake_timeout_ms: 10_000,
+            watch_interval_ms: 5_000,
+            https_port: None,
+        }
+    }
+}
+
+/// The plain listener's behaviour while TLS is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlainHttp {
+    Redirect,
+    Serve,
+}
+
+/// The admin listener: health, metrics and the links API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address of the admin listener.
+    pub listen: SocketAddr,
+    /// Bearer token of the admin write API; unset = write API off.
+    pub token: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            token: None,
+        }
+    }
+}
+
+/// Where links come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinksConfig {
+    /// JSON Lines snapshot loaded at start and on SIGHUP.
+    pub file: PathBuf,
+    /// Where unknown, expired and disabled codes go; unset = a 404/410 page.
+    pub fallback_url: Option<String>,
+    /// Snapshot of the served map (and the links-topic offsets it reflects),
+    /// written every `snapshot_interval_secs` when something changed and at
+    /// shutdown, and loaded at start; unset = no snapshot.
+    pub snapshot_file: Option<PathBuf>,
+    pub snapshot_interval_secs: u64,
+}
+
+impl Default for LinksConfig {
+    fn default() -> Self {
+        LinksConfig {
+            file: PathBuf::from("config/links.jsonl"),
+            fallback_url: None,
+            snapshot_file: None,
+            snapshot_interval_secs: 60,
+        }
+    }
+}
+
+/// Which click keeps the credit when a visitor clicks more than one link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributionModel {
+    FirstTouch,
+    LastTouch,
+}
+
+/// The signed attribution cookie and the click id handed to the landing page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttributionConfig {
+    /// HMAC keys; the first signs, all verify. Empty = a random key per process.
+    #[serde(deserialize_with = "string_list")]
+    pub secret: Vec<String>,
+    pub cookie_name: String,
+    /// `Domain` attribute of the cookie; unset = host-only.
+    pub cookie_domain: Option<String>,
+    /// Cookie lifetime and attribution window, in days.
+    pub window_days: u32,
+    pub model: AttributionModel,
+    /// Query parameter that carries the click id to the landing page.
+    pub click_param: String,
+}
+
+impl Default for AttributionConfig {
+    fn default() -> Self {
+        AttributionConfig {
+            secret: Vec::new(),
+            cookie_name: "rf_ref".into(),
+            cookie_domain: None,
+            window_days: 90,
+            model: AttributionModel::FirstTouch,
+            click_param: "rf_click".into(),
+        }
+    }
+}
+
+/// Where click events go after the spool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkKind {
+    Spool,
+    Kafka,
+}
+
+/// The click-event hand-off and the local spool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    pub sink: SinkKind,
+    pub spool_dir: PathBuf,
+    /// Events the hand-off holds between the request path and the writer;
+    /// when full, new events are dropped and counted.
+    pub queue_capacity: usize,
+    /// How often buffered events are written to the segment file (survives a
+    /// crash of the process).
+    pub flush_interval_ms: u64,
+    /// How often the segment is fsynced (survives a crash of the machine);
+    /// 0 = after every write.
+    pub fsync_interval_ms: u64,
+    /// A segment is closed and a new one started past this size.
+    pub segment_max_bytes: u64,
+    /// While the spool holds this many bytes (a long broker outage), new
+    /// events are dropped and counted instead of filling the disk.
+    pub spool_max_bytes: u64,
+    /// A click by the same visitor on the same code within this many seconds
+    /// is flagged `repeat`; 0 = off.
+    pub repeat_window_secs: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            sink: SinkKind::Spool,
+            spool_dir: PathBuf::from("data/spool"),
+            queue_capacity: 65_536,
+            flush_interval_ms: 20,
+            fsync_interval_ms: 200,
+            segment_max_bytes: 64 * 1024 * 1024,
+            spool_max_bytes: 8 * 1024 * 1024 * 1024,
+            repeat_window_secs: 3600,
+        }
+    }
+}
+
+/// Kafka connection (used when `events.sink = "kafka"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub clicks_topic: String,
+    pub links_topic: String,
+    /// At shutdown, how long the shipper keeps shipping before it leaves the
+    /// rest in the spool for the next start.
+    pub shutdown_timeout_ms: u64,
+    /// Any librdkafka property, passed through.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "127.0.0.1:9092".into(),
+            clicks_topic: "refedge.clicks".into(),
+            links_topic: "refedge.links".into(),
+            shutdown_timeout_ms: 5_000,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// GeoIP databases.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeoConfig {
+    pub city_db: Option<PathBuf>,
+    pub asn_db: Option<PathBuf>,
+}
+
+/// How the client address is kept in events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IpPrivacy {
+    Full,
+    Truncate,
+    Hash,
+    Drop,
+}
+
+/// What `Sec-GPC: 1` (Global Privacy Control) does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpcPolicy {
+    /// No cookie, no click id, no address in the event; the click still counts.
+    Honor,
+    /// Only record `gpc: true` in the event.
+    Record,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyConfig {
+    pub ip: IpPrivacy,
+    pub gpc: GpcPolicy,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig {
+            ip: IpPrivacy::Truncate,
+            gpc: GpcPolicy::Honor,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+/// Process logs (never one line per request).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter directive, e.g. `info` or `refedge=debug`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Plain,
+        }
+    }
+}
+
+/// A list given either as a TOML array of strings or as one comma-separated string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ListOrString {
+    List(Vec<String>),
+    One(String),
+}
+
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(match ListOrString::deserialize(d)? {
+        ListOrString::List(items) => items,
+        ListOrString::One(s) => split_list(&s),
+    })
+}
+
+fn cidr_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    string_list(d)?
+        .iter()
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("{s:?} is not a CIDR such as 10.0.0.0/8"))
+                })
+        })
+        .collect()
+}

@@ -1,0 +1,191 @@
+//! The rules a config must keep that span fields or that serde cannot
+//! express; each refusal names its key.
+
+use super::{Config, ConfigError, SinkKind};
+
+impl Config {
+    /// Rules that span fields or that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match (&self.tls.listen, &self.tls.cert_dir) {
+            (Some(_), None) => {
+                return Err(ConfigError::key(
+                    "tls.cert_dir",
+                    "must be set when tls.listen is set",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::key(
+                    "tls.listen",
+                    "must be set when tls.cert_dir is set",
+                ));
+            }
+            _ => {}
+        }
+        if self.server.listen.port() != 0 && self.tls.listen == Some(self.server.listen) {
+            return Err(ConfigError::key(
+                "tls.listen",
+                "must differ from server.listen",
+            ));
+        }
+        if let Some(name) = &self.tls.default_cert {
+            if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+                return Err(ConfigError::key(
+                    "tls.default_cert",
+                    "must be the NAME of a NAME.crt + NAME.key pair in tls.cert_dir",
+                ));
+            }
+        }
+        let s = &self.server;
+        for (key, value) in [
+            (
+                "server.header_read_timeout_ms",
+                s.header_read_timeout_ms as usize,
+            ),
+            ("server.idle_timeout_ms", s.idle_timeout_ms as usize),
+            ("server.max_uri_bytes", s.max_uri_bytes),
+            ("server.max_connections", s.max_connections),
+            (
+                "server.h2_max_concurrent_streams",
+                s.h2_max_concurrent_streams as usize,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::key(key, "must be greater than 0"));
+            }
+        }
+        if !(8_192..=1_048_576).contains(&s.max_header_bytes) {
+            return Err(ConfigError::key(
+                "server.max_header_bytes",
+                "must be between 8192 and 1048576",
+            ));
+        }
+        if self.tls.handshake_timeout_ms == 0 {
+            return Err(ConfigError::key(
+                "tls.handshake_timeout_ms",
+                "must be greater than 0",
+            ));
+        }
+        if self.events.spool_max_bytes < self.events.segment_max_bytes {
+            return Err(ConfigError::key(
+                "events.spool_max_bytes",
+                "must be at least events.segment_max_bytes",
+            ));
+        }
+        if self.events.sink == SinkKind::Kafka {
+            if self.kafka.brokers.trim().is_empty() {
+                return Err(ConfigError::key(
+                    "kafka.brokers",
+                    "must name at least one broker",
+                ));
+            }
+            for (key, value) in [
+                ("kafka.clicks_topic", &self.kafka.clicks_topic),
+                ("kafka.links_topic", &self.kafka.links_topic),
+            ] {
+                let valid = !value.is_empty()
+                    && value.len() <= 249
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+                if !valid {
+                    return Err(ConfigError::key(
+                        key,
+                        "must be 1-249 characters of [0-9A-Za-z._-]",
+                    ));
+                }
+            }
+        }
+        if let Some(url) = &self.links.fallback_url {
+            crate::links::validate_target(url)
+                .map_err(|e| ConfigError::key("links.fallback_url", e.to_string()))?;
+        }
+        if let Some(token) = &self.admin.token
+            && token.len() < 16
+        {
+            return Err(ConfigError::key(
+                "admin.token",
+                "must be at least 16 characters",
+            ));
+        }
+        for (i, secret) in self.attribution.secret.iter().enumerate() {
+            if secret.len() < 16 {
+                return Err(ConfigError::key(
+                    "attribution.secret",
+                    format!("secret #{} is shorter than 16 bytes", i + 1),
+                ));
+            }
+        }
+        let name = &self.attribution.cookie_name;
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return Err(ConfigError::key(
+                "attribution.cookie_name",
+                "must be a non-empty HTTP token (letters, digits, !#$%&'*+-.^_`|~)",
+            ));
+        }
+        if let Some(domain) = &self.attribution.cookie_domain
+            && (domain.is_empty()
+                || !domain
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
+        {
+            return Err(ConfigError::key(
+                "attribution.cookie_domain",
+                "must be a host name such as go.brand.com or .brand.com",
+            ));
+        }
+        if !(1..=3650).contains(&self.attribution.window_days) {
+            return Err(ConfigError::key(
+                "attribution.window_days",
+                "must be between 1 and 3650",
+            ));
+        }
+        let param = &self.attribution.click_param;
+        if param.is_empty()
+            || !param
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(ConfigError::key(
+                "attribution.click_param",
+                "must be 1 or more of [0-9A-Za-z_-]",
+            ));
+        }
+        if self.events.queue_capacity == 0 {
+            return Err(ConfigError::key(
+                "events.queue_capacity",
+                "must be at least 1",
+            ));
+        }
+        if self.events.flush_interval_ms == 0 || self.events.flush_interval_ms > 60_000 {
+            return Err(ConfigError::key(
+                "events.flush_interval_ms",
+                "must be between 1 and 60000",
+            ));
+        }
+        if self.events.segment_max_bytes < 4096 {
+            return Err(ConfigError::key(
+                "events.segment_max_bytes",
+                "must be at least 4096",
+            ));
+        }
+        if self.server.listen == self.admin.listen && self.server.listen.port() != 0 {
+            return Err(ConfigError::key(
+                "admin.listen",
+                "must differ from server.listen",
+            ));
+        }
+        if self
+            .log
+            .level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
+            return Err(ConfigError::key("log.level", "is not a valid log filter"));
+        }
+        Ok(())
+    }
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
