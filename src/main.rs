@@ -79,7 +79,7 @@ fn check(path: Option<PathBuf>) -> ExitCode {
     if !problems.is_empty() {
         return ExitCode::FAILURE;
     }
-    match refedge::links::load_file(&config.links.file) {
+    match refedge::links::check_file(&config.links.file) {
         Err(e) => {
             println!(
                 "links.file: cannot read {}: {e}",
@@ -88,11 +88,11 @@ fn check(path: Option<PathBuf>) -> ExitCode {
             ExitCode::FAILURE
         }
         Ok(report) if report.errors.is_empty() => {
-            println!("ok: config valid, {} links", report.links.len());
+            println!("ok: config valid, {} links", report.loaded);
             ExitCode::SUCCESS
         }
         Ok(report) => {
-            for problem in report.problems() {
+            for problem in report.problems(&config.links.file) {
                 println!("{problem}");
             }
             ExitCode::FAILURE

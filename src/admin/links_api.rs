@@ -12,7 +12,7 @@ use rand::Rng;
 use serde_json::json;
 
 use super::{json_error, respond};
-use crate::links::{Link, LinkEditor, LinkError, LinkRecord, ShortCode};
+use crate::links::{Link, LinkEditor, LinkError, LinkRecord, ShortCode, load_into, load_threads};
 
 /// Largest single-link body.
 pub const MAX_LINK_BODY: usize = 64 * 1024;
@@ -139,18 +139,25 @@ impl LinksApi {
     }
 
     fn bulk(&self, body: &[u8]) -> Response<Full<Bytes>> {
-        let (links, errors) = crate::links::parse_lines_bytes(body);
-        let accepted = links.len();
-        for link in links {
+        // Read by the one links loader into a map of its own, then applied
+        // (and published) link by link.
+        let read = crate::links::LinkStore::new();
+        let threads = if body.len() < 1 << 20 { 1 } else { load_threads() };
+        let report = match load_into(body, threads, body.len() / 200, &read, 0) {
+            Ok(report) => report,
+            Err(e) => return json_error(StatusCode::BAD_REQUEST, &e.to_string()),
+        };
+        for link in read.all().iter().filter_map(|l| l.to_link()) {
             self.editor.upsert(link);
         }
-        let rejected: Vec<serde_json::Value> = errors
+        let rejected: Vec<serde_json::Value> = report
+            .errors
             .iter()
             .map(|e| json!({"line": e.line, "error": e.error.to_string()}))
             .collect();
         json_response(
             StatusCode::OK,
-            json!({"accepted": accepted, "rejected": rejected}),
+            json!({"accepted": report.loaded, "rejected": rejected}),
         )
     }
 

@@ -1,10 +1,12 @@
-//! Links: the short-code type, one link's validated fields, the concurrent store
-//! that the request path reads, and the JSON Lines loader used at start and on
-//! reload.
+//! Links: the short-code type and one link's validated fields (`link`), the
+//! packed record (`packed`) in the concurrent map the request path reads
+//! (`store`), the one JSON Lines loader (`load`), the links file's reload
+//! (`reload`), snapshots (`snapshot`), changes one at a time (`editor`) and
+//! their replication through the links topic (`replication`).
 
 mod editor;
 mod link;
-mod loader;
+mod load;
 pub mod packed;
 mod reload;
 pub mod replication;
@@ -15,9 +17,7 @@ pub use editor::{LinkEditor, Publish};
 pub use link::{
     Link, LinkError, LinkRecord, LinkStatus, LinkView, RedirectStatus, ShortCode, validate_target,
 };
-pub use loader::{
-    LineError, LoadReport, load_file, load_lines, load_threads, parse_lines, parse_lines_bytes,
-};
+pub use load::{LineError, Lines, Report, check_file, load_into, load_lines, load_threads};
 pub use packed::LinkRef;
 pub use reload::LinkReloader;
 pub use store::{LinkStore, Resolution};

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{Link, LinkStore};
+use super::LinkStore;
 use crate::metrics;
 
 /// Reloads the links file into the serving map. Cheap to clone.
@@ -37,40 +37,27 @@ impl LinkReloader {
     /// replaced, and the links an earlier load (or the snapshot) had from the
     /// file but this one has not are removed; links created through the
     /// admin API stay. A file that cannot be read keeps the links already
-    /// served. Returns (loaded, rejected).
+    /// served. Returns (loaded, rejected): a code given twice is loaded
+    /// twice (the later line wins) and reported, not rejected.
     pub fn reload(&self) -> std::io::Result<(usize, usize)> {
         use std::sync::atomic::Ordering;
         let started = std::time::Instant::now();
         let previous = self.epoch.load(Ordering::SeqCst);
         let epoch = if previous == u8::MAX { 1 } else { previous + 1 };
-        let threads = super::load_threads();
-        // About 200 bytes a line.
-        let expected = std::fs::metadata(&self.file).map_or(0, |m| m.len() as usize / 200);
-        let bulk = self.store.bulk(threads, expected);
         let loaded = std::fs::File::open(&self.file).and_then(|file| {
-            super::load_lines(
-                file,
-                threads,
-                |line| Link::with_json(line, |view| super::packed::pack(view, epoch)),
-                |worker, records| bulk.add(worker, records),
-            )
+            let expected = super::load::expected_links(&file);
+            super::load_into(file, super::load_threads(), expected, &self.store, epoch)
         });
-        let (loaded, errors) = match loaded {
-            Ok(done) => done,
+        let report = match loaded {
+            Ok(report) => report,
             Err(e) => {
                 metrics::link_reloads(false).increment(1);
                 tracing::error!(file = %self.file.display(), error = %e, "cannot read links file; keeping the links already loaded");
                 return Err(e);
             }
         };
-        bulk.finish(threads);
-        for e in &errors {
-            tracing::warn!(
-                "bad link line skipped: {}:{}: {}",
-                self.file.display(),
-                e.line,
-                e.error
-            );
+        for problem in report.problems(&self.file) {
+            tracing::warn!("bad link line: {problem}");
         }
         // The first load into a map without file links has nothing to sweep.
         let removed = if previous == 0 {
@@ -79,7 +66,7 @@ impl LinkReloader {
             self.store.sweep_file_links(epoch)
         };
         self.epoch.store(epoch, Ordering::SeqCst);
-        let rejected = errors.len();
+        let (loaded, rejected) = (report.loaded, report.rejected());
         metrics::link_lines_rejected().increment(rejected as u64);
         metrics::links_gauge().set(self.store.len() as f64);
         metrics::link_reloads(true).increment(1);
@@ -104,7 +91,7 @@ mod tests {
         let store = Arc::new(LinkStore::new());
         let reloader = LinkReloader::new(Arc::clone(&store), file.clone());
         assert_eq!(reloader.reload().unwrap(), (2, 0));
-        store.upsert(Link::from_json(&line("api")).unwrap());
+        store.upsert(crate::links::Link::from_json(&line("api")).unwrap());
         std::fs::write(&file, format!("{}{}", line("two"), line("three"))).unwrap();
         reloader.reload().unwrap();
         assert!(store.get(None, "one").is_none(), "left the file");

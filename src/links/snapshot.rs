@@ -214,7 +214,7 @@ pub fn load_into(path: &Path, store: &LinkStore) -> std::io::Result<Option<Loade
     let file_links = std::sync::atomic::AtomicUsize::new(0);
     let threads = super::load_threads();
     let bulk = store.bulk(threads, body.len() / 250);
-    let (links, errors) = super::load_lines(
+    let lines = super::load_lines(
         body,
         threads,
         |line| {
@@ -230,10 +230,10 @@ pub fn load_into(path: &Path, store: &LinkStore) -> std::io::Result<Option<Loade
     )?;
     bulk.finish(threads);
     Ok(Some(Loaded {
-        links,
+        links: lines.applied,
         file_links: file_links.into_inner(),
         offsets: header.offsets,
-        skipped: errors.len(),
+        skipped: lines.errors.len(),
     }))
 }
 

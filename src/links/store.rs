@@ -228,6 +228,25 @@ impl LinkStore {
         removed
     }
 
+    /// The records of one shard's queue (in input order) that repeat an
+    /// earlier one's code and domain: (earlier place, later place). Checked
+    /// before they are inserted, while both are at hand.
+    fn duplicates(&self, queued: &[Queued]) -> Vec<(u64, u64)> {
+        let mut seen: std::collections::HashMap<u64, usize, BuildHasherDefault<Prehashed>> =
+            std::collections::HashMap::with_capacity_and_hasher(queued.len(), Default::default());
+        let mut found = Vec::new();
+        for (i, (place, key, record)) in queued.iter().enumerate() {
+            let (code, domain) = super::packed::record_key(record);
+            let id = key ^ domain.map_or(0, |d| self.hasher.hash_one(d));
+            if let Some(earlier) = seen.insert(id, i)
+                && super::packed::record_key(&queued[earlier].2) == (code, domain)
+            {
+                found.push((queued[earlier].0, *place));
+            }
+        }
+        found
+    }
+
     /// A bulk load into this store; see `Bulk`.
     pub fn bulk(&self, parts: usize, expected: usize) -> Bulk<'_> {
         let shards = self.map.shards().len();
@@ -323,9 +342,10 @@ impl Bulk<'_> {
         }
     }
 
-    /// Inserts every queued record on `threads` threads; returns how many
-    /// links were new. Accounts for them in the store's counters.
-    pub fn finish(self, threads: usize) -> usize {
+    /// Inserts every queued record on `threads` threads. Accounts for the
+    /// new links in the store's counters. A later record of the same code
+    /// and domain wins; each such pair is reported by its places.
+    pub fn finish(self, threads: usize) -> Finished {
         let parts: Vec<Vec<Vec<Queued>>> = self
             .parts
             .into_iter()
@@ -344,6 +364,7 @@ impl Bulk<'_> {
             by_shard.into_iter().map(std::sync::Mutex::new).collect();
         let next = AtomicUsize::new(0);
         let store = self.store;
+        let duplicates = std::sync::Mutex::new(Vec::new());
         let created: usize = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..threads.max(1))
                 .map(|_| {
@@ -365,6 +386,13 @@ impl Bulk<'_> {
                                 queued.extend(lists.into_iter().flatten());
                                 queued.sort_by_key(|q| q.0);
                             }
+                            let found = store.duplicates(&queued);
+                            if !found.is_empty() {
+                                duplicates
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .extend(found);
+                            }
                             // Room for the shard's new links at once: a
                             // table sized by this load, not by a guess.
                             store.map.shards()[shard]
@@ -381,8 +409,23 @@ impl Bulk<'_> {
             workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
         });
         store.note_bulk(created);
-        created
+        let mut duplicates = duplicates.into_inner().unwrap_or_else(|e| e.into_inner());
+        duplicates.sort_unstable();
+        Finished {
+            created,
+            duplicates,
+        }
     }
+}
+
+/// What a bulk load did.
+#[derive(Debug, Default)]
+pub struct Finished {
+    /// Links that were not in the map before.
+    pub created: usize,
+    /// (earlier place, later place) of each record that replaced one of
+    /// the same code and domain from the same load, by later place.
+    pub duplicates: Vec<(u64, u64)>,
 }
 
 #[cfg(test)]
@@ -459,7 +502,7 @@ mod tests {
             bulk.add((i % 2) as usize, [(100 + i, record)]);
         }
         assert_eq!(s.len(), 1, "nothing is served before finish");
-        assert_eq!(bulk.finish(2), 501);
+        assert_eq!(bulk.finish(2).created, 501);
         assert_eq!(s.len(), 502);
         assert_eq!(
             s.get(None, "dup").unwrap().target(),

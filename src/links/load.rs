@@ -1,10 +1,12 @@
-//! Reading a JSON Lines links file. A bad line never stops the load: it is
-//! reported with its line number and the valid lines are kept.
+//! Loading JSON Lines links (the links file, `refedge check`, the admin
+//! API's bulk upsert), streamed and parsed on every core into the map. A bad
+//! line never stops the load: it is reported with its line number and the
+//! valid lines are kept.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::{Link, LinkError};
+use super::{Link, LinkError, LinkStore};
 
 /// One refused line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,21 +15,114 @@ pub struct LineError {
     pub error: LinkError,
 }
 
-/// The outcome of loading a file: the valid links and every refused line.
+/// What a streamed read of JSON Lines did: how many parsed items were
+/// applied, the refused lines, and where each block of lines starts.
 #[derive(Debug)]
-pub struct LoadReport {
-    pub path: PathBuf,
-    pub links: Vec<Link>,
+pub struct Lines {
+    pub applied: usize,
+    /// Refused lines, in line order.
+    pub errors: Vec<LineError>,
+    /// (block, lines before it), by block.
+    starts: Vec<(u64, usize)>,
+}
+
+impl Lines {
+    /// The line number of an item's place.
+    pub fn line_of(&self, place: u64) -> usize {
+        let block = place >> 32;
+        let before = match self.starts.binary_search_by_key(&block, |s| s.0) {
+            Ok(i) => self.starts[i].1,
+            Err(_) => 0,
+        };
+        before + (place & 0xffff_ffff) as usize
+    }
+}
+
+/// What loading links did.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Valid lines applied (a code given twice counts twice).
+    pub loaded: usize,
+    /// Links that were not served before.
+    pub created: usize,
+    /// Refused lines and repeated codes, in line order.
     pub errors: Vec<LineError>,
 }
 
-impl LoadReport {
-    /// `file:line: reason` for each refused line.
-    pub fn problems(&self) -> impl Iterator<Item = String> + '_ {
+impl Report {
+    /// `source:line: reason` for each problem.
+    pub fn problems<'a>(&'a self, source: &'a Path) -> impl Iterator<Item = String> + 'a {
         self.errors
             .iter()
-            .map(|e| format!("{}:{}: {}", self.path.display(), e.line, e.error))
+            .map(move |e| format!("{}:{}: {}", source.display(), e.line, e.error))
     }
+
+    /// The lines refused outright (a repeated code is applied, not refused).
+    pub fn rejected(&self) -> usize {
+        self.errors.iter().filter(|e| !e.is_duplicate()).count()
+    }
+}
+
+/// The reason given for a code repeated later in the same input.
+const DUPLICATE: &str = "duplicate of line ";
+
+impl LineError {
+    /// A repeated code: the line was applied over an earlier one.
+    pub fn is_duplicate(&self) -> bool {
+        matches!(&self.error, LinkError::Field { field: "code", reason } if reason.starts_with(DUPLICATE))
+    }
+}
+
+/// The one links loader, for the links file at start and on reload, for
+/// `refedge check` and for the admin API's bulk upsert: streams JSON Lines
+/// from `input`, parses them on `threads` threads and bulk-loads the valid
+/// links into `store` as links of file load `epoch` (0 = not from the file);
+/// `expected` links (a guess is fine) size the load's queues.
+/// A bad line is reported with its line number and skipped; a code given
+/// twice for the same domain is reported on its later line, and the later
+/// line wins. Fails only when `input` cannot be read.
+pub fn load_into(
+    input: impl std::io::Read,
+    threads: usize,
+    expected: usize,
+    store: &LinkStore,
+    epoch: u8,
+) -> std::io::Result<Report> {
+    let bulk = store.bulk(threads, expected);
+    let lines = load_lines(
+        input,
+        threads,
+        |line| Link::with_json(line, |view| super::packed::pack(view, epoch)),
+        |worker, records| bulk.add(worker, records),
+    )?;
+    let finished = bulk.finish(threads);
+    let mut errors = lines.errors.clone();
+    errors.extend(finished.duplicates.iter().map(|&(earlier, later)| LineError {
+        line: lines.line_of(later),
+        error: LinkError::Field {
+            field: "code",
+            reason: format!("{DUPLICATE}{}; this line wins", lines.line_of(earlier)),
+        },
+    }));
+    errors.sort_by_key(|e| e.line);
+    Ok(Report {
+        loaded: lines.applied,
+        created: finished.created,
+        errors,
+    })
+}
+
+/// Reads a links file into a map of its own, as `serve` would: every
+/// problem, nothing served. Fails only when the file cannot be read.
+pub fn check_file(path: &Path) -> std::io::Result<Report> {
+    let file = std::fs::File::open(path)?;
+    let expected = expected_links(&file);
+    load_into(file, load_threads(), expected, &LinkStore::new(), 1)
+}
+
+/// About how many links a links file holds (about 200 bytes a line).
+pub fn expected_links(file: &std::fs::File) -> usize {
+    file.metadata().map_or(0, |m| m.len() as usize / 200)
 }
 
 impl fmt::Display for LineError {
@@ -46,56 +141,6 @@ fn lines_of(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
         from = end + 1;
         line
     })
-}
-
-/// Parses JSON Lines text; blank lines are skipped. A code given twice for the
-/// same domain is reported on its later line, and the later line wins.
-pub fn parse_lines(text: &str) -> (Vec<Link>, Vec<LineError>) {
-    parse_lines_bytes(text.as_bytes())
-}
-
-/// Parses JSON Lines bytes (a line that is not UTF-8 is refused on its own).
-pub fn parse_lines_bytes(bytes: &[u8]) -> (Vec<Link>, Vec<LineError>) {
-    let mut links = Vec::new();
-    let mut errors = Vec::new();
-    let mut seen = std::collections::HashMap::new();
-    for (i, raw) in lines_of(bytes).enumerate() {
-        let line_no = i + 1;
-        let line = match std::str::from_utf8(raw) {
-            Ok(line) => line,
-            Err(_) => {
-                let error = LinkError::Json("line is not valid UTF-8".into());
-                errors.push(LineError {
-                    line: line_no,
-                    error,
-                });
-                continue;
-            }
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
-        match Link::from_json(line) {
-            Ok(link) => {
-                let key = (link.domain.clone(), link.code.clone());
-                if let Some(first) = seen.insert(key, line_no) {
-                    errors.push(LineError {
-                        line: line_no,
-                        error: LinkError::Field {
-                            field: "code",
-                            reason: format!("duplicate of line {first}; this line wins"),
-                        },
-                    });
-                }
-                links.push(link);
-            }
-            Err(error) => errors.push(LineError {
-                line: line_no,
-                error,
-            }),
-        }
-    }
-    (links, errors)
 }
 
 /// Bytes read at a time by `load_lines`: big enough that a block is worth a
@@ -118,7 +163,7 @@ pub fn load_lines<T>(
     threads: usize,
     parse: impl Fn(&str) -> Result<T, LinkError> + Sync,
     apply: impl Fn(usize, std::vec::Drain<'_, (u64, T)>) + Sync,
-) -> std::io::Result<(usize, Vec<LineError>)> {
+) -> std::io::Result<Lines> {
     load_lines_in_blocks(input, BLOCK, threads, parse, apply)
 }
 
@@ -128,7 +173,7 @@ fn load_lines_in_blocks<T>(
     threads: usize,
     parse: impl Fn(&str) -> Result<T, LinkError> + Sync,
     apply: impl Fn(usize, std::vec::Drain<'_, (u64, T)>) + Sync,
-) -> std::io::Result<(usize, Vec<LineError>)> {
+) -> std::io::Result<Lines> {
     use std::sync::{Mutex, mpsc};
     let threads = threads.max(1);
     // (block number, buffer, bytes of whole lines in it)
@@ -248,14 +293,20 @@ fn load_lines_in_blocks<T>(
         done.sort_by_key(|d| d.0);
         let mut before = 0;
         let mut errors = Vec::new();
-        for (_, lines, block_errors) in done {
+        let mut starts = Vec::with_capacity(done.len());
+        for (block, lines, block_errors) in done {
             errors.extend(block_errors.into_iter().map(|e| LineError {
                 line: e.line + before,
                 ..e
             }));
+            starts.push((block, before));
             before += lines;
         }
-        Ok((applied, errors))
+        Ok(Lines {
+            applied,
+            errors,
+            starts,
+        })
     })
 }
 
@@ -264,17 +315,6 @@ pub fn load_threads() -> usize {
     std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8)
-}
-
-/// Reads and parses a links file. Fails only when the file cannot be read.
-pub fn load_file(path: &Path) -> std::io::Result<LoadReport> {
-    let bytes = std::fs::read(path)?;
-    let (links, errors) = parse_lines_bytes(&bytes);
-    Ok(LoadReport {
-        path: path.to_owned(),
-        links,
-        errors,
-    })
 }
 
 #[cfg(test)]
@@ -295,16 +335,29 @@ mod tests {
             r#"{"code":"ok1","target":"https://a.example/again"}"#,
             "\n",
         );
-        let (links, errors) = parse_lines(text);
-        assert_eq!(links.len(), 3);
-        let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
-        assert_eq!(lines, vec![3, 4, 6]);
-        assert!(
-            errors[0]
-                .to_string()
-                .contains("target: contains whitespace or control")
-        );
-        assert!(errors[2].to_string().contains("duplicate of line 1"));
+        for threads in [1, 3] {
+            let store = LinkStore::new();
+            let report = load_into(text.as_bytes(), threads, 0, &store, 1).unwrap();
+            assert_eq!((report.loaded, report.created, store.len()), (3, 2, 2));
+            let errors = &report.errors;
+            let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+            assert_eq!(lines, vec![3, 4, 6]);
+            assert!(
+                errors[0]
+                    .to_string()
+                    .contains("target: contains whitespace or control")
+            );
+            assert_eq!(
+                errors[2].to_string(),
+                "line 6: code: duplicate of line 1; this line wins"
+            );
+            assert_eq!(report.rejected(), 2, "a repeated code is applied");
+            assert_eq!(
+                store.get(None, "ok1").unwrap().target(),
+                "https://a.example/again",
+                "the later line wins"
+            );
+        }
     }
 
     #[test]
@@ -335,7 +388,7 @@ mod tests {
         for block in [64, 100, 1000, BLOCK] {
             for threads in [1, 2, 3, 8] {
                 let seen = std::sync::Mutex::new(Vec::new());
-                let (n, errors) = load_lines_in_blocks(
+                let read = load_lines_in_blocks(
                     text.as_bytes(),
                     block,
                     threads,
@@ -346,27 +399,34 @@ mod tests {
                     },
                 )
                 .unwrap();
-                let bad: Vec<usize> = errors.iter().map(|e| e.line).collect();
+                let bad: Vec<usize> = read.errors.iter().map(|e| e.line).collect();
                 assert_eq!(bad, expected_bad, "{block} bytes, {threads} threads");
                 let mut seen = seen.into_inner().unwrap();
-                assert_eq!(n, seen.len());
-                // Places order the items like the lines.
+                assert_eq!(read.applied, seen.len());
+                // Places order the items like the lines, and name their lines.
                 seen.sort();
+                for (place, code) in &seen {
+                    assert_eq!(
+                        format!("c{}", read.line_of(*place)),
+                        *code,
+                        "{block} bytes, {threads} threads"
+                    );
+                }
                 let codes: Vec<String> = seen.into_iter().map(|(_, c)| c).collect();
                 assert_eq!(codes, expected_codes, "{block} bytes, {threads} threads");
             }
         }
-        let (n, errors) = load_lines(&b""[..], 4, Link::from_json, |_, _| ()).unwrap();
-        assert_eq!((n, errors.len()), (0, 0));
+        let read = load_lines(&b""[..], 4, Link::from_json, |_, _| ()).unwrap();
+        assert_eq!((read.applied, read.errors.len()), (0, 0));
         // A last line without its newline counts.
-        let (n, errors) = load_lines(
+        let read = load_lines(
             &b"{\"code\":\"a\",\"target\":\"https://a.example/\"}\nnope"[..],
             2,
             Link::from_json,
             |_, _| (),
         )
         .unwrap();
-        assert_eq!((n, errors[0].line), (1, 2));
+        assert_eq!((read.applied, read.errors[0].line), (1, 2));
     }
 
     #[test]
@@ -405,9 +465,9 @@ mod tests {
         let mut bytes = br#"{"code":"ok","target":"https://a.example/"}"#.to_vec();
         bytes.extend_from_slice(b"\n{\"code\":\"b\xff\",\"target\":\"https://a.example/\"}\n");
         std::fs::write(&path, bytes).unwrap();
-        let report = load_file(&path).unwrap();
-        assert_eq!(report.links.len(), 1);
-        let problems: Vec<String> = report.problems().collect();
+        let report = check_file(&path).unwrap();
+        assert_eq!(report.loaded, 1);
+        let problems: Vec<String> = report.problems(&path).collect();
         assert!(
             problems
                 .iter()
