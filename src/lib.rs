@@ -3,44 +3,60 @@
 //! signed cookie and a click id handed to the landing page, and records a
 //! click event without ever waiting on I/O.
 //!
-//! # How one click flows
+//! # How one click flows (each step names its room)
 //!
 //! ```text
-//! accept (node, http::server: limits, TLS handshake by SNI) ──► http::router::Edge::handle
+//! node::Node::serve ─ binds nothing itself: listeners come bound (http::Listeners)
+//!   http::per_core      one thread + runtime + SO_REUSEPORT socket per core;
+//!                       http::balance hands connections from a busy thread over
+//!   http::server::serve accept under the connection budget, limits, TLS
+//!                       handshake by SNI (tls), hyper per connection
+//!   http::service       the connection's service (made per connection by
+//!                       node::Node::serve): Clicks ─► http::router::Edge::handle
 //!     ├─► links::LinkStore::resolve(host, code)
 //!     ├─► visitor: client address (trusted proxies), bot?, Sec-GPC
 //!     ├─► attribution: verify cookie, decide first/last touch, click id
 //!     └─► response: status + Location (http::query) + Set-Cookie   ← sent now
 //!            │
-//!   events::EventSink::record  — synchronous, bounded, never waits
+//!   events::EventSink::record — synchronous, bounded, never waits
 //!            │
-//!   spool writer thread: GeoIP, device, repeat flag, address privacy, JSON
-//!   line, batched append to a segment file under events.spool_dir, fsync on
-//!   an interval
+//!   events::spool writer thread: events::enrich (GeoIP, device, repeat,
+//!   address privacy), events::line (one JSON line), batched append to a
+//!   segment under events.spool_dir, fsync on an interval
 //!            │
-//!   shipper thread (events.sink = "kafka"): segment ─► rdkafka producer ─►
-//!   delivery report ─► checkpoint, shipped segments deleted
+//!   events::ship (events.sink = "kafka"): segment ─► events::line's reader ─►
+//!   ship::producer (kafka: the one client builder) ─► delivery report ─►
+//!   ship::checkpoint, shipped segments deleted
 //! ```
 //!
-//! # Modules
+//! Around it: `config` (file, `REFEDGE_*` overlay, validation), the links'
+//! control plane (`links::reload` on SIGHUP, `links::LinkEditor` behind the
+//! admin API, `links::replication` through the links topic,
+//! `links::snapshot`), `admin` (health, readiness latch, metrics, links API)
+//! and `shutdown` (signals and the stop sequence with its deadlines).
 //!
-//! - [`config`]: the TOML file, `REFEDGE_*` overrides, validation.
-//! - [`links`]: short codes, link validation, the packed concurrent map, the
-//!   parallel loader, snapshots, replication through the links topic.
-//! - [`http`]: accept loop and connection limits, one socket per public
-//!   thread with connections steered by CPU and balanced between threads,
-//!   router, `Location` building, the plain listener's redirect to HTTPS.
-//! - [`tls`]: certificates per brand domain from `tls.cert_dir`, chosen by SNI,
-//!   reloaded on change; the rustls configuration.
-//! - [`visitor`]: client address, bots and preview fetchers, device, privacy signals.
+//! # Rooms
+//!
+//! - [`node`]: the composition root; each part built by its own `from_config`.
+//! - [`shutdown`]: SIGTERM/SIGINT and the fixed stop sequence.
+//! - [`config`]: sections, env overlay, validation.
+//! - [`http`]: listeners, per-core threads, balance, accept loop and limits,
+//!   services, router, `Location`, the plain listener's redirect to HTTPS.
+//! - [`tls`]: certificates per brand domain chosen by SNI, reloads, the
+//!   HTTPS setup.
+//! - [`links`]: link, packed record, store, the one loader, reload,
+//!   snapshot, editor, replication.
+//! - [`visitor`]: client address, bots and preview fetchers, device, privacy
+//!   signals.
 //! - [`attribution`]: click ids, the signed cookie, first/last touch.
-//! - [`events`]: the click event, the hand-off, enrichment, the spool, the
-//!   Kafka shipper.
+//! - [`events`]: the click record, the hand-off, enrichment, the JSON line
+//!   and its reader, the spool, the Kafka shipper.
+//! - [`kafka`]: the one librdkafka client builder, logs into `tracing`.
 //! - [`geo`]: GeoIP databases, looked up in the writer.
 //! - [`privacy`]: what of the client address an event keeps.
 //! - [`metrics`]: every metric name, and handles for the hot path.
 //! - [`admin`]: health, readiness and metrics endpoints, the links API.
-//! - [`node`]: start-up, reload and the shutdown sequence.
+//! - [`alloc`]: giving free pages back after a bulk load.
 
 pub mod admin;
 pub mod alloc;

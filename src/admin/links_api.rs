@@ -142,7 +142,11 @@ impl LinksApi {
         // Read by the one links loader into a map of its own, then applied
         // (and published) link by link.
         let read = crate::links::LinkStore::new();
-        let threads = if body.len() < 1 << 20 { 1 } else { load_threads() };
+        let threads = if body.len() < 1 << 20 {
+            1
+        } else {
+            load_threads()
+        };
         let report = match load_into(body, threads, body.len() / 200, &read, 0) {
             Ok(report) => report,
             Err(e) => return json_error(StatusCode::BAD_REQUEST, &e.to_string()),

@@ -97,13 +97,18 @@ pub fn load_into(
     )?;
     let finished = bulk.finish(threads);
     let mut errors = lines.errors.clone();
-    errors.extend(finished.duplicates.iter().map(|&(earlier, later)| LineError {
-        line: lines.line_of(later),
-        error: LinkError::Field {
-            field: "code",
-            reason: format!("{DUPLICATE}{}; this line wins", lines.line_of(earlier)),
-        },
-    }));
+    errors.extend(
+        finished
+            .duplicates
+            .iter()
+            .map(|&(earlier, later)| LineError {
+                line: lines.line_of(later),
+                error: LinkError::Field {
+                    field: "code",
+                    reason: format!("{DUPLICATE}{}; this line wins", lines.line_of(earlier)),
+                },
+            }),
+    );
     errors.sort_by_key(|e| e.line);
     Ok(Report {
         loaded: lines.applied,
