@@ -64,6 +64,7 @@ pub mod attribution;
 pub mod config;
 pub mod events;
 pub mod geo;
+pub mod hostname;
 pub mod http;
 pub mod kafka;
 pub mod links;

@@ -1,69 +1,169 @@
-//! Every metric name in one place, the Prometheus recorder, and pre-registered
+//! Every metric name in one place with its `# HELP` text, the Prometheus
+//! recorder, and pre-registered
 //! handles for the request path (a handle is an atomic add; a lookup by name
 //! and labels would hash on every request). Labels come only from small closed
 //! sets: never a code, an address or a user agent.
 
 use std::sync::OnceLock;
 
-use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+use metrics::{
+    Counter, Gauge, Histogram, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-/// Requests answered by the public listener, by `outcome`.
 pub const REQUESTS_TOTAL: &str = "refedge_requests_total";
-/// Time spent answering one request inside refedge.
 pub const REQUEST_DURATION_SECONDS: &str = "refedge_request_duration_seconds";
-/// Links currently served.
 pub const LINKS: &str = "refedge_links";
-/// Click events, by `result`.
 pub const EVENTS_TOTAL: &str = "refedge_events_total";
-/// Bytes of event segments in the spool.
 pub const SPOOL_BYTES: &str = "refedge_spool_bytes";
-/// Segment files in the spool.
 pub const SPOOL_SEGMENTS: &str = "refedge_spool_segments";
-/// Attribution cookies sent with requests, by `result`.
 pub const COOKIES_TOTAL: &str = "refedge_cookies_total";
-/// Links-file lines refused at load or reload.
 pub const LINK_LINES_REJECTED_TOTAL: &str = "refedge_link_lines_rejected_total";
-/// Links-file loads, by `result` (`ok`, `failed`).
 pub const LINK_RELOADS_TOTAL: &str = "refedge_link_reloads_total";
-/// Age of the oldest spooled event not yet acknowledged by Kafka.
 pub const SHIPPER_LAG_SECONDS: &str = "refedge_shipper_lag_seconds";
-/// Events produced to Kafka and not yet acknowledged.
 pub const SHIPPER_IN_FLIGHT: &str = "refedge_shipper_in_flight";
-/// 1 while at least one Kafka broker is up.
 pub const KAFKA_CONNECTED: &str = "refedge_kafka_connected";
-/// Connections accepted, by `listener` (`public`, `admin`).
 pub const CONNECTIONS_TOTAL: &str = "refedge_connections_total";
-/// Connections the public thread that accepted them handed to a less loaded
-/// one (see `http::server::Balancer`).
 pub const CONNECTIONS_HANDED_OVER_TOTAL: &str = "refedge_connections_handed_over_total";
-/// Accept errors, by `listener`.
 pub const ACCEPT_ERRORS_TOTAL: &str = "refedge_accept_errors_total";
-
-/// Completed TLS handshakes, by `kind` (`full`, `resumed`) and `alpn`
-/// (`h2`, `http/1.1`, `none`).
 pub const TLS_HANDSHAKES_TOTAL: &str = "refedge_tls_handshakes_total";
-/// Failed TLS handshakes, by `kind` (`timeout`, `unknown_sni`, `incompatible`,
-/// `protocol`, `alert`, `closed`, `other`).
 pub const TLS_HANDSHAKE_ERRORS_TOTAL: &str = "refedge_tls_handshake_errors_total";
-/// Certificate pairs loaded from `tls.cert_dir` and being served.
 pub const TLS_CERTIFICATES: &str = "refedge_tls_certificates";
-/// End of validity of each served certificate (Unix seconds), by `name` (the
-/// pair's file name, chosen by the operator).
 pub const TLS_CERTIFICATE_EXPIRY: &str = "refedge_tls_certificate_expiry_timestamp_seconds";
-/// Certificate pairs that failed to load, by `result` (`ok`, `failed`) per
-/// load of the directory.
 pub const TLS_RELOADS_TOTAL: &str = "refedge_tls_reloads_total";
-/// Requests on the plain listener sent to HTTPS instead.
 pub const HTTPS_REDIRECTS_TOTAL: &str = "refedge_https_redirects_total";
-
-/// Requests or connections stopped by a limit, by `limit` (`header_timeout`,
-/// `idle_timeout`, `header_bytes`, `uri_bytes`, `connections`).
 pub const LIMITS_TOTAL: &str = "refedge_limits_total";
-/// Connections closed because the client sent something that is not HTTP.
 pub const MALFORMED_REQUESTS_TOTAL: &str = "refedge_malformed_requests_total";
-/// Connections open now, by `listener`.
 pub const CONNECTIONS_OPEN: &str = "refedge_connections_open";
+
+/// What a metric is, for its `# TYPE` and `# HELP` lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Every metric: its name, kind and `# HELP` text (units are in the names).
+pub const DESCRIBED: &[(&str, Kind, &str)] = &[
+    (
+        REQUESTS_TOTAL,
+        Kind::Counter,
+        "Requests answered by the public and HTTPS listeners, by outcome.",
+    ),
+    (
+        REQUEST_DURATION_SECONDS,
+        Kind::Histogram,
+        "Time spent answering one request inside refedge, in seconds.",
+    ),
+    (LINKS, Kind::Gauge, "Links currently served."),
+    (
+        EVENTS_TOTAL,
+        Kind::Counter,
+        "Click events by result: accepted by the hand-off, spooled, delivered to Kafka, or why one was not kept.",
+    ),
+    (
+        SPOOL_BYTES,
+        Kind::Gauge,
+        "Bytes of event segments in the spool.",
+    ),
+    (
+        SPOOL_SEGMENTS,
+        Kind::Gauge,
+        "Event segment files in the spool.",
+    ),
+    (
+        COOKIES_TOTAL,
+        Kind::Counter,
+        "Attribution cookies sent with requests, by result of their check.",
+    ),
+    (
+        LINK_LINES_REJECTED_TOTAL,
+        Kind::Counter,
+        "Links-file lines refused at load or reload.",
+    ),
+    (
+        LINK_RELOADS_TOTAL,
+        Kind::Counter,
+        "Loads of the links file, by result (ok, failed).",
+    ),
+    (
+        SHIPPER_LAG_SECONDS,
+        Kind::Gauge,
+        "Age in seconds of the oldest spooled event not yet acknowledged by Kafka.",
+    ),
+    (
+        SHIPPER_IN_FLIGHT,
+        Kind::Gauge,
+        "Events produced to Kafka and not yet acknowledged.",
+    ),
+    (
+        KAFKA_CONNECTED,
+        Kind::Gauge,
+        "1 while at least one Kafka broker is up, else 0.",
+    ),
+    (
+        CONNECTIONS_TOTAL,
+        Kind::Counter,
+        "Connections accepted, by listener.",
+    ),
+    (
+        CONNECTIONS_HANDED_OVER_TOTAL,
+        Kind::Counter,
+        "Public connections the thread that accepted them handed to a less loaded thread.",
+    ),
+    (
+        ACCEPT_ERRORS_TOTAL,
+        Kind::Counter,
+        "Errors accepting a connection, by listener.",
+    ),
+    (
+        TLS_HANDSHAKES_TOTAL,
+        Kind::Counter,
+        "Completed TLS handshakes, by kind (full, resumed) and ALPN protocol.",
+    ),
+    (
+        TLS_HANDSHAKE_ERRORS_TOTAL,
+        Kind::Counter,
+        "Failed TLS handshakes, by kind of failure.",
+    ),
+    (
+        TLS_CERTIFICATES,
+        Kind::Gauge,
+        "Certificate pairs loaded from tls.cert_dir and served.",
+    ),
+    (
+        TLS_CERTIFICATE_EXPIRY,
+        Kind::Gauge,
+        "End of validity of each served certificate as a Unix time in seconds, by pair name.",
+    ),
+    (
+        TLS_RELOADS_TOTAL,
+        Kind::Counter,
+        "Loads of the certificate directory, by result (ok, failed).",
+    ),
+    (
+        HTTPS_REDIRECTS_TOTAL,
+        Kind::Counter,
+        "Requests on the plain listener sent to HTTPS instead.",
+    ),
+    (
+        LIMITS_TOTAL,
+        Kind::Counter,
+        "Requests or connections stopped by a limit, by limit.",
+    ),
+    (
+        MALFORMED_REQUESTS_TOTAL,
+        Kind::Counter,
+        "Connections closed because the client sent something that is not HTTP.",
+    ),
+    (
+        CONNECTIONS_OPEN,
+        Kind::Gauge,
+        "Connections open now, by listener.",
+    ),
+];
 
 /// Histogram buckets for request durations: from 10 µs to 1 s.
 pub const DURATION_BUCKETS: &[f64] = &[
@@ -84,12 +184,20 @@ pub fn install() -> PrometheusHandle {
                     DURATION_BUCKETS,
                 )
                 .unwrap_or_else(|_| PrometheusBuilder::new());
-            match builder.install_recorder() {
+            let handle = match builder.install_recorder() {
                 Ok(handle) => handle,
                 // Another recorder is installed (only possible in embedding
                 // tests): keep a detached one so /metrics still answers.
                 Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            };
+            for (name, kind, help) in DESCRIBED {
+                match kind {
+                    Kind::Counter => describe_counter!(*name, *help),
+                    Kind::Gauge => describe_gauge!(*name, *help),
+                    Kind::Histogram => describe_histogram!(*name, *help),
+                }
             }
+            handle
         })
         .clone()
 }
@@ -103,16 +211,19 @@ pub enum RequestOutcome {
     Disabled,
     InvalidCode,
     MethodNotAllowed,
+    /// RFC 9112 §3.2: no `Host` on HTTP/1.1, two, or an invalid one (400).
+    BadHost,
 }
 
 impl RequestOutcome {
-    pub const ALL: [RequestOutcome; 6] = [
+    pub const ALL: [RequestOutcome; 7] = [
         RequestOutcome::Redirected,
         RequestOutcome::NotFound,
         RequestOutcome::Expired,
         RequestOutcome::Disabled,
         RequestOutcome::InvalidCode,
         RequestOutcome::MethodNotAllowed,
+        RequestOutcome::BadHost,
     ];
 
     pub fn label(self) -> &'static str {
@@ -123,6 +234,7 @@ impl RequestOutcome {
             RequestOutcome::Disabled => "disabled",
             RequestOutcome::InvalidCode => "invalid_code",
             RequestOutcome::MethodNotAllowed => "method_not_allowed",
+            RequestOutcome::BadHost => "bad_host",
         }
     }
 }
@@ -191,7 +303,7 @@ const COOKIE_RESULTS: [&str; 5] = ["absent", "valid", "malformed", "bad_signatur
 /// Handles used on the request path.
 #[derive(Debug, Clone)]
 pub struct RequestMetrics {
-    outcomes: [Counter; 6],
+    outcomes: [Counter; 7],
     cookies: [Counter; 5],
     pub duration: Histogram,
 }
@@ -337,4 +449,31 @@ pub fn malformed_requests() -> Counter {
 
 pub fn connections_open(listener: &'static str) -> Gauge {
     gauge!(CONNECTIONS_OPEN, "listener" => listener)
+}
+
+/// A request outcome counted away from the router (the plain listener's
+/// redirect to HTTPS).
+pub fn request_outcome(outcome: RequestOutcome) -> Counter {
+    counter!(REQUESTS_TOTAL, "outcome" => outcome.label())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_described_once_with_its_unit_in_the_name() {
+        let mut names: Vec<&str> = DESCRIBED.iter().map(|d| d.0).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), DESCRIBED.len(), "a metric described twice");
+        for (name, kind, help) in DESCRIBED {
+            assert!(name.starts_with("refedge_"), "{name}");
+            assert!(help.ends_with('.') && help.len() > 10, "{name}: {help:?}");
+            assert_eq!(*kind == Kind::Counter, name.ends_with("_total"), "{name}");
+            if *kind == Kind::Histogram {
+                assert!(name.ends_with("_seconds"), "{name}");
+            }
+        }
+    }
 }

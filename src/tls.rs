@@ -114,7 +114,7 @@ impl CertSet {
     /// covering exactly one more label, then the default (also for no SNI).
     fn lookup(&self, sni: Option<&str>) -> Option<&Arc<CertifiedKey>> {
         if let Some(name) = sni {
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            let name = crate::hostname::without_root_dot(name).to_ascii_lowercase();
             if let Some(key) = self.exact.get(&name) {
                 return Some(key);
             }

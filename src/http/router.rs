@@ -14,6 +14,7 @@ use http_body_util::Full;
 use crate::attribution::{Attribution, ClickId};
 use crate::config::{Config, GpcPolicy};
 use crate::events::{ClickRecord, EventSink, Outcome};
+use crate::hostname;
 use crate::links::{LinkStatus, LinkStore, Resolution, ShortCode};
 use crate::metrics::{RequestMetrics, RequestOutcome};
 use crate::visitor;
@@ -77,24 +78,24 @@ pub fn redirect(
     res
 }
 
-/// The host a request was sent to: lower-case-insensitive name without port.
-pub(crate) fn request_host<B>(req: &Request<B>) -> &str {
-    let raw = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-        })
-        .unwrap_or("");
-    let raw = raw.rsplit_once('@').map_or(raw, |(_, h)| h);
-    if raw.starts_with('[') {
-        // IPv6 literal: keep the brackets, drop the port.
-        return raw.find(']').map_or(raw, |end| &raw[..=end]);
-    }
-    raw.split_once(':').map_or(raw, |(h, _)| h)
+/// The host a request names, without port or trailing dot (compare it
+/// ignoring case): the target URI's authority (HTTP/2, absolute form), else
+/// the `Host` header; "" for an HTTP/1.0 request without one. `None` breaks
+/// RFC 9112 §3.2: an HTTP/1.1 request without `Host`, or any request with two
+/// `Host` fields or an invalid one (answered 400).
+pub(crate) fn request_host<B>(req: &Request<B>) -> Option<&str> {
+    let mut fields = req.headers().get_all(header::HOST).iter();
+    let (first, second) = (fields.next(), fields.next());
+    let from_header = match (first, second) {
+        (_, Some(_)) => return None,
+        (Some(value), None) => hostname::parse_host_value(value.as_bytes())?.0,
+        (None, None) if req.version() == http::Version::HTTP_11 => return None,
+        (None, None) => "",
+    };
+    Some(match req.uri().authority() {
+        Some(authority) => hostname::without_root_dot(authority.host()),
+        None => from_header,
+    })
 }
 
 fn now_ms() -> u64 {
@@ -181,6 +182,15 @@ impl Edge {
                 page(StatusCode::URI_TOO_LONG, "URI too long\n"),
             );
         }
+        let Some(host) = request_host(req) else {
+            return (
+                RequestOutcome::BadHost,
+                page(
+                    StatusCode::BAD_REQUEST,
+                    "bad request: one valid Host is required\n",
+                ),
+            );
+        };
         let method = req.method();
         if method != Method::GET && method != Method::HEAD {
             let mut res = page(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -194,7 +204,6 @@ impl Edge {
                 page(StatusCode::NOT_FOUND, "not found\n"),
             );
         }
-        let host = request_host(req);
         let now_ms = now_ms();
         let link = match self.links.resolve(host, code) {
             Resolution::Found(link) => link,

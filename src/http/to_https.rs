@@ -12,7 +12,14 @@ use crate::metrics;
 /// GET) to `https://host[:port]/path?query`; 400 when the request names no
 /// usable host.
 pub fn https_redirect<B>(req: &Request<B>, port: Option<u16>) -> Response<Full<Bytes>> {
-    let host = super::router::request_host(req);
+    let Some(host) = super::router::request_host(req) else {
+        metrics::request_outcome(metrics::RequestOutcome::BadHost).increment(1);
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "bad request: one valid Host is required\n",
+        );
+    };
+    let host = host.to_ascii_lowercase();
     let valid = !host.is_empty()
         && host.len() <= 253
         && host
@@ -100,5 +107,27 @@ mod tests {
             400
         );
         assert_eq!(redirect(Some("a b"), "/A", Method::GET, None).0, 400);
+        let twice = Request::builder()
+            .uri("/A")
+            .header(header::HOST, "a.example")
+            .header(header::HOST, "b.example");
+        assert_eq!(https_redirect(&twice.body(()).unwrap(), None).status(), 400);
+    }
+
+    #[test]
+    fn the_host_is_named_in_lower_case_without_the_root_dot() {
+        assert_eq!(
+            redirect(Some("LOCALHOST."), "/A", Method::GET, None),
+            (301, "https://localhost/A".into())
+        );
+        assert_eq!(
+            redirect(
+                Some("Go.Brand.Example.:8080"),
+                "/A",
+                Method::GET,
+                Some(8443)
+            ),
+            (301, "https://go.brand.example:8443/A".into())
+        );
     }
 }

@@ -267,6 +267,8 @@ impl<'a> Unchecked<'a> {
             &mut errors,
             self.domain
                 .map(|d| {
+                    // One trailing dot names the same host.
+                    let d = crate::hostname::without_root_dot(d);
                     validate_domain(d).map(|()| {
                         if d.bytes().any(|b| b.is_ascii_uppercase()) {
                             Cow::Owned(d.to_ascii_lowercase())

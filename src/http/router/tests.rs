@@ -401,3 +401,82 @@ fn global_privacy_control_is_honoured_by_default() {
     let [record] = recording.records().try_into().expect("one record");
     assert!(record.gpc && record.keep_ip);
 }
+
+impl Rig {
+    /// A request exactly as built, with no Host added.
+    fn send_built(&self, req: http::request::Builder) -> Response<Full<Bytes>> {
+        let conn = ConnInfo {
+            peer: SocketAddr::from(([127, 0, 0, 1], 50_000)),
+            tls: false,
+        };
+        self.edge.handle(&req.body(()).expect("request"), &conn)
+    }
+}
+
+#[test]
+fn http11_requests_need_exactly_one_valid_host() {
+    let rig = rig(&[]);
+    let get = || Request::builder().uri("/demo").header(UA.0, UA.1);
+    let missing = rig.send_built(get());
+    let twice = rig.send_built(
+        get()
+            .header("host", "a.example")
+            .header("host", "b.example"),
+    );
+    let invalid = rig.send_built(get().header("host", "bad host"));
+    let bad_port = rig.send_built(get().header("host", "a.example:http"));
+    for r in [&missing, &twice, &invalid, &bad_port] {
+        assert_eq!(r.status(), 400);
+        assert!(header(r, "location").is_none() && header(r, "set-cookie").is_none());
+    }
+    assert!(rig.records().is_empty(), "a refused request is not a click");
+    // HTTP/1.0 may leave Host out: only links for every host answer.
+    let old = rig.send_built(get().version(http::Version::HTTP_10));
+    assert_eq!(old.status(), 302);
+    let old = rig.send_built(
+        Request::builder()
+            .uri("/aonly")
+            .version(http::Version::HTTP_10),
+    );
+    assert_eq!(old.status(), 404);
+    // The target's authority (HTTP/2, absolute form) names the host.
+    let absolute = rig.send_built(
+        Request::builder()
+            .uri("http://GO.A.EXAMPLE./aonly")
+            .header("host", "go.a.example"),
+    );
+    assert_eq!(absolute.status(), 302);
+}
+
+#[test]
+fn hosts_match_ignoring_case_and_one_trailing_dot() {
+    let rig = rig(&[]);
+    for host in [
+        "go.a.example",
+        "GO.A.EXAMPLE",
+        "go.a.example.",
+        "Go.A.Example.:8080",
+    ] {
+        let r = rig.get("/aonly", &[UA, ("host", host)]);
+        assert_eq!(r.status(), 302, "{host}");
+    }
+    assert_eq!(
+        rig.get("/aonly", &[UA, ("host", "go.a.example..")])
+            .status(),
+        404
+    );
+    // A link's domain may carry the root dot too.
+    rig.edge.links.upsert(
+        Link::from_json(
+            r#"{"code":"dotted","target":"https://a.example/d","domain":"LocalHost."}"#,
+        )
+        .expect("valid link"),
+    );
+    for host in ["localhost", "LOCALHOST.", "localhost:80"] {
+        assert_eq!(
+            rig.get("/dotted", &[UA, ("host", host)]).status(),
+            302,
+            "{host}"
+        );
+    }
+}

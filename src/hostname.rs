@@ -1,0 +1,126 @@
+//! Host names as refedge compares them, wherever one arrives (a `Host`
+//! header, an HTTP/2 `:authority`, a link's `domain`, a TLS SNI name): DNS
+//! names are case-insensitive and one trailing dot names the same host; and
+//! the syntax of a `Host` value (RFC 9110 §7.2, RFC 3986 §3.2.2).
+
+/// `name` without one trailing dot (`go.brand.com.` is `go.brand.com`).
+/// Compare the result with `eq_ignore_ascii_case`.
+pub fn without_root_dot(name: &str) -> &str {
+    name.strip_suffix('.').unwrap_or(name)
+}
+
+/// A `Host` value (`uri-host [":" port]`) split into its host, with one
+/// trailing dot dropped and IPv6 brackets kept, and its port; `None` when
+/// it is not valid syntax. An empty value is valid (a request whose target
+/// has no authority) and names no host.
+pub fn parse_host_value(value: &[u8]) -> Option<(&str, Option<u16>)> {
+    let value = std::str::from_utf8(value).ok()?;
+    let (host, port) = if value.starts_with('[') {
+        let end = value.find(']')?;
+        let literal = &value[1..end];
+        let ok = !literal.is_empty()
+            && literal
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
+        if !ok {
+            return None;
+        }
+        (&value[..=end], &value[end + 1..])
+    } else {
+        let end = value.find(':').unwrap_or(value.len());
+        let host = &value[..end];
+        if !host
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| reg_name_byte(host.as_bytes(), i, b))
+        {
+            return None;
+        }
+        (host, &value[end..])
+    };
+    let port = match port.strip_prefix(':') {
+        None if port.is_empty() => None,
+        None => return None,
+        // `port = *DIGIT`: "host:" is a host with an empty port.
+        Some("") => None,
+        Some(p) if p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse().ok()?),
+        Some(_) => return None,
+    };
+    Some((without_root_dot(host), port))
+}
+
+/// RFC 3986 `reg-name`: unreserved, sub-delims and `%XX`.
+fn reg_name_byte(host: &[u8], at: usize, b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+        )
+        || (b == b'%'
+            && host
+                .get(at + 1..at + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)))
+        || (at >= 1 && host[at - 1] == b'%' && b.is_ascii_hexdigit())
+        || (at >= 2 && host[at - 2] == b'%' && b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_values_follow_rfc_3986() {
+        let ok = [
+            ("localhost", ("localhost", None)),
+            ("LOCALHOST.", ("LOCALHOST", None)),
+            ("go.brand.com:8080", ("go.brand.com", Some(8080))),
+            ("go.brand.com.:443", ("go.brand.com", Some(443))),
+            ("127.0.0.1:80", ("127.0.0.1", Some(80))),
+            ("[::1]:8443", ("[::1]", Some(8443))),
+            ("[2001:db8::7]", ("[2001:db8::7]", None)),
+            ("a%2Db", ("a%2Db", None)),
+            ("host:", ("host", None)),
+            ("", ("", None)),
+        ];
+        for (value, want) in ok {
+            assert_eq!(parse_host_value(value.as_bytes()), Some(want), "{value:?}");
+        }
+        for bad in [
+            "bad host",
+            "a/b",
+            "a@b",
+            "host:port",
+            "host:123456",
+            "[::1",
+            "[zz]",
+            "[]",
+            "a%zz",
+            "a%2",
+            "h\u{e9}.example",
+            "two:1:2",
+        ] {
+            assert_eq!(parse_host_value(bad.as_bytes()), None, "{bad:?}");
+        }
+        assert_eq!(parse_host_value(b"\xff"), None);
+    }
+
+    #[test]
+    fn one_trailing_dot_is_the_same_host() {
+        assert_eq!(without_root_dot("go.brand.com."), "go.brand.com");
+        assert_eq!(without_root_dot("go.brand.com"), "go.brand.com");
+        assert_eq!(without_root_dot("a.."), "a.");
+    }
+}
