@@ -36,6 +36,8 @@ pub const HTTPS_REDIRECTS_TOTAL: &str = "refedge_https_redirects_total";
 pub const LIMITS_TOTAL: &str = "refedge_limits_total";
 pub const MALFORMED_REQUESTS_TOTAL: &str = "refedge_malformed_requests_total";
 pub const CONNECTIONS_OPEN: &str = "refedge_connections_open";
+pub const READY: &str = "refedge_ready";
+pub const SPOOL_MAX_BYTES: &str = "refedge_spool_max_bytes";
 
 /// What a metric is, for its `# TYPE` and `# HELP` lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +74,16 @@ pub const DESCRIBED: &[(&str, Kind, &str)] = &[
         SPOOL_SEGMENTS,
         Kind::Gauge,
         "Event segment files in the spool.",
+    ),
+    (
+        SPOOL_MAX_BYTES,
+        Kind::Gauge,
+        "events.spool_max_bytes: while the spool holds this many bytes, new events are dropped.",
+    ),
+    (
+        READY,
+        Kind::Gauge,
+        "1 while /readyz answers 200 (links loaded, spool writable, not draining), else 0.",
     ),
     (
         COOKIES_TOTAL,
@@ -384,6 +396,14 @@ impl Default for ShipperMetrics {
     fn default() -> Self {
         Self::new()
     }
+}
+
+pub fn ready() -> Gauge {
+    gauge!(READY)
+}
+
+pub fn spool_max_bytes() -> Gauge {
+    gauge!(SPOOL_MAX_BYTES)
 }
 
 pub fn links_gauge() -> Gauge {

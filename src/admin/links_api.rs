@@ -11,7 +11,7 @@ use http_body_util::Full;
 use rand::Rng;
 use serde_json::json;
 
-use super::{json_error, respond};
+use super::{json_error, method_not_allowed, respond};
 use crate::links::{Link, LinkEditor, LinkError, LinkRecord, ShortCode, load_into, load_threads};
 
 /// Largest single-link body.
@@ -83,9 +83,7 @@ impl LinksApi {
         match (method, rest) {
             (&Method::POST, "") => self.bulk(body),
             (&Method::POST, "/mint") => self.mint(body),
-            (_, "") | (_, "/mint") => {
-                json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-            }
+            (_, "") | (_, "/mint") => method_not_allowed("POST"),
             (m, code) => {
                 let code = code.strip_prefix('/').unwrap_or("");
                 if !ShortCode::is_valid(code) {
@@ -95,7 +93,7 @@ impl LinksApi {
                     Method::GET => self.get(code, domain_param(query).as_deref()),
                     Method::PUT => self.put(code, body),
                     Method::DELETE => self.delete(code, domain_param(query).as_deref()),
-                    _ => json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+                    _ => method_not_allowed("GET, PUT, DELETE"),
                 }
             }
         }
@@ -139,6 +137,12 @@ impl LinksApi {
     }
 
     fn bulk(&self, body: &[u8]) -> Response<Full<Bytes>> {
+        if body.is_empty() {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "a body is required: JSON Lines, one link per line",
+            );
+        }
         // Read by the one links loader into a map of its own, then applied
         // (and published) link by link.
         let read = crate::links::LinkStore::new();
@@ -406,10 +410,31 @@ mod tests {
     }
 
     #[test]
-    fn wrong_methods() {
+    fn wrong_methods_are_405_with_allow() {
         let api = api();
-        assert_eq!(call(&api, Method::GET, "/v1/links", None, "").0, 405);
-        assert_eq!(call(&api, Method::GET, "/v1/links/mint", None, "").0, 405);
-        assert_eq!(call(&api, Method::POST, "/v1/links/abc", None, "").0, 405);
+        for (method, path, allow) in [
+            (Method::GET, "/v1/links", "POST"),
+            (Method::GET, "/v1/links/mint", "POST"),
+            (Method::TRACE, "/v1/links/mint", "POST"),
+            (Method::POST, "/v1/links/abc", "GET, PUT, DELETE"),
+            (Method::TRACE, "/v1/links/abc", "GET, PUT, DELETE"),
+        ] {
+            let res = api.handle(&method, path, None, b"");
+            assert_eq!(res.status(), 405, "{method} {path}");
+            assert_eq!(res.headers()["allow"], allow, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn a_bulk_upsert_needs_a_body() {
+        let api = api();
+        let (s, v) = call(&api, Method::POST, "/v1/links", None, "");
+        assert_eq!((s, v["error"].is_string()), (400, true));
+        let (s, v) = call(&api, Method::POST, "/v1/links", None, "\n");
+        assert_eq!(
+            (s, v["accepted"].as_u64()),
+            (200, Some(0)),
+            "blank lines are skipped"
+        );
     }
 }

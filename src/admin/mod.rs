@@ -24,14 +24,23 @@ pub struct Readiness {
 impl Readiness {
     pub fn set_links_loaded(&self) {
         self.links_loaded.store(true, Ordering::SeqCst);
+        self.publish();
     }
 
     pub fn set_spool_ready(&self) {
         self.spool_ready.store(true, Ordering::SeqCst);
+        self.publish();
     }
 
     pub fn set_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
+        self.publish();
+    }
+
+    /// `refedge_ready`: 1 while `/readyz` answers 200.
+    fn publish(&self) {
+        let ready = self.not_ready_reason().is_none();
+        crate::metrics::ready().set(if ready { 1.0 } else { 0.0 });
     }
 
     /// The reason this node is not ready, or `None` when it is.
@@ -71,6 +80,14 @@ fn respond(
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// 405 with the `Allow` header RFC 9110 §15.5.6 requires.
+pub fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+    let mut res = json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    res.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     res
 }
 
@@ -116,11 +133,7 @@ impl Admin {
                 "text/plain; version=0.0.4; charset=utf-8",
                 self.prometheus.render(),
             )),
-            "/livez" | "/readyz" | "/metrics" => Some(respond(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "text/plain; charset=utf-8",
-                "method not allowed\n",
-            )),
+            "/livez" | "/readyz" | "/metrics" => Some(method_not_allowed("GET, HEAD")),
             _ => None,
         }
     }

@@ -106,6 +106,7 @@ impl EventPipeline {
             config.node_name(),
             metrics.clone(),
         )?;
+        crate::metrics::spool_max_bytes().set(events.spool_max_bytes as f64);
         let stats = writer.stats();
         let pipeline = EventPipeline::start(writer, events.queue_capacity, metrics)?;
         Ok((pipeline, stats))

@@ -313,3 +313,57 @@ async fn past_the_connection_budget_new_clients_wait_and_open_ones_go_on() {
     drop(open);
     assert!(edge.stop().await);
 }
+
+/// RFC 9112 §3.2 over a real socket: hyper passes repeated and odd `Host`
+/// fields through, and the edge answers each with 400 and records nothing;
+/// a host differing only in case or a trailing dot is the same host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_rules_hold_on_the_wire() {
+    let fixture = Fixture::new(LINKS);
+    let edge = start(&fixture.config(&[])).await;
+    let addr = edge.public;
+    let request = |head: &str| {
+        format!("GET /demo HTTP/1.1\r\n{head}User-Agent: {BROWSER}\r\nConnection: close\r\n\r\n")
+            .into_bytes()
+    };
+    for head in [
+        "",
+        "Host: a.example\r\nHost: b.example\r\n",
+        "Host: bad host\r\n",
+        "Host: a.example:port\r\n",
+    ] {
+        let (status, text) = exchange(addr, &request(head), WAIT).await;
+        assert_eq!(status, Some(400), "{head:?}: {text}");
+        assert!(header(&text, "location").is_empty(), "{text}");
+    }
+    let old = b"GET /demo HTTP/1.0\r\nUser-Agent: Mozilla/5.0\r\n\r\n";
+    let (_, text) = exchange(addr, old, WAIT).await;
+    assert!(
+        text.starts_with("HTTP/1.0 302 "),
+        "HTTP/1.0 needs no Host: {text}"
+    );
+    for host in ["GO.A.EXAMPLE.", "go.a.example.:8080"] {
+        let (status, text) = exchange(addr, &request(&format!("Host: {host}\r\n")), WAIT).await;
+        assert_eq!(status, Some(302), "{host}: {text}");
+        let aonly = format!("GET /aonly HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        assert_eq!(
+            exchange(addr, aonly.as_bytes(), WAIT).await.0,
+            Some(302),
+            "{host}"
+        );
+    }
+    wait_for_metric(
+        edge.admin,
+        "refedge_requests_total{outcome=\"bad_host\"}",
+        4.0,
+    )
+    .await;
+    assert!(edge.stop().await);
+    let events = fixture.events();
+    assert_eq!(
+        events.len(),
+        5,
+        "only the five answered clicks are recorded"
+    );
+    assert!(events.iter().all(|e| e["status"] == 302));
+}
