@@ -27,6 +27,7 @@ NAMES = {
 PCTS = [("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p99.9", "p99.9")]
 
 rows = [line.split() for line in open(rows_path).read().splitlines()[1:]]
+ran = {r[0] for r in rows}
 
 
 def med(server, mode, col):
@@ -62,6 +63,8 @@ def ratio(a, b):
 
 
 def verdict(value, target, higher):
+    if value != value:  # NaN: a server of the ratio was not run
+        return "not run"
     ok = value >= target if higher else value <= target
     return "met" if ok else "**missed**"
 
@@ -91,14 +94,21 @@ with open(f"{out}/report.md", "w") as f:
     f.write("# refedge vs nginx vs bare hyper\n\n")
     f.write(
         f"Command: `bash loadtest/run.sh {args}`; {links} links (deterministic seed), {rounds} alternating "
-        f"round(s) of {secs} s per measure (nginx, bare, spool, kafka, kafka_down), wrk -t2 -c64 with random "
+        f"round(s) of {secs} s per measure ({', '.join(s for s in SERVERS if s in ran)}), "
+        f"wrk -t{os.environ.get('WRK_THREADS', '2')} -c64 with random "
         f"codes; latency with oha for {lat_secs} s at half of each server's median keep-alive maximum, "
         "coordinated-omission corrected.\n\n"
     )
+    if os.environ.get("SERVER_CPUS"):
+        sharing = (
+            f"servers pinned to CPUs {os.environ['SERVER_CPUS']}, wrk, oha and the broker to CPUs "
+            f"{os.environ.get('LOAD_CPUS', 'the rest')}"
+        )
+    else:
+        sharing = "load generator, servers and (for kafka) the Tansu broker share it"
     f.write(
-        f"Machine: {os.cpu_count()} cores, {cpu_model}, Linux {platform.release()}; load generator, servers "
-        f"and (for kafka) the Tansu broker share it. {versions['nginx']} (2 workers); {versions['wrk']}; "
-        f"{versions['oha']}.\n\n"
+        f"Machine: {os.cpu_count()} cores, {cpu_model}, Linux {platform.release()}; {sharing}. "
+        f"{versions['nginx']} (2 workers); {versions['wrk']}; {versions['oha']}.\n\n"
     )
     f.write("## Targets (medians)\n\n| measure | value | target | |\n| --- | ---: | ---: | --- |\n")
     for name, value, target, higher in targets:
@@ -114,7 +124,8 @@ with open(f"{out}/report.md", "w") as f:
     f.write("| server | keep-alive req/s | one request per connection req/s | CPU µs/request (keep-alive) | errors |\n")
     f.write("| --- | ---: | ---: | ---: | ---: |\n")
     for s in SERVERS:
-        f.write(f"| {NAMES[s]} | {ka[s]:.0f} | {close[s]:.0f} | {cpu[s]:.2f} | {errors(s)} |\n")
+        if s in ran:
+            f.write(f"| {NAMES[s]} | {ka[s]:.0f} | {close[s]:.0f} | {cpu[s]:.2f} | {errors(s)} |\n")
     f.write("\n## Latency at half of the maximum rate (ms)\n\n")
     f.write("| server | rate req/s | p50 | p90 | p99 | p99.9 | max | non-3xx + errors |\n")
     f.write("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")

@@ -14,9 +14,14 @@
 # of each server's median keep-alive maximum with oha's coordinated-omission
 # correction: p50/p90/p99/p99.9/max, plotted.
 # Usage: loadtest/run.sh [--quick]
-#   --quick: 1000 links, 1 round of 2 s, for the test that keeps this working.
+#   --quick: 1000 links, 1 round of 2 s, for the smoke run that keeps this working.
 # Env: LINKS (100000), ROUNDS (3), SECS (10), LAT_SECS (20), REFEDGE_BIN
-#   (a refedge binary instead of the release build), OUT (result directory).
+#   (a refedge binary instead of the release build), BARE_BIN (likewise for
+#   bare hyper), OUT (result directory), SERVERS (which of the five to run),
+#   WRK_THREADS (2). On a machine with cores to spare, SERVER_CPUS and
+#   LOAD_CPUS (taskset lists, e.g. 0-1 and 2-15) pin the servers to some
+#   cores and wrk, oha and the broker to others, so that the load generator
+#   no longer shares the servers' cores.
 # Writes loadtest/results/<date>-<host>/{report.md,latency.png,raw/*}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,15 +31,23 @@ if [ "${1:-}" = "--quick" ]; then
 else
   LINKS=${LINKS:-100000} ROUNDS=${ROUNDS:-3} SECS=${SECS:-10} LAT_SECS=${LAT_SECS:-20}
 fi
+SERVERS=${SERVERS:-nginx bare spool kafka kafka_down}
+WRK_THREADS=${WRK_THREADS:-2}
 . loadtest/lib.sh
-for tool in nginx wrk curl bc; do need $tool; done
+for tool in nginx wrk; do need $tool; done
 command -v oha >/dev/null || cargo install oha --locked
-need_tansu
+case " $SERVERS " in *" kafka"*) need_tansu ;; esac
 need_matplotlib
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 build_refedge
-(cd loadtest/bare-hyper && CARGO_TARGET_DIR=$TARGET cargo build --release --locked --quiet)
-BARE_BIN=$TARGET/release/bare-hyper
+if [ -z "${BARE_BIN:-}" ]; then
+  (cd loadtest/bare-hyper && CARGO_TARGET_DIR=$TARGET cargo build --release --locked --quiet)
+  BARE_BIN=$TARGET/release/bare-hyper
+fi
+# Pinning (empty: everything shares every core).
+ON_SERVER=${SERVER_CPUS:+taskset -c $SERVER_CPUS}
+ON_LOAD=${LOAD_CPUS:+taskset -c $LOAD_CPUS}
+export SERVER_CPUS LOAD_CPUS WRK_THREADS
 
 results_dir
 work_dir
@@ -77,8 +90,19 @@ EOF
 } >"$WORK/nginx.conf"
 
 wait_port() { until (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null; do sleep 0.05; done; }
+# ready HOST:PORT: /readyz answers 200 (bash alone: no curl needed).
+ready() {
+  (
+    exec 3<>"/dev/tcp/${1%:*}/${1##*:}" &&
+      printf 'GET /readyz HTTP/1.0\r\n\r\n' >&3 &&
+      read -r line <&3 &&
+      [[ $line == *" 200 "* ]]
+  ) 2>/dev/null
+}
+# The child processes of a process (nginx's workers).
+children() { awk -v p="$1" '$4 == p {print $1}' /proc/[0-9]*/stat 2>/dev/null | tr '\n' ' '; }
 broker_up() {
-  tansu broker --listener-url tcp://127.0.0.1:$BROKER_PORT --advertised-listener-url tcp://127.0.0.1:$BROKER_PORT \
+  $ON_LOAD tansu broker --listener-url tcp://127.0.0.1:$BROKER_PORT --advertised-listener-url tcp://127.0.0.1:$BROKER_PORT \
     --storage-engine memory://tansu/ >>"$WORK/tansu.log" 2>&1 &
   BROKER_PID=$!
   wait_port $BROKER_PORT
@@ -90,19 +114,19 @@ edge_up() { # $1 = spool | kafka
   REFEDGE_SERVER_LISTEN=127.0.0.1:$PORT REFEDGE_ADMIN_LISTEN=$ADMIN REFEDGE_LINKS_FILE="$WORK/links.jsonl" \
   REFEDGE_EVENTS_SPOOL_DIR="$WORK/spool" REFEDGE_EVENTS_SINK=$1 REFEDGE_KAFKA_BROKERS=127.0.0.1:$BROKER_PORT \
   REFEDGE_ATTRIBUTION_SECRET=loadtest-secret-0123456789 REFEDGE_KAFKA_SHUTDOWN_TIMEOUT_MS=200 \
-  REFEDGE_LOG_LEVEL=warn "$REFEDGE_BIN" serve --config /dev/null 2>>"$WORK/edge.log" &
+  REFEDGE_LOG_LEVEL=warn $ON_SERVER "$REFEDGE_BIN" serve --config /dev/null 2>>"$WORK/edge.log" &
   SERVER_PID=$!
-  until curl -fs "http://$ADMIN/readyz" >/dev/null 2>&1; do sleep 0.05; done
+  until ready "$ADMIN"; do sleep 0.05; done
   PIDS=$SERVER_PID
 }
 up() {
   case $1 in
     nginx)
-      nginx -c "$WORK/nginx.conf" -p "$WORK"
+      $ON_SERVER nginx -c "$WORK/nginx.conf" -p "$WORK"
       wait_port $PORT
-      PIDS=$(pgrep -P "$(cat "$WORK/nginx.pid")" | tr '\n' ' ') ;;
+      PIDS=$(children "$(cat "$WORK/nginx.pid")") ;;
     bare)
-      "$BARE_BIN" 127.0.0.1:$PORT &
+      $ON_SERVER "$BARE_BIN" 127.0.0.1:$PORT &
       SERVER_PID=$!
       wait_port $PORT
       PIDS=$SERVER_PID ;;
@@ -122,7 +146,6 @@ down() {
 }
 ticks() { cpu_ticks $PIDS; }
 
-SERVERS="nginx bare spool kafka kafka_down"
 echo "server mode round rps cpu_us errors" >"$WORK/rows"
 for r in $(seq 1 "$ROUNDS"); do
   for s in $SERVERS; do
@@ -130,12 +153,12 @@ for r in $(seq 1 "$ROUNDS"); do
     for mode in ka close; do
       raw="$OUT/raw/$s-$mode-$r.txt"
       c0=$(ticks)
-      CLOSE=$([ $mode = close ] && echo 1 || echo 0) wrk -t2 -c64 -d${SECS}s -s "$WORK/random.lua" "http://127.0.0.1:$PORT" >"$raw"
+      CLOSE=$([ $mode = close ] && echo 1 || echo 0) $ON_LOAD wrk -t"$WRK_THREADS" -c64 -d${SECS}s -s "$WORK/random.lua" "http://127.0.0.1:$PORT" >"$raw"
       c1=$(ticks)
       n=$(awk '/requests in/ {print $1}' "$raw")
       rps=$(awk '/Requests\/sec/ {print $2}' "$raw")
       errs=$(awk '/Socket errors/ {for (i = 4; i <= NF; i += 2) s += $i} /Non-2xx or 3xx/ {s += $NF} END {print s + 0}' "$raw")
-      cpu=$(echo "($c1 - $c0) * 1000000 / $HZ / $n" | bc -l)
+      cpu=$(awk -v d=$((c1 - c0)) -v hz="$HZ" -v n="$n" 'BEGIN {print d * 1000000 / hz / n}')
       printf '%s %s %s %.0f %.2f %s\n' $s $mode "$r" "$rps" "$cpu" "$errs" | tee -a "$WORK/rows"
     done
     down $s
@@ -147,9 +170,9 @@ med() { awk -v s=$1 -v m=$2 -v c=$3 '$1==s && $2==m {print $c}' "$WORK/rows" | m
 
 # Latency at half of each server's median keep-alive maximum.
 for s in $SERVERS; do
-  rate=$(echo "$(med $s ka 4) / 2" | bc)
+  rate=$(awk -v m="$(med $s ka 4)" 'BEGIN {printf "%d", m / 2}')
   up $s
-  oha -z ${LAT_SECS}s -q "$rate" -c 64 --latency-correction --no-tui --output-format json \
+  $ON_LOAD oha -z ${LAT_SECS}s -q "$rate" -c 64 --latency-correction --no-tui --output-format json \
     -H "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/126.0 Safari/537.36" \
     --rand-regex-url "http://127.0.0.1:$PORT/($OHA_CODES)" >"$OUT/raw/$s-latency.json" 2>"$OUT/raw/$s-latency.err" || true
   down $s
