@@ -69,6 +69,14 @@ def verdict(value, target, higher):
     return "met" if ok else "**missed**"
 
 
+settings = " ".join(
+    f"{k}={chr(34) + v + chr(34) if ' ' in v else v}"
+    for k in ("SERVERS", "SERVER_CPUS", "LOAD_CPUS", "WRK_THREADS")
+    if (v := os.environ.get(k)) and not (k == "WRK_THREADS" and v == "2")
+    and not (k == "SERVERS" and v.split() == SERVERS)
+)
+command = f"{settings + ' ' if settings else ''}bash loadtest/run.sh {args}".strip()
+
 ka = {s: med(s, "ka", 3) for s in SERVERS}
 close = {s: med(s, "close", 3) for s in SERVERS}
 cpu = {s: med(s, "ka", 4) for s in SERVERS}
@@ -93,7 +101,7 @@ versions = {
 with open(f"{out}/report.md", "w") as f:
     f.write("# refedge vs nginx vs bare hyper\n\n")
     f.write(
-        f"Command: `bash loadtest/run.sh {args}`; {links} links (deterministic seed), {rounds} alternating "
+        f"Command: `{command}`; {links} links (deterministic seed), {rounds} alternating "
         f"round(s) of {secs} s per measure ({', '.join(s for s in SERVERS if s in ran)}), "
         f"wrk -t{os.environ.get('WRK_THREADS', '2')} -c64 with random "
         f"codes; latency with oha for {lat_secs} s at half of each server's median keep-alive maximum, "

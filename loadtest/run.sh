@@ -47,7 +47,7 @@ fi
 # Pinning (empty: everything shares every core).
 ON_SERVER=${SERVER_CPUS:+taskset -c $SERVER_CPUS}
 ON_LOAD=${LOAD_CPUS:+taskset -c $LOAD_CPUS}
-export SERVER_CPUS LOAD_CPUS WRK_THREADS
+export SERVERS SERVER_CPUS LOAD_CPUS WRK_THREADS
 
 results_dir
 work_dir
