@@ -61,7 +61,9 @@
 pub mod admin;
 pub mod alloc;
 pub mod attribution;
+pub mod bearer;
 pub mod config;
+pub mod conversions;
 pub mod events;
 pub mod geo;
 pub mod hostname;

@@ -37,6 +37,7 @@ pub const LIMITS_TOTAL: &str = "refedge_limits_total";
 pub const MALFORMED_REQUESTS_TOTAL: &str = "refedge_malformed_requests_total";
 pub const CONNECTIONS_OPEN: &str = "refedge_connections_open";
 pub const READY: &str = "refedge_ready";
+pub const CONVERSIONS_TOTAL: &str = "refedge_conversions_total";
 pub const SPOOL_MAX_BYTES: &str = "refedge_spool_max_bytes";
 
 /// What a metric is, for its `# TYPE` and `# HELP` lines.
@@ -79,6 +80,11 @@ pub const DESCRIBED: &[(&str, Kind, &str)] = &[
         SPOOL_MAX_BYTES,
         Kind::Gauge,
         "events.spool_max_bytes: while the spool holds this many bytes, new events are dropped.",
+    ),
+    (
+        CONVERSIONS_TOTAL,
+        Kind::Counter,
+        "Conversion intake requests by result: accepted (durable), rejected (a field or the method), unauthorized, forbidden (intake off or foreign origin), too_large, unavailable (503), preflight.",
     ),
     (
         READY,
@@ -251,6 +257,32 @@ impl RequestOutcome {
     }
 }
 
+/// Results of a request to the conversion intake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversionResult {
+    Accepted,
+    Rejected,
+    Unauthorized,
+    Forbidden,
+    TooLarge,
+    Unavailable,
+    Preflight,
+}
+
+impl ConversionResult {
+    pub fn label(self) -> &'static str {
+        match self {
+            ConversionResult::Accepted => "accepted",
+            ConversionResult::Rejected => "rejected",
+            ConversionResult::Unauthorized => "unauthorized",
+            ConversionResult::Forbidden => "forbidden",
+            ConversionResult::TooLarge => "too_large",
+            ConversionResult::Unavailable => "unavailable",
+            ConversionResult::Preflight => "preflight",
+        }
+    }
+}
+
 /// Results of an event on its way to the spool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventResult {
@@ -396,6 +428,10 @@ impl Default for ShipperMetrics {
     fn default() -> Self {
         Self::new()
     }
+}
+
+pub fn conversions(result: ConversionResult) -> Counter {
+    counter!(CONVERSIONS_TOTAL, "result" => result.label())
 }
 
 pub fn ready() -> Gauge {

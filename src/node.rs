@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::admin::{Admin, Readiness, links_api::LinksApi};
 use crate::config::{Config, SinkKind};
+use crate::conversions::Intake;
 use crate::events::{EventPipeline, ShipperConfig, ShipperHandle};
 use crate::geo::Geo;
 use crate::http::{Edge, Listeners, per_core, server, service};
@@ -26,6 +27,7 @@ use crate::tls::{self, CertStore, Https};
 #[derive(Debug)]
 pub struct Node {
     edge: Arc<Edge>,
+    intake: Arc<Intake>,
     admin: Arc<Admin>,
     pipeline: EventPipeline,
     reloader: LinkReloader,
@@ -102,6 +104,7 @@ impl Node {
             &keys,
             pipeline.sink(),
         )?);
+        let intake = Arc::new(Intake::from_config(config, &keys, pipeline.sink()));
         let replication = kafka
             .then(|| {
                 let rc = ReplicationConfig::from_config(config);
@@ -128,6 +131,7 @@ impl Node {
         });
         Ok(Node {
             edge,
+            intake,
             admin,
             pipeline,
             reloader,
@@ -184,7 +188,7 @@ impl Node {
             .as_ref()
             .and_then(|t| t.redirect_port(https_port.map(|a| a.port())));
         let (limits, drain) = (self.limits.clone(), self.drain);
-        let clicks = service::plain(Arc::clone(&self.edge), to_https);
+        let clicks = service::plain(Arc::clone(&self.edge), Arc::clone(&self.intake), to_https);
         let stop = listening.clone();
         let public =
             per_core::serve_per_thread(self.public_threads, listeners.public, move |source| {
@@ -204,7 +208,11 @@ impl Node {
                 "tls",
                 Some(t.accept.clone()),
                 self.limits.clone(),
-                service::https(Arc::clone(&self.edge), t.hsts.clone()),
+                service::https(
+                    Arc::clone(&self.edge),
+                    Arc::clone(&self.intake),
+                    t.hsts.clone(),
+                ),
                 listening,
                 self.drain,
             ))),

@@ -49,6 +49,9 @@ pub struct Config {
     pub attribution: AttributionConfig,
     pub events: EventsConfig,
     pub kafka: KafkaConfig,
+    pub conversions: ConversionsConfig,
+    #[serde(rename = "match")]
+    pub matcher: MatchConfig,
     pub geo: GeoConfig,
     pub privacy: PrivacyConfig,
     pub log: LogConfig,

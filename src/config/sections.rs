@@ -250,6 +250,10 @@ pub struct KafkaConfig {
     pub brokers: String,
     pub clicks_topic: String,
     pub links_topic: String,
+    /// Conversion events (co-partitioned with the clicks topic).
+    pub conversions_topic: String,
+    /// The matcher's output.
+    pub attributions_topic: String,
     /// At shutdown, how long the shipper keeps shipping before it leaves the
     /// rest in the spool for the next start.
     pub shutdown_timeout_ms: u64,
@@ -263,8 +267,46 @@ impl Default for KafkaConfig {
             brokers: "127.0.0.1:9092".into(),
             clicks_topic: "refedge.clicks".into(),
             links_topic: "refedge.links".into(),
+            conversions_topic: "refedge.conversions".into(),
+            attributions_topic: "refedge.attributions".into(),
             shutdown_timeout_ms: 5_000,
             properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// Conversion intake on the public listeners.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConversionsConfig {
+    /// Bearer tokens of `POST /v1/conversions` (each ≥ 16 characters; all
+    /// accepted, so they rotate); empty = that endpoint answers 403.
+    #[serde(deserialize_with = "string_list")]
+    pub tokens: Vec<String>,
+    /// Exact origins whose pages may call `POST /v1/conversions/browser`;
+    /// empty = the browser endpoint is off.
+    #[serde(deserialize_with = "string_list")]
+    pub allowed_origins: Vec<String>,
+}
+
+/// `refedge match`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MatchConfig {
+    pub group_id: String,
+    pub state_dir: PathBuf,
+    /// How long a conversion waits for a click that has not arrived yet.
+    pub grace_secs: u64,
+    pub admin_listen: SocketAddr,
+}
+
+impl Default for MatchConfig {
+    fn default() -> Self {
+        MatchConfig {
+            group_id: "refedge-match".into(),
+            state_dir: PathBuf::from("data/match"),
+            grace_secs: 3600,
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9091)),
         }
     }
 }

@@ -35,6 +35,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_conversions()?;
         let s = &self.server;
         for (key, value) in [
             (
@@ -188,4 +189,67 @@ impl Config {
 
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+impl Config {
+    fn validate_conversions(&self) -> Result<(), ConfigError> {
+        if self.conversions.tokens.iter().any(|t| t.len() < 16) {
+            return Err(ConfigError::key(
+                "conversions.tokens",
+                "each token must be at least 16 characters",
+            ));
+        }
+        if self
+            .conversions
+            .tokens
+            .iter()
+            .any(|t| !t.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(ConfigError::key(
+                "conversions.tokens",
+                "a token must be visible ASCII (it travels in a header)",
+            ));
+        }
+        for origin in &self.conversions.allowed_origins {
+            if !is_origin(origin) {
+                return Err(ConfigError::key(
+                    "conversions.allowed_origins",
+                    format!(
+                        "{origin:?} is not an origin such as https://www.brand.com (scheme, host, optional port; no path)"
+                    ),
+                ));
+            }
+        }
+        if self.kafka.conversions_topic.is_empty() || self.kafka.attributions_topic.is_empty() {
+            return Err(ConfigError::key(
+                "kafka.conversions_topic",
+                "topic names must not be empty",
+            ));
+        }
+        if self.matcher.grace_secs == 0 {
+            return Err(ConfigError::key(
+                "match.grace_secs",
+                "must be greater than 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An exact web origin: `http(s)://host[:port]`, lower case, nothing after.
+fn is_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (host, port) = rest.split_once(':').unwrap_or((rest, ""));
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && port.len() <= 5
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && !(rest.ends_with(':'))
 }

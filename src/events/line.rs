@@ -139,25 +139,75 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// What a spool line records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Click,
+    Conversion,
+}
+
 /// The parts of an event line the producer needs.
-#[derive(Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct EventHead<'a> {
-    // Cow: a value with an escape in it cannot be borrowed from the line.
-    #[serde(borrow)]
-    pub click_id: Cow<'a, str>,
-    #[serde(borrow)]
+    pub kind: EventKind,
+    /// The CloudEvents id: the click id, or the conversion id.
+    pub id: Cow<'a, str>,
+    /// The record key: the click id (a conversion without one: its
+    /// `event_id`), so that a conversion lands in its click's partition.
+    pub key: Cow<'a, str>,
     pub occurred_at: Cow<'a, str>,
-    #[serde(borrow)]
     pub node: Cow<'a, str>,
 }
 
+/// The head fields as the JSON parser reads them.
+#[derive(serde::Deserialize)]
+struct Fields<'a> {
+    // Cow: a value with an escape in it cannot be borrowed from the line.
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    click_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    conversion_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    event_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    occurred_at: Cow<'a, str>,
+    #[serde(borrow)]
+    node: Cow<'a, str>,
+}
+
 impl<'a> EventHead<'a> {
-    /// Reads the head of a spool line. Lines as our writer lays them out are
-    /// read by position (a full JSON parse of every line was a tenth of the
-    /// shipper's time); anything else, or a value with an escape in it, goes
-    /// through the JSON parser. `None` = not a JSON object with those fields.
+    /// Reads the head of a spool line. Click lines as our writer lays them
+    /// out are read by position (a full JSON parse of every line was a tenth
+    /// of the shipper's time); anything else, or a value with an escape in
+    /// it, goes through the JSON parser. `None` = not an event we write.
     pub fn parse(line: &'a [u8]) -> Option<EventHead<'a>> {
-        EventHead::by_layout(line).or_else(|| serde_json::from_slice(line).ok())
+        EventHead::by_layout(line).or_else(|| EventHead::from_json(line))
+    }
+
+    fn from_json(line: &'a [u8]) -> Option<EventHead<'a>> {
+        let f: Fields<'a> = serde_json::from_slice(line).ok()?;
+        match &*f.kind {
+            "click" => {
+                let id = f.click_id?;
+                Some(EventHead {
+                    kind: EventKind::Click,
+                    key: id.clone(),
+                    id,
+                    occurred_at: f.occurred_at,
+                    node: f.node,
+                })
+            }
+            "conversion" => Some(EventHead {
+                kind: EventKind::Conversion,
+                id: f.conversion_id?,
+                key: f.click_id.or(f.event_id)?,
+                occurred_at: f.occurred_at,
+                node: f.node,
+            }),
+            _ => None,
+        }
     }
 
     fn by_layout(line: &'a [u8]) -> Option<EventHead<'a>> {
@@ -177,7 +227,9 @@ impl<'a> EventHead<'a> {
             return None;
         }
         Some(EventHead {
-            click_id: Cow::Borrowed(click_id),
+            kind: EventKind::Click,
+            id: Cow::Borrowed(click_id),
+            key: Cow::Borrowed(click_id),
             occurred_at: Cow::Borrowed(occurred_at),
             node: Cow::Borrowed(node),
         })
@@ -222,11 +274,11 @@ mod tests {
         for text in texts {
             for some in [false, true] {
                 let line = line_of(&event_of(text, some, 1_700_000_000_123, 3));
-                let parsed: EventHead<'_> = serde_json::from_slice(&line).unwrap();
+                let parsed = EventHead::from_json(&line).unwrap();
                 assert_eq!(parsed.node, text);
                 assert_eq!(EventHead::parse(&line), Some(parsed));
                 match EventHead::by_layout(&line) {
-                    Some(head) => assert_eq!(head, serde_json::from_slice(&line).unwrap()),
+                    Some(head) => assert_eq!(Some(head), EventHead::from_json(&line)),
                     None => assert!(text.contains(['"', '\\', '\n']), "{text:?}"),
                 }
             }
@@ -236,15 +288,31 @@ mod tests {
         assert_eq!(EventHead::parse(&line[..line.len() - 1]), None);
         assert_eq!(EventHead::parse(br#"{"click_id":"a"}"#), None);
         // Fields in another order are still read (by the JSON parser).
-        let reordered = br#"{"node":"n","occurred_at":"t","click_id":"c"}"#;
+        let reordered = br#"{"node":"n","occurred_at":"t","click_id":"c","type":"click"}"#;
         assert_eq!(
             EventHead::parse(reordered),
             Some(EventHead {
-                click_id: "c".into(),
+                kind: EventKind::Click,
+                id: "c".into(),
+                key: "c".into(),
                 occurred_at: "t".into(),
                 node: "n".into()
             })
         );
+    }
+
+    #[test]
+    fn a_conversion_is_keyed_by_its_click_else_its_event_id() {
+        let with_click = br#"{"schema_version":1,"type":"conversion","conversion_id":"v","event_id":"e","click_id":"c","occurred_at":"t","node":"n"}"#;
+        let head = EventHead::parse(with_click).unwrap();
+        assert_eq!(
+            (head.kind, &*head.id, &*head.key),
+            (EventKind::Conversion, "v", "c")
+        );
+        let without = br#"{"schema_version":1,"type":"conversion","conversion_id":"v","event_id":"e","click_id":null,"occurred_at":"t","node":"n"}"#;
+        assert_eq!(&*EventHead::parse(without).unwrap().key, "e");
+        let unknown = br#"{"schema_version":1,"type":"refund","occurred_at":"t","node":"n"}"#;
+        assert_eq!(EventHead::parse(unknown), None);
     }
 
     mod properties {
@@ -259,8 +327,9 @@ mod tests {
                 n in any::<u32>(),
             ) {
                 let line = line_of(&super::super::super::event::tests::event_of(&text, some, 1_700_000_000_123, n));
-                let parsed: EventHead<'_> = serde_json::from_slice(&line).unwrap();
-                prop_assert_eq!(EventHead::parse(&line), Some(parsed));
+                let parsed = EventHead::from_json(&line);
+                prop_assert!(parsed.is_some());
+                prop_assert_eq!(EventHead::parse(&line), parsed);
             }
         }
     }

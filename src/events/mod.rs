@@ -32,7 +32,7 @@ use crate::metrics::{EventMetrics, EventResult};
 use crate::privacy::IpPolicy;
 use crate::visitor::device::DeviceParser;
 use enrich::{Enricher, RepeatTracker};
-pub use spool::Message;
+pub use spool::{Durable, Message};
 
 /// The request path's end of the hand-off. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -43,6 +43,20 @@ pub struct EventSink {
 }
 
 impl EventSink {
+    /// Hands lines that must be durable (conversions) to the writer without
+    /// waiting; the receiver says true once they are fsynced. `None` when
+    /// the hand-off is full or closed: nothing was taken.
+    pub fn record_durable(&self, lines: Vec<u8>) -> Option<tokio::sync::oneshot::Receiver<bool>> {
+        if self.closed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let (ack, answer) = tokio::sync::oneshot::channel();
+        self.tx
+            .try_send(Message::Durable(Box::new(Durable { lines, ack })))
+            .ok()?;
+        Some(answer)
+    }
+
     /// A sink whose records go to the returned receiver instead of a spool
     /// writer: the request path's tests read what it recorded there.
     pub fn detached(capacity: usize, metrics: EventMetrics) -> (EventSink, Receiver<Message>) {

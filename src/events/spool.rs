@@ -1,4 +1,4 @@
-//! The spool: click events appended as JSON lines to numbered segment files
+//! The spool: click and conversion events appended as JSON lines to numbered segment files
 //! (`0000000000000001.jsonl`, …) under `events.spool_dir`. One writer thread
 //! owns the open segment. Events are buffered and written every
 //! `flush_interval_ms` (one write per batch, never one per click) and fsynced
@@ -31,8 +31,19 @@ pub const SEGMENT_SUFFIX: &str = ".jsonl";
 #[derive(Debug)]
 pub enum Message {
     Click(Box<ClickRecord>),
+    /// Spool lines that must be durable before their sender is answered.
+    Durable(Box<Durable>),
     /// Write everything queued, fsync and stop.
     Close,
+}
+
+/// Lines written (already encoded, newline-terminated) and then answered
+/// through `ack`: true once they are fsynced, false when they could not be
+/// kept (spool full, write failed).
+#[derive(Debug)]
+pub struct Durable {
+    pub lines: Vec<u8>,
+    pub ack: tokio::sync::oneshot::Sender<bool>,
 }
 
 /// Size of the spool, kept by the writer (which adds) and the shipper (which
@@ -127,6 +138,10 @@ pub struct SpoolWriter {
     node: String,
     metrics: EventMetrics,
     last_error_log: Option<Instant>,
+    /// Senders of durable lines in the buffer, answered after the flush.
+    buffered_acks: Vec<tokio::sync::oneshot::Sender<bool>>,
+    /// Senders of durable lines written, answered after the next fsync.
+    unsynced_acks: Vec<tokio::sync::oneshot::Sender<bool>>,
 }
 
 impl std::fmt::Debug for SpoolWriter {
@@ -169,6 +184,8 @@ impl SpoolWriter {
             node,
             metrics,
             last_error_log: None,
+            buffered_acks: Vec::new(),
+            unsynced_acks: Vec::new(),
         };
         writer.publish_gauges();
         Ok(writer)
@@ -198,6 +215,18 @@ impl SpoolWriter {
         if self.buf.is_empty() {
             return;
         }
+        if self.stats.bytes() + self.buf.len() as u64 > self.config.spool_max_bytes {
+            // A broker outage long enough to fill the spool: drop what is
+            // buffered (counted) rather than fill the disk; durable senders
+            // are told, and retry.
+            self.metrics
+                .event(EventResult::DroppedSpoolFull, self.buffered_events);
+            self.answer_buffered(false);
+            self.buf.clear();
+            self.buffered_events = 0;
+            self.publish_gauges();
+            return;
+        }
         if self.segment_bytes > 0
             && self.segment_bytes + self.buf.len() as u64 > self.config.segment_max_bytes
         {
@@ -210,6 +239,7 @@ impl SpoolWriter {
                 self.unsynced = true;
                 self.metrics
                     .event(EventResult::Spooled, self.buffered_events);
+                self.unsynced_acks.append(&mut self.buffered_acks);
             }
             Err(e) => {
                 // A short write (a full disk) leaves part of a line behind:
@@ -220,6 +250,7 @@ impl SpoolWriter {
                 }
                 self.metrics
                     .event(EventResult::SpoolFailed, self.buffered_events);
+                self.answer_buffered(false);
                 self.log_error("write to spool segment failed; events dropped", &e);
             }
         }
@@ -230,11 +261,41 @@ impl SpoolWriter {
 
     fn sync(&mut self) {
         if self.unsynced {
-            if let Err(e) = self.file.sync_data() {
-                self.log_error("fsync of spool segment failed", &e);
+            let synced = match self.file.sync_data() {
+                Ok(()) => true,
+                Err(e) => {
+                    self.log_error("fsync of spool segment failed", &e);
+                    false
+                }
+            };
+            for ack in self.unsynced_acks.drain(..) {
+                let _ = ack.send(synced);
             }
             self.unsynced = false;
         }
+    }
+
+    /// Answers the senders of the durable lines still in the buffer.
+    fn answer_buffered(&mut self, kept: bool) {
+        for ack in self.buffered_acks.drain(..) {
+            let _ = ack.send(kept);
+        }
+    }
+
+    /// Takes one message; true for `Close`.
+    fn take(&mut self, message: Message) -> bool {
+        match message {
+            Message::Click(record) => self.encode(&record),
+            Message::Durable(durable) => {
+                self.buf.extend_from_slice(&durable.lines);
+                self.buffered_acks.push(durable.ack);
+            }
+            Message::Close => return true,
+        }
+        if self.buf.len() >= BUFFER_FLUSH_BYTES {
+            self.flush();
+        }
+        false
     }
 
     /// Closes the current segment and starts the next one.
@@ -283,13 +344,13 @@ impl SpoolWriter {
             let mut closing = false;
             loop {
                 match rx.try_recv() {
-                    Ok(Message::Click(record)) => {
-                        self.encode(&record);
-                        if self.buf.len() >= BUFFER_FLUSH_BYTES {
-                            self.flush();
+                    Ok(message) => {
+                        if self.take(message) {
+                            closing = true;
+                            break;
                         }
                     }
-                    Ok(Message::Close) | Err(TryRecvError::Disconnected) => {
+                    Err(TryRecvError::Disconnected) => {
                         closing = true;
                         break;
                     }
@@ -297,21 +358,20 @@ impl SpoolWriter {
                 }
             }
             if closing {
-                while let Ok(Message::Click(r)) = rx.try_recv() {
-                    self.encode(&r);
-                    if self.buf.len() >= BUFFER_FLUSH_BYTES {
-                        self.flush();
-                    }
+                while let Ok(message) = rx.try_recv() {
+                    self.take(message);
                 }
                 self.flush();
                 self.sync();
                 return;
             }
             // What arrived since the last wake has waited at most one
-            // flush interval: write it.
+            // flush interval: write it. Durable lines are fsynced at once
+            // (a conversion's sender waits for that); clicks wait for the
+            // fsync interval.
             self.flush();
             let now = Instant::now();
-            if fsync_every.is_zero() || now >= next_sync {
+            if fsync_every.is_zero() || now >= next_sync || !self.unsynced_acks.is_empty() {
                 self.sync();
                 next_sync = now + fsync_every;
             }

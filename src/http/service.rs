@@ -1,7 +1,8 @@
 //! What each listener's connections run: on the public and HTTPS listeners a
 //! click service around `Edge::handle` (or, on the plain listener while TLS
-//! is on, the redirect to HTTPS), on the admin listener the admin API. The
-//! accept loop (`server::serve`) makes one per connection.
+//! is on, the redirect to HTTPS), with the conversion intake's two paths
+//! beside it; on the admin listener the admin API. The accept loop
+//! (`server::serve`) makes one per connection.
 
 use std::convert::Infallible;
 use std::future::{Future, Ready, ready};
@@ -17,11 +18,13 @@ use hyper::service::Service;
 
 use super::router::{ConnInfo, Edge};
 use crate::admin::Admin;
+use crate::conversions::{Intake, intake};
 
 /// One connection's click service.
 #[derive(Debug, Clone)]
 pub struct Clicks {
     edge: Arc<Edge>,
+    intake: Arc<Intake>,
     conn: ConnInfo,
     /// `Strict-Transport-Security` for every answer (HTTPS only).
     hsts: Option<HeaderValue>,
@@ -33,10 +36,12 @@ pub struct Clicks {
 /// to HTTPS on `to_https` when that is `Some`.
 pub fn plain(
     edge: Arc<Edge>,
+    intake: Arc<Intake>,
     to_https: Option<Option<u16>>,
 ) -> impl Fn(SocketAddr) -> Clicks + Clone {
     move |peer| Clicks {
         edge: Arc::clone(&edge),
+        intake: Arc::clone(&intake),
         conn: ConnInfo { peer, tls: false },
         hsts: None,
         to_https,
@@ -44,9 +49,14 @@ pub fn plain(
 }
 
 /// The click services of the HTTPS listener.
-pub fn https(edge: Arc<Edge>, hsts: Option<HeaderValue>) -> impl Fn(SocketAddr) -> Clicks + Clone {
+pub fn https(
+    edge: Arc<Edge>,
+    intake: Arc<Intake>,
+    hsts: Option<HeaderValue>,
+) -> impl Fn(SocketAddr) -> Clicks + Clone {
     move |peer| Clicks {
         edge: Arc::clone(&edge),
+        intake: Arc::clone(&intake),
         conn: ConnInfo { peer, tls: true },
         hsts: hsts.clone(),
         to_https: None,
@@ -56,19 +66,65 @@ pub fn https(edge: Arc<Edge>, hsts: Option<HeaderValue>) -> impl Fn(SocketAddr) 
 impl Service<Request<Incoming>> for Clicks {
     type Response = Response<Full<Bytes>>;
     type Error = Infallible;
-    type Future = Ready<Result<Self::Response, Infallible>>;
+    type Future = Answer;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
-        let mut response = match self.to_https {
+        if self.to_https.is_none() && intake::handles(req.uri().path()) {
+            let (intake, peer, hsts) = (
+                Arc::clone(&self.intake),
+                self.conn.peer.ip(),
+                self.hsts.clone(),
+            );
+            return Answer::Later(Box::pin(async move {
+                let response = intake.handle(req, peer).await;
+                Ok(with_hsts(response, hsts.as_ref()))
+            }));
+        }
+        let response = match self.to_https {
             Some(port) => super::https_redirect(&req, port),
             None => self.edge.handle(&req, &self.conn),
         };
-        if let Some(h) = &self.hsts {
-            response
-                .headers_mut()
-                .insert(header::STRICT_TRANSPORT_SECURITY, h.clone());
+        Answer::Now(ready(Ok(with_hsts(response, self.hsts.as_ref()))))
+    }
+}
+
+fn with_hsts(
+    mut response: Response<Full<Bytes>>,
+    hsts: Option<&HeaderValue>,
+) -> Response<Full<Bytes>> {
+    if let Some(h) = hsts {
+        response
+            .headers_mut()
+            .insert(header::STRICT_TRANSPORT_SECURITY, h.clone());
+    }
+    response
+}
+
+type Answered = Result<Response<Full<Bytes>>, Infallible>;
+
+/// A click is answered at once; a conversion when it is durable.
+pub enum Answer {
+    Now(Ready<Answered>),
+    Later(Pin<Box<dyn Future<Output = Answered> + Send>>),
+}
+
+impl Future for Answer {
+    type Output = Answered;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Answered> {
+        match self.get_mut() {
+            Answer::Now(ready) => Pin::new(ready).poll(cx),
+            Answer::Later(later) => later.as_mut().poll(cx),
         }
-        ready(Ok(response))
+    }
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Answer::Now(_) => "Answer::Now",
+            Answer::Later(_) => "Answer::Later",
+        })
     }
 }
 

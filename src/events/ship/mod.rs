@@ -1,5 +1,7 @@
 //! The shipper (`events.sink = "kafka"`): reads spool segments in order,
-//! produces every event to `kafka.clicks_topic` with a librdkafka producer,
+//! produces every click to `kafka.clicks_topic` and every conversion to
+//! `kafka.conversions_topic` (keyed by its click id, with the same
+//! partitioner, so the two topics are co-partitioned) with a librdkafka producer,
 //! and checkpoints the position up to which the broker has acknowledged every
 //! event. Fully acknowledged segments are deleted; after a restart shipping
 //! resumes from the checkpoint (events between the checkpoint and the crash
@@ -28,7 +30,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use crate::attribution::ClickId;
 use crate::metrics::{EventMetrics, EventResult, ShipperMetrics};
 
-use super::line::EventHead;
+use super::line::{EventHead, EventKind};
 use super::spool::{SpoolStats, list_segments};
 use checkpoint::write_checkpoint;
 pub use checkpoint::{CHECKPOINT_FILE, Position, read_checkpoint};
@@ -53,7 +55,10 @@ const PRODUCER_ID_GAP: usize = 1_000_000;
 pub struct ShipperConfig {
     pub dir: PathBuf,
     pub brokers: String,
+    /// `kafka.clicks_topic`.
     pub topic: String,
+    /// `kafka.conversions_topic`.
+    pub conversions_topic: String,
     /// `kafka.properties`: any librdkafka property.
     pub properties: BTreeMap<String, String>,
 }
@@ -76,7 +81,16 @@ impl ShipperConfig {
             dir: config.events.spool_dir.clone(),
             brokers: config.kafka.brokers.clone(),
             topic: config.kafka.clicks_topic.clone(),
+            conversions_topic: config.kafka.conversions_topic.clone(),
             properties: config.kafka.properties.clone(),
+        }
+    }
+
+    /// The topic a kind of event goes to.
+    fn topic_of(&self, kind: EventKind) -> &str {
+        match kind {
+            EventKind::Click => &self.topic,
+            EventKind::Conversion => &self.conversions_topic,
         }
     }
 }
@@ -234,19 +248,19 @@ impl Shipper {
             tracing::warn!(
                 segment = end.seq,
                 offset = end.offset,
-                "skipping a spool line that is not a click event"
+                "skipping a spool line that is not an event we write"
             );
             self.push_pending(end, 0, true);
             return true;
         };
         let id = self.first_id + self.pending.len();
-        let unix_ms = ClickId::parse(&head.click_id).map_or(0, |c| c.unix_ms());
+        let unix_ms = ClickId::parse(&head.id).map_or(0, |c| c.unix_ms());
         if *self.source.0 != *head.node {
             self.source = (head.node.as_ref().into(), ce_source(&head.node));
         }
-        let headers = headers(&head.click_id, &self.source.1, &head.occurred_at);
-        let record = BaseRecord::with_opaque_to(&self.config.topic, id)
-            .key(head.click_id.as_bytes())
+        let headers = headers(head.kind, &head.id, &self.source.1, &head.occurred_at);
+        let record = BaseRecord::with_opaque_to(self.config.topic_of(head.kind), id)
+            .key(head.key.as_bytes())
             .payload(line)
             .headers(headers);
         match self.producer.send(record) {
@@ -342,11 +356,15 @@ impl Shipper {
                 break;
             };
             let head = EventHead::parse(&r.payload);
-            let mut record = BaseRecord::with_opaque_to(&self.config.topic, r.id)
+            let topic = self
+                .config
+                .topic_of(head.as_ref().map_or(EventKind::Click, |h| h.kind));
+            let mut record = BaseRecord::with_opaque_to(topic, r.id)
                 .key(&r.key)
                 .payload(&r.payload);
             if let Some(h) = &head {
-                record = record.headers(headers(&h.click_id, &ce_source(&h.node), &h.occurred_at));
+                record =
+                    record.headers(headers(h.kind, &h.id, &ce_source(&h.node), &h.occurred_at));
             }
             match self.producer.send(record) {
                 Ok(()) => self.metrics.event(EventResult::Retried, 1),

@@ -15,6 +15,7 @@ use rdkafka::producer::{BaseProducer, DeliveryResult, ProducerContext};
 use rdkafka::statistics::Statistics;
 
 use super::ShipperConfig;
+use crate::events::line::EventKind;
 
 /// The producer settings refedge starts from; `kafka.properties` override them.
 pub fn producer_defaults() -> BTreeMap<&'static str, &'static str> {
@@ -167,7 +168,12 @@ pub(super) fn ce_source(node: &str) -> Box<str> {
     format!("urn:refedge:node:{node}").into()
 }
 
-pub(super) fn headers(click_id: &str, source: &str, time: &str) -> OwnedHeaders {
+/// The CloudEvents headers of a record.
+pub(super) fn headers(kind: EventKind, id: &str, source: &str, time: &str) -> OwnedHeaders {
+    let ce_type = match kind {
+        EventKind::Click => "refedge.click.v1",
+        EventKind::Conversion => "refedge.conversion.v1",
+    };
     OwnedHeaders::new_with_capacity(6)
         .insert(Header {
             key: "ce_specversion",
@@ -175,11 +181,11 @@ pub(super) fn headers(click_id: &str, source: &str, time: &str) -> OwnedHeaders 
         })
         .insert(Header {
             key: "ce_type",
-            value: Some("refedge.click.v1"),
+            value: Some(ce_type),
         })
         .insert(Header {
             key: "ce_id",
-            value: Some(click_id),
+            value: Some(id),
         })
         .insert(Header {
             key: "ce_source",
@@ -215,6 +221,7 @@ mod tests {
             dir: PathBuf::from("/nonexistent"),
             brokers: "127.0.0.1:1".into(),
             topic: "t".into(),
+            conversions_topic: "c".into(),
             properties: BTreeMap::new(),
         };
         assert!(validate_properties(&config).is_ok());

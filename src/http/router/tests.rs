@@ -81,7 +81,7 @@ impl Rig {
             .try_iter()
             .map(|m| match m {
                 Message::Click(record) => *record,
-                Message::Close => panic!("the request path never closes the hand-off"),
+                other => panic!("the request path hands over clicks only: {other:?}"),
             })
             .collect()
     }

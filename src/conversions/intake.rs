@@ -1,0 +1,433 @@
+//! The conversion intake on the public and HTTPS listeners, beside the
+//! redirects (a path with a `/` is never a code): `POST /v1/conversions`
+//! from the brand's back end with a bearer token, one JSON object or JSON
+//! Lines; `POST /v1/conversions/browser` from a page of an allowed origin
+//! (CORS with credentials; `fetch` or `sendBeacon`), the click id from the
+//! body or a valid attribution cookie. An answer in 2xx means the
+//! conversion is fsynced to the spool; a full hand-off or spool answers 503
+//! with `Retry-After`, and nothing of that request is kept.
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use serde_json::json;
+
+use super::conversion::{ConversionEvent, Posted, Received, Refused, Source};
+use crate::attribution::{Attribution, CookieCheck};
+use crate::config::Config;
+use crate::events::EventSink;
+use crate::metrics::{self, ConversionResult};
+use crate::privacy::IpPolicy;
+
+/// The server-to-server path.
+pub const SERVER_PATH: &str = "/v1/conversions";
+/// The browser path.
+pub const BROWSER_PATH: &str = "/v1/conversions/browser";
+/// Largest server body (one object or JSON Lines).
+const MAX_SERVER_BODY: usize = 1024 * 1024;
+/// Largest batch.
+const MAX_LINES: usize = 1000;
+/// Largest browser body (one conversion).
+const MAX_BROWSER_BODY: usize = 64 * 1024;
+/// How long a sender answered 503 should wait before it retries.
+const RETRY_AFTER_SECS: &str = "1";
+
+/// Everything the intake answers from. Shared by every connection.
+#[derive(Debug)]
+pub struct Intake {
+    tokens: Vec<String>,
+    origins: Vec<String>,
+    attribution: Attribution,
+    ip: Mutex<IpPolicy>,
+    trusted_proxies: Vec<ipnet::IpNet>,
+    node: String,
+    window_ms: u64,
+    events: EventSink,
+}
+
+/// True for the paths the intake answers.
+pub fn handles(path: &str) -> bool {
+    path == SERVER_PATH || path == BROWSER_PATH
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn answer(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from(body.to_string())));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    answer(status, json!({ "error": message }))
+}
+
+fn refused(r: &Refused) -> Response<Full<Bytes>> {
+    error(StatusCode::BAD_REQUEST, &r.to_string())
+}
+
+fn with_header(
+    mut res: Response<Full<Bytes>>,
+    name: header::HeaderName,
+    value: &'static str,
+) -> Response<Full<Bytes>> {
+    res.headers_mut()
+        .insert(name, HeaderValue::from_static(value));
+    res
+}
+
+impl Intake {
+    /// The intake of a config, signing nothing but checking cookies with
+    /// `keys`, handing conversions to `events`.
+    pub fn from_config(config: &Config, keys: &[Vec<u8>], events: EventSink) -> Intake {
+        Intake {
+            tokens: config.conversions.tokens.clone(),
+            origins: config.conversions.allowed_origins.clone(),
+            attribution: Attribution::new(&config.attribution, keys),
+            ip: Mutex::new(IpPolicy::new(config.privacy.ip, &keys[0])),
+            trusted_proxies: config.server.trusted_proxies.clone(),
+            node: config.node_name(),
+            window_ms: u64::from(config.attribution.window_days) * 86_400_000,
+            events,
+        }
+    }
+
+    /// Answers a request to one of the intake's paths (`handles`).
+    pub async fn handle<B>(&self, req: Request<B>, peer: IpAddr) -> Response<Full<Bytes>>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let (result, res) = if req.uri().path() == BROWSER_PATH {
+            self.browser(req, peer).await
+        } else {
+            self.server(req).await
+        };
+        metrics::conversions(result).increment(1);
+        res
+    }
+
+    async fn server<B>(&self, req: Request<B>) -> (ConversionResult, Response<Full<Bytes>>)
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        if req.method() != Method::POST {
+            let res = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+            return (
+                ConversionResult::Rejected,
+                with_header(res, header::ALLOW, "POST"),
+            );
+        }
+        if self.tokens.is_empty() {
+            let res = error(
+                StatusCode::FORBIDDEN,
+                "conversion intake is off: conversions.tokens is not set",
+            );
+            return (ConversionResult::Forbidden, res);
+        }
+        if !crate::bearer::presented_one_of(req.headers(), self.tokens.iter().map(String::as_str)) {
+            let res = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+            return (
+                ConversionResult::Unauthorized,
+                with_header(res, header::WWW_AUTHENTICATE, "Bearer"),
+            );
+        }
+        let lines = is_json_lines(req.headers());
+        let body = match read_body(req.into_body(), MAX_SERVER_BODY).await {
+            Ok(body) => body,
+            Err(res) => return (ConversionResult::TooLarge, res),
+        };
+        let received = self.received(Source::Server, None, None, None);
+        if lines {
+            self.batch(&body, &received).await
+        } else {
+            self.single(&body, &received, true).await
+        }
+    }
+
+    async fn browser<B>(
+        &self,
+        req: Request<B>,
+        peer: IpAddr,
+    ) -> (ConversionResult, Response<Full<Bytes>>)
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        if self.origins.is_empty() {
+            let res = error(
+                StatusCode::FORBIDDEN,
+                "browser conversions are off: conversions.allowed_origins is empty",
+            );
+            return (ConversionResult::Forbidden, res);
+        }
+        let origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .filter(|o| self.origins.iter().any(|allowed| allowed == o))
+            .map(str::to_owned);
+        let Some(origin) = origin else {
+            // No CORS headers: the browser keeps the answer from the page.
+            let res = error(
+                StatusCode::FORBIDDEN,
+                "this origin may not send conversions",
+            );
+            return (ConversionResult::Forbidden, res);
+        };
+        let (result, res) = match *req.method() {
+            Method::OPTIONS => {
+                let mut res = Response::new(Full::new(Bytes::new()));
+                *res.status_mut() = StatusCode::NO_CONTENT;
+                let h = res.headers_mut();
+                h.insert(
+                    header::ACCESS_CONTROL_ALLOW_METHODS,
+                    HeaderValue::from_static("POST"),
+                );
+                h.insert(
+                    header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    HeaderValue::from_static("content-type"),
+                );
+                h.insert(
+                    header::ACCESS_CONTROL_MAX_AGE,
+                    HeaderValue::from_static("600"),
+                );
+                (ConversionResult::Preflight, res)
+            }
+            Method::POST => {
+                let headers = req.headers().clone();
+                match read_body(req.into_body(), MAX_BROWSER_BODY).await {
+                    Err(res) => (ConversionResult::TooLarge, res),
+                    Ok(body) => {
+                        let received = self.received(
+                            Source::Browser,
+                            Some(origin.clone()),
+                            Some(&headers),
+                            Some(peer),
+                        );
+                        self.single(&body, &received, false).await
+                    }
+                }
+            }
+            _ => {
+                let res = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+                (
+                    ConversionResult::Rejected,
+                    with_header(res, header::ALLOW, "POST, OPTIONS"),
+                )
+            }
+        };
+        (result, cors(res, &origin))
+    }
+
+    /// What the edge knows of a request besides its body.
+    fn received(
+        &self,
+        source: Source,
+        origin: Option<String>,
+        headers: Option<&HeaderMap>,
+        peer: Option<IpAddr>,
+    ) -> Received {
+        let at_ms = now_ms();
+        let cookie_click = headers.and_then(|h| {
+            let cookies = h.get_all(header::COOKIE).iter().map(HeaderValue::as_bytes);
+            match self
+                .attribution
+                .signer()
+                .check_headers(cookies, at_ms / 1000)
+            {
+                CookieCheck::Valid { click_id, .. } => Some(click_id),
+                _ => None,
+            }
+        });
+        let user_agent = headers
+            .and_then(|h| h.get(header::USER_AGENT))
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let ip = match (headers, peer) {
+            (Some(h), Some(peer)) => {
+                let client = crate::visitor::client_ip(peer, h, &self.trusted_proxies);
+                self.ip
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .apply(client, at_ms)
+            }
+            _ => None,
+        };
+        Received {
+            at_ms,
+            source,
+            cookie_click,
+            origin,
+            user_agent,
+            ip,
+            node: self.node.clone(),
+            window_ms: self.window_ms,
+        }
+    }
+
+    /// One conversion: 202 with its id once it is durable.
+    async fn single(
+        &self,
+        body: &[u8],
+        received: &Received,
+        click_required: bool,
+    ) -> (ConversionResult, Response<Full<Bytes>>) {
+        let event = match parse(body)
+            .and_then(|p| ConversionEvent::from_posted(p, received, click_required))
+        {
+            Ok(event) => event,
+            Err(r) => return (ConversionResult::Rejected, refused(&r)),
+        };
+        let mut line = Vec::with_capacity(512);
+        event.write_line(&mut line);
+        if !self.durable(line).await {
+            return unavailable();
+        }
+        let res = answer(
+            StatusCode::ACCEPTED,
+            json!({
+                "conversion_id": event.conversion_id,
+                "click_id": event.click_id,
+                "within_window": event.within_window,
+            }),
+        );
+        (ConversionResult::Accepted, res)
+    }
+
+    /// JSON Lines: every valid line kept (one durable hand-off), the rest
+    /// reported by line number.
+    async fn batch(
+        &self,
+        body: &[u8],
+        received: &Received,
+    ) -> (ConversionResult, Response<Full<Bytes>>) {
+        let mut lines = Vec::new();
+        let mut accepted = 0;
+        let mut rejected = Vec::new();
+        let mut numbered = 0;
+        for (i, raw) in body.split(|b| *b == b'\n').enumerate() {
+            if raw.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            numbered += 1;
+            if numbered > MAX_LINES {
+                let res = error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "more than 1000 conversions in one batch",
+                );
+                return (ConversionResult::TooLarge, res);
+            }
+            match parse(raw).and_then(|p| ConversionEvent::from_posted(p, received, true)) {
+                Ok(event) => {
+                    event.write_line(&mut lines);
+                    accepted += 1;
+                }
+                Err(r) => rejected.push(json!({"line": i + 1, "error": r.to_string()})),
+            }
+        }
+        if accepted > 0 && !self.durable(lines).await {
+            return unavailable();
+        }
+        let res = answer(
+            StatusCode::OK,
+            json!({"accepted": accepted, "rejected": rejected}),
+        );
+        (ConversionResult::Accepted, res)
+    }
+
+    /// Hands lines to the spool writer and waits until they are fsynced;
+    /// false when they could not be taken or kept.
+    async fn durable(&self, lines: Vec<u8>) -> bool {
+        match self.events.record_durable(lines) {
+            Some(fsynced) => fsynced.await.unwrap_or(false),
+            None => false,
+        }
+    }
+}
+
+fn unavailable() -> (ConversionResult, Response<Full<Bytes>>) {
+    let res = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the spool cannot take conversions right now; retry with the same event_id",
+    );
+    (
+        ConversionResult::Unavailable,
+        with_header(res, header::RETRY_AFTER, RETRY_AFTER_SECS),
+    )
+}
+
+fn parse(body: &[u8]) -> Result<Posted<'_>, Refused> {
+    serde_json::from_slice(body).map_err(|e| {
+        let message = e.to_string();
+        let message = message
+            .rfind(" at line ")
+            .map_or(message.clone(), |i| message[..i].to_owned());
+        Refused {
+            field: "body",
+            reason: message,
+        }
+    })
+}
+
+/// `application/x-ndjson` (or `application/jsonl`): a batch.
+fn is_json_lines(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|t| t == "application/x-ndjson" || t == "application/jsonl")
+}
+
+async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, Response<Full<Bytes>>>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("body larger than {limit} bytes"),
+        )),
+        Err(_) => Err(error(
+            StatusCode::BAD_REQUEST,
+            "could not read the request body",
+        )),
+    }
+}
+
+/// The CORS headers of an allowed origin, with credentials.
+fn cors(mut res: Response<Full<Bytes>>, origin: &str) -> Response<Full<Bytes>> {
+    let h = res.headers_mut();
+    if let Ok(origin) = HeaderValue::from_str(origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    res
+}
