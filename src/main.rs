@@ -34,6 +34,16 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Join conversions to clicks and write attributions.
+    Match {
+        /// Config file [default: config/refedge.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Join offline over the segments of this spool directory, writing
+        /// attributions as JSON Lines to standard output (no Kafka)
+        #[arg(long)]
+        spool: Option<PathBuf>,
+    },
 }
 
 const DEFAULT_CONFIG: &str = "config/refedge.toml";
@@ -100,10 +110,48 @@ fn check(path: Option<PathBuf>) -> ExitCode {
     }
 }
 
+fn match_conversions(config: Option<PathBuf>, spool: Option<PathBuf>) -> ExitCode {
+    let config = match load(config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("refedge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(dir) = spool else {
+        eprintln!(
+            "refedge match: the Kafka matcher is not built yet; `refedge match --spool DIR` joins a spool offline"
+        );
+        return ExitCode::from(2);
+    };
+    let window_ms = u64::from(config.attribution.window_days) * 86_400_000;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let stdout = std::io::stdout().lock();
+    match refedge::conversions::matcher::match_spool(&dir, window_ms, now_ms, stdout) {
+        Ok(s) => {
+            eprintln!(
+                "refedge match: {} conversions ({} matched, {} unmatched, {} repeated event ids skipped) against {} human clicks; {} unreadable lines",
+                s.conversions, s.matched, s.unmatched, s.duplicates, s.clicks, s.unreadable
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "refedge match: cannot read the spool {}: {e}",
+                dir.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let path = match cli.command {
         Some(Command::Check { config }) => return check(config),
+        Some(Command::Match { config, spool }) => return match_conversions(config, spool),
         Some(Command::Serve { config }) => config,
         None => None,
     };

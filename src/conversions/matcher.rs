@@ -1,2 +1,296 @@
-//! Joining conversions to clicks. For now the offline join over spool
-//! segments (`refedge match --spool DIR`).
+//! Joining conversions to the human clicks they came from (CONTRACT:
+//! "Matcher"). This is the join itself and its offline form, `refedge match
+//! --spool DIR`: every spool segment read in order, attributions written as
+//! JSON Lines. Reasons a conversion stays unmatched: `no_click_id`,
+//! `unknown_click` (no human click with that id) and `outside_window` (the
+//! click is too old, or later than the conversion). A repeated `event_id` is
+//! published once.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::conversion::{ConversionEvent, Line};
+use crate::attribution::ClickId;
+use crate::events::Timestamp;
+
+/// What the join keeps of a human click.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Click {
+    pub click_id: String,
+    #[serde(default)]
+    pub advocate_id: Option<String>,
+    #[serde(default)]
+    pub campaign_id: Option<String>,
+    #[serde(default)]
+    pub program_id: Option<String>,
+    pub code: String,
+    pub host: String,
+    #[serde(default)]
+    bot: bool,
+    outcome: String,
+}
+
+impl Click {
+    /// Only a human click that was redirected can be credited.
+    pub fn counts(&self) -> bool {
+        !self.bot && self.outcome == "redirected"
+    }
+}
+
+/// An attribution, in CONTRACT order after the conversion's own fields.
+#[derive(Debug, Serialize)]
+pub struct Attribution {
+    #[serde(flatten)]
+    pub conversion: ConversionEvent,
+    pub matched: bool,
+    pub reason: Option<&'static str>,
+    pub advocate_id: Option<String>,
+    pub campaign_id: Option<String>,
+    pub program_id: Option<String>,
+    pub code: Option<String>,
+    pub host: Option<String>,
+    pub click_to_conversion_secs: Option<f64>,
+    pub matched_at: String,
+}
+
+/// Joins one conversion to its click (`None`: no such human click).
+pub fn attribute(
+    conversion: ConversionEvent,
+    click: Option<&Click>,
+    window_ms: u64,
+    now_ms: u64,
+) -> Attribution {
+    let clicked_ms = conversion
+        .click_id
+        .as_deref()
+        .and_then(ClickId::parse)
+        .map(|c| c.unix_ms());
+    let occurred_ms = time::OffsetDateTime::parse(
+        &conversion.occurred_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_or(0, |t| (t.unix_timestamp_nanos() / 1_000_000) as u64);
+    let (reason, click) = match (clicked_ms, click) {
+        (None, _) => (Some("no_click_id"), None),
+        (Some(_), None) => (Some("unknown_click"), None),
+        (Some(at), Some(click)) => {
+            if at <= occurred_ms && occurred_ms <= at.saturating_add(window_ms) {
+                (None, Some(click))
+            } else {
+                (Some("outside_window"), Some(click))
+            }
+        }
+    };
+    Attribution {
+        matched: reason.is_none(),
+        reason,
+        advocate_id: click.and_then(|c| c.advocate_id.clone()),
+        campaign_id: click.and_then(|c| c.campaign_id.clone()),
+        program_id: click.and_then(|c| c.program_id.clone()),
+        code: click.map(|c| c.code.clone()),
+        host: click.map(|c| c.host.clone()),
+        click_to_conversion_secs: click
+            .and(clicked_ms)
+            .map(|at| (occurred_ms as f64 - at as f64) / 1000.0),
+        matched_at: Timestamp::from_millis(now_ms).as_str().to_owned(),
+        conversion,
+    }
+}
+
+/// What an offline join did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub clicks: usize,
+    pub conversions: usize,
+    pub matched: usize,
+    pub unmatched: usize,
+    /// Conversions whose `event_id` came before (published once).
+    pub duplicates: usize,
+    /// Lines that are not events we write.
+    pub unreadable: usize,
+}
+
+/// The kinds of line a spool holds, as far as the join cares.
+#[derive(Deserialize)]
+struct Kind<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+}
+
+/// `refedge match --spool DIR`: reads every segment, then writes one
+/// attribution per conversion (first `event_id` wins) to `out`. Clicks are
+/// indexed before any conversion is joined, so order in the spool does not
+/// matter offline (the Kafka matcher waits `match.grace_secs` instead).
+pub fn match_spool(
+    dir: &Path,
+    window_ms: u64,
+    now_ms: u64,
+    mut out: impl Write,
+) -> std::io::Result<Summary> {
+    let mut summary = Summary::default();
+    let mut clicks: HashMap<String, Click> = HashMap::new();
+    let mut conversions: Vec<ConversionEvent> = Vec::new();
+    for (_, path, _) in crate::events::list_segments(dir)? {
+        let reader = std::io::BufReader::new(std::fs::File::open(&path)?);
+        for line in reader.lines() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Kind<'_>>(&line).map(|k| k.kind.into_owned()) {
+                Ok(kind) if kind == "click" => match serde_json::from_str::<Click>(&line) {
+                    Ok(click) if click.counts() => {
+                        summary.clicks += 1;
+                        clicks.insert(click.click_id.clone(), click);
+                    }
+                    Ok(_) => {}
+                    Err(_) => summary.unreadable += 1,
+                },
+                Ok(kind) if kind == "conversion" => {
+                    match serde_json::from_str::<ConversionEvent>(&line) {
+                        Ok(c) => conversions.push(c),
+                        Err(_) => summary.unreadable += 1,
+                    }
+                }
+                _ => summary.unreadable += 1,
+            }
+        }
+    }
+    let mut seen: HashSet<String> = HashSet::new();
+    for conversion in conversions {
+        if !seen.insert(conversion.event_id.clone()) {
+            summary.duplicates += 1;
+            continue;
+        }
+        summary.conversions += 1;
+        let click = conversion.click_id.as_ref().and_then(|id| clicks.get(id));
+        let attribution = attribute(conversion, click, window_ms, now_ms);
+        if attribution.matched {
+            summary.matched += 1;
+        } else {
+            summary.unmatched += 1;
+        }
+        let line = Line {
+            schema_version: crate::events::SCHEMA_VERSION,
+            kind: "attribution".to_owned(),
+            body: attribution,
+        };
+        serde_json::to_writer(&mut out, &line)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversions::{Posted, Received, Source};
+
+    const NOW: u64 = 1_790_000_000_000;
+    const DAY: u64 = 86_400_000;
+
+    fn click_line(id: &ClickId, bot: bool) -> String {
+        format!(
+            r#"{{"schema_version":1,"type":"click","click_id":"{id}","occurred_at":"x","outcome":"redirected","code":"demo","host":"go.brand.example","advocate_id":"adv-1","campaign_id":"camp-1","program_id":null,"bot":{bot},"node":"n"}}"#
+        ) + "\n"
+    }
+
+    fn conversion_line(event_id: &str, click: Option<&ClickId>, occurred_ms: u64) -> String {
+        let click = click.map_or("null".to_owned(), |c| format!("\"{c}\""));
+        let body = format!(
+            r#"{{"event_id":"{event_id}","name":"signup","click_id":{click},"occurred_at":"{}"}}"#,
+            Timestamp::from_millis(occurred_ms).as_str()
+        );
+        let posted: Posted<'_> = serde_json::from_str(&body).unwrap();
+        let received = Received {
+            at_ms: NOW,
+            source: Source::Server,
+            cookie_click: None,
+            origin: None,
+            user_agent: None,
+            ip: None,
+            node: "n".into(),
+            window_ms: 90 * DAY,
+        };
+        let mut line = Vec::new();
+        ConversionEvent::from_posted(posted, &received, false)
+            .unwrap()
+            .write_line(&mut line);
+        String::from_utf8(line).unwrap()
+    }
+
+    #[test]
+    fn every_reason_and_duplicates_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let human = ClickId::new(NOW - DAY);
+        let old = ClickId::new(NOW - 100 * DAY);
+        let bot = ClickId::new(NOW - DAY);
+        let never = ClickId::new(NOW - DAY);
+        // The conversion of `human` comes before its click in the spool.
+        let first = [
+            conversion_line("matched", Some(&human), NOW),
+            click_line(&old, false),
+            click_line(&bot, true),
+        ]
+        .concat();
+        let second = [
+            click_line(&human, false),
+            conversion_line("old", Some(&old), NOW),
+            conversion_line("bot", Some(&bot), NOW),
+            conversion_line("never", Some(&never), NOW),
+            conversion_line("anonymous", None, NOW),
+            conversion_line("early", Some(&human), NOW - 2 * DAY),
+            conversion_line("matched", Some(&human), NOW),
+            "not json\n".to_owned(),
+        ]
+        .concat();
+        std::fs::write(dir.path().join("0000000000000001.jsonl"), first).unwrap();
+        std::fs::write(dir.path().join("0000000000000002.jsonl"), second).unwrap();
+        let mut out = Vec::new();
+        let summary = match_spool(dir.path(), 90 * DAY, NOW, &mut out).unwrap();
+        assert_eq!(
+            summary,
+            Summary {
+                clicks: 2,
+                conversions: 6,
+                matched: 1,
+                unmatched: 5,
+                duplicates: 1,
+                unreadable: 1
+            }
+        );
+        let lines: Vec<serde_json::Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let by_event: HashMap<&str, &serde_json::Value> = lines
+            .iter()
+            .map(|a| (a["event_id"].as_str().unwrap(), a))
+            .collect();
+        let reason = |e: &str| by_event[e]["reason"].as_str();
+        assert_eq!(by_event["matched"]["matched"], true);
+        assert_eq!(by_event["matched"]["advocate_id"], "adv-1");
+        assert_eq!(by_event["matched"]["code"], "demo");
+        assert_eq!(by_event["matched"]["type"], "attribution");
+        assert_eq!(by_event["matched"]["click_to_conversion_secs"], 86_400.0);
+        assert_eq!(reason("matched"), None);
+        assert_eq!(reason("old"), Some("outside_window"));
+        assert_eq!(reason("early"), Some("outside_window"));
+        assert_eq!(
+            reason("bot"),
+            Some("unknown_click"),
+            "a bot's click is never credited"
+        );
+        assert_eq!(reason("never"), Some("unknown_click"));
+        assert_eq!(reason("anonymous"), Some("no_click_id"));
+        assert_eq!(
+            by_event["old"]["advocate_id"], "adv-1",
+            "the click is named even when too old"
+        );
+    }
+}
