@@ -431,3 +431,82 @@ fn cors(mut res: Response<Full<Bytes>>, origin: &str) -> Response<Full<Bytes>> {
     h.insert(header::VARY, HeaderValue::from_static("Origin"));
     res
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Message;
+    use crate::metrics::EventMetrics;
+
+    const TOKEN: &str = "intake-token-0123456789";
+
+    fn intake(capacity: usize) -> (Intake, std::sync::mpsc::Receiver<Message>) {
+        let env = vec![("REFEDGE_CONVERSIONS_TOKENS".to_owned(), TOKEN.to_owned())];
+        let config = Config::from_sources("test", "", &env).expect("valid config");
+        let (sink, rx) = EventSink::detached(capacity, EventMetrics::new());
+        (Intake::from_config(&config, &[b"key".to_vec()], sink), rx)
+    }
+
+    fn post(body: &str) -> Request<Full<Bytes>> {
+        Request::builder()
+            .method(Method::POST)
+            .uri(SERVER_PATH)
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .expect("request")
+    }
+
+    fn body(click: &ClickId) -> String {
+        format!(r#"{{"event_id":"e1","name":"signup","click_id":"{click}"}}"#)
+    }
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    use crate::attribution::ClickId;
+
+    #[test]
+    fn a_full_hand_off_answers_503_with_retry_after() {
+        // A hand-off with no room at all: nothing can be queued.
+        let (intake, rx) = intake(0);
+        let res = run(intake.handle(post(&body(&ClickId::new(now_ms()))), [127, 0, 0, 1].into()));
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+        assert!(rx.try_recv().is_err(), "nothing was handed over");
+    }
+
+    #[test]
+    fn the_answer_waits_for_the_writers_fsync() {
+        let (intake, rx) = intake(4);
+        // The writer's part: take the lines, say whether they are durable.
+        let writer = std::thread::spawn(move || {
+            let mut answers = Vec::new();
+            for kept in [true, false] {
+                match rx.recv().expect("a message") {
+                    Message::Durable(d) => {
+                        answers.push(String::from_utf8(d.lines.clone()).expect("UTF-8"));
+                        let _ = d.ack.send(kept);
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            answers
+        });
+        let click = ClickId::new(now_ms());
+        let kept = run(intake.handle(post(&body(&click)), [127, 0, 0, 1].into()));
+        assert_eq!(kept.status(), StatusCode::ACCEPTED);
+        let lost = run(intake.handle(post(&body(&click)), [127, 0, 0, 1].into()));
+        assert_eq!(
+            lost.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not durable: 503"
+        );
+        let lines = writer.join().expect("writer");
+        assert!(lines[0].starts_with(r#"{"schema_version":1,"type":"conversion""#));
+        assert!(lines[0].ends_with('\n') && lines[0].contains(click.as_str()));
+    }
+}

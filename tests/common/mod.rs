@@ -232,6 +232,36 @@ fn request(
     builder.body(Empty::new()).expect("request")
 }
 
+/// One request with a body on a new HTTP/1.1 connection.
+pub async fn send_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Response {
+    within(path, async {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        let mut req = Request::builder().method(method).uri(path);
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            req = req.header("host", addr.to_string());
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(http_body_util::Full::new(body.into()))
+            .expect("request");
+        let res = sender.send_request(req).await.expect("response");
+        collect(res).await.expect("body")
+    })
+    .await
+}
+
 /// One request on a new HTTP/1.1 connection.
 pub async fn try_send(
     addr: SocketAddr,
@@ -436,13 +466,24 @@ pub fn cookie_pair(set_cookie: &str) -> String {
         .to_owned()
 }
 
-/// Asserts that every event matches the shipped JSON Schema.
+/// Asserts that every event (click, conversion or attribution) matches the
+/// JSON Schema shipped for its type.
 pub fn assert_schema_valid(events: &[serde_json::Value]) {
-    let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../../src/events/click-event.schema.json"))
-            .expect("schema is JSON");
-    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let compile = |text: &str| {
+        let schema: serde_json::Value = serde_json::from_str(text).expect("schema is JSON");
+        jsonschema::validator_for(&schema).expect("schema compiles")
+    };
+    let click = compile(include_str!("../../src/events/click-event.schema.json"));
+    let conversion = compile(include_str!(
+        "../../src/events/conversion-event.schema.json"
+    ));
+    let attribution = compile(include_str!("../../src/events/attribution.schema.json"));
     for e in events {
+        let validator = match e["type"].as_str() {
+            Some("conversion") => &conversion,
+            Some("attribution") => &attribution,
+            _ => &click,
+        };
         let errors: Vec<String> = validator
             .iter_errors(e)
             .map(|err| err.to_string())

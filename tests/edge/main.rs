@@ -8,6 +8,7 @@ mod common;
 
 mod admin;
 mod browser;
+mod conversions;
 mod geo;
 mod hostile;
 mod lifecycle;

@@ -1,0 +1,393 @@
+//! The conversion intake on a real socket (CONTRACT: "Conversions"): tokens
+//! and their rotation, every answer, JSON Lines, CORS for the browser path
+//! with `fetch` and `sendBeacon`, the cookie's click id, a full spool, 2xx
+//! only once durable, and `refedge match --spool` over what was spooled.
+
+use crate::common::*;
+
+const OLD_TOKEN: &str = "old-conversions-token-0123";
+const NEW_TOKEN: &str = "new-conversions-token-4567";
+const SITE: &str = "https://www.brand.example";
+const UA: (&str, &str) = (
+    "user-agent",
+    "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0 Safari/537.36",
+);
+
+fn env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (
+            "REFEDGE_CONVERSIONS_TOKENS",
+            "old-conversions-token-0123,new-conversions-token-4567",
+        ),
+        ("REFEDGE_CONVERSIONS_ALLOWED_ORIGINS", SITE),
+    ]
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn json(r: &Response) -> serde_json::Value {
+    serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null)
+}
+
+/// The spool's lines of one type, read while the edge runs.
+fn spooled(fixture: &Fixture, kind: &str) -> Vec<serde_json::Value> {
+    fixture
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == kind)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_conversions_are_durable_before_202_and_every_answer_is_defined() {
+    let fixture = Fixture::new(LINKS);
+    let edge = start(&fixture.config(&env())).await;
+    let click = get(edge.public, "/demo", &[UA]).await;
+    let click_id = click_param(click.location()).expect("click id");
+    let path = "/v1/conversions";
+    let body = format!(
+        r#"{{"event_id":"crm-42:won","name":"deal_won","click_id":"{click_id}","value_minor":1250000,"currency":"EUR","properties":{{"plan":"pro"}}}}"#
+    );
+
+    // Both tokens of a rotation are accepted; anything else is 401.
+    for token in [OLD_TOKEN, NEW_TOKEN] {
+        let auth = bearer(token);
+        let r = send_body(
+            edge.public,
+            "POST",
+            path,
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            body.clone(),
+        )
+        .await;
+        assert_eq!(r.status, 202, "{token}: {:?}", r.body);
+        let answer = json(&r);
+        assert_eq!(answer["click_id"], click_id.as_str());
+        assert_eq!(answer["within_window"], true);
+        // 202 means it is in the spool already, not merely queued.
+        let conversions = spooled(&fixture, "conversion");
+        assert!(
+            conversions
+                .iter()
+                .any(|c| c["conversion_id"] == answer["conversion_id"]),
+            "a conversion answered 202 is in the spool"
+        );
+    }
+    let r = send_body(
+        edge.public,
+        "POST",
+        path,
+        &[("authorization", "Bearer wrong-token-0123456789")],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.header("www-authenticate")),
+        (401, Some("Bearer"))
+    );
+    assert_eq!(
+        send_body(edge.public, "POST", path, &[], body.clone())
+            .await
+            .status,
+        401
+    );
+    let r = send_body(edge.public, "GET", path, &[], "").await;
+    assert_eq!((r.status, r.header("allow")), (405, Some("POST")));
+
+    let auth = bearer(NEW_TOKEN);
+    let with_auth = [("authorization", auth.as_str())];
+    let r = send_body(
+        edge.public,
+        "POST",
+        path,
+        &with_auth,
+        r#"{"event_id":"e1","name":"Signup","click_id":"x"}"#,
+    )
+    .await;
+    assert_eq!(
+        (
+            r.status,
+            json(&r)["error"].as_str().map(|e| e.starts_with("name: "))
+        ),
+        (400, Some(true))
+    );
+    let r = send_body(edge.public, "POST", path, &with_auth, "{not json").await;
+    assert_eq!(r.status, 400);
+    let r = send_body(
+        edge.public,
+        "POST",
+        path,
+        &with_auth,
+        vec![b' '; 1024 * 1024 + 1],
+    )
+    .await;
+    assert_eq!(r.status, 413);
+
+    // JSON Lines: valid lines kept, the rest named by line.
+    let lines = format!(
+        "{{\"event_id\":\"b1\",\"name\":\"lead\",\"click_id\":\"{click_id}\"}}\n\n{{\"event_id\":\"b2\",\"name\":\"lead\"}}\n{{\"event_id\":\"b3\",\"name\":\"signup\",\"click_id\":\"{click_id}\"}}\n"
+    );
+    let r = send_body(
+        edge.public,
+        "POST",
+        path,
+        &[
+            ("authorization", auth.as_str()),
+            ("content-type", "application/x-ndjson"),
+        ],
+        lines,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let answer = json(&r);
+    assert_eq!(answer["accepted"], 2);
+    assert_eq!(answer["rejected"][0]["line"], 3);
+    assert_eq!(answer["rejected"][0]["error"], "click_id: is required");
+    let too_many = "{\"event_id\":\"x\",\"name\":\"lead\",\"click_id\":\"y\"}\n".repeat(1001);
+    let r = send_body(
+        edge.public,
+        "POST",
+        path,
+        &[
+            ("authorization", auth.as_str()),
+            ("content-type", "application/x-ndjson"),
+        ],
+        too_many,
+    )
+    .await;
+    assert_eq!(r.status, 413);
+
+    // A redirect next to the intake is untouched by it.
+    assert_eq!(get(edge.public, "/demo", &[UA]).await.status, 302);
+    wait_for_metric(
+        edge.admin,
+        "refedge_conversions_total{result=\"accepted\"}",
+        3.0,
+    )
+    .await;
+    assert!(edge.stop().await);
+    let conversions = spooled(&fixture, "conversion");
+    assert_eq!(conversions.len(), 4);
+    assert_schema_valid(&conversions);
+    let first = &conversions[0];
+    assert_eq!(
+        (first["source"].as_str(), first["value_minor"].as_u64()),
+        (Some("server"), Some(1_250_000))
+    );
+    assert_eq!(first["properties"]["plan"], "pro");
+    assert_eq!(
+        first["clicked_at"],
+        spooled(&fixture, "click")[0]["occurred_at"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_without_tokens_or_origins_refuses_both_paths() {
+    let fixture = Fixture::new(LINKS);
+    let edge = start(&fixture.config(&[])).await;
+    let r = send_body(
+        edge.public,
+        "POST",
+        "/v1/conversions",
+        &[("authorization", "Bearer anything-at-all-123")],
+        "{}",
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let r = send_body(
+        edge.public,
+        "POST",
+        "/v1/conversions/browser",
+        &[("origin", SITE)],
+        "{}",
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(r.header("access-control-allow-origin").is_none());
+    assert!(edge.stop().await);
+    assert!(spooled(&fixture, "conversion").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_conversions_follow_cors_and_take_the_cookies_click() {
+    let fixture = Fixture::new(LINKS);
+    let edge = start(&fixture.config(&env())).await;
+    let path = "/v1/conversions/browser";
+
+    // Preflight (fetch with credentials and a JSON body).
+    let preflight = [
+        ("origin", SITE),
+        ("access-control-request-method", "POST"),
+        ("access-control-request-headers", "content-type"),
+    ];
+    let r = send_body(edge.public, "OPTIONS", path, &preflight, "").await;
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("access-control-allow-origin"), Some(SITE));
+    assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(r.header("access-control-allow-methods"), Some("POST"));
+    assert_eq!(r.header("vary"), Some("Origin"));
+    let foreign = [
+        ("origin", "https://evil.example"),
+        ("access-control-request-method", "POST"),
+    ];
+    let r = send_body(edge.public, "OPTIONS", path, &foreign, "").await;
+    assert_eq!(r.status, 403);
+    assert!(r.header("access-control-allow-origin").is_none());
+
+    // sendBeacon: text/plain, the click id from the attribution cookie.
+    let click = get(edge.public, "/demo", &[UA]).await;
+    let click_id = click_param(click.location()).expect("click id");
+    let cookie = cookie_pair(click.header("set-cookie").expect("cookie"));
+    let beacon = [
+        ("origin", SITE),
+        ("content-type", "text/plain;charset=UTF-8"),
+        ("cookie", &cookie),
+        UA,
+    ];
+    let r = send_body(
+        edge.public,
+        "POST",
+        path,
+        &beacon,
+        r#"{"event_id":"web-1","name":"signup"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(r.header("access-control-allow-origin"), Some(SITE));
+    assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(json(&r)["click_id"], click_id.as_str());
+    // A tampered cookie is no click; the body's click id wins over a cookie.
+    let tampered = format!("{}x", cookie);
+    let r = send_body(
+        edge.public,
+        "POST",
+        path,
+        &[("origin", SITE), ("cookie", &tampered)],
+        r#"{"event_id":"web-2","name":"signup"}"#,
+    )
+    .await;
+    assert_eq!((r.status, json(&r)["click_id"].is_null()), (202, true));
+    // A foreign page gets nothing it can read.
+    let r = send_body(
+        edge.public,
+        "POST",
+        path,
+        &[("origin", "https://evil.example"), ("cookie", &cookie)],
+        r#"{"event_id":"web-3","name":"signup"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(r.header("access-control-allow-origin").is_none());
+    assert!(edge.stop().await);
+
+    let conversions = spooled(&fixture, "conversion");
+    assert_eq!(conversions.len(), 2);
+    assert_schema_valid(&conversions);
+    let web = &conversions[0];
+    assert_eq!(
+        (web["source"].as_str(), web["origin"].as_str()),
+        (Some("browser"), Some(SITE))
+    );
+    assert_eq!(web["click_id"], click_id.as_str());
+    assert_eq!(web["user_agent"], UA.1);
+    assert_eq!(web["ip"], "127.0.0.1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_answers_503_and_keeps_nothing_half() {
+    let fixture = Fixture::new(LINKS);
+    let mut extra = env();
+    extra.extend([
+        ("REFEDGE_EVENTS_SEGMENT_MAX_BYTES", "4096"),
+        ("REFEDGE_EVENTS_SPOOL_MAX_BYTES", "4096"),
+    ]);
+    let edge = start(&fixture.config(&extra)).await;
+    let click = get(edge.public, "/demo", &[UA]).await;
+    let click_id = click_param(click.location()).expect("click id");
+    // The click is spooled; what is left of the 4 KiB cannot hold the
+    // conversion below (~4 KB with its properties).
+    within("the click is spooled", async {
+        while spooled(&fixture, "click").is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let auth = bearer(NEW_TOKEN);
+    let pad = "p".repeat(3400);
+    let body = format!(
+        r#"{{"event_id":"full-1","name":"signup","click_id":"{click_id}","properties":{{"pad":"{pad}"}}}}"#
+    );
+    let with_auth = [("authorization", auth.as_str())];
+    let r = send_body(edge.public, "POST", "/v1/conversions", &with_auth, body).await;
+    assert_eq!((r.status, r.header("retry-after")), (503, Some("1")));
+    // Clicks that no longer fit are dropped and counted; redirects go on.
+    for _ in 0..12 {
+        assert_eq!(get(edge.public, "/demo", &[UA]).await.status, 302);
+    }
+    wait_for_metric(
+        edge.admin,
+        "refedge_events_total{result=\"dropped_spool_full\"}",
+        1.0,
+    )
+    .await;
+    assert!(edge.stop().await);
+    assert!(
+        spooled(&fixture, "conversion").is_empty(),
+        "nothing of a 503 is kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn match_over_the_spool_credits_the_advocate() {
+    let fixture = Fixture::new(LINKS);
+    let edge = start(&fixture.config(&env())).await;
+    let click = get(edge.public, "/demo", &[UA]).await;
+    let click_id = click_param(click.location()).expect("click id");
+    let auth = bearer(OLD_TOKEN);
+    for (event_id, id) in [
+        ("deal-1", click_id.as_str()),
+        ("deal-1", click_id.as_str()),
+        ("deal-2", "0000000000000000000000"),
+    ] {
+        let body = format!(r#"{{"event_id":"{event_id}","name":"deal_won","click_id":"{id}"}}"#);
+        send_body(
+            edge.public,
+            "POST",
+            "/v1/conversions",
+            &[("authorization", &auth)],
+            body,
+        )
+        .await;
+    }
+    assert!(edge.stop().await);
+    let spool = fixture.spool.display().to_string();
+    let out = run_binary(&["match", "--config", "/dev/null", "--spool", &spool], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let attributions: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(
+        attributions.len(),
+        1,
+        "the repeated event id once; the bad click id was refused at intake"
+    );
+    assert_schema_valid(&attributions);
+    let a = &attributions[0];
+    assert_eq!(
+        (a["matched"].as_bool(), a["advocate_id"].as_str()),
+        (Some(true), Some("adv-1"))
+    );
+    assert_eq!(a["click_id"], click_id.as_str());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 matched"));
+}
