@@ -233,6 +233,30 @@ fn request(
 }
 
 /// One request with a body on a new HTTP/1.1 connection.
+pub async fn try_send_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Result<Response, Box<dyn std::error::Error + Send + Sync>> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let mut req = Request::builder().method(method).uri(path);
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req = req.header("host", addr.to_string());
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = sender
+        .send_request(req.body(http_body_util::Full::new(body))?)
+        .await?;
+    Ok(collect(res).await?)
+}
+
+/// As [`try_send_body`], bounded, failing the test on an error.
 pub async fn send_body(
     addr: SocketAddr,
     method: &str,
@@ -240,26 +264,12 @@ pub async fn send_body(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Response {
-    within(path, async {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("handshake");
-        tokio::spawn(conn);
-        let mut req = Request::builder().method(method).uri(path);
-        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-            req = req.header("host", addr.to_string());
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req
-            .body(http_body_util::Full::new(body.into()))
-            .expect("request");
-        let res = sender.send_request(req).await.expect("response");
-        collect(res).await.expect("body")
-    })
+    within(
+        path,
+        try_send_body(addr, method, path, headers, body.into()),
+    )
     .await
+    .expect("request succeeds")
 }
 
 /// One request on a new HTTP/1.1 connection.

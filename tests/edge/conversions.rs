@@ -391,3 +391,82 @@ async fn match_over_the_spool_credits_the_advocate() {
     assert_eq!(a["click_id"], click_id.as_str());
     assert!(String::from_utf8_lossy(&out.stderr).contains("1 matched"));
 }
+
+/// CONTRACT: a 2xx means durable. Several clients post conversions while
+/// the process is killed with SIGKILL; every conversion answered 202 is in
+/// the spool the dead process left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_conversion_answered_2xx_survives_sigkill() {
+    use std::sync::{Arc, Mutex};
+    let fixture = Fixture::new(LINKS);
+    let mut edge = spawn_binary(&fixture.env(&env()));
+    wait_ready(edge.admin).await;
+    let click = get(edge.public, "/demo", &[UA]).await;
+    let click_id = click_param(click.location()).expect("click id");
+    let answered = Arc::new(Mutex::new(Vec::new()));
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let (answered, click_id, public) =
+                (Arc::clone(&answered), click_id.clone(), edge.public);
+            tokio::spawn(async move {
+                let auth = bearer(NEW_TOKEN);
+                for i in 0.. {
+                    let body = format!(
+                        r#"{{"event_id":"k{client}-{i}","name":"signup","click_id":"{click_id}"}}"#
+                    );
+                    let headers = [("authorization", auth.as_str())];
+                    match try_send_body(public, "POST", "/v1/conversions", &headers, body.into())
+                        .await
+                    {
+                        Ok(r) if r.status == 202 => {
+                            let id = json(&r)["conversion_id"].as_str().expect("id").to_owned();
+                            answered.lock().expect("lock").push(id);
+                        }
+                        Ok(r) => panic!("unexpected answer {}: {:?}", r.status, r.body),
+                        // The process is gone.
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    within("conversions are flowing", async {
+        while answered.lock().expect("lock").len() < 100 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    edge.signal("KILL");
+    for client in clients {
+        within("a client stops", client).await.expect("client");
+    }
+    let _ = tokio::task::spawn_blocking(move || edge.wait()).await;
+    // A line cut short by the kill can only be the last of a segment and
+    // was never answered; every answered one is whole.
+    let mut spooled = std::collections::HashSet::new();
+    for (_, path, _) in refedge::events::list_segments(&fixture.spool).expect("segments") {
+        let text = std::fs::read_to_string(path).expect("segment");
+        for line in text.lines() {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                if v["type"] == "conversion" {
+                    spooled.insert(v["conversion_id"].as_str().unwrap_or("").to_owned());
+                }
+            }
+        }
+    }
+    let answered = answered.lock().expect("lock").clone();
+    let lost: Vec<&String> = answered
+        .iter()
+        .filter(|id| !spooled.contains(*id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} answered conversions lost",
+        lost.len(),
+        answered.len()
+    );
+    println!(
+        "SIGKILL under conversions: {} answered 202, all in the spool",
+        answered.len()
+    );
+}

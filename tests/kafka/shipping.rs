@@ -128,6 +128,83 @@ async fn every_click_arrives_with_contract_fields_and_headers() {
     );
 }
 
+/// Conversions go to their own topic, keyed by their click id with the
+/// clicks' partitioner: with the same partition count, a conversion lands in
+/// the partition of its click (what `refedge match` relies on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversions_are_shipped_co_partitioned_with_their_clicks() {
+    const CONVERSIONS: &str = "refedge.conversions";
+    const TOKEN: &str = "kafka-conversions-token-01";
+    let broker = Broker::memory();
+    broker.create_topic(TOPIC, 3);
+    broker.create_topic(CONVERSIONS, 3);
+    let fixture = Fixture::new(LINKS);
+    let addr = broker.addr();
+    let env = kafka_env(&addr, &[("REFEDGE_CONVERSIONS_TOKENS", TOKEN)]);
+    let edge = spawn_binary(&fixture.env(&env));
+    wait_ready(edge.admin).await;
+    let (ids, _) = clicks(edge.public, 40).await;
+    let auth = format!("Bearer {TOKEN}");
+    let mut lines = String::new();
+    for (i, id) in ids.iter().enumerate() {
+        lines.push_str(&format!(
+            "{{\"event_id\":\"deal-{i}\",\"name\":\"deal_won\",\"click_id\":\"{id}\"}}\n"
+        ));
+    }
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/x-ndjson"),
+    ];
+    let r = send_body(edge.public, "POST", "/v1/conversions", &headers, lines).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    wait_for_metric(
+        edge.admin,
+        "refedge_events_total{result=\"delivered\"}",
+        (40 + ids.len()) as f64,
+    )
+    .await;
+    assert!(stop(edge).await);
+
+    let n = ids.len();
+    let (click_addr, conversion_addr) = (addr.clone(), addr.clone());
+    let clicks = tokio::task::spawn_blocking(move || {
+        consume(&click_addr, TOPIC, 40, Duration::from_secs(30))
+    })
+    .await
+    .unwrap();
+    let conversions = tokio::task::spawn_blocking(move || {
+        consume(&conversion_addr, CONVERSIONS, n, Duration::from_secs(30))
+    })
+    .await
+    .unwrap();
+    assert_eq!(conversions.len(), n, "every conversion is in its topic");
+    let click_partition: HashMap<&str, i32> = clicks
+        .iter()
+        .map(|r| (r.key.as_str(), r.partition))
+        .collect();
+    let values: Vec<serde_json::Value> = conversions.iter().map(|r| r.value.clone()).collect();
+    assert_schema_valid(&values);
+    for r in &conversions {
+        let click_id = r.value["click_id"].as_str().unwrap();
+        assert_eq!(r.key, click_id);
+        assert_eq!(
+            Some(&r.partition),
+            click_partition.get(click_id),
+            "a conversion lands in its click's partition"
+        );
+        assert_eq!(r.headers["ce_type"], "refedge.conversion.v1");
+        assert_eq!(
+            r.headers["ce_id"],
+            r.value["conversion_id"].as_str().unwrap()
+        );
+        assert_eq!(r.headers["ce_source"], "urn:refedge:node:test-node");
+        assert_eq!(
+            r.headers["ce_time"],
+            r.value["occurred_at"].as_str().unwrap()
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clicks_survive_broker_outages() {
     let mut broker = Broker::sqlite();
