@@ -164,6 +164,13 @@ impl Session<'_> {
         self.call("POST", "/url", Some(json!({ "url": url }))).await;
     }
 
+    /// Runs `script` in the current page; it answers by calling
+    /// `arguments[0]` with a value, which is returned.
+    pub async fn execute_async(&self, script: &str) -> Value {
+        let body = json!({ "script": script, "args": [] });
+        self.call("POST", "/execute/async", Some(body)).await["value"].clone()
+    }
+
     pub async fn current_url(&self) -> String {
         self.call("GET", "/url", None).await["value"]
             .as_str()

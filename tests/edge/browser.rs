@@ -151,3 +151,86 @@ async fn headless_chrome_itself_is_a_bot() {
     assert!(edge.stop().await);
     assert_eq!(fixture.events()[0]["bot_reason"], "crawler");
 }
+
+/// The cookie path of the browser intake: the short domain and the brand's
+/// site are one site (`localhost`, two ports, as `go.brand.com` and
+/// `www.brand.com` are), so after a click the landing page's `fetch` with
+/// credentials carries the attribution cookie, and a `sendBeacon` does too;
+/// both conversions carry the click's id without the page knowing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_landing_page_converts_with_the_cookies_click_id() {
+    let landing = Landing::start().await;
+    let site = format!("http://localhost:{}", landing.addr.port());
+    let links = format!(
+        "{}\n",
+        serde_json::json!({"code": "spring", "target": format!("{site}/landing"), "advocate_id": "adv-7"})
+    );
+    let fixture = Fixture::new(&links);
+    let edge = start(&fixture.config(&[("REFEDGE_CONVERSIONS_ALLOWED_ORIGINS", &site)])).await;
+    let driver = Driver::start().await;
+    let browser = driver.session(Some(PERSON)).await;
+
+    browser.visit(&short(&edge, "spring")).await;
+    assert!(
+        browser
+            .current_url()
+            .await
+            .starts_with(&format!("{site}/landing?rf_click="))
+    );
+    let click_id = landing.click_ids()[0].clone().expect("a click id");
+    let intake = format!(
+        "http://localhost:{}/v1/conversions/browser",
+        edge.public.port()
+    );
+    let fetched = browser
+        .execute_async(&format!(
+            r#"const done = arguments[0];
+            fetch("{intake}", {{method: "POST", credentials: "include",
+                headers: {{"content-type": "application/json"}},
+                body: JSON.stringify({{event_id: "web-fetch", name: "signup"}})}})
+              .then(r => r.json().then(body => done({{status: r.status, body}})))
+              .catch(e => done({{error: String(e)}}));"#
+        ))
+        .await;
+    assert_eq!(fetched["status"], 202, "{fetched}");
+    assert_eq!(
+        fetched["body"]["click_id"],
+        click_id.as_str(),
+        "from the cookie"
+    );
+    let queued = browser
+        .execute_async(&format!(
+            r#"arguments[0](navigator.sendBeacon("{intake}",
+                JSON.stringify({{event_id: "web-beacon", name: "lead"}})));"#
+        ))
+        .await;
+    assert_eq!(queued, true, "the beacon is queued");
+    within("the beacon's conversion is spooled", async {
+        while !fixture
+            .events()
+            .iter()
+            .any(|e| e["event_id"] == "web-beacon")
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    browser.close().await;
+    assert!(edge.stop().await);
+
+    let conversions: Vec<serde_json::Value> = fixture
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "conversion")
+        .collect();
+    assert_eq!(conversions.len(), 2);
+    assert_schema_valid(&conversions);
+    for c in &conversions {
+        assert_eq!(c["click_id"], click_id.as_str(), "{c}");
+        assert_eq!(
+            (c["source"].as_str(), c["origin"].as_str()),
+            (Some("browser"), Some(site.as_str()))
+        );
+        assert_eq!(c["within_window"], true);
+    }
+}
