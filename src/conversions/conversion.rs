@@ -84,6 +84,24 @@ pub struct Received {
     pub window_ms: u64,
 }
 
+impl Received {
+    /// A server conversion received at `at_ms` on node `n1` with a 90-day
+    /// window (tests).
+    #[cfg(test)]
+    pub(crate) fn server_at(at_ms: u64) -> Received {
+        Received {
+            at_ms,
+            source: Source::Server,
+            cookie_click: None,
+            origin: None,
+            user_agent: None,
+            ip: None,
+            node: "n1".into(),
+            window_ms: 90 * 86_400_000,
+        }
+    }
+}
+
 /// The conversion event, in CONTRACT order (without `schema_version` and
 /// `type`, which `Line` adds). `refedge match` reads it back.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -280,16 +298,7 @@ mod tests {
     const DAY: u64 = 86_400_000;
 
     fn received() -> Received {
-        Received {
-            at_ms: NOW,
-            source: Source::Server,
-            cookie_click: None,
-            origin: None,
-            user_agent: None,
-            ip: None,
-            node: "n1".into(),
-            window_ms: 90 * DAY,
-        }
+        Received::server_at(NOW)
     }
 
     fn check(body: &str) -> Result<ConversionEvent, Refused> {

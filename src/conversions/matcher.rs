@@ -188,7 +188,7 @@ pub fn match_spool(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conversions::{Posted, Received, Source};
+    use crate::conversions::{Posted, Received};
 
     const NOW: u64 = 1_790_000_000_000;
     const DAY: u64 = 86_400_000;
@@ -206,16 +206,7 @@ mod tests {
             Timestamp::from_millis(occurred_ms).as_str()
         );
         let posted: Posted<'_> = serde_json::from_str(&body).unwrap();
-        let received = Received {
-            at_ms: NOW,
-            source: Source::Server,
-            cookie_click: None,
-            origin: None,
-            user_agent: None,
-            ip: None,
-            node: "n".into(),
-            window_ms: 90 * DAY,
-        };
+        let received = Received::server_at(NOW);
         let mut line = Vec::new();
         ConversionEvent::from_posted(posted, &received, false)
             .unwrap()

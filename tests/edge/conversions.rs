@@ -129,37 +129,21 @@ async fn server_conversions_are_durable_before_202_and_every_answer_is_defined()
     assert_eq!(r.status, 413);
 
     // JSON Lines: valid lines kept, the rest named by line.
+    let batch = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/x-ndjson"),
+    ];
     let lines = format!(
         "{{\"event_id\":\"b1\",\"name\":\"lead\",\"click_id\":\"{click_id}\"}}\n\n{{\"event_id\":\"b2\",\"name\":\"lead\"}}\n{{\"event_id\":\"b3\",\"name\":\"signup\",\"click_id\":\"{click_id}\"}}\n"
     );
-    let r = send_body(
-        edge.public,
-        "POST",
-        path,
-        &[
-            ("authorization", auth.as_str()),
-            ("content-type", "application/x-ndjson"),
-        ],
-        lines,
-    )
-    .await;
+    let r = send_body(edge.public, "POST", path, &batch, lines).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let answer = json(&r);
     assert_eq!(answer["accepted"], 2);
     assert_eq!(answer["rejected"][0]["line"], 3);
     assert_eq!(answer["rejected"][0]["error"], "click_id: is required");
     let too_many = "{\"event_id\":\"x\",\"name\":\"lead\",\"click_id\":\"y\"}\n".repeat(1001);
-    let r = send_body(
-        edge.public,
-        "POST",
-        path,
-        &[
-            ("authorization", auth.as_str()),
-            ("content-type", "application/x-ndjson"),
-        ],
-        too_many,
-    )
-    .await;
+    let r = send_body(edge.public, "POST", path, &batch, too_many).await;
     assert_eq!(r.status, 413);
 
     // A redirect next to the intake is untouched by it.
