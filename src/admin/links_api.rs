@@ -48,7 +48,7 @@ fn field_errors(errors: &[LinkError]) -> Response<Full<Bytes>> {
     )
 }
 
-fn parse_record(body: &[u8]) -> Result<LinkRecord, Vec<LinkError>> {
+fn parse_record(body: &[u8]) -> Result<LinkRecord<'_>, Vec<LinkError>> {
     serde_json::from_slice(body).map_err(|e| {
         let s = e.to_string();
         let s = s
@@ -103,7 +103,9 @@ impl LinksApi {
         match self.editor.store().get(domain, code) {
             Some(link) => json_response(
                 StatusCode::OK,
-                serde_json::to_value(link.to_record()).unwrap_or_default(),
+                link.to_link()
+                    .and_then(|l| serde_json::to_value(l.to_record()).ok())
+                    .unwrap_or_default(),
             ),
             None => json_error(StatusCode::NOT_FOUND, "no such link"),
         }
@@ -121,7 +123,7 @@ impl LinksApi {
                     reason: format!("{c:?} does not match the path's code {code:?}"),
                 }]);
             }
-            _ => record.code = Some(code.to_owned()),
+            _ => record.code = Some(code.into()),
         }
         self.store_record(record, StatusCode::OK)
     }
@@ -192,7 +194,7 @@ impl LinksApi {
             }
         };
         let record = LinkRecord {
-            code: Some(code),
+            code: Some(code.into()),
             ..record
         };
         self.store_record(record, StatusCode::CREATED)
@@ -200,8 +202,8 @@ impl LinksApi {
 
     /// Validates and applies a link: 201 when it is new, else `replaced`
     /// (with the link as stored), or 400 naming every wrong field.
-    fn store_record(&self, record: LinkRecord, replaced: StatusCode) -> Response<Full<Bytes>> {
-        match Link::check_record(record) {
+    fn store_record(&self, record: LinkRecord<'_>, replaced: StatusCode) -> Response<Full<Bytes>> {
+        match Link::check_record(&record) {
             Ok(link) => {
                 let value = serde_json::to_value(link.to_record()).unwrap_or_default();
                 let created = self.editor.upsert(link);

@@ -121,58 +121,63 @@ pub struct Link {
     pub expires_at: Option<i64>,
 }
 
-/// The wire form of a link (a links-file line, and later the admin API body).
+/// The wire form of a link: a links-file line, a snapshot entry, an admin
+/// API body or answer, a links-topic value. Its text is borrowed from the
+/// input wherever it needs no unescaping, so a bulk load allocates nothing
+/// per field; `LinkRecord<'static>` owns its text.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LinkRecord {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-    #[serde(default)]
-    pub target: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub domain: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub advocate_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub campaign_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub program_id: Option<String>,
+pub struct LinkRecord<'a> {
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub code: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    pub target: Option<Cow<'a, str>>,
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub domain: Option<Cow<'a, str>>,
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub advocate_id: Option<Cow<'a, str>>,
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub campaign_id: Option<Cow<'a, str>>,
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub program_id: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward_query: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<LinkStatus>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<String>,
-}
-
-/// `LinkRecord` with its text borrowed from the line wherever it needs no
-/// unescaping: what a bulk load parses, with no allocation per field. Same
-/// fields, same order, so serde names the same problems.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct LineRecord<'a> {
-    #[serde(default, borrow, deserialize_with = "borrowed")]
-    code: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "borrowed")]
-    target: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "borrowed")]
-    domain: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "borrowed")]
-    advocate_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "borrowed")]
-    campaign_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "borrowed")]
-    program_id: Option<Cow<'a, str>>,
-    #[serde(default)]
-    redirect: Option<u16>,
-    #[serde(default)]
-    forward_query: Option<bool>,
-    #[serde(default)]
-    status: Option<LinkStatus>,
-    #[serde(default, borrow, deserialize_with = "borrowed")]
-    expires_at: Option<Cow<'a, str>>,
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<Cow<'a, str>>,
 }
 
 /// An optional string borrowed from the input when it has no escapes
@@ -182,44 +187,6 @@ fn borrowed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, st
     struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
     Ok(Option::<Text<'de>>::deserialize(d)?.map(|t| t.0))
 }
-
-/// A record's fields before validation.
-struct Unchecked<'a> {
-    code: Option<&'a str>,
-    target: Option<&'a str>,
-    domain: Option<&'a str>,
-    advocate_id: Option<&'a str>,
-    campaign_id: Option<&'a str>,
-    program_id: Option<&'a str>,
-    redirect: Option<u16>,
-    forward_query: Option<bool>,
-    status: Option<LinkStatus>,
-    expires_at: Option<&'a str>,
-}
-
-/// Both wire forms have the same fields; each is read the same way.
-macro_rules! unchecked_from {
-    ($record:ty) => {
-        impl<'a> From<&'a $record> for Unchecked<'a> {
-            fn from(r: &'a $record) -> Self {
-                Unchecked {
-                    code: r.code.as_deref(),
-                    target: r.target.as_deref(),
-                    domain: r.domain.as_deref(),
-                    advocate_id: r.advocate_id.as_deref(),
-                    campaign_id: r.campaign_id.as_deref(),
-                    program_id: r.program_id.as_deref(),
-                    redirect: r.redirect,
-                    forward_query: r.forward_query,
-                    status: r.status,
-                    expires_at: r.expires_at.as_deref(),
-                }
-            }
-        }
-    };
-}
-unchecked_from!(LinkRecord);
-unchecked_from!(LineRecord<'a>);
 
 /// A link's validated fields, borrowing their text: what `Link` holds, and
 /// what a record is packed from.
@@ -238,9 +205,9 @@ pub struct LinkView<'a> {
     pub expires_at: Option<i64>,
 }
 
-impl<'a> Unchecked<'a> {
+impl LinkRecord<'_> {
     /// Validates every field, reporting each one that is wrong.
-    fn check(self) -> Result<LinkView<'a>, Vec<LinkError>> {
+    pub fn check(&self) -> Result<LinkView<'_>, Vec<LinkError>> {
         let mut errors = Vec::new();
         fn keep<T>(errors: &mut Vec<LinkError>, res: Result<T, LinkError>) -> Option<T> {
             res.map_err(|e| errors.push(e)).ok()
@@ -248,6 +215,7 @@ impl<'a> Unchecked<'a> {
         let code = keep(
             &mut errors,
             self.code
+                .as_deref()
                 .ok_or_else(|| LinkError::field("code", "is required"))
                 .and_then(|c| {
                     if ShortCode::is_valid(c) {
@@ -260,12 +228,14 @@ impl<'a> Unchecked<'a> {
         let target = keep(
             &mut errors,
             self.target
+                .as_deref()
                 .ok_or_else(|| LinkError::field("target", "is required"))
                 .and_then(|t| validate_target(t).map(|()| t)),
         );
         let domain = keep(
             &mut errors,
             self.domain
+                .as_deref()
                 .map(|d| {
                     // One trailing dot names the same host (the length
                     // limit counts it as written).
@@ -288,6 +258,7 @@ impl<'a> Unchecked<'a> {
         let expires_at = keep(
             &mut errors,
             self.expires_at
+                .as_deref()
                 .map(|s| {
                     OffsetDateTime::parse(s, &Rfc3339)
                         .map(|t| t.unix_timestamp())
@@ -297,9 +268,18 @@ impl<'a> Unchecked<'a> {
                 })
                 .transpose(),
         );
-        let advocate_id = keep(&mut errors, id_field("advocate_id", self.advocate_id));
-        let campaign_id = keep(&mut errors, id_field("campaign_id", self.campaign_id));
-        let program_id = keep(&mut errors, id_field("program_id", self.program_id));
+        let advocate_id = keep(
+            &mut errors,
+            id_field("advocate_id", self.advocate_id.as_deref()),
+        );
+        let campaign_id = keep(
+            &mut errors,
+            id_field("campaign_id", self.campaign_id.as_deref()),
+        );
+        let program_id = keep(
+            &mut errors,
+            id_field("program_id", self.program_id.as_deref()),
+        );
         match (
             code,
             target,
@@ -363,19 +343,17 @@ impl Link {
     /// from `line` where possible, to `f` (a bulk load packs them straight
     /// into a record, allocating nothing per field).
     pub fn with_json<T>(line: &str, f: impl FnOnce(&LinkView<'_>) -> T) -> Result<T, LinkError> {
-        let record: LineRecord<'_> =
+        let record: LinkRecord<'_> =
             serde_json::from_str(line).map_err(|e| LinkError::Json(json_reason(&e)))?;
-        Link::with_line_record(&record, f)
+        Link::with_record(&record, f)
     }
 
     /// `with_json` for a record already parsed (inside a larger line).
-    pub(crate) fn with_line_record<T>(
-        record: &LineRecord<'_>,
+    pub(crate) fn with_record<T>(
+        record: &LinkRecord<'_>,
         f: impl FnOnce(&LinkView<'_>) -> T,
     ) -> Result<T, LinkError> {
-        let view = Unchecked::from(record)
-            .check()
-            .map_err(|mut errors| errors.swap_remove(0))?;
+        let view = record.check().map_err(|mut errors| errors.swap_remove(0))?;
         Ok(f(&view))
     }
 
@@ -396,24 +374,24 @@ impl Link {
     }
 
     /// Validates a record, stopping at the first problem.
-    pub fn from_record(r: LinkRecord) -> Result<Link, LinkError> {
+    pub fn from_record(r: &LinkRecord<'_>) -> Result<Link, LinkError> {
         Link::check_record(r).map_err(|mut errors| errors.swap_remove(0))
     }
 
     /// Validates a record and reports every field that is wrong.
-    pub fn check_record(r: LinkRecord) -> Result<Link, Vec<LinkError>> {
-        Unchecked::from(&r).check().map(|view| view.to_link())
+    pub fn check_record(r: &LinkRecord<'_>) -> Result<Link, Vec<LinkError>> {
+        r.check().map(|view| view.to_link())
     }
 
     /// The link in its wire form.
-    pub fn to_record(&self) -> LinkRecord {
+    pub fn to_record(&self) -> LinkRecord<'_> {
         LinkRecord {
-            code: Some(self.code.to_string()),
-            target: Some(self.target.to_string()),
-            domain: self.domain.as_deref().map(str::to_owned),
-            advocate_id: self.advocate_id.as_deref().map(str::to_owned),
-            campaign_id: self.campaign_id.as_deref().map(str::to_owned),
-            program_id: self.program_id.as_deref().map(str::to_owned),
+            code: Some(self.code.as_str().into()),
+            target: Some((*self.target).into()),
+            domain: self.domain.as_deref().map(Cow::Borrowed),
+            advocate_id: self.advocate_id.as_deref().map(Cow::Borrowed),
+            campaign_id: self.campaign_id.as_deref().map(Cow::Borrowed),
+            program_id: self.program_id.as_deref().map(Cow::Borrowed),
             redirect: Some(self.redirect.as_u16()),
             forward_query: Some(self.forward_query),
             status: Some(self.status),
@@ -422,6 +400,7 @@ impl Link {
                     .ok()?
                     .format(&Rfc3339)
                     .ok()
+                    .map(Cow::Owned)
             }),
         }
     }
@@ -531,26 +510,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_borrowed_and_owned_wire_forms_agree() {
-        // The bulk loader parses `LineRecord`, the admin API `LinkRecord`:
-        // the same lines must give the same links and the same errors.
-        let lines = [
-            r#"{"code":"ok","target":"https://a.example/x","domain":"Go.A.Example","campaign_id":"c","redirect":301,"forward_query":false,"status":"disabled","expires_at":"2030-01-01T00:00:00Z","advocate_id":"a\u00e9","program_id":"p"}"#,
-            r#"{"code":"ok","target":"https://a.example/\u0041"}"#,
-            r#"{"code":"ok","target":"https://a.example/","extra":1}"#,
-            r#"{"code":"ok","target":42}"#,
-            r#"{"code":"b@d","target":"ftp://a.example/","redirect":200,"expires_at":"soon"}"#,
-            r#"{"target":"https://a.example/"}"#,
-            r#"["code"]"#,
-            "not json",
-        ];
-        for line in lines {
-            let owned = serde_json::from_str::<LinkRecord>(line)
-                .map_err(|e| LinkError::Json(json_reason(&e)))
-                .and_then(Link::from_record);
-            assert_eq!(Link::from_json(line), owned, "{line}");
-        }
-        // Plain text is borrowed from the line, not copied.
+    fn plain_text_is_borrowed_from_the_line() {
         let line = r#"{"code":"ok","target":"https://a.example/x","domain":"go.a.example"}"#;
         let range = line.as_bytes().as_ptr_range();
         Link::with_json(line, |view| {
@@ -558,6 +518,14 @@ mod tests {
             assert!(matches!(view.domain, Some(Cow::Borrowed(_))));
         })
         .unwrap();
+        // Text with an escape is unescaped into a copy, and checked the same.
+        let escaped =
+            r#"{"code":"ok","target":"https://a.example/\u0041","advocate_id":"a\u00e9"}"#;
+        let link = Link::from_json(escaped).unwrap();
+        assert_eq!(
+            (&*link.target, link.advocate_id.as_deref()),
+            ("https://a.example/A", Some("aé"))
+        );
     }
 
     fn field_of(line: &str) -> String {
@@ -670,7 +638,7 @@ mod tests {
     #[test]
     fn record_round_trip() {
         let l = Link::from_json(r#"{"code":"abc","target":"https://a.example/","advocate_id":"x","expires_at":"2030-01-01T00:00:00Z"}"#).unwrap();
-        let again = Link::from_record(l.to_record()).unwrap();
+        let again = Link::from_record(&l.to_record()).unwrap();
         assert_eq!(l, again);
     }
 }

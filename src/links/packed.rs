@@ -390,26 +390,22 @@ impl LinkRef {
         self.expires_at().is_some_and(|t| now_unix >= t)
     }
 
-    /// The link in its wire form.
-    pub fn to_record(&self) -> LinkRecord {
-        self.to_link().map(|l| l.to_record()).unwrap_or_default()
-    }
-
     /// The link as a validated `Link` again.
     pub fn to_link(&self) -> Option<Link> {
+        let (campaign_id, program_id) = (self.campaign_id(), self.program_id());
         let record = LinkRecord {
-            code: Some(self.code().to_owned()),
-            target: Some(self.target().to_owned()),
-            domain: self.domain().map(str::to_owned),
-            advocate_id: self.advocate_id().map(str::to_owned),
-            campaign_id: self.campaign_id().map(|s| s.to_string()),
-            program_id: self.program_id().map(|s| s.to_string()),
+            code: Some(self.code().into()),
+            target: Some(self.target().into()),
+            domain: self.domain().map(Into::into),
+            advocate_id: self.advocate_id().map(Into::into),
+            campaign_id: campaign_id.as_deref().map(Into::into),
+            program_id: program_id.as_deref().map(Into::into),
             redirect: Some(self.redirect().as_u16()),
             forward_query: Some(self.forward_query()),
             status: Some(self.status()),
             expires_at: None,
         };
-        let mut link = Link::from_record(record).ok()?;
+        let mut link = Link::from_record(&record).ok()?;
         link.expires_at = self.expires_at();
         Some(link)
     }

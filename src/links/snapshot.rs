@@ -46,7 +46,7 @@ struct LineIn<'a> {
     #[serde(default)]
     file: bool,
     #[serde(borrow)]
-    link: super::link::LineRecord<'a>,
+    link: super::LinkRecord<'a>,
 }
 
 /// The file epoch given to snapshot links that came from the links file.
@@ -224,7 +224,7 @@ pub fn load_into(path: &Path, store: &LinkStore) -> std::io::Result<Option<Loade
                 file_links.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             let epoch = if l.file { FILE_EPOCH } else { 0 };
-            Link::with_line_record(&l.link, |view| super::packed::pack(view, epoch))
+            Link::with_record(&l.link, |view| super::packed::pack(view, epoch))
         },
         |worker, records| bulk.add(worker, records),
     )?;
