@@ -435,16 +435,16 @@ fn cors(mut res: Response<Full<Bytes>>, origin: &str) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::Message;
+    use crate::events::Durable;
     use crate::metrics::EventMetrics;
 
     const TOKEN: &str = "intake-token-0123456789";
 
-    fn intake(capacity: usize) -> (Intake, std::sync::mpsc::Receiver<Message>) {
+    fn intake(capacity: usize) -> (Intake, std::sync::mpsc::Receiver<Durable>) {
         let env = vec![("REFEDGE_CONVERSIONS_TOKENS".to_owned(), TOKEN.to_owned())];
         let config = Config::from_sources("test", "", &env).expect("valid config");
-        let (sink, rx) = EventSink::detached(capacity, EventMetrics::new());
-        (Intake::from_config(&config, &[b"key".to_vec()], sink), rx)
+        let (sink, handed) = EventSink::detached(capacity, EventMetrics::new());
+        (Intake::from_config(&config, &[b"key".to_vec()], sink), handed.durable)
     }
 
     fn post(body: &str) -> Request<Full<Bytes>> {
@@ -486,13 +486,9 @@ mod tests {
         let writer = std::thread::spawn(move || {
             let mut answers = Vec::new();
             for kept in [true, false] {
-                match rx.recv().expect("a message") {
-                    Message::Durable(d) => {
-                        answers.push(String::from_utf8(d.lines.clone()).expect("UTF-8"));
-                        let _ = d.ack.send(kept);
-                    }
-                    other => panic!("{other:?}"),
-                }
+                let d = rx.recv().expect("a durable batch");
+                answers.push(String::from_utf8(d.lines.clone()).expect("UTF-8"));
+                let _ = d.ack.send(kept);
             }
             answers
         });

@@ -38,6 +38,7 @@ pub use spool::{Durable, Message};
 #[derive(Debug, Clone)]
 pub struct EventSink {
     tx: SyncSender<Message>,
+    durable: SyncSender<Durable>,
     closed: Arc<AtomicBool>,
     metrics: EventMetrics,
 }
@@ -51,22 +52,23 @@ impl EventSink {
             return None;
         }
         let (ack, answer) = tokio::sync::oneshot::channel();
-        self.tx
-            .try_send(Message::Durable(Box::new(Durable { lines, ack })))
-            .ok()?;
+        self.durable.try_send(Durable { lines, ack }).ok()?;
         Some(answer)
     }
 
-    /// A sink whose records go to the returned receiver instead of a spool
-    /// writer: the request path's tests read what it recorded there.
-    pub fn detached(capacity: usize, metrics: EventMetrics) -> (EventSink, Receiver<Message>) {
-        let (tx, rx) = sync_channel(capacity);
+    /// A sink whose records go to the returned receivers instead of a spool
+    /// writer: tests read what was handed over there. Both queues hold
+    /// `capacity`.
+    pub fn detached(capacity: usize, metrics: EventMetrics) -> (EventSink, Handed) {
+        let (tx, clicks) = sync_channel(capacity);
+        let (durable_tx, durable) = sync_channel(capacity);
         let sink = EventSink {
             tx,
+            durable: durable_tx,
             closed: Arc::new(AtomicBool::new(false)),
             metrics,
         };
-        (sink, rx)
+        (sink, Handed { clicks, durable })
     }
 
     /// Records one click without waiting. Never fails the request: an event
@@ -83,6 +85,16 @@ impl EventSink {
         }
     }
 }
+
+/// The far ends of a detached sink's two queues.
+#[derive(Debug)]
+pub struct Handed {
+    pub clicks: Receiver<Message>,
+    pub durable: Receiver<Durable>,
+}
+
+/// Durable batches (conversions) waiting for the writer, at most.
+const DURABLE_QUEUE: usize = 1024;
 
 /// The writer thread, owned by whoever shuts the edge down.
 #[derive(Debug)]
@@ -133,12 +145,14 @@ impl EventPipeline {
         metrics: EventMetrics,
     ) -> std::io::Result<EventPipeline> {
         let (tx, rx) = sync_channel(queue_capacity);
+        let (durable, durable_rx) = sync_channel(DURABLE_QUEUE);
         let thread = std::thread::Builder::new()
             .name("refedge-spool".into())
-            .spawn(move || writer.run(rx))?;
+            .spawn(move || writer.run(rx, durable_rx))?;
         Ok(EventPipeline {
             sink: EventSink {
                 tx,
+                durable,
                 closed: Arc::new(AtomicBool::new(false)),
                 metrics,
             },

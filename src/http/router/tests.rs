@@ -50,7 +50,8 @@ fn rig(extra: &[(&str, &str)]) -> Rig {
         store.upsert(Link::from_json(line).expect("valid link"));
     }
     let keys = crate::attribution::signing_keys(&config.attribution);
-    let (sink, recorded) = EventSink::detached(64, EventMetrics::new());
+    let (sink, handed) = EventSink::detached(64, EventMetrics::new());
+    let recorded = handed.clicks;
     let edge = Edge::new(&config, store, &keys, sink).expect("edge");
     Rig { edge, recorded }
 }
