@@ -13,6 +13,7 @@
 //!                       handshake by SNI (tls), hyper per connection
 //!   http::service       the connection's service (made per connection by
 //!                       node::Node::serve): Clicks ─► http::router::Edge::handle
+//!                       (`/v1/conversions*` ─► conversions::Intake, beside it)
 //!     ├─► links::LinkStore::resolve(host, code)
 //!     ├─► visitor: client address (trusted proxies), bot?, Sec-GPC
 //!     ├─► attribution: verify cookie, decide first/last touch, click id
@@ -28,6 +29,12 @@
 //!   ship::producer (kafka: the one client builder) ─► delivery report ─►
 //!   ship::checkpoint, shipped segments deleted
 //! ```
+//!
+//! Conversions come back on the same listeners: `conversions::intake` checks
+//! them (`conversions::conversion`), hands them to the spool writer on a
+//! queue of their own and answers once they are fsynced; they ship to the
+//! conversions topic like clicks, and `conversions::matcher` joins them to
+//! clicks (`refedge match --spool`).
 //!
 //! Around it: `config` (file, `REFEDGE_*` overlay, validation), the links'
 //! control plane (`links::reload` on SIGHUP, `links::LinkEditor` behind the
@@ -49,6 +56,9 @@
 //! - [`visitor`]: client address, bots and preview fetchers, device, privacy
 //!   signals.
 //! - [`attribution`]: click ids, the signed cookie, first/last touch.
+//! - [`conversions`]: the intake, the conversion event, the matcher.
+//! - [`hostname`]: host names compared ignoring case and the root dot.
+//! - [`bearer`]: bearer tokens, compared in constant time.
 //! - [`events`]: the click record, the hand-off, enrichment, the JSON line
 //!   and its reader, the spool, the Kafka shipper.
 //! - [`kafka`]: the one librdkafka client builder, logs into `tracing`.
