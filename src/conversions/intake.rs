@@ -444,7 +444,10 @@ mod tests {
         let env = vec![("REFEDGE_CONVERSIONS_TOKENS".to_owned(), TOKEN.to_owned())];
         let config = Config::from_sources("test", "", &env).expect("valid config");
         let (sink, handed) = EventSink::detached(capacity, EventMetrics::new());
-        (Intake::from_config(&config, &[b"key".to_vec()], sink), handed.durable)
+        (
+            Intake::from_config(&config, &[b"key".to_vec()], sink),
+            handed.durable,
+        )
     }
 
     fn post(body: &str) -> Request<Full<Bytes>> {
