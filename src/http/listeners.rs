@@ -1,0 +1,38 @@
+//! The sockets a node serves, bound from the config before it serves (or
+//! bound by a test to `127.0.0.1:0` and handed in).
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+
+/// The bound listeners a node serves (bound by the caller, so tests can pass
+/// `127.0.0.1:0` listeners and read their addresses).
+#[derive(Debug)]
+pub struct Listeners {
+    /// Plain HTTP (`server.listen`).
+    pub public: TcpListener,
+    pub admin: TcpListener,
+    /// HTTPS (`tls.listen`), when TLS is configured.
+    pub tls: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the configured addresses.
+    pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        let public = super::per_core::bind_new_group(config.server.listen)
+            .with_context(|| format!("server.listen: cannot bind {}", config.server.listen))?;
+        let admin = TcpListener::bind(config.admin.listen)
+            .await
+            .with_context(|| format!("admin.listen: cannot bind {}", config.admin.listen))?;
+        let tls = match config.tls.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("tls.listen: cannot bind {addr}"))?,
+            ),
+            None => None,
+        };
+        Ok(Listeners { public, admin, tls })
+    }
+}
