@@ -366,6 +366,34 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_reports_only_the_codes_repeated_within_it() {
+        let line = |code: &str, domain: &str| {
+            format!("{{\"code\":\"{code}\",\"target\":\"https://a.example/{code}\"{domain}}}\n")
+        };
+        let store = LinkStore::new();
+        let first = [line("a", ""), line("b", "")].concat();
+        let report = load_into(first.as_bytes(), 2, 0, &store, 1).unwrap();
+        assert!(report.errors.is_empty());
+        // The next load has `a` and `b` again (no repeat: another load), `b`
+        // twice, and `b` for a domain (another link).
+        let second = [
+            line("a", ""),
+            line("b", ""),
+            line("b", r#","domain":"go.b.example""#),
+            line("b", ""),
+        ]
+        .concat();
+        for threads in [1, 3] {
+            let report = load_into(second.as_bytes(), threads, 0, &store, 2).unwrap();
+            let errors: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+            assert_eq!(
+                errors,
+                ["line 4: code: duplicate of line 2; this line wins"]
+            );
+        }
+    }
+
+    #[test]
     fn streamed_loading_numbers_lines_like_the_file() {
         let mut text = String::new();
         for i in 1..=1000 {

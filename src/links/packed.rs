@@ -16,6 +16,9 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use super::{Link, LinkRecord, LinkStatus, LinkView, RedirectStatus};
 
+/// The byte of a record that holds its links-file epoch.
+pub const FILE_EPOCH_AT: usize = 4;
+
 const FORWARD_QUERY: u8 = 1;
 const DISABLED: u8 = 2;
 const HAS_EXPIRY: u8 = 4;
@@ -383,7 +386,7 @@ impl LinkRef {
 
     /// The load of the links file that last set this link; 0 = not from the file.
     pub fn file_epoch(&self) -> u8 {
-        self.bytes()[4]
+        self.bytes()[FILE_EPOCH_AT]
     }
 
     pub fn is_expired(&self, now_unix: i64) -> bool {

@@ -140,8 +140,8 @@ fn load_packed(body: &[u8], names: &[String], store: &LinkStore) -> (usize, usiz
                             bad += 1;
                             continue;
                         }
-                        if record[4] != 0 {
-                            record[4] = FILE_EPOCH;
+                        if record[super::packed::FILE_EPOCH_AT] != 0 {
+                            record[super::packed::FILE_EPOCH_AT] = FILE_EPOCH;
                             file += 1;
                         }
                         batch.push(((worker * per + i) as u64, record));

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use dashmap::DashMap;
 
 use super::Link;
-use super::packed::{LinkRef, pack, records};
+use super::packed::{FILE_EPOCH_AT, LinkRef, pack, records};
 use crate::prehashed::Prehashed;
 
 /// What a lookup found.
@@ -174,13 +174,13 @@ impl LinkStore {
         domain: Option<&str>,
         code: &str,
         add: Option<&[u8]>,
-    ) -> (Vec<u8>, bool) {
+    ) -> (Vec<u8>, Option<u8>) {
         let mut out = Vec::with_capacity(old.len() + add.map_or(0, <[u8]>::len));
-        let mut found = false;
+        let mut found = None;
         for (at, len) in records(old) {
             let (c, d) = super::packed::record_key(&old[at..at + len]);
             if c == code && d == domain {
-                found = true;
+                found = Some(old[at + FILE_EPOCH_AT]);
             } else {
                 out.extend_from_slice(&old[at..at + len]);
             }
@@ -204,7 +204,7 @@ impl LinkStore {
 
     fn upsert_with_epoch(&self, link: Link, epoch: u8) -> bool {
         let view = link.view();
-        let created = self.insert_owned(self.key(view.code), pack(&view, epoch));
+        let created = self.insert_owned(self.key(view.code), pack(&view, epoch)) == Inserted::New;
         self.note_bulk(usize::from(created));
         created
     }
@@ -215,8 +215,8 @@ impl LinkStore {
         let mut removed = false;
         if let Some(mut blob) = self.map.get_mut(&key) {
             let (next, found) = Self::rebuild(&blob, domain, code, None);
-            removed = found;
-            if found {
+            removed = found.is_some();
+            if removed {
                 *blob = next.into_boxed_slice();
             }
         }
@@ -228,23 +228,10 @@ impl LinkStore {
         removed
     }
 
-    /// The records of one shard's queue (in input order) that repeat an
-    /// earlier one's code and domain: (earlier place, later place). Checked
-    /// before they are inserted, while both are at hand.
-    fn duplicates(&self, queued: &[Queued]) -> Vec<(u64, u64)> {
-        let mut seen: std::collections::HashMap<u64, usize, BuildHasherDefault<Prehashed>> =
-            std::collections::HashMap::with_capacity_and_hasher(queued.len(), Default::default());
-        let mut found = Vec::new();
-        for (i, (place, key, record)) in queued.iter().enumerate() {
-            let (code, domain) = super::packed::record_key(record);
-            let id = key ^ domain.map_or(0, |d| self.hasher.hash_one(d));
-            if let Some(earlier) = seen.insert(id, i)
-                && super::packed::record_key(&queued[earlier].2) == (code, domain)
-            {
-                found.push((queued[earlier].0, *place));
-            }
-        }
-        found
+    /// The identity of a record's (code, domain) within its code's key.
+    fn identity(&self, key: u64, record: &[u8]) -> u64 {
+        let (_, domain) = super::packed::record_key(record);
+        key ^ domain.map_or(0, |d| self.hasher.hash_one(d))
     }
 
     /// A bulk load into this store; see `Bulk`.
@@ -267,17 +254,22 @@ impl LinkStore {
 
     /// Adds or replaces the packed record `record` (whose code hashes to
     /// `key`), moving it into the map when its code is new.
-    fn insert_owned(&self, key: u64, record: Box<[u8]>) -> bool {
+    fn insert_owned(&self, key: u64, record: Box<[u8]>) -> Inserted {
         match self.map.entry(key) {
             dashmap::Entry::Vacant(slot) => {
                 slot.insert(record);
-                true
+                Inserted::New
             }
             dashmap::Entry::Occupied(mut blob) => {
                 let (code, domain) = super::packed::record_key(&record);
+                let epoch = record[FILE_EPOCH_AT];
                 let (next, found) = Self::rebuild(blob.get(), domain, code, Some(&record));
                 *blob.get_mut() = next.into_boxed_slice();
-                !found
+                match found {
+                    None => Inserted::New,
+                    Some(old) if old == epoch => Inserted::AgainThisLoad,
+                    Some(_) => Inserted::Replaced,
+                }
             }
         }
     }
@@ -296,7 +288,7 @@ impl LinkStore {
             let blob = entry.value();
             for (at, len) in records(blob) {
                 let record = &blob[at..at + len];
-                let file_epoch = record[4];
+                let file_epoch = record[FILE_EPOCH_AT];
                 if file_epoch != 0 && file_epoch != epoch {
                     let (code, domain) = super::packed::record_key(record);
                     stale.push((domain.map(str::to_owned), code.to_owned()));
@@ -386,20 +378,29 @@ impl Bulk<'_> {
                                 queued.extend(lists.into_iter().flatten());
                                 queued.sort_by_key(|q| q.0);
                             }
-                            let found = store.duplicates(&queued);
-                            if !found.is_empty() {
-                                duplicates
-                                    .lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .extend(found);
-                            }
                             // Room for the shard's new links at once: a
                             // table sized by this load, not by a guess.
                             store.map.shards()[shard]
                                 .write()
                                 .reserve(queued.len(), |entry| entry.0);
-                            for (_, key, record) in queued {
-                                created += usize::from(store.insert_owned(key, record));
+                            // A repeat within this load shows as a record of
+                            // this load's epoch being replaced; only then are
+                            // the shard's places paired up.
+                            let mut seen = Vec::with_capacity(queued.len());
+                            let mut again = false;
+                            for (place, key, record) in queued {
+                                seen.push((place, store.identity(key, &record)));
+                                match store.insert_owned(key, record) {
+                                    Inserted::New => created += 1,
+                                    Inserted::AgainThisLoad => again = true,
+                                    Inserted::Replaced => {}
+                                }
+                            }
+                            if again {
+                                duplicates
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .extend(repeats(&seen));
                             }
                         }
                         created
@@ -416,6 +417,25 @@ impl Bulk<'_> {
             duplicates,
         }
     }
+}
+
+/// What an insert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inserted {
+    New,
+    /// Replaced a link of another load (or the API's).
+    Replaced,
+    /// Replaced a link of this same load: its code came twice.
+    AgainThisLoad,
+}
+
+/// (earlier place, later place) of every repeated identity, in input order.
+fn repeats(seen: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut last: std::collections::HashMap<u64, u64, BuildHasherDefault<Prehashed>> =
+        std::collections::HashMap::with_capacity_and_hasher(seen.len(), Default::default());
+    seen.iter()
+        .filter_map(|&(place, id)| last.insert(id, place).map(|earlier| (earlier, place)))
+        .collect()
 }
 
 /// What a bulk load did.
