@@ -39,6 +39,11 @@ def errors(server):
     return sum(int(r[5]) for r in rows if r[0] == server)
 
 
+def dropped(server):
+    """Clicks answered but not kept (hand-off or spool full), all rounds."""
+    return sum(int(r[6]) for r in rows if r[0] == server and len(r) > 6)
+
+
 latency = {}
 for s in SERVERS:
     path = f"{out}/raw/{s}-latency.json"
@@ -129,11 +134,16 @@ with open(f"{out}/report.md", "w") as f:
             f"| ≤ 1 / ≤ 5 ms | {verdict(-max(lat['p99'] - 1, lat['p99.9'] - 5), 0, True)} |\n"
         )
     f.write("\n## Throughput and CPU (medians)\n\n")
-    f.write("| server | keep-alive req/s | one request per connection req/s | CPU µs/request (keep-alive) | errors |\n")
-    f.write("| --- | ---: | ---: | ---: | ---: |\n")
+    f.write(
+        "| server | keep-alive req/s | one request per connection req/s | CPU µs/request (keep-alive) | errors "
+        "| click events dropped (hand-off or spool full) |\n"
+    )
+    f.write("| --- | ---: | ---: | ---: | ---: | ---: |\n")
     for s in SERVERS:
         if s in ran:
-            f.write(f"| {NAMES[s]} | {ka[s]:.0f} | {close[s]:.0f} | {cpu[s]:.2f} | {errors(s)} |\n")
+            f.write(
+                f"| {NAMES[s]} | {ka[s]:.0f} | {close[s]:.0f} | {cpu[s]:.2f} | {errors(s)} | {dropped(s)} |\n"
+            )
     f.write("\n## Latency at half of the maximum rate (ms)\n\n")
     f.write("| server | rate req/s | p50 | p90 | p99 | p99.9 | max | non-3xx + errors |\n")
     f.write("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")

@@ -145,21 +145,33 @@ down() {
   while (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; do sleep 0.05; done
 }
 ticks() { cpu_ticks $PIDS; }
+# Clicks refedge could not keep (hand-off or spool full) so far; 0 for the
+# baselines, which keep none.
+dropped() {
+  case $1 in
+    nginx | bare) echo 0 ;;
+    *) (exec 3<>"/dev/tcp/${ADMIN%:*}/${ADMIN##*:}" &&
+        printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 &&
+        awk '/^refedge_events_total\{result="dropped_(queue|spool)_full"\}/ {n += $2} END {print n + 0}' <&3) ;;
+  esac
+}
 
-echo "server mode round rps cpu_us errors" >"$WORK/rows"
+echo "server mode round rps cpu_us errors dropped" >"$WORK/rows"
 for r in $(seq 1 "$ROUNDS"); do
   for s in $SERVERS; do
     up $s
     for mode in ka close; do
       raw="$OUT/raw/$s-$mode-$r.txt"
       c0=$(ticks)
+      d0=$(dropped $s)
       CLOSE=$([ $mode = close ] && echo 1 || echo 0) $ON_LOAD wrk -t"$WRK_THREADS" -c64 -d${SECS}s -s "$WORK/random.lua" "http://127.0.0.1:$PORT" >"$raw"
       c1=$(ticks)
+      d1=$(dropped $s)
       n=$(awk '/requests in/ {print $1}' "$raw")
       rps=$(awk '/Requests\/sec/ {print $2}' "$raw")
       errs=$(awk '/Socket errors/ {for (i = 4; i <= NF; i += 2) s += $i} /Non-2xx or 3xx/ {s += $NF} END {print s + 0}' "$raw")
       cpu=$(awk -v d=$((c1 - c0)) -v hz="$HZ" -v n="$n" 'BEGIN {print d * 1000000 / hz / n}')
-      printf '%s %s %s %.0f %.2f %s\n' $s $mode "$r" "$rps" "$cpu" "$errs" | tee -a "$WORK/rows"
+      printf '%s %s %s %.0f %.2f %s %s\n' $s $mode "$r" "$rps" "$cpu" "$errs" $((d1 - d0)) | tee -a "$WORK/rows"
     done
     down $s
   done
