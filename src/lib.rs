@@ -33,8 +33,9 @@
 //! Conversions come back on the same listeners: `conversions::intake` checks
 //! them (`conversions::conversion`), hands them to the spool writer on a
 //! queue of their own and answers once they are fsynced; they ship to the
-//! conversions topic like clicks, and `conversions::matcher` joins them to
-//! clicks (`refedge match --spool`).
+//! conversions topic like clicks, and `refedge match` (`matcher`, a consumer
+//! group with a click index per partition on disk) joins them to clicks and
+//! publishes attributions; `refedge match --spool` does it offline.
 //!
 //! Around it: `config` (file, `REFEDGE_*` overlay, validation), the links'
 //! control plane (`links::reload` on SIGHUP, `links::LinkEditor` behind the
@@ -56,7 +57,9 @@
 //! - [`visitor`]: client address, bots and preview fetchers, device, privacy
 //!   signals.
 //! - [`attribution`]: click ids, the signed cookie, first/last touch.
-//! - [`conversions`]: the intake, the conversion event, the matcher.
+//! - [`conversions`]: the intake and the conversion event.
+//! - [`matcher`]: `refedge match`: the join, the consumer group, the
+//!   per-partition click index, attributions out; the offline form.
 //! - [`hostname`]: host names compared ignoring case and the root dot.
 //! - [`bearer`]: bearer tokens, compared in constant time.
 //! - [`events`]: the click record, the hand-off, enrichment, the JSON line
@@ -80,6 +83,7 @@ pub mod hostname;
 pub mod http;
 pub mod kafka;
 pub mod links;
+pub mod matcher;
 pub mod metrics;
 pub mod node;
 pub mod prehashed;

@@ -119,17 +119,22 @@ fn match_conversions(config: Option<PathBuf>, spool: Option<PathBuf>) -> ExitCod
         }
     };
     let Some(dir) = spool else {
-        eprintln!(
-            "refedge match: the Kafka matcher is not built yet; `refedge match --spool DIR` joins a spool offline"
-        );
-        return ExitCode::from(2);
+        init_logging(&config);
+        return match refedge::matcher::run(config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("refedge match: {e:#}");
+                eprintln!("refedge match: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
     };
     let window_ms = u64::from(config.attribution.window_days) * 86_400_000;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let stdout = std::io::stdout().lock();
-    match refedge::conversions::matcher::match_spool(&dir, window_ms, now_ms, stdout) {
+    match refedge::matcher::match_spool(&dir, window_ms, now_ms, stdout) {
         Ok(s) => {
             eprintln!(
                 "refedge match: {} conversions ({} matched, {} unmatched, {} repeated event ids skipped) against {} human clicks; {} unreadable lines",

@@ -39,6 +39,17 @@ pub const CONNECTIONS_OPEN: &str = "refedge_connections_open";
 pub const READY: &str = "refedge_ready";
 pub const CONVERSIONS_TOTAL: &str = "refedge_conversions_total";
 pub const SPOOL_MAX_BYTES: &str = "refedge_spool_max_bytes";
+pub const MATCH_ATTRIBUTIONS_TOTAL: &str = "refedge_match_attributions_total";
+pub const MATCH_DUPLICATES_TOTAL: &str = "refedge_match_duplicates_total";
+pub const MATCH_CLICKS_INDEXED_TOTAL: &str = "refedge_match_clicks_indexed_total";
+pub const MATCH_UNREADABLE_TOTAL: &str = "refedge_match_unreadable_total";
+pub const MATCH_REBUILDS_TOTAL: &str = "refedge_match_rebuilds_total";
+pub const MATCH_PARTITIONS: &str = "refedge_match_partitions";
+pub const MATCH_REBUILDING: &str = "refedge_match_rebuilding_partitions";
+pub const MATCH_INDEX_CLICKS: &str = "refedge_match_index_clicks";
+pub const MATCH_INDEX_BYTES: &str = "refedge_match_index_bytes";
+pub const MATCH_WAITING: &str = "refedge_match_waiting";
+pub const MATCH_LAG: &str = "refedge_match_lag_messages";
 
 /// What a metric is, for its `# TYPE` and `# HELP` lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +191,61 @@ pub const DESCRIBED: &[(&str, Kind, &str)] = &[
         CONNECTIONS_OPEN,
         Kind::Gauge,
         "Connections open now, by listener.",
+    ),
+    (
+        MATCH_ATTRIBUTIONS_TOTAL,
+        Kind::Counter,
+        "Attributions the matcher published, by result (matched, no_click_id, unknown_click, outside_window).",
+    ),
+    (
+        MATCH_DUPLICATES_TOTAL,
+        Kind::Counter,
+        "Conversions the matcher did not publish again: their event_id came before.",
+    ),
+    (
+        MATCH_CLICKS_INDEXED_TOTAL,
+        Kind::Counter,
+        "Human clicks the matcher added to its index.",
+    ),
+    (
+        MATCH_UNREADABLE_TOTAL,
+        Kind::Counter,
+        "Records on the clicks or conversions topic that are not events refedge writes, skipped.",
+    ),
+    (
+        MATCH_REBUILDS_TOTAL,
+        Kind::Counter,
+        "Partitions whose index was rebuilt from the clicks topic (no state of their own, or a stale one).",
+    ),
+    (
+        MATCH_PARTITIONS,
+        Kind::Gauge,
+        "Partitions this matcher owns.",
+    ),
+    (
+        MATCH_REBUILDING,
+        Kind::Gauge,
+        "Owned partitions still rebuilding their index (their conversions wait).",
+    ),
+    (
+        MATCH_INDEX_CLICKS,
+        Kind::Gauge,
+        "Human clicks of the attribution window in the owned partitions' index.",
+    ),
+    (
+        MATCH_INDEX_BYTES,
+        Kind::Gauge,
+        "Bytes on disk of the owned partitions' state.",
+    ),
+    (
+        MATCH_WAITING,
+        Kind::Gauge,
+        "Conversions waiting (up to match.grace_secs) for a click that has not arrived.",
+    ),
+    (
+        MATCH_LAG,
+        Kind::Gauge,
+        "Messages behind the end of each topic over the owned partitions, by topic.",
     ),
 ];
 
@@ -432,6 +498,42 @@ impl Default for ShipperMetrics {
 
 pub fn conversions(result: ConversionResult) -> Counter {
     counter!(CONVERSIONS_TOTAL, "result" => result.label())
+}
+
+pub fn match_attributions(result: &'static str) -> Counter {
+    counter!(MATCH_ATTRIBUTIONS_TOTAL, "result" => result)
+}
+
+pub fn match_duplicates() -> Counter {
+    counter!(MATCH_DUPLICATES_TOTAL)
+}
+
+pub fn match_clicks_indexed() -> Counter {
+    counter!(MATCH_CLICKS_INDEXED_TOTAL)
+}
+
+pub fn match_unreadable() -> Counter {
+    counter!(MATCH_UNREADABLE_TOTAL)
+}
+
+pub fn match_rebuilds() -> Counter {
+    counter!(MATCH_REBUILDS_TOTAL)
+}
+
+/// The matcher's gauges: partitions, rebuilding, index clicks and bytes,
+/// waiting conversions.
+pub fn match_gauges() -> [Gauge; 5] {
+    [
+        gauge!(MATCH_PARTITIONS),
+        gauge!(MATCH_REBUILDING),
+        gauge!(MATCH_INDEX_CLICKS),
+        gauge!(MATCH_INDEX_BYTES),
+        gauge!(MATCH_WAITING),
+    ]
+}
+
+pub fn match_lag(topic: &str) -> Gauge {
+    gauge!(MATCH_LAG, "topic" => topic.to_owned())
 }
 
 pub fn ready() -> Gauge {

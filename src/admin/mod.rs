@@ -69,7 +69,7 @@ pub struct Admin {
     pub token: Option<String>,
 }
 
-fn respond(
+pub fn respond(
     status: StatusCode,
     content_type: &'static str,
     body: impl Into<Bytes>,

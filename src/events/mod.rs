@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use event::{ClickEvent, ClickRecord, Outcome, SCHEMA_VERSION, Timestamp};
-pub use ship::{ShipperConfig, ShipperHandle, ShipperState};
+pub use ship::{ShipperConfig, ShipperHandle, ShipperState, cloudevent_headers, producer_defaults};
 pub use spool::{SpoolConfig, SpoolStats, SpoolWriter, list_segments};
 
 use crate::config::Config;

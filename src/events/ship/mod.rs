@@ -34,8 +34,8 @@ use super::line::{EventHead, EventKind};
 use super::spool::{SpoolStats, list_segments};
 use checkpoint::write_checkpoint;
 pub use checkpoint::{CHECKPOINT_FILE, Position, read_checkpoint};
-use producer::{Delivery, ShipContext, build_producer, ce_source, headers, is_operator_error};
-pub use producer::{ShipperState, producer_defaults, validate_properties};
+use producer::{Delivery, ShipContext, build_producer, ce_source, ce_type, is_operator_error};
+pub use producer::{ShipperState, cloudevent_headers, producer_defaults, validate_properties};
 
 /// Events produced but not yet acknowledged, at most.
 const MAX_IN_FLIGHT: usize = 100_000;
@@ -258,7 +258,12 @@ impl Shipper {
         if *self.source.0 != *head.node {
             self.source = (head.node.as_ref().into(), ce_source(&head.node));
         }
-        let headers = headers(head.kind, &head.id, &self.source.1, &head.occurred_at);
+        let headers = cloudevent_headers(
+            ce_type(head.kind),
+            &head.id,
+            &self.source.1,
+            &head.occurred_at,
+        );
         let record = BaseRecord::with_opaque_to(self.config.topic_of(head.kind), id)
             .key(head.key.as_bytes())
             .payload(line)
@@ -363,8 +368,12 @@ impl Shipper {
                 .key(&r.key)
                 .payload(&r.payload);
             if let Some(h) = &head {
-                record =
-                    record.headers(headers(h.kind, &h.id, &ce_source(&h.node), &h.occurred_at));
+                record = record.headers(cloudevent_headers(
+                    ce_type(h.kind),
+                    &h.id,
+                    &ce_source(&h.node),
+                    &h.occurred_at,
+                ));
             }
             match self.producer.send(record) {
                 Ok(()) => self.metrics.event(EventResult::Retried, 1),

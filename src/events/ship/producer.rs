@@ -168,12 +168,16 @@ pub(super) fn ce_source(node: &str) -> Box<str> {
     format!("urn:refedge:node:{node}").into()
 }
 
-/// The CloudEvents headers of a record.
-pub(super) fn headers(kind: EventKind, id: &str, source: &str, time: &str) -> OwnedHeaders {
-    let ce_type = match kind {
+/// The CloudEvents type of a spooled event.
+pub(super) fn ce_type(kind: EventKind) -> &'static str {
+    match kind {
         EventKind::Click => "refedge.click.v1",
         EventKind::Conversion => "refedge.conversion.v1",
-    };
+    }
+}
+
+/// The CloudEvents headers of a record (the matcher's attributions too).
+pub fn cloudevent_headers(ce_type: &str, id: &str, source: &str, time: &str) -> OwnedHeaders {
     OwnedHeaders::new_with_capacity(6)
         .insert(Header {
             key: "ce_specversion",

@@ -1,104 +1,16 @@
-//! Joining conversions to the human clicks they came from (CONTRACT:
-//! "Matcher"). This is the join itself and its offline form, `refedge match
-//! --spool DIR`: every spool segment read in order, attributions written as
-//! JSON Lines. Reasons a conversion stays unmatched: `no_click_id`,
-//! `unknown_click` (no human click with that id) and `outside_window` (the
-//! click is too old, or later than the conversion). A repeated `event_id` is
-//! published once.
+//! `refedge match --spool DIR`: the matcher's join over spool segments, with
+//! no Kafka. Every segment is read in order, clicks indexed in memory, then
+//! one attribution per conversion is written as a JSON line (a repeated
+//! `event_id` once), so the embedded default shows attribution end to end.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::conversion::{ConversionEvent, Line};
-use crate::attribution::ClickId;
-use crate::events::Timestamp;
-
-/// What the join keeps of a human click.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Click {
-    pub click_id: String,
-    #[serde(default)]
-    pub advocate_id: Option<String>,
-    #[serde(default)]
-    pub campaign_id: Option<String>,
-    #[serde(default)]
-    pub program_id: Option<String>,
-    pub code: String,
-    pub host: String,
-    #[serde(default)]
-    bot: bool,
-    outcome: String,
-}
-
-impl Click {
-    /// Only a human click that was redirected can be credited.
-    pub fn counts(&self) -> bool {
-        !self.bot && self.outcome == "redirected"
-    }
-}
-
-/// An attribution, in CONTRACT order after the conversion's own fields.
-#[derive(Debug, Serialize)]
-pub struct Attribution {
-    #[serde(flatten)]
-    pub conversion: ConversionEvent,
-    pub matched: bool,
-    pub reason: Option<&'static str>,
-    pub advocate_id: Option<String>,
-    pub campaign_id: Option<String>,
-    pub program_id: Option<String>,
-    pub code: Option<String>,
-    pub host: Option<String>,
-    pub click_to_conversion_secs: Option<f64>,
-    pub matched_at: String,
-}
-
-/// Joins one conversion to its click (`None`: no such human click).
-pub fn attribute(
-    conversion: ConversionEvent,
-    click: Option<&Click>,
-    window_ms: u64,
-    now_ms: u64,
-) -> Attribution {
-    let clicked_ms = conversion
-        .click_id
-        .as_deref()
-        .and_then(ClickId::parse)
-        .map(|c| c.unix_ms());
-    let occurred_ms = time::OffsetDateTime::parse(
-        &conversion.occurred_at,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .map_or(0, |t| (t.unix_timestamp_nanos() / 1_000_000) as u64);
-    let (reason, click) = match (clicked_ms, click) {
-        (None, _) => (Some("no_click_id"), None),
-        (Some(_), None) => (Some("unknown_click"), None),
-        (Some(at), Some(click)) => {
-            if at <= occurred_ms && occurred_ms <= at.saturating_add(window_ms) {
-                (None, Some(click))
-            } else {
-                (Some("outside_window"), Some(click))
-            }
-        }
-    };
-    Attribution {
-        matched: reason.is_none(),
-        reason,
-        advocate_id: click.and_then(|c| c.advocate_id.clone()),
-        campaign_id: click.and_then(|c| c.campaign_id.clone()),
-        program_id: click.and_then(|c| c.program_id.clone()),
-        code: click.map(|c| c.code.clone()),
-        host: click.map(|c| c.host.clone()),
-        click_to_conversion_secs: click
-            .and(clicked_ms)
-            .map(|at| (occurred_ms as f64 - at as f64) / 1000.0),
-        matched_at: Timestamp::from_millis(now_ms).as_str().to_owned(),
-        conversion,
-    }
-}
+use super::join::{ClickIn, Credit, attribute};
+use crate::conversions::ConversionEvent;
 
 /// What an offline join did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -131,7 +43,7 @@ pub fn match_spool(
     mut out: impl Write,
 ) -> std::io::Result<Summary> {
     let mut summary = Summary::default();
-    let mut clicks: HashMap<String, Click> = HashMap::new();
+    let mut clicks: HashMap<String, Credit> = HashMap::new();
     let mut conversions: Vec<ConversionEvent> = Vec::new();
     for (_, path, _) in crate::events::list_segments(dir)? {
         let reader = std::io::BufReader::new(std::fs::File::open(&path)?);
@@ -141,10 +53,10 @@ pub fn match_spool(
                 continue;
             }
             match serde_json::from_str::<Kind<'_>>(&line).map(|k| k.kind.into_owned()) {
-                Ok(kind) if kind == "click" => match serde_json::from_str::<Click>(&line) {
+                Ok(kind) if kind == "click" => match serde_json::from_str::<ClickIn<'_>>(&line) {
                     Ok(click) if click.counts() => {
                         summary.clicks += 1;
-                        clicks.insert(click.click_id.clone(), click);
+                        clicks.insert(click.click_id.to_string(), click.credit());
                     }
                     Ok(_) => {}
                     Err(_) => summary.unreadable += 1,
@@ -173,12 +85,7 @@ pub fn match_spool(
         } else {
             summary.unmatched += 1;
         }
-        let line = Line {
-            schema_version: crate::events::SCHEMA_VERSION,
-            kind: "attribution".to_owned(),
-            body: attribution,
-        };
-        serde_json::to_writer(&mut out, &line)?;
+        out.write_all(&attribution.to_json())?;
         out.write_all(b"\n")?;
     }
     out.flush()?;
@@ -188,7 +95,9 @@ pub fn match_spool(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attribution::ClickId;
     use crate::conversions::{Posted, Received};
+    use crate::events::Timestamp;
 
     const NOW: u64 = 1_790_000_000_000;
     const DAY: u64 = 86_400_000;

@@ -1,0 +1,541 @@
+//! `refedge match`: conversions joined to the human clicks they came from,
+//! published as attributions (CONTRACT: "Matcher").
+//!
+//! ```text
+//! group      consumer group over clicks + conversions (range assignor:
+//!            partition n of both to one member); per assigned partition
+//!            resume its state or rebuild it from the clicks topic
+//! run_batch  poll ≤ 100 ms ─► per partition, one write transaction:
+//!              clicks ─► index (human, redirected, inside the horizon);
+//!                        conversions waiting for that click go out
+//!              conversions ─► repeat? skip : click in index? attribute :
+//!                             wait ≤ match.grace_secs (index::Tables::wait)
+//!              deadlines passed ─► out unmatched (unknown_click)
+//!            ─► publish::Publisher::flush (every attribution acknowledged)
+//!            ─► commit each partition (index + offsets, one fsync)
+//!            ─► commit the offsets to the group (for the next owner)
+//! ```
+//!
+//! `join` is the join both forms share; `spool` is the offline form,
+//! `refedge match --spool DIR`.
+
+pub mod admin;
+mod group;
+mod index;
+pub mod join;
+mod publish;
+pub mod spool;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::Config;
+use crate::conversions::ConversionEvent;
+use group::{Assignment, GroupContext, Owned, Topics, lock};
+use index::Tables;
+use join::{ClickIn, Credit, attribute, click_of};
+use publish::Publisher;
+
+pub use spool::{Summary, match_spool};
+
+/// A batch ends after this long or this many records.
+const BATCH_TIME: Duration = Duration::from_millis(100);
+const BATCH_RECORDS: usize = 50_000;
+/// How often old clicks and event ids leave the index.
+const EXPIRE_EVERY: Duration = Duration::from_secs(60);
+/// How often an idle partition looks for conversions whose wait is over.
+const DUE_EVERY: Duration = Duration::from_secs(1);
+
+/// The consumer settings the matcher starts from; `kafka.properties`
+/// override them (but a changed assignor breaks co-partitioning).
+const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("enable.auto.commit", "false"),
+    ("auto.offset.reset", "earliest"),
+    ("partition.assignment.strategy", "range"),
+    // A member that dies hands its partitions over within seconds.
+    ("session.timeout.ms", "10000"),
+    ("heartbeat.interval.ms", "2000"),
+    ("statistics.interval.ms", "1000"),
+    ("reconnect.backoff.max.ms", "1000"),
+];
+
+/// Times of the join, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+struct Windows {
+    window_ms: u64,
+    grace_ms: u64,
+}
+
+impl Windows {
+    /// Clicks older than this leave the index; a conversion whose click id
+    /// is older is decided at once (its click cannot be waited for).
+    fn horizon(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.window_ms + self.grace_ms)
+    }
+}
+
+/// Records of one partition gathered for a batch, in one buffer.
+#[derive(Debug, Default)]
+struct Gathered {
+    buf: Vec<u8>,
+    clicks: Vec<(i64, Range<usize>)>,
+    conversions: Vec<(i64, Range<usize>)>,
+}
+
+/// What the batch loop keeps between batches, per owned partition.
+#[derive(Debug)]
+struct Timers {
+    last_due: Instant,
+    last_expire: Instant,
+}
+
+/// Runs the matcher until SIGTERM/SIGINT. Errors are start-up problems
+/// (listener, brokers, topics not co-partitioned) or a state or delivery
+/// failure that stops it so a restart resumes from committed state.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    crate::metrics::install();
+    let stop = Arc::new(AtomicBool::new(false));
+    let health = Arc::new(admin::Health::default());
+    let (stop_admin, admin_stopped) = tokio::sync::watch::channel(false);
+    let admin_thread = start_admin(
+        &config,
+        Arc::clone(&health),
+        Arc::clone(&stop),
+        admin_stopped,
+    )?;
+
+    let topics = Topics {
+        clicks: config.kafka.clicks_topic.clone(),
+        conversions: config.kafka.conversions_topic.clone(),
+    };
+    let shared = Arc::new(Mutex::new(Assignment::default()));
+    let mut settings: Vec<(&str, &str)> = CONSUMER_DEFAULTS.to_vec();
+    settings.push(("group.id", &config.matcher.group_id));
+    let consumer: BaseConsumer<GroupContext> =
+        crate::kafka::client_config(&settings, &config.kafka.brokers, &config.kafka.properties)
+            .create_with_context(GroupContext {
+                topics: topics.clone(),
+                state_dir: config.matcher.state_dir.clone(),
+                shared: Arc::clone(&shared),
+                joined: Arc::clone(&health.joined),
+            })?;
+    let partitions = group::check_partition_counts(&consumer, &topics, Duration::from_secs(30))?;
+    let publisher = Publisher::new(
+        &config.kafka.brokers,
+        &config.kafka.properties,
+        &config.kafka.attributions_topic,
+        &config.node_name(),
+    )?;
+    consumer.subscribe(&[&topics.clicks, &topics.conversions])?;
+    tracing::info!(
+        group = %config.matcher.group_id,
+        clicks = %topics.clicks,
+        conversions = %topics.conversions,
+        attributions = %config.kafka.attributions_topic,
+        partitions,
+        state_dir = %config.matcher.state_dir.display(),
+        "matcher started"
+    );
+    let windows = Windows {
+        window_ms: u64::from(config.attribution.window_days) * 86_400_000,
+        grace_ms: config.matcher.grace_secs * 1000,
+    };
+    let mut matcher = Matcher {
+        consumer,
+        shared,
+        publisher,
+        topics,
+        windows,
+        timers: BTreeMap::new(),
+        stop: Arc::clone(&stop),
+        health,
+        last_gauges: Instant::now() - Duration::from_secs(60),
+    };
+    let result = matcher.run();
+    // Leaving the group hands the partitions over at once.
+    drop(matcher);
+    let _ = stop_admin.send(true);
+    let _ = admin_thread.join();
+    result
+}
+
+fn start_admin(
+    config: &Config,
+    health: Arc<admin::Health>,
+    stop: Arc<AtomicBool>,
+    admin_stopped: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let std_listener = std::net::TcpListener::bind(config.matcher.admin_listen).map_err(|e| {
+        anyhow::anyhow!(
+            "match.admin_listen {}: cannot bind: {e}",
+            config.matcher.admin_listen
+        )
+    })?;
+    std_listener.set_nonblocking(true)?;
+    tracing::info!(addr = %std_listener.local_addr()?, "matcher admin listener bound");
+    let limits = crate::http::server::Limits::admin(&config.server);
+    Ok(std::thread::Builder::new()
+        .name("match-admin".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "matcher admin listener");
+                        return;
+                    }
+                };
+                tokio::spawn(async move {
+                    crate::shutdown::termination().await;
+                    stop.store(true, Ordering::SeqCst);
+                });
+                admin::serve(listener, health, limits, admin_stopped).await;
+            });
+        })?)
+}
+
+struct Matcher {
+    consumer: BaseConsumer<GroupContext>,
+    shared: Arc<Mutex<Assignment>>,
+    publisher: Publisher,
+    topics: Topics,
+    windows: Windows,
+    timers: BTreeMap<i32, Timers>,
+    stop: Arc<AtomicBool>,
+    health: Arc<admin::Health>,
+    last_gauges: Instant,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What one batch published, by result.
+#[derive(Debug, Default)]
+struct Tally {
+    results: BTreeMap<&'static str, u64>,
+    duplicates: u64,
+    indexed: u64,
+    unreadable: u64,
+}
+
+impl Matcher {
+    fn run(&mut self) -> anyhow::Result<()> {
+        let mut rebuilds_seen = 0;
+        while !self.stop.load(Ordering::SeqCst) {
+            let batch = self.gather();
+            self.run_batch(batch)?;
+            let rebuilds = lock(&self.shared).rebuilds;
+            crate::metrics::match_rebuilds().increment(rebuilds - rebuilds_seen);
+            rebuilds_seen = rebuilds;
+        }
+        tracing::info!("matcher stopping: every batch is committed");
+        Ok(())
+    }
+
+    /// Polls for up to `BATCH_TIME`. Records gathered before a rebalance
+    /// are dropped (their partitions may be gone, and the new assignment
+    /// starts from committed state, so they are read again).
+    fn gather(&self) -> BTreeMap<i32, Gathered> {
+        let mut batch: BTreeMap<i32, Gathered> = BTreeMap::new();
+        let mut records = 0;
+        let mut generation = lock(&self.shared).generation;
+        let deadline = Instant::now() + BATCH_TIME;
+        while records < BATCH_RECORDS {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let polled = self.consumer.poll(left);
+            let now_generation = lock(&self.shared).generation;
+            if now_generation != generation {
+                batch.clear();
+                records = 0;
+                generation = now_generation;
+            }
+            let message = match polled {
+                None => break,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "matcher: consumer error");
+                    continue;
+                }
+                Some(Ok(m)) => m,
+            };
+            let Some(payload) = message.payload() else {
+                continue;
+            };
+            let part = batch.entry(message.partition()).or_default();
+            let start = part.buf.len();
+            part.buf.extend_from_slice(payload);
+            let entry = (message.offset(), start..part.buf.len());
+            if message.topic() == self.topics.clicks {
+                part.clicks.push(entry);
+            } else {
+                part.conversions.push(entry);
+            }
+            records += 1;
+        }
+        batch
+    }
+
+    fn run_batch(&mut self, mut batch: BTreeMap<i32, Gathered>) -> anyhow::Result<()> {
+        let now = now_ms();
+        let mut tally = Tally::default();
+        let mut shared = lock(&self.shared);
+        let mut pending = Vec::new();
+        let owned_now: Vec<i32> = shared.partitions.keys().copied().collect();
+        self.timers.retain(|n, _| owned_now.contains(n));
+        for (&n, owned) in shared.partitions.iter_mut() {
+            let part = batch.remove(&n).unwrap_or_default();
+            let timers = self.timers.entry(n).or_insert_with(|| Timers {
+                last_due: Instant::now(),
+                last_expire: Instant::now() - EXPIRE_EVERY,
+            });
+            let due = owned.index.waiting() > 0 && timers.last_due.elapsed() >= DUE_EVERY;
+            let expire = timers.last_expire.elapsed() >= EXPIRE_EVERY;
+            if part.clicks.is_empty() && part.conversions.is_empty() && !due && !expire {
+                continue;
+            }
+            if due || !part.conversions.is_empty() {
+                timers.last_due = Instant::now();
+            }
+            if expire {
+                timers.last_expire = Instant::now();
+            }
+            let txn = owned.index.begin()?;
+            let mut tables = owned.index.tables(&txn)?;
+            let work = PartitionWork {
+                windows: self.windows,
+                publisher: &self.publisher,
+                tally: &mut tally,
+                now,
+            };
+            work.join(&mut tables, owned, &part, expire)?;
+            let outcome = tables.finish()?;
+            pending.push((n, txn, outcome));
+        }
+        drop(shared);
+        if pending.is_empty() {
+            self.publish_gauges();
+            return Ok(());
+        }
+        let stop = Arc::clone(&self.stop);
+        self.publisher
+            .flush(&move || stop.load(Ordering::SeqCst))
+            .map_err(|e| {
+                anyhow::anyhow!("attributions not acknowledged, batch not committed: {e}")
+            })?;
+        let mut shared = lock(&self.shared);
+        let mut commit = TopicPartitionList::new();
+        let mut resume = TopicPartitionList::new();
+        for (n, txn, outcome) in pending {
+            let Some(owned) = shared.partitions.get_mut(&n) else {
+                continue;
+            };
+            owned.index.commit(txn, outcome)?;
+            let at = owned.index.offsets();
+            commit.add_partition_offset(&self.topics.clicks, n, Offset::Offset(at.clicks_next))?;
+            if at.committed >= 0 {
+                commit.add_partition_offset(
+                    &self.topics.conversions,
+                    n,
+                    Offset::Offset(at.committed),
+                )?;
+            }
+            if owned.rebuild_until.is_some_and(|end| at.clicks_next >= end) {
+                owned.rebuild_until = None;
+                resume.add_partition(&self.topics.conversions, n);
+                tracing::info!(
+                    partition = n,
+                    clicks = owned.index.clicks(),
+                    "matcher: partition rebuilt; reading its conversions"
+                );
+            }
+        }
+        drop(shared);
+        if let Err(e) = self.consumer.commit(&commit, CommitMode::Sync) {
+            // The state holds both this offset and the last one the group
+            // took, so a missed commit costs nothing but lag on the graph.
+            tracing::warn!(error = %e, "matcher: committing offsets to the group failed");
+        } else {
+            let mut shared = lock(&self.shared);
+            for owned in shared.partitions.values_mut() {
+                owned.confirmed = owned.index.offsets().committed;
+            }
+        }
+        if resume.count() > 0 {
+            self.consumer.resume(&resume)?;
+        }
+        for (result, n) in tally.results {
+            crate::metrics::match_attributions(result).increment(n);
+        }
+        crate::metrics::match_duplicates().increment(tally.duplicates);
+        crate::metrics::match_clicks_indexed().increment(tally.indexed);
+        crate::metrics::match_unreadable().increment(tally.unreadable);
+        self.publish_gauges();
+        Ok(())
+    }
+
+    fn publish_gauges(&mut self) {
+        let shared = lock(&self.shared);
+        let rebuilding = shared
+            .partitions
+            .values()
+            .filter(|o| o.rebuild_until.is_some())
+            .count();
+        self.health
+            .rebuilding
+            .store(rebuilding > 0, Ordering::Relaxed);
+        if self.last_gauges.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last_gauges = Instant::now();
+        let [partitions, rebuilding_g, clicks, bytes, waiting] = crate::metrics::match_gauges();
+        partitions.set(shared.partitions.len() as f64);
+        rebuilding_g.set(rebuilding as f64);
+        clicks.set(
+            shared
+                .partitions
+                .values()
+                .map(|o| o.index.clicks())
+                .sum::<u64>() as f64,
+        );
+        bytes.set(
+            shared
+                .partitions
+                .values()
+                .map(|o| o.index.disk_bytes())
+                .sum::<u64>() as f64,
+        );
+        waiting.set(
+            shared
+                .partitions
+                .values()
+                .map(|o| o.index.waiting())
+                .sum::<u64>() as f64,
+        );
+        for (topic, lag) in &shared.lag {
+            crate::metrics::match_lag(topic).set(*lag as f64);
+        }
+    }
+}
+
+/// The join of one partition's batch inside its write transaction.
+struct PartitionWork<'a> {
+    windows: Windows,
+    publisher: &'a Publisher,
+    tally: &'a mut Tally,
+    now: u64,
+}
+
+impl PartitionWork<'_> {
+    fn join(
+        mut self,
+        t: &mut Tables<'_>,
+        owned: &Owned,
+        part: &Gathered,
+        expire: bool,
+    ) -> Result<(), redb::Error> {
+        let horizon = self.windows.horizon(self.now);
+        let mut packed = Vec::with_capacity(128);
+        for (offset, range) in &part.clicks {
+            if *offset < t.offsets.clicks_next {
+                continue;
+            }
+            t.offsets.clicks_next = offset + 1;
+            let Ok(click) = serde_json::from_slice::<ClickIn<'_>>(&part.buf[range.clone()]) else {
+                self.tally.unreadable += 1;
+                continue;
+            };
+            let Some(id) = crate::attribution::ClickId::parse(&click.click_id) else {
+                self.tally.unreadable += 1;
+                continue;
+            };
+            if !click.counts() || id.unix_ms() < horizon {
+                continue;
+            }
+            packed.clear();
+            click.pack(&mut packed);
+            let key = id.as_u128();
+            t.insert_click(key, &packed)?;
+            self.tally.indexed += 1;
+            let waiting = t.take_waiting(key)?;
+            if !waiting.is_empty() {
+                let credit = click.credit();
+                for w in waiting {
+                    self.publish_line(&w.line, Some(&credit));
+                }
+            }
+        }
+        for (offset, range) in &part.conversions {
+            if *offset < t.offsets.conversions_next {
+                continue;
+            }
+            t.offsets.conversions_next = offset + 1;
+            let line = &part.buf[range.clone()];
+            let Ok(conversion) = serde_json::from_slice::<ConversionEvent>(line) else {
+                self.tally.unreadable += 1;
+                continue;
+            };
+            if *offset < owned.replay_until {
+                t.first_time(&conversion.event_id, self.now)?;
+                continue;
+            }
+            if !t.first_time(&conversion.event_id, self.now)? {
+                self.tally.duplicates += 1;
+                continue;
+            }
+            match click_of(&conversion) {
+                Some((id, clicked_ms)) => match t.click(id)? {
+                    Some(credit) => self.publish(conversion, Credit::unpack(&credit).as_ref()),
+                    None if clicked_ms < horizon => self.publish(conversion, None),
+                    None => t.wait(id, *offset as u64, self.now + self.windows.grace_ms, line)?,
+                },
+                None => self.publish(conversion, None),
+            }
+        }
+        for (id, w) in t.due(self.now)? {
+            let credit = t.click(id)?.and_then(|c| Credit::unpack(&c));
+            self.publish_line(&w.line, credit.as_ref());
+        }
+        if expire {
+            t.expire(horizon)?;
+        }
+        // Every conversion below this offset is published (or was, by the
+        // owner before a rebuild): the next owner starts here.
+        let oldest = t
+            .oldest_waiting()?
+            .map_or(t.offsets.conversions_next, |o| o as i64);
+        let committed = oldest.max(owned.replay_until);
+        if committed != t.offsets.committed {
+            t.offsets.previous = owned.confirmed;
+            t.offsets.committed = committed;
+        }
+        Ok(())
+    }
+
+    fn publish_line(&mut self, line: &[u8], credit: Option<&Credit>) {
+        match serde_json::from_slice::<ConversionEvent>(line) {
+            Ok(conversion) => self.publish(conversion, credit),
+            Err(_) => self.tally.unreadable += 1,
+        }
+    }
+
+    fn publish(&mut self, conversion: ConversionEvent, credit: Option<&Credit>) {
+        let attribution = attribute(conversion, credit, self.windows.window_ms, self.now);
+        self.publisher.send(&attribution);
+        *self.tally.results.entry(attribution.result()).or_default() += 1;
+    }
+}
