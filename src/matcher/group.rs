@@ -6,8 +6,11 @@
 //! offset is one this state wrote; otherwise (no state, or another member
 //! moved on since) it is rebuilt: clicks from the beginning of the topic,
 //! conversions from the beginning too, those before the group's offset only
-//! remembered as seen (they were published), and conversions paused until
+//! remembered as seen (they were published). Conversions read during a
+//! rebuild wait for their click like any other, and no wait ends before
 //! the clicks have caught up with the topic's end as it was at assignment.
+//! (Pausing the conversions instead would be fragile: librdkafka keeps a
+//! partition's pause across assignments.)
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,8 +32,9 @@ pub struct Owned {
     /// Conversions below this offset were published by an earlier owner:
     /// they are only remembered as seen.
     pub replay_until: i64,
-    /// While rebuilding: the clicks offset to reach before conversions
-    /// are read.
+    /// While rebuilding: the clicks offset to reach. Until then no
+    /// conversion's wait ends (its click may still be on the way), and
+    /// `/readyz` says so.
     pub rebuild_until: Option<i64>,
     /// The conversions offset the group last took from this instance.
     pub confirmed: i64,
@@ -103,6 +107,7 @@ impl ConsumerContext for GroupContext {
             // Every batch is committed before the next poll, so there is
             // nothing in flight to save: closing the files is enough.
             let mut shared = lock(&self.shared);
+            tracing::info!(partitions = ?shared.partitions.keys().collect::<Vec<_>>(), "matcher: partitions revoked");
             shared.partitions.clear();
             shared.generation += 1;
         }
@@ -144,7 +149,6 @@ impl GroupContext {
         }
         let committed = consumer.committed_offsets(tpl.clone(), BROKER_WAIT)?;
         let mut assign = TopicPartitionList::new();
-        let mut pause = TopicPartitionList::new();
         let mut shared = lock(&self.shared);
         shared.partitions.clear();
         shared.generation += 1;
@@ -192,9 +196,6 @@ impl GroupContext {
                     assign.add_partition_offset(&self.topics.clicks, n, Offset::Beginning)?;
                     assign.add_partition_offset(&self.topics.conversions, n, Offset::Beginning)?;
                     let rebuild_until = (high > 0).then_some(high);
-                    if rebuild_until.is_some() {
-                        pause.add_partition(&self.topics.conversions, n);
-                    }
                     shared.rebuilds += 1;
                     tracing::info!(
                         partition = n,
@@ -214,9 +215,6 @@ impl GroupContext {
         }
         drop(shared);
         consumer.assign(&assign)?;
-        if pause.count() > 0 {
-            consumer.pause(&pause)?;
-        }
         Ok(())
     }
 }

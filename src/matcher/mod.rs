@@ -339,7 +339,6 @@ impl Matcher {
             })?;
         let mut shared = lock(&self.shared);
         let mut commit = TopicPartitionList::new();
-        let mut resume = TopicPartitionList::new();
         for (n, txn, outcome) in pending {
             let Some(owned) = shared.partitions.get_mut(&n) else {
                 continue;
@@ -356,11 +355,10 @@ impl Matcher {
             }
             if owned.rebuild_until.is_some_and(|end| at.clicks_next >= end) {
                 owned.rebuild_until = None;
-                resume.add_partition(&self.topics.conversions, n);
                 tracing::info!(
                     partition = n,
                     clicks = owned.index.clicks(),
-                    "matcher: partition rebuilt; reading its conversions"
+                    "matcher: partition rebuilt"
                 );
             }
         }
@@ -374,9 +372,6 @@ impl Matcher {
             for owned in shared.partitions.values_mut() {
                 owned.confirmed = owned.index.offsets().committed;
             }
-        }
-        if resume.count() > 0 {
-            self.consumer.resume(&resume)?;
         }
         for (result, n) in tally.results {
             crate::metrics::match_attributions(result).increment(n);
@@ -506,9 +501,11 @@ impl PartitionWork<'_> {
                 None => self.publish(conversion, None),
             }
         }
-        for (id, w) in t.due(self.now)? {
-            let credit = t.click(id)?.and_then(|c| Credit::unpack(&c));
-            self.publish_line(&w.line, credit.as_ref());
+        if owned.rebuild_until.is_none() {
+            for (id, w) in t.due(self.now)? {
+                let credit = t.click(id)?.and_then(|c| Credit::unpack(&c));
+                self.publish_line(&w.line, credit.as_ref());
+            }
         }
         if expire {
             t.expire(horizon)?;

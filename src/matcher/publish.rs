@@ -107,10 +107,19 @@ impl Publisher {
     /// says to give up. `Err` when one failed for good: the batch must not
     /// be committed.
     pub fn flush(&self, stop: &dyn Fn() -> bool) -> Result<(), String> {
+        let started = std::time::Instant::now();
+        let mut warned = false;
         loop {
             match self.producer.flush(Duration::from_millis(500)) {
                 Ok(()) => break,
                 Err(_) if stop() => return Err("stopping before Kafka acknowledged".into()),
+                Err(_) if !warned && started.elapsed() >= Duration::from_secs(5) => {
+                    warned = true;
+                    tracing::warn!(
+                        in_flight = self.producer.in_flight_count(),
+                        "matcher: attributions unacknowledged for 5 s; the batch waits"
+                    );
+                }
                 Err(_) => {}
             }
         }

@@ -359,8 +359,38 @@ pub fn spawn_binary(env: &[(String, String)]) -> Process {
 
 /// As [`spawn_binary`], with a config file.
 pub fn spawn_binary_with(config: &Path, env: &[(String, String)]) -> Process {
+    spawn_refedge(
+        "serve",
+        config,
+        env,
+        ["public listener bound", "admin listener bound"],
+    )
+}
+
+/// Starts `refedge match` with JSON logs and waits until its listener is
+/// bound; `public` and `admin` are both that listener.
+pub fn spawn_matcher(config: &Path, env: &[(String, String)]) -> Process {
+    spawn_refedge(
+        "match",
+        config,
+        env,
+        [
+            "matcher admin listener bound",
+            "matcher admin listener bound",
+        ],
+    )
+}
+
+/// Starts `refedge COMMAND` and waits for the two log lines naming the
+/// addresses it bound (`public`, then `admin`).
+fn spawn_refedge(
+    command: &str,
+    config: &Path,
+    env: &[(String, String)],
+    bound: [&'static str; 2],
+) -> Process {
     let mut child = Command::new(env!("CARGO_BIN_EXE_refedge"))
-        .arg("serve")
+        .arg(command)
         .arg("--config")
         .arg(config)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -378,29 +408,29 @@ pub fn spawn_binary_with(config: &Path, env: &[(String, String)]) -> Process {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
                 let msg = v["fields"]["message"].as_str().unwrap_or("");
-                if msg == "public listener bound" || msg == "admin listener bound" {
+                if let Some(i) = bound.iter().position(|b| *b == msg) {
                     let addr: SocketAddr = v["fields"]["addr"]
                         .as_str()
                         .unwrap_or("")
                         .parse()
                         .expect("addr");
-                    let _ = tx.send((msg == "public listener bound", addr));
+                    let _ = tx.send((i, addr));
                 }
             }
             sink.lock().expect("log lock").push(line);
         }
     });
     let deadline = Instant::now() + STEP;
-    let (mut public, mut admin) = (None, None);
-    while public.is_none() || admin.is_none() {
+    let mut addrs: [Option<SocketAddr>; 2] = [None, None];
+    while addrs.iter().any(Option::is_none) {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok((true, a)) => public = Some(a),
-            Ok((false, a)) => admin = Some(a),
+            Ok((_, a)) if bound[0] == bound[1] => addrs = [Some(a), Some(a)],
+            Ok((i, a)) => addrs[i] = Some(a),
             Err(_) => {
                 let _ = child.kill();
                 panic!(
-                    "refedge did not bind its listeners; log: {:?}",
+                    "refedge {command} did not bind its listeners; log: {:?}",
                     log.lock().expect("log lock")
                 );
             }
@@ -408,8 +438,8 @@ pub fn spawn_binary_with(config: &Path, env: &[(String, String)]) -> Process {
     }
     Process {
         child,
-        public: public.expect("public"),
-        admin: admin.expect("admin"),
+        public: addrs[0].expect("public"),
+        admin: addrs[1].expect("admin"),
         log,
     }
 }

@@ -7,4 +7,5 @@ mod common;
 
 mod cluster;
 mod durability;
+mod matcher;
 mod shipping;
