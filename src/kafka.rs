@@ -5,7 +5,10 @@
 
 use std::collections::BTreeMap;
 
+use std::time::Duration;
+
 use rdkafka::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::ConsumerContext;
 
@@ -55,3 +58,49 @@ impl ClientContext for Logged {
 }
 
 impl ConsumerContext for Logged {}
+
+/// Creates `topic` unless it exists. A broker that refuses (it exists, no
+/// rights, no broker) is logged, never fatal: `what` names the topic's role.
+pub async fn create_topic(
+    brokers: &str,
+    properties: &BTreeMap<String, String>,
+    topic: &NewTopic<'_>,
+    what: &str,
+) {
+    let admin: Result<AdminClient<Logged>, _> =
+        client_config(&[], brokers, properties).create_with_context(Logged);
+    let Ok(admin) = admin else { return };
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
+    match tokio::time::timeout(Duration::from_secs(10), admin.create_topics([topic], &opts)).await {
+        Ok(Ok(results)) => {
+            for r in results {
+                match r {
+                    Ok(name) => tracing::info!(topic = %name, "created the {what}"),
+                    Err((name, code)) => {
+                        tracing::debug!(topic = %name, ?code, "{what} not created")
+                    }
+                }
+            }
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot create the {what}"),
+        Err(_) => tracing::warn!("timed out creating the {what}"),
+    }
+}
+
+/// The partition count of `topic`, `None` when it does not exist or no
+/// broker answers within a few seconds. Blocks.
+pub fn partition_count(
+    brokers: &str,
+    properties: &BTreeMap<String, String>,
+    topic: &str,
+) -> Option<usize> {
+    let admin: AdminClient<Logged> = client_config(&[], brokers, properties)
+        .create_with_context(Logged)
+        .ok()?;
+    let metadata = admin
+        .inner()
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .ok()?;
+    let t = metadata.topics().first()?;
+    (t.error().is_none() && !t.partitions().is_empty()).then(|| t.partitions().len())
+}

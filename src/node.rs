@@ -176,6 +176,11 @@ impl Node {
             let rc = rc.clone();
             tokio::spawn(async move { crate::links::replication::ensure_topic(&rc).await });
         }
+        if let Some(shipper) = &self.shipper {
+            tokio::spawn(crate::events::ship::ensure_conversions_topic(
+                shipper.config.clone(),
+            ));
+        }
         let mut tasks: Vec<_> = self.snapshot.iter().map(snapshot::Keeper::spawn).collect();
         tasks.extend(self.https.as_ref().and_then(Https::watch));
         let (stop_listeners, listening) = watch::channel(false);

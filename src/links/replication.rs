@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rdkafka::ClientContext;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
@@ -119,33 +119,17 @@ fn client_config(config: &ReplicationConfig) -> ClientConfig {
     crate::kafka::client_config(&[], &config.brokers, &config.properties)
 }
 
-/// Creates the links topic, compacted, if it does not exist. Brokers that
-/// refuse (or already have it) are fine: the error is logged.
+/// Creates the links topic, compacted, if it does not exist.
 pub async fn ensure_topic(config: &ReplicationConfig) {
-    let admin: Result<AdminClient<Logged>, _> = client_config(config).create_with_context(Logged);
-    let Ok(admin) = admin else { return };
     let topic = NewTopic::new(&config.topic, 1, TopicReplication::Fixed(-1))
         .set("cleanup.policy", "compact");
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
-    match tokio::time::timeout(
-        Duration::from_secs(10),
-        admin.create_topics([&topic], &opts),
+    crate::kafka::create_topic(
+        &config.brokers,
+        &config.properties,
+        &topic,
+        "compacted links topic",
     )
-    .await
-    {
-        Ok(Ok(results)) => {
-            for r in results {
-                match r {
-                    Ok(name) => tracing::info!(topic = %name, "created the compacted links topic"),
-                    Err((name, code)) => {
-                        tracing::debug!(topic = %name, ?code, "links topic not created")
-                    }
-                }
-            }
-        }
-        Ok(Err(e)) => tracing::warn!(error = %e, "cannot create the links topic"),
-        Err(_) => tracing::warn!("timed out creating the links topic"),
-    }
+    .await;
 }
 
 impl Replication {

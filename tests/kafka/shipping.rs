@@ -400,3 +400,33 @@ fn a_bad_kafka_property_is_refused_before_start() {
         "{stdout}"
     );
 }
+
+/// The edge creates the conversions topic with the clicks topic's
+/// partition count, so the two are co-partitioned for `refedge match`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conversions_topic_is_created_co_partitioned() {
+    let broker = Broker::memory();
+    broker.create_topic(TOPIC, 4);
+    let fixture = Fixture::new(LINKS);
+    let addr = broker.addr();
+    let edge = spawn_binary(&fixture.env(&kafka_env(&addr, &[])));
+    wait_ready(edge.admin).await;
+    let properties = std::collections::BTreeMap::new();
+    let count = within("the conversions topic", async {
+        loop {
+            let (a, p) = (addr.clone(), properties.clone());
+            let count = tokio::task::spawn_blocking(move || {
+                refedge::kafka::partition_count(&a, &p, "refedge.conversions")
+            })
+            .await
+            .expect("metadata thread");
+            if let Some(n) = count {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert_eq!(count, 4);
+    assert!(stop(edge).await);
+}

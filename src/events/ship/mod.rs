@@ -63,6 +63,39 @@ pub struct ShipperConfig {
     pub properties: BTreeMap<String, String>,
 }
 
+/// Creates the conversions topic, when it does not exist yet, with the
+/// clicks topic's partition count: so the two are co-partitioned, which
+/// `refedge match` needs (a broker's auto-creation would pick its default).
+/// Nothing is created while the clicks topic does not exist.
+pub async fn ensure_conversions_topic(config: ShipperConfig) {
+    let (brokers, properties, clicks) = (
+        config.brokers.clone(),
+        config.properties.clone(),
+        config.topic.clone(),
+    );
+    let count = tokio::task::spawn_blocking(move || {
+        crate::kafka::partition_count(&brokers, &properties, &clicks)
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(count) = count else {
+        return;
+    };
+    let topic = rdkafka::admin::NewTopic::new(
+        &config.conversions_topic,
+        count as i32,
+        rdkafka::admin::TopicReplication::Fixed(-1),
+    );
+    crate::kafka::create_topic(
+        &config.brokers,
+        &config.properties,
+        &topic,
+        "conversions topic",
+    )
+    .await;
+}
+
 /// Checks what the config alone cannot: that librdkafka accepts every
 /// `kafka.properties` entry. Returns one message per problem.
 pub fn preflight(config: &crate::config::Config) -> Vec<String> {
@@ -524,6 +557,8 @@ pub struct ShipperHandle {
     finish_by: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
     pub state: Arc<ShipperState>,
+    /// What it ships to, for the topic set-up beside it.
+    pub config: ShipperConfig,
 }
 
 impl ShipperHandle {
@@ -551,7 +586,7 @@ impl ShipperHandle {
             last_checkpoint: start,
             last_checkpoint_at: Instant::now(),
             source: ("".into(), ce_source("")),
-            config,
+            config: config.clone(),
         };
         shipper.delete_shipped();
         let stop = Arc::new(AtomicBool::new(false));
@@ -568,6 +603,7 @@ impl ShipperHandle {
             finish_by,
             thread: Some(thread),
             state,
+            config,
         })
     }
 
