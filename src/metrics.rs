@@ -50,6 +50,7 @@ pub const MATCH_INDEX_CLICKS: &str = "refedge_match_index_clicks";
 pub const MATCH_INDEX_BYTES: &str = "refedge_match_index_bytes";
 pub const MATCH_WAITING: &str = "refedge_match_waiting";
 pub const MATCH_LAG: &str = "refedge_match_lag_messages";
+pub const MATCH_DELAY_SECONDS: &str = "refedge_match_delay_seconds";
 
 /// What a metric is, for its `# TYPE` and `# HELP` lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,10 +244,22 @@ pub const DESCRIBED: &[(&str, Kind, &str)] = &[
         "Conversions waiting (up to match.grace_secs) for a click that has not arrived.",
     ),
     (
+        MATCH_DELAY_SECONDS,
+        Kind::Histogram,
+        "Seconds from a conversion's receipt at the edge to its attribution (matched_at - received_at).",
+    ),
+    (
         MATCH_LAG,
         Kind::Gauge,
         "Messages behind the end of each topic over the owned partitions, by topic.",
     ),
+];
+
+/// Histogram buckets for the matcher's delay: from 10 ms to the default
+/// grace and beyond.
+pub const DELAY_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
+    30.0, 60.0, 300.0, 3600.0, 7200.0,
 ];
 
 /// Histogram buckets for request durations: from 10 µs to 1 s.
@@ -267,6 +280,12 @@ pub fn install() -> PrometheusHandle {
                     Matcher::Full(REQUEST_DURATION_SECONDS.to_owned()),
                     DURATION_BUCKETS,
                 )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(MATCH_DELAY_SECONDS.to_owned()),
+                        DELAY_BUCKETS,
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let handle = match builder.install_recorder() {
                 Ok(handle) => handle,
@@ -530,6 +549,10 @@ pub fn match_gauges() -> [Gauge; 5] {
         gauge!(MATCH_INDEX_BYTES),
         gauge!(MATCH_WAITING),
     ]
+}
+
+pub fn match_delay() -> Histogram {
+    histogram!(MATCH_DELAY_SECONDS)
 }
 
 pub fn match_lag(topic: &str) -> Gauge {

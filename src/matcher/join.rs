@@ -161,12 +161,10 @@ pub fn click_of(conversion: &ConversionEvent) -> Option<(u128, u64)> {
     Some((id.as_u128(), id.unix_ms()))
 }
 
-fn occurred_ms(conversion: &ConversionEvent) -> u64 {
-    time::OffsetDateTime::parse(
-        &conversion.occurred_at,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .map_or(0, |t| (t.unix_timestamp_nanos() / 1_000_000) as u64)
+/// An RFC 3339 time in Unix milliseconds (0 when it does not parse).
+pub fn millis(rfc3339: &str) -> u64 {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .map_or(0, |t| (t.unix_timestamp_nanos() / 1_000_000) as u64)
 }
 
 /// Joins one conversion to its click (`None`: no human click with that id).
@@ -177,7 +175,7 @@ pub fn attribute(
     now_ms: u64,
 ) -> Attribution {
     let clicked_ms = click_of(&conversion).map(|(_, ms)| ms);
-    let occurred_ms = occurred_ms(&conversion);
+    let occurred_ms = millis(&conversion.occurred_at);
     let (reason, click) = match clicked_ms {
         None => (Some("no_click_id"), None),
         Some(at) if occurred_ms < at || occurred_ms > at.saturating_add(window_ms) => {

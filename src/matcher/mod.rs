@@ -64,6 +64,9 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("heartbeat.interval.ms", "2000"),
     ("statistics.interval.ms", "1000"),
     ("reconnect.backoff.max.ms", "1000"),
+    // Read-ahead per partition: enough for full batches, not librdkafka's
+    // 64 MiB, so memory stays small with many partitions.
+    ("queued.max.messages.kbytes", "16384"),
 ];
 
 /// Times of the join, in milliseconds.
@@ -226,6 +229,8 @@ fn now_ms() -> u64 {
 #[derive(Debug, Default)]
 struct Tally {
     results: BTreeMap<&'static str, u64>,
+    /// Seconds from each conversion's receipt to its attribution.
+    delays: Vec<f64>,
     duplicates: u64,
     indexed: u64,
     unreadable: u64,
@@ -375,6 +380,10 @@ impl Matcher {
         }
         for (result, n) in tally.results {
             crate::metrics::match_attributions(result).increment(n);
+        }
+        let delay = crate::metrics::match_delay();
+        for d in tally.delays {
+            delay.record(d);
         }
         crate::metrics::match_duplicates().increment(tally.duplicates);
         crate::metrics::match_clicks_indexed().increment(tally.indexed);
@@ -531,8 +540,12 @@ impl PartitionWork<'_> {
     }
 
     fn publish(&mut self, conversion: ConversionEvent, credit: Option<&Credit>) {
+        let received_ms = join::millis(&conversion.received_at);
         let attribution = attribute(conversion, credit, self.windows.window_ms, self.now);
         self.publisher.send(&attribution);
+        self.tally
+            .delays
+            .push(self.now.saturating_sub(received_ms) as f64 / 1000.0);
         *self.tally.results.entry(attribution.result()).or_default() += 1;
     }
 }
