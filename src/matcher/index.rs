@@ -28,6 +28,19 @@ const SEEN_BY_TIME: TableDefinition<'_, (u64, &str), ()> = TableDefinition::new(
 /// Offsets and markers, see `Offsets`.
 const META: TableDefinition<'_, &str, i64> = TableDefinition::new("meta");
 
+/// A failure of the partition's file (boxed: redb's error is large).
+#[derive(Debug, thiserror::Error)]
+#[error("match state: {0}")]
+pub struct IndexError(Box<redb::Error>);
+
+impl<E: Into<redb::Error>> From<E> for IndexError {
+    fn from(e: E) -> IndexError {
+        IndexError(Box::new(e.into()))
+    }
+}
+
+type Result<T> = std::result::Result<T, IndexError>;
+
 /// Page cache of one partition's file: memory stays bounded whatever the
 /// window holds.
 const CACHE_BYTES: usize = 32 << 20;
@@ -83,7 +96,7 @@ pub fn path(dir: &Path, partition: i32) -> PathBuf {
 
 impl PartitionIndex {
     /// Opens the partition's state; `Ok(None)` when there is none.
-    pub fn open(dir: &Path, partition: i32) -> Result<Option<PartitionIndex>, redb::Error> {
+    pub fn open(dir: &Path, partition: i32) -> Result<Option<PartitionIndex>> {
         let path = path(dir, partition);
         if !path.exists() {
             return Ok(None);
@@ -101,7 +114,7 @@ impl PartitionIndex {
         let txn = index.db.begin_read()?;
         match txn.open_table(META) {
             Ok(meta) => {
-                let get = |k: &str, or: i64| -> Result<i64, redb::Error> {
+                let get = |k: &str, or: i64| -> Result<i64> {
                     Ok(meta.get(k)?.map_or(or, |v| v.value()))
                 };
                 index.offsets = Offsets {
@@ -122,7 +135,7 @@ impl PartitionIndex {
     }
 
     /// A new, empty state for the partition, replacing any old one.
-    pub fn create(dir: &Path, partition: i32) -> Result<PartitionIndex, redb::Error> {
+    pub fn create(dir: &Path, partition: i32) -> Result<PartitionIndex> {
         std::fs::create_dir_all(dir).map_err(redb::StorageError::from)?;
         let path = path(dir, partition);
         match std::fs::remove_file(&path) {
@@ -147,7 +160,7 @@ impl PartitionIndex {
     }
 
     /// Records a new state's group offset (committed by an earlier owner).
-    pub fn mark_committed(&mut self, group_offset: i64) -> Result<(), redb::Error> {
+    pub fn mark_committed(&mut self, group_offset: i64) -> Result<()> {
         let txn = self.begin()?;
         let mut tables = self.tables(&txn)?;
         tables.offsets.committed = group_offset;
@@ -172,16 +185,12 @@ impl PartitionIndex {
     }
 
     /// Starts the batch's write transaction.
-    pub fn begin(&self) -> Result<WriteTransaction, redb::Error> {
+    pub fn begin(&self) -> Result<WriteTransaction> {
         Ok(self.db.begin_write()?)
     }
 
     /// Commits a batch (fsync before it returns) and adopts its counts.
-    pub fn commit(
-        &mut self,
-        txn: WriteTransaction,
-        batch: BatchOutcome,
-    ) -> Result<(), redb::Error> {
+    pub fn commit(&mut self, txn: WriteTransaction, batch: BatchOutcome) -> Result<()> {
         txn.commit()?;
         self.offsets = batch.offsets;
         self.clicks = batch.clicks;
@@ -190,7 +199,7 @@ impl PartitionIndex {
     }
 
     /// The tables of a batch, opened once.
-    pub fn tables<'t>(&self, txn: &'t WriteTransaction) -> Result<Tables<'t>, redb::Error> {
+    pub fn tables<'t>(&self, txn: &'t WriteTransaction) -> Result<Tables<'t>> {
         Ok(Tables {
             clicks: txn.open_table(CLICKS)?,
             waiting: txn.open_table(WAITING)?,
@@ -235,7 +244,7 @@ impl std::fmt::Debug for Tables<'_> {
 }
 
 impl Tables<'_> {
-    pub fn insert_click(&mut self, id: u128, credit: &[u8]) -> Result<(), redb::Error> {
+    pub fn insert_click(&mut self, id: u128, credit: &[u8]) -> Result<()> {
         if self.clicks.insert(id, credit)?.is_none() {
             self.clicks_count += 1;
         }
@@ -243,7 +252,7 @@ impl Tables<'_> {
     }
 
     /// The packed credit of a click in the index.
-    pub fn click(&self, id: u128) -> Result<Option<Vec<u8>>, redb::Error> {
+    pub fn click(&self, id: u128) -> Result<Option<Vec<u8>>> {
         Ok(self.clicks.get(id)?.map(|v| v.value().to_vec()))
     }
 
@@ -251,13 +260,7 @@ impl Tables<'_> {
     /// `deadline_ms`, passes. Deadlines never go backwards within a
     /// partition (a clock step back waits a little longer), so the first
     /// deadline is always the oldest conversion still waiting.
-    pub fn wait(
-        &mut self,
-        id: u128,
-        offset: u64,
-        deadline_ms: u64,
-        line: &[u8],
-    ) -> Result<(), redb::Error> {
+    pub fn wait(&mut self, id: u128, offset: u64, deadline_ms: u64, line: &[u8]) -> Result<()> {
         let last = self.deadlines.last()?.map_or(0, |(k, _)| k.value().0);
         let deadline_ms = deadline_ms.max(last);
         let mut value = Vec::with_capacity(8 + line.len());
@@ -276,7 +279,7 @@ impl Tables<'_> {
 
     /// Takes the conversions waiting for click `id` (none is the common
     /// case, answered without a lookup when nothing waits).
-    pub fn take_waiting(&mut self, id: u128) -> Result<Vec<Waiting>, redb::Error> {
+    pub fn take_waiting(&mut self, id: u128) -> Result<Vec<Waiting>> {
         if self.waiting_count == 0 {
             return Ok(Vec::new());
         }
@@ -305,13 +308,13 @@ impl Tables<'_> {
     }
 
     /// Takes the conversions whose wait ends at or before `now_ms`.
-    pub fn due(&mut self, now_ms: u64) -> Result<Vec<(u128, Waiting)>, redb::Error> {
+    pub fn due(&mut self, now_ms: u64) -> Result<Vec<(u128, Waiting)>> {
         let mut found = Vec::new();
         let expired: Vec<(u64, u128)> = self
             .deadlines
             .extract_from_if(..=(now_ms, u64::MAX), |_, _| true)?
             .map(|e| e.map(|(k, v)| (k.value().1, v.value())))
-            .collect::<Result<_, _>>()?;
+            .collect::<std::result::Result<_, _>>()?;
         for (offset, id) in expired {
             if let Some(value) = self.waiting.remove((id, offset))? {
                 self.waiting_count -= 1;
@@ -327,12 +330,12 @@ impl Tables<'_> {
     }
 
     /// The lowest conversions offset still waiting, if any.
-    pub fn oldest_waiting(&self) -> Result<Option<u64>, redb::Error> {
+    pub fn oldest_waiting(&self) -> Result<Option<u64>> {
         Ok(self.deadlines.first()?.map(|(k, _)| k.value().1))
     }
 
     /// Records `event_id`; false when it was seen before.
-    pub fn first_time(&mut self, event_id: &str, now_ms: u64) -> Result<bool, redb::Error> {
+    pub fn first_time(&mut self, event_id: &str, now_ms: u64) -> Result<bool> {
         if self.seen.get(event_id)?.is_some() {
             return Ok(false);
         }
@@ -343,7 +346,7 @@ impl Tables<'_> {
 
     /// Forgets clicks older than `horizon_ms` (one range delete over the
     /// time-ordered keys) and `event_id`s first seen before it.
-    pub fn expire(&mut self, horizon_ms: u64) -> Result<(), redb::Error> {
+    pub fn expire(&mut self, horizon_ms: u64) -> Result<()> {
         let below = u128::from(horizon_ms) << 80;
         let mut gone = 0;
         self.clicks.retain_in(..below, |_, _| {
@@ -355,7 +358,7 @@ impl Tables<'_> {
             .seen_by_time
             .extract_from_if(..(horizon_ms, ""), |_, _| true)?
             .map(|e| e.map(|(k, _)| (k.value().0, k.value().1.to_owned())))
-            .collect::<Result<_, _>>()?;
+            .collect::<std::result::Result<_, _>>()?;
         for (_, event_id) in old {
             self.seen.remove(event_id.as_str())?;
         }
@@ -363,7 +366,7 @@ impl Tables<'_> {
     }
 
     /// Writes the offsets into the batch and returns what to adopt on commit.
-    pub fn finish(mut self) -> Result<BatchOutcome, redb::Error> {
+    pub fn finish(mut self) -> Result<BatchOutcome> {
         self.meta.insert("clicks_next", self.offsets.clicks_next)?;
         self.meta
             .insert("conversions_next", self.offsets.conversions_next)?;

@@ -451,7 +451,7 @@ impl PartitionWork<'_> {
         owned: &Owned,
         part: &Gathered,
         expire: bool,
-    ) -> Result<(), redb::Error> {
+    ) -> Result<(), index::IndexError> {
         let horizon = self.windows.horizon(self.now);
         let mut packed = Vec::with_capacity(128);
         for (offset, range) in &part.clicks {
