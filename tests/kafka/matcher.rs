@@ -417,3 +417,23 @@ async fn scale_out_loses_nothing_when_a_matcher_is_killed() {
         assert!(stop(m).await);
     }
 }
+
+/// Topics that are not co-partitioned cannot be joined: the matcher
+/// refuses to start and names both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_with_different_partition_counts_are_refused() {
+    let broker = Broker::memory();
+    broker.create_topic(CLICKS, 3);
+    broker.create_topic(CONVERSIONS, 2);
+    let state = tempfile::tempdir().expect("state dir");
+    let env = matcher_env(&broker.addr(), state.path(), 5, "m");
+    let out = tokio::task::spawn_blocking(move || run_binary(&["match"], &env))
+        .await
+        .expect("matcher thread");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refedge.clicks has 3 partitions but refedge.conversions has 2"),
+        "{stderr}"
+    );
+}
