@@ -181,6 +181,17 @@ pub fn consume(brokers: &str, topic: &str, expected: usize, timeout: Duration) -
 /// at-least-once delivery are counted too); gives up at `timeout`. Returns
 /// what arrived.
 pub fn consume_keys(brokers: &str, topic: &str, distinct: usize, timeout: Duration) -> Vec<Record> {
+    consume_distinct(brokers, topic, distinct, |r| r.key.clone(), timeout)
+}
+
+/// As [`consume_keys`], with what makes two records different given.
+pub fn consume_distinct(
+    brokers: &str,
+    topic: &str,
+    distinct: usize,
+    id: impl Fn(&Record) -> String,
+    timeout: Duration,
+) -> Vec<Record> {
     const QUIET: Duration = Duration::from_secs(1);
     // (records seen, when that count changed)
     let last = std::cell::Cell::new((0usize, Instant::now()));
@@ -193,9 +204,8 @@ pub fn consume_keys(brokers: &str, topic: &str, distinct: usize, timeout: Durati
                 last.set((records.len(), Instant::now()));
                 return false;
             }
-            let keys: std::collections::HashSet<&str> =
-                records.iter().map(|r| r.key.as_str()).collect();
-            keys.len() >= distinct && at.elapsed() >= QUIET
+            let ids: std::collections::HashSet<String> = records.iter().map(&id).collect();
+            ids.len() >= distinct && at.elapsed() >= QUIET
         },
         timeout,
     )

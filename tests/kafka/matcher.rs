@@ -6,11 +6,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use refedge::attribution::ClickId;
 
-use crate::common::kafka::{Broker, Record, consume, consume_until};
+use crate::common::kafka::{Broker, Record, consume, consume_distinct};
 use crate::common::*;
 
 const CLICKS: &str = "refedge.clicks";
@@ -96,24 +96,8 @@ fn conversion(event_id: &str, click_id: &str) -> String {
 async fn attributions(brokers: &str, distinct: usize, timeout: Duration) -> Vec<Record> {
     let brokers = brokers.to_owned();
     tokio::task::spawn_blocking(move || {
-        let last = std::cell::Cell::new((0usize, Instant::now()));
-        consume_until(
-            &brokers,
-            ATTRIBUTIONS,
-            |records| {
-                let (seen, at) = last.get();
-                if records.len() != seen {
-                    last.set((records.len(), Instant::now()));
-                    return false;
-                }
-                let ids: HashSet<&str> = records
-                    .iter()
-                    .map(|r| r.value["conversion_id"].as_str().unwrap_or(""))
-                    .collect();
-                ids.len() >= distinct && at.elapsed() >= Duration::from_secs(1)
-            },
-            timeout,
-        )
+        let conversion = |r: &Record| r.value["conversion_id"].as_str().unwrap_or("").to_owned();
+        consume_distinct(&brokers, ATTRIBUTIONS, distinct, conversion, timeout)
     })
     .await
     .expect("consumer thread")
