@@ -39,7 +39,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::config::Config;
 use crate::conversions::ConversionEvent;
 use group::{Assignment, GroupContext, Owned, Topics, lock};
-use index::Tables;
+use index::{PartitionIndex, Tables};
 use join::{ClickIn, Credit, attribute, click_of};
 use publish::Publisher;
 
@@ -409,27 +409,16 @@ impl Matcher {
         let [partitions, rebuilding_g, clicks, bytes, waiting] = crate::metrics::match_gauges();
         partitions.set(shared.partitions.len() as f64);
         rebuilding_g.set(rebuilding as f64);
-        clicks.set(
+        let total = |of: fn(&PartitionIndex) -> u64| {
             shared
                 .partitions
                 .values()
-                .map(|o| o.index.clicks())
-                .sum::<u64>() as f64,
-        );
-        bytes.set(
-            shared
-                .partitions
-                .values()
-                .map(|o| o.index.disk_bytes())
-                .sum::<u64>() as f64,
-        );
-        waiting.set(
-            shared
-                .partitions
-                .values()
-                .map(|o| o.index.waiting())
-                .sum::<u64>() as f64,
-        );
+                .map(|o| of(&o.index))
+                .sum::<u64>() as f64
+        };
+        clicks.set(total(PartitionIndex::clicks));
+        bytes.set(total(PartitionIndex::disk_bytes));
+        waiting.set(total(PartitionIndex::waiting));
         for (topic, lag) in &shared.lag {
             crate::metrics::match_lag(topic).set(*lag as f64);
         }
