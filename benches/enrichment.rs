@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use refedge::attribution::{ClickId, CookieSigner};
 use refedge::config::IpPrivacy;
 use refedge::events::enrich::{Enricher, RepeatTracker};
-use refedge::events::{ClickRecord, Outcome};
+use refedge::events::{ClickRecord, ClickText, Outcome};
 use refedge::geo::Geo;
 use refedge::privacy::IpPolicy;
 use refedge::visitor::{self, BotDetector, device::DeviceParser};
@@ -118,14 +118,16 @@ fn bench(c: &mut Criterion) {
             click_id: ClickId::new(1_800_000_000_000 + k as u64),
             occurred_at_ms: 1_800_000_000_000 + k as u64,
             outcome: Outcome::Redirected,
-            code: format!("c{:04}", k % 1000).into(),
-            host: "go.brand.example".into(),
+            text: ClickText::new(
+                &format!("c{:04}", k % 1000),
+                "go.brand.example",
+                Some(AGENTS[k % AGENTS.len()]),
+                None,
+            ),
             link: None,
             target: None,
             status: 302,
             ip: Some(ips[k]),
-            user_agent: Some(AGENTS[k % AGENTS.len()].into()),
-            referer: None,
             bot: false,
             bot_reason: None,
             attributed: true,

@@ -140,14 +140,14 @@ impl Enricher {
             _ => GeoInfo::default(),
         };
         let device = record
-            .user_agent
-            .as_deref()
+            .text
+            .user_agent()
             .and_then(|ua| self.devices.device(ua));
         let own_cookie = record.attributed.then_some(&record.click_id);
         let repeat = self.repeats.observe(
-            &record.code,
+            record.text.code(),
             record.ip,
-            record.user_agent.as_deref(),
+            record.text.user_agent(),
             record.prior_click_id.as_ref(),
             own_cookie,
             record.occurred_at_ms,

@@ -26,6 +26,62 @@ pub enum Outcome {
     Disabled,
 }
 
+/// The request's text a click keeps — code, host, and the `User-Agent` and
+/// `Referer` when sent — in one allocation: one heap block per click handed
+/// to the writer thread instead of four (each freed there, across threads).
+#[derive(Debug, Clone)]
+pub struct ClickText {
+    buf: Box<str>,
+    /// Where the code, host, user agent and referer end in `buf`.
+    ends: [u32; 4],
+    has_user_agent: bool,
+    has_referer: bool,
+}
+
+impl ClickText {
+    pub fn new(
+        code: &str,
+        host: &str,
+        user_agent: Option<&str>,
+        referer: Option<&str>,
+    ) -> ClickText {
+        let parts = [code, host, user_agent.unwrap_or(""), referer.unwrap_or("")];
+        let mut buf = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        let mut ends = [0u32; 4];
+        for (end, part) in ends.iter_mut().zip(parts) {
+            buf.push_str(part);
+            *end = buf.len() as u32;
+        }
+        ClickText {
+            buf: buf.into_boxed_str(),
+            ends,
+            has_user_agent: user_agent.is_some(),
+            has_referer: referer.is_some(),
+        }
+    }
+
+    fn part(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.buf[start..self.ends[i] as usize]
+    }
+
+    pub fn code(&self) -> &str {
+        self.part(0)
+    }
+
+    pub fn host(&self) -> &str {
+        self.part(1)
+    }
+
+    pub fn user_agent(&self) -> Option<&str> {
+        self.has_user_agent.then(|| self.part(2))
+    }
+
+    pub fn referer(&self) -> Option<&str> {
+        self.has_referer.then(|| self.part(3))
+    }
+}
+
 /// One click as the request path hands it over. Everything that costs time
 /// (dates, address privacy, JSON) happens in the writer.
 #[derive(Debug, Clone)]
@@ -33,15 +89,13 @@ pub struct ClickRecord {
     pub click_id: ClickId,
     pub occurred_at_ms: u64,
     pub outcome: Outcome,
-    pub code: Box<str>,
-    pub host: Box<str>,
+    /// Code, host, user agent, referer.
+    pub text: ClickText,
     pub link: Option<LinkRef>,
     /// The `Location` served, if any.
     pub target: Option<HeaderValue>,
     pub status: u16,
     pub ip: Option<IpAddr>,
-    pub user_agent: Option<Box<str>>,
-    pub referer: Option<Box<str>>,
     pub bot: bool,
     pub bot_reason: Option<&'static str>,
     pub attributed: bool,
@@ -146,16 +200,16 @@ impl ClickRecord {
             click_id: self.click_id.as_str(),
             occurred_at: Timestamp::from_millis(self.occurred_at_ms),
             outcome: self.outcome,
-            code: &self.code,
-            host: &self.host,
+            code: self.text.code(),
+            host: self.text.host(),
             advocate_id: link.and_then(|l| l.advocate_id()),
             campaign_id: extra.campaign_id.as_deref(),
             program_id: extra.program_id.as_deref(),
             target: self.target.as_ref().and_then(|t| t.to_str().ok()),
             status: self.status,
             ip: extra.ip.as_deref(),
-            user_agent: self.user_agent.as_deref(),
-            referer: self.referer.as_deref(),
+            user_agent: self.text.user_agent(),
+            referer: self.text.referer(),
             country: extra.geo.country.as_deref(),
             region: extra.geo.region.as_deref(),
             city: extra.geo.city.as_deref(),
@@ -220,14 +274,11 @@ pub(crate) mod tests {
             click_id: ClickId::new(1_700_000_000_123),
             occurred_at_ms: 1_700_000_000_123,
             outcome: Outcome::NotFound,
-            code: "abc".into(),
-            host: "go.example".into(),
+            text: ClickText::new("abc", "go.example", None, None),
             link: None,
             target: None,
             status: 404,
             ip: None,
-            user_agent: None,
-            referer: None,
             bot: false,
             bot_reason: None,
             attributed: false,

@@ -22,7 +22,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use event::{ClickEvent, ClickRecord, Outcome, SCHEMA_VERSION, Timestamp};
+pub use event::{ClickEvent, ClickRecord, ClickText, Outcome, SCHEMA_VERSION, Timestamp};
 pub use ship::{ShipperConfig, ShipperHandle, ShipperState, cloudevent_headers, producer_defaults};
 pub use spool::{SpoolConfig, SpoolStats, SpoolWriter, list_segments};
 
@@ -78,7 +78,7 @@ impl EventSink {
             self.metrics.event(EventResult::DroppedClosed, 1);
             return;
         }
-        match self.tx.try_send(Message::Click(Box::new(record))) {
+        match self.tx.try_send(Message::Click(record)) {
             Ok(()) => self.metrics.event(EventResult::Accepted, 1),
             Err(TrySendError::Full(_)) => self.metrics.event(EventResult::DroppedQueueFull, 1),
             Err(TrySendError::Disconnected(_)) => self.metrics.event(EventResult::DroppedClosed, 1),

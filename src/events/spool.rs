@@ -30,7 +30,7 @@ pub const SEGMENT_SUFFIX: &str = ".jsonl";
 /// What the writer is told through the hand-off.
 #[derive(Debug)]
 pub enum Message {
-    Click(Box<ClickRecord>),
+    Click(ClickRecord),
     /// Write everything queued, fsync and stop.
     Close,
 }

@@ -2,6 +2,7 @@
 //! the click recorded on the way out. Synchronous and generic over the request
 //! body (never read), so tests drive it without sockets.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -13,7 +14,7 @@ use http_body_util::Full;
 
 use crate::attribution::{Attribution, ClickId};
 use crate::config::{Config, GpcPolicy};
-use crate::events::{ClickRecord, EventSink, Outcome};
+use crate::events::{ClickRecord, ClickText, EventSink, Outcome};
 use crate::hostname;
 use crate::links::{LinkStatus, LinkStore, Resolution, ShortCode};
 use crate::metrics::{RequestMetrics, RequestOutcome};
@@ -104,12 +105,20 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn header_text<B>(req: &Request<B>, name: header::HeaderName) -> Option<Box<str>> {
-    req.headers().get(name).map(|v| {
-        String::from_utf8_lossy(v.as_bytes())
-            .into_owned()
-            .into_boxed_str()
-    })
+fn header_text<B>(req: &Request<B>, name: header::HeaderName) -> Option<Cow<'_, str>> {
+    req.headers()
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+}
+
+/// The text a click keeps from its request.
+fn click_text<B>(req: &Request<B>, code: &str, host: &str) -> ClickText {
+    ClickText::new(
+        code,
+        host,
+        header_text(req, header::USER_AGENT).as_deref(),
+        header_text(req, header::REFERER).as_deref(),
+    )
 }
 
 impl Edge {
@@ -245,8 +254,7 @@ impl Edge {
             click_id,
             occurred_at_ms: now_ms,
             outcome: Outcome::Redirected,
-            code: code.into(),
-            host: host.into(),
+            text: click_text(req, code, host),
             link: Some(link),
             target: Some(location),
             status: status.as_u16(),
@@ -255,8 +263,6 @@ impl Edge {
                 headers,
                 &self.trusted_proxies,
             )),
-            user_agent: header_text(req, header::USER_AGENT),
-            referer: header_text(req, header::REFERER),
             bot: bot.is_some(),
             bot_reason: bot.map(visitor::BotReason::as_str),
             attributed: decision.attributed,
@@ -309,8 +315,7 @@ impl Edge {
             click_id: ClickId::new(now_ms),
             occurred_at_ms: now_ms,
             outcome,
-            code: code.into(),
-            host: host.into(),
+            text: click_text(req, code, host),
             link,
             target: self.fallback.clone(),
             status: response.status().as_u16(),
@@ -319,8 +324,6 @@ impl Edge {
                 headers,
                 &self.trusted_proxies,
             )),
-            user_agent: header_text(req, header::USER_AGENT),
-            referer: header_text(req, header::REFERER),
             bot: bot.is_some(),
             bot_reason: bot.map(visitor::BotReason::as_str),
             attributed: false,

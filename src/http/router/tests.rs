@@ -81,7 +81,7 @@ impl Rig {
         self.recorded
             .try_iter()
             .map(|m| match m {
-                Message::Click(record) => *record,
+                Message::Click(record) => record,
                 other => panic!("the request path hands over clicks only: {other:?}"),
             })
             .collect()
@@ -129,8 +129,8 @@ fn a_human_click_is_redirected_attributed_and_recorded() {
     let [record] = rig.records().try_into().expect("one record");
     assert_eq!(record.click_id.as_str(), id);
     assert_eq!(record.outcome, Outcome::Redirected);
-    assert_eq!(&*record.code, "demo");
-    assert_eq!(&*record.host, "go.brand.example");
+    assert_eq!(record.text.code(), "demo");
+    assert_eq!(record.text.host(), "go.brand.example");
     assert_eq!(
         record.link.as_ref().and_then(|l| l.advocate_id()),
         Some("adv-1")
@@ -141,7 +141,7 @@ fn a_human_click_is_redirected_attributed_and_recorded() {
     );
     assert_eq!(record.status, 302);
     assert_eq!(record.ip, Some([127, 0, 0, 1].into()));
-    assert_eq!(record.user_agent.as_deref(), Some(UA.1));
+    assert_eq!(record.text.user_agent(), Some(UA.1));
     assert!(!record.bot && record.attributed && record.keep_ip);
     assert_eq!(record.prior_click_id, None);
 }
@@ -368,10 +368,7 @@ fn forwarded_addresses_are_believed_from_trusted_proxies_only() {
     );
     let [record] = behind_proxy.records().try_into().expect("one record");
     assert_eq!(record.ip, Some([198, 51, 100, 7].into()));
-    assert_eq!(
-        record.referer.as_deref(),
-        Some("https://social.example/post")
-    );
+    assert_eq!(record.text.referer(), Some("https://social.example/post"));
     assert!(!record.gpc);
 
     let direct = rig(&[]);
