@@ -2,7 +2,9 @@
 //! (`0000000000000001.jsonl`, …) under `events.spool_dir`. One writer thread
 //! owns the open segment. Events are buffered and written every
 //! `flush_interval_ms` (one write per batch, never one per click) and fsynced
-//! every `fsync_interval_ms`. A segment is never appended to after it is
+//! every `fsync_interval_ms`, on a thread of its own (`Syncer`): an fsync can
+//! take seconds on a busy disk, and the writer must keep draining the
+//! hand-off meanwhile. A segment is never appended to after it is
 //! closed and never reopened after a restart, so a reader (the Kafka shipper)
 //! can take every segment but the newest as complete, and a line cut short by
 //! a crash can only be the last line of a segment.
@@ -12,7 +14,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::metrics::{EventMetrics, EventResult};
@@ -124,6 +127,84 @@ pub fn list_segments(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf, u64)>> {
     Ok(out)
 }
 
+/// Segments written but not yet fsynced, and the durable senders to answer
+/// once they are.
+struct SyncJob {
+    /// The segment (its own descriptor: the writer may have moved on).
+    file: File,
+    acks: Vec<tokio::sync::oneshot::Sender<bool>>,
+}
+
+/// The fsync thread. Jobs are done in order, so a durable sender is
+/// answered only after everything written before its lines is on disk too.
+struct Syncer {
+    jobs: Option<Sender<SyncJob>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn start() -> std::io::Result<Syncer> {
+        let (jobs, rx) = std::sync::mpsc::channel::<SyncJob>();
+        let thread = std::thread::Builder::new()
+            .name("refedge-fsync".into())
+            .spawn(move || {
+                let mut last_error_log: Option<Instant> = None;
+                for job in rx {
+                    let synced = match job.file.sync_data() {
+                        Ok(()) => true,
+                        Err(e) => {
+                            if last_error_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+                            {
+                                last_error_log = Some(Instant::now());
+                                tracing::error!(error = %e, "fsync of spool segment failed");
+                            }
+                            false
+                        }
+                    };
+                    for ack in job.acks {
+                        let _ = ack.send(synced);
+                    }
+                }
+            })?;
+        Ok(Syncer {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues an fsync of `file`; the acks are answered once it is done.
+    fn sync(&self, file: &File, acks: Vec<tokio::sync::oneshot::Sender<bool>>) {
+        let job = match file.try_clone() {
+            Ok(file) => SyncJob { file, acks },
+            Err(e) => {
+                // No descriptor to spare: fsync here rather than not at all.
+                tracing::warn!(error = %e, "cannot hand a spool fsync over; doing it inline");
+                let synced = file.sync_data().is_ok();
+                for ack in acks {
+                    let _ = ack.send(synced);
+                }
+                return;
+            }
+        };
+        if let Some(jobs) = &self.jobs
+            && let Err(back) = jobs.send(job)
+        {
+            let synced = back.0.file.sync_data().is_ok();
+            for ack in back.0.acks {
+                let _ = ack.send(synced);
+            }
+        }
+    }
+
+    /// Waits until every queued fsync is done.
+    fn finish(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// The writer thread's state.
 pub struct SpoolWriter {
     config: SpoolConfig,
@@ -142,6 +223,7 @@ pub struct SpoolWriter {
     buffered_acks: Vec<tokio::sync::oneshot::Sender<bool>>,
     /// Senders of durable lines written, answered after the next fsync.
     unsynced_acks: Vec<tokio::sync::oneshot::Sender<bool>>,
+    syncer: Syncer,
 }
 
 impl std::fmt::Debug for SpoolWriter {
@@ -186,6 +268,7 @@ impl SpoolWriter {
             last_error_log: None,
             buffered_acks: Vec::new(),
             unsynced_acks: Vec::new(),
+            syncer: Syncer::start()?,
         };
         writer.publish_gauges();
         Ok(writer)
@@ -259,18 +342,11 @@ impl SpoolWriter {
         self.publish_gauges();
     }
 
+    /// Hands the segment's fsync to the fsync thread.
     fn sync(&mut self) {
         if self.unsynced {
-            let synced = match self.file.sync_data() {
-                Ok(()) => true,
-                Err(e) => {
-                    self.log_error("fsync of spool segment failed", &e);
-                    false
-                }
-            };
-            for ack in self.unsynced_acks.drain(..) {
-                let _ = ack.send(synced);
-            }
+            self.syncer
+                .sync(&self.file, std::mem::take(&mut self.unsynced_acks));
             self.unsynced = false;
         }
     }
@@ -369,6 +445,7 @@ impl SpoolWriter {
                 self.take_durable(&durable);
                 self.flush();
                 self.sync();
+                self.syncer.finish();
                 return;
             }
             // What arrived since the last wake has waited at most one

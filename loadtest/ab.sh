@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Two refedge binaries, A and B, in alternating rounds at saturation on this
+# machine: keep-alive wrk (2 threads, 64 connections, 10 s after a 2 s warm-up)
+# over LINKS random codes, spool sink. Per round: req/s, the server's CPU µs
+# per request, and the clicks it could not keep (dropped_queue_full): a rate
+# bought by dropping clicks shows.
+# Usage: loadtest/ab.sh BIN_A BIN_B [ROUNDS]   (env: LINKS=100000, SECS=10)
+# Prints one line per round and binary; writes nothing else.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+A=$1 B=$2 ROUNDS=${3:-3}
+LINKS=${LINKS:-100000} SECS=${SECS:-10}
+. loadtest/lib.sh
+for tool in wrk curl; do need $tool; done
+work_dir
+python3 loadtest/gen_links.py "$LINKS" 42 >"$WORK/links.jsonl" 2>/dev/null
+awk -F'"' '!/"domain"/ && n++ < 5000 {print $4}' "$WORK/links.jsonl" >"$WORK/codes.txt"
+cat >"$WORK/random.lua" <<LUA
+local codes = {}
+for line in io.lines("$WORK/codes.txt") do codes[#codes + 1] = line end
+math.randomseed(7)
+wrk.headers["User-Agent"] = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) Safari/604.1"
+request = function() return wrk.format("GET", "/" .. codes[math.random(#codes)]) end
+LUA
+PUBLIC=127.0.0.1:18183
+ADMIN=127.0.0.1:19193
+echo "round binary req/s cpu_us_per_request dropped_queue_full"
+for r in $(seq 1 "$ROUNDS"); do
+  for v in A B; do
+    bin=$A; [ $v = B ] && bin=$B
+    rm -rf "$WORK/spool"
+    REFEDGE_SERVER_LISTEN=$PUBLIC REFEDGE_ADMIN_LISTEN=$ADMIN REFEDGE_LINKS_FILE="$WORK/links.jsonl" \
+      REFEDGE_EVENTS_SPOOL_DIR="$WORK/spool" REFEDGE_ATTRIBUTION_SECRET=loadtest-secret-0123456789 \
+      REFEDGE_LOG_LEVEL=warn "$bin" serve --config /dev/null 2>>"$WORK/edge.log" &
+    P=$!
+    until curl -fs "http://$ADMIN/readyz" >/dev/null 2>&1; do sleep 0.05; done
+    wrk -t2 -c64 -d2s -s "$WORK/random.lua" "http://$PUBLIC" >/dev/null
+    t0=$(cpu_ticks $P)
+    wrk -t2 -c64 -d"${SECS}s" -s "$WORK/random.lua" "http://$PUBLIC" >"$WORK/wrk.txt"
+    t1=$(cpu_ticks $P)
+    dropped=$(curl -s "http://$ADMIN/metrics" | awk '$1 ~ /result="dropped_queue_full"/ {print $2}')
+    kill -TERM $P; wait $P 2>/dev/null || true
+    awk -v r=$r -v v=$v -v t=$((t1 - t0)) -v hz=$HZ -v d=${dropped:-0} '
+      /requests in/ {n = $1} /Requests\/sec/ {rps = $2}
+      END {printf "%s %s %.0f %.2f %s\n", r, v, rps, t * 1e6 / hz / n, d}' "$WORK/wrk.txt"
+  done
+done
