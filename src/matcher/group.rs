@@ -50,6 +50,9 @@ pub struct Assignment {
     pub rebuilds: u64,
     /// Consumer lag per topic from librdkafka's statistics.
     pub lag: BTreeMap<String, i64>,
+    /// Why an assignment could not be taken: the matcher stops, so that a
+    /// restart rejoins rather than leave the partitions unread.
+    pub failed: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -117,8 +120,9 @@ impl ConsumerContext for GroupContext {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 if let Err(e) = self.adopt(consumer, tpl) {
-                    tracing::error!(error = %e, "matcher: cannot take the assigned partitions; leaving them unread");
                     let _ = consumer.assign(&TopicPartitionList::new());
+                    lock(&self.shared).failed =
+                        Some(format!("cannot take the assigned partitions: {e:#}"));
                 }
                 self.joined.store(true, Ordering::Relaxed);
             }

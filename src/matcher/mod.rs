@@ -241,6 +241,9 @@ impl Matcher {
         let mut rebuilds_seen = 0;
         while !self.stop.load(Ordering::SeqCst) {
             let batch = self.gather();
+            if let Some(why) = lock(&self.shared).failed.take() {
+                anyhow::bail!(why);
+            }
             self.run_batch(batch)?;
             let rebuilds = lock(&self.shared).rebuilds;
             crate::metrics::match_rebuilds().increment(rebuilds - rebuilds_seen);
