@@ -91,3 +91,15 @@ pub mod privacy;
 pub mod shutdown;
 pub mod tls;
 pub mod visitor;
+
+/// The property tests' settings: seeds of past failures are kept beside the
+/// test's source file (`NAME.regressions`), not in a top-level folder.
+#[cfg(test)]
+pub(crate) fn proptest_config() -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
+        )),
+        ..proptest::test_runner::Config::default()
+    }
+}

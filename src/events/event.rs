@@ -400,6 +400,7 @@ pub(crate) mod tests {
         use proptest::prelude::*;
 
         proptest! {
+            #![proptest_config(crate::proptest_config())]
             #[test]
             fn hand_written_json_matches_serde_json(
                 text in "(\\PC|[\\x00-\\x1f\\x7f\"\\\\]){0,40}",

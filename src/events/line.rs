@@ -320,14 +320,7 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
-            // Seeds of past failures live beside this file
-            // (`line.regressions`), not in a top-level folder.
-            #![proptest_config(ProptestConfig {
-                failure_persistence: Some(Box::new(
-                    proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
-                )),
-                ..ProptestConfig::default()
-            })]
+            #![proptest_config(crate::proptest_config())]
             #[test]
             fn event_head_matches_the_json_parser(
                 text in "(\\PC|[\\x00-\\x1f\\x7f\",:\\\\]|,\"node\":\"){0,40}",

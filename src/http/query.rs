@@ -314,6 +314,7 @@ mod tests {
         }
 
         proptest! {
+            #![proptest_config(crate::proptest_config())]
             #[test]
             fn location_keeps_the_targets_scheme_host_and_path(
                 query in "([ -~]|\\r|\\n|\\x00|%0[dDaA]|%2[3fF]|[\\u{80}-\\u{10ffff}]){0,60}",
