@@ -195,8 +195,10 @@ impl Node {
         let (limits, drain) = (self.limits.clone(), self.drain);
         let clicks = service::plain(Arc::clone(&self.edge), Arc::clone(&self.intake), to_https);
         let stop = listening.clone();
-        let public =
-            per_core::serve_per_thread(self.public_threads, listeners.public, move |source| {
+        let mut groups = vec![per_core::Group::new(
+            "public",
+            listeners.public,
+            move |source| {
                 server::serve(
                     source,
                     "public",
@@ -206,23 +208,29 @@ impl Node {
                     stop.clone(),
                     drain,
                 )
-            });
-        let https = match (&self.https, listeners.tls) {
-            (Some(t), Some(listener)) => Some(tokio::spawn(server::serve(
-                listener,
-                "tls",
-                Some(t.accept.clone()),
-                self.limits.clone(),
-                service::https(
-                    Arc::clone(&self.edge),
-                    Arc::clone(&self.intake),
-                    t.hsts.clone(),
-                ),
-                listening,
-                self.drain,
-            ))),
-            _ => None,
-        };
+            },
+        )];
+        // HTTPS runs on the same threads, one socket each, like plain HTTP.
+        if let (Some(t), Some(listener)) = (&self.https, listeners.tls) {
+            let (accept, limits) = (t.accept.clone(), self.limits.clone());
+            let clicks = service::https(
+                Arc::clone(&self.edge),
+                Arc::clone(&self.intake),
+                t.hsts.clone(),
+            );
+            groups.push(per_core::Group::new("tls", listener, move |source| {
+                server::serve(
+                    source,
+                    "tls",
+                    Some(accept.clone()),
+                    limits.clone(),
+                    clicks.clone(),
+                    listening.clone(),
+                    drain,
+                )
+            }));
+        }
+        let public = per_core::serve_per_thread(self.public_threads, groups);
         let admin = tokio::spawn(server::serve(
             listeners.admin,
             "admin",
@@ -238,7 +246,6 @@ impl Node {
             readiness: Arc::clone(&self.admin.readiness),
             stop_listeners,
             public,
-            https,
             drain: self.drain,
             tasks,
             pipeline: self.pipeline,

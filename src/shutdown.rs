@@ -46,8 +46,8 @@ pub struct Running {
     pub readiness: Arc<Readiness>,
     /// Tells the public and HTTPS listeners to stop accepting and drain.
     pub stop_listeners: watch::Sender<bool>,
+    /// The public threads, serving plain HTTP and HTTPS.
     pub public: JoinHandle<bool>,
-    pub https: Option<JoinHandle<bool>>,
     /// `server.drain_timeout_ms`, which the listeners drain under.
     pub drain: Duration,
     /// Background tasks that simply end (certificate watch, snapshot ticker).
@@ -69,12 +69,8 @@ impl Running {
         self.readiness.set_draining();
         let mut clean = true;
         let _ = self.stop_listeners.send(true);
-        let https_drained = match self.https {
-            Some(task) => task.await.unwrap_or(false),
-            None => true,
-        };
         match self.public.await {
-            Ok(true) if https_drained => tracing::info!("connections drained"),
+            Ok(true) => tracing::info!("connections drained"),
             _ => {
                 clean = false;
                 tracing::warn!(

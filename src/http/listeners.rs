@@ -10,7 +10,8 @@ use crate::config::Config;
 /// `127.0.0.1:0` listeners and read their addresses).
 #[derive(Debug)]
 pub struct Listeners {
-    /// Plain HTTP (`server.listen`).
+    /// Plain HTTP (`server.listen`); like `tls`, the first socket of a
+    /// `SO_REUSEPORT` group, so that each public thread can have its own.
     pub public: TcpListener,
     pub admin: TcpListener,
     /// HTTPS (`tls.listen`), when TLS is configured.
@@ -27,8 +28,7 @@ impl Listeners {
             .with_context(|| format!("admin.listen: cannot bind {}", config.admin.listen))?;
         let tls = match config.tls.listen {
             Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
+                super::per_core::bind_new_group(addr)
                     .with_context(|| format!("tls.listen: cannot bind {addr}"))?,
             ),
             None => None,

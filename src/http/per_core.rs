@@ -18,6 +18,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -164,54 +165,94 @@ pub fn steer_by_cpu(_listener: &TcpListener, _sockets: u32) -> std::io::Result<(
     Err(std::io::ErrorKind::Unsupported.into())
 }
 
-/// Runs `serve` on `threads` threads, each with a single-threaded runtime
-/// and its own listening socket: the first thread takes `listener`, the
-/// others a twin in its `SO_REUSEPORT` group (see `http::per_core`). With
-/// one thread per allowed CPU, each thread is pinned to its CPU and a
-/// connection goes to the thread of the CPU that handled its handshake;
-/// otherwise the kernel hashes connections over the sockets. Either way a
-/// thread with far more connections than another passes new ones on
-/// (`Balancer`). A listener
-/// bound without `SO_REUSEPORT` (as tests pass) is shared by the threads
-/// instead. The returned task ends when every thread has, with true when all
-/// of them drained cleanly. A thread that cannot be started is logged and
-/// left out; with none, `serve` runs on the caller's runtime.
-pub fn serve_per_thread<F, Fut>(
-    threads: usize,
-    listener: TcpListener,
-    serve: F,
-) -> tokio::task::JoinHandle<bool>
-where
-    F: Fn(Source) -> Fut,
-    Fut: Future<Output = bool> + Send + 'static,
-{
-    let listener = match listener.into_std() {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot hand the public listener to its threads");
-            return tokio::spawn(std::future::ready(false));
+/// A future that serves one thread's share of a listener; true when its
+/// connections drained cleanly.
+pub type Serving = Pin<Box<dyn Future<Output = bool> + Send>>;
+
+/// One listening socket that every public thread serves: its name (for the
+/// logs), the socket, and how a thread serves its own share of it.
+pub struct Group {
+    pub name: &'static str,
+    pub listener: TcpListener,
+    pub serve: Box<dyn Fn(Source) -> Serving + Send>,
+}
+
+impl Group {
+    pub fn new<F, Fut>(name: &'static str, listener: TcpListener, serve: F) -> Group
+    where
+        F: Fn(Source) -> Fut + Send + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        Group {
+            name,
+            listener,
+            serve: Box::new(move |source| Box::pin(serve(source))),
         }
-    };
+    }
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group").field("name", &self.name).finish()
+    }
+}
+
+/// A group's listener, as a std socket the threads clone or twin.
+struct Shared {
+    name: &'static str,
+    listener: std::net::TcpListener,
+    serve: Box<dyn Fn(Source) -> Serving + Send>,
+    /// Without `SO_REUSEPORT` the threads share this one socket.
+    one_socket: bool,
+}
+
+/// Runs every group (plain HTTP, and HTTPS when on) on `threads` threads,
+/// each with one single-threaded runtime and, per group, its own listening
+/// socket: the first thread takes the group's listener, the others a twin in
+/// its `SO_REUSEPORT` group. With one thread per allowed CPU, each thread is
+/// pinned to its CPU and a connection goes to the thread of the CPU that
+/// handled its handshake; otherwise the kernel hashes connections over the
+/// sockets. Either way a thread with far more connections of a group than
+/// another passes new ones on (`Balancer`). A listener bound without
+/// `SO_REUSEPORT` (as tests pass) is shared by the threads instead. The
+/// returned task ends when every thread has, with true when all of them
+/// drained cleanly. A thread that cannot be started is logged and left out;
+/// with none, the groups are served on the caller's runtime.
+pub fn serve_per_thread(threads: usize, groups: Vec<Group>) -> tokio::task::JoinHandle<bool> {
+    let mut shared = Vec::with_capacity(groups.len());
+    for g in groups {
+        match g.listener.into_std() {
+            Ok(listener) => shared.push(Shared {
+                name: g.name,
+                listener,
+                serve: g.serve,
+                one_socket: false,
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, listener = g.name, "cannot hand a listener to the public threads");
+                return tokio::spawn(std::future::ready(false));
+            }
+        }
+    }
     let threads = threads.max(1);
-    // Each thread's runtime and socket, made before any thread starts so
-    // that socket `i` is the `i`-th of the group.
-    let mut shared = false;
     let mut parts = Vec::with_capacity(threads);
     for i in 0..threads {
-        let made = (|| -> std::io::Result<(tokio::runtime::Runtime, TcpListener)> {
+        let made = (|| -> std::io::Result<(tokio::runtime::Runtime, Vec<TcpListener>)> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let own = {
-                let _in_runtime = runtime.enter();
-                match i {
-                    0 => TcpListener::from_std(listener.try_clone()?)?,
-                    _ => twin(&listener).or_else(|_| {
-                        shared = true;
-                        TcpListener::from_std(listener.try_clone()?)
+            let _in_runtime = runtime.enter();
+            let mut own = Vec::with_capacity(shared.len());
+            for g in &mut shared {
+                own.push(match i {
+                    0 => TcpListener::from_std(g.listener.try_clone()?)?,
+                    _ => twin(&g.listener).or_else(|_| {
+                        g.one_socket = true;
+                        TcpListener::from_std(g.listener.try_clone()?)
                     })?,
-                }
-            };
+                });
+            }
+            drop(_in_runtime);
             Ok((runtime, own))
         })();
         match made {
@@ -222,37 +263,54 @@ where
         }
     }
     let cpus = allowed_cpus();
-    let pinned = !shared
-        && can_steer(parts.len(), &cpus)
-        && match steer_by_cpu(&parts[0].1, parts.len() as u32) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot steer connections by CPU; the kernel hashes them over the threads");
-                false
-            }
-        };
-    tracing::info!(
-        threads = parts.len(),
-        spread = if shared {
-            "one shared socket"
-        } else if pinned {
-            "one socket per thread, each thread pinned to its CPU, connections steered to the CPU that handled them"
-        } else {
-            "one socket per thread, connections hashed over them"
-        },
-        "public listener"
-    );
+    let steerable = can_steer(parts.len(), &cpus);
+    let mut pinned = false;
+    for (k, g) in shared.iter().enumerate() {
+        let steered = steerable
+            && !g.one_socket
+            && match steer_by_cpu(&parts[0].1[k], parts.len() as u32) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, listener = g.name, "cannot steer connections by CPU; the kernel hashes them over the threads");
+                    false
+                }
+            };
+        pinned |= steered;
+        tracing::info!(
+            listener = g.name,
+            threads = parts.len(),
+            spread = if g.one_socket {
+                "one shared socket"
+            } else if steered {
+                "one socket per thread, each thread pinned to its CPU, connections steered to the CPU that handled them"
+            } else {
+                "one socket per thread, connections hashed over them"
+            },
+            "listener served by the public threads"
+        );
+    }
+    let mut balances: Vec<_> = shared
+        .iter()
+        .map(|_| Balancer::for_threads(parts.len()).into_iter())
+        .collect();
     let mut handles = Vec::with_capacity(parts.len());
-    let balances = Balancer::for_threads(parts.len());
-    for (i, ((runtime, own), balance)) in parts.into_iter().zip(balances).enumerate() {
-        let task = serve(Source::balanced(own, balance));
+    for (i, (runtime, own)) in parts.into_iter().enumerate() {
+        let serving: Vec<Serving> = own
+            .into_iter()
+            .zip(&shared)
+            .zip(&mut balances)
+            .map(|((listener, g), balance)| {
+                let balance = balance.next().expect("one balance per thread");
+                (g.serve)(Source::balanced(listener, balance))
+            })
+            .collect();
         let spawned = std::thread::Builder::new()
             .name(format!("refedge-public-{i}"))
             .spawn(move || {
                 if pinned && let Err(e) = pin_current_thread(i) {
                     tracing::warn!(error = %e, thread = i, "cannot pin a public thread to its CPU");
                 }
-                runtime.block_on(task)
+                runtime.block_on(all_clean(serving))
             });
         match spawned {
             Ok(h) => handles.push(h),
@@ -262,22 +320,36 @@ where
         }
     }
     if handles.is_empty() {
-        return match TcpListener::from_std(listener) {
-            Ok(l) => tokio::spawn(serve(l.into())),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot serve the public listener");
-                tokio::spawn(std::future::ready(false))
+        let mut serving = Vec::with_capacity(shared.len());
+        for g in shared {
+            match TcpListener::from_std(g.listener) {
+                Ok(l) => serving.push((g.serve)(l.into())),
+                Err(e) => {
+                    tracing::error!(error = %e, listener = g.name, "cannot serve a listener");
+                    serving.push(Box::pin(std::future::ready(false)));
+                }
             }
-        };
+        }
+        return tokio::spawn(all_clean(serving));
     }
     tokio::task::spawn_blocking(move || {
-        // Join every thread before judging.
         let drained: Vec<bool> = handles
             .into_iter()
             .map(|h| h.join().unwrap_or(false))
             .collect();
         drained.into_iter().all(|clean| clean)
     })
+}
+
+/// Runs the futures side by side on the current runtime; true when all of
+/// them end true.
+async fn all_clean(serving: Vec<Serving>) -> bool {
+    let tasks: Vec<_> = serving.into_iter().map(tokio::spawn).collect();
+    let mut clean = true;
+    for task in tasks {
+        clean &= task.await.unwrap_or(false);
+    }
+    clean
 }
 
 #[cfg(test)]

@@ -367,25 +367,31 @@ async fn renewed_certificates_serve_new_connections_while_open_ones_stay_up() {
     assert!(edge.stop().await);
 }
 
-/// Reads the HTTPS address from a binary's log.
-fn tls_addr(process: &Process) -> SocketAddr {
+/// Waits for the first line of a binary's JSON log that `pick` finds a value in.
+fn logged<T>(process: &Process, what: &str, pick: impl Fn(&serde_json::Value) -> Option<T>) -> T {
     let deadline = std::time::Instant::now() + STEP;
     loop {
-        let found = process.log.lock().expect("log").iter().find_map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).ok()?;
-            (v["fields"]["message"] == "HTTPS listener bound")
-                .then(|| v["fields"]["addr"].as_str()?.parse().ok())
-                .flatten()
-        });
-        if let Some(addr) = found {
-            return addr;
+        let found = process
+            .log
+            .lock()
+            .expect("log")
+            .iter()
+            .find_map(|line| pick(&serde_json::from_str(line).ok()?));
+        if let Some(value) = found {
+            return value;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no HTTPS listener in the log"
-        );
+        assert!(std::time::Instant::now() < deadline, "no {what} in the log");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Reads the HTTPS address from a binary's log.
+fn tls_addr(process: &Process) -> SocketAddr {
+    logged(process, "HTTPS listener", |v| {
+        (v["fields"]["message"] == "HTTPS listener bound")
+            .then(|| v["fields"]["addr"].as_str()?.parse().ok())
+            .flatten()
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -394,8 +400,19 @@ async fn sighup_swaps_certificates_and_failed_handshakes_are_counted_not_logged(
     let process = spawn_binary(&brands.env(&[
         ("REFEDGE_TLS_WATCH_INTERVAL_MS", "0"),
         ("REFEDGE_TLS_HANDSHAKE_TIMEOUT_MS", "300"),
+        ("REFEDGE_SERVER_WORKER_THREADS", "2"),
     ]));
     let tls = tls_addr(&process);
+    // HTTPS is served like plain HTTP: each public thread has its own socket.
+    let spread = logged(&process, "HTTPS threads", |v| {
+        (v["fields"]["listener"] == "tls" && v["fields"]["threads"] == 2)
+            .then(|| v["fields"]["spread"].as_str().map(str::to_owned))
+            .flatten()
+    });
+    assert!(
+        spread.starts_with("one socket per thread"),
+        "HTTPS spread over the public threads: {spread}"
+    );
     let config = client(&[&brands.adp], &[b"h2", b"http/1.1"], &both_versions());
     let stream = connect(tls, &config, "go.adp.example")
         .await
