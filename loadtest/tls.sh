@@ -14,6 +14,9 @@
 # the raw rates are shared with them; CPU per request is the server's cost.
 # Then testssl.sh against refedge; its findings are summarised.
 # Usage: loadtest/tls.sh [ROUNDS] [SECONDS]
+# Env: BEFORE=path to another refedge binary: measured in the same rounds
+# (nginx, before, refedge), its figures in a table of their own (an A/B of a
+# change in one run); TESTSSL=0 skips testssl.sh.
 # Writes loadtest/results/<date>-<host>-tls/{report.md,raw/*}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,13 +74,13 @@ nginx_up() {
   PORT=$NGINX_PORT
 }
 nginx_down() { kill -QUIT "$(cat "$WORK/nginx.pid")"; while [ -f "$WORK/nginx.pid" ]; do sleep 0.05; done; }
-edge_up() {
+edge_up() { # $1: the binary (default $BIN)
   rm -rf "$WORK/spool"
   REFEDGE_SERVER_LISTEN=127.0.0.1:18080 REFEDGE_ADMIN_LISTEN=$ADMIN REFEDGE_LINKS_FILE="$WORK/links.jsonl" \
   REFEDGE_EVENTS_SPOOL_DIR="$WORK/spool" REFEDGE_ATTRIBUTION_SECRET=loadtest-secret-0123456789 \
   REFEDGE_TLS_LISTEN=127.0.0.1:$EDGE_PORT REFEDGE_TLS_CERT_DIR="$WORK/certs" REFEDGE_TLS_DEFAULT_CERT=bench \
   REFEDGE_TLS_HSTS_MAX_AGE_SECS=31536000 REFEDGE_LOG_LEVEL=warn \
-    "$BIN" serve --config /dev/null 2>>"$WORK/edge.log" &
+    "${1:-$BIN}" serve --config /dev/null 2>>"$WORK/edge.log" &
   EDGE_PID=$!
   until curl -fs "http://$ADMIN/readyz" >/dev/null 2>&1; do sleep 0.05; done
   PIDS=$EDGE_PID
@@ -120,8 +123,8 @@ measure() { # $1 server, $2 measure, $3 round
 
 MEASURES="full resume h2 h1"
 for r in $(seq 1 "$ROUNDS"); do
-  for server in nginx refedge; do
-    if [ $server = nginx ]; then nginx_up; else edge_up; fi
+  for server in nginx ${BEFORE:+before} refedge; do
+    case $server in nginx) nginx_up ;; before) edge_up "$BEFORE" ;; *) edge_up ;; esac
     for m in $MEASURES; do measure $server $m "$r"; done
     if [ $server = nginx ]; then nginx_down; else edge_down; fi
     echo "round $r $server: $(grep "^$server " "$WORK/rows" | tail -4 | awk '{printf "%s %s/s %sus  ", $2, $3, $4}')"
@@ -158,8 +161,25 @@ cp "$WORK/rows" "$OUT/raw/rows.txt"
   echo "the clients' limit for both servers. What each server can take is its handshake capacity per CPU-second"
   printf '(1e6 ÷ CPU µs per new connection): nginx %.0f/s, refedge %.0f/s, **refedge ÷ nginx = %.2f**.\n' \
     "$(echo "1000000 / $nf" | bc -l)" "$(echo "1000000 / $ef" | bc -l)" "$(echo "$nf / $ef" | bc -l)"
+  if [ -n "${BEFORE:-}" ]; then
+    echo
+    echo "### The same rounds: refedge before and after the change under test"
+    echo
+    echo "Before: \`$BEFORE\`; after: \`$BIN\`."
+    echo
+    echo "| measure | before req/s | after req/s | after ÷ before | before CPU µs/req | after CPU µs/req |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+    for m in $MEASURES; do
+      br=$(awk -v m=$m '$1=="before" && $2==m {print $3}' "$WORK/rows" | median)
+      ar=$(awk -v m=$m '$1=="refedge" && $2==m {print $3}' "$WORK/rows" | median)
+      bc_=$(awk -v m=$m '$1=="before" && $2==m {print $4}' "$WORK/rows" | median)
+      ac=$(awk -v m=$m '$1=="refedge" && $2==m {print $4}' "$WORK/rows" | median)
+      printf '| %s | %.0f | %.0f | %.2f | %.1f | %.1f |\n' $m "$br" "$ar" "$(echo "$ar / $br" | bc -l)" "$bc_" "$ac"
+    done
+  fi
 } >"$OUT/report.md"
 
+[ "${TESTSSL:-1}" = 0 ] && { cat "$OUT/report.md"; exit 0; }
 echo "== testssl.sh against refedge"
 edge_up
 testssl --quiet --color 0 --warnings off --ip 127.0.0.1 --add-ca "$WORK/ca/ca.crt" --jsonfile "$OUT/raw/testssl.json" \

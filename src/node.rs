@@ -198,6 +198,7 @@ impl Node {
         let mut groups = vec![per_core::Group::new(
             "public",
             listeners.public,
+            true,
             move |source| {
                 server::serve(
                     source,
@@ -210,7 +211,9 @@ impl Node {
                 )
             },
         )];
-        // HTTPS runs on the same threads, one socket each, like plain HTTP.
+        // HTTPS runs on the same threads, one socket each, like plain HTTP,
+        // but hashed over them: steered by CPU, its new connections cost more
+        // than hashed ones (loadtest/results/2026-11-26-vm-tls-per-core).
         if let (Some(t), Some(listener)) = (&self.https, listeners.tls) {
             let (accept, limits) = (t.accept.clone(), self.limits.clone());
             let clicks = service::https(
@@ -218,17 +221,22 @@ impl Node {
                 Arc::clone(&self.intake),
                 t.hsts.clone(),
             );
-            groups.push(per_core::Group::new("tls", listener, move |source| {
-                server::serve(
-                    source,
-                    "tls",
-                    Some(accept.clone()),
-                    limits.clone(),
-                    clicks.clone(),
-                    listening.clone(),
-                    drain,
-                )
-            }));
+            groups.push(per_core::Group::new(
+                "tls",
+                listener,
+                false,
+                move |source| {
+                    server::serve(
+                        source,
+                        "tls",
+                        Some(accept.clone()),
+                        limits.clone(),
+                        clicks.clone(),
+                        listening.clone(),
+                        drain,
+                    )
+                },
+            ));
         }
         let public = per_core::serve_per_thread(self.public_threads, groups);
         let admin = tokio::spawn(server::serve(

@@ -170,15 +170,18 @@ pub fn steer_by_cpu(_listener: &TcpListener, _sockets: u32) -> std::io::Result<(
 pub type Serving = Pin<Box<dyn Future<Output = bool> + Send>>;
 
 /// One listening socket that every public thread serves: its name (for the
-/// logs), the socket, and how a thread serves its own share of it.
+/// logs), the socket, whether its connections are steered to the thread of
+/// their CPU (else hashed over the threads), and how a thread serves its own
+/// share of it.
 pub struct Group {
     pub name: &'static str,
     pub listener: TcpListener,
+    pub steer: bool,
     pub serve: Box<dyn Fn(Source) -> Serving + Send>,
 }
 
 impl Group {
-    pub fn new<F, Fut>(name: &'static str, listener: TcpListener, serve: F) -> Group
+    pub fn new<F, Fut>(name: &'static str, listener: TcpListener, steer: bool, serve: F) -> Group
     where
         F: Fn(Source) -> Fut + Send + 'static,
         Fut: Future<Output = bool> + Send + 'static,
@@ -186,6 +189,7 @@ impl Group {
         Group {
             name,
             listener,
+            steer,
             serve: Box::new(move |source| Box::pin(serve(source))),
         }
     }
@@ -201,6 +205,7 @@ impl std::fmt::Debug for Group {
 struct Shared {
     name: &'static str,
     listener: std::net::TcpListener,
+    steer: bool,
     serve: Box<dyn Fn(Source) -> Serving + Send>,
     /// Without `SO_REUSEPORT` the threads share this one socket.
     one_socket: bool,
@@ -225,6 +230,7 @@ pub fn serve_per_thread(threads: usize, groups: Vec<Group>) -> tokio::task::Join
             Ok(listener) => shared.push(Shared {
                 name: g.name,
                 listener,
+                steer: g.steer,
                 serve: g.serve,
                 one_socket: false,
             }),
@@ -264,9 +270,11 @@ pub fn serve_per_thread(threads: usize, groups: Vec<Group>) -> tokio::task::Join
     }
     let cpus = allowed_cpus();
     let steerable = can_steer(parts.len(), &cpus);
+    // Threads are pinned to their CPUs when a group is steered to them.
     let mut pinned = false;
     for (k, g) in shared.iter().enumerate() {
         let steered = steerable
+            && g.steer
             && !g.one_socket
             && match steer_by_cpu(&parts[0].1[k], parts.len() as u32) {
                 Ok(()) => true,
