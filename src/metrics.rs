@@ -4,13 +4,19 @@
 //! and labels would hash on every request). Labels come only from small closed
 //! sets: never a code, an address or a user agent.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use metrics::{
     Counter, Gauge, Histogram, counter, describe_counter, describe_gauge, describe_histogram,
     gauge, histogram,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+mod striped;
+
+use striped::{DurationHistogram, Tally};
 
 pub const REQUESTS_TOTAL: &str = "refedge_requests_total";
 pub const REQUEST_DURATION_SECONDS: &str = "refedge_request_duration_seconds";
@@ -277,15 +283,9 @@ pub fn install() -> PrometheusHandle {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
-                    Matcher::Full(REQUEST_DURATION_SECONDS.to_owned()),
-                    DURATION_BUCKETS,
+                    Matcher::Full(MATCH_DELAY_SECONDS.to_owned()),
+                    DELAY_BUCKETS,
                 )
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full(MATCH_DELAY_SECONDS.to_owned()),
-                        DELAY_BUCKETS,
-                    )
-                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let handle = match builder.install_recorder() {
                 Ok(handle) => handle,
@@ -429,31 +429,45 @@ impl EventResult {
 
 const COOKIE_RESULTS: [&str; 5] = ["absent", "valid", "malformed", "bad_signature", "expired"];
 
-/// Handles used on the request path.
-#[derive(Debug, Clone)]
-pub struct RequestMetrics {
-    outcomes: [Counter; 7],
-    cookies: [Counter; 5],
-    pub duration: Histogram,
+/// What the request path and the event hand-off count, per thread (see
+/// `striped`), published to the registry's counters when `/metrics` is read.
+static REQUESTS: Tally<7> = Tally::new();
+static COOKIES: Tally<5> = Tally::new();
+static EVENTS: Tally<11> = Tally::new();
+static DURATION: DurationHistogram<{ DURATION_BUCKETS.len() + 2 }> =
+    DurationHistogram::new(DURATION_BUCKETS);
+/// Whether this process serves requests (the matcher does not), so that
+/// `/metrics` shows the request histogram.
+static SERVES_REQUESTS: AtomicBool = AtomicBool::new(false);
+
+/// Counts a request's outcome (also for answers given outside the router).
+pub fn count_request(outcome: RequestOutcome) {
+    REQUESTS.add(outcome as usize, 1);
 }
+
+/// What the request path counts.
+#[derive(Debug, Clone)]
+pub struct RequestMetrics(());
 
 impl RequestMetrics {
     pub fn new() -> Self {
-        RequestMetrics {
-            outcomes: RequestOutcome::ALL.map(|o| counter!(REQUESTS_TOTAL, "outcome" => o.label())),
-            cookies: COOKIE_RESULTS.map(|r| counter!(COOKIES_TOTAL, "result" => r)),
-            duration: histogram!(REQUEST_DURATION_SECONDS),
-        }
+        SERVES_REQUESTS.store(true, Ordering::Relaxed);
+        RequestMetrics(())
     }
 
     pub fn request(&self, outcome: RequestOutcome) {
-        self.outcomes[outcome as usize].increment(1);
+        count_request(outcome);
     }
 
     pub fn cookie(&self, result: &'static str) {
         if let Some(i) = COOKIE_RESULTS.iter().position(|r| *r == result) {
-            self.cookies[i].increment(1);
+            COOKIES.add(i, 1);
         }
+    }
+
+    /// Time spent answering one request.
+    pub fn duration(&self, spent: Duration) {
+        DURATION.record(spent);
     }
 }
 
@@ -463,10 +477,9 @@ impl Default for RequestMetrics {
     }
 }
 
-/// Handles used by the event hand-off and the spool writer.
+/// What the event hand-off and the spool writer count.
 #[derive(Debug, Clone)]
 pub struct EventMetrics {
-    results: [Counter; 11],
     pub spool_bytes: Gauge,
     pub spool_segments: Gauge,
 }
@@ -474,14 +487,13 @@ pub struct EventMetrics {
 impl EventMetrics {
     pub fn new() -> Self {
         EventMetrics {
-            results: EventResult::ALL.map(|r| counter!(EVENTS_TOTAL, "result" => r.label())),
             spool_bytes: gauge!(SPOOL_BYTES),
             spool_segments: gauge!(SPOOL_SEGMENTS),
         }
     }
 
     pub fn event(&self, result: EventResult, n: u64) {
-        self.results[result as usize].increment(n);
+        EVENTS.add(result as usize, n);
     }
 }
 
@@ -489,6 +501,53 @@ impl Default for EventMetrics {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Adds what the tallies counted since the last call to the registry's
+/// counters (every series registered, so that zeros show too).
+fn publish() {
+    static PUBLISHED: Mutex<[u64; 23]> = Mutex::new([0; 23]);
+    let mut published = PUBLISHED.lock().unwrap_or_else(|e| e.into_inner());
+    let series = RequestOutcome::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            (
+                REQUESTS.total(i),
+                counter!(REQUESTS_TOTAL, "outcome" => o.label()),
+            )
+        })
+        .chain(
+            COOKIE_RESULTS
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (COOKIES.total(i), counter!(COOKIES_TOTAL, "result" => *r))),
+        )
+        .chain(EventResult::ALL.iter().enumerate().map(|(i, r)| {
+            (
+                EVENTS.total(i),
+                counter!(EVENTS_TOTAL, "result" => r.label()),
+            )
+        }));
+    for ((total, counter), last) in series.zip(published.iter_mut()) {
+        counter.increment(total - *last);
+        *last = total;
+    }
+}
+
+/// The `/metrics` text: the registry's, after publishing the tallies, and
+/// the request histogram where requests are served.
+pub fn render(handle: &PrometheusHandle) -> String {
+    publish();
+    let mut text = handle.render();
+    if SERVES_REQUESTS.load(Ordering::Relaxed) {
+        let help = DESCRIBED
+            .iter()
+            .find(|d| d.0 == REQUEST_DURATION_SECONDS)
+            .map_or("", |d| d.2);
+        DURATION.render(REQUEST_DURATION_SECONDS, help, &mut text);
+    }
+    text
 }
 
 /// Handles of the Kafka shipper.
@@ -630,12 +689,6 @@ pub fn malformed_requests() -> Counter {
 
 pub fn connections_open(listener: &'static str) -> Gauge {
     gauge!(CONNECTIONS_OPEN, "listener" => listener)
-}
-
-/// A request outcome counted away from the router (the plain listener's
-/// redirect to HTTPS).
-pub fn request_outcome(outcome: RequestOutcome) -> Counter {
-    counter!(REQUESTS_TOTAL, "outcome" => outcome.label())
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ impl Admin {
             "/metrics" if get => Some(respond(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
-                self.prometheus.render(),
+                crate::metrics::render(&self.prometheus),
             )),
             "/livez" | "/readyz" | "/metrics" => Some(method_not_allowed("GET, HEAD")),
             _ => None,

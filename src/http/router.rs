@@ -172,9 +172,7 @@ impl Edge {
         let started = Instant::now();
         let (outcome, response) = self.route(req, conn);
         self.metrics.request(outcome);
-        self.metrics
-            .duration
-            .record(started.elapsed().as_secs_f64());
+        self.metrics.duration(started.elapsed());
         response
     }
 

@@ -13,7 +13,7 @@ use crate::metrics;
 /// usable host.
 pub fn https_redirect<B>(req: &Request<B>, port: Option<u16>) -> Response<Full<Bytes>> {
     let Some(host) = super::router::request_host(req) else {
-        metrics::request_outcome(metrics::RequestOutcome::BadHost).increment(1);
+        metrics::count_request(metrics::RequestOutcome::BadHost);
         return plain(
             StatusCode::BAD_REQUEST,
             "bad request: one valid Host is required\n",

@@ -58,7 +58,7 @@ pub async fn serve(
                 "/metrics" if get => respond(
                     StatusCode::OK,
                     "text/plain; version=0.0.4; charset=utf-8",
-                    prometheus.render(),
+                    crate::metrics::render(&prometheus),
                 ),
                 "/livez" | "/readyz" | "/metrics" => method_not_allowed("GET, HEAD"),
                 _ => crate::admin::json_error(StatusCode::NOT_FOUND, "no such endpoint"),

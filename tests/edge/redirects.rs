@@ -156,6 +156,57 @@ async fn tampered_and_foreign_cookies_are_ignored_and_counted() {
     );
 }
 
+/// The request histogram counts every request answered (edges in this
+/// process share it, so counts only grow), with cumulative buckets that end
+/// in `+Inf` = `_count`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_histogram_counts_every_request() {
+    let (_fixture, edge) = edge(&[]).await;
+    let histogram = |text: &str| -> (Vec<f64>, f64, f64) {
+        let value = |l: &str| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap();
+        let buckets = text
+            .lines()
+            .filter(|l| l.starts_with("refedge_request_duration_seconds_bucket{"))
+            .map(value)
+            .collect();
+        let one = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .map(value)
+                .unwrap_or_else(|| panic!("no {name} in {text}"))
+        };
+        (
+            buckets,
+            one("refedge_request_duration_seconds_count "),
+            one("refedge_request_duration_seconds_sum "),
+        )
+    };
+    let scrape = || async {
+        String::from_utf8_lossy(&get(edge.admin, "/metrics", &[]).await.body).into_owned()
+    };
+    let (_, before, _) = histogram(&scrape().await);
+    for _ in 0..20 {
+        assert_eq!(get(edge.public, "/demo", &[UA]).await.status, 302);
+    }
+    assert_eq!(get(edge.public, "/nope", &[UA]).await.status, 404);
+    let text = scrape().await;
+    let (buckets, count, sum) = histogram(&text);
+    assert!(count >= before + 21.0, "{before} then {count}");
+    assert!(sum > 0.0);
+    assert_eq!(buckets.len(), 17, "16 bounds and +Inf: {text}");
+    assert!(
+        buckets.windows(2).all(|w| w[0] <= w[1]),
+        "cumulative: {buckets:?}"
+    );
+    assert_eq!(*buckets.last().unwrap(), count);
+    assert_eq!(
+        text.matches("# TYPE refedge_request_duration_seconds histogram")
+            .count(),
+        1
+    );
+    assert!(edge.stop().await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preview_fetchers_and_scanners_get_no_attribution() {
     let (fixture, edge) = edge(&[]).await;
