@@ -39,7 +39,7 @@ const REPEAT_SLOTS: usize = 1 << 20;
 pub struct RepeatTracker {
     /// The window in 1024 ms units; 0 = off.
     window: u32,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: foldhash::fast::RandomState,
     slots: Box<[u64]>,
 }
 

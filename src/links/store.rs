@@ -30,7 +30,7 @@ pub struct LinkStore {
     /// Blobs are owned here and copied out record by record on lookup:
     /// cheaper in memory than a reference-counted blob per link.
     map: DashMap<u64, Box<[u8]>, BuildHasherDefault<Prehashed>>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: foldhash::fast::RandomState,
     links: AtomicUsize,
     /// Bumped by every change, so a snapshot writer can tell whether anything changed.
     generation: AtomicU64,

@@ -122,7 +122,7 @@ const CACHE_MAX_UA: usize = 512;
 #[derive(Debug)]
 pub struct BotDetector {
     crawlers: isbot::Bots,
-    cache: DashMap<Box<str>, Option<BotReason>>,
+    cache: DashMap<Box<str>, Option<BotReason>, foldhash::fast::RandomState>,
 }
 
 impl Default for BotDetector {
@@ -137,7 +137,7 @@ impl BotDetector {
         crawlers.remove(HUMAN_PATTERNS_TO_DROP);
         BotDetector {
             crawlers,
-            cache: DashMap::new(),
+            cache: DashMap::default(),
         }
     }
 
