@@ -436,9 +436,11 @@ static COOKIES: Tally<5> = Tally::new();
 static EVENTS: Tally<11> = Tally::new();
 static DURATION: DurationHistogram<{ DURATION_BUCKETS.len() + 2 }> =
     DurationHistogram::new(DURATION_BUCKETS);
-/// Whether this process serves requests (the matcher does not), so that
-/// `/metrics` shows the request histogram.
-static SERVES_REQUESTS: AtomicBool = AtomicBool::new(false);
+/// Whether this process counts requests or click events (an edge does, the
+/// matcher does not), so that its `/metrics` shows these series.
+static COUNTS_CLICKS: AtomicBool = AtomicBool::new(false);
+/// Series the tallies publish, in `publish`'s order.
+const TALLIED: usize = RequestOutcome::ALL.len() + COOKIE_RESULTS.len() + EventResult::ALL.len();
 
 /// Counts a request's outcome (also for answers given outside the router).
 pub fn count_request(outcome: RequestOutcome) {
@@ -451,7 +453,7 @@ pub struct RequestMetrics(());
 
 impl RequestMetrics {
     pub fn new() -> Self {
-        SERVES_REQUESTS.store(true, Ordering::Relaxed);
+        COUNTS_CLICKS.store(true, Ordering::Relaxed);
         RequestMetrics(())
     }
 
@@ -486,6 +488,7 @@ pub struct EventMetrics {
 
 impl EventMetrics {
     pub fn new() -> Self {
+        COUNTS_CLICKS.store(true, Ordering::Relaxed);
         EventMetrics {
             spool_bytes: gauge!(SPOOL_BYTES),
             spool_segments: gauge!(SPOOL_SEGMENTS),
@@ -506,7 +509,7 @@ impl Default for EventMetrics {
 /// Adds what the tallies counted since the last call to the registry's
 /// counters (every series registered, so that zeros show too).
 fn publish() {
-    static PUBLISHED: Mutex<[u64; 23]> = Mutex::new([0; 23]);
+    static PUBLISHED: Mutex<[u64; TALLIED]> = Mutex::new([0; TALLIED]);
     let mut published = PUBLISHED.lock().unwrap_or_else(|e| e.into_inner());
     let series = RequestOutcome::ALL
         .iter()
@@ -536,11 +539,14 @@ fn publish() {
 }
 
 /// The `/metrics` text: the registry's, after publishing the tallies, and
-/// the request histogram where requests are served.
+/// the request histogram (in an edge).
 pub fn render(handle: &PrometheusHandle) -> String {
-    publish();
+    let edge = COUNTS_CLICKS.load(Ordering::Relaxed);
+    if edge {
+        publish();
+    }
     let mut text = handle.render();
-    if SERVES_REQUESTS.load(Ordering::Relaxed) {
+    if edge {
         let help = DESCRIBED
             .iter()
             .find(|d| d.0 == REQUEST_DURATION_SECONDS)
