@@ -108,7 +108,8 @@ with open(f"{out}/report.md", "w") as f:
     f.write(
         f"Command: `{command}`; {links} links (deterministic seed), {rounds} alternating "
         f"round(s) of {secs} s per measure ({', '.join(s for s in SERVERS if s in ran)}), "
-        f"wrk -t{os.environ.get('WRK_THREADS', '2')} -c64 with random "
+        f"wrk -t{os.environ.get('WRK_THREADS', '2')} -c64 with "
+        f"{'Zipf-distributed' if os.environ.get('CODE_DIST') == 'zipf' else 'random'} "
         f"codes; latency with oha for {lat_secs} s at half of each server's median keep-alive maximum, "
         "coordinated-omission corrected.\n\n"
     )

@@ -19,7 +19,8 @@
 #   (a refedge binary instead of the release build), BARE_BIN (likewise for
 #   bare hyper), OUT (result directory), SERVERS (which of the five to run),
 #   WRK_THREADS (2), REFEDGE_CONFIG (a config file for refedge instead of
-#   none: kafka.properties to compare). On a machine with cores to spare, SERVER_CPUS and
+#   none: kafka.properties to compare), CODE_DIST (uniform, or zipf: wrk's
+#   codes drawn Zipf-distributed instead of uniformly). On a machine with cores to spare, SERVER_CPUS and
 #   LOAD_CPUS (taskset lists, e.g. 0-1 and 2-15) pin the servers to some
 #   cores and wrk, oha and the broker to others, so that the load generator
 #   no longer shares the servers' cores.
@@ -48,7 +49,7 @@ fi
 # Pinning (empty: everything shares every core).
 ON_SERVER=${SERVER_CPUS:+taskset -c $SERVER_CPUS}
 ON_LOAD=${LOAD_CPUS:+taskset -c $LOAD_CPUS}
-export SERVERS SERVER_CPUS LOAD_CPUS WRK_THREADS
+export SERVERS SERVER_CPUS LOAD_CPUS WRK_THREADS CODE_DIST
 
 results_dir
 work_dir
@@ -64,8 +65,12 @@ for line in io.lines(os.getenv("CODES")) do codes[#codes + 1] = line end
 math.randomseed(42)
 wrk.headers["User-Agent"] = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 Safari/604.1"
 if os.getenv("CLOSE") == "1" then wrk.headers["Connection"] = "close" end
+-- Uniform: every code as likely. Zipf (s = 1, the continuous approximation
+-- rank = N^u): a few codes take most clicks, as shared links do.
+local zipf = os.getenv("CODE_DIST") == "zipf"
 request = function()
-  return wrk.format("GET", "/" .. codes[math.random(#codes)] .. "?utm_campaign=spring")
+  local i = zipf and math.floor(#codes ^ math.random()) or math.random(#codes)
+  return wrk.format("GET", "/" .. codes[i] .. "?utm_campaign=spring")
 end
 LUA
 export CODES="$WORK/codes.txt"
