@@ -69,7 +69,7 @@ if os.getenv("CLOSE") == "1" then wrk.headers["Connection"] = "close" end
 -- rank = N^u): a few codes take most clicks, as shared links do.
 local zipf = os.getenv("CODE_DIST") == "zipf"
 request = function()
-  local i = zipf and math.floor(#codes ^ math.random()) or math.random(#codes)
+  local i = zipf and math.floor((#codes) ^ math.random()) or math.random(#codes)
   return wrk.format("GET", "/" .. codes[i] .. "?utm_campaign=spring")
 end
 LUA
