@@ -111,13 +111,19 @@ fn header_text<B>(req: &Request<B>, name: header::HeaderName) -> Option<Cow<'_, 
         .map(|v| String::from_utf8_lossy(v.as_bytes()))
 }
 
-/// The text a click keeps from its request.
-fn click_text<B>(req: &Request<B>, code: &str, host: &str) -> ClickText {
+/// The text a click keeps from its request and the `Location` it was sent to.
+fn click_text<B>(
+    req: &Request<B>,
+    code: &str,
+    host: &str,
+    location: Option<&HeaderValue>,
+) -> ClickText {
     ClickText::new(
         code,
         host,
         header_text(req, header::USER_AGENT).as_deref(),
         header_text(req, header::REFERER).as_deref(),
+        location.and_then(|l| l.to_str().ok()),
     )
 }
 
@@ -247,14 +253,14 @@ impl Edge {
             decision.click_id.as_ref(),
         );
         let status = link.redirect().status();
-        let response = redirect(status, location.clone(), decision.set_cookie);
+        let text = click_text(req, code, host, Some(&location));
+        let response = redirect(status, location, decision.set_cookie);
         self.events.record(ClickRecord {
             click_id,
             occurred_at_ms: now_ms,
             outcome: Outcome::Redirected,
-            text: click_text(req, code, host),
+            text,
             link: Some(link),
-            target: Some(location),
             status: status.as_u16(),
             ip: Some(visitor::client_ip(
                 conn.peer.ip(),
@@ -313,9 +319,8 @@ impl Edge {
             click_id: ClickId::new(now_ms),
             occurred_at_ms: now_ms,
             outcome,
-            text: click_text(req, code, host),
+            text: click_text(req, code, host, self.fallback.as_ref()),
             link,
-            target: self.fallback.clone(),
             status: response.status().as_u16(),
             ip: Some(visitor::client_ip(
                 conn.peer.ip(),
