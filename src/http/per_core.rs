@@ -1,7 +1,8 @@
-//! The public listener's threads: one single-threaded runtime and one
-//! listening socket per thread, and which thread gets a new connection.
+//! The public threads: one single-threaded runtime per thread, serving its
+//! own listening socket of each public listener (plain HTTP, and HTTPS when
+//! on), and which thread gets a new connection.
 //!
-//! The sockets form one `SO_REUSEPORT` group. By default the kernel picks a
+//! A listener's sockets form one `SO_REUSEPORT` group. By default the kernel picks a
 //! socket by hashing the connection's addresses, which spreads connections
 //! evenly but puts each one on a random thread: its packets are handled on
 //! one core and its requests on another. When there is one thread per
