@@ -130,8 +130,11 @@ pub fn list_segments(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf, u64)>> {
 /// Segments written but not yet fsynced, and the durable senders to answer
 /// once they are.
 struct SyncJob {
-    /// The segment (its own descriptor: the writer may have moved on).
+    /// The segment (its own descriptor: the writer may have moved on), or
+    /// the spool directory once a segment was created in it.
     file: File,
+    /// `fsync` rather than `fdatasync` (for the directory's entries).
+    all: bool,
     acks: Vec<tokio::sync::oneshot::Sender<bool>>,
 }
 
@@ -150,6 +153,11 @@ impl Syncer {
             .spawn(move || {
                 let mut last_error_log: Option<Instant> = None;
                 for job in rx {
+                    if job.all {
+                        // A directory: best effort (see `sync_dir`).
+                        let _ = job.file.sync_all();
+                        continue;
+                    }
                     let synced = match job.file.sync_data() {
                         Ok(()) => true,
                         Err(e) => {
@@ -175,7 +183,11 @@ impl Syncer {
     /// Queues an fsync of `file`; the acks are answered once it is done.
     fn sync(&self, file: &File, acks: Vec<tokio::sync::oneshot::Sender<bool>>) {
         let job = match file.try_clone() {
-            Ok(file) => SyncJob { file, acks },
+            Ok(file) => SyncJob {
+                file,
+                all: false,
+                acks,
+            },
             Err(e) => {
                 // No descriptor to spare: fsync here rather than not at all.
                 tracing::warn!(error = %e, "cannot hand a spool fsync over; doing it inline");
@@ -192,6 +204,26 @@ impl Syncer {
             let synced = back.0.file.sync_data().is_ok();
             for ack in back.0.acks {
                 let _ = ack.send(synced);
+            }
+        }
+    }
+
+    /// Queues an fsync of the directory `dir`, so that a segment just
+    /// created there stays after a crash of the machine. Jobs run in order:
+    /// the acks of lines in that segment come after it. Best effort, as it
+    /// always was: some filesystems refuse to fsync a directory.
+    fn sync_dir(&self, dir: &Path) {
+        let Some(jobs) = &self.jobs else { return };
+        match File::open(dir) {
+            Ok(file) => {
+                let _ = jobs.send(SyncJob {
+                    file,
+                    all: true,
+                    acks: Vec::new(),
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %dir.display(), "cannot open the spool directory to fsync it")
             }
         }
     }
@@ -253,6 +285,12 @@ impl SpoolWriter {
             stats.add_segment();
         }
         let file = create_segment(&config.dir, seq)?;
+        // Before anything is written: inline, there is no writer to stall.
+        // (Best effort, as on every rotation: some filesystems refuse to
+        // fsync a directory.)
+        if let Ok(d) = File::open(&config.dir) {
+            let _ = d.sync_all();
+        }
         let writer = SpoolWriter {
             stats,
             config,
@@ -383,6 +421,11 @@ impl SpoolWriter {
         self.sync();
         match create_segment(&self.config.dir, self.seq + 1) {
             Ok(file) => {
+                // On the fsync thread: a directory fsync commits the
+                // filesystem's journal, which can wait for every dirty page
+                // of the segment just closed. Inline, it stalled the writer
+                // long enough for the hand-off to overflow at saturation.
+                self.syncer.sync_dir(&self.config.dir);
                 self.file = file;
                 self.seq += 1;
                 self.segment_bytes = 0;
@@ -464,17 +507,10 @@ impl SpoolWriter {
     }
 }
 
+/// Creates a segment; the caller makes its directory entry durable.
 fn create_segment(dir: &Path, seq: u64) -> std::io::Result<File> {
     let path = dir.join(format!("{seq:016}{SEGMENT_SUFFIX}"));
-    let file = OpenOptions::new()
-        .append(true)
-        .create_new(true)
-        .open(&path)?;
-    // Make the new file's directory entry durable too.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(file)
+    OpenOptions::new().append(true).create_new(true).open(&path)
 }
 
 #[cfg(test)]
