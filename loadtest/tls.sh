@@ -131,6 +131,8 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 cp "$WORK/rows" "$OUT/raw/rows.txt"
+# The median of a column (3 = req/s, 4 = CPU µs/req) for one server and measure.
+med() { awk -v s="$1" -v m="$2" -v c="$3" '$1==s && $2==m {print $c}' "$WORK/rows" | median; }
 
 {
   echo "# HTTPS: refedge vs nginx, same certificate"
@@ -144,18 +146,14 @@ cp "$WORK/rows" "$OUT/raw/rows.txt"
   echo "| measure | nginx req/s | refedge req/s | refedge ÷ nginx | nginx CPU µs/req | refedge CPU µs/req | refedge ÷ nginx CPU |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
   for m in $MEASURES; do
-    nr=$(awk -v m=$m '$1=="nginx" && $2==m {print $3}' "$WORK/rows" | median)
-    er=$(awk -v m=$m '$1=="refedge" && $2==m {print $3}' "$WORK/rows" | median)
-    nc=$(awk -v m=$m '$1=="nginx" && $2==m {print $4}' "$WORK/rows" | median)
-    ec=$(awk -v m=$m '$1=="refedge" && $2==m {print $4}' "$WORK/rows" | median)
+    nr=$(med nginx $m 3) er=$(med refedge $m 3) nc=$(med nginx $m 4) ec=$(med refedge $m 4)
     printf '| %s | %.0f | %.0f | %.2f | %.1f | %.1f | %.2f |\n' $m "$nr" "$er" "$(echo "$er / $nr" | bc -l)" "$nc" "$ec" "$(echo "$ec / $nc" | bc -l)"
   done
   echo
   echo "full = new TLS 1.3 connection with a full handshake and one request (openssl s_time -new, 2 clients);"
   echo "resume = new connection resuming a session, one request (h2load --h1, Connection: close, 32 clients);"
   echo "h2 / h1 = keep-alive HTTPS redirects (h2load, 32 connections; h2 with 10 streams each)."
-  nf=$(awk '$1=="nginx" && $2=="full" {print $4}' "$WORK/rows" | median)
-  ef=$(awk '$1=="refedge" && $2=="full" {print $4}' "$WORK/rows" | median)
+  nf=$(med nginx full 4) ef=$(med refedge full 4)
   echo
   echo "The clients' own handshake work takes most of the 2 cores, so the raw full-handshake rates above are"
   echo "the clients' limit for both servers. What each server can take is its handshake capacity per CPU-second"
@@ -170,10 +168,7 @@ cp "$WORK/rows" "$OUT/raw/rows.txt"
     echo "| measure | before req/s | after req/s | after ÷ before | before CPU µs/req | after CPU µs/req |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: |"
     for m in $MEASURES; do
-      br=$(awk -v m=$m '$1=="before" && $2==m {print $3}' "$WORK/rows" | median)
-      ar=$(awk -v m=$m '$1=="refedge" && $2==m {print $3}' "$WORK/rows" | median)
-      bc_=$(awk -v m=$m '$1=="before" && $2==m {print $4}' "$WORK/rows" | median)
-      ac=$(awk -v m=$m '$1=="refedge" && $2==m {print $4}' "$WORK/rows" | median)
+      br=$(med before $m 3) ar=$(med refedge $m 3) bc_=$(med before $m 4) ac=$(med refedge $m 4)
       printf '| %s | %.0f | %.0f | %.2f | %.1f | %.1f |\n' $m "$br" "$ar" "$(echo "$ar / $br" | bc -l)" "$bc_" "$ac"
     done
   fi
