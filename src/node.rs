@@ -192,51 +192,23 @@ impl Node {
             .https
             .as_ref()
             .and_then(|t| t.redirect_port(https_port.map(|a| a.port())));
-        let (limits, drain) = (self.limits.clone(), self.drain);
+        let per_thread = server::PerThread {
+            limits: self.limits.clone(),
+            stop: listening,
+            drain: self.drain,
+        };
         let clicks = service::plain(Arc::clone(&self.edge), Arc::clone(&self.intake), to_https);
-        let stop = listening.clone();
-        let mut groups = vec![per_core::Group::new(
-            "public",
-            listeners.public,
-            true,
-            move |source| {
-                server::serve(
-                    source,
-                    "public",
-                    None,
-                    limits.clone(),
-                    clicks.clone(),
-                    stop.clone(),
-                    drain,
-                )
-            },
-        )];
+        let mut groups = vec![per_thread.group("public", listeners.public, true, None, clicks)];
         // HTTPS runs on the same threads, one socket each, like plain HTTP,
         // but hashed over them: steered by CPU, its new connections cost more
         // than hashed ones (loadtest/results/2026-11-26-vm-tls-per-core).
         if let (Some(t), Some(listener)) = (&self.https, listeners.tls) {
-            let (accept, limits) = (t.accept.clone(), self.limits.clone());
             let clicks = service::https(
                 Arc::clone(&self.edge),
                 Arc::clone(&self.intake),
                 t.hsts.clone(),
             );
-            groups.push(per_core::Group::new(
-                "tls",
-                listener,
-                false,
-                move |source| {
-                    server::serve(
-                        source,
-                        "tls",
-                        Some(accept.clone()),
-                        limits.clone(),
-                        clicks.clone(),
-                        listening.clone(),
-                        drain,
-                    )
-                },
-            ));
+            groups.push(per_thread.group("tls", listener, false, Some(t.accept.clone()), clicks));
         }
         let public = per_core::serve_per_thread(self.public_threads, groups);
         let admin = tokio::spawn(server::serve(
