@@ -3,15 +3,18 @@
 # machine: keep-alive wrk (2 threads, 64 connections, 10 s after a 2 s warm-up)
 # over LINKS random codes, spool sink. Per round: req/s, the server's CPU µs
 # per request, and the clicks it could not keep (dropped_queue_full): a rate
-# bought by dropping clicks shows.
-# Usage: loadtest/ab.sh BIN_A BIN_B [ROUNDS]   (env: LINKS=100000, SECS=10)
+# bought by dropping clicks shows. SINK=kafka ships to a Tansu broker started
+# afresh for each binary's round, and the CPU then includes librdkafka's threads.
+# Usage: loadtest/ab.sh BIN_A BIN_B [ROUNDS]   (env: LINKS=100000, SECS=10, SINK=spool)
 # Prints one line per round and binary; writes nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$1 B=$2 ROUNDS=${3:-3}
-LINKS=${LINKS:-100000} SECS=${SECS:-10}
+LINKS=${LINKS:-100000} SECS=${SECS:-10} SINK=${SINK:-spool}
+case $SINK in spool | kafka) ;; *) echo "SINK is spool or kafka" >&2; exit 2 ;; esac
 . loadtest/lib.sh
 for tool in wrk curl; do need $tool; done
+if [ "$SINK" = kafka ]; then need_tansu; fi
 work_dir
 python3 loadtest/gen_links.py "$LINKS" 42 >"$WORK/links.jsonl" 2>/dev/null
 awk -F'"' '!/"domain"/ && n++ < 5000 {print $4}' "$WORK/links.jsonl" >"$WORK/codes.txt"
@@ -24,12 +27,22 @@ request = function() return wrk.format("GET", "/" .. codes[math.random(#codes)])
 LUA
 PUBLIC=127.0.0.1:18183
 ADMIN=127.0.0.1:19193
+BROKER_PORT=19493
+echo "sink: $SINK"
 echo "round binary req/s cpu_us_per_request dropped_queue_full"
 for r in $(seq 1 "$ROUNDS"); do
   for v in A B; do
     bin=$A; [ $v = B ] && bin=$B
     rm -rf "$WORK/spool"
-    REFEDGE_SERVER_LISTEN=$PUBLIC REFEDGE_ADMIN_LISTEN=$ADMIN REFEDGE_LINKS_FILE="$WORK/links.jsonl" \
+    if [ "$SINK" = kafka ]; then
+      tansu broker --listener-url tcp://127.0.0.1:$BROKER_PORT --advertised-listener-url tcp://127.0.0.1:$BROKER_PORT \
+        --storage-engine memory://tansu/ >>"$WORK/tansu.log" 2>&1 &
+      BROKER=$!
+      until (exec 3<>/dev/tcp/127.0.0.1/$BROKER_PORT) 2>/dev/null; do sleep 0.05; done
+      tansu topic create refedge.clicks --partitions 3 --broker tcp://127.0.0.1:$BROKER_PORT >/dev/null 2>&1 || true
+    fi
+    REFEDGE_EVENTS_SINK=$SINK REFEDGE_KAFKA_BROKERS=127.0.0.1:$BROKER_PORT REFEDGE_KAFKA_SHUTDOWN_TIMEOUT_MS=200 \
+      REFEDGE_SERVER_LISTEN=$PUBLIC REFEDGE_ADMIN_LISTEN=$ADMIN REFEDGE_LINKS_FILE="$WORK/links.jsonl" \
       REFEDGE_EVENTS_SPOOL_DIR="$WORK/spool" REFEDGE_ATTRIBUTION_SECRET=loadtest-secret-0123456789 \
       REFEDGE_LOG_LEVEL=warn "$bin" serve --config /dev/null 2>>"$WORK/edge.log" &
     P=$!
@@ -40,6 +53,7 @@ for r in $(seq 1 "$ROUNDS"); do
     t1=$(cpu_ticks $P)
     dropped=$(curl -s "http://$ADMIN/metrics" | awk '$1 ~ /result="dropped_queue_full"/ {print $2}')
     kill -TERM $P; wait $P 2>/dev/null || true
+    if [ "$SINK" = kafka ]; then kill -9 $BROKER; wait $BROKER 2>/dev/null || true; fi
     awk -v r=$r -v v=$v -v t=$((t1 - t0)) -v hz=$HZ -v d=${dropped:-0} '
       /requests in/ {n = $1} /Requests\/sec/ {rps = $2}
       END {printf "%s %s %.0f %.2f %s\n", r, v, rps, t * 1e6 / hz / n, d}' "$WORK/wrk.txt"
