@@ -24,9 +24,15 @@ build_refedge() {
 }
 
 # results_dir [SUFFIX]: sets OUT (unless given) to
-# loadtest/results/<date>-<host>[-SUFFIX], with an empty raw/.
+# loadtest/results/<date>-<host>[-SUFFIX], or -2, -3, … after it when that is
+# taken (a run never writes over an earlier one), with an empty raw/.
 results_dir() {
-  OUT=${OUT:-loadtest/results/$(date -u +%Y-%m-%d)-$(hostname)${1:+-$1}}
+  if [ -z "${OUT:-}" ]; then
+    local base n=1
+    base=loadtest/results/$(date -u +%Y-%m-%d)-$(hostname)${1:+-$1}
+    OUT=$base
+    while [ -e "$OUT" ]; do n=$((n + 1)); OUT=$base-$n; done
+  fi
   mkdir -p "$OUT/raw"
   rm -f "$OUT"/raw/*
 }
