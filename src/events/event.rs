@@ -204,6 +204,26 @@ impl Serialize for Timestamp {
 }
 
 impl ClickRecord {
+    /// A click on an unknown code at `at_ms`, for tests.
+    #[cfg(test)]
+    pub fn not_found(at_ms: u64, text: ClickText) -> ClickRecord {
+        ClickRecord {
+            click_id: ClickId::new(at_ms),
+            occurred_at_ms: at_ms,
+            outcome: Outcome::NotFound,
+            text,
+            link: None,
+            status: 404,
+            ip: None,
+            bot: false,
+            bot_reason: None,
+            attributed: false,
+            prior_click_id: None,
+            gpc: false,
+            keep_ip: true,
+        }
+    }
+
     /// The event view of this record with what the writer added.
     pub fn event<'a>(&'a self, extra: &'a Enrichment, node: &'a str) -> ClickEvent<'a> {
         let link = self.link.as_ref();
@@ -283,21 +303,10 @@ pub(crate) mod tests {
 
     #[test]
     fn every_contract_field_in_order() {
-        let record = ClickRecord {
-            click_id: ClickId::new(1_700_000_000_123),
-            occurred_at_ms: 1_700_000_000_123,
-            outcome: Outcome::NotFound,
-            text: ClickText::new("abc", "go.example", None, None, None),
-            link: None,
-            status: 404,
-            ip: None,
-            bot: false,
-            bot_reason: None,
-            attributed: false,
-            prior_click_id: None,
-            gpc: false,
-            keep_ip: true,
-        };
+        let record = ClickRecord::not_found(
+            1_700_000_000_123,
+            ClickText::new("abc", "go.example", None, None, None),
+        );
         let extra = Enrichment::default();
         let line = serde_json::to_string(&record.event(&extra, "n1")).unwrap();
         let json: serde_json::Value = serde_json::from_str(&line).unwrap();

@@ -317,23 +317,10 @@ mod tests {
     }
 
     fn click(n: u64) -> Message {
-        use crate::attribution::ClickId;
-        use crate::events::{ClickText, Outcome};
-        Message::Click(ClickRecord {
-            click_id: ClickId::new(1_700_000_000_000 + n),
-            occurred_at_ms: 1_700_000_000_000 + n,
-            outcome: Outcome::NotFound,
-            text: ClickText::new("abc", "go.example", Some("UA"), None, None),
-            link: None,
-            status: 404,
-            ip: None,
-            bot: false,
-            bot_reason: None,
-            attributed: false,
-            prior_click_id: None,
-            gpc: false,
-            keep_ip: true,
-        })
+        Message::Click(ClickRecord::not_found(
+            1_700_000_000_000 + n,
+            crate::events::ClickText::new("abc", "go.example", Some("UA"), None, None),
+        ))
     }
 
     /// Events in the write jobs a disk was handed.
