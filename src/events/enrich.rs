@@ -88,8 +88,66 @@ impl RepeatTracker {
         self.slots[Self::slot(key)] = (key >> 32) << 32 | u64::from(now);
     }
 
-    /// Whether this click repeats one by the same visitor on the same code
-    /// within the window; records it either way.
+    /// A click's keys: the visitor by address and user agent, by the cookie
+    /// it came with, and by the cookie this response leaves behind (which
+    /// identifies the next click), each with the code.
+    pub fn keys(
+        &self,
+        code: &str,
+        ip: Option<IpAddr>,
+        user_agent: Option<&str>,
+        prior: Option<&ClickId>,
+        own_cookie: Option<&ClickId>,
+    ) -> RepeatKeys {
+        if self.window == 0 {
+            return RepeatKeys::default();
+        }
+        RepeatKeys([
+            ip.map(|ip| self.key(("addr", ip, user_agent.unwrap_or(""), code))),
+            prior.map(|id| self.key(("cookie", id.as_str(), code))),
+            own_cookie.map(|id| self.key(("cookie", id.as_str(), code))),
+        ])
+    }
+
+    /// Asks the CPU for the keys' slots ahead of `observe_keys`. The table is
+    /// far larger than the caches and keys land anywhere in it: each lookup
+    /// is a miss, which the writer overlaps with encoding the event before.
+    #[allow(unsafe_code)]
+    pub fn prefetch(&self, keys: &RepeatKeys) {
+        for key in keys.0.iter().flatten() {
+            let slot: *const u64 = &self.slots[Self::slot(*key)];
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a prefetch is a hint on an address inside `slots`; it
+            // cannot fault and changes nothing the program can see.
+            unsafe {
+                use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+                _mm_prefetch::<_MM_HINT_T0>(slot.cast());
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = slot;
+        }
+    }
+
+    /// Whether a click with these keys repeats one by the same visitor on
+    /// the same code within the window; records it either way.
+    pub fn observe_keys(&mut self, keys: RepeatKeys, now_ms: u64) -> bool {
+        if self.window == 0 {
+            return false;
+        }
+        // Never 0, so an empty slot matches nothing.
+        let now = ((now_ms >> 10) as u32).max(1);
+        let [by_addr, by_cookie, own] = keys.0;
+        let repeat = [by_addr, by_cookie]
+            .into_iter()
+            .flatten()
+            .any(|k| self.seen_within(k, now));
+        for k in [by_addr, by_cookie, own].into_iter().flatten() {
+            self.remember(k, now);
+        }
+        repeat
+    }
+
+    /// `keys` then `observe_keys`.
     pub fn observe(
         &mut self,
         code: &str,
@@ -99,23 +157,8 @@ impl RepeatTracker {
         own_cookie: Option<&ClickId>,
         now_ms: u64,
     ) -> bool {
-        if self.window == 0 {
-            return false;
-        }
-        // Never 0, so an empty slot matches nothing.
-        let now = ((now_ms >> 10) as u32).max(1);
-        let mut keys = [None, None, None];
-        if let Some(ip) = ip {
-            keys[0] = Some(self.key(("addr", ip, user_agent.unwrap_or(""), code)));
-        }
-        keys[1] = prior.map(|id| self.key(("cookie", id.as_str(), code)));
-        let repeat = keys.iter().flatten().any(|k| self.seen_within(*k, now));
-        // The cookie this response leaves behind identifies the next click.
-        keys[2] = own_cookie.map(|id| self.key(("cookie", id.as_str(), code)));
-        for k in keys.into_iter().flatten() {
-            self.remember(k, now);
-        }
-        repeat
+        let keys = self.keys(code, ip, user_agent, prior, own_cookie);
+        self.observe_keys(keys, now_ms)
     }
 
     /// True when nothing is remembered.
@@ -123,6 +166,11 @@ impl RepeatTracker {
         self.slots.iter().all(|s| *s == 0)
     }
 }
+
+/// A click's keys in the repeat memory, hashed once: to fetch its slots
+/// ahead, then to look them up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RepeatKeys([Option<u64>; 3]);
 
 /// Everything the writer needs to enrich records.
 #[derive(Debug)]
@@ -134,7 +182,24 @@ pub struct Enricher {
 }
 
 impl Enricher {
+    /// The record's keys in the repeat memory.
+    pub fn repeat_keys(&self, record: &ClickRecord) -> RepeatKeys {
+        self.repeats.keys(
+            record.text.code(),
+            record.ip,
+            record.text.user_agent(),
+            record.prior_click_id.as_ref(),
+            record.attributed.then_some(&record.click_id),
+        )
+    }
+
     pub fn enrich(&mut self, record: &ClickRecord) -> Enrichment {
+        let keys = self.repeat_keys(record);
+        self.enrich_with(record, keys)
+    }
+
+    /// `enrich` with the record's repeat keys already made.
+    pub fn enrich_with(&mut self, record: &ClickRecord, keys: RepeatKeys) -> Enrichment {
         let geo = match (&self.geo, record.ip) {
             (Some(geo), Some(ip)) => geo.current().lookup(ip),
             _ => GeoInfo::default(),
@@ -143,15 +208,7 @@ impl Enricher {
             .text
             .user_agent()
             .and_then(|ua| self.devices.device(ua));
-        let own_cookie = record.attributed.then_some(&record.click_id);
-        let repeat = self.repeats.observe(
-            record.text.code(),
-            record.ip,
-            record.text.user_agent(),
-            record.prior_click_id.as_ref(),
-            own_cookie,
-            record.occurred_at_ms,
-        );
+        let repeat = self.repeats.observe_keys(keys, record.occurred_at_ms);
         let ip = if record.keep_ip {
             record
                 .ip

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crate::metrics::EventMetrics;
 
 use super::ClickRecord;
-use super::enrich::Enricher;
+use super::enrich::{Enricher, RepeatKeys};
 use disk::{Appender, Batch, Disk};
 
 /// Events go to the file once this many bytes are buffered, even before the
@@ -196,8 +196,8 @@ impl SpoolWriter {
     }
 
     /// Encodes one event into the buffer.
-    fn encode(&mut self, record: &ClickRecord) {
-        let extra = self.enricher.enrich(record);
+    fn encode(&mut self, record: &ClickRecord, keys: RepeatKeys) {
+        let extra = self.enricher.enrich_with(record, keys);
         let event = record.event(&extra, &self.node);
         event.write_json(&mut self.buf);
         self.buf.push(b'\n');
@@ -223,13 +223,21 @@ impl SpoolWriter {
     /// Takes one message; true for `Close`.
     fn take(&mut self, message: Message) -> bool {
         match message {
-            Message::Click(record) => self.encode(&record),
-            Message::Close => return true,
+            Message::Click(record) => {
+                let keys = self.enricher.repeat_keys(&record);
+                self.take_click(&record, keys);
+                false
+            }
+            Message::Close => true,
         }
+    }
+
+    /// Encodes one click, handing the buffer over once it is full.
+    fn take_click(&mut self, record: &ClickRecord, keys: RepeatKeys) {
+        self.encode(record, keys);
         if self.buf.len() >= BUFFER_FLUSH_BYTES {
             self.flush();
         }
-        false
     }
 
     /// Takes every durable batch waiting.
@@ -246,18 +254,30 @@ impl SpoolWriter {
         if self.disk.has_room() {
             self.take_durable(durable);
         }
+        // One click ahead: its slots in the repeat memory are fetched while
+        // the click before it is encoded.
+        let mut ahead: Option<(ClickRecord, RepeatKeys)> = None;
+        let mut closing = false;
         while self.disk.has_room() {
             match rx.try_recv() {
-                Ok(message) => {
-                    if self.take(message) {
-                        return true;
+                Ok(Message::Click(record)) => {
+                    let keys = self.enricher.repeat_keys(&record);
+                    self.enricher.repeats.prefetch(&keys);
+                    if let Some((before, keys)) = ahead.replace((record, keys)) {
+                        self.take_click(&before, keys);
                     }
                 }
-                Err(TryRecvError::Disconnected) => return true,
+                Ok(Message::Close) | Err(TryRecvError::Disconnected) => {
+                    closing = true;
+                    break;
+                }
                 Err(TryRecvError::Empty) => break,
             }
         }
-        false
+        if let Some((last, keys)) = ahead {
+            self.take_click(&last, keys);
+        }
+        closing
     }
 
     /// The writer loop: runs until `Close` arrives or every sender is gone.
@@ -323,6 +343,26 @@ mod tests {
         ))
     }
 
+    fn test_config() -> SpoolConfig {
+        SpoolConfig {
+            dir: PathBuf::from("/nonexistent"),
+            flush_interval: Duration::from_millis(20),
+            fsync_interval: Duration::from_millis(200),
+            segment_max_bytes: 1 << 20,
+            spool_max_bytes: 1 << 30,
+        }
+    }
+
+    /// With the repeat memory on, so that its keys are fetched ahead.
+    fn test_enricher() -> Enricher {
+        Enricher {
+            policy: crate::privacy::IpPolicy::new(crate::config::IpPrivacy::Full, b"key"),
+            geo: None,
+            devices: crate::visitor::device::DeviceParser::new(),
+            repeats: crate::events::enrich::RepeatTracker::new(3_600_000),
+        }
+    }
+
     /// Events in the write jobs a disk was handed.
     fn handed(jobs: &Receiver<disk::Job>) -> u64 {
         jobs.try_iter()
@@ -336,20 +376,13 @@ mod tests {
     #[test]
     fn a_stalled_disk_leaves_events_in_the_hand_off_past_its_budget() {
         let (disk, jobs) = Disk::stalled(1024);
-        let config = SpoolConfig {
-            dir: PathBuf::from("/nonexistent"),
-            flush_interval: Duration::from_millis(20),
-            fsync_interval: Duration::from_millis(200),
-            segment_max_bytes: 1 << 20,
-            spool_max_bytes: 1 << 30,
-        };
-        let enricher = Enricher {
-            policy: crate::privacy::IpPolicy::new(crate::config::IpPrivacy::Full, b"key"),
-            geo: None,
-            devices: crate::visitor::device::DeviceParser::new(),
-            repeats: crate::events::enrich::RepeatTracker::new(0),
-        };
-        let mut writer = SpoolWriter::new(config, Arc::default(), enricher, "n1".into(), disk);
+        let mut writer = SpoolWriter::new(
+            test_config(),
+            Arc::default(),
+            test_enricher(),
+            "n1".into(),
+            disk,
+        );
         let (tx, rx) = std::sync::mpsc::sync_channel(100);
         let (_durable_tx, durable) = std::sync::mpsc::sync_channel(1);
         for n in 0..10 {
@@ -368,5 +401,37 @@ mod tests {
         writer.flush();
         assert_eq!(handed(&jobs), 0);
         assert_eq!(rx.try_iter().count(), 10);
+    }
+
+    #[test]
+    fn clicks_are_written_in_the_order_they_came() {
+        let (disk, jobs) = Disk::stalled(usize::MAX);
+        let mut writer = SpoolWriter::new(
+            test_config(),
+            Arc::default(),
+            test_enricher(),
+            "n1".into(),
+            disk,
+        );
+        let (tx, rx) = std::sync::mpsc::sync_channel(100);
+        let (_durable_tx, durable) = std::sync::mpsc::sync_channel(1);
+        for n in [5, 1, 4, 2, 3] {
+            tx.send(click(n * 1000)).unwrap();
+        }
+        assert!(!writer.drain(&rx, &durable));
+        writer.flush();
+        let Ok(disk::Job::Write(batch)) = jobs.try_recv() else {
+            panic!("one batch");
+        };
+        let times: Vec<String> = batch
+            .bytes
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                serde_json::from_slice::<serde_json::Value>(l).unwrap()["occurred_at"].to_string()
+            })
+            .collect();
+        let seconds: Vec<&str> = times.iter().map(|t| &t[19..20]).collect();
+        assert_eq!(seconds, ["5", "1", "4", "2", "3"], "{times:?}");
     }
 }
