@@ -5,19 +5,22 @@
 # per request, and the clicks it could not keep (dropped_queue_full): a rate
 # bought by dropping clicks shows. SINK=kafka ships to a Tansu broker started
 # afresh for each binary's round, and the CPU then includes librdkafka's threads.
-# Usage: loadtest/ab.sh BIN_A BIN_B [ROUNDS]   (env: LINKS=100000, SECS=10, SINK=spool)
+# The writer thread's own CPU per event is read from its schedstat (ns).
+# Usage: loadtest/ab.sh BIN_A BIN_B [ROUNDS]
+#   env: LINKS=100000, CODES=5000 (how many of them wrk draws from; 0 = all),
+#   SECS=10, SINK=spool
 # Prints one line per round and binary; writes nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$1 B=$2 ROUNDS=${3:-3}
-LINKS=${LINKS:-100000} SECS=${SECS:-10} SINK=${SINK:-spool}
+LINKS=${LINKS:-100000} CODES=${CODES:-5000} SECS=${SECS:-10} SINK=${SINK:-spool}
 case $SINK in spool | kafka) ;; *) echo "SINK is spool or kafka" >&2; exit 2 ;; esac
 . loadtest/lib.sh
 for tool in wrk curl; do need $tool; done
 if [ "$SINK" = kafka ]; then need_tansu; fi
 work_dir
 python3 loadtest/gen_links.py "$LINKS" 42 >"$WORK/links.jsonl" 2>/dev/null
-awk -F'"' '!/"domain"/ && n++ < 5000 {print $4}' "$WORK/links.jsonl" >"$WORK/codes.txt"
+awk -F'"' -v max="$CODES" '!/"domain"/ && (max == 0 || n++ < max) {print $4}' "$WORK/links.jsonl" >"$WORK/codes.txt"
 cat >"$WORK/random.lua" <<LUA
 local codes = {}
 for line in io.lines("$WORK/codes.txt") do codes[#codes + 1] = line end
@@ -29,7 +32,9 @@ PUBLIC=127.0.0.1:18183
 ADMIN=127.0.0.1:19193
 BROKER_PORT=19493
 echo "sink: $SINK"
-echo "round binary req/s cpu_us_per_request dropped_queue_full"
+echo "round binary req/s cpu_us_per_request writer_us_per_event dropped_queue_full"
+# Nanoseconds the process's thread named $2 has run.
+thread_ns() { awk '{print $1}' "$(dirname "$(grep -lx "$2" /proc/$1/task/*/comm | head -1)")/schedstat"; }
 for r in $(seq 1 "$ROUNDS"); do
   for v in A B; do
     bin=$A; [ $v = B ] && bin=$B
@@ -48,14 +53,14 @@ for r in $(seq 1 "$ROUNDS"); do
     P=$!
     until curl -fs "http://$ADMIN/readyz" >/dev/null 2>&1; do sleep 0.05; done
     wrk -t2 -c64 -d2s -s "$WORK/random.lua" "http://$PUBLIC" >/dev/null
-    t0=$(cpu_ticks $P)
+    t0=$(cpu_ticks $P) w0=$(thread_ns $P refedge-spool)
     wrk -t2 -c64 -d"${SECS}s" -s "$WORK/random.lua" "http://$PUBLIC" >"$WORK/wrk.txt"
-    t1=$(cpu_ticks $P)
+    t1=$(cpu_ticks $P) w1=$(thread_ns $P refedge-spool)
     dropped=$(curl -s "http://$ADMIN/metrics" | awk '$1 ~ /result="dropped_queue_full"/ {print $2}')
     kill -TERM $P; wait $P 2>/dev/null || true
     if [ "$SINK" = kafka ]; then kill -9 $BROKER; wait $BROKER 2>/dev/null || true; fi
-    awk -v r=$r -v v=$v -v t=$((t1 - t0)) -v hz=$HZ -v d=${dropped:-0} '
+    awk -v r=$r -v v=$v -v t=$((t1 - t0)) -v w=$((w1 - w0)) -v hz=$HZ -v d=${dropped:-0} '
       /requests in/ {n = $1} /Requests\/sec/ {rps = $2}
-      END {printf "%s %s %.0f %.2f %s\n", r, v, rps, t * 1e6 / hz / n, d}' "$WORK/wrk.txt"
+      END {printf "%s %s %.0f %.2f %.3f %s\n", r, v, rps, t * 1e6 / hz / n, w / 1000 / n, d}' "$WORK/wrk.txt"
   done
 done
