@@ -24,6 +24,7 @@ pub const LINKS: &str = "refedge_links";
 pub const EVENTS_TOTAL: &str = "refedge_events_total";
 pub const SPOOL_BYTES: &str = "refedge_spool_bytes";
 pub const SPOOL_SEGMENTS: &str = "refedge_spool_segments";
+pub const SPOOL_WRITE_SECONDS: &str = "refedge_spool_write_seconds";
 pub const COOKIES_TOTAL: &str = "refedge_cookies_total";
 pub const LINK_LINES_REJECTED_TOTAL: &str = "refedge_link_lines_rejected_total";
 pub const LINK_RELOADS_TOTAL: &str = "refedge_link_reloads_total";
@@ -77,6 +78,11 @@ pub const DESCRIBED: &[(&str, Kind, &str)] = &[
         REQUEST_DURATION_SECONDS,
         Kind::Histogram,
         "Time spent answering one request inside refedge, in seconds.",
+    ),
+    (
+        SPOOL_WRITE_SECONDS,
+        Kind::Histogram,
+        "Time one batch of events took to append to the spool, in seconds.",
     ),
     (LINKS, Kind::Gauge, "Links currently served."),
     (
@@ -274,6 +280,13 @@ pub const DURATION_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25, 0.5, 1.0,
 ];
 
+/// Histogram buckets for spool appends: from 1 ms to 10 s (the hand-off
+/// lasts about half a second at saturation; the disk thread's budget, one
+/// second more).
+pub const SPOOL_WRITE_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the process-wide Prometheus recorder once and returns its handle.
@@ -436,6 +449,8 @@ static COOKIES: Tally<5> = Tally::new();
 static EVENTS: Tally<11> = Tally::new();
 static DURATION: DurationHistogram<{ DURATION_BUCKETS.len() + 2 }> =
     DurationHistogram::new(DURATION_BUCKETS);
+static SPOOL_WRITE: DurationHistogram<{ SPOOL_WRITE_BUCKETS.len() + 2 }> =
+    DurationHistogram::new(SPOOL_WRITE_BUCKETS);
 /// Whether this process counts requests or click events (an edge does, the
 /// matcher does not), so that its `/metrics` shows these series.
 static COUNTS_CLICKS: AtomicBool = AtomicBool::new(false);
@@ -498,6 +513,11 @@ impl EventMetrics {
     pub fn event(&self, result: EventResult, n: u64) {
         EVENTS.add(result as usize, n);
     }
+
+    /// Time one batch took to append to the spool.
+    pub fn spool_write(&self, took: std::time::Duration) {
+        SPOOL_WRITE.record(took);
+    }
 }
 
 impl Default for EventMetrics {
@@ -539,7 +559,7 @@ fn publish() {
 }
 
 /// The `/metrics` text: the registry's, after publishing the tallies, and
-/// the request histogram (in an edge).
+/// the request and spool-write histograms (in an edge).
 pub fn render(handle: &PrometheusHandle) -> String {
     let edge = COUNTS_CLICKS.load(Ordering::Relaxed);
     if edge {
@@ -547,11 +567,13 @@ pub fn render(handle: &PrometheusHandle) -> String {
     }
     let mut text = handle.render();
     if edge {
-        let help = DESCRIBED
-            .iter()
-            .find(|d| d.0 == REQUEST_DURATION_SECONDS)
-            .map_or("", |d| d.2);
-        DURATION.render(REQUEST_DURATION_SECONDS, help, &mut text);
+        let help = |name| DESCRIBED.iter().find(|d| d.0 == name).map_or("", |d| d.2);
+        DURATION.render(
+            REQUEST_DURATION_SECONDS,
+            help(REQUEST_DURATION_SECONDS),
+            &mut text,
+        );
+        SPOOL_WRITE.render(SPOOL_WRITE_SECONDS, help(SPOOL_WRITE_SECONDS), &mut text);
     }
     text
 }

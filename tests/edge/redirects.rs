@@ -156,31 +156,30 @@ async fn tampered_and_foreign_cookies_are_ignored_and_counted() {
     );
 }
 
+/// A histogram's buckets, count and sum in a `/metrics` text.
+fn histogram(text: &str, name: &str) -> (Vec<f64>, f64, f64) {
+    let value = |l: &str| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap();
+    let buckets = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}_bucket{{")))
+        .map(value)
+        .collect();
+    let one = |suffix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name}_{suffix} ")))
+            .map(value)
+            .unwrap_or_else(|| panic!("no {name}_{suffix} in {text}"))
+    };
+    (buckets, one("count"), one("sum"))
+}
+
 /// The request histogram counts every request answered (edges in this
 /// process share it, so counts only grow), with cumulative buckets that end
 /// in `+Inf` = `_count`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_histogram_counts_every_request() {
     let (_fixture, edge) = edge(&[]).await;
-    let histogram = |text: &str| -> (Vec<f64>, f64, f64) {
-        let value = |l: &str| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap();
-        let buckets = text
-            .lines()
-            .filter(|l| l.starts_with("refedge_request_duration_seconds_bucket{"))
-            .map(value)
-            .collect();
-        let one = |name: &str| {
-            text.lines()
-                .find(|l| l.starts_with(name))
-                .map(value)
-                .unwrap_or_else(|| panic!("no {name} in {text}"))
-        };
-        (
-            buckets,
-            one("refedge_request_duration_seconds_count "),
-            one("refedge_request_duration_seconds_sum "),
-        )
-    };
+    let histogram = |text: &str| histogram(text, "refedge_request_duration_seconds");
     let scrape = || async {
         String::from_utf8_lossy(&get(edge.admin, "/metrics", &[]).await.body).into_owned()
     };
@@ -205,6 +204,35 @@ async fn the_request_histogram_counts_every_request() {
         1
     );
     assert!(edge.stop().await);
+}
+
+/// Every batch appended to the spool is timed: the histogram an operator
+/// reads a slow disk from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_appends_are_timed() {
+    let (fixture, edge) = edge(&[]).await;
+    let scrape = || async {
+        String::from_utf8_lossy(&get(edge.admin, "/metrics", &[]).await.body).into_owned()
+    };
+    let (_, before, _) = histogram(&scrape().await, "refedge_spool_write_seconds");
+    assert_eq!(get(edge.public, "/demo", &[UA]).await.status, 302);
+    // The batch is appended within a flush interval.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (text, count) = loop {
+        let text = scrape().await;
+        let (_, count, _) = histogram(&text, "refedge_spool_write_seconds");
+        if count > before || std::time::Instant::now() > deadline {
+            break (text, count);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(count > before, "{before} then {count}");
+    let (buckets, _, sum) = histogram(&text, "refedge_spool_write_seconds");
+    assert!(sum > 0.0);
+    assert_eq!(buckets.len(), 12, "11 bounds and +Inf: {text}");
+    assert_eq!(*buckets.last().unwrap(), count);
+    assert!(edge.stop().await);
+    assert_eq!(fixture.events().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

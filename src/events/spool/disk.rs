@@ -240,7 +240,10 @@ impl Appender {
         if self.segment_bytes > 0 && self.segment_bytes + len > self.config.segment_max_bytes {
             self.rotate();
         }
-        match self.file.write_all(&batch.bytes) {
+        let started = Instant::now();
+        let written = self.file.write_all(&batch.bytes);
+        self.metrics.spool_write(started.elapsed());
+        match written {
             Ok(()) => {
                 self.segment_bytes += len;
                 self.stats.add_bytes(len);
