@@ -50,8 +50,8 @@ pub struct Durable {
     pub ack: tokio::sync::oneshot::Sender<bool>,
 }
 
-/// Size of the spool, kept by the writer (which adds) and the shipper (which
-/// deletes shipped segments).
+/// Size of the spool, kept by the disk thread (which adds) and the shipper
+/// (which deletes shipped segments).
 #[derive(Debug, Default)]
 pub struct SpoolStats {
     bytes: AtomicU64,
