@@ -343,24 +343,25 @@ mod tests {
         ))
     }
 
-    fn test_config() -> SpoolConfig {
-        SpoolConfig {
+    /// A writer whose disk never finishes a write and has room for `budget`
+    /// bytes, with the repeat memory on (so that its keys are fetched ahead).
+    fn stalled_writer(budget: usize) -> (SpoolWriter, Receiver<disk::Job>) {
+        let (disk, jobs) = Disk::stalled(budget);
+        let config = SpoolConfig {
             dir: PathBuf::from("/nonexistent"),
             flush_interval: Duration::from_millis(20),
             fsync_interval: Duration::from_millis(200),
             segment_max_bytes: 1 << 20,
             spool_max_bytes: 1 << 30,
-        }
-    }
-
-    /// With the repeat memory on, so that its keys are fetched ahead.
-    fn test_enricher() -> Enricher {
-        Enricher {
+        };
+        let enricher = Enricher {
             policy: crate::privacy::IpPolicy::new(crate::config::IpPrivacy::Full, b"key"),
             geo: None,
             devices: crate::visitor::device::DeviceParser::new(),
             repeats: crate::events::enrich::RepeatTracker::new(3_600_000),
-        }
+        };
+        let writer = SpoolWriter::new(config, Arc::default(), enricher, "n1".into(), disk);
+        (writer, jobs)
     }
 
     /// Events in the write jobs a disk was handed.
@@ -375,14 +376,7 @@ mod tests {
 
     #[test]
     fn a_stalled_disk_leaves_events_in_the_hand_off_past_its_budget() {
-        let (disk, jobs) = Disk::stalled(1024);
-        let mut writer = SpoolWriter::new(
-            test_config(),
-            Arc::default(),
-            test_enricher(),
-            "n1".into(),
-            disk,
-        );
+        let (mut writer, jobs) = stalled_writer(1024);
         let (tx, rx) = std::sync::mpsc::sync_channel(100);
         let (_durable_tx, durable) = std::sync::mpsc::sync_channel(1);
         for n in 0..10 {
@@ -405,14 +399,7 @@ mod tests {
 
     #[test]
     fn clicks_are_written_in_the_order_they_came() {
-        let (disk, jobs) = Disk::stalled(usize::MAX);
-        let mut writer = SpoolWriter::new(
-            test_config(),
-            Arc::default(),
-            test_enricher(),
-            "n1".into(),
-            disk,
-        );
+        let (mut writer, jobs) = stalled_writer(usize::MAX);
         let (tx, rx) = std::sync::mpsc::sync_channel(100);
         let (_durable_tx, durable) = std::sync::mpsc::sync_channel(1);
         for n in [5, 1, 4, 2, 3] {
