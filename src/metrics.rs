@@ -25,6 +25,7 @@ pub const EVENTS_TOTAL: &str = "refedge_events_total";
 pub const SPOOL_BYTES: &str = "refedge_spool_bytes";
 pub const SPOOL_SEGMENTS: &str = "refedge_spool_segments";
 pub const SPOOL_WRITE_SECONDS: &str = "refedge_spool_write_seconds";
+pub const SPOOL_WRITER_LATE_SECONDS: &str = "refedge_spool_writer_late_seconds";
 pub const COOKIES_TOTAL: &str = "refedge_cookies_total";
 pub const LINK_LINES_REJECTED_TOTAL: &str = "refedge_link_lines_rejected_total";
 pub const LINK_RELOADS_TOTAL: &str = "refedge_link_reloads_total";
@@ -83,6 +84,11 @@ pub const DESCRIBED: &[(&str, Kind, &str)] = &[
         SPOOL_WRITE_SECONDS,
         Kind::Histogram,
         "Time one batch of events took to append to the spool, in seconds.",
+    ),
+    (
+        SPOOL_WRITER_LATE_SECONDS,
+        Kind::Histogram,
+        "How late the writer thread woke for its next pass (past events.flush_interval_ms), in seconds.",
     ),
     (LINKS, Kind::Gauge, "Links currently served."),
     (
@@ -280,9 +286,9 @@ pub const DURATION_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25, 0.5, 1.0,
 ];
 
-/// Histogram buckets for spool appends: from 1 ms to 10 s (the hand-off
-/// lasts about half a second at saturation; the disk thread's budget, one
-/// second more).
+/// Histogram buckets for spool appends and the writer's lateness: from 1 ms
+/// to 10 s (the hand-off lasts about half a second at saturation; the disk
+/// thread's budget, one second more).
 pub const SPOOL_WRITE_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -451,6 +457,8 @@ static DURATION: DurationHistogram<{ DURATION_BUCKETS.len() + 2 }> =
     DurationHistogram::new(DURATION_BUCKETS);
 static SPOOL_WRITE: DurationHistogram<{ SPOOL_WRITE_BUCKETS.len() + 2 }> =
     DurationHistogram::new(SPOOL_WRITE_BUCKETS);
+static WRITER_LATE: DurationHistogram<{ SPOOL_WRITE_BUCKETS.len() + 2 }> =
+    DurationHistogram::new(SPOOL_WRITE_BUCKETS);
 /// Whether this process counts requests or click events (an edge does, the
 /// matcher does not), so that its `/metrics` shows these series.
 static COUNTS_CLICKS: AtomicBool = AtomicBool::new(false);
@@ -518,6 +526,11 @@ impl EventMetrics {
     pub fn spool_write(&self, took: std::time::Duration) {
         SPOOL_WRITE.record(took);
     }
+
+    /// How late the writer woke for a pass.
+    pub fn writer_late(&self, late: std::time::Duration) {
+        WRITER_LATE.record(late);
+    }
 }
 
 impl Default for EventMetrics {
@@ -559,7 +572,7 @@ fn publish() {
 }
 
 /// The `/metrics` text: the registry's, after publishing the tallies, and
-/// the request and spool-write histograms (in an edge).
+/// the request and spool histograms (in an edge).
 pub fn render(handle: &PrometheusHandle) -> String {
     let edge = COUNTS_CLICKS.load(Ordering::Relaxed);
     if edge {
@@ -574,6 +587,11 @@ pub fn render(handle: &PrometheusHandle) -> String {
             &mut text,
         );
         SPOOL_WRITE.render(SPOOL_WRITE_SECONDS, help(SPOOL_WRITE_SECONDS), &mut text);
+        WRITER_LATE.render(
+            SPOOL_WRITER_LATE_SECONDS,
+            help(SPOOL_WRITER_LATE_SECONDS),
+            &mut text,
+        );
     }
     text
 }

@@ -206,8 +206,9 @@ async fn the_request_histogram_counts_every_request() {
     assert!(edge.stop().await);
 }
 
-/// Every batch appended to the spool is timed: the histogram an operator
-/// reads a slow disk from.
+/// Every batch appended to the spool is timed, and every pass of the writer
+/// says how late it started: the histograms an operator reads a slow disk or
+/// a starved writer from.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spool_appends_are_timed() {
     let (fixture, edge) = edge(&[]).await;
@@ -215,6 +216,7 @@ async fn spool_appends_are_timed() {
         String::from_utf8_lossy(&get(edge.admin, "/metrics", &[]).await.body).into_owned()
     };
     let (_, before, _) = histogram(&scrape().await, "refedge_spool_write_seconds");
+    let (_, passes, _) = histogram(&scrape().await, "refedge_spool_writer_late_seconds");
     assert_eq!(get(edge.public, "/demo", &[UA]).await.status, 302);
     // The batch is appended within a flush interval.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -231,6 +233,10 @@ async fn spool_appends_are_timed() {
     assert!(sum > 0.0);
     assert_eq!(buckets.len(), 12, "11 bounds and +Inf: {text}");
     assert_eq!(*buckets.last().unwrap(), count);
+    // Every pass of the writer says how late it started.
+    let (late, later, _) = histogram(&text, "refedge_spool_writer_late_seconds");
+    assert!(later > passes, "{passes} then {later}");
+    assert_eq!(late.len(), 12, "11 bounds and +Inf: {text}");
     assert!(edge.stop().await);
     assert_eq!(fixture.events().len(), 1);
 }

@@ -140,6 +140,7 @@ pub struct SpoolWriter {
     enricher: Enricher,
     node: String,
     disk: Disk,
+    metrics: EventMetrics,
 }
 
 impl std::fmt::Debug for SpoolWriter {
@@ -160,7 +161,7 @@ impl SpoolWriter {
         node: String,
         metrics: EventMetrics,
     ) -> std::io::Result<SpoolWriter> {
-        let appender = Appender::open(config.clone(), metrics)?;
+        let appender = Appender::open(config.clone(), metrics.clone())?;
         let stats = appender.stats();
         Ok(SpoolWriter::new(
             config,
@@ -168,6 +169,7 @@ impl SpoolWriter {
             enricher,
             node,
             Disk::start(appender)?,
+            metrics,
         ))
     }
 
@@ -177,6 +179,7 @@ impl SpoolWriter {
         enricher: Enricher,
         node: String,
         disk: Disk,
+        metrics: EventMetrics,
     ) -> SpoolWriter {
         SpoolWriter {
             config,
@@ -187,6 +190,7 @@ impl SpoolWriter {
             enricher,
             node,
             disk,
+            metrics,
         }
     }
 
@@ -293,8 +297,13 @@ impl SpoolWriter {
         let flush_every = self.config.flush_interval;
         let fsync_every = self.config.fsync_interval;
         let mut next_sync = Instant::now() + fsync_every;
+        let mut due = Instant::now();
         loop {
             let woke = Instant::now();
+            // A writer kept off the CPU leaves the hand-off to fill as surely
+            // as a slow disk does: how late each pass starts shows which.
+            self.metrics
+                .writer_late(woke.saturating_duration_since(due));
             if self.drain(&rx, &durable) {
                 // Senders that raced the close are kept too.
                 while let Ok(message) = rx.try_recv() {
@@ -316,7 +325,8 @@ impl SpoolWriter {
                 self.disk.sync();
                 next_sync = now + fsync_every;
             }
-            std::thread::sleep((woke + flush_every).saturating_duration_since(Instant::now()));
+            due = (woke + flush_every).max(Instant::now());
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
         }
     }
 }
@@ -360,7 +370,14 @@ mod tests {
             devices: crate::visitor::device::DeviceParser::new(),
             repeats: crate::events::enrich::RepeatTracker::new(3_600_000),
         };
-        let writer = SpoolWriter::new(config, Arc::default(), enricher, "n1".into(), disk);
+        let writer = SpoolWriter::new(
+            config,
+            Arc::default(),
+            enricher,
+            "n1".into(),
+            disk,
+            EventMetrics::new(),
+        );
         (writer, jobs)
     }
 
