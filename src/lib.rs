@@ -22,8 +22,9 @@
 //!   events::EventSink::record — synchronous, bounded, never waits
 //!            │
 //!   events::spool writer thread: events::enrich (GeoIP, device, repeat,
-//!   address privacy), events::line (one JSON line), batched append to a
-//!   segment under events.spool_dir, fsync on an interval
+//!   address privacy), events::line (one JSON line), batches handed to
+//!   spool::disk: its thread appends them to a segment under
+//!   events.spool_dir, fsync on an interval
 //!            │
 //!   events::ship (events.sink = "kafka"): segment ─► events::line's reader ─►
 //!   ship::producer (kafka: the one client builder) ─► delivery report ─►
