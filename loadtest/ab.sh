@@ -8,7 +8,8 @@
 # The writer thread's own CPU per event is read from its schedstat (ns).
 # Usage: loadtest/ab.sh BIN_A BIN_B [ROUNDS]
 #   env: LINKS=100000, CODES=5000 (how many of them wrk draws from; 0 = all),
-#   SECS=10, SINK=spool
+#   SECS=10, SINK=spool, QUERY (a query string every request carries, as
+#   run.sh's `utm_campaign=spring`; none by default)
 # Prints one line per round and binary; writes nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,7 @@ local codes = {}
 for line in io.lines("$WORK/codes.txt") do codes[#codes + 1] = line end
 math.randomseed(7)
 wrk.headers["User-Agent"] = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) Safari/604.1"
-request = function() return wrk.format("GET", "/" .. codes[math.random(#codes)]) end
+request = function() return wrk.format("GET", "/" .. codes[math.random(#codes)] .. "${QUERY:+?$QUERY}") end
 LUA
 PUBLIC=127.0.0.1:18183
 ADMIN=127.0.0.1:19193

@@ -17,7 +17,7 @@ const VERSION: &str = "1";
 /// Length of the base64url signature.
 const SIG_LEN: usize = 43;
 /// Longest cookie value we will look at; anything longer is malformed.
-const MAX_VALUE_LEN: usize = 128;
+pub(super) const MAX_VALUE_LEN: usize = 128;
 
 /// What a cookie sent with a request turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,16 +98,30 @@ impl CookieSigner {
 
     /// The cookie value for a click.
     pub fn sign(&self, click_id: &ClickId, issued_at: u64) -> String {
-        let mut value = String::with_capacity(96);
-        value.push_str(VERSION);
-        value.push('.');
-        value.push_str(click_id.as_str());
-        value.push('.');
-        value.push_str(itoa_u64(issued_at).as_str());
-        let tag = self.mac(&self.keys[0], &value).finalize().into_bytes();
-        value.push('.');
-        URL_SAFE_NO_PAD.encode_string(tag, &mut value);
+        let mut value = String::with_capacity(MAX_VALUE_LEN);
+        self.sign_into(click_id, issued_at, &mut value);
         value
+    }
+
+    /// Appends the cookie value for a click to `out` (a `Set-Cookie` line
+    /// being built, say).
+    pub fn sign_into(&self, click_id: &ClickId, issued_at: u64, out: &mut String) {
+        let start = out.len();
+        out.push_str(VERSION);
+        out.push('.');
+        out.push_str(click_id.as_str());
+        out.push('.');
+        out.push_str(itoa_u64(issued_at).as_str());
+        let tag = self
+            .mac(&self.keys[0], &out[start..])
+            .finalize()
+            .into_bytes();
+        out.push('.');
+        // Into a buffer of the exact size: `encode_string` goes through a
+        // general chunked encoder that costs more than the HMAC's last steps.
+        let mut sig = [0u8; SIG_LEN];
+        let written = URL_SAFE_NO_PAD.encode_slice(tag, &mut sig).unwrap_or(0);
+        out.push_str(std::str::from_utf8(&sig[..written]).unwrap_or(""));
     }
 
     /// Checks a cookie value.

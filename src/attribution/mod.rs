@@ -107,13 +107,12 @@ impl Attribution {
     }
 
     fn set_cookie(&self, click_id: &ClickId, now_secs: u64, tls: bool) -> HeaderValue {
-        let value = self.signer.sign(click_id, now_secs);
         let mut header = String::with_capacity(
-            self.signer.name().len() + value.len() + self.attributes.len() + 10,
+            self.signer.name().len() + cookie::MAX_VALUE_LEN + self.attributes.len() + 10,
         );
         header.push_str(self.signer.name());
         header.push('=');
-        header.push_str(&value);
+        self.signer.sign_into(click_id, now_secs, &mut header);
         header.push_str(&self.attributes);
         if tls {
             header.push_str("; Secure");

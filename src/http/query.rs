@@ -4,15 +4,21 @@
 //! host or path. A parameter already in the target keeps the target's value,
 //! and the click parameter is always ours.
 
+use std::borrow::Cow;
+
 use http::HeaderValue;
 
 use crate::attribution::ClickId;
 use crate::links::LinkRef;
 
 /// Percent-decodes a parameter name (`+` is a space, as in forms) so that
-/// `utm%5Fsource` and `utm_source` are the same parameter.
-pub fn decode_name(raw: &str) -> Box<str> {
+/// `utm%5Fsource` and `utm_source` are the same parameter. A name with
+/// nothing to decode (the usual case) is borrowed as it is.
+pub fn decode_name(raw: &str) -> Cow<'_, str> {
     let bytes = raw.as_bytes();
+    if !bytes.iter().any(|&b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(raw);
+    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -29,7 +35,7 @@ pub fn decode_name(raw: &str) -> Box<str> {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into()
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -41,34 +47,74 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-/// Bytes that may stand as they are in a forwarded query parameter.
-fn is_safe(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$'()*+,;=:@/?".contains(&b)
-}
+/// Bytes that may stand as they are in a forwarded query parameter (`%`
+/// only as the start of a valid escape, checked apart).
+const SAFE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = matches!(b as u8,
+            b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z'
+            | b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'\'' | b'(' | b')' | b'*'
+            | b'+' | b',' | b';' | b'=' | b':' | b'@' | b'/' | b'?');
+        b += 1;
+    }
+    table
+};
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// Appends one raw `name=value` parameter, re-encoding what is not safe. A
-/// `%` that does not start a valid escape is itself escaped.
+/// `%` that does not start a valid escape is itself escaped. Runs of safe
+/// bytes are copied whole.
 fn push_param(out: &mut Vec<u8>, raw: &[u8]) {
     let mut i = 0;
     while i < raw.len() {
-        let b = raw[i];
+        let safe_run = raw[i..]
+            .iter()
+            .take_while(|&&b| SAFE[usize::from(b)])
+            .count();
+        out.extend_from_slice(&raw[i..i + safe_run]);
+        i += safe_run;
+        let Some(&b) = raw.get(i) else { break };
         if b == b'%' && i + 2 < raw.len() && hex(raw[i + 1]).is_some() && hex(raw[i + 2]).is_some()
         {
             out.extend_from_slice(&raw[i..i + 3]);
             i += 3;
             continue;
         }
-        if is_safe(b) && b != b'%' {
-            out.push(b);
-        } else {
-            out.push(b'%');
-            out.push(HEX[usize::from(b >> 4)]);
-            out.push(HEX[usize::from(b & 0xf)]);
-        }
+        out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
         i += 1;
     }
+}
+
+/// Where `byte` first is in `bytes`. The strings searched here are short;
+/// a plain loop beats setting up a general substring search.
+fn find_byte(bytes: &[u8], byte: u8) -> Option<usize> {
+    bytes.iter().position(|&b| b == byte)
+}
+
+/// The non-empty `&`-separated parameters of a query.
+fn params(query: &str) -> impl Iterator<Item = &str> {
+    let mut rest = query;
+    std::iter::from_fn(move || {
+        loop {
+            if rest.is_empty() {
+                return None;
+            }
+            let end = find_byte(rest.as_bytes(), b'&').unwrap_or(rest.len());
+            let param = &rest[..end];
+            rest = rest.get(end + 1..).unwrap_or("");
+            if !param.is_empty() {
+                return Some(param);
+            }
+        }
+    })
+}
+
+/// A raw parameter's name: what comes before its first `=`.
+fn param_name(param: &str) -> &str {
+    find_byte(param.as_bytes(), b'=').map_or(param, |at| &param[..at])
 }
 
 /// The `Location` for a redirect to `link`, given the request's raw query and
@@ -92,18 +138,12 @@ pub fn location(
         return target_header();
     }
     let target = target_str.as_bytes();
-    let (base, fragment) = match target_str.find('#') {
-        Some(at) => target.split_at(at),
-        None => (target, &[][..]),
-    };
-    let target_query = target_str[..base.len()].split_once('?').map(|(_, q)| q);
+    let base_len = find_byte(target, b'#').unwrap_or(target.len());
+    let (base, fragment) = target.split_at(base_len);
+    let target_query = find_byte(base, b'?').map(|at| &target_str[at + 1..base_len]);
     let target_has_query = target_query.is_some();
     let target_has_param = |name: &str| {
-        target_query.is_some_and(|q| {
-            q.split('&')
-                .filter(|p| !p.is_empty())
-                .any(|p| *decode_name(p.split('=').next().unwrap_or("")) == *name)
-        })
+        target_query.is_some_and(|q| params(q).any(|p| *decode_name(param_name(p)) == *name))
     };
     let mut out = Vec::with_capacity(target.len() + request_query.map_or(0, str::len) + 48);
     out.extend_from_slice(base);
@@ -119,12 +159,8 @@ pub fn location(
         first = false;
     };
     if let Some(query) = forwarded {
-        for param in query.split('&') {
-            if param.is_empty() {
-                continue;
-            }
-            let raw_name = param.split('=').next().unwrap_or("");
-            let name = decode_name(raw_name);
+        for param in params(query) {
+            let name = decode_name(param_name(param));
             if &*name == click_param || target_has_param(&name) {
                 continue;
             }

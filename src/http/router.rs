@@ -49,6 +49,8 @@ const NO_STORE: HeaderValue = HeaderValue::from_static("private, no-store");
 const NOINDEX: HeaderValue = HeaderValue::from_static("noindex");
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 const ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD");
+/// Named once: a name given as text is parsed again at every insert.
+const X_ROBOTS_TAG: header::HeaderName = header::HeaderName::from_static("x-robots-tag");
 
 fn page(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
@@ -56,7 +58,7 @@ fn page(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, TEXT);
     h.insert(header::CACHE_CONTROL, NO_STORE);
-    h.insert("x-robots-tag", NOINDEX);
+    h.insert(X_ROBOTS_TAG, NOINDEX);
     res
 }
 
@@ -72,7 +74,7 @@ pub fn redirect(
     let h = res.headers_mut();
     h.insert(header::LOCATION, location);
     h.insert(header::CACHE_CONTROL, NO_STORE);
-    h.insert("x-robots-tag", NOINDEX);
+    h.insert(X_ROBOTS_TAG, NOINDEX);
     if let Some(cookie) = cookie {
         h.insert(header::SET_COOKIE, cookie);
     }
@@ -105,10 +107,14 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A header's text; bytes that are not UTF-8 (rare) become U+FFFD.
 fn header_text<B>(req: &Request<B>, name: header::HeaderName) -> Option<Cow<'_, str>> {
-    req.headers()
-        .get(name)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+    req.headers().get(name).map(|v| {
+        let bytes = v.as_bytes();
+        // `from_utf8` checks ASCII a word at a time; the lossy reader goes
+        // byte by byte even when there is nothing to replace.
+        std::str::from_utf8(bytes).map_or_else(|_| String::from_utf8_lossy(bytes), Cow::Borrowed)
+    })
 }
 
 /// The text a click keeps from its request and the `Location` it was sent to.

@@ -229,10 +229,30 @@ pub fn remap_ids(record: &mut [u8], ids_at: usize, remap: &[u32]) -> bool {
 
 /// The code and domain of a checked record.
 pub fn record_key(record: &[u8]) -> (&str, Option<&str>) {
-    let f = fields_of(record);
-    let code = std::str::from_utf8(&record[f.code.0..f.code.0 + f.code.1]).unwrap_or("");
-    let domain = std::str::from_utf8(&record[f.domain.0..f.domain.0 + f.domain.1]).unwrap_or("");
+    let (code, domain) = key_bytes(record);
+    let code = std::str::from_utf8(code).unwrap_or("");
+    let domain = std::str::from_utf8(domain).unwrap_or("");
     (code, (!domain.is_empty()).then_some(domain))
+}
+
+/// The code and domain bytes of a checked record (domain empty: every
+/// host), read without the fields after them: what a lookup compares.
+#[inline]
+pub fn key_bytes(record: &[u8]) -> (&[u8], &[u8]) {
+    let (code, domain) = key_spans(record);
+    (
+        &record[code.0..code.0 + code.1],
+        &record[domain.0..domain.0 + domain.1],
+    )
+}
+
+/// (offset, length) of a record's code and of its domain.
+#[inline]
+fn key_spans(b: &[u8]) -> ((usize, usize), (usize, usize)) {
+    let p = if b[2] & HAS_EXPIRY != 0 { 13 } else { 5 };
+    let code = (p + 1, b[p] as usize);
+    let d = code.0 + code.1;
+    (code, (d + 1, b[d] as usize))
 }
 
 /// The records in a blob, as (offset, length).
@@ -250,16 +270,8 @@ pub fn records(blob: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
 }
 
 fn fields_of(b: &[u8]) -> Fields {
-    let mut p = 5;
-    if b[2] & HAS_EXPIRY != 0 {
-        p += 8;
-    }
-    let code_len = b[p] as usize;
-    let code = (p + 1, code_len);
-    p += 1 + code_len;
-    let domain_len = b[p] as usize;
-    let domain = (p + 1, domain_len);
-    p += 1 + domain_len;
+    let (code, domain) = key_spans(b);
+    let mut p = domain.0 + domain.1;
     let target_len = u16::from_le_bytes([b[p], b[p + 1]]) as usize;
     let target = (p + 2, target_len);
     p += 2 + target_len;

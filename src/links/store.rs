@@ -92,14 +92,18 @@ impl LinkStore {
         let Some(blob) = self.map.get(&self.key(code)) else {
             return Resolution::NotFound;
         };
+        // Compared as bytes: the only per-request work on the record is
+        // reading its two key fields.
         let mut any = None;
-        for (span, domain) in Self::matching(&blob, code) {
-            match domain {
-                Some(d) if d.eq_ignore_ascii_case(host) => {
-                    return Resolution::Found(Self::copy_out(&blob, span));
-                }
-                Some(_) => {}
-                None => any = Some(span),
+        for span @ (at, len) in records(&blob) {
+            let (c, domain) = super::packed::key_bytes(&blob[at..at + len]);
+            if c != code.as_bytes() {
+                continue;
+            }
+            if domain.is_empty() {
+                any = Some(span);
+            } else if domain.eq_ignore_ascii_case(host.as_bytes()) {
+                return Resolution::Found(Self::copy_out(&blob, span));
             }
         }
         any.map_or(Resolution::NotFound, |span| {

@@ -9,7 +9,7 @@ pub use bots::{BotDetector, BotReason};
 
 use std::net::IpAddr;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 
 /// Classifies a request. Runs on the request path: a cache lookup for a
@@ -32,10 +32,15 @@ pub fn classify(
     }
 }
 
+/// Names looked up on every request, named once (a name given as text is
+/// parsed again at every lookup).
+const SEC_GPC: HeaderName = HeaderName::from_static("sec-gpc");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 /// `Sec-GPC: 1` (Global Privacy Control) was sent.
 pub fn gpc(headers: &HeaderMap) -> bool {
     headers
-        .get("sec-gpc")
+        .get(SEC_GPC)
         .is_some_and(|v| v.as_bytes().trim_ascii() == b"1")
 }
 
@@ -71,7 +76,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
             }
         }
     } else {
-        for value in headers.get_all("x-forwarded-for") {
+        for value in headers.get_all(X_FORWARDED_FOR) {
             let Ok(s) = value.to_str() else { return peer };
             for item in s.split(',') {
                 match parse_forwarded_node(item.trim()) {
