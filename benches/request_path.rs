@@ -31,7 +31,7 @@ thread_local! {
     static COUNTS: std::cell::Cell<(u64, u64, u64)> = const { std::cell::Cell::new((0, 0, 0)) };
 }
 
-// SAFETY: every call is passed to mimalloc unchanged; the counters are
+// SAFETY: every call is passed to the binary's allocator unchanged; the counters are
 // thread-local cells that never allocate. (A global allocator cannot be
 // written without `unsafe`; this one exists only in the benchmark.)
 #[allow(unsafe_code)]
@@ -41,8 +41,8 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
             let (a, b, f) = c.get();
             c.set((a + 1, b + layout.size() as u64, f));
         });
-        // SAFETY: the caller's contract is mimalloc's.
-        unsafe { mimalloc::MiMalloc.alloc(layout) }
+        // SAFETY: the caller's contract is the allocator's.
+        unsafe { refedge::alloc::Allocator.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
@@ -51,7 +51,7 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
             c.set((a, b, f + 1));
         });
         // SAFETY: as above.
-        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+        unsafe { refedge::alloc::Allocator.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
@@ -60,7 +60,7 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
             c.set((a + 1, b + size as u64, f + 1));
         });
         // SAFETY: as above.
-        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, size) }
+        unsafe { refedge::alloc::Allocator.realloc(ptr, layout, size) }
     }
 }
 

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use refedge::config::{Config, LogFormat};
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: refedge::alloc::Allocator = refedge::alloc::Allocator;
 
 #[derive(Parser)]
 #[command(
