@@ -87,7 +87,9 @@ close = {s: med(s, "close", 3) for s in SERVERS}
 cpu = {s: med(s, "ka", 4) for s in SERVERS}
 targets = [
     ("keep-alive req/s, refedge (spool) ÷ nginx", ratio(ka["spool"], ka["nginx"]), 1.0, True),
-    ("server CPU µs/request, refedge (Kafka on) ÷ nginx", ratio(cpu["kafka"], cpu["nginx"]), 1.0, False),
+    # The Kafka sink's CPU: at most 1.5x nginx's now, on the way to parity.
+    ("server CPU µs/request, refedge (Kafka on) ÷ nginx", ratio(cpu["kafka"], cpu["nginx"]), 1.5, False),
+    ("the same, long-term goal", ratio(cpu["kafka"], cpu["nginx"]), 1.0, False),
     ("keep-alive req/s, refedge (spool) ÷ bare hyper", ratio(ka["spool"], ka["bare"]), 0.85, True),
     ("one request per connection, refedge (spool) ÷ nginx", ratio(close["spool"], close["nginx"]), 1.0, True),
     ("req/s, refedge broker down ÷ broker up", ratio(ka["kafka_down"], ka["kafka"]), 0.95, True),
