@@ -75,14 +75,16 @@ impl LinkStore {
         LinkRef::new(Arc::from(&blob[at..at + len]), 0)
     }
 
-    /// The records of `code` in a blob, as (offset, length, domain).
+    /// The records of `code` in a blob, as ((offset, length), domain bytes;
+    /// empty for the every-host link). Compared as bytes: a lookup reads
+    /// only each record's two key fields.
     fn matching<'a>(
         blob: &'a [u8],
         code: &'a str,
-    ) -> impl Iterator<Item = ((usize, usize), Option<&'a str>)> + 'a {
+    ) -> impl Iterator<Item = ((usize, usize), &'a [u8])> + 'a {
         records(blob).filter_map(move |(at, len)| {
-            let (c, domain) = super::packed::record_key(&blob[at..at + len]);
-            (c == code).then_some(((at, len), domain))
+            let (c, domain) = super::packed::key_bytes(&blob[at..at + len]);
+            (c == code.as_bytes()).then_some(((at, len), domain))
         })
     }
 
@@ -92,14 +94,8 @@ impl LinkStore {
         let Some(blob) = self.map.get(&self.key(code)) else {
             return Resolution::NotFound;
         };
-        // Compared as bytes: the only per-request work on the record is
-        // reading its two key fields.
         let mut any = None;
-        for span @ (at, len) in records(&blob) {
-            let (c, domain) = super::packed::key_bytes(&blob[at..at + len]);
-            if c != code.as_bytes() {
-                continue;
-            }
+        for (span, domain) in Self::matching(&blob, code) {
             if domain.is_empty() {
                 any = Some(span);
             } else if domain.eq_ignore_ascii_case(host.as_bytes()) {
@@ -114,7 +110,8 @@ impl LinkStore {
     /// The link stored for exactly this domain (`None` = the every-host link).
     pub fn get(&self, domain: Option<&str>, code: &str) -> Option<LinkRef> {
         let blob = self.map.get(&self.key(code))?;
-        let span = Self::matching(&blob, code).find(|(_, d)| *d == domain)?.0;
+        let wanted = domain.unwrap_or("").as_bytes();
+        let span = Self::matching(&blob, code).find(|(_, d)| *d == wanted)?.0;
         Some(Self::copy_out(&blob, span))
     }
 
