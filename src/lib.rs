@@ -90,6 +90,7 @@ pub mod node;
 pub mod prehashed;
 pub mod privacy;
 pub mod shutdown;
+pub mod target;
 pub mod tls;
 pub mod visitor;
 

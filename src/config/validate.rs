@@ -97,8 +97,7 @@ impl Config {
             }
         }
         if let Some(url) = &self.links.fallback_url {
-            crate::links::validate_target(url)
-                .map_err(|e| ConfigError::key("links.fallback_url", e.to_string()))?;
+            crate::target::check(url).map_err(|e| ConfigError::key("links.fallback_url", e))?;
         }
         if let Some(token) = &self.admin.token
             && token.len() < 16

@@ -1,4 +1,4 @@
-//! One link and its validation rules (CONTRACT: "Links file"). A `Link` that
+//! One link and its validation rules (README: "Links file"). A `Link` that
 //! exists has passed every rule, so the request path never re-checks a target.
 
 use std::borrow::Cow;
@@ -8,8 +8,6 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Longest accepted target, in bytes.
-pub const MAX_TARGET_BYTES: usize = 2048;
 /// Longest accepted advocate, campaign or program id, in bytes.
 pub const MAX_ID_BYTES: usize = 128;
 /// Longest accepted short code, in characters.
@@ -459,111 +457,9 @@ fn validate_domain(d: &str, written: usize) -> Result<(), LinkError> {
     }
 }
 
-/// Checks the CONTRACT rules for a target: an absolute `http`/`https` URL with
-/// a host, at most 2048 bytes, no whitespace or control characters.
-pub fn validate_target(target: &str) -> Result<(), LinkError> {
-    if target.len() > MAX_TARGET_BYTES {
-        return Err(LinkError::field(
-            "target",
-            format!("is longer than {MAX_TARGET_BYTES} bytes"),
-        ));
-    }
-    // ASCII (the usual case) needs only a byte check; other text is looked
-    // at character by character so that Unicode spaces are named as such.
-    let spaced = if target.is_ascii() {
-        target.bytes().any(|b| b <= b' ' || b == 0x7f)
-    } else {
-        target.chars().any(|c| c.is_whitespace() || c.is_control())
-    };
-    if spaced {
-        return Err(LinkError::field(
-            "target",
-            "contains whitespace or control characters",
-        ));
-    }
-    if !target.is_ascii() {
-        return Err(LinkError::field(
-            "target",
-            "must be ASCII (percent-encode other characters)",
-        ));
-    }
-    // `http(s)://` + authority (no user info) + path, query and fragment:
-    // the grammar the admin API's OpenAPI description states as a pattern.
-    let scheme_end = target.find("://").unwrap_or(0);
-    let scheme = &target[..scheme_end];
-    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
-        return Err(LinkError::field("target", "must be an http or https URL"));
-    }
-    let rest = &target[scheme_end + 3..];
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    if authority.is_empty() || authority.contains('@') {
-        return Err(LinkError::field(
-            "target",
-            "must have a host and no user info",
-        ));
-    }
-    if !valid_authority(authority) {
-        return Err(LinkError::field(
-            "target",
-            "must have a host name or a [IPv6] address, then an optional port up to 65535",
-        ));
-    }
-    Ok(())
-}
-
-/// RFC 3986 `host [":" port]`, as the OpenAPI pattern states it: a bracketed
-/// IPv6 address (hex groups, no embedded IPv4 form) or a registered name of
-/// unreserved and sub-delimiter characters and `%HH` escapes; the port is 1–5
-/// digits, at most 65535.
-fn valid_authority(authority: &str) -> bool {
-    let (host_ok, port) = match authority.strip_prefix('[') {
-        Some(rest) => match rest.split_once(']') {
-            Some((ip, after)) => (
-                !ip.contains('.') && ip.parse::<std::net::Ipv6Addr>().is_ok(),
-                after,
-            ),
-            None => return false,
-        },
-        None => {
-            let end = authority.find(':').unwrap_or(authority.len());
-            (valid_reg_name(&authority[..end]), &authority[end..])
-        }
-    };
-    host_ok
-        && match port.strip_prefix(':') {
-            None => port.is_empty(),
-            Some(digits) => valid_port(digits),
-        }
-}
-
-fn valid_reg_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let escape = bytes.get(i + 1..i + 3);
-                if !escape.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                    return false;
-                }
-                i += 3;
-            }
-            b if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b) => i += 1,
-            _ => return false,
-        }
-    }
-    !bytes.is_empty()
-}
-
-/// 1–4 digits, or 5 digits without a leading zero up to 65535 (the pattern's
-/// alternation, digit for digit).
-fn valid_port(digits: &str) -> bool {
-    digits.bytes().all(|b| b.is_ascii_digit())
-        && match digits.len() {
-            1..=4 => true,
-            5 => !digits.starts_with('0') && digits.parse::<u32>().is_ok_and(|p| p <= 65535),
-            _ => false,
-        }
+/// Checks a link's target (`crate::target`'s rules), naming the field.
+fn validate_target(target: &str) -> Result<(), LinkError> {
+    crate::target::check(target).map_err(|reason| LinkError::field("target", reason))
 }
 
 #[cfg(test)]
@@ -656,115 +552,6 @@ mod tests {
         let long = format!("https://brand.example/{}", "a".repeat(2048));
         let line = serde_json::json!({"code": "abc", "target": long}).to_string();
         assert_eq!(field_of(&line), "target");
-    }
-
-    #[test]
-    fn hosts_and_ports_follow_rfc_3986() {
-        for good in [
-            "http://a.example",
-            "https://a.example:8443/x",
-            "https://a.example:65535",
-            "https://a.example:0080/",
-            "https://xn--bcher-kva.example/",
-            "https://a%41.example/",
-            "https://[::1]/",
-            "https://[2001:db8::7]:443/x",
-            "https://[1:2:3:4:5:6:7:8]",
-            "https://[::]",
-            "https://[1:2:3:4:5:6:7::]",
-            "https://[::2:3:4:5:6:7:8]",
-            "https://[1:2:3:4:5:6::8]",
-        ] {
-            assert_eq!(validate_target(good), Ok(()), "{good:?}");
-            assert!(target_schema().is_valid(&good.into()), "{good:?}");
-        }
-        for bad in [
-            "http://[",
-            "http://[::1",
-            "http://[::1]x/",
-            "http://[x]/",
-            "http://[1:2:3]/",
-            "http://[::ffff:1.2.3.4]/",
-            "http://1.2.3.4]/",
-            "https://a.example:",
-            "https://a.example:65536/",
-            "https://a.example:00080/",
-            "https://a.example:443:1/",
-            "https://a%4.example/",
-            "https://a<b.example/",
-            "https://:443/",
-            "https://[1::2::3]/",
-            "https://[01234::]/",
-            "https://[1:2:3:4:5:6:7:8:9]/",
-            "https://[fe80::1%25eth0]/",
-        ] {
-            assert!(validate_target(bad).is_err(), "{bad:?} must be refused");
-            assert!(!target_schema().is_valid(&bad.into()), "{bad:?}");
-        }
-    }
-
-    proptest::proptest! {
-        #![proptest_config(crate::proptest_config())]
-
-        /// The OpenAPI description's target pattern and this validator are
-        /// one grammar written twice: a client that trusts either one is
-        /// never surprised by the other.
-        #[test]
-        fn the_openapi_target_pattern_agrees(
-            host in host_like(),
-            port in "(:[0-9]{0,6})?",
-            path in "(/[!-~]{0,4})?",
-        ) {
-            let target = format!("https://{host}{port}{path}");
-            proptest::prop_assert_eq!(
-                target_schema().is_valid(&serde_json::Value::String(target.clone())),
-                validate_target(&target).is_ok(),
-                "{}", target
-            );
-        }
-    }
-
-    /// Host names, IPv6 literals and near misses of both, in equal parts.
-    fn host_like() -> impl proptest::strategy::Strategy<Value = String> {
-        use proptest::prelude::*;
-        let ipv6 = (
-            prop::collection::vec(
-                "[0-9a-fA-F]{1,4}|[0-9a-f]{5}|[0-9]{1,3}(\\.[0-9]{1,3}){3}",
-                0..=9,
-            ),
-            prop::option::of(0usize..10),
-            "\\]|\\]?",
-        )
-            .prop_map(|(groups, gap, close)| {
-                let mut text = groups.join(":");
-                if let Some(at) = gap {
-                    let at = groups.iter().take(at).map(|g| g.len() + 1).sum::<usize>();
-                    let at = at.min(text.len());
-                    text.insert_str(
-                        at,
-                        if at == 0 || at == text.len() {
-                            "::"
-                        } else {
-                            ":"
-                        },
-                    );
-                }
-                format!("[{text}{close}")
-            });
-        prop_oneof![
-            "[a-z0-9-]{1,8}(\\.[a-z0-9-]{1,8}){0,2}",
-            "[a-z0-9%.:\\[\\]<_~!-]{0,12}",
-            ipv6,
-        ]
-    }
-
-    fn target_schema() -> &'static jsonschema::Validator {
-        static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
-        SCHEMA.get_or_init(|| {
-            let spec: serde_json::Value =
-                serde_json::from_str(include_str!("../admin/openapi.json")).unwrap();
-            jsonschema::validator_for(&spec["components"]["schemas"]["Target"]).unwrap()
-        })
     }
 
     #[test]

@@ -14,9 +14,7 @@ pub mod snapshot;
 mod store;
 
 pub use editor::{LinkEditor, Publish};
-pub use link::{
-    Link, LinkError, LinkRecord, LinkStatus, LinkView, RedirectStatus, ShortCode, validate_target,
-};
+pub use link::{Link, LinkError, LinkRecord, LinkStatus, LinkView, RedirectStatus, ShortCode};
 pub use load::{LineError, Lines, Report, check_file, load_into, load_lines, load_threads};
 pub use packed::LinkRef;
 pub use reload::LinkReloader;

@@ -14,8 +14,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+use super::tools::{CHROMEDRIVER, CHROMIUM};
 
 /// A running ChromeDriver.
 pub struct Driver {
@@ -24,15 +23,9 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// Starts ChromeDriver on a free port. A missing browser fails the test
-    /// loudly: `.ci/test` installs Debian's chromium and chromium-driver.
+    /// Starts ChromeDriver on a free port; a test reaches here only after
+    /// `needs!(Chromium)`.
     pub async fn start() -> Driver {
-        for tool in [CHROMIUM, CHROMEDRIVER] {
-            assert!(
-                std::path::Path::new(tool).exists(),
-                "{tool} is missing; run `bash .ci/test`, which installs chromium and chromium-driver"
-            );
-        }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

@@ -12,24 +12,9 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 
-/// The tansu binary: on PATH, or where `cargo install` puts it. A missing
-/// broker fails the test loudly: `.ci/test` installs it.
+/// The tansu binary; a test reaches here only after `needs!(Tansu)`.
 fn tansu() -> PathBuf {
-    if let Some(path) = std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("tansu"))
-        .find(|p| p.is_file())
-    {
-        return path;
-    }
-    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
-    let path = home.join(".cargo/bin/tansu");
-    assert!(
-        path.is_file(),
-        "the tansu broker is not installed; run `bash .ci/test`, which installs it (cargo install tansu --locked --features dynostore,libsql)"
-    );
-    path
+    super::tools::tansu_path().expect("tansu is installed (checked by needs!(Tansu))")
 }
 
 /// A port for a broker. Tansu binds its own socket from a URL, so it cannot

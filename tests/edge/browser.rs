@@ -40,6 +40,7 @@ async fn attribution_cookie(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_touch_in_a_real_browser() {
+    crate::needs!(Chromium);
     let landing = Landing::start().await;
     let fixture = Fixture::new(&links(landing.addr));
     let edge = start(&fixture.config(&[])).await;
@@ -88,6 +89,7 @@ async fn first_touch_in_a_real_browser() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_touch_in_a_real_browser() {
+    crate::needs!(Chromium);
     let landing = Landing::start().await;
     let fixture = Fixture::new(&links(landing.addr));
     let edge = start(&fixture.config(&[("REFEDGE_ATTRIBUTION_MODEL", "last_touch")])).await;
@@ -107,6 +109,7 @@ async fn last_touch_in_a_real_browser() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bot_browser_gets_no_cookie_and_no_click_id() {
+    crate::needs!(Chromium);
     let landing = Landing::start().await;
     let fixture = Fixture::new(&links(landing.addr));
     let edge = start(&fixture.config(&[])).await;
@@ -140,6 +143,7 @@ async fn a_bot_browser_gets_no_cookie_and_no_click_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headless_chrome_itself_is_a_bot() {
+    crate::needs!(Chromium);
     let landing = Landing::start().await;
     let fixture = Fixture::new(&links(landing.addr));
     let edge = start(&fixture.config(&[])).await;
@@ -159,6 +163,7 @@ async fn headless_chrome_itself_is_a_bot() {
 /// both conversions carry the click's id without the page knowing it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_landing_page_converts_with_the_cookies_click_id() {
+    crate::needs!(Chromium);
     let landing = Landing::start().await;
     let site = format!("http://localhost:{}", landing.addr.port());
     let links = format!(

@@ -43,6 +43,7 @@ async fn until_everywhere(nodes: &[&InProcess], path: &str, status: u16) -> Dura
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_on_one_node_serves_on_all() {
+    crate::needs!(Tansu);
     let broker = Broker::memory();
     broker.create_topic("refedge.clicks", 1);
     let addr = broker.addr();
@@ -163,6 +164,7 @@ async fn agreed_location(nodes: &[&InProcess], path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_restarted_from_its_snapshot_catches_up() {
+    crate::needs!(Tansu);
     let broker = Broker::memory();
     broker.create_topic("refedge.clicks", 1);
     let addr = broker.addr();

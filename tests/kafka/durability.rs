@@ -86,6 +86,7 @@ async fn load_until_gone(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_at_most_one_fsync_interval_and_torn_lines_are_not_shipped() {
+    crate::needs!(Tansu);
     let broker = Broker::memory();
     broker.create_topic("refedge.clicks", 3);
     let addr = broker.addr();

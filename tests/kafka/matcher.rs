@@ -131,6 +131,7 @@ async fn wait_metric(admin: std::net::SocketAddr, line: &str, at_least: f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_conversion_is_attributed_through_real_edges() {
+    crate::needs!(Tansu);
     let broker = Broker::memory();
     for topic in [CLICKS, CONVERSIONS, ATTRIBUTIONS] {
         broker.create_topic(topic, 3);
@@ -309,6 +310,7 @@ fn refedge_now_ms() -> u64 {
 /// added: every conversion is attributed, to the right advocate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_out_loses_nothing_when_a_matcher_is_killed() {
+    crate::needs!(Tansu);
     const WAVES: usize = 6;
     const PER_WAVE: usize = 12;
     let broker = Broker::memory();
@@ -406,6 +408,7 @@ async fn scale_out_loses_nothing_when_a_matcher_is_killed() {
 /// refuses to start and names both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_with_different_partition_counts_are_refused() {
+    crate::needs!(Tansu);
     let broker = Broker::memory();
     broker.create_topic(CLICKS, 3);
     broker.create_topic(CONVERSIONS, 2);

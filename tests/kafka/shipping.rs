@@ -61,6 +61,7 @@ fn by_id(records: &[Record]) -> HashMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_click_arrives_with_contract_fields_and_headers() {
+    crate::needs!(Tansu);
     let broker = Broker::memory();
     broker.create_topic(TOPIC, 3);
     let fixture = Fixture::new(LINKS);
@@ -133,6 +134,7 @@ async fn every_click_arrives_with_contract_fields_and_headers() {
 /// the partition of its click (what `refedge match` relies on).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conversions_are_shipped_co_partitioned_with_their_clicks() {
+    crate::needs!(Tansu);
     const CONVERSIONS: &str = "refedge.conversions";
     const TOKEN: &str = "kafka-conversions-token-01";
     let broker = Broker::memory();
@@ -207,6 +209,7 @@ async fn conversions_are_shipped_co_partitioned_with_their_clicks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clicks_survive_broker_outages() {
+    crate::needs!(Tansu);
     let mut broker = Broker::sqlite();
     let addr = broker.addr();
     broker.stop();
@@ -271,6 +274,7 @@ async fn clicks_survive_broker_outages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_restarts_mid_backlog_lose_nothing() {
+    crate::needs!(Tansu);
     let mut broker = Broker::sqlite();
     let addr = broker.addr();
     broker.stop();
@@ -405,6 +409,7 @@ fn a_bad_kafka_property_is_refused_before_start() {
 /// partition count, so the two are co-partitioned for `refedge match`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_conversions_topic_is_created_co_partitioned() {
+    crate::needs!(Tansu);
     let broker = Broker::memory();
     broker.create_topic(TOPIC, 4);
     let fixture = Fixture::new(LINKS);

@@ -1,10 +1,10 @@
-//! TLS termination for many brand domains: a certificate per domain from the
-//! `NAME.crt` + `NAME.key` pairs in `tls.cert_dir`, chosen by SNI from each
-//! certificate's subjectAltName DNS names (wildcards included); the rustls
-//! server configuration (TLS 1.2 and 1.3, ALPN h2 and http/1.1, resumption by
-//! session cache and tickets, no 0-RTT); reloads that swap certificates for new
-//! connections while keeping a pair's previous certificate when its new files
-//! are bad; and the classification of handshake failures for metrics.
+//! The certificates of the HTTPS listener: `NAME.crt` + `NAME.key` pairs
+//! read from `tls.cert_dir`, each serving the DNS names of its
+//! subjectAltName (wildcards included), chosen by SNI; the rustls server
+//! configuration (TLS 1.2 and 1.3, ALPN h2 and http/1.1, resumption by
+//! session cache and tickets, no 0-RTT); reloads that swap in changed pairs
+//! for new connections and keep a pair's previous certificate when its new
+//! files are bad.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -12,9 +12,6 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
-
-use http::HeaderValue;
 
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
@@ -23,7 +20,6 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::{PlainHttp, TlsConfig};
 use crate::metrics;
 
 /// Resumable TLS sessions kept in memory (TLS 1.2 session ids; TLS 1.3 and
@@ -261,138 +257,6 @@ impl ResolvesServerCert for CertStore {
     }
 }
 
-/// The HTTPS side of a node, as configured (`tls.*`).
-#[derive(Debug)]
-pub struct Https {
-    pub certs: Arc<CertStore>,
-    pub accept: TlsAccept,
-    watch_every: Option<Duration>,
-    /// `Strict-Transport-Security`, when `tls.hsts_max_age_secs` > 0.
-    pub hsts: Option<HeaderValue>,
-    pub plain: PlainHttp,
-    /// `tls.https_port`: the port plain requests are sent to; None = the
-    /// bound HTTPS listener's.
-    pub https_port: Option<u16>,
-}
-
-impl Https {
-    /// Loads the certificates; `None` when TLS is not configured.
-    pub fn from_config(config: &TlsConfig) -> Result<Option<Https>, TlsError> {
-        let (Some(_), Some(dir)) = (config.listen, &config.cert_dir) else {
-            return Ok(None);
-        };
-        let (certs, report) = CertStore::open(dir, config.default_cert.as_deref())?;
-        log_report(&report);
-        for (pair, names) in certs.current().served() {
-            tracing::info!(pair, names = %names.join(","), "serving certificate");
-        }
-        let server_config = certs.server_config()?;
-        let hsts = (config.hsts_max_age_secs > 0).then(|| {
-            let mut v = format!("max-age={}", config.hsts_max_age_secs);
-            if config.hsts_include_subdomains {
-                v.push_str("; includeSubDomains");
-            }
-            HeaderValue::from_str(&v).expect("digits and ASCII are a valid header value")
-        });
-        Ok(Some(Https {
-            certs,
-            accept: TlsAccept {
-                acceptor: tokio_rustls::TlsAcceptor::from(server_config),
-                handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
-            },
-            watch_every: (config.watch_interval_ms > 0)
-                .then(|| Duration::from_millis(config.watch_interval_ms)),
-            hsts,
-            plain: config.plain_http,
-            https_port: config.https_port,
-        }))
-    }
-
-    /// Where the plain listener sends clients while TLS is on: `Some(port)`
-    /// (`None` inside for 443, left out of the URL), or `None` when it serves
-    /// clicks itself (`tls.plain_http = "serve"`). `bound` is the HTTPS
-    /// listener's own port.
-    pub fn redirect_port(&self, bound: Option<u16>) -> Option<Option<u16>> {
-        if self.plain != PlainHttp::Redirect {
-            return None;
-        }
-        let port = self.https_port.or(bound).unwrap_or(443);
-        Some((port != 443).then_some(port))
-    }
-
-    /// Checks `tls.cert_dir` every `tls.watch_interval_ms` and reloads the
-    /// pairs that changed; `None` when watching is off.
-    pub fn watch(&self) -> Option<tokio::task::JoinHandle<()>> {
-        let every = self.watch_every?;
-        let certs = Arc::clone(&self.certs);
-        Some(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let c = Arc::clone(&certs);
-                let _ = tokio::task::spawn_blocking(move || {
-                    if c.changed() {
-                        tracing::info!("certificate files changed: reloading");
-                        reload_logged(&c);
-                    }
-                })
-                .await;
-            }
-        }))
-    }
-}
-
-/// TLS on a listener: the acceptor and how long a handshake may take.
-#[derive(Clone)]
-pub struct TlsAccept {
-    pub acceptor: tokio_rustls::TlsAcceptor,
-    pub handshake_timeout: Duration,
-}
-
-impl fmt::Debug for TlsAccept {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsAccept")
-            .field("handshake_timeout", &self.handshake_timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Logs a certificate load: one error line per refused pair.
-fn log_report(report: &LoadReport) {
-    for e in &report.errors {
-        tracing::error!(pair = %e.name, "{e}");
-    }
-    if !report.loaded.is_empty() {
-        tracing::info!(
-            pairs = %report.loaded.join(","),
-            served = report.served,
-            "certificates loaded"
-        );
-    }
-}
-
-/// Reloads the certificates, logging the outcome.
-pub fn reload_logged(certs: &CertStore) {
-    match certs.reload() {
-        Ok(report) => log_report(&report),
-        Err(e) => tracing::error!("{e}; keeping the certificates already served"),
-    }
-}
-
-/// Every problem with the configured certificates, for `refedge check`
-/// (which, unlike a running node, treats a bad pair as a failure).
-pub fn check(config: &crate::config::TlsConfig) -> Vec<String> {
-    let Some(dir) = &config.cert_dir else {
-        return Vec::new();
-    };
-    match CertStore::open(dir, config.default_cert.as_deref()) {
-        Ok((_, report)) => report.errors.iter().map(|e| e.to_string()).collect(),
-        Err(e) => vec![e.to_string()],
-    }
-}
-
 /// Reads the directory: every `NAME.crt`, with its `NAME.key`.
 fn listing(dir: &Path) -> io::Result<BTreeMap<String, Found>> {
     let mut found = BTreeMap::new();
@@ -595,181 +459,5 @@ fn rfc3339(secs: i64) -> String {
         .unwrap_or_else(|| secs.to_string())
 }
 
-/// The metric kind of a failed handshake.
-pub fn handshake_error_kind(e: &io::Error) -> &'static str {
-    let tls = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-    match tls {
-        // The only general error rustls raises before the handshake ends is
-        // the resolver finding no certificate for the client's name.
-        Some(rustls::Error::General(_)) => "unknown_sni",
-        Some(rustls::Error::PeerIncompatible(_)) => "incompatible",
-        Some(rustls::Error::AlertReceived(_)) => "alert",
-        Some(
-            rustls::Error::InvalidMessage(_)
-            | rustls::Error::PeerMisbehaved(_)
-            | rustls::Error::InappropriateMessage { .. }
-            | rustls::Error::InappropriateHandshakeMessage { .. },
-        ) => "protocol",
-        Some(_) => "other",
-        None => match e.kind() {
-            io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe => "closed",
-            _ => "other",
-        },
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pair(dir: &Path, file: &str, names: &[&str]) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let params =
-            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        std::fs::write(dir.join(format!("{file}.crt")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
-    }
-
-    fn served_by(set: &CertSet, sni: Option<&str>) -> Option<String> {
-        let key = set.lookup(sni)?;
-        set.pairs
-            .iter()
-            .find(|(_, p)| Arc::ptr_eq(&p.key, key))
-            .map(|(n, _)| n.clone())
-    }
-
-    #[test]
-    fn sni_picks_exact_then_one_label_wildcard_then_default() {
-        let dir = tempfile::tempdir().unwrap();
-        pair(dir.path(), "adp", &["go.adp.example"]);
-        pair(
-            dir.path(),
-            "directv",
-            &["*.directv.example", "directv.example"],
-        );
-        let (store, report) = CertStore::open(dir.path(), Some("adp")).unwrap();
-        assert!(report.errors.is_empty(), "{:?}", report.errors);
-        let set = store.current();
-        assert_eq!(
-            served_by(&set, Some("go.adp.example")).as_deref(),
-            Some("adp")
-        );
-        assert_eq!(
-            served_by(&set, Some("GO.ADP.example.")).as_deref(),
-            Some("adp")
-        );
-        assert_eq!(
-            served_by(&set, Some("refer.directv.example")).as_deref(),
-            Some("directv")
-        );
-        assert_eq!(
-            served_by(&set, Some("directv.example")).as_deref(),
-            Some("directv")
-        );
-        // A wildcard covers one label only; the rest falls to the default.
-        assert_eq!(
-            served_by(&set, Some("a.b.directv.example")).as_deref(),
-            Some("adp")
-        );
-        assert_eq!(served_by(&set, None).as_deref(), Some("adp"));
-
-        let (store, _) = CertStore::open(dir.path(), None).unwrap();
-        assert_eq!(served_by(&store.current(), Some("unknown.example")), None);
-        assert_eq!(served_by(&store.current(), None), None);
-    }
-
-    #[test]
-    fn bad_pairs_are_named_and_left_out() {
-        let dir = tempfile::tempdir().unwrap();
-        pair(dir.path(), "good", &["go.good.example"]);
-        pair(dir.path(), "other", &["go.other.example"]);
-        // other.key now holds a different key than other.crt.
-        let stray = rcgen::KeyPair::generate().unwrap();
-        std::fs::write(dir.path().join("other.key"), stray.serialize_pem()).unwrap();
-        std::fs::write(dir.path().join("lonely.crt"), "not pem").unwrap();
-        let (store, report) = CertStore::open(dir.path(), None).unwrap();
-        assert_eq!(report.served, 1);
-        let messages: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
-        assert!(
-            messages
-                .iter()
-                .any(|m| m.contains("other.key") && m.contains("does not match")),
-            "{messages:?}"
-        );
-        assert!(
-            messages
-                .iter()
-                .any(|m| m.contains("lonely.crt") && m.contains("lonely.key is missing")),
-            "{messages:?}"
-        );
-        assert_eq!(store.current().served().len(), 1);
-    }
-
-    #[test]
-    fn nothing_usable_or_a_missing_default_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let err = CertStore::open(dir.path(), None).unwrap_err().to_string();
-        assert!(err.contains("no usable certificate pair"), "{err}");
-        pair(dir.path(), "a", &["a.example"]);
-        let err = CertStore::open(dir.path(), Some("b"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("tls.default_cert") && err.contains("\"b\""),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn an_expired_certificate_is_refused_with_its_date() {
-        let dir = tempfile::tempdir().unwrap();
-        pair(dir.path(), "fresh", &["fresh.example"]);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(vec!["old.example".into()]).unwrap();
-        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
-        let cert = params.self_signed(&key).unwrap();
-        std::fs::write(dir.path().join("old.crt"), cert.pem()).unwrap();
-        std::fs::write(dir.path().join("old.key"), key.serialize_pem()).unwrap();
-        let (_, report) = CertStore::open(dir.path(), None).unwrap();
-        assert_eq!(report.errors.len(), 1);
-        assert!(
-            report.errors[0].message.contains("expired at 2021-01-01"),
-            "{}",
-            report.errors[0]
-        );
-    }
-
-    #[test]
-    fn reload_keeps_the_previous_certificate_of_a_broken_pair() {
-        let dir = tempfile::tempdir().unwrap();
-        pair(dir.path(), "brand", &["go.brand.example"]);
-        let (store, _) = CertStore::open(dir.path(), None).unwrap();
-        let before = Arc::clone(store.current().lookup(Some("go.brand.example")).unwrap());
-        assert!(!store.changed());
-        std::fs::write(dir.path().join("brand.crt"), "garbage").unwrap();
-        assert!(store.changed());
-        let report = store.reload().unwrap();
-        assert_eq!(report.errors.len(), 1);
-        assert!(
-            report.errors[0]
-                .message
-                .contains("still serving the previous certificate")
-        );
-        let kept = Arc::clone(store.current().lookup(Some("go.brand.example")).unwrap());
-        assert!(Arc::ptr_eq(&before, &kept));
-        // Fixed files are picked up.
-        pair(dir.path(), "brand", &["go.brand.example"]);
-        let report = store.reload().unwrap();
-        assert_eq!(report.loaded, vec!["brand".to_string()]);
-        let after = Arc::clone(store.current().lookup(Some("go.brand.example")).unwrap());
-        assert!(!Arc::ptr_eq(&before, &after));
-    }
-}
+mod tests;

@@ -1,0 +1,76 @@
+//! The two tools `cargo test` does not install: a Tansu broker and headless
+//! Chromium. A test that needs one asks [`present`] first. Without the tool,
+//! plain `cargo test` skips that test and says so on the terminal (not in the
+//! captured output, so it is seen even when the test passes); under
+//! `REFEDGE_REQUIRE_TOOLS=1`, which `.ci/test` sets after installing both, a
+//! missing tool fails the test instead.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A tool a test tier needs.
+#[derive(Debug, Clone, Copy)]
+pub enum Tool {
+    /// The Kafka-compatible broker of the Kafka tier.
+    Tansu,
+    /// Chromium and ChromeDriver, for the browser tests.
+    Chromium,
+}
+
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// The tansu binary: on PATH, or where `cargo install` puts it.
+pub fn tansu_path() -> Option<PathBuf> {
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .chain([home.join(".cargo/bin")])
+        .map(|dir| dir.join("tansu"))
+        .find(|p| p.is_file())
+}
+
+/// Whether `tool` is installed. Without it: `false` after a line on the
+/// terminal naming `test` and how to run it, or a panic when the tools are
+/// required (`REFEDGE_REQUIRE_TOOLS=1`).
+pub fn present(tool: Tool, test: &str) -> bool {
+    let (found, install) = match tool {
+        Tool::Tansu => (
+            tansu_path().is_some(),
+            "tansu (cargo install tansu --locked --features dynostore,libsql)",
+        ),
+        Tool::Chromium => (
+            Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists(),
+            "chromium and chromedriver (apt-get install chromium chromium-driver)",
+        ),
+    };
+    if found {
+        return true;
+    }
+    let required = std::env::var("REFEDGE_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "{test}: {install} is not installed, and REFEDGE_REQUIRE_TOOLS=1 requires it"
+    );
+    // Straight to the terminal: libtest captures `eprintln!` of a passing test.
+    let _ = writeln!(
+        std::io::stderr(),
+        "NOT RUN {test}: needs {install}; `bash .ci/test` installs it and runs every test"
+    );
+    false
+}
+
+/// The first line of a test that needs `tool`: returns from the test when
+/// the tool is missing (see [`present`]).
+#[macro_export]
+macro_rules! needs {
+    ($tool:ident) => {
+        if !$crate::common::tools::present(
+            $crate::common::tools::Tool::$tool,
+            &format!("{}::{}", module_path!(), line!()),
+        ) {
+            return;
+        }
+    };
+}
