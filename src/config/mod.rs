@@ -4,6 +4,7 @@
 //! message naming the key before anything binds a port.
 
 mod env;
+pub mod keys;
 mod sections;
 mod validate;
 

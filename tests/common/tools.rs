@@ -66,10 +66,12 @@ pub fn present(tool: Tool, test: &str) -> bool {
 #[macro_export]
 macro_rules! needs {
     ($tool:ident) => {
-        if !$crate::common::tools::present(
-            $crate::common::tools::Tool::$tool,
-            &format!("{}::{}", module_path!(), line!()),
-        ) {
+        // The test's own path, from the name of an item declared inside it.
+        fn here() {}
+        let test = std::any::type_name_of_val(&here)
+            .trim_end_matches("::here")
+            .trim_end_matches("::{{closure}}");
+        if !$crate::common::tools::present($crate::common::tools::Tool::$tool, test) {
             return;
         }
     };
