@@ -3,8 +3,6 @@
 //! defaults, then `kafka.brokers`, then every `kafka.properties` entry on
 //! top (SASL/SSL clusters), with librdkafka's log routed into `tracing`.
 
-use std::collections::BTreeMap;
-
 use std::time::Duration;
 
 use rdkafka::ClientContext;
@@ -12,19 +10,17 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::ConsumerContext;
 
-/// A client's settings: `defaults`, the brokers, then the operator's
-/// properties, which override the defaults.
-pub fn client_config(
-    defaults: &[(&str, &str)],
-    brokers: &str,
-    properties: &BTreeMap<String, String>,
-) -> ClientConfig {
+use crate::config::KafkaConfig;
+
+/// A client's settings: `defaults`, `kafka.brokers`, then the operator's
+/// `kafka.properties`, which override the defaults.
+pub fn client_config(defaults: &[(&str, &str)], kafka: &KafkaConfig) -> ClientConfig {
     let mut client = ClientConfig::new();
     for (k, v) in defaults {
         client.set(*k, *v);
     }
-    client.set("bootstrap.servers", brokers);
-    for (k, v) in properties {
+    client.set("bootstrap.servers", &kafka.brokers);
+    for (k, v) in &kafka.properties {
         client.set(k, v);
     }
     client
@@ -61,14 +57,9 @@ impl ConsumerContext for Logged {}
 
 /// Creates `topic` unless it exists. A broker that refuses (it exists, no
 /// rights, no broker) is logged, never fatal: `what` names the topic's role.
-pub async fn create_topic(
-    brokers: &str,
-    properties: &BTreeMap<String, String>,
-    topic: &NewTopic<'_>,
-    what: &str,
-) {
+pub async fn create_topic(kafka: &KafkaConfig, topic: &NewTopic<'_>, what: &str) {
     let admin: Result<AdminClient<Logged>, _> =
-        client_config(&[], brokers, properties).create_with_context(Logged);
+        client_config(&[], kafka).create_with_context(Logged);
     let Ok(admin) = admin else { return };
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
     match tokio::time::timeout(Duration::from_secs(10), admin.create_topics([topic], &opts)).await {
@@ -89,14 +80,8 @@ pub async fn create_topic(
 
 /// The partition count of `topic`, `None` when it does not exist or no
 /// broker answers within a few seconds. Blocks.
-pub fn partition_count(
-    brokers: &str,
-    properties: &BTreeMap<String, String>,
-    topic: &str,
-) -> Option<usize> {
-    let admin: AdminClient<Logged> = client_config(&[], brokers, properties)
-        .create_with_context(Logged)
-        .ok()?;
+pub fn partition_count(kafka: &KafkaConfig, topic: &str) -> Option<usize> {
+    let admin: AdminClient<Logged> = client_config(&[], kafka).create_with_context(Logged).ok()?;
     let metadata = admin
         .inner()
         .fetch_metadata(Some(topic), Duration::from_secs(5))

@@ -81,7 +81,7 @@ fn check(path: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut problems = refedge::events::ship::preflight(&config);
+    let mut problems = refedge::events::ship::preflight(&config.events, &config.kafka);
     problems.extend(refedge::tls::check(&config.tls));
     for problem in &problems {
         println!("{problem}");

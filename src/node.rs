@@ -49,7 +49,10 @@ impl Node {
     /// Loads the links and opens the spool. Fails (before any port is bound)
     /// if the links file cannot be read or the spool is not writable.
     pub fn prepare(config: &Config) -> anyhow::Result<Node> {
-        if let Some(problem) = crate::events::ship::preflight(config).into_iter().next() {
+        if let Some(problem) = crate::events::ship::preflight(&config.events, &config.kafka)
+            .into_iter()
+            .next()
+        {
             anyhow::bail!(problem);
         }
         let prometheus = metrics::install();
@@ -89,7 +92,7 @@ impl Node {
         let shipper = kafka
             .then(|| {
                 ShipperHandle::start(
-                    ShipperConfig::from_config(config),
+                    ShipperConfig::new(&config.events, &config.kafka),
                     spool_stats,
                     event_metrics,
                 )
@@ -107,7 +110,10 @@ impl Node {
         let intake = Arc::new(Intake::from_config(config, &keys, pipeline.sink()));
         let replication = kafka
             .then(|| {
-                let rc = ReplicationConfig::from_config(config);
+                let rc = ReplicationConfig {
+                    kafka: config.kafka.clone(),
+                    node: config.node_name(),
+                };
                 Replication::start(&rc, Arc::clone(&store), topic_offsets).map(|r| (r, rc))
             })
             .transpose()

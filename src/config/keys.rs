@@ -290,6 +290,9 @@ mod tests {
             .collect();
         rows.sort();
         declared.sort();
-        assert_eq!(rows, declared, "README's configuration table against the sections");
+        assert_eq!(
+            rows, declared,
+            "README's configuration table against the sections"
+        );
     }
 }

@@ -95,41 +95,23 @@ impl std::fmt::Debug for Replication {
     }
 }
 
-/// Kafka settings of the replication.
+/// Settings of the replication: the `[kafka]` section (its `links_topic`)
+/// and this node's name, the origin of the changes it publishes.
 #[derive(Debug, Clone)]
 pub struct ReplicationConfig {
-    pub brokers: String,
-    pub topic: String,
+    pub kafka: crate::config::KafkaConfig,
     pub node: String,
-    pub properties: std::collections::BTreeMap<String, String>,
-}
-
-impl ReplicationConfig {
-    pub fn from_config(config: &crate::config::Config) -> ReplicationConfig {
-        ReplicationConfig {
-            brokers: config.kafka.brokers.clone(),
-            topic: config.kafka.links_topic.clone(),
-            node: config.node_name(),
-            properties: config.kafka.properties.clone(),
-        }
-    }
 }
 
 fn client_config(config: &ReplicationConfig) -> ClientConfig {
-    crate::kafka::client_config(&[], &config.brokers, &config.properties)
+    crate::kafka::client_config(&[], &config.kafka)
 }
 
 /// Creates the links topic, compacted, if it does not exist.
 pub async fn ensure_topic(config: &ReplicationConfig) {
-    let topic = NewTopic::new(&config.topic, 1, TopicReplication::Fixed(-1))
+    let topic = NewTopic::new(&config.kafka.links_topic, 1, TopicReplication::Fixed(-1))
         .set("cleanup.policy", "compact");
-    crate::kafka::create_topic(
-        &config.brokers,
-        &config.properties,
-        &topic,
-        "compacted links topic",
-    )
-    .await;
+    crate::kafka::create_topic(&config.kafka, &topic, "compacted links topic").await;
 }
 
 impl Replication {
@@ -162,7 +144,7 @@ impl Replication {
             .create_with_context(Logged)?;
         let replication = Arc::new(Replication {
             producer,
-            topic: config.topic.clone(),
+            topic: config.kafka.links_topic.clone(),
             origin: origin.clone(),
             pending: Arc::clone(&pending),
             stop: Arc::new(AtomicBool::new(false)),
@@ -172,7 +154,7 @@ impl Replication {
         });
         let follower = Follower {
             consumer,
-            topic: config.topic.clone(),
+            topic: config.kafka.links_topic.clone(),
             store,
             origin,
             pending,

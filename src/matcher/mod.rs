@@ -122,20 +122,16 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let mut settings: Vec<(&str, &str)> = CONSUMER_DEFAULTS.to_vec();
     settings.push(("group.id", &config.matcher.group_id));
     let consumer: BaseConsumer<GroupContext> =
-        crate::kafka::client_config(&settings, &config.kafka.brokers, &config.kafka.properties)
-            .create_with_context(GroupContext {
+        crate::kafka::client_config(&settings, &config.kafka).create_with_context(
+            GroupContext {
                 topics: topics.clone(),
                 state_dir: config.matcher.state_dir.clone(),
                 shared: Arc::clone(&shared),
                 joined: Arc::clone(&health.joined),
-            })?;
+            },
+        )?;
     let partitions = group::check_partition_counts(&consumer, &topics, Duration::from_secs(30))?;
-    let publisher = Publisher::new(
-        &config.kafka.brokers,
-        &config.kafka.properties,
-        &config.kafka.attributions_topic,
-        &config.node_name(),
-    )?;
+    let publisher = Publisher::new(&config.kafka, &config.node_name())?;
     consumer.subscribe(&[&topics.clicks, &topics.conversions])?;
     tracing::info!(
         group = %config.matcher.group_id,

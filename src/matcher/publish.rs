@@ -54,20 +54,15 @@ impl ProducerContext for Deliveries {
 }
 
 impl Publisher {
-    pub fn new(
-        brokers: &str,
-        properties: &std::collections::BTreeMap<String, String>,
-        topic: &str,
-        node: &str,
-    ) -> Result<Publisher, KafkaError> {
+    pub fn new(kafka: &crate::config::KafkaConfig, node: &str) -> Result<Publisher, KafkaError> {
         let mut defaults: Vec<(&str, &str)> = producer_defaults().into_iter().collect();
         // A delivery is retried until it lands: the batch waits, nothing
         // is dropped while the broker is away.
         defaults.push(("message.timeout.ms", "0"));
-        let client = crate::kafka::client_config(&defaults, brokers, properties);
+        let client = crate::kafka::client_config(&defaults, kafka);
         Ok(Publisher {
             producer: client.create_with_context(Deliveries::default())?,
-            topic: topic.to_owned(),
+            topic: kafka.attributions_topic.clone(),
             source: format!("urn:refedge:matcher:{node}"),
         })
     }

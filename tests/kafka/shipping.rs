@@ -416,12 +416,15 @@ async fn the_conversions_topic_is_created_co_partitioned() {
     let addr = broker.addr();
     let edge = spawn_binary(&fixture.env(&kafka_env(&addr, &[])));
     wait_ready(edge.admin).await;
-    let properties = std::collections::BTreeMap::new();
+    let kafka = refedge::config::KafkaConfig {
+        brokers: addr.clone(),
+        ..Default::default()
+    };
     let count = within("the conversions topic", async {
         loop {
-            let (a, p) = (addr.clone(), properties.clone());
+            let kafka = kafka.clone();
             let count = tokio::task::spawn_blocking(move || {
-                refedge::kafka::partition_count(&a, &p, "refedge.conversions")
+                refedge::kafka::partition_count(&kafka, "refedge.conversions")
             })
             .await
             .expect("metadata thread");

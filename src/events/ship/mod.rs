@@ -13,18 +13,19 @@
 //! sequence was broken) recreates the producer and rewinds to the checkpoint.
 
 mod checkpoint;
+mod handle;
 mod producer;
+mod setup;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use crate::attribution::ClickId;
@@ -34,8 +35,10 @@ use super::line::{EventHead, EventKind};
 use super::spool::{SpoolStats, list_segments};
 use checkpoint::write_checkpoint;
 pub use checkpoint::{CHECKPOINT_FILE, Position, read_checkpoint};
+pub use handle::ShipperHandle;
 use producer::{Delivery, ShipContext, build_producer, ce_source, ce_type, is_operator_error};
 pub use producer::{ShipperState, cloudevent_headers, producer_defaults, validate_properties};
+pub use setup::{ShipperConfig, ensure_conversions_topic, preflight};
 
 /// Events produced but not yet acknowledged, at most.
 const MAX_IN_FLIGHT: usize = 100_000;
@@ -49,84 +52,6 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// one's: a report that still carried an old id can never be taken for an
 /// event of the new producer.
 const PRODUCER_ID_GAP: usize = 1_000_000;
-
-/// Shipper settings.
-#[derive(Debug, Clone)]
-pub struct ShipperConfig {
-    pub dir: PathBuf,
-    pub brokers: String,
-    /// `kafka.clicks_topic`.
-    pub topic: String,
-    /// `kafka.conversions_topic`.
-    pub conversions_topic: String,
-    /// `kafka.properties`: any librdkafka property.
-    pub properties: BTreeMap<String, String>,
-}
-
-/// Creates the conversions topic, when it does not exist yet, with the
-/// clicks topic's partition count: so the two are co-partitioned, which
-/// `refedge match` needs (a broker's auto-creation would pick its default).
-/// Nothing is created while the clicks topic does not exist.
-pub async fn ensure_conversions_topic(config: ShipperConfig) {
-    let (brokers, properties, clicks) = (
-        config.brokers.clone(),
-        config.properties.clone(),
-        config.topic.clone(),
-    );
-    let count = tokio::task::spawn_blocking(move || {
-        crate::kafka::partition_count(&brokers, &properties, &clicks)
-    })
-    .await
-    .ok()
-    .flatten();
-    let Some(count) = count else {
-        return;
-    };
-    let topic = rdkafka::admin::NewTopic::new(
-        &config.conversions_topic,
-        count as i32,
-        rdkafka::admin::TopicReplication::Fixed(-1),
-    );
-    crate::kafka::create_topic(
-        &config.brokers,
-        &config.properties,
-        &topic,
-        "conversions topic",
-    )
-    .await;
-}
-
-/// Checks what the config alone cannot: that librdkafka accepts every
-/// `kafka.properties` entry. Returns one message per problem.
-pub fn preflight(config: &crate::config::Config) -> Vec<String> {
-    let mut problems = Vec::new();
-    if config.events.sink == crate::config::SinkKind::Kafka
-        && let Err(e) = validate_properties(&ShipperConfig::from_config(config))
-    {
-        problems.push(format!("kafka.properties: {e}"));
-    }
-    problems
-}
-
-impl ShipperConfig {
-    pub fn from_config(config: &crate::config::Config) -> ShipperConfig {
-        ShipperConfig {
-            dir: config.events.spool_dir.clone(),
-            brokers: config.kafka.brokers.clone(),
-            topic: config.kafka.clicks_topic.clone(),
-            conversions_topic: config.kafka.conversions_topic.clone(),
-            properties: config.kafka.properties.clone(),
-        }
-    }
-
-    /// The topic a kind of event goes to.
-    fn topic_of(&self, kind: EventKind) -> &str {
-        match kind {
-            EventKind::Click => &self.topic,
-            EventKind::Conversion => &self.conversions_topic,
-        }
-    }
-}
 
 /// One event read from the spool and produced, waiting for its acknowledgement.
 struct Pending {
@@ -548,81 +473,4 @@ fn read_chunk(path: &Path, from: u64, buf: &mut Vec<u8>) -> std::io::Result<usiz
     file.seek(SeekFrom::Start(from))?;
     buf.reserve(READ_CHUNK);
     file.take(READ_CHUNK as u64).read_to_end(buf)
-}
-
-/// The running shipper thread.
-#[derive(Debug)]
-pub struct ShipperHandle {
-    stop: Arc<AtomicBool>,
-    finish_by: Arc<AtomicU64>,
-    thread: Option<JoinHandle<()>>,
-    pub state: Arc<ShipperState>,
-    /// What it ships to, for the topic set-up beside it.
-    pub config: ShipperConfig,
-}
-
-impl ShipperHandle {
-    /// Starts shipping from the checkpoint in `config.dir`.
-    pub fn start(
-        config: ShipperConfig,
-        stats: Arc<SpoolStats>,
-        metrics: EventMetrics,
-    ) -> Result<ShipperHandle, KafkaError> {
-        let state = Arc::new(ShipperState::default());
-        let producer = build_producer(&config, Arc::clone(&state))?;
-        let start = read_checkpoint(&config.dir).unwrap_or(Position { seq: 0, offset: 0 });
-        let shipper = Shipper {
-            producer,
-            state: Arc::clone(&state),
-            stats,
-            metrics,
-            shipper_metrics: ShipperMetrics::new(),
-            cursor: start,
-            acked: start,
-            pending: VecDeque::new(),
-            first_id: 1,
-            retries: VecDeque::new(),
-            carry: Vec::new(),
-            last_checkpoint: start,
-            last_checkpoint_at: Instant::now(),
-            source: ("".into(), ce_source("")),
-            config: config.clone(),
-        };
-        shipper.delete_shipped();
-        let stop = Arc::new(AtomicBool::new(false));
-        let finish_by = Arc::new(AtomicU64::new(u64::MAX));
-        let thread = std::thread::Builder::new()
-            .name("refedge-shipper".into())
-            .spawn({
-                let (stop, finish_by) = (Arc::clone(&stop), Arc::clone(&finish_by));
-                move || shipper.run(stop, finish_by)
-            });
-        let thread = thread.map_err(|e| KafkaError::ClientCreation(e.to_string()))?;
-        Ok(ShipperHandle {
-            stop,
-            finish_by,
-            thread: Some(thread),
-            state,
-            config,
-        })
-    }
-
-    /// Ships what it can within `deadline`, flushes the producer, writes
-    /// the checkpoint and stops. Call after the spool writer has closed.
-    pub fn finish(mut self, deadline: Duration) -> bool {
-        self.finish_by
-            .store(now_ms() + deadline.as_millis() as u64, Ordering::Relaxed);
-        self.stop.store(true, Ordering::Relaxed);
-        let Some(thread) = self.thread.take() else {
-            return true;
-        };
-        let hard_stop = Instant::now() + deadline + Duration::from_secs(5);
-        while !thread.is_finished() {
-            if Instant::now() > hard_stop {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        thread.join().is_ok()
-    }
 }

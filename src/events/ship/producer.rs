@@ -146,7 +146,7 @@ pub(super) fn build_producer(
     state: Arc<ShipperState>,
 ) -> Result<BaseProducer<ShipContext>, KafkaError> {
     let defaults: Vec<_> = producer_defaults().into_iter().collect();
-    let client = crate::kafka::client_config(&defaults, &config.brokers, &config.properties);
+    let client = crate::kafka::client_config(&defaults, &config.kafka);
     client.create_with_context(ShipContext {
         deliveries: Mutex::new(Vec::new()),
         state,
@@ -223,13 +223,14 @@ mod tests {
     fn bad_properties_are_refused_without_connecting() {
         let mut config = ShipperConfig {
             dir: PathBuf::from("/nonexistent"),
-            brokers: "127.0.0.1:1".into(),
-            topic: "t".into(),
-            conversions_topic: "c".into(),
-            properties: BTreeMap::new(),
+            kafka: crate::config::KafkaConfig {
+                brokers: "127.0.0.1:1".into(),
+                ..Default::default()
+            },
         };
         assert!(validate_properties(&config).is_ok());
         config
+            .kafka
             .properties
             .insert("no.such.property".into(), "1".into());
         let err = validate_properties(&config).unwrap_err();
