@@ -89,6 +89,7 @@ pub mod metrics;
 pub mod node;
 pub mod prehashed;
 pub mod privacy;
+pub mod shape;
 pub mod shutdown;
 pub mod target;
 pub mod tls;

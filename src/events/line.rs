@@ -5,79 +5,86 @@
 
 use std::borrow::Cow;
 
-use super::event::ClickEvent;
+/// Declares an event struct once: its fields in the order they are
+/// written, each with its JSON key. From that one list come the struct,
+/// its serde serialisation (for tests and the schema check) and
+/// `write_json`, which appends the event as one line of compact JSON (no
+/// newline), byte for byte what `serde_json::to_writer` writes for it:
+/// keys in field order, strings escaped the same way. `write_json` is
+/// straight-line code, each key with its punctuation one constant and each
+/// value one `JsonValue::put`, because the generic serialiser was the
+/// largest part of the writer thread's time per event.
+macro_rules! json_event {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident<$lt:lifetime> {
+            $(#[$first_meta:meta])* $first_key:literal $first:ident: $first_ty:ty,
+            $( $(#[$field_meta:meta])* $key:literal $field:ident: $ty:ty, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, serde::Serialize)]
+        pub struct $name<$lt> {
+            $(#[$first_meta])* #[serde(rename = $first_key)] pub $first: $first_ty,
+            $( $(#[$field_meta])* #[serde(rename = $key)] pub $field: $ty, )*
+        }
 
-impl ClickEvent<'_> {
-    /// Appends the event as one line of compact JSON (no newline), byte for
-    /// byte what `serde_json::to_writer` writes for it: keys in field order,
-    /// strings escaped the same way. Written by hand because the generic
-    /// serialiser was the largest part of the writer thread's time per event.
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        json_object!(out,
-            "schema_version": put_u64(u64::from(self.schema_version)),
-            "type": put_str(self.kind),
-            "click_id": put_str(self.click_id),
-            "occurred_at": put_str(self.occurred_at.as_str()),
-            "outcome": put_str(self.outcome.as_str()),
-            "code": put_str(self.code),
-            "host": put_str(self.host),
-            "advocate_id": put_opt_str(self.advocate_id),
-            "campaign_id": put_opt_str(self.campaign_id),
-            "program_id": put_opt_str(self.program_id),
-            "target": put_opt_str(self.target),
-            "status": put_u64(u64::from(self.status)),
-            "ip": put_opt_str(self.ip),
-            "user_agent": put_opt_str(self.user_agent),
-            "referer": put_opt_str(self.referer),
-            "country": put_opt_str(self.country),
-            "region": put_opt_str(self.region),
-            "city": put_opt_str(self.city),
-            "asn": put_opt_u64(self.asn.map(u64::from)),
-            "bot": put_bool(self.bot),
-            "bot_reason": put_opt_str(self.bot_reason),
-            "attributed": put_bool(self.attributed),
-            "prior_click_id": put_opt_str(self.prior_click_id),
-            "gpc": put_bool(self.gpc),
-            "node": put_str(self.node),
-            "device": put_opt_str(self.device),
-            "os": put_opt_str(self.os),
-            "browser": put_opt_str(self.browser),
-            "repeat": put_bool(self.repeat),
-        );
+        impl $name<'_> {
+            pub fn write_json(&self, out: &mut Vec<u8>) {
+                use $crate::events::line::JsonValue as _;
+                out.extend_from_slice(concat!("{\"", $first_key, "\":").as_bytes());
+                self.$first.put(out);
+                $(
+                    out.extend_from_slice(concat!(",\"", $key, "\":").as_bytes());
+                    self.$field.put(out);
+                )*
+                out.push(b'}');
+            }
+        }
+    };
+}
+pub(crate) use json_event;
+
+/// A value as `write_json` writes it: serde_json's bytes for the same value.
+pub trait JsonValue {
+    fn put(&self, out: &mut Vec<u8>);
+}
+
+impl JsonValue for bool {
+    fn put(&self, out: &mut Vec<u8>) {
+        put_bool(out, *self);
     }
 }
 
-/// Writes a JSON object as straight-line code: each key with its
-/// punctuation is one constant, each value one `put_*` call.
-macro_rules! json_object {
-    ($out:ident, $first:literal: $put:ident($value:expr), $($name:literal: $put_next:ident($next:expr)),* $(,)?) => {{
-        $out.extend_from_slice(concat!("{\"", $first, "\":").as_bytes());
-        $put($out, $value);
-        $(
-            $out.extend_from_slice(concat!(",\"", $name, "\":").as_bytes());
-            $put_next($out, $next);
-        )*
-        $out.push(b'}');
-    }};
+impl JsonValue for u16 {
+    fn put(&self, out: &mut Vec<u8>) {
+        put_u64(out, u64::from(*self));
+    }
 }
-use json_object;
+
+impl JsonValue for u32 {
+    fn put(&self, out: &mut Vec<u8>) {
+        put_u64(out, u64::from(*self));
+    }
+}
+
+impl JsonValue for &str {
+    fn put(&self, out: &mut Vec<u8>) {
+        put_str(out, self);
+    }
+}
+
+impl<T: JsonValue> JsonValue for Option<T> {
+    fn put(&self, out: &mut Vec<u8>) {
+        match self {
+            Some(v) => v.put(out),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+}
 
 fn put_bool(out: &mut Vec<u8>, b: bool) {
     out.extend_from_slice(if b { b"true" } else { b"false" });
-}
-
-fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        Some(s) => put_str(out, s),
-        None => out.extend_from_slice(b"null"),
-    }
-}
-
-fn put_opt_u64(out: &mut Vec<u8>, n: Option<u64>) {
-    match n {
-        Some(n) => put_u64(out, n),
-        None => out.extend_from_slice(b"null"),
-    }
 }
 
 fn put_u64(out: &mut Vec<u8>, mut n: u64) {
@@ -97,7 +104,7 @@ fn put_u64(out: &mut Vec<u8>, mut n: u64) {
 /// A JSON string with serde_json's escaping: `"` and `\` escaped, the
 /// control characters as `\b \f \n \r \t` or `\u00XX`, everything else
 /// (DEL, non-ASCII) as is.
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
@@ -175,6 +182,12 @@ struct Fields<'a> {
     occurred_at: Cow<'a, str>,
     #[serde(borrow)]
     node: Cow<'a, str>,
+}
+
+/// The fields the head's JSON reader reads (held to the schemas).
+#[cfg(test)]
+pub(super) fn head_fields() -> Vec<crate::shape::Field> {
+    crate::shape::fields::<Fields<'_>>()
 }
 
 impl<'a> EventHead<'a> {

@@ -13,6 +13,8 @@
 pub mod enrich;
 mod event;
 mod line;
+#[cfg(test)]
+mod shapes;
 pub mod ship;
 pub mod spool;
 

@@ -201,8 +201,35 @@ pub fn attribute(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A matched attribution of a full conversion (every optional field set).
+    pub(crate) fn sample() -> Attribution {
+        let click = ClickId::new(1_790_000_000_000);
+        let posted = format!(
+            r#"{{"event_id":"crm-1:won","name":"deal_won","click_id":"{click}","customer_id":"acme","value_minor":100,"currency":"EUR","properties":{{"plan":"pro"}}}}"#
+        );
+        let conversion = ConversionEvent::from_posted(
+            serde_json::from_str(&posted).unwrap(),
+            &crate::conversions::Received::server_at(1_790_000_060_000),
+            true,
+        )
+        .unwrap();
+        let credit = Credit {
+            advocate_id: Some("adv-1".into()),
+            campaign_id: None,
+            program_id: None,
+            code: "Ab3".into(),
+            host: "go.brand.example".into(),
+        };
+        attribute(
+            conversion,
+            Some(&credit),
+            90 * 86_400_000,
+            1_790_000_061_000,
+        )
+    }
 
     #[test]
     fn a_credit_survives_packing_nulls_and_escapes_included() {

@@ -12,8 +12,7 @@ fn plain_text_is_borrowed_from_the_line() {
     })
     .unwrap();
     // Text with an escape is unescaped into a copy, and checked the same.
-    let escaped =
-        r#"{"code":"ok","target":"https://a.example/\u0041","advocate_id":"a\u00e9"}"#;
+    let escaped = r#"{"code":"ok","target":"https://a.example/\u0041","advocate_id":"a\u00e9"}"#;
     let link = Link::from_json(escaped).unwrap();
     assert_eq!(
         (&*link.target, link.advocate_id.as_deref()),
