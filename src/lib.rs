@@ -48,7 +48,10 @@
 //!
 //! - [`node`]: the composition root; each part built by its own `from_config`.
 //! - [`shutdown`]: SIGTERM/SIGINT and the fixed stop sequence.
-//! - [`config`]: sections, env overlay, validation.
+//! - [`config`]: sections (each key declared once), env overlay,
+//!   validation.
+//! - [`shape`]: the fields a serde type reads, walked off the type (the
+//!   config's keys; the event readers held to their schemas).
 //! - [`http`]: listeners, per-core threads, balance, accept loop and limits,
 //!   services, router, `Location`, the plain listener's redirect to HTTPS.
 //! - [`tls`]: certificates per brand domain chosen by SNI, reloads, the
@@ -61,16 +64,22 @@
 //! - [`conversions`]: the intake and the conversion event.
 //! - [`matcher`]: `refedge match`: the join, the consumer group, the
 //!   per-partition click index, attributions out; the offline form.
+//! - [`target`]: what a redirect target may be (links and the fallback).
 //! - [`hostname`]: host names compared ignoring case and the root dot.
 //! - [`bearer`]: bearer tokens, compared in constant time.
 //! - [`events`]: the click record, the hand-off, enrichment, the JSON line
-//!   and its reader, the spool, the Kafka shipper.
-//! - [`kafka`]: the one librdkafka client builder, logs into `tracing`.
+//!   and its reader, the spool, the Kafka shipper; `events::shapes` holds
+//!   every event shape to its JSON Schema.
+//! - [`kafka`]: the one librdkafka client builder (from the `[kafka]`
+//!   section), logs into `tracing`.
 //! - [`geo`]: GeoIP databases, looked up in the writer.
 //! - [`privacy`]: what of the client address an event keeps.
-//! - [`metrics`]: every metric name, and handles for the hot path.
+//! - [`metrics`]: every metric declared once (`names`), registry handles,
+//!   and the request path's per-thread tallies.
+//! - [`prehashed`]: a pass-through hasher for keys that are already hashes.
 //! - [`admin`]: health, readiness and metrics endpoints, the links API.
-//! - [`alloc`]: giving free pages back after a bulk load.
+//! - [`alloc`]: the global allocator (mimalloc, also under librdkafka's
+//!   `malloc`), and free pages given back after a bulk load.
 
 pub mod admin;
 pub mod alloc;

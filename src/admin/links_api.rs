@@ -1,4 +1,4 @@
-//! The admin links API (CONTRACT: "Admin listener"): create, read, replace,
+//! The admin links API (README: "Links API"; `openapi.json`): create, read, replace,
 //! delete, bulk upsert and mint links, over HTTP. Each change goes through
 //! `links::LinkEditor` (the serving map at once, then the other nodes).
 //!

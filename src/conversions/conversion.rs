@@ -1,6 +1,6 @@
-//! One conversion: the fields a sender posts, checked one by one (CONTRACT:
-//! "Intake"), and the conversion event the edge spools (CONTRACT:
-//! "Conversion event"), which `refedge match` reads back.
+//! One conversion: the fields a sender posts, checked one by one (README:
+//! "Conversions"), and the conversion event the edge spools
+//! (`conversion-event.schema.json`), which `refedge match` reads back.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -102,7 +102,7 @@ impl Received {
     }
 }
 
-/// The conversion event, in CONTRACT order (without `schema_version` and
+/// The conversion event, in its schema's order (without `schema_version` and
 /// `type`, which `Line` adds). `refedge match` reads it back.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConversionEvent {

@@ -113,7 +113,8 @@ impl Credit {
     }
 }
 
-/// An attribution, in CONTRACT order after the conversion's own fields.
+/// An attribution, in its schema's order: the conversion's own fields, then
+/// the matcher's.
 #[derive(Debug, Serialize)]
 pub struct Attribution {
     #[serde(flatten)]

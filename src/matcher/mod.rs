@@ -1,5 +1,5 @@
 //! `refedge match`: conversions joined to the human clicks they came from,
-//! published as attributions (CONTRACT: "Matcher").
+//! published as attributions (README: "Conversions"; `attribution.schema.json`).
 //!
 //! ```text
 //! group      consumer group over clicks + conversions (range assignor:

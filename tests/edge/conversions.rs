@@ -1,4 +1,4 @@
-//! The conversion intake on a real socket (CONTRACT: "Conversions"): tokens
+//! The conversion intake on a real socket (README: "Conversions"): tokens
 //! and their rotation, every answer, JSON Lines, CORS for the browser path
 //! with `fetch` and `sendBeacon`, the cookie's click id, a full spool, 2xx
 //! only once durable, and `refedge match --spool` over what was spooled.
@@ -376,7 +376,7 @@ async fn match_over_the_spool_credits_the_advocate() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("1 matched"));
 }
 
-/// CONTRACT: a 2xx means durable. Several clients post conversions while
+/// A 2xx means durable (README: "Conversions"). Several clients post conversions while
 /// the process is killed with SIGKILL; every conversion answered 202 is in
 /// the spool the dead process left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

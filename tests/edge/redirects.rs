@@ -1,4 +1,4 @@
-//! Redirect semantics (CONTRACT: "Redirects") where the socket or the spool
+//! Redirect semantics (README: "Redirects") where the socket or the spool
 //! matters: the whole event as written, bots by method, cookies from another
 //! node, devices and repeats, HTTP/2. The rules that need neither are tested
 //! in the router tier (`src/http/router/tests.rs`).
