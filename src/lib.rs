@@ -46,6 +46,8 @@
 //!
 //! # Rooms
 //!
+//! - [`commands`]: what each command of the binary does (serve, check,
+//!   match), from the loaded config to the exit status.
 //! - [`node`]: the composition root; each part built by its own `from_config`.
 //! - [`shutdown`]: SIGTERM/SIGINT and the fixed stop sequence.
 //! - [`config`]: sections (each key declared once), env overlay,
@@ -85,6 +87,7 @@ pub mod admin;
 pub mod alloc;
 pub mod attribution;
 pub mod bearer;
+pub mod commands;
 pub mod config;
 pub mod conversions;
 pub mod events;

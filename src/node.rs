@@ -80,14 +80,20 @@ impl Node {
         let geo = Geo::from_config(&config.geo)?.map(Arc::new);
         let keys = crate::attribution::signing_keys(&config.attribution);
         let event_metrics = EventMetrics::new();
-        let (pipeline, spool_stats) =
-            EventPipeline::from_config(config, &keys[0], geo.clone(), event_metrics.clone())
-                .with_context(|| {
-                    format!(
-                        "events.spool_dir: cannot write to {}",
-                        config.events.spool_dir.display()
-                    )
-                })?;
+        let (pipeline, spool_stats) = EventPipeline::from_config(
+            &config.events,
+            &config.privacy,
+            config.node_name(),
+            &keys[0],
+            geo.clone(),
+            event_metrics.clone(),
+        )
+        .with_context(|| {
+            format!(
+                "events.spool_dir: cannot write to {}",
+                config.events.spool_dir.display()
+            )
+        })?;
         let kafka = config.events.sink == SinkKind::Kafka;
         let shipper = kafka
             .then(|| {
@@ -102,12 +108,23 @@ impl Node {
         readiness.set_spool_ready();
 
         let edge = Arc::new(Edge::new(
-            config,
+            &config.server,
+            &config.links,
+            &config.attribution,
+            &config.privacy,
             Arc::clone(&store),
             &keys,
             pipeline.sink(),
         )?);
-        let intake = Arc::new(Intake::from_config(config, &keys, pipeline.sink()));
+        let intake = Arc::new(Intake::new(
+            &config.conversions,
+            &config.attribution,
+            &config.server,
+            &config.privacy,
+            config.node_name(),
+            &keys,
+            pipeline.sink(),
+        ));
         let replication = kafka
             .then(|| {
                 let rc = ReplicationConfig {
@@ -198,7 +215,7 @@ impl Node {
             .https
             .as_ref()
             .and_then(|t| t.redirect_port(https_port.map(|a| a.port())));
-        let per_thread = server::PerThread {
+        let per_thread = per_core::PerThread {
             limits: self.limits.clone(),
             stop: listening,
             drain: self.drain,
@@ -284,7 +301,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let runtime = runtime.build().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let node = Node::prepare(&config)?;
-        let listeners = Listeners::bind(&config).await?;
+        let listeners = Listeners::bind(&config.server, &config.admin, &config.tls).await?;
         tracing::info!(addr = %listeners.public.local_addr()?, "public listener bound");
         tracing::info!(addr = %listeners.admin.local_addr()?, "admin listener bound");
         if let Some(tls) = &listeners.tls {

@@ -19,7 +19,7 @@ use serde_json::json;
 
 use super::conversion::{ConversionEvent, Posted, Received, Refused, Source};
 use crate::attribution::{Attribution, CookieCheck};
-use crate::config::Config;
+use crate::config::{AttributionConfig, ConversionsConfig, PrivacyConfig, ServerConfig};
 use crate::events::EventSink;
 use crate::metrics::{self, ConversionResult};
 use crate::privacy::IpPolicy;
@@ -92,17 +92,27 @@ fn with_header(
 }
 
 impl Intake {
-    /// The intake of a config, signing nothing but checking cookies with
-    /// `keys`, handing conversions to `events`.
-    pub fn from_config(config: &Config, keys: &[Vec<u8>], events: EventSink) -> Intake {
+    /// The intake, built from the sections it reads (`conversions`, the
+    /// cookie and window of `attribution`, `server.trusted_proxies`,
+    /// `privacy.ip`), checking cookies with `keys` (it signs nothing),
+    /// naming `node` in its events and handing them to `events`.
+    pub fn new(
+        conversions: &ConversionsConfig,
+        attribution: &AttributionConfig,
+        server: &ServerConfig,
+        privacy: &PrivacyConfig,
+        node: String,
+        keys: &[Vec<u8>],
+        events: EventSink,
+    ) -> Intake {
         Intake {
-            tokens: config.conversions.tokens.clone(),
-            origins: config.conversions.allowed_origins.clone(),
-            attribution: Attribution::new(&config.attribution, keys),
-            ip: Mutex::new(IpPolicy::new(config.privacy.ip, &keys[0])),
-            trusted_proxies: config.server.trusted_proxies.clone(),
-            node: config.node_name(),
-            window_ms: u64::from(config.attribution.window_days) * 86_400_000,
+            tokens: conversions.tokens.clone(),
+            origins: conversions.allowed_origins.clone(),
+            attribution: Attribution::new(attribution, keys),
+            ip: Mutex::new(IpPolicy::new(privacy.ip, &keys[0])),
+            trusted_proxies: server.trusted_proxies.clone(),
+            node,
+            window_ms: u64::from(attribution.window_days) * 86_400_000,
             events,
         }
     }
@@ -435,6 +445,7 @@ fn cors(mut res: Response<Full<Bytes>>, origin: &str) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use crate::events::Durable;
     use crate::metrics::EventMetrics;
 
@@ -445,7 +456,15 @@ mod tests {
         let config = Config::from_sources("test", "", &env).expect("valid config");
         let (sink, handed) = EventSink::detached(capacity, EventMetrics::new());
         (
-            Intake::from_config(&config, &[b"key".to_vec()], sink),
+            Intake::new(
+                &config.conversions,
+                &config.attribution,
+                &config.server,
+                &config.privacy,
+                "n1".into(),
+                &[b"key".to_vec()],
+                sink,
+            ),
             handed.durable,
         )
     }

@@ -28,7 +28,7 @@ pub use event::{ClickEvent, ClickRecord, ClickText, Outcome, SCHEMA_VERSION, Tim
 pub use ship::{ShipperConfig, ShipperHandle, ShipperState, cloudevent_headers, producer_defaults};
 pub use spool::{SpoolConfig, SpoolStats, SpoolWriter, list_segments};
 
-use crate::config::Config;
+use crate::config::{EventsConfig, PrivacyConfig};
 use crate::geo::Geo;
 use crate::metrics::{EventMetrics, EventResult};
 use crate::privacy::IpPolicy;
@@ -107,17 +107,19 @@ pub struct EventPipeline {
 
 impl EventPipeline {
     /// Opens the spool of `events.*` and starts its writer, which enriches
-    /// events (GeoIP from `geo`, addresses hashed with `key`). Fails when
-    /// the spool directory is not writable.
+    /// events (GeoIP from `geo`, addresses kept per `privacy.ip`, hashed
+    /// with `key`) and names `node` in them. Fails when the spool directory
+    /// is not writable.
     pub fn from_config(
-        config: &Config,
+        events: &EventsConfig,
+        privacy: &PrivacyConfig,
+        node: String,
         key: &[u8],
         geo: Option<Arc<Geo>>,
         metrics: EventMetrics,
     ) -> std::io::Result<(EventPipeline, Arc<SpoolStats>)> {
-        let events = &config.events;
         let enricher = Enricher {
-            policy: IpPolicy::new(config.privacy.ip, key),
+            policy: IpPolicy::new(privacy.ip, key),
             geo,
             devices: DeviceParser::new(),
             repeats: RepeatTracker::new(events.repeat_window_secs.saturating_mul(1000)),
@@ -131,7 +133,7 @@ impl EventPipeline {
                 spool_max_bytes: events.spool_max_bytes,
             },
             enricher,
-            config.node_name(),
+            node,
             metrics.clone(),
         )?;
         crate::metrics::spool_max_bytes().set(events.spool_max_bytes as f64);

@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use crate::config::{AdminConfig, ServerConfig, TlsConfig};
 
 /// The bound listeners a node serves (bound by the caller, so tests can pass
 /// `127.0.0.1:0` listeners and read their addresses).
@@ -19,14 +19,18 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Binds the configured addresses.
-    pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
-        let public = super::per_core::bind_new_group(config.server.listen)
-            .with_context(|| format!("server.listen: cannot bind {}", config.server.listen))?;
-        let admin = TcpListener::bind(config.admin.listen)
+    /// Binds `server.listen`, `admin.listen` and `tls.listen`.
+    pub async fn bind(
+        server: &ServerConfig,
+        admin: &AdminConfig,
+        tls: &TlsConfig,
+    ) -> anyhow::Result<Listeners> {
+        let public = super::per_core::bind_new_group(server.listen)
+            .with_context(|| format!("server.listen: cannot bind {}", server.listen))?;
+        let admin = TcpListener::bind(admin.listen)
             .await
-            .with_context(|| format!("admin.listen: cannot bind {}", config.admin.listen))?;
-        let tls = match config.tls.listen {
+            .with_context(|| format!("admin.listen: cannot bind {}", admin.listen))?;
+        let tls = match tls.listen {
             Some(addr) => Some(
                 super::per_core::bind_new_group(addr)
                     .with_context(|| format!("tls.listen: cannot bind {addr}"))?,

@@ -17,14 +17,24 @@
 //! wrapper in the crates we use, hence the `unsafe` blocks here.
 #![allow(unsafe_code)]
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::time::Duration;
 
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::Service;
 use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::watch;
+
+use crate::tls::TlsAccept;
 
 use super::balance::Balancer;
-use super::server::Source;
+use super::server::{Limits, Source, serve};
 
 /// Pending connections a listening socket holds (tokio's own default).
 const LISTEN_BACKLOG: u32 = 1024;
@@ -169,6 +179,48 @@ pub fn steer_by_cpu(_listener: &TcpListener, _sockets: u32) -> std::io::Result<(
 /// A future that serves one thread's share of a listener; true when its
 /// connections drained cleanly.
 pub type Serving = Pin<Box<dyn Future<Output = bool> + Send>>;
+
+/// What every listener of the public threads is served with: the limits,
+/// the stop signal and the drain deadline.
+#[derive(Debug, Clone)]
+pub struct PerThread {
+    pub limits: Limits,
+    pub stop: watch::Receiver<bool>,
+    pub drain: Duration,
+}
+
+impl PerThread {
+    /// A listener for `per_core::serve_per_thread`: each public thread runs
+    /// `serve` over its own socket of it, with `tls` for HTTPS.
+    pub fn group<F, S>(
+        &self,
+        name: &'static str,
+        listener: TcpListener,
+        steer: bool,
+        tls: Option<TlsAccept>,
+        make_service: F,
+    ) -> Group
+    where
+        F: Fn(SocketAddr) -> S + Clone + Send + 'static,
+        S: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let this = self.clone();
+        Group::new(name, listener, steer, move |source| {
+            serve(
+                source,
+                name,
+                tls.clone(),
+                this.limits.clone(),
+                make_service.clone(),
+                this.stop.clone(),
+                this.drain,
+            )
+        })
+    }
+}
 
 /// One listening socket that every public thread serves: its name (for the
 /// logs), the socket, whether its connections are steered to the thread of

@@ -13,7 +13,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::attribution::{Attribution, ClickId};
-use crate::config::{Config, GpcPolicy};
+use crate::config::{AttributionConfig, GpcPolicy, LinksConfig, PrivacyConfig, ServerConfig};
 use crate::events::{ClickRecord, ClickText, EventSink, Outcome};
 use crate::hostname;
 use crate::links::{LinkStatus, LinkStore, Resolution, ShortCode};
@@ -134,16 +134,20 @@ fn click_text<B>(
 }
 
 impl Edge {
-    /// The click handler of a config, serving `links`, signing cookies with
-    /// `keys` and recording into `events`.
+    /// The click handler, built from the sections it reads (`server`'s
+    /// trusted proxies and URI limit, `links.fallback_url`, `attribution`,
+    /// `privacy.gpc`), serving `links`, signing cookies with `keys` and
+    /// recording into `events`.
     pub fn new(
-        config: &Config,
+        server: &ServerConfig,
+        links_config: &LinksConfig,
+        attribution: &AttributionConfig,
+        privacy: &PrivacyConfig,
         links: Arc<LinkStore>,
         keys: &[Vec<u8>],
         events: EventSink,
     ) -> anyhow::Result<Edge> {
-        let fallback = config
-            .links
+        let fallback = links_config
             .fallback_url
             .as_deref()
             .map(HeaderValue::from_str)
@@ -151,15 +155,15 @@ impl Edge {
             .map_err(|_| anyhow::anyhow!("links.fallback_url: not a valid header value"))?;
         Ok(Edge {
             links,
-            attribution: Attribution::new(&config.attribution, keys),
+            attribution: Attribution::new(attribution, keys),
             events,
             metrics: RequestMetrics::new(),
             fallback,
-            click_param: config.attribution.click_param.clone(),
-            trusted_proxies: config.server.trusted_proxies.clone(),
+            click_param: attribution.click_param.clone(),
+            trusted_proxies: server.trusted_proxies.clone(),
             bots: visitor::BotDetector::new(),
-            gpc: config.privacy.gpc,
-            max_uri_bytes: config.server.max_uri_bytes,
+            gpc: privacy.gpc,
+            max_uri_bytes: server.max_uri_bytes,
         })
     }
 

@@ -31,8 +31,6 @@ use crate::config::ServerConfig;
 use crate::metrics;
 use crate::tls::TlsAccept;
 
-use super::per_core::Group;
-
 use super::balance::{Balance, OpenOn};
 
 /// HTTP/2 streams a client may reset before the server has answered them,
@@ -100,48 +98,6 @@ impl From<TcpListener> for Source {
             listener,
             balance: None,
         }
-    }
-}
-
-/// What every listener of the public threads is served with: the limits,
-/// the stop signal and the drain deadline.
-#[derive(Debug, Clone)]
-pub struct PerThread {
-    pub limits: Limits,
-    pub stop: watch::Receiver<bool>,
-    pub drain: Duration,
-}
-
-impl PerThread {
-    /// A listener for `per_core::serve_per_thread`: each public thread runs
-    /// `serve` over its own socket of it, with `tls` for HTTPS.
-    pub fn group<F, S>(
-        &self,
-        name: &'static str,
-        listener: TcpListener,
-        steer: bool,
-        tls: Option<TlsAccept>,
-        make_service: F,
-    ) -> Group
-    where
-        F: Fn(SocketAddr) -> S + Clone + Send + 'static,
-        S: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-    {
-        let this = self.clone();
-        Group::new(name, listener, steer, move |source| {
-            serve(
-                source,
-                name,
-                tls.clone(),
-                this.limits.clone(),
-                make_service.clone(),
-                this.stop.clone(),
-                this.drain,
-            )
-        })
     }
 }
 

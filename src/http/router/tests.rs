@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
 use super::*;
+use crate::config::Config;
 use crate::events::Message;
 use crate::links::Link;
 use crate::metrics::EventMetrics;
@@ -52,7 +53,16 @@ fn rig(extra: &[(&str, &str)]) -> Rig {
     let keys = crate::attribution::signing_keys(&config.attribution);
     let (sink, handed) = EventSink::detached(64, EventMetrics::new());
     let recorded = handed.clicks;
-    let edge = Edge::new(&config, store, &keys, sink).expect("edge");
+    let edge = Edge::new(
+        &config.server,
+        &config.links,
+        &config.attribution,
+        &config.privacy,
+        store,
+        &keys,
+        sink,
+    )
+    .expect("edge");
     Rig { edge, recorded }
 }
 

@@ -1,0 +1,139 @@
+//! What each command of the `refedge` binary does once its arguments are
+//! parsed: load the config (the file, then `REFEDGE_*`), set up logging,
+//! run, and turn the outcome into the exit status: 0 done, 1 failed, 2 a
+//! bad config.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config::{Config, LogFormat};
+
+const DEFAULT_CONFIG: &str = "config/refedge.toml";
+
+/// The config at `path`, or at the default path when there is none.
+pub fn load(path: Option<PathBuf>) -> Result<Config, crate::config::ConfigError> {
+    // An explicit --config must exist; the default may be absent (defaults apply).
+    let required = path.is_some();
+    Config::load(
+        &path.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
+        required,
+    )
+}
+
+/// Logs to standard error, filtered by `RUST_LOG` or `log.level`.
+pub fn init_logging(config: &Config) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|f| f.parse::<tracing_subscriber::EnvFilter>().ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(&config.log.level));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Plain => builder.init(),
+    }
+}
+
+/// `refedge check`: one line per problem of the config and the links file.
+pub fn check(path: Option<PathBuf>) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            println!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut problems = crate::events::ship::preflight(&config.events, &config.kafka);
+    problems.extend(crate::tls::check(&config.tls));
+    for problem in &problems {
+        println!("{problem}");
+    }
+    if !problems.is_empty() {
+        return ExitCode::FAILURE;
+    }
+    match crate::links::check_file(&config.links.file) {
+        Err(e) => {
+            println!(
+                "links.file: cannot read {}: {e}",
+                config.links.file.display()
+            );
+            ExitCode::FAILURE
+        }
+        Ok(report) if report.errors.is_empty() => {
+            println!("ok: config valid, {} links", report.loaded);
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            for problem in report.problems(&config.links.file) {
+                println!("{problem}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `refedge match`: the Kafka matcher, or with `--spool` the offline join.
+pub fn match_conversions(config: Option<PathBuf>, spool: Option<PathBuf>) -> ExitCode {
+    let config = match load(config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("refedge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(dir) = spool else {
+        init_logging(&config);
+        return match crate::matcher::run(config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("refedge match: {e:#}");
+                eprintln!("refedge match: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    };
+    let window_ms = u64::from(config.attribution.window_days) * 86_400_000;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let stdout = std::io::stdout().lock();
+    match crate::matcher::match_spool(&dir, window_ms, now_ms, stdout) {
+        Ok(s) => {
+            eprintln!(
+                "refedge match: {} conversions ({} matched, {} unmatched, {} repeated event ids skipped) against {} human clicks; {} unreadable lines",
+                s.conversions, s.matched, s.unmatched, s.duplicates, s.clicks, s.unreadable
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "refedge match: cannot read the spool {}: {e}",
+                dir.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `refedge serve`: the edge, until SIGTERM or SIGINT.
+pub fn serve(path: Option<PathBuf>) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("refedge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    match crate::node::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("refedge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
