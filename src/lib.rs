@@ -13,7 +13,7 @@
 //!                       handshake by SNI (tls), hyper per connection
 //!   http::service       the connection's service (made per connection by
 //!                       node::Node::serve): Clicks ─► http::router::Edge::handle
-//!                       (`/v1/conversions*` ─► conversions::Intake, beside it)
+//!                       (`/v1/conversions*` ─► http::Intake, beside it)
 //!     ├─► links::LinkStore::resolve(host, code)
 //!     ├─► visitor: client address (trusted proxies), bot?, Sec-GPC
 //!     ├─► attribution: verify cookie, decide first/last touch, click id
@@ -31,7 +31,7 @@
 //!   ship::checkpoint, shipped segments deleted
 //! ```
 //!
-//! Conversions come back on the same listeners: `conversions::intake` checks
+//! Conversions come back on the same listeners: `http::intake` checks
 //! them (`conversions::conversion`), hands them to the spool writer on a
 //! queue of their own and answers once they are fsynced; they ship to the
 //! conversions topic like clicks, and `refedge match` (`matcher`, a consumer

@@ -13,10 +13,9 @@ use tokio::sync::watch;
 
 use crate::admin::{Admin, Readiness, links_api::LinksApi};
 use crate::config::{Config, SinkKind};
-use crate::conversions::Intake;
 use crate::events::{EventPipeline, ShipperConfig, ShipperHandle};
 use crate::geo::Geo;
-use crate::http::{Edge, Listeners, per_core, server, service};
+use crate::http::{Edge, Intake, Listeners, per_core, server, service};
 use crate::links::replication::{Replication, ReplicationConfig};
 use crate::links::{LinkEditor, LinkReloader, LinkStore, Publish, snapshot};
 use crate::metrics::{self, EventMetrics};

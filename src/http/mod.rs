@@ -1,10 +1,15 @@
-//! Serving HTTP: the bound sockets (`listeners`), the accept loop and its
-//! limits (`server`), the public
-//! threads (`per_core`, `balance`), the services each connection runs
-//! (`service`), the click router (`router`, `query`) and the plain
-//! listener's redirect to HTTPS (`to_https`).
+//! Serving the public listeners: the bound sockets (`listeners`), the
+//! accept loop and its limits (`server`), the public threads (`per_core`,
+//! `balance`), the services each connection runs (`service`, which sends
+//! each path to its handler), and the handlers: clicks (`router`, with
+//! `query` for the `Location`), conversions (`intake`) and the plain
+//! listener's redirect to HTTPS (`to_https`). A handler of the public
+//! listeners lives here and calls into its feature's room (`links`,
+//! `attribution`, `conversions`, `events`); the admin listener's handlers
+//! live in `admin`.
 
 pub mod balance;
+pub mod intake;
 mod listeners;
 pub mod per_core;
 pub mod query;
@@ -13,6 +18,7 @@ pub mod server;
 pub mod service;
 pub mod to_https;
 
+pub use intake::Intake;
 pub use listeners::Listeners;
 pub use router::{ConnInfo, Edge};
 pub use to_https::https_redirect;

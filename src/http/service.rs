@@ -17,8 +17,8 @@ use hyper::body::Incoming;
 use hyper::service::Service;
 
 use super::router::{ConnInfo, Edge};
+use super::{Intake, intake};
 use crate::admin::Admin;
-use crate::conversions::{Intake, intake};
 
 /// One connection's click service.
 #[derive(Debug, Clone)]

@@ -17,9 +17,9 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::json;
 
-use super::conversion::{ConversionEvent, Posted, Received, Refused, Source};
 use crate::attribution::{Attribution, CookieCheck};
 use crate::config::{AttributionConfig, ConversionsConfig, PrivacyConfig, ServerConfig};
+use crate::conversions::{ConversionEvent, Posted, Received, Refused, Source};
 use crate::events::EventSink;
 use crate::metrics::{self, ConversionResult};
 use crate::privacy::IpPolicy;
