@@ -209,9 +209,11 @@ pub enum SinkKind {
 pub struct EventsConfig {
     pub sink: SinkKind,
     pub spool_dir: PathBuf,
-    /// Events the hand-off holds between the request path and the writer;
-    /// when full, new events are dropped and counted.
+    /// Events the hand-off holds between the request path and the writer.
     pub queue_capacity: usize,
+    /// How long a click waits for room in a full hand-off while the writer
+    /// makes progress (its answer waits with it); 0 = never wait, drop.
+    pub max_wait_ms: u64,
     /// How often buffered events are written to the segment file (survives a
     /// crash of the process).
     pub flush_interval_ms: u64,
@@ -234,6 +236,7 @@ impl Default for EventsConfig {
             sink: SinkKind::Spool,
             spool_dir: PathBuf::from("data/spool"),
             queue_capacity: 65_536,
+            max_wait_ms: 1_000,
             flush_interval_ms: 20,
             fsync_interval_ms: 200,
             segment_max_bytes: 64 * 1024 * 1024,

@@ -1,17 +1,18 @@
 //! Click events: the record the request path builds (`event`), the bounded
-//! hand-off to the writer thread (here), enrichment (`enrich`), the JSON line
-//! (`line`), the spool the writer appends to (`spool`), and the Kafka shipper
-//! (`ship`).
+//! hand-off to the writer thread (here, with its back-pressure in
+//! `handoff`), enrichment (`enrich`), the JSON line (`line`), the spool the
+//! writer appends to (`spool`), and the Kafka shipper (`ship`).
 //!
-//! `EventSink::record` is synchronous and never waits: it puts the record in a
-//! bounded queue. **When the queue is full the new event is dropped** and
-//! counted as `refedge_events_total{result="dropped_queue_full"}`; the request
-//! is answered as usual. Dropping the newest (rather than blocking or growing)
-//! keeps the redirect's latency independent of the disk, and the counter makes
-//! every lost event visible.
+//! `EventSink::record` is synchronous and never blocks: it puts the record in
+//! a bounded queue. When the queue is full and the writer makes progress, it
+//! gives the click back as a `Waiting`, which the request's answer awaits (up
+//! to `events.max_wait_ms`) before it is sent: overload slows the answers,
+//! not the count. Only a writer that makes no progress turns that into
+//! drops, counted as `refedge_events_total{result="dropped_queue_full"}`.
 
 pub mod enrich;
 mod event;
+mod handoff;
 mod line;
 #[cfg(test)]
 mod shapes;
@@ -19,7 +20,7 @@ pub mod ship;
 pub mod spool;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -30,18 +31,20 @@ pub use spool::{SpoolConfig, SpoolStats, SpoolWriter, list_segments};
 
 use crate::config::{EventsConfig, PrivacyConfig};
 use crate::geo::Geo;
-use crate::metrics::{EventMetrics, EventResult};
+use crate::metrics::EventMetrics;
 use crate::privacy::IpPolicy;
 use crate::visitor::device::DeviceParser;
 use enrich::{Enricher, RepeatTracker};
 pub use spool::{Durable, Message};
+
+pub use handoff::{HandOff, Handed, Waiting};
 
 /// The request path's end of the hand-off. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EventSink {
     tx: SyncSender<Message>,
     durable: SyncSender<Durable>,
-    closed: Arc<AtomicBool>,
+    handoff: Arc<HandOff>,
     metrics: EventMetrics,
 }
 
@@ -50,7 +53,7 @@ impl EventSink {
     /// waiting; the receiver says true once they are fsynced. `None` when
     /// the hand-off is full or closed: nothing was taken.
     pub fn record_durable(&self, lines: Vec<u8>) -> Option<tokio::sync::oneshot::Receiver<bool>> {
-        if self.closed.load(Ordering::Relaxed) {
+        if self.handoff.closed.load(Ordering::Relaxed) {
             return None;
         }
         let (ack, answer) = tokio::sync::oneshot::channel();
@@ -60,37 +63,31 @@ impl EventSink {
 
     /// A sink whose records go to the returned receivers instead of a spool
     /// writer: tests read what was handed over there. Both queues hold
-    /// `capacity`.
-    pub fn detached(capacity: usize, metrics: EventMetrics) -> (EventSink, Handed) {
+    /// `capacity`; a full one drops clicks (nothing makes room).
+    pub fn detached(capacity: usize, metrics: EventMetrics) -> (EventSink, Detached) {
         let (tx, clicks) = sync_channel(capacity);
         let (durable_tx, durable) = sync_channel(capacity);
         let sink = EventSink {
             tx,
             durable: durable_tx,
-            closed: Arc::new(AtomicBool::new(false)),
+            handoff: HandOff::new(Duration::ZERO),
             metrics,
         };
-        (sink, Handed { clicks, durable })
+        (sink, Detached { clicks, durable })
     }
 
-    /// Records one click without waiting. Never fails the request: an event
-    /// that cannot be queued is counted and dropped.
-    pub fn record(&self, record: ClickRecord) {
-        if self.closed.load(Ordering::Relaxed) {
-            self.metrics.event(EventResult::DroppedClosed, 1);
-            return;
-        }
-        match self.tx.try_send(Message::Click(record)) {
-            Ok(()) => self.metrics.event(EventResult::Accepted, 1),
-            Err(TrySendError::Full(_)) => self.metrics.event(EventResult::DroppedQueueFull, 1),
-            Err(TrySendError::Disconnected(_)) => self.metrics.event(EventResult::DroppedClosed, 1),
-        }
+    /// Records one click without blocking. Never fails the request: a click
+    /// that finds the queue full is given back to wait for room with
+    /// (`Handed::Wait`), or, when the writer makes no progress, counted and
+    /// dropped.
+    pub fn record(&self, record: ClickRecord) -> Handed {
+        handoff::hand(&self.tx, &self.handoff, &self.metrics, record)
     }
 }
 
 /// The far ends of a detached sink's two queues.
 #[derive(Debug)]
-pub struct Handed {
+pub struct Detached {
     pub clicks: Receiver<Message>,
     pub durable: Receiver<Durable>,
 }
@@ -138,7 +135,12 @@ impl EventPipeline {
         )?;
         crate::metrics::spool_max_bytes().set(events.spool_max_bytes as f64);
         let stats = writer.stats();
-        let pipeline = EventPipeline::start(writer, events.queue_capacity, metrics)?;
+        let pipeline = EventPipeline::start(
+            writer,
+            events.queue_capacity,
+            Duration::from_millis(events.max_wait_ms),
+            metrics,
+        )?;
         Ok((pipeline, stats))
     }
 
@@ -146,18 +148,23 @@ impl EventPipeline {
     pub fn start(
         writer: SpoolWriter,
         queue_capacity: usize,
+        max_wait: Duration,
         metrics: EventMetrics,
     ) -> std::io::Result<EventPipeline> {
         let (tx, rx) = sync_channel(queue_capacity);
         let (durable, durable_rx) = sync_channel(DURABLE_QUEUE);
+        let handoff = HandOff::new(max_wait);
         let thread = std::thread::Builder::new()
             .name("refedge-spool".into())
-            .spawn(move || writer.run(rx, durable_rx))?;
+            .spawn({
+                let handoff = Arc::clone(&handoff);
+                move || writer.run(rx, durable_rx, &handoff)
+            })?;
         Ok(EventPipeline {
             sink: EventSink {
                 tx,
                 durable,
-                closed: Arc::new(AtomicBool::new(false)),
+                handoff,
                 metrics,
             },
             thread: Some(thread),
@@ -172,7 +179,7 @@ impl EventPipeline {
     /// writer spool everything queued and fsync, and waits for it up to
     /// `deadline`. Returns false if the writer did not finish in time.
     pub fn close(mut self, deadline: Duration) -> bool {
-        self.sink.closed.store(true, Ordering::SeqCst);
+        self.sink.handoff.closed.store(true, Ordering::SeqCst);
         let until = Instant::now() + deadline;
         let mut message = Message::Close;
         loop {

@@ -14,7 +14,7 @@ use http_body_util::Full;
 
 use crate::attribution::{Attribution, ClickId};
 use crate::config::{AttributionConfig, GpcPolicy, LinksConfig, PrivacyConfig, ServerConfig};
-use crate::events::{ClickRecord, ClickText, EventSink, Outcome};
+use crate::events::{ClickRecord, ClickText, EventSink, Handed, Outcome};
 use crate::hostname;
 use crate::links::{LinkStatus, LinkStore, Resolution, ShortCode};
 use crate::metrics::{RequestMetrics, RequestOutcome};
@@ -264,8 +264,8 @@ impl Edge {
         );
         let status = link.redirect().status();
         let text = click_text(req, code, host, Some(&location));
-        let response = redirect(status, location, decision.set_cookie);
-        self.events.record(ClickRecord {
+        let mut response = redirect(status, location, decision.set_cookie);
+        let handed = self.events.record(ClickRecord {
             click_id,
             occurred_at_ms: now_ms,
             outcome: Outcome::Redirected,
@@ -284,6 +284,7 @@ impl Edge {
             gpc,
             keep_ip: !untracked,
         });
+        wait_with(&mut response, handed);
         (RequestOutcome::Redirected, response)
     }
 
@@ -317,7 +318,7 @@ impl Edge {
                 "this link has expired\n",
             ),
         };
-        let response = match &self.fallback {
+        let mut response = match &self.fallback {
             Some(fallback) => redirect(StatusCode::FOUND, fallback.clone(), None),
             None => page(page_status, body),
         };
@@ -325,7 +326,7 @@ impl Edge {
         let bot = visitor::classify(&self.bots, req.method(), headers);
         let gpc = visitor::gpc(headers);
         let cookie = self.cookie(headers, now_ms);
-        self.events.record(ClickRecord {
+        let handed = self.events.record(ClickRecord {
             click_id: ClickId::new(now_ms),
             occurred_at_ms: now_ms,
             outcome,
@@ -347,7 +348,17 @@ impl Edge {
             gpc,
             keep_ip: !(gpc && self.gpc == GpcPolicy::Honor),
         });
+        wait_with(&mut response, handed);
         (metric, response)
+    }
+}
+
+/// A click that must wait for room in the hand-off travels in its answer's
+/// extensions, and the connection's service awaits it before sending the
+/// answer (`http::service`): the answer is built, only its sending waits.
+fn wait_with(response: &mut Response<Full<Bytes>>, handed: Handed) {
+    if let Handed::Wait(waiting) = handed {
+        response.extensions_mut().insert(waiting);
     }
 }
 

@@ -19,6 +19,7 @@ use hyper::service::Service;
 use super::router::{ConnInfo, Edge};
 use super::{Intake, intake};
 use crate::admin::Admin;
+use crate::events::Waiting;
 
 /// One connection's click service.
 #[derive(Debug, Clone)]
@@ -80,10 +81,19 @@ impl Service<Request<Incoming>> for Clicks {
                 Ok(with_hsts(response, hsts.as_ref()))
             }));
         }
-        let response = match self.to_https {
+        let mut response = match self.to_https {
             Some(port) => super::https_redirect(&req, port),
             None => self.edge.handle(&req, &self.conn),
         };
+        // A click that found the hand-off full waits for room before its
+        // answer goes out (back-pressure: `events::handoff`).
+        if let Some(waiting) = response.extensions_mut().remove::<Box<Waiting>>() {
+            let hsts = self.hsts.clone();
+            return Answer::Later(Box::pin(async move {
+                waiting.finish().await;
+                Ok(with_hsts(response, hsts.as_ref()))
+            }));
+        }
         Answer::Now(ready(Ok(with_hsts(response, self.hsts.as_ref()))))
     }
 }
@@ -102,7 +112,8 @@ fn with_hsts(
 
 type Answered = Result<Response<Full<Bytes>>, Infallible>;
 
-/// A click is answered at once; a conversion when it is durable.
+/// A click is answered at once (unless it waits for room in the hand-off);
+/// a conversion when it is durable.
 pub enum Answer {
     Now(Ready<Answered>),
     Later(Pin<Box<dyn Future<Output = Answered> + Send>>),

@@ -119,6 +119,8 @@ static DURATION: DurationHistogram<{ DURATION_BUCKETS.len() + 2 }> =
     DurationHistogram::new(DURATION_BUCKETS);
 static SPOOL_WRITE: DurationHistogram<{ SPOOL_WRITE_BUCKETS.len() + 2 }> =
     DurationHistogram::new(SPOOL_WRITE_BUCKETS);
+static HANDOFF_WAIT: DurationHistogram<{ WAIT_BUCKETS.len() + 2 }> =
+    DurationHistogram::new(WAIT_BUCKETS);
 static WRITER_LATE: DurationHistogram<{ SPOOL_WRITE_BUCKETS.len() + 2 }> =
     DurationHistogram::new(SPOOL_WRITE_BUCKETS);
 /// Whether this process counts requests or click events (an edge does, the
@@ -193,6 +195,11 @@ impl EventMetrics {
     pub fn writer_late(&self, late: std::time::Duration) {
         WRITER_LATE.record(late);
     }
+
+    /// How long a click waited for room in a full hand-off.
+    pub fn handoff_wait(&self, waited: std::time::Duration) {
+        HANDOFF_WAIT.record(waited);
+    }
 }
 
 impl Default for EventMetrics {
@@ -254,6 +261,7 @@ pub(super) fn publish_and_render(text_of_registry: impl FnOnce() -> String) -> S
             help(SPOOL_WRITER_LATE_SECONDS),
             &mut text,
         );
+        HANDOFF_WAIT.render(EVENTS_WAIT_SECONDS, help(EVENTS_WAIT_SECONDS), &mut text);
     }
     text
 }

@@ -37,6 +37,8 @@ metrics! {
         "Time one batch of events took to append to the spool, in seconds.";
     SPOOL_WRITER_LATE_SECONDS = "refedge_spool_writer_late_seconds", Histogram,
         "How late the writer thread woke for its next pass (past events.flush_interval_ms), in seconds.";
+    EVENTS_WAIT_SECONDS = "refedge_events_wait_seconds", Histogram,
+        "How long clicks that found the hand-off full waited for room (their answers waited too), in seconds.";
     COOKIES_TOTAL = "refedge_cookies_total", Counter,
         "Attribution cookies sent with requests, by result of their check.";
     LINK_LINES_REJECTED_TOTAL = "refedge_link_lines_rejected_total", Counter,
@@ -123,6 +125,13 @@ pub const DURATION_BUCKETS: &[f64] = &[
 /// thread's budget, one second more).
 pub const SPOOL_WRITE_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Histogram buckets for a click's wait for room in the hand-off: from
+/// 100 µs (room at the writer's next pass) to 10 s (`events.max_wait_ms`
+/// is at most that in practice).
+pub const WAIT_BUCKETS: &[f64] = &[
+    0.000_1, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 #[cfg(test)]

@@ -389,3 +389,64 @@ impl TcpListenerGone {
         .await
     }
 }
+
+/// Runs `clients` keep-alive clients for `secs` against an edge whose
+/// hand-off holds two clicks and whose writer passes every 50 ms, so that
+/// most clicks find it full; then stops the edge and returns what was
+/// answered, what was spooled and the hand-off's counters.
+async fn overload(max_wait_ms: &str) -> (u64, usize, f64, f64) {
+    let fixture = Fixture::new(LINKS);
+    let mut edge = spawn_binary(&fixture.env(&[
+        ("REFEDGE_EVENTS_QUEUE_CAPACITY", "2"),
+        ("REFEDGE_EVENTS_FLUSH_INTERVAL_MS", "50"),
+        ("REFEDGE_EVENTS_MAX_WAIT_MS", max_wait_ms),
+    ]));
+    wait_ready(edge.admin).await;
+    let load = Load::start(edge.public, 16, &["/demo", "/t307", "/nosuchcode"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let result = load.finish().await;
+    let dropped = metric(
+        edge.admin,
+        r#"refedge_events_total{result="dropped_queue_full"}"#,
+    )
+    .await;
+    let waits = metric(edge.admin, "refedge_events_wait_seconds_count").await;
+    edge.signal("TERM");
+    assert!(
+        tokio::task::spawn_blocking(move || edge.wait())
+            .await
+            .unwrap()
+            .success()
+    );
+    assert_eq!(result.errors, 0);
+    let events = fixture.events();
+    assert_schema_valid(&events);
+    (
+        result.redirects + result.other,
+        events.len(),
+        dropped,
+        waits,
+    )
+}
+
+/// Back-pressure: while the writer makes progress, a click that finds the
+/// hand-off full waits for room (its answer with it) instead of being
+/// dropped, so every answered request has its event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_slows_answers_and_loses_no_click() {
+    let (answered, spooled, dropped, waits) = overload("5000").await;
+    assert!(answered > 50, "load ran: {answered}");
+    assert!(waits > 0.0, "clicks found the hand-off full and waited");
+    assert_eq!(dropped, 0.0);
+    assert_eq!(spooled as u64, answered, "one event per answered request");
+}
+
+/// With waiting off (`events.max_wait_ms = 0`) the same overload drops
+/// clicks, counted: what back-pressure saves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_waiting_the_same_overload_drops_counted_clicks() {
+    let (answered, spooled, dropped, waits) = overload("0").await;
+    assert!(dropped > 0.0, "clicks dropped at a full hand-off");
+    assert_eq!(waits, 0.0);
+    assert_eq!(spooled as u64 + dropped as u64, answered);
+}

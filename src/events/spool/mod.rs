@@ -22,6 +22,7 @@ use crate::metrics::EventMetrics;
 
 use super::ClickRecord;
 use super::enrich::{Enricher, RepeatKeys};
+use super::handoff::HandOff;
 use disk::{Appender, Batch, Disk};
 
 /// Events go to the file once this many bytes are buffered, even before the
@@ -141,6 +142,8 @@ pub struct SpoolWriter {
     node: String,
     disk: Disk,
     metrics: EventMetrics,
+    /// Clicks taken from the hand-off so far.
+    clicks_taken: u64,
 }
 
 impl std::fmt::Debug for SpoolWriter {
@@ -191,6 +194,7 @@ impl SpoolWriter {
             node,
             disk,
             metrics,
+            clicks_taken: 0,
         }
     }
 
@@ -265,6 +269,7 @@ impl SpoolWriter {
         while self.disk.has_room() {
             match rx.try_recv() {
                 Ok(Message::Click(record)) => {
+                    self.clicks_taken += 1;
                     let keys = self.enricher.repeat_keys(&record);
                     self.enricher.repeats.prefetch(&keys);
                     if let Some((before, keys)) = ahead.replace((record, keys)) {
@@ -293,7 +298,9 @@ impl SpoolWriter {
     /// request path nothing and delays events by at most one flush interval,
     /// which the batching allows anyway. While the disk thread is behind by
     /// `WRITE_BUDGET_BYTES`, events are left in the hand-off.
-    pub fn run(mut self, rx: Receiver<Message>, durable: Receiver<Durable>) {
+    /// After a pass that took clicks it tells `handoff`, so that clicks
+    /// waiting for room try again.
+    pub fn run(mut self, rx: Receiver<Message>, durable: Receiver<Durable>, handoff: &HandOff) {
         let flush_every = self.config.flush_interval;
         let fsync_every = self.config.fsync_interval;
         let mut next_sync = Instant::now() + fsync_every;
@@ -304,7 +311,12 @@ impl SpoolWriter {
             // as a slow disk does: how late each pass starts shows which.
             self.metrics
                 .writer_late(woke.saturating_duration_since(due));
-            if self.drain(&rx, &durable) {
+            let taken = self.clicks_taken;
+            let closing = self.drain(&rx, &durable);
+            if self.clicks_taken != taken {
+                handoff.writer_took_events();
+            }
+            if closing {
                 // Senders that raced the close are kept too.
                 while let Ok(message) = rx.try_recv() {
                     self.take(message);
