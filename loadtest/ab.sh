@@ -5,11 +5,17 @@
 # per request, and the clicks it could not keep (dropped_queue_full): a rate
 # bought by dropping clicks shows. SINK=kafka ships to a Tansu broker started
 # afresh for each binary's round, and the CPU then includes librdkafka's threads.
-# The writer thread's own CPU per event is read from its schedstat (ns).
+# The writer thread's own CPU per event is read from its schedstat (ns); the
+# longest spool append and the latest writer pass (upper bounds of the
+# highest non-empty buckets of refedge_spool_write_seconds and
+# refedge_spool_writer_late_seconds) say which stalled when clicks wait or
+# drop, and `waits` counts the clicks that waited for room (builds with
+# back-pressure). NOISE=1 runs a neighbour writing and fsyncing 256 MiB
+# files on the spool's file system during every round.
 # Usage: loadtest/ab.sh BIN_A BIN_B [ROUNDS]
 #   env: LINKS=100000, CODES=5000 (how many of them wrk draws from; 0 = all),
-#   SECS=10, SINK=spool, QUERY (a query string every request carries, as
-#   run.sh's `utm_campaign=spring`; none by default)
+#   SECS=10, SINK=spool, NOISE=0, QUERY (a query string every request
+#   carries, as run.sh's `utm_campaign=spring`; none by default)
 # Prints one line per round and binary; writes nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,22 +26,12 @@ case $SINK in spool | kafka) ;; *) echo "SINK is spool or kafka" >&2; exit 2 ;; 
 for tool in wrk curl; do need $tool; done
 if [ "$SINK" = kafka ]; then need_tansu; fi
 work_dir
-python3 loadtest/gen_links.py "$LINKS" 42 >"$WORK/links.jsonl" 2>/dev/null
-awk -F'"' -v max="$CODES" '!/"domain"/ && (max == 0 || n++ < max) {print $4}' "$WORK/links.jsonl" >"$WORK/codes.txt"
-cat >"$WORK/random.lua" <<LUA
-local codes = {}
-for line in io.lines("$WORK/codes.txt") do codes[#codes + 1] = line end
-math.randomseed(7)
-wrk.headers["User-Agent"] = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) Safari/604.1"
-request = function() return wrk.format("GET", "/" .. codes[math.random(#codes)] .. "${QUERY:+?$QUERY}") end
-LUA
+wrk_random "$LINKS" "$CODES"
 PUBLIC=127.0.0.1:18183
 ADMIN=127.0.0.1:19193
 BROKER_PORT=19493
 echo "sink: $SINK"
-echo "round binary req/s cpu_us_per_request writer_us_per_event dropped_queue_full"
-# Nanoseconds the process's thread named $2 has run.
-thread_ns() { awk '{print $1}' "$(dirname "$(grep -lx "$2" /proc/$1/task/*/comm | head -1)")/schedstat"; }
+echo "round binary req/s cpu_us_per_request writer_us_per_event dropped_queue_full waits longest_write_le latest_pass_le"
 for r in $(seq 1 "$ROUNDS"); do
   for v in A B; do
     bin=$A; [ $v = B ] && bin=$B
@@ -54,14 +50,21 @@ for r in $(seq 1 "$ROUNDS"); do
     P=$!
     until curl -fs "http://$ADMIN/readyz" >/dev/null 2>&1; do sleep 0.05; done
     wrk -t2 -c64 -d2s -s "$WORK/random.lua" "http://$PUBLIC" >/dev/null
+    if [ "${NOISE:-0}" = 1 ]; then noise_start "$WORK"; fi
     t0=$(cpu_ticks $P) w0=$(thread_ns $P refedge-spool)
     wrk -t2 -c64 -d"${SECS}s" -s "$WORK/random.lua" "http://$PUBLIC" >"$WORK/wrk.txt"
     t1=$(cpu_ticks $P) w1=$(thread_ns $P refedge-spool)
-    dropped=$(curl -s "http://$ADMIN/metrics" | awk '$1 ~ /result="dropped_queue_full"/ {print $2}')
+    noise_stop
+    curl -s "http://$ADMIN/metrics" >"$WORK/metrics.txt"
+    dropped=$(awk '$1 ~ /result="dropped_queue_full"/ {print $2}' "$WORK/metrics.txt")
+    waits=$(awk '$1 == "refedge_events_wait_seconds_count" {print $2}' "$WORK/metrics.txt")
+    write=$(bucket_le "$WORK/metrics.txt" refedge_spool_write_seconds 1)
+    late=$(bucket_le "$WORK/metrics.txt" refedge_spool_writer_late_seconds 1)
     kill -TERM $P; wait $P 2>/dev/null || true
     if [ "$SINK" = kafka ]; then kill -9 $BROKER; wait $BROKER 2>/dev/null || true; fi
-    awk -v r=$r -v v=$v -v t=$((t1 - t0)) -v w=$((w1 - w0)) -v hz=$HZ -v d=${dropped:-0} '
+    awk -v r=$r -v v=$v -v t=$((t1 - t0)) -v w=$((w1 - w0)) -v hz=$HZ -v d=${dropped:-0} \
+      -v wt=${waits:--} -v wr=$write -v la=$late '
       /requests in/ {n = $1} /Requests\/sec/ {rps = $2}
-      END {printf "%s %s %.0f %.2f %.3f %s\n", r, v, rps, t * 1e6 / hz / n, w / 1000 / n, d}' "$WORK/wrk.txt"
+      END {printf "%s %s %.0f %.2f %.3f %s %s %s %s\n", r, v, rps, t * 1e6 / hz / n, w / 1000 / n, d, wt, wr, la}' "$WORK/wrk.txt"
   done
 done

@@ -67,3 +67,42 @@ http {
   access_log off;
 NGINX
 }
+
+# wrk_random LINKS [CODES]: $WORK/links.jsonl with LINKS deterministic links,
+# and $WORK/random.lua, a wrk script requesting codes drawn at random from the
+# first CODES of them not bound to a domain (0, the default: all), with a
+# phone browser's user agent and $QUERY as the query string when set.
+wrk_random() {
+  python3 loadtest/gen_links.py "$1" 42 >"$WORK/links.jsonl" 2>/dev/null
+  awk -F'"' -v max="${2:-0}" '!/"domain"/ && (max == 0 || n++ < max) {print $4}' "$WORK/links.jsonl" >"$WORK/codes.txt"
+  cat >"$WORK/random.lua" <<LUA
+local codes = {}
+for line in io.lines("$WORK/codes.txt") do codes[#codes + 1] = line end
+math.randomseed(7)
+wrk.headers["User-Agent"] = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) Safari/604.1"
+request = function() return wrk.format("GET", "/" .. codes[math.random(#codes)] .. "${QUERY:+?$QUERY}") end
+LUA
+}
+
+# bucket_le FILE HISTOGRAM Q: in a /metrics text, the upper bound of the
+# bucket of HISTOGRAM that holds quantile Q of its samples (Q = 1: its
+# highest non-empty bucket); "-" when it has none.
+bucket_le() {
+  awk -v h="$2_bucket" -v q="$3" -F'[{}" ]+' '$1 == h { le[n] = $3; c[n++] = $NF }
+    END { if (n == 0 || c[n - 1] == 0) { print "-"; exit }
+      for (i = 0; i < n; i++) if (c[i] >= q * c[n - 1]) { print le[i]; exit } }' "$1"
+}
+
+# noise_start DIR / noise_stop: a neighbour writing and fsyncing 256 MiB
+# files in DIR (the spool's file system) until stopped.
+noise_start() {
+  NOISE_DIR=$1
+  (while :; do dd if=/dev/zero of="$NOISE_DIR/noise" bs=1M count=256 conv=fsync status=none; rm -f "$NOISE_DIR/noise"; done) &
+  NOISE_PID=$!
+}
+noise_stop() {
+  [ -n "${NOISE_PID:-}" ] || return 0
+  kill "$NOISE_PID"; wait "$NOISE_PID" 2>/dev/null || true
+  rm -f "$NOISE_DIR/noise"
+  NOISE_PID=
+}

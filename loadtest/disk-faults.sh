@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Real disk faults at saturation: the spool lives on a FUSE pass-through
+# (loadtest/faultfs.py) whose writes stall or fail on demand, and wrk
+# (-t2 -c64, keep-alive, 5,000 random codes) drives the edge at its maximum
+# rate. Cases, each on a fresh edge and spool:
+#   healthy   the same load, nothing wrong
+#   stall2    every write stalls for 2 s in the middle of the run
+#   stall6    for 6 s: longer than the hand-off and events.max_wait_ms ride out
+#   fail      writes fail with EIO (a dying disk) for the whole measured run
+#   noisy     a neighbour writes and fsyncs 256 MiB files on the spool's file system
+# Per case: req/s, wrk's longest answer, the answers the edge gave
+# (refedge_requests_total), the events in the spool, every dropped_* and
+# spool_failed, and the hand-off waits (count, p99 and max bucket of
+# refedge_events_wait_seconds). With several binaries (BINS="A B") each case
+# runs for each, in turn: a before/after in one run.
+# Usage: loadtest/disk-faults.sh [SECS]      env: BINS (default: the release build), OUT
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-10}
+. loadtest/lib.sh
+for tool in wrk curl; do need $tool; done
+need fusermount fuse
+[ -e /usr/lib/x86_64-linux-gnu/libfuse.so.2 ] || need fusermount libfuse2
+python3 -c 'import fuse' 2>/dev/null ||
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore fusepy==3.0.1
+if [ -z "${BINS:-}" ]; then build_refedge; BINS=$BIN; fi
+results_dir disk-faults
+work_dir
+mkdir -p "$WORK/backing" "$WORK/mnt" "$WORK/control"
+python3 loadtest/faultfs.py "$WORK/backing" "$WORK/mnt" "$WORK/control" 2>"$WORK/faultfs.log" &
+FS=$!
+trap 'fusermount -u "$WORK/mnt" 2>/dev/null; kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+until mountpoint -q "$WORK/mnt"; do sleep 0.1; done
+wrk_random 5000
+PUBLIC=127.0.0.1:18283
+ADMIN=127.0.0.1:19293
+
+# sum_metric NAME_REGEX: the sum of the matching series in $WORK/metrics.txt.
+sum_metric() { awk -v re="$1" '$1 ~ re {s += $2} END {printf "%d", s}' "$WORK/metrics.txt"; }
+echo "binary case req_per_s wrk_max_latency answered spooled dropped_queue_full spool_failed dropped_other waits wait_p99_le wait_max_le" >"$OUT/raw/rows.txt"
+for case in healthy stall2 stall6 fail noisy; do
+  for bin in $BINS; do
+    rm -rf "$WORK/backing/spool" "$WORK/control"/*
+    REFEDGE_SERVER_LISTEN=$PUBLIC REFEDGE_ADMIN_LISTEN=$ADMIN REFEDGE_LINKS_FILE="$WORK/links.jsonl" \
+      REFEDGE_EVENTS_SPOOL_DIR="$WORK/mnt/spool" REFEDGE_ATTRIBUTION_SECRET=loadtest-secret-0123456789 \
+      REFEDGE_LOG_LEVEL=warn "$bin" serve --config /dev/null 2>>"$WORK/edge.log" &
+    P=$!
+    until curl -fs "http://$ADMIN/readyz" >/dev/null 2>&1; do sleep 0.05; done
+    wrk -t2 -c64 -d2s -s "$WORK/random.lua" "http://$PUBLIC" >/dev/null
+    curl -s "http://$ADMIN/metrics" >"$WORK/metrics-before.txt"
+    case $case in
+      stall2 | stall6)
+        (sleep $((SECS / 3)); touch "$WORK/control/stall"; sleep "${case#stall}"; rm -f "$WORK/control/stall") &
+        ;;
+      fail) touch "$WORK/control/fail" ;;
+      noisy) noise_start "$WORK/backing" ;;
+    esac
+    wrk -t2 -c64 -d"${SECS}s" --latency -s "$WORK/random.lua" "http://$PUBLIC" >"$WORK/wrk.txt"
+    noise_stop
+    livez=$(curl -s -o /dev/null -w '%{http_code}' "http://$ADMIN/livez")
+    rm -f "$WORK/control"/*
+    sleep 1
+    curl -s "http://$ADMIN/metrics" >"$WORK/metrics.txt"
+    kill -TERM $P; wait $P 2>/dev/null || true
+    cp "$WORK/wrk.txt" "$OUT/raw/$case-$(basename "$bin")-wrk.txt"
+    cp "$WORK/metrics.txt" "$OUT/raw/$case-$(basename "$bin")-metrics.txt"
+    spooled=$(cat "$WORK/backing/spool"/*.jsonl 2>/dev/null | grep -c '"type":"click"' || true)
+    # The warm-up's answers and events are in both counts: the spool is whole.
+    answered=$(sum_metric '^refedge_requests_total')
+    rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$WORK/wrk.txt")
+    max=$(awk '/Latency/ && !/Distribution/ {print $4; exit}' "$WORK/wrk.txt")
+    echo "$(basename "$bin") $case $rps $max $answered $spooled $(sum_metric 'result="dropped_queue_full"') \
+$(sum_metric 'result="spool_failed"') $(sum_metric 'result="dropped_(closed|spool_full)"') \
+$(sum_metric '^refedge_events_wait_seconds_count') $(bucket_le "$WORK/metrics.txt" refedge_events_wait_seconds 0.99) \
+$(bucket_le "$WORK/metrics.txt" refedge_events_wait_seconds 1) livez=$livez" | tee -a "$OUT/raw/rows.txt"
+  done
+done
+
+{
+  echo "# Disk faults at saturation"
+  echo
+  echo "Command: \`$(printf '%s ' BINS=\""$BINS"\" bash loadtest/disk-faults.sh "$SECS")\`; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); wrk -t2 -c64 for ${SECS} s after a 2 s warm-up, 5,000 links; the spool on a FUSE pass-through (\`loadtest/faultfs.py\`, fusepy over libfuse2) whose writes stall or fail on demand."
+  echo
+  echo "| binary | case | req/s | wrk's longest answer | answered | spooled | dropped_queue_full | spool_failed | other drops | waits | wait p99 ≤ | longest wait ≤ | /livez |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+  tail -n +2 "$OUT/raw/rows.txt" | awk '{sub("livez=", "", $13); printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13}'
+  echo
+  echo "answered = \`refedge_requests_total\` (warm-up included); spooled = click lines in the spool after SIGTERM; a click is kept when answered = spooled."
+} >"$OUT/report.md"
+cat "$OUT/report.md"
