@@ -32,6 +32,8 @@ ADMIN=127.0.0.1:19193
 BROKER_PORT=19493
 echo "sink: $SINK"
 echo "round binary req/s cpu_us_per_request writer_us_per_event dropped_queue_full waits longest_write_le latest_pass_le"
+# Nanoseconds the process's thread named $2 has run.
+thread_ns() { awk '{print $1}' "$(dirname "$(grep -lx "$2" /proc/$1/task/*/comm | head -1)")/schedstat"; }
 for r in $(seq 1 "$ROUNDS"); do
   for v in A B; do
     bin=$A; [ $v = B ] && bin=$B
