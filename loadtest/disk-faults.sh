@@ -4,8 +4,9 @@
 # (-t2 -c64, keep-alive, 5,000 random codes) drives the edge at its maximum
 # rate. Cases, each on a fresh edge and spool:
 #   healthy   the same load, nothing wrong
-#   stall2    every write stalls for 2 s in the middle of the run
-#   stall6    for 6 s: longer than the hand-off and events.max_wait_ms ride out
+#   stallN    every write stalls for N s a third into the run, for each N in
+#             STALLS (default "2 4 8": within what the hand-off's buffers ride
+#             out, within that plus events.max_wait_ms, and beyond both)
 #   fail      writes fail with EIO (a dying disk) for the whole measured run
 #   noisy     a neighbour writes and fsyncs 256 MiB files on the spool's file system
 # Per case: req/s, wrk's longest answer, the answers the edge gave
@@ -13,7 +14,7 @@
 # spool_failed, and the hand-off waits (count, p99 and max bucket of
 # refedge_events_wait_seconds). With several binaries (BINS="A B") each case
 # runs for each, in turn: a before/after in one run.
-# Usage: loadtest/disk-faults.sh [SECS]      env: BINS (default: the release build), OUT
+# Usage: loadtest/disk-faults.sh [SECS]   env: BINS (default: the release build), STALLS, OUT
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
@@ -38,7 +39,8 @@ ADMIN=127.0.0.1:19293
 # sum_metric NAME_REGEX: the sum of the matching series in $WORK/metrics.txt.
 sum_metric() { awk -v re="$1" '$1 ~ re {s += $2} END {printf "%d", s}' "$WORK/metrics.txt"; }
 echo "binary case req_per_s wrk_max_latency answered spooled dropped_queue_full spool_failed dropped_other waits wait_p99_le wait_max_le" >"$OUT/raw/rows.txt"
-for case in healthy stall2 stall6 fail noisy; do
+STALLS=${STALLS:-2 4 8}
+for case in healthy $(printf 'stall%s ' $STALLS) fail noisy; do
   for bin in $BINS; do
     rm -rf "$WORK/backing/spool" "$WORK/control"/*
     REFEDGE_SERVER_LISTEN=$PUBLIC REFEDGE_ADMIN_LISTEN=$ADMIN REFEDGE_LINKS_FILE="$WORK/links.jsonl" \
@@ -49,8 +51,9 @@ for case in healthy stall2 stall6 fail noisy; do
     wrk -t2 -c64 -d2s -s "$WORK/random.lua" "http://$PUBLIC" >/dev/null
     curl -s "http://$ADMIN/metrics" >"$WORK/metrics-before.txt"
     case $case in
-      stall2 | stall6)
+      stall*)
         (sleep $((SECS / 3)); touch "$WORK/control/stall"; sleep "${case#stall}"; rm -f "$WORK/control/stall") &
+        STALLER=$!
         ;;
       fail) touch "$WORK/control/fail" ;;
       noisy) noise_start "$WORK/backing" ;;
@@ -58,6 +61,7 @@ for case in healthy stall2 stall6 fail noisy; do
     wrk -t2 -c64 -d"${SECS}s" --latency -s "$WORK/random.lua" "http://$PUBLIC" >"$WORK/wrk.txt"
     noise_stop
     livez=$(curl -s -o /dev/null -w '%{http_code}' "http://$ADMIN/livez")
+    [ -n "${STALLER:-}" ] && { wait "$STALLER"; STALLER=; }
     rm -f "$WORK/control"/*
     sleep 1
     curl -s "http://$ADMIN/metrics" >"$WORK/metrics.txt"
