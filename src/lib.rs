@@ -19,7 +19,9 @@
 //!     ├─► attribution: verify cookie, decide first/last touch, click id
 //!     └─► response: status + Location (http::query) + Set-Cookie   ← sent now
 //!            │
-//!   events::EventSink::record — synchronous, bounded, never waits
+//!   events::EventSink::record — synchronous, bounded, never blocks; a full
+//!   hand-off gives the click back (events::handoff::Waiting), and the
+//!   service sends the answer once the writer made room for it
 //!            │
 //!   events::spool writer thread: events::enrich (GeoIP, device, repeat,
 //!   address privacy), events::line (one JSON line), batches handed to
