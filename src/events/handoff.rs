@@ -15,7 +15,8 @@
 //!
 //! The writer thread never blocks on the queue (it polls every flush
 //! interval), so it tells waiters about room with one `notify_waiters` per
-//! pass, and only while somebody waits.
+//! pass, and only while somebody waits. The messages of the hand-off's two
+//! queues (clicks, and durable lines) are declared here too.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -27,7 +28,25 @@ use tokio::sync::Notify;
 use crate::metrics::{EventMetrics, EventResult};
 
 use super::ClickRecord;
-use super::spool::Message;
+
+/// What the writer is told through the hand-off.
+#[derive(Debug)]
+pub enum Message {
+    Click(ClickRecord),
+    /// Write everything queued, fsync and stop.
+    Close,
+}
+
+/// Spool lines that must be durable before their sender is answered (a
+/// conversion), handed over on a queue of their own so that a flood of
+/// clicks never refuses them: written (already encoded, newline-terminated),
+/// then answered through `ack`, true once they are fsynced, false when they
+/// could not be kept (spool full, write failed).
+#[derive(Debug)]
+pub struct Durable {
+    pub lines: Vec<u8>,
+    pub ack: tokio::sync::oneshot::Sender<bool>,
+}
 
 /// What the request path and the writer share about the queue between them.
 #[derive(Debug)]

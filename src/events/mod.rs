@@ -35,7 +35,7 @@ use crate::metrics::EventMetrics;
 use crate::privacy::IpPolicy;
 use crate::visitor::device::DeviceParser;
 use enrich::{Enricher, RepeatTracker};
-pub use spool::{Durable, Message};
+pub use handoff::{Durable, Message};
 
 pub use handoff::{HandOff, Handed, Waiting};
 

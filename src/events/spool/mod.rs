@@ -22,7 +22,7 @@ use crate::metrics::EventMetrics;
 
 use super::ClickRecord;
 use super::enrich::{Enricher, RepeatKeys};
-use super::handoff::HandOff;
+use super::handoff::{Durable, HandOff, Message};
 use disk::{Appender, Batch, Disk};
 
 /// Events go to the file once this many bytes are buffered, even before the
@@ -31,25 +31,6 @@ const BUFFER_FLUSH_BYTES: usize = 256 * 1024;
 
 /// Segment file suffix.
 pub const SEGMENT_SUFFIX: &str = ".jsonl";
-
-/// What the writer is told through the hand-off.
-#[derive(Debug)]
-pub enum Message {
-    Click(ClickRecord),
-    /// Write everything queued, fsync and stop.
-    Close,
-}
-
-/// Spool lines that must be durable before their sender is answered (a
-/// conversion), handed over on a queue of their own so that a flood of
-/// clicks never refuses them: written (already encoded, newline-terminated),
-/// then answered through `ack`, true once they are fsynced, false when they
-/// could not be kept (spool full, write failed).
-#[derive(Debug)]
-pub struct Durable {
-    pub lines: Vec<u8>,
-    pub ack: tokio::sync::oneshot::Sender<bool>,
-}
 
 /// Size of the spool, kept by the disk thread (which adds) and the shipper
 /// (which deletes shipped segments).
