@@ -17,6 +17,8 @@
 //!     ├─► links::LinkStore::resolve(host, code)
 //!     ├─► visitor: client address (trusted proxies), bot?, Sec-GPC
 //!     ├─► attribution: verify cookie, decide first/last touch, click id
+//!     │   (a link-preview fetcher of a link with a preview: share::preview's
+//!     │   page instead; `/{code}/qr.svg|png`: share::qr, no event)
 //!     └─► response: status + Location (http::query) + Set-Cookie   ← sent now
 //!            │
 //!   events::EventSink::record — synchronous, bounded, never blocks; a full
@@ -24,7 +26,8 @@
 //!   service sends the answer once the writer made room for it
 //!            │
 //!   events::spool writer thread: events::enrich (GeoIP, device, repeat,
-//!   address privacy), events::line (one JSON line), batches handed to
+//!   address privacy), share::channel (from the Referer when the link's
+//!   parameter named none), events::line (one JSON line), batches handed to
 //!   spool::disk: its thread appends them to a segment under
 //!   events.spool_dir, fsync on an interval
 //!            │
@@ -65,6 +68,8 @@
 //! - [`visitor`]: client address, bots and preview fetchers, device, privacy
 //!   signals.
 //! - [`attribution`]: click ids, the signed cookie, first/last touch.
+//! - [`share`]: what an advocate shares: the click's channel, QR codes of
+//!   a link, the personal preview served to link-preview fetchers.
 //! - [`conversions`]: the intake and the conversion event.
 //! - [`matcher`]: `refedge match`: the join, the consumer group, the
 //!   per-partition click index, attributions out; the offline form.
@@ -104,6 +109,7 @@ pub mod node;
 pub mod prehashed;
 pub mod privacy;
 pub mod shape;
+pub mod share;
 pub mod shutdown;
 pub mod target;
 pub mod tls;

@@ -145,6 +145,7 @@ impl Node {
         let admin = Arc::new(Admin {
             links: LinksApi {
                 editor: LinkEditor::new(store, publish),
+                channel_param: config.attribution.channel_param.clone(),
             },
             readiness,
             prometheus,

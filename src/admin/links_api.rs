@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::{json_error, method_not_allowed, respond};
 use crate::links::{Link, LinkEditor, LinkError, LinkRecord, ShortCode, load_into, load_threads};
+use crate::share::qr;
 
 /// Largest single-link body.
 pub const MAX_LINK_BODY: usize = 64 * 1024;
@@ -23,6 +24,8 @@ pub const MAX_BULK_BODY: usize = 64 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct LinksApi {
     pub editor: LinkEditor,
+    /// `attribution.channel_param`, named in the URL a QR code encodes.
+    pub channel_param: String,
 }
 
 fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
@@ -71,6 +74,51 @@ fn domain_param(query: Option<&str>) -> Option<String> {
 const MINT_MIN: u64 = 56_800_235_584;
 
 impl LinksApi {
+    /// `GET /v1/links/{code}/qr.svg|png`: the image the public listeners
+    /// serve for the code, for a print run, whatever the link's status.
+    /// `domain` names the host the code is printed for (a code bound to a
+    /// host is found by it); the URL is https. `None`: not such a path.
+    pub fn qr_image(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        headers: &http::HeaderMap,
+    ) -> Option<Response<Full<Bytes>>> {
+        let rest = path.strip_prefix("/v1/links/")?;
+        let (code, format) = qr::Format::split_path(rest)?;
+        if !ShortCode::is_valid(code) {
+            return Some(json_error(StatusCode::NOT_FOUND, "no such link: not a valid code"));
+        }
+        if method != Method::GET && method != Method::HEAD {
+            return Some(method_not_allowed("GET, HEAD"));
+        }
+        let params = match qr::QrParams::parse(query) {
+            Ok(params) => params,
+            Err(reason) => return Some(json_error(StatusCode::BAD_REQUEST, &reason)),
+        };
+        let domain = domain_param(query);
+        let store = self.editor.store();
+        let found = match domain.as_deref() {
+            Some(host) => store.get(Some(host), code).or_else(|| store.get(None, code)),
+            None => store.get(None, code),
+        };
+        if found.is_none() {
+            return Some(json_error(StatusCode::NOT_FOUND, "no such link"));
+        }
+        let Some(host) = domain.filter(|d| {
+            d.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':'))
+        }) else {
+            return Some(json_error(
+                StatusCode::BAD_REQUEST,
+                "domain: required: the host name the code is printed for",
+            ));
+        };
+        let url = qr::public_url(&format!("https://{host}"), code, &self.channel_param, params.channel);
+        Some(qr::respond(&url, &params, format, headers))
+    }
+
     /// Answers an authorised request under `/v1/links`.
     pub fn handle(
         &self,
@@ -228,6 +276,7 @@ mod tests {
     fn api() -> LinksApi {
         LinksApi {
             editor: LinkEditor::new(std::sync::Arc::new(crate::links::LinkStore::new()), None),
+            channel_param: "rf_ch".into(),
         }
     }
 

@@ -144,6 +144,12 @@ impl Admin {
         if let Err(denied) = self.authorize(&req) {
             return *denied;
         }
+        if let Some(image) =
+            self.links
+                .qr_image(req.method(), path, req.uri().query(), req.headers())
+        {
+            return image;
+        }
         let limit = if path == "/v1/links" {
             links_api::MAX_BULK_BODY
         } else {

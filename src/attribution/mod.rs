@@ -13,7 +13,7 @@ use http::HeaderValue;
 use crate::config::{AttributionConfig, AttributionModel};
 
 /// What attribution decided for one request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Decision {
     /// The id of this click; `None` for bots.
     pub click_id: Option<ClickId>,

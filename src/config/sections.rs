@@ -180,6 +180,8 @@ pub struct AttributionConfig {
     pub model: AttributionModel,
     /// Query parameter that carries the click id to the landing page.
     pub click_param: String,
+    /// Query parameter naming the share channel; consumed, never forwarded.
+    pub channel_param: String,
 }
 
 impl Default for AttributionConfig {
@@ -191,6 +193,7 @@ impl Default for AttributionConfig {
             window_days: 90,
             model: AttributionModel::FirstTouch,
             click_param: "rf_click".into(),
+            channel_param: "rf_ch".into(),
         }
     }
 }

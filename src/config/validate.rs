@@ -139,15 +139,22 @@ impl Config {
                 "must be between 1 and 3650",
             ));
         }
-        let param = &self.attribution.click_param;
-        if param.is_empty()
-            || !param
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
+        for (key, param) in [
+            ("attribution.click_param", &self.attribution.click_param),
+            ("attribution.channel_param", &self.attribution.channel_param),
+        ] {
+            if param.is_empty()
+                || !param
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return Err(ConfigError::key(key, "must be 1 or more of [0-9A-Za-z_-]"));
+            }
+        }
+        if self.attribution.channel_param == self.attribution.click_param {
             return Err(ConfigError::key(
-                "attribution.click_param",
-                "must be 1 or more of [0-9A-Za-z_-]",
+                "attribution.channel_param",
+                "must differ from attribution.click_param",
             ));
         }
         if self.events.queue_capacity == 0 {

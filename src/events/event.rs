@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::attribution::ClickId;
 use crate::links::LinkRef;
+use crate::share::channel::{self, Channel};
 
 use super::enrich::Enrichment;
 use super::line::json_event;
@@ -25,6 +26,8 @@ pub enum Outcome {
     NotFound,
     Expired,
     Disabled,
+    /// A link-preview fetcher was served the link's personal preview page.
+    Preview,
 }
 
 /// The text a click keeps — code, host, the `User-Agent` and `Referer` when
@@ -118,6 +121,9 @@ pub struct ClickRecord {
     pub gpc: bool,
     /// False when the visitor's privacy signal means the address is not kept.
     pub keep_ip: bool,
+    /// The channel the link's channel parameter named, if it did (the
+    /// writer infers one from the `Referer` otherwise).
+    pub channel: Option<Channel>,
 }
 
 json_event! {
@@ -157,6 +163,10 @@ json_event! {
         "browser" browser: Option<&'a str>,
         /// The same visitor clicked the same code within `events.repeat_window_secs`.
         "repeat" repeat: bool,
+        /// Where the share was seen (`share::channel`).
+        "channel" channel: &'static str,
+        /// `param`, `referer` or `none`.
+        "channel_source" channel_source: &'static str,
     }
 }
 
@@ -258,12 +268,14 @@ impl ClickRecord {
             prior_click_id: None,
             gpc: false,
             keep_ip: true,
+            channel: None,
         }
     }
 
     /// The event view of this record with what the writer added.
     pub fn event<'a>(&'a self, extra: &'a Enrichment, node: &'a str) -> ClickEvent<'a> {
         let link = self.link.as_ref();
+        let (channel, channel_source) = channel::of_click(self.channel, self.text.referer());
         ClickEvent {
             schema_version: SCHEMA_VERSION,
             kind: "click",
@@ -294,6 +306,8 @@ impl ClickRecord {
             os: extra.device.as_ref().and_then(|d| d.os.as_deref()),
             browser: extra.device.as_ref().and_then(|d| d.browser.as_deref()),
             repeat: extra.repeat,
+            channel: channel.as_str(),
+            channel_source: channel_source.as_str(),
         }
     }
 }
@@ -305,6 +319,7 @@ impl Outcome {
             Outcome::NotFound => "not_found",
             Outcome::Expired => "expired",
             Outcome::Disabled => "disabled",
+            Outcome::Preview => "preview",
         }
     }
 }
@@ -394,7 +409,8 @@ pub(crate) mod tests {
                 Outcome::NotFound,
                 Outcome::Expired,
                 Outcome::Disabled,
-            ][n as usize % 4],
+                Outcome::Preview,
+            ][n as usize % 5],
             code: text,
             host: text,
             advocate_id: opt(text),
@@ -419,6 +435,8 @@ pub(crate) mod tests {
             os: opt(text),
             browser: opt(text),
             repeat: n % 7 == 0,
+            channel: Channel::ALL[n as usize % Channel::ALL.len()].as_str(),
+            channel_source: ["param", "referer", "none"][n as usize % 3],
         }
     }
 

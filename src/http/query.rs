@@ -2,7 +2,7 @@
 //! map; forwarded query parameters are re-encoded so that nothing in them can
 //! end the query (`#`), break the header (CR, LF, NUL) or change the scheme,
 //! host or path. A parameter already in the target keeps the target's value,
-//! and the click parameter is always ours.
+//! and the click and channel parameters are always ours.
 
 use std::borrow::Cow;
 
@@ -117,12 +117,27 @@ fn param_name(param: &str) -> &str {
     find_byte(param.as_bytes(), b'=').map_or(param, |at| &param[..at])
 }
 
+/// The query parameters that are ours: a request's are never forwarded.
+#[derive(Debug, Clone)]
+pub struct OurParams {
+    /// Carries the click id to the landing page (`attribution.click_param`).
+    pub click: String,
+    /// Names the share channel (`attribution.channel_param`).
+    pub channel: String,
+}
+
+impl OurParams {
+    fn contains(&self, name: &str) -> bool {
+        name == self.click || name == self.channel
+    }
+}
+
 /// The `Location` for a redirect to `link`, given the request's raw query and
 /// the click id to hand to the landing page (humans only).
 pub fn location(
     link: &LinkRef,
     request_query: Option<&str>,
-    click_param: &str,
+    ours: &OurParams,
     click_id: Option<&ClickId>,
 ) -> HeaderValue {
     let forwarded = if link.forward_query() {
@@ -161,7 +176,7 @@ pub fn location(
     if let Some(query) = forwarded {
         for param in params(query) {
             let name = decode_name(param_name(param));
-            if &*name == click_param || target_has_param(&name) {
+            if ours.contains(&name) || target_has_param(&name) {
                 continue;
             }
             separator(&mut out);
@@ -170,7 +185,7 @@ pub fn location(
     }
     if let Some(id) = click_id {
         separator(&mut out);
-        out.extend_from_slice(click_param.as_bytes());
+        out.extend_from_slice(ours.click.as_bytes());
         out.push(b'=');
         out.extend_from_slice(id.as_str().as_bytes());
     }
@@ -190,9 +205,16 @@ mod tests {
         store.get(None, "c").unwrap()
     }
 
+    pub(crate) fn ours() -> OurParams {
+        OurParams {
+            click: "rf_click".into(),
+            channel: "rf_ch".into(),
+        }
+    }
+
     fn loc(target: &str, query: Option<&str>, click: bool) -> String {
         let id = ClickId::from_parts(1_700_000_000_000, [7; 10]);
-        let v = location(&link(target, true), query, "rf_click", click.then_some(&id));
+        let v = location(&link(target, true), query, &ours(), click.then_some(&id));
         v.to_str().unwrap().replace(id.as_str(), "ID")
     }
 
@@ -253,6 +275,23 @@ mod tests {
     }
 
     #[test]
+    fn the_channel_parameter_is_consumed_never_forwarded() {
+        assert_eq!(
+            loc("https://b.example/p", Some("rf_ch=qr&a=1"), true),
+            "https://b.example/p?a=1&rf_click=ID"
+        );
+        assert_eq!(
+            loc("https://b.example/p", Some("a=1&rf%5Fch=linkedin"), false),
+            "https://b.example/p?a=1"
+        );
+        // A target that names it itself keeps it: the target is the brand's.
+        assert_eq!(
+            loc("https://b.example/p?rf_ch=web", Some("rf_ch=qr"), false),
+            "https://b.example/p?rf_ch=web"
+        );
+    }
+
+    #[test]
     fn a_name_that_only_contains_the_click_param_is_forwarded() {
         // Found by the query_merge fuzz target (its check was too loose): a
         // parameter whose name ends in `rf_click` is someone else's, kept
@@ -309,7 +348,7 @@ mod tests {
         let v = location(
             &link("https://b.example/p", false),
             Some("a=1"),
-            "rf_click",
+            &ours(),
             Some(&id),
         );
         assert_eq!(
@@ -359,7 +398,7 @@ mod tests {
             ) {
                 let target = TARGETS[pick];
                 let id = ClickId::from_parts(1_700_000_000_000, [7; 10]);
-                let value = location(&link(target, true), Some(&query), "rf_click", click.then_some(&id));
+                let value = location(&link(target, true), Some(&query), &ours(), click.then_some(&id));
                 let out = value.to_str().expect("visible ASCII");
                 prop_assert!(!out.contains(['\r', '\n', '\0']), "{}", out);
                 prop_assert_eq!(parts(out), parts(target));

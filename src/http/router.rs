@@ -12,12 +12,13 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
-use crate::attribution::{Attribution, ClickId};
+use crate::attribution::{Attribution, ClickId, Decision};
 use crate::config::{AttributionConfig, GpcPolicy, LinksConfig, PrivacyConfig, ServerConfig};
 use crate::events::{ClickRecord, ClickText, EventSink, Handed, Outcome};
 use crate::hostname;
 use crate::links::{LinkStatus, LinkStore, Resolution, ShortCode};
 use crate::metrics::{RequestMetrics, RequestOutcome};
+use crate::share::{channel, preview, qr};
 use crate::visitor;
 
 use super::query;
@@ -37,7 +38,8 @@ pub struct Edge {
     pub events: EventSink,
     pub metrics: RequestMetrics,
     pub fallback: Option<HeaderValue>,
-    pub click_param: String,
+    /// The click and channel parameters: ours, never forwarded.
+    pub params: query::OurParams,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub bots: visitor::BotDetector,
     pub gpc: GpcPolicy,
@@ -48,6 +50,7 @@ pub struct Edge {
 const NO_STORE: HeaderValue = HeaderValue::from_static("private, no-store");
 const NOINDEX: HeaderValue = HeaderValue::from_static("noindex");
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
 const ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD");
 /// Named once: a name given as text is parsed again at every insert.
 const X_ROBOTS_TAG: header::HeaderName = header::HeaderName::from_static("x-robots-tag");
@@ -57,6 +60,16 @@ fn page(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     *res.status_mut() = status;
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, TEXT);
+    h.insert(header::CACHE_CONTROL, NO_STORE);
+    h.insert(X_ROBOTS_TAG, NOINDEX);
+    res
+}
+
+/// The preview page: HTML, kept out of search indexes and caches.
+fn html_page(body: String) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from(body)));
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HTML);
     h.insert(header::CACHE_CONTROL, NO_STORE);
     h.insert(X_ROBOTS_TAG, NOINDEX);
     res
@@ -159,7 +172,10 @@ impl Edge {
             events,
             metrics: RequestMetrics::new(),
             fallback,
-            click_param: attribution.click_param.clone(),
+            params: query::OurParams {
+                click: attribution.click_param.clone(),
+                channel: attribution.channel_param.clone(),
+            },
             trusted_proxies: server.trusted_proxies.clone(),
             bots: visitor::BotDetector::new(),
             gpc: privacy.gpc,
@@ -222,6 +238,11 @@ impl Edge {
         }
         let code = req.uri().path().strip_prefix('/').unwrap_or("");
         if !ShortCode::is_valid(code) {
+            if let Some((code, format)) = qr::Format::split_path(code)
+                && ShortCode::is_valid(code)
+            {
+                return self.qr_image(req, conn, host, code, format);
+            }
             return (
                 RequestOutcome::InvalidCode,
                 page(StatusCode::NOT_FOUND, "not found\n"),
@@ -247,31 +268,60 @@ impl Edge {
         // Global Privacy Control, honoured: the click counts, but nothing
         // follows the visitor (no cookie, no click id, no address).
         let untracked = gpc && self.gpc == GpcPolicy::Honor;
-        let cookie = self.cookie(headers, now_ms);
         let click_id = ClickId::new(now_ms);
-        let decision = self.attribution.decide(
-            bot.is_none() && !untracked,
-            cookie,
-            click_id,
-            now_ms,
-            conn.tls,
-        );
-        let location = query::location(
-            &link,
-            req.uri().query(),
-            &self.click_param,
-            decision.click_id.as_ref(),
-        );
-        let status = link.redirect().status();
-        let text = click_text(req, code, host, Some(&location));
-        let mut response = redirect(status, location, decision.set_cookie);
+        let preview = bot
+            .and_then(|reason| visitor::preview_fetcher(&self.bots, reason, headers))
+            .and_then(|_| link.preview());
+        let (outcome, metric, text, mut response, decision) = match preview {
+            Some(preview) => {
+                // A person who lands on the page goes where a bot's redirect
+                // would: the target, without a click id.
+                let location = query::location(&link, req.uri().query(), &self.params, None);
+                let target = location.to_str().unwrap_or("");
+                let short_url = format!("{}/{code}", self.origin(req, conn, host));
+                let body = preview::page(&preview, &short_url, target);
+                let text = click_text(req, code, host, Some(&location));
+                (
+                    Outcome::Preview,
+                    RequestOutcome::Preview,
+                    text,
+                    html_page(body),
+                    Decision::default(),
+                )
+            }
+            None => {
+                let cookie = self.cookie(headers, now_ms);
+                let mut decision = self.attribution.decide(
+                    bot.is_none() && !untracked,
+                    cookie,
+                    click_id,
+                    now_ms,
+                    conn.tls,
+                );
+                let location = query::location(
+                    &link,
+                    req.uri().query(),
+                    &self.params,
+                    decision.click_id.as_ref(),
+                );
+                let text = click_text(req, code, host, Some(&location));
+                let response = redirect(link.redirect().status(), location, decision.set_cookie.take());
+                (
+                    Outcome::Redirected,
+                    RequestOutcome::Redirected,
+                    text,
+                    response,
+                    decision,
+                )
+            }
+        };
         let handed = self.events.record(ClickRecord {
             click_id,
             occurred_at_ms: now_ms,
-            outcome: Outcome::Redirected,
+            outcome,
             text,
             link: Some(link),
-            status: status.as_u16(),
+            status: response.status().as_u16(),
             ip: Some(visitor::client_ip(
                 conn.peer.ip(),
                 headers,
@@ -283,9 +333,64 @@ impl Edge {
             prior_click_id: decision.prior_click_id,
             gpc,
             keep_ip: !untracked,
+            channel: channel::from_query(req.uri().query(), &self.params.channel),
         });
         wait_with(&mut response, handed);
-        (RequestOutcome::Redirected, response)
+        (metric, response)
+    }
+
+    /// `scheme://authority` of the request as the client addressed it: https
+    /// when the edge or a trusted proxy terminated TLS.
+    fn origin<B>(&self, req: &Request<B>, conn: &ConnInfo, host: &str) -> String {
+        let https = conn.tls || visitor::forwarded_https(conn.peer.ip(), req.headers(), &self.trusted_proxies);
+        let authority = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
+            .unwrap_or(host);
+        let scheme = if https { "https" } else { "http" };
+        format!("{scheme}://{}", authority.to_ascii_lowercase())
+    }
+
+    /// `/{code}/qr.svg|png`: the code's public URL as an image, for print.
+    /// Not a click: no event.
+    fn qr_image<B>(
+        &self,
+        req: &Request<B>,
+        conn: &ConnInfo,
+        host: &str,
+        code: &str,
+        format: qr::Format,
+    ) -> (RequestOutcome, Response<Full<Bytes>>) {
+        let link = match self.links.resolve(host, code) {
+            Resolution::Found(link) => link,
+            Resolution::NotFound => {
+                return (
+                    RequestOutcome::NotFound,
+                    page(StatusCode::NOT_FOUND, "not found\n"),
+                );
+            }
+        };
+        if link.status() == LinkStatus::Disabled {
+            return (
+                RequestOutcome::Disabled,
+                page(StatusCode::GONE, "this link is no longer active\n"),
+            );
+        }
+        if link.is_expired((now_ms() / 1000) as i64) {
+            return (
+                RequestOutcome::Expired,
+                page(StatusCode::GONE, "this link has expired\n"),
+            );
+        }
+        let params = match qr::QrParams::parse(req.uri().query()) {
+            Ok(params) => params,
+            Err(reason) => return (RequestOutcome::BadParameter, qr::bad_parameter(&reason)),
+        };
+        let origin = self.origin(req, conn, host);
+        let url = qr::public_url(&origin, code, &self.params.channel, params.channel);
+        (RequestOutcome::QrImage, qr::respond(&url, &params, format, req.headers()))
     }
 
     /// Unknown, disabled or expired: a 404/410 page or the fallback, and an
@@ -347,6 +452,7 @@ impl Edge {
             },
             gpc,
             keep_ip: !(gpc && self.gpc == GpcPolicy::Honor),
+            channel: channel::from_query(req.uri().query(), &self.params.channel),
         });
         wait_with(&mut response, handed);
         (metric, response)

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::share::preview::{Preview, PreviewRecord, PreviewView};
+
 /// Longest accepted advocate, campaign or program id, in bytes.
 pub const MAX_ID_BYTES: usize = 128;
 /// Longest accepted short code, in characters.
@@ -23,7 +25,7 @@ pub enum LinkError {
 }
 
 impl LinkError {
-    fn field(field: &'static str, reason: impl Into<String>) -> Self {
+    pub(crate) fn field(field: &'static str, reason: impl Into<String>) -> Self {
         LinkError::Field {
             field,
             reason: reason.into(),
@@ -117,6 +119,8 @@ pub struct Link {
     pub status: LinkStatus,
     /// Unix seconds after which the link answers 410.
     pub expires_at: Option<i64>,
+    /// What a link-preview fetcher is shown instead of the redirect.
+    pub preview: Option<Preview>,
 }
 
 /// The wire form of a link: a links-file line, a snapshot entry, an admin
@@ -176,11 +180,13 @@ pub struct LinkRecord<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     pub expires_at: Option<Cow<'a, str>>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<PreviewRecord<'a>>,
 }
 
 /// An optional string borrowed from the input when it has no escapes
 /// (serde borrows a bare `Cow<str>` field, not one inside an `Option`).
-fn borrowed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+pub(crate) fn borrowed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
     #[derive(Deserialize)]
     struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
     Ok(Option::<Text<'de>>::deserialize(d)?.map(|t| t.0))
@@ -201,6 +207,7 @@ pub struct LinkView<'a> {
     pub forward_query: bool,
     pub status: LinkStatus,
     pub expires_at: Option<i64>,
+    pub preview: Option<PreviewView<'a>>,
 }
 
 impl LinkRecord<'_> {
@@ -278,6 +285,7 @@ impl LinkRecord<'_> {
             &mut errors,
             id_field("program_id", self.program_id.as_deref()),
         );
+        let preview = self.preview.as_ref().map(|p| p.check(&mut errors));
         match (
             code,
             target,
@@ -308,6 +316,7 @@ impl LinkRecord<'_> {
                 forward_query: self.forward_query.unwrap_or(true),
                 status: self.status.unwrap_or(LinkStatus::Active),
                 expires_at,
+                preview: preview.flatten(),
             }),
             _ => Err(errors),
         }
@@ -327,6 +336,7 @@ impl LinkView<'_> {
             forward_query: self.forward_query,
             status: self.status,
             expires_at: self.expires_at,
+            preview: self.preview.as_ref().map(PreviewView::to_owned),
         }
     }
 }
@@ -368,6 +378,7 @@ impl Link {
             forward_query: self.forward_query,
             status: self.status,
             expires_at: self.expires_at,
+            preview: self.preview.as_ref().map(Preview::view),
         }
     }
 
@@ -400,6 +411,7 @@ impl Link {
                     .ok()
                     .map(Cow::Owned)
             }),
+            preview: self.preview.as_ref().map(|p| p.view().to_record()),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod snapshot;
 mod store;
 
 pub use editor::{LinkEditor, Publish};
+pub(crate) use link::borrowed;
 pub use link::{Link, LinkError, LinkRecord, LinkStatus, LinkView, RedirectStatus, ShortCode};
 pub use load::{LineError, Lines, Report, check_file, load_into, load_lines, load_threads};
 pub use packed::LinkRef;

@@ -7,14 +7,18 @@
 //! Record layout (integers little-endian):
 //! `len:u16 | flags:u8 | redirect:u8 | file_epoch:u8 | [expires_at:i64] | code_len:u8 code |
 //! domain_len:u8 domain | target_len:u16 target | advocate_len:u8 advocate |
-//! campaign:u32 | program:u32` — `len` counts the whole record; a length-0
-//! advocate means none; id 0 means none; `file_epoch` is 0 for a link that did
-//! not come from the links file, else the load of the file that last set it.
+//! campaign:u32 | program:u32 | [preview]` — `len` counts the whole record; a
+//! length-0 advocate means none; id 0 means none; `file_epoch` is 0 for a link
+//! that did not come from the links file, else the load of the file that last
+//! set it. `preview`, when the flag says so, is its five fields in
+//! `PreviewView::fields` order, each `len:u16` and its bytes (0 = none): a
+//! link without one costs nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use super::{Link, LinkRecord, LinkStatus, LinkView, RedirectStatus};
+use crate::share::preview::PreviewView;
 
 /// The byte of a record that holds its links-file epoch.
 pub const FILE_EPOCH_AT: usize = 4;
@@ -23,6 +27,7 @@ const FORWARD_QUERY: u8 = 1;
 const DISABLED: u8 = 2;
 const HAS_EXPIRY: u8 = 4;
 const HAS_ADVOCATE: u8 = 8;
+const HAS_PREVIEW: u8 = 16;
 
 const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
 
@@ -121,6 +126,9 @@ pub fn pack_into(link: &LinkView<'_>, file_epoch: u8, out: &mut Vec<u8>) {
     if link.advocate_id.is_some() {
         flags |= HAS_ADVOCATE;
     }
+    if link.preview.is_some() {
+        flags |= HAS_PREVIEW;
+    }
     out.push(flags);
     out.push(
         REDIRECTS
@@ -145,6 +153,13 @@ pub fn pack_into(link: &LinkView<'_>, file_epoch: u8, out: &mut Vec<u8>) {
     out.extend_from_slice(advocate.as_bytes());
     out.extend_from_slice(&intern(link.campaign_id).to_le_bytes());
     out.extend_from_slice(&intern(link.program_id).to_le_bytes());
+    // A preview's fields are bounded (≤ 800 + 2000 + 2048 + 800 + 400
+    // bytes): with the rest, a record stays far below 64 KiB.
+    for field in link.preview.iter().flat_map(PreviewView::fields) {
+        let field = field.unwrap_or("");
+        out.extend_from_slice(&(field.len() as u16).to_le_bytes());
+        out.extend_from_slice(field.as_bytes());
+    }
     let len = (out.len() - start) as u16;
     out[start..start + 2].copy_from_slice(&len.to_le_bytes());
 }
@@ -176,7 +191,7 @@ pub fn check_record(record: &[u8]) -> Option<usize> {
         return None;
     }
     let flags = record[2];
-    if flags & !(FORWARD_QUERY | DISABLED | HAS_EXPIRY | HAS_ADVOCATE) != 0
+    if flags & !(FORWARD_QUERY | DISABLED | HAS_EXPIRY | HAS_ADVOCATE | HAS_PREVIEW) != 0
         || record[3] as usize >= REDIRECTS.len()
     {
         return None;
@@ -198,6 +213,14 @@ pub fn check_record(record: &[u8]) -> Option<usize> {
     let advocate = field(1)?;
     std::str::from_utf8(advocate).ok()?;
     let ids = p;
+    let mut end = ids + 8;
+    if flags & HAS_PREVIEW != 0 {
+        for _ in 0..5 {
+            let n = u16::from_le_bytes([*record.get(end)?, *record.get(end + 1)?]) as usize;
+            std::str::from_utf8(record.get(end + 2..end + 2 + n)?).ok()?;
+            end += 2 + n;
+        }
+    }
     // The records were validated when their links were created; this guards
     // against a damaged file, cheaply (no URL parse): the bytes a request
     // would send must still be visible ASCII.
@@ -206,7 +229,7 @@ pub fn check_record(record: &[u8]) -> Option<usize> {
         || !visible(domain)
         || target.is_empty()
         || !visible(target)
-        || ids + 8 != len
+        || end != len
     {
         return None;
     }
@@ -367,6 +390,23 @@ impl LinkRef {
         name_of(self.id_at(self.fields().ids + 4))
     }
 
+    /// The link's preview, read in place; `None` for most links (one flag
+    /// test).
+    pub fn preview(&self) -> Option<PreviewView<'_>> {
+        if self.flags() & HAS_PREVIEW == 0 {
+            return None;
+        }
+        let b = self.bytes();
+        let mut p = self.fields().ids + 8;
+        let mut next = || {
+            let len = u16::from_le_bytes([b[p], b[p + 1]]) as usize;
+            let text = self.str_at((p + 2, len));
+            p += 2 + len;
+            (!text.is_empty()).then_some(text)
+        };
+        PreviewView::from_fields([next(), next(), next(), next(), next()])
+    }
+
     pub fn redirect(&self) -> RedirectStatus {
         let code = REDIRECTS
             .get(self.bytes()[3] as usize)
@@ -419,6 +459,7 @@ impl LinkRef {
             forward_query: Some(self.forward_query()),
             status: Some(self.status()),
             expires_at: None,
+            preview: self.preview().map(|p| p.to_record()),
         };
         let mut link = Link::from_record(&record).ok()?;
         link.expires_at = self.expires_at();
@@ -435,6 +476,8 @@ mod tests {
         for json in [
             r#"{"code":"abc","target":"https://a.example/x?y=1#z"}"#,
             r#"{"code":"Ab3xK9q","target":"https://a.example/","domain":"go.a.example","advocate_id":"adv-1","campaign_id":"c1","program_id":"p1","redirect":308,"forward_query":false,"status":"disabled","expires_at":"2030-01-01T00:00:00Z"}"#,
+            r#"{"code":"p","target":"https://a.example/","preview":{"title":"Jane \"J\" <Doe> recommends","site_name":"ACME"}}"#,
+            r#"{"code":"q","target":"https://a.example/","advocate_id":"a","preview":{"title":"t","description":"d é","image":"https://cdn.example/i.png","image_alt":"alt","site_name":"s"}}"#,
         ] {
             let link = Link::from_json(json).unwrap();
             let mut blob = Vec::new();
@@ -449,6 +492,9 @@ mod tests {
                 assert_eq!(r.code(), link.code.as_str());
                 assert_eq!(r.target(), &*link.target);
                 assert_eq!(r.is_expired(1_893_456_000), link.expires_at.is_some());
+                assert_eq!(r.preview(), link.preview.as_ref().map(|p| p.view()));
+                let len = u16::from_le_bytes([blob[at], blob[at + 1]]) as usize;
+                assert!(check_record(&blob[at..at + len]).is_some(), "{json}");
             }
         }
     }

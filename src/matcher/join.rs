@@ -32,6 +32,8 @@ pub struct ClickIn<'a> {
     bot: bool,
     #[serde(borrow)]
     outcome: Cow<'a, str>,
+    #[serde(borrow, default)]
+    channel: Option<Cow<'a, str>>,
 }
 
 impl ClickIn<'_> {
@@ -49,6 +51,7 @@ impl ClickIn<'_> {
             self.program_id.as_deref(),
             Some(&*self.code),
             Some(&*self.host),
+            self.channel.as_deref(),
         ] {
             pack_field(field, out);
         }
@@ -61,6 +64,7 @@ impl ClickIn<'_> {
             program_id: self.program_id.as_deref().map(str::to_owned),
             code: self.code.clone().into_owned(),
             host: self.host.clone().into_owned(),
+            channel: self.channel.as_deref().map(str::to_owned),
         }
     }
 }
@@ -73,6 +77,8 @@ pub struct Credit {
     pub program_id: Option<String>,
     pub code: String,
     pub host: String,
+    /// The click's share channel (`None` for a click from before channels).
+    pub channel: Option<String>,
 }
 
 /// Each field: a little-endian u16 length (`NULL` for none), then its bytes.
@@ -92,25 +98,31 @@ fn pack_field(field: Option<&str>, out: &mut Vec<u8>) {
 
 impl Credit {
     /// Reads what `ClickIn::pack` wrote; `None` for bytes it did not write.
+    /// An index written before channels has no sixth field.
     pub fn unpack(mut bytes: &[u8]) -> Option<Credit> {
-        let mut next = || -> Option<Option<String>> {
-            let len = u16::from_le_bytes(bytes.get(..2)?.try_into().ok()?);
-            bytes = &bytes[2..];
-            if len == NULL {
-                return Some(None);
-            }
-            let (field, rest) = bytes.split_at_checked(usize::from(len))?;
-            bytes = rest;
-            Some(Some(String::from_utf8(field.to_vec()).ok()?))
+        let b = &mut bytes;
+        let credit = Credit {
+            advocate_id: take_field(b)?,
+            campaign_id: take_field(b)?,
+            program_id: take_field(b)?,
+            code: take_field(b)??,
+            host: take_field(b)??,
+            channel: if b.is_empty() { None } else { take_field(b)? },
         };
-        Some(Credit {
-            advocate_id: next()?,
-            campaign_id: next()?,
-            program_id: next()?,
-            code: next()??,
-            host: next()??,
-        })
+        b.is_empty().then_some(credit)
     }
+}
+
+/// One field of `pack_field`'s form off the front of `bytes`.
+fn take_field(bytes: &mut &[u8]) -> Option<Option<String>> {
+    let len = u16::from_le_bytes(bytes.get(..2)?.try_into().ok()?);
+    *bytes = &bytes[2..];
+    if len == NULL {
+        return Some(None);
+    }
+    let (field, rest) = bytes.split_at_checked(usize::from(len))?;
+    *bytes = rest;
+    Some(Some(String::from_utf8(field.to_vec()).ok()?))
 }
 
 /// An attribution, in its schema's order: the conversion's own fields, then
@@ -126,6 +138,7 @@ pub struct Attribution {
     pub program_id: Option<String>,
     pub code: Option<String>,
     pub host: Option<String>,
+    pub channel: Option<String>,
     pub click_to_conversion_secs: Option<f64>,
     pub matched_at: String,
 }
@@ -193,6 +206,7 @@ pub fn attribute(
         program_id: click.and_then(|c| c.program_id.clone()),
         code: click.map(|c| c.code.clone()),
         host: click.map(|c| c.host.clone()),
+        channel: click.and_then(|c| c.channel.clone()),
         click_to_conversion_secs: click
             .and(clicked_ms)
             .map(|at| (occurred_ms as f64 - at as f64) / 1000.0),
@@ -223,6 +237,7 @@ pub(crate) mod tests {
             program_id: None,
             code: "Ab3".into(),
             host: "go.brand.example".into(),
+            channel: Some("linkedin".into()),
         };
         attribute(
             conversion,
@@ -243,5 +258,13 @@ pub(crate) mod tests {
         assert_eq!(click.credit().advocate_id.as_deref(), Some("adv \"7\""));
         assert_eq!(click.credit().program_id, None);
         assert_eq!(Credit::unpack(&packed[..packed.len() - 1]), None);
+        // A click with its channel; and an index entry from before channels.
+        let with_channel = line.replace("\"bot\"", "\"channel\":\"qr\",\"bot\"");
+        let click: ClickIn<'_> = serde_json::from_str(&with_channel).unwrap();
+        let mut packed = Vec::new();
+        click.pack(&mut packed);
+        assert_eq!(Credit::unpack(&packed).unwrap().channel.as_deref(), Some("qr"));
+        let before = &packed[..packed.len() - 4];
+        assert_eq!(Credit::unpack(before).unwrap().channel, None);
     }
 }

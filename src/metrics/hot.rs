@@ -23,10 +23,16 @@ pub enum RequestOutcome {
     MethodNotAllowed,
     /// RFC 9112 §3.2: no `Host` on HTTP/1.1, two, or an invalid one (400).
     BadHost,
+    /// A link-preview fetcher was served the link's preview page.
+    Preview,
+    /// A QR image of a link (not a click).
+    QrImage,
+    /// A QR image asked with a parameter out of bounds (400).
+    BadParameter,
 }
 
 impl RequestOutcome {
-    pub const ALL: [RequestOutcome; 7] = [
+    pub const ALL: [RequestOutcome; 10] = [
         RequestOutcome::Redirected,
         RequestOutcome::NotFound,
         RequestOutcome::Expired,
@@ -34,6 +40,9 @@ impl RequestOutcome {
         RequestOutcome::InvalidCode,
         RequestOutcome::MethodNotAllowed,
         RequestOutcome::BadHost,
+        RequestOutcome::Preview,
+        RequestOutcome::QrImage,
+        RequestOutcome::BadParameter,
     ];
 
     pub fn label(self) -> &'static str {
@@ -45,6 +54,9 @@ impl RequestOutcome {
             RequestOutcome::InvalidCode => "invalid_code",
             RequestOutcome::MethodNotAllowed => "method_not_allowed",
             RequestOutcome::BadHost => "bad_host",
+            RequestOutcome::Preview => "preview",
+            RequestOutcome::QrImage => "qr_image",
+            RequestOutcome::BadParameter => "bad_parameter",
         }
     }
 }

@@ -32,10 +32,54 @@ pub fn classify(
     }
 }
 
+/// The link-preview fetcher (its `link_preview:*` class) a bot request
+/// comes from, `HEAD` requests included (unfurlers often look first).
+pub fn preview_fetcher(
+    bots: &BotDetector,
+    reason: BotReason,
+    headers: &HeaderMap,
+) -> Option<&'static str> {
+    match reason {
+        BotReason::LinkPreview(name) => Some(name),
+        BotReason::HeadRequest => match classify(bots, &http::Method::GET, headers) {
+            Some(BotReason::LinkPreview(name)) => Some(name),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The request reached a trusted proxy over HTTPS: the last `proto=` of
+/// `Forwarded`, else the last `X-Forwarded-Proto`, says `https`; believed
+/// only from a trusted peer.
+pub fn forwarded_https(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> bool {
+    if trusted.is_empty() || !is_trusted(canonical(peer), trusted) {
+        return false;
+    }
+    let words = |name| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split([',', ';']))
+            .map(str::trim)
+    };
+    let from_forwarded = words(http::header::FORWARDED)
+        .filter_map(|part| {
+            let (name, value) = part.split_once('=')?;
+            name.eq_ignore_ascii_case("proto")
+                .then(|| value.trim_matches('"'))
+        })
+        .last();
+    let proto = from_forwarded.or_else(|| words(X_FORWARDED_PROTO).filter(|v| !v.is_empty()).last());
+    proto.is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
 /// Names looked up on every request, named once (a name given as text is
 /// parsed again at every lookup).
 const SEC_GPC: HeaderName = HeaderName::from_static("sec-gpc");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// `Sec-GPC: 1` (Global Privacy Control) was sent.
 pub fn gpc(headers: &HeaderMap) -> bool {
@@ -125,6 +169,24 @@ fn parse_forwarded_node(s: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn https_is_believed_from_a_trusted_proxy_only() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let trusted = nets(&["10.0.0.0/8"]);
+        let https = |pairs: &[(&'static str, &'static str)], peer: IpAddr| {
+            forwarded_https(peer, &headers(pairs), &trusted)
+        };
+        assert!(https(&[("x-forwarded-proto", "https")], proxy));
+        assert!(https(&[("forwarded", "for=1.2.3.4;proto=https")], proxy));
+        assert!(https(&[("forwarded", "proto=\"HTTPS\"")], proxy));
+        // Forwarded wins; the last hop's word counts.
+        assert!(!https(&[("forwarded", "proto=http"), ("x-forwarded-proto", "https")], proxy));
+        assert!(!https(&[("x-forwarded-proto", "https, http")], proxy));
+        assert!(!https(&[], proxy));
+        assert!(!https(&[("x-forwarded-proto", "https")], "6.6.6.6".parse().unwrap()));
+        assert!(!forwarded_https(proxy, &headers(&[("x-forwarded-proto", "https")]), &[]));
+    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -1,0 +1,307 @@
+//! The channel a click came through: named by the link's reserved query
+//! parameter (`attribution.channel_param`, consumed and never forwarded),
+//! else inferred from the `Referer`. The request path only reads the
+//! parameter (`from_query`); the writer infers from the `Referer`
+//! (`of_click`), off the response path.
+
+use serde::Serialize;
+
+/// Where a share was seen. The list is closed: a parameter value outside it
+/// is `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Linkedin,
+    X,
+    Facebook,
+    Instagram,
+    Whatsapp,
+    Slack,
+    Teams,
+    Email,
+    Sms,
+    Qr,
+    Print,
+    Event,
+    Web,
+    Direct,
+    Other,
+}
+
+/// How the channel was known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelSource {
+    /// The link's channel parameter.
+    Param,
+    /// The `Referer` header.
+    Referer,
+    /// Neither: the click is `direct`.
+    None,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 15] = [
+        Channel::Linkedin,
+        Channel::X,
+        Channel::Facebook,
+        Channel::Instagram,
+        Channel::Whatsapp,
+        Channel::Slack,
+        Channel::Teams,
+        Channel::Email,
+        Channel::Sms,
+        Channel::Qr,
+        Channel::Print,
+        Channel::Event,
+        Channel::Web,
+        Channel::Direct,
+        Channel::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Linkedin => "linkedin",
+            Channel::X => "x",
+            Channel::Facebook => "facebook",
+            Channel::Instagram => "instagram",
+            Channel::Whatsapp => "whatsapp",
+            Channel::Slack => "slack",
+            Channel::Teams => "teams",
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Qr => "qr",
+            Channel::Print => "print",
+            Channel::Event => "event",
+            Channel::Web => "web",
+            Channel::Direct => "direct",
+            Channel::Other => "other",
+        }
+    }
+
+    /// The channel a name stands for, ignoring ASCII case; `None` outside
+    /// the list.
+    pub fn parse(name: &str) -> Option<Channel> {
+        Channel::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(name))
+    }
+}
+
+impl ChannelSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelSource::Param => "param",
+            ChannelSource::Referer => "referer",
+            ChannelSource::None => "none",
+        }
+    }
+}
+
+/// The channel a request's query names with `param` (its first occurrence;
+/// a value outside the list is `Other`), or `None` when it names none.
+/// Cheap when the parameter is absent: a substring search (and a walk of
+/// the parameters only when one may be percent-encoded).
+pub fn from_query(query: Option<&str>, param: &str) -> Option<Channel> {
+    let query = query?;
+    if !query.contains(param) && !query.contains('%') {
+        return None;
+    }
+    let value = query.split('&').find_map(|p| {
+        let (name, value) = p.split_once('=').unwrap_or((p, ""));
+        (*crate::http::query::decode_name(name) == *param).then_some(value)
+    })?;
+    Some(Channel::parse(&crate::http::query::decode_name(value)).unwrap_or(Channel::Other))
+}
+
+/// A click's channel: the parameter's when it named one, else the
+/// `Referer`'s, else `direct`.
+pub fn of_click(param: Option<Channel>, referer: Option<&str>) -> (Channel, ChannelSource) {
+    match (param, referer) {
+        (Some(channel), _) => (channel, ChannelSource::Param),
+        (None, Some(referer)) => (from_referer(referer), ChannelSource::Referer),
+        (None, None) => (Channel::Direct, ChannelSource::None),
+    }
+}
+
+/// Hosts whose pages send their visitors with a `Referer`, each with every
+/// subdomain (`l.facebook.com`, `www.linkedin.com`). A host not here is
+/// `web`.
+pub const REFERER_HOSTS: &[(&str, Channel)] = &[
+    ("linkedin.com", Channel::Linkedin),
+    ("lnkd.in", Channel::Linkedin),
+    ("x.com", Channel::X),
+    ("twitter.com", Channel::X),
+    ("t.co", Channel::X),
+    ("facebook.com", Channel::Facebook),
+    ("fb.com", Channel::Facebook),
+    ("fb.me", Channel::Facebook),
+    ("messenger.com", Channel::Facebook),
+    ("instagram.com", Channel::Instagram),
+    ("whatsapp.com", Channel::Whatsapp),
+    ("whatsapp.net", Channel::Whatsapp),
+    ("wa.me", Channel::Whatsapp),
+    ("slack.com", Channel::Slack),
+    ("slack-redir.net", Channel::Slack),
+    ("teams.microsoft.com", Channel::Teams),
+    ("teams.live.com", Channel::Teams),
+    ("teams.cloud.microsoft", Channel::Teams),
+    ("mail.google.com", Channel::Email),
+    ("outlook.live.com", Channel::Email),
+    ("outlook.office.com", Channel::Email),
+    ("outlook.office365.com", Channel::Email),
+    ("outlook.cloud.microsoft", Channel::Email),
+    ("mail.yahoo.com", Channel::Email),
+    ("mail.aol.com", Channel::Email),
+    ("mail.proton.me", Channel::Email),
+    ("mail.zoho.com", Channel::Email),
+    ("mail.zoho.eu", Channel::Email),
+    ("icloud.com", Channel::Email),
+    ("fastmail.com", Channel::Email),
+    ("mail.yandex.ru", Channel::Email),
+    ("e.mail.ru", Channel::Email),
+    ("gmx.net", Channel::Email),
+    ("gmx.com", Channel::Email),
+    ("app.tuta.com", Channel::Email),
+];
+
+/// Android apps send `android-app://<package>/` as their `Referer`.
+pub const ANDROID_APPS: &[(&str, Channel)] = &[
+    ("com.linkedin.android", Channel::Linkedin),
+    ("com.twitter.android", Channel::X),
+    ("com.facebook.katana", Channel::Facebook),
+    ("com.facebook.orca", Channel::Facebook),
+    ("com.instagram.android", Channel::Instagram),
+    ("com.whatsapp", Channel::Whatsapp),
+    ("com.whatsapp.w4b", Channel::Whatsapp),
+    ("com.slack", Channel::Slack),
+    ("com.microsoft.teams", Channel::Teams),
+    ("com.google.android.gm", Channel::Email),
+    ("com.microsoft.office.outlook", Channel::Email),
+    ("com.yahoo.mobile.client.android.mail", Channel::Email),
+    ("ch.protonmail.android", Channel::Email),
+    ("com.google.android.apps.messaging", Channel::Sms),
+    ("com.samsung.android.messaging", Channel::Sms),
+];
+
+/// The channel a `Referer` names: a known host or app, else `web` for any
+/// other host, `other` for a value without one.
+pub fn from_referer(referer: &str) -> Channel {
+    let Some((scheme, rest)) = referer.split_once("://") else {
+        return Channel::Other;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let host = host.split(':').next().unwrap_or("");
+    let host = crate::hostname::without_root_dot(host);
+    if host.is_empty() {
+        return Channel::Other;
+    }
+    if scheme.eq_ignore_ascii_case("android-app") {
+        return ANDROID_APPS
+            .iter()
+            .find(|(package, _)| package.eq_ignore_ascii_case(host))
+            .map_or(Channel::Other, |(_, channel)| *channel);
+    }
+    if !(scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http")) {
+        return Channel::Other;
+    }
+    REFERER_HOSTS
+        .iter()
+        .find(|(known, _)| is_within(host, known))
+        .map_or(Channel::Web, |(_, channel)| *channel)
+}
+
+/// `host` is `domain` or one of its subdomains (ASCII case ignored).
+fn is_within(host: &str, domain: &str) -> bool {
+    let (h, d) = (host.as_bytes(), domain.as_bytes());
+    h.len() >= d.len()
+        && h[h.len() - d.len()..].eq_ignore_ascii_case(d)
+        && (h.len() == d.len() || h[h.len() - d.len() - 1] == b'.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_referer_host_names_its_channel_with_its_subdomains() {
+        for (host, channel) in REFERER_HOSTS {
+            for referer in [
+                format!("https://{host}/"),
+                format!("https://www.{host}/feed?x=1"),
+                format!("http://{}:443/path", host.to_ascii_uppercase()),
+                format!("https://user@l.{host}./"),
+            ] {
+                assert_eq!(from_referer(&referer), *channel, "{referer}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_android_app_names_its_channel() {
+        for (package, channel) in ANDROID_APPS {
+            assert_eq!(
+                from_referer(&format!("android-app://{package}/")),
+                *channel,
+                "{package}"
+            );
+            assert_eq!(
+                from_referer(&format!("android-app://{package}")),
+                *channel,
+                "{package}"
+            );
+        }
+        assert_eq!(from_referer("android-app://com.example.reader/"), Channel::Other);
+    }
+
+    #[test]
+    fn lookalike_hosts_are_only_web() {
+        for referer in [
+            "https://evillinkedin.com/",
+            "https://linkedin.com.evil.example/",
+            "https://notx.com/",
+            "https://t.co.example/",
+            "https://mail.google.com.example/",
+            "https://blog.brand.example/post",
+        ] {
+            assert_eq!(from_referer(referer), Channel::Web, "{referer}");
+        }
+    }
+
+    #[test]
+    fn a_referer_without_a_web_host_is_other() {
+        for referer in ["", "linkedin.com", "https:///x", "ftp://linkedin.com/", "about:blank"] {
+            assert_eq!(from_referer(referer), Channel::Other, "{referer:?}");
+        }
+    }
+
+    #[test]
+    fn the_parameter_comes_first_then_the_referer_then_direct() {
+        let slack = Some("https://app.slack.com/client");
+        assert_eq!(
+            of_click(Some(Channel::Qr), slack),
+            (Channel::Qr, ChannelSource::Param)
+        );
+        assert_eq!(of_click(None, slack), (Channel::Slack, ChannelSource::Referer));
+        assert_eq!(of_click(None, None), (Channel::Direct, ChannelSource::None));
+    }
+
+    #[test]
+    fn the_parameter_is_read_once_decoded_and_bounded_to_the_list() {
+        let read = |q: &str| from_query(Some(q), "rf_ch");
+        assert_eq!(read("rf_ch=qr"), Some(Channel::Qr));
+        assert_eq!(read("a=1&rf_ch=LinkedIn&b=2"), Some(Channel::Linkedin));
+        assert_eq!(read("rf%5Fch=email"), Some(Channel::Email));
+        assert_eq!(read("rf_ch=print&rf_ch=qr"), Some(Channel::Print));
+        assert_eq!(read("rf_ch=billboard"), Some(Channel::Other));
+        assert_eq!(read("rf_ch="), Some(Channel::Other));
+        assert_eq!(read("rf_ch"), Some(Channel::Other));
+        assert_eq!(read("xrf_ch=qr"), None);
+        assert_eq!(read("utm_source=rf_ch"), None);
+        assert_eq!(from_query(None, "rf_ch"), None);
+        for channel in Channel::ALL {
+            assert_eq!(read(&format!("rf_ch={}", channel.as_str())), Some(channel));
+        }
+    }
+}

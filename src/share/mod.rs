@@ -1,0 +1,7 @@
+//! What an advocate shares, seen from the edge: the channel of every click
+//! (`channel`), QR codes of a link for print (`qr`), and the personal
+//! preview a link-preview fetcher is served (`preview`).
+
+pub mod channel;
+pub mod preview;
+pub mod qr;
