@@ -271,9 +271,11 @@ impl Edge {
         let click_id = ClickId::new(now_ms);
         let preview = bot
             .and_then(|reason| visitor::preview_fetcher(&self.bots, reason, headers))
-            .and_then(|_| link.preview());
+            .zip(link.preview());
+        let mut bot_reason = bot.map(visitor::BotReason::as_str);
         let (outcome, metric, text, mut response, decision) = match preview {
-            Some(preview) => {
+            Some((fetcher, preview)) => {
+                bot_reason = Some(fetcher);
                 // A person who lands on the page goes where a bot's redirect
                 // would: the target, without a click id.
                 let location = query::location(&link, req.uri().query(), &self.params, None);
@@ -328,7 +330,7 @@ impl Edge {
                 &self.trusted_proxies,
             )),
             bot: bot.is_some(),
-            bot_reason: bot.map(visitor::BotReason::as_str),
+            bot_reason,
             attributed: decision.attributed,
             prior_click_id: decision.prior_click_id,
             gpc,

@@ -124,7 +124,7 @@ const COOKIE_RESULTS: [&str; 5] = ["absent", "valid", "malformed", "bad_signatur
 
 /// What the request path and the event hand-off count, per thread (see
 /// `striped`), published to the registry's counters when `/metrics` is read.
-static REQUESTS: Tally<7> = Tally::new();
+static REQUESTS: Tally<{ RequestOutcome::ALL.len() }> = Tally::new();
 static COOKIES: Tally<5> = Tally::new();
 static EVENTS: Tally<11> = Tally::new();
 static DURATION: DurationHistogram<{ DURATION_BUCKETS.len() + 2 }> =

@@ -1,6 +1,7 @@
 //! The edge on real sockets, without Kafka: redirects and attribution,
 //! hostile clients, the admin API, GeoIP, secrets from files, the process
-//! lifecycle (signals, reload, drain), TLS by SNI and a real browser. One
+//! lifecycle (signals, reload, drain), TLS by SNI, the share (channels, QR
+//! codes, previews) and a real browser. One
 //! binary, so the suite links rdkafka and aws-lc once for all of them.
 
 #[path = "../common/mod.rs"]
@@ -14,4 +15,5 @@ mod hostile;
 mod lifecycle;
 mod redirects;
 mod secrets;
+mod share;
 mod tls;
