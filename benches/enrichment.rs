@@ -19,6 +19,7 @@ use refedge::events::enrich::{Enricher, RepeatTracker};
 use refedge::events::{ClickRecord, ClickText, Outcome};
 use refedge::geo::Geo;
 use refedge::privacy::IpPolicy;
+use refedge::share::channel;
 use refedge::visitor::{self, BotDetector, device::DeviceParser};
 
 /// The allocator the binary uses, so that the figures are the binary's.
@@ -134,6 +135,7 @@ fn bench(c: &mut Criterion) {
             prior_click_id: None,
             gpc: false,
             keep_ip: true,
+            channel: None,
         })
         .collect();
     let mut k = 0usize;
@@ -142,6 +144,42 @@ fn bench(c: &mut Criterion) {
             k = (k + 1) & 4095;
             black_box(enricher.enrich(&records[k]))
         })
+    });
+    // The channel: the parameter read on the request path, the `Referer`
+    // read in the writer (a known host, an unknown one: the whole table).
+    let queries = [
+        None,
+        Some("utm_campaign=spring"),
+        Some("rf_ch=linkedin&utm_campaign=spring"),
+        Some("utm_source=x%20y&utm_campaign=spring"),
+    ];
+    let mut q = 0usize;
+    group.bench_function("request_path_channel_param", |b| {
+        b.iter(|| {
+            q = (q + 1) & 3;
+            black_box(channel::from_query(black_box(queries[q]), "rf_ch"))
+        })
+    });
+    let referers = [
+        Some("https://www.linkedin.com/feed/"),
+        Some("https://t.co/AbCdEf"),
+        Some("https://blog.example.com/2026/12/our-referral-program"),
+        Some("android-app://com.slack/"),
+        None,
+        Some("https://mail.google.com/"),
+        Some("https://www.brand.example/pricing"),
+        Some("https://l.facebook.com/l.php?u=x"),
+    ];
+    let mut r = 0usize;
+    group.bench_function("writer_channel_from_referer", |b| {
+        b.iter(|| {
+            r = (r + 1) & 7;
+            black_box(channel::of_click(None, black_box(referers[r])))
+        })
+    });
+    let unknown = Some("https://blog.example.com/2026/12/our-referral-program");
+    group.bench_function("writer_channel_from_unknown_referer", |b| {
+        b.iter(|| black_box(channel::of_click(None, black_box(unknown))))
     });
     group.finish();
 }

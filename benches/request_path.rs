@@ -219,7 +219,7 @@ fn bench(c: &mut Criterion) {
             let location = refedge::http::query::location(
                 &link,
                 Some("utm_campaign=x"),
-                "rf_click",
+                &edge.params,
                 decision.click_id.as_ref(),
             );
             black_box(refedge::http::router::redirect(
@@ -264,6 +264,8 @@ fn bench(c: &mut Criterion) {
         os: Some("iOS"),
         browser: Some("Safari"),
         repeat: false,
+        channel: "linkedin",
+        channel_source: "referer",
     };
     let mut line = Vec::with_capacity(1024);
     group.bench_function("event_json_line", |b| {
@@ -291,6 +293,37 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("click_id", |b| {
         b.iter(|| black_box(ClickId::new(1_800_000_000_000)))
+    });
+    // A QR image of a link's public URL: rendered (the default 512 px PNG,
+    // the SVG), and answered from its ETag (a client's or a CDN's cached copy).
+    let url = "https://go.brand.example/c0000001?rf_ch=qr";
+    let params = refedge::share::qr::QrParams::default();
+    group.bench_function("qr_png_512", |b| {
+        b.iter(|| black_box(refedge::share::qr::png(black_box(url), &params)))
+    });
+    group.bench_function("qr_svg", |b| {
+        b.iter(|| black_box(refedge::share::qr::svg(black_box(url), &params)))
+    });
+    let fresh = refedge::share::qr::respond(
+        url,
+        &params,
+        refedge::share::qr::Format::Png,
+        &http::HeaderMap::new(),
+    );
+    let mut cached = http::HeaderMap::new();
+    cached.insert(
+        http::header::IF_NONE_MATCH,
+        fresh.headers()[http::header::ETAG].clone(),
+    );
+    group.bench_function("qr_not_modified", |b| {
+        b.iter(|| {
+            black_box(refedge::share::qr::respond(
+                url,
+                &params,
+                refedge::share::qr::Format::Png,
+                &cached,
+            ))
+        })
     });
     group.finish();
 }

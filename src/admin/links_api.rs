@@ -88,7 +88,10 @@ impl LinksApi {
         let rest = path.strip_prefix("/v1/links/")?;
         let (code, format) = qr::Format::split_path(rest)?;
         if !ShortCode::is_valid(code) {
-            return Some(json_error(StatusCode::NOT_FOUND, "no such link: not a valid code"));
+            return Some(json_error(
+                StatusCode::NOT_FOUND,
+                "no such link: not a valid code",
+            ));
         }
         if method != Method::GET && method != Method::HEAD {
             return Some(method_not_allowed("GET, HEAD"));
@@ -100,7 +103,9 @@ impl LinksApi {
         let domain = domain_param(query);
         let store = self.editor.store();
         let found = match domain.as_deref() {
-            Some(host) => store.get(Some(host), code).or_else(|| store.get(None, code)),
+            Some(host) => store
+                .get(Some(host), code)
+                .or_else(|| store.get(None, code)),
             None => store.get(None, code),
         };
         if found.is_none() {
@@ -115,7 +120,12 @@ impl LinksApi {
                 "domain: required: the host name the code is printed for",
             ));
         };
-        let url = qr::public_url(&format!("https://{host}"), code, &self.channel_param, params.channel);
+        let url = qr::public_url(
+            &format!("https://{host}"),
+            code,
+            &self.channel_param,
+            params.channel,
+        );
         Some(qr::respond(&url, &params, format, headers))
     }
 

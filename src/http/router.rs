@@ -307,7 +307,11 @@ impl Edge {
                     decision.click_id.as_ref(),
                 );
                 let text = click_text(req, code, host, Some(&location));
-                let response = redirect(link.redirect().status(), location, decision.set_cookie.take());
+                let response = redirect(
+                    link.redirect().status(),
+                    location,
+                    decision.set_cookie.take(),
+                );
                 (
                     Outcome::Redirected,
                     RequestOutcome::Redirected,
@@ -344,12 +348,17 @@ impl Edge {
     /// `scheme://authority` of the request as the client addressed it: https
     /// when the edge or a trusted proxy terminated TLS.
     fn origin<B>(&self, req: &Request<B>, conn: &ConnInfo, host: &str) -> String {
-        let https = conn.tls || visitor::forwarded_https(conn.peer.ip(), req.headers(), &self.trusted_proxies);
+        let https = conn.tls
+            || visitor::forwarded_https(conn.peer.ip(), req.headers(), &self.trusted_proxies);
         let authority = req
             .uri()
             .authority()
             .map(|a| a.as_str())
-            .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
+            .or_else(|| {
+                req.headers()
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+            })
             .unwrap_or(host);
         let scheme = if https { "https" } else { "http" };
         format!("{scheme}://{}", authority.to_ascii_lowercase())
@@ -392,7 +401,10 @@ impl Edge {
         };
         let origin = self.origin(req, conn, host);
         let url = qr::public_url(&origin, code, &self.params.channel, params.channel);
-        (RequestOutcome::QrImage, qr::respond(&url, &params, format, req.headers()))
+        (
+            RequestOutcome::QrImage,
+            qr::respond(&url, &params, format, req.headers()),
+        )
     }
 
     /// Unknown, disabled or expired: a 404/410 page or the fallback, and an

@@ -186,7 +186,9 @@ pub struct LinkRecord<'a> {
 
 /// An optional string borrowed from the input when it has no escapes
 /// (serde borrows a bare `Cow<str>` field, not one inside an `Option`).
-pub(crate) fn borrowed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+pub(crate) fn borrowed<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'de, str>>, D::Error> {
     #[derive(Deserialize)]
     struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
     Ok(Option::<Text<'de>>::deserialize(d)?.map(|t| t.0))

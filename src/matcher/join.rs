@@ -263,7 +263,10 @@ pub(crate) mod tests {
         let click: ClickIn<'_> = serde_json::from_str(&with_channel).unwrap();
         let mut packed = Vec::new();
         click.pack(&mut packed);
-        assert_eq!(Credit::unpack(&packed).unwrap().channel.as_deref(), Some("qr"));
+        assert_eq!(
+            Credit::unpack(&packed).unwrap().channel.as_deref(),
+            Some("qr")
+        );
         let before = &packed[..packed.len() - 4];
         assert_eq!(Credit::unpack(before).unwrap().channel, None);
     }

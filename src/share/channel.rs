@@ -252,7 +252,10 @@ mod tests {
                 "{package}"
             );
         }
-        assert_eq!(from_referer("android-app://com.example.reader/"), Channel::Other);
+        assert_eq!(
+            from_referer("android-app://com.example.reader/"),
+            Channel::Other
+        );
     }
 
     #[test]
@@ -271,7 +274,13 @@ mod tests {
 
     #[test]
     fn a_referer_without_a_web_host_is_other() {
-        for referer in ["", "linkedin.com", "https:///x", "ftp://linkedin.com/", "about:blank"] {
+        for referer in [
+            "",
+            "linkedin.com",
+            "https:///x",
+            "ftp://linkedin.com/",
+            "about:blank",
+        ] {
             assert_eq!(from_referer(referer), Channel::Other, "{referer:?}");
         }
     }
@@ -283,7 +292,10 @@ mod tests {
             of_click(Some(Channel::Qr), slack),
             (Channel::Qr, ChannelSource::Param)
         );
-        assert_eq!(of_click(None, slack), (Channel::Slack, ChannelSource::Referer));
+        assert_eq!(
+            of_click(None, slack),
+            (Channel::Slack, ChannelSource::Referer)
+        );
         assert_eq!(of_click(None, None), (Channel::Direct, ChannelSource::None));
     }
 

@@ -106,7 +106,10 @@ impl PreviewRecord<'_> {
         let title = keep(
             text("preview.title", self.title.as_deref(), MAX_TITLE_CHARS).and_then(|t| match t {
                 Some(t) if !t.is_empty() => Ok(Some(t)),
-                _ => Err(LinkError::field("preview.title", "is required (1-200 characters)")),
+                _ => Err(LinkError::field(
+                    "preview.title",
+                    "is required (1-200 characters)",
+                )),
             }),
         );
         let description = keep(text(
@@ -178,7 +181,9 @@ impl<'a> PreviewView<'a> {
     }
 
     /// The view of fields in `fields`' order (`None` when there is no title).
-    pub fn from_fields([title, description, image, image_alt, site_name]: [Option<&'a str>; 5]) -> Option<Self> {
+    pub fn from_fields(
+        [title, description, image, image_alt, site_name]: [Option<&'a str>; 5],
+    ) -> Option<Self> {
         Some(PreviewView {
             title: title?,
             description,
@@ -294,14 +299,29 @@ mod tests {
             "image_alt": "a", "site_name": "ACME"
         }))
         .unwrap();
-        assert_eq!(full.view().fields(), [Some("t"), Some("d"), Some("https://cdn.example/a.png"), Some("a"), Some("ACME")]);
+        assert_eq!(
+            full.view().fields(),
+            [
+                Some("t"),
+                Some("d"),
+                Some("https://cdn.example/a.png"),
+                Some("a"),
+                Some("ACME")
+            ]
+        );
     }
 
     #[test]
     fn each_rule_names_its_field() {
         let long = |n: usize| "é".repeat(n);
-        assert_eq!(fields(check(serde_json::json!({})).unwrap_err()), ["preview.title"]);
-        assert_eq!(fields(check(serde_json::json!({"title": ""})).unwrap_err()), ["preview.title"]);
+        assert_eq!(
+            fields(check(serde_json::json!({})).unwrap_err()),
+            ["preview.title"]
+        );
+        assert_eq!(
+            fields(check(serde_json::json!({"title": ""})).unwrap_err()),
+            ["preview.title"]
+        );
         assert!(check(serde_json::json!({"title": long(200)})).is_ok());
         let errors = check(serde_json::json!({
             "title": long(201),
@@ -313,9 +333,19 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             fields(errors),
-            ["preview.title", "preview.description", "preview.image", "preview.image_alt", "preview.site_name"]
+            [
+                "preview.title",
+                "preview.description",
+                "preview.image",
+                "preview.image_alt",
+                "preview.site_name"
+            ]
         );
-        for image in ["/relative.png", "https://cdn.example/a b.png", "javascript:alert(1)"] {
+        for image in [
+            "/relative.png",
+            "https://cdn.example/a b.png",
+            "javascript:alert(1)",
+        ] {
             let errors = check(serde_json::json!({"title": "t", "image": image})).unwrap_err();
             assert_eq!(fields(errors), ["preview.image"], "{image}");
         }
@@ -338,6 +368,8 @@ mod tests {
         };
         assert!(page(&preview, "https://s/c", "https://t/").contains("content=\"summary\""));
         preview.image = Some("https://cdn.example/a.png");
-        assert!(page(&preview, "https://s/c", "https://t/").contains("content=\"summary_large_image\""));
+        assert!(
+            page(&preview, "https://s/c", "https://t/").contains("content=\"summary_large_image\"")
+        );
     }
 }

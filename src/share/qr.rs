@@ -108,7 +108,9 @@ impl QrParams {
 }
 
 /// A query's `name=value` pairs, both percent-decoded.
-pub fn pairs(query: Option<&str>) -> impl Iterator<Item = (std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> {
+pub fn pairs(
+    query: Option<&str>,
+) -> impl Iterator<Item = (std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> {
     query
         .unwrap_or("")
         .split('&')
@@ -242,7 +244,9 @@ pub fn png(url: &str, params: &QrParams) -> Result<Vec<u8>, String> {
     encoder.set_depth(png::BitDepth::One);
     encoder.set_compression(png::Compression::Fast);
     let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
-    writer.write_image_data(&pixels).map_err(|e| e.to_string())?;
+    writer
+        .write_image_data(&pixels)
+        .map_err(|e| e.to_string())?;
     writer.finish().map_err(|e| e.to_string())?;
     Ok(out)
 }
@@ -283,7 +287,12 @@ const CACHE: HeaderValue = HeaderValue::from_static("public, max-age=86400");
 
 /// The answer to an image request: 304 when the client holds it, else the
 /// image; 400 when it cannot be drawn as asked.
-pub fn respond(url: &str, params: &QrParams, format: Format, request: &HeaderMap) -> Response<Full<Bytes>> {
+pub fn respond(
+    url: &str,
+    params: &QrParams,
+    format: Format,
+    request: &HeaderMap,
+) -> Response<Full<Bytes>> {
     let tag = etag(url, params, format);
     let mut res = if not_modified(request, &tag) {
         let mut res = Response::new(Full::new(Bytes::new()));
@@ -309,7 +318,10 @@ pub fn respond(url: &str, params: &QrParams, format: Format, request: &HeaderMap
     let h = res.headers_mut();
     h.insert(header::ETAG, tag);
     h.insert(header::CACHE_CONTROL, CACHE);
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     res
 }
 
@@ -371,6 +383,25 @@ mod tests {
         assert_eq!(&image[16..24], &[0, 0, 2, 0, 0, 0, 2, 0]);
     }
 
+    /// The README's picture is what the edge draws for its example link.
+    #[test]
+    fn the_readme_picture_is_the_edges_own_rendering() {
+        let url = public_url("https://go.brand.example", "Ab3xK9q", "rf_ch", Channel::Qr);
+        let params = QrParams {
+            size: 200,
+            ..QrParams::default()
+        };
+        let drawn = svg(&url, &params).unwrap();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/share/qr-example.svg");
+        if std::env::var_os("REFEDGE_WRITE_EXAMPLES").is_some() {
+            std::fs::write(path, &drawn).unwrap();
+        }
+        assert!(
+            std::fs::read(path).unwrap() == drawn,
+            "{path} is stale: REFEDGE_WRITE_EXAMPLES=1 cargo test --lib readme_picture"
+        );
+    }
+
     #[test]
     fn the_etag_follows_every_input_and_answers_if_none_match() {
         let p = QrParams::default();
@@ -383,7 +414,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         assert!(!not_modified(&headers, &a));
         let listed = format!("\"other\", W/{}", a.to_str().unwrap());
-        headers.insert(header::IF_NONE_MATCH, HeaderValue::from_str(&listed).unwrap());
+        headers.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_str(&listed).unwrap(),
+        );
         assert!(not_modified(&headers, &a));
         headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"other\""));
         assert!(!not_modified(&headers, &a));

@@ -70,8 +70,8 @@ pub fn forwarded_https(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> 
             name.eq_ignore_ascii_case("proto")
                 .then(|| value.trim_matches('"'))
         })
-        .last();
-    let proto = from_forwarded.or_else(|| words(X_FORWARDED_PROTO).filter(|v| !v.is_empty()).last());
+        .next_back();
+    let proto = from_forwarded.or_else(|| words(X_FORWARDED_PROTO).rfind(|v| !v.is_empty()));
     proto.is_some_and(|p| p.eq_ignore_ascii_case("https"))
 }
 
@@ -181,11 +181,21 @@ mod tests {
         assert!(https(&[("forwarded", "for=1.2.3.4;proto=https")], proxy));
         assert!(https(&[("forwarded", "proto=\"HTTPS\"")], proxy));
         // Forwarded wins; the last hop's word counts.
-        assert!(!https(&[("forwarded", "proto=http"), ("x-forwarded-proto", "https")], proxy));
+        assert!(!https(
+            &[("forwarded", "proto=http"), ("x-forwarded-proto", "https")],
+            proxy
+        ));
         assert!(!https(&[("x-forwarded-proto", "https, http")], proxy));
         assert!(!https(&[], proxy));
-        assert!(!https(&[("x-forwarded-proto", "https")], "6.6.6.6".parse().unwrap()));
-        assert!(!forwarded_https(proxy, &headers(&[("x-forwarded-proto", "https")]), &[]));
+        assert!(!https(
+            &[("x-forwarded-proto", "https")],
+            "6.6.6.6".parse().unwrap()
+        ));
+        assert!(!forwarded_https(
+            proxy,
+            &headers(&[("x-forwarded-proto", "https")]),
+            &[]
+        ));
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
