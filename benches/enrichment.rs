@@ -145,8 +145,9 @@ fn bench(c: &mut Criterion) {
             black_box(enricher.enrich(&records[k]))
         })
     });
-    // The channel: the parameter read on the request path, the `Referer`
-    // read in the writer (a known host, an unknown one: the whole table).
+    // The channel: the parameter's value as a dead end reads it (a redirect
+    // finds it in the walk that forwards the query), the `Referer` read in
+    // the writer (a known host, an unknown one: the whole table).
     let queries = [
         None,
         Some("utm_campaign=spring"),
@@ -157,7 +158,9 @@ fn bench(c: &mut Criterion) {
     group.bench_function("request_path_channel_param", |b| {
         b.iter(|| {
             q = (q + 1) & 3;
-            black_box(channel::from_query(black_box(queries[q]), "rf_ch"))
+            let value =
+                black_box(queries[q]).and_then(|q| refedge::http::query::param_value(q, "rf_ch"));
+            black_box(value.map(channel::from_value))
         })
     });
     let referers = [

@@ -221,7 +221,8 @@ fn bench(c: &mut Criterion) {
                 Some("utm_campaign=x"),
                 &edge.params,
                 decision.click_id.as_ref(),
-            );
+            )
+            .header;
             black_box(refedge::http::router::redirect(
                 http::StatusCode::FOUND,
                 location,

@@ -126,20 +126,32 @@ pub struct OurParams {
     pub channel: String,
 }
 
-impl OurParams {
-    fn contains(&self, name: &str) -> bool {
-        name == self.click || name == self.channel
-    }
+/// The raw value of the first parameter of `query` whose (decoded) name is
+/// `name`; `""` for a bare name.
+pub fn param_value<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    params(query).find_map(|p| {
+        let (raw_name, value) = p.split_at(find_byte(p.as_bytes(), b'=').unwrap_or(p.len()));
+        (*decode_name(raw_name) == *name).then(|| value.get(1..).unwrap_or(""))
+    })
+}
+
+/// A redirect's `Location`, and the raw value of the channel parameter the
+/// request named (consumed: it never reaches the target).
+#[derive(Debug)]
+pub struct Location<'q> {
+    pub header: HeaderValue,
+    pub channel: Option<&'q str>,
 }
 
 /// The `Location` for a redirect to `link`, given the request's raw query and
-/// the click id to hand to the landing page (humans only).
-pub fn location(
+/// the click id to hand to the landing page (humans only). The walk that
+/// forwards the request's parameters also finds the channel parameter.
+pub fn location<'q>(
     link: &LinkRef,
-    request_query: Option<&str>,
+    request_query: Option<&'q str>,
     ours: &OurParams,
     click_id: Option<&ClickId>,
-) -> HeaderValue {
+) -> Location<'q> {
     let forwarded = if link.forward_query() {
         request_query.filter(|q| !q.is_empty())
     } else {
@@ -149,8 +161,14 @@ pub fn location(
     // The target was validated as a header value when the link was loaded.
     let target_header =
         || HeaderValue::from_str(target_str).unwrap_or_else(|_| HeaderValue::from_static("/"));
-    if forwarded.is_none() && click_id.is_none() {
-        return target_header();
+    if forwarded.is_none() {
+        let channel = request_query.and_then(|q| param_value(q, &ours.channel));
+        if click_id.is_none() {
+            return Location {
+                header: target_header(),
+                channel,
+            };
+        }
     }
     let target = target_str.as_bytes();
     let base_len = find_byte(target, b'#').unwrap_or(target.len());
@@ -173,10 +191,17 @@ pub fn location(
         }
         first = false;
     };
+    let mut channel = None;
     if let Some(query) = forwarded {
         for param in params(query) {
             let name = decode_name(param_name(param));
-            if ours.contains(&name) || target_has_param(&name) {
+            if *name == *ours.channel {
+                if channel.is_none() {
+                    channel = Some(param.get(param_name(param).len() + 1..).unwrap_or(""));
+                }
+                continue;
+            }
+            if *name == *ours.click || target_has_param(&name) {
                 continue;
             }
             separator(&mut out);
@@ -190,8 +215,15 @@ pub fn location(
         out.extend_from_slice(id.as_str().as_bytes());
     }
     out.extend_from_slice(fragment);
+    if forwarded.is_none() {
+        channel = request_query.and_then(|q| param_value(q, &ours.channel));
+    }
     // Every byte is a validated target byte or one of the safe set above.
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).unwrap_or_else(|_| target_header())
+    Location {
+        header: HeaderValue::from_maybe_shared(bytes::Bytes::from(out))
+            .unwrap_or_else(|_| target_header()),
+        channel,
+    }
 }
 
 #[cfg(test)]
@@ -214,7 +246,7 @@ mod tests {
 
     fn loc(target: &str, query: Option<&str>, click: bool) -> String {
         let id = ClickId::from_parts(1_700_000_000_000, [7; 10]);
-        let v = location(&link(target, true), query, &ours(), click.then_some(&id));
+        let v = location(&link(target, true), query, &ours(), click.then_some(&id)).header;
         v.to_str().unwrap().replace(id.as_str(), "ID")
     }
 
@@ -292,6 +324,30 @@ mod tests {
     }
 
     #[test]
+    fn the_channel_value_is_found_whether_the_query_is_forwarded_or_not() {
+        let id = ClickId::from_parts(1_700_000_000_000, [7; 10]);
+        for forward in [true, false] {
+            for click in [None, Some(&id)] {
+                let channel = |q: &'static str| {
+                    location(
+                        &link("https://b.example/p", forward),
+                        Some(q),
+                        &ours(),
+                        click,
+                    )
+                    .channel
+                };
+                assert_eq!(channel("a=1&rf_ch=qr&rf_ch=print"), Some("qr"), "{forward}");
+                assert_eq!(channel("rf%5Fch=Email"), Some("Email"));
+                assert_eq!(channel("rf_ch"), Some(""));
+                assert_eq!(channel("xrf_ch=qr&rf_chx=qr"), None);
+            }
+        }
+        assert_eq!(param_value("a=1&b=2=3", "b"), Some("2=3"));
+        assert_eq!(param_value("", "b"), None);
+    }
+
+    #[test]
     fn a_name_that_only_contains_the_click_param_is_forwarded() {
         // Found by the query_merge fuzz target (its check was too loose): a
         // parameter whose name ends in `rf_click` is someone else's, kept
@@ -350,7 +406,8 @@ mod tests {
             Some("a=1"),
             &ours(),
             Some(&id),
-        );
+        )
+        .header;
         assert_eq!(
             v.to_str().unwrap(),
             format!("https://b.example/p?rf_click={id}")
@@ -398,7 +455,7 @@ mod tests {
             ) {
                 let target = TARGETS[pick];
                 let id = ClickId::from_parts(1_700_000_000_000, [7; 10]);
-                let value = location(&link(target, true), Some(&query), &ours(), click.then_some(&id));
+                let value = location(&link(target, true), Some(&query), &ours(), click.then_some(&id)).header;
                 let out = value.to_str().expect("visible ASCII");
                 prop_assert!(!out.contains(['\r', '\n', '\0']), "{}", out);
                 prop_assert_eq!(parts(out), parts(target));

@@ -273,22 +273,23 @@ impl Edge {
             .and_then(|reason| visitor::preview_fetcher(&self.bots, reason, headers))
             .zip(link.preview());
         let mut bot_reason = bot.map(visitor::BotReason::as_str);
-        let (outcome, metric, text, mut response, decision) = match preview {
+        let (outcome, metric, text, mut response, decision, channel) = match preview {
             Some((fetcher, preview)) => {
                 bot_reason = Some(fetcher);
                 // A person who lands on the page goes where a bot's redirect
                 // would: the target, without a click id.
                 let location = query::location(&link, req.uri().query(), &self.params, None);
-                let target = location.to_str().unwrap_or("");
+                let target = location.header.to_str().unwrap_or("");
                 let short_url = format!("{}/{code}", self.origin(req, conn, host));
                 let body = preview::page(&preview, &short_url, target);
-                let text = click_text(req, code, host, Some(&location));
+                let text = click_text(req, code, host, Some(&location.header));
                 (
                     Outcome::Preview,
                     RequestOutcome::Preview,
                     text,
                     html_page(body),
                     Decision::default(),
+                    location.channel,
                 )
             }
             None => {
@@ -306,10 +307,10 @@ impl Edge {
                     &self.params,
                     decision.click_id.as_ref(),
                 );
-                let text = click_text(req, code, host, Some(&location));
+                let text = click_text(req, code, host, Some(&location.header));
                 let response = redirect(
                     link.redirect().status(),
-                    location,
+                    location.header,
                     decision.set_cookie.take(),
                 );
                 (
@@ -318,6 +319,7 @@ impl Edge {
                     text,
                     response,
                     decision,
+                    location.channel,
                 )
             }
         };
@@ -339,7 +341,7 @@ impl Edge {
             prior_click_id: decision.prior_click_id,
             gpc,
             keep_ip: !untracked,
-            channel: channel::from_query(req.uri().query(), &self.params.channel),
+            channel: channel.map(channel::from_value),
         });
         wait_with(&mut response, handed);
         (metric, response)
@@ -466,7 +468,11 @@ impl Edge {
             },
             gpc,
             keep_ip: !(gpc && self.gpc == GpcPolicy::Honor),
-            channel: channel::from_query(req.uri().query(), &self.params.channel),
+            channel: req
+                .uri()
+                .query()
+                .and_then(|q| query::param_value(q, &self.params.channel))
+                .map(channel::from_value),
         });
         wait_with(&mut response, handed);
         (metric, response)

@@ -1,7 +1,8 @@
 //! The channel a click came through: named by the link's reserved query
 //! parameter (`attribution.channel_param`, consumed and never forwarded),
 //! else inferred from the `Referer`. The request path only reads the
-//! parameter (`from_query`); the writer infers from the `Referer`
+//! parameter (`from_value`, its value found by the `Location`'s walk of the
+//! query); the writer infers from the `Referer`
 //! (`of_click`), off the response path.
 
 use serde::Serialize;
@@ -98,20 +99,10 @@ impl ChannelSource {
     }
 }
 
-/// The channel a request's query names with `param` (its first occurrence;
-/// a value outside the list is `Other`), or `None` when it names none.
-/// Cheap when the parameter is absent: a substring search (and a walk of
-/// the parameters only when one may be percent-encoded).
-pub fn from_query(query: Option<&str>, param: &str) -> Option<Channel> {
-    let query = query?;
-    if !query.contains(param) && !query.contains('%') {
-        return None;
-    }
-    let value = query.split('&').find_map(|p| {
-        let (name, value) = p.split_once('=').unwrap_or((p, ""));
-        (*crate::http::query::decode_name(name) == *param).then_some(value)
-    })?;
-    Some(Channel::parse(&crate::http::query::decode_name(value)).unwrap_or(Channel::Other))
+/// The channel a parameter's raw value names (percent-decoded, ASCII case
+/// ignored); a value outside the list is `Other`.
+pub fn from_value(raw: &str) -> Channel {
+    Channel::parse(&crate::http::query::decode_name(raw)).unwrap_or(Channel::Other)
 }
 
 /// A click's channel: the parameter's when it named one, else the
@@ -300,20 +291,14 @@ mod tests {
     }
 
     #[test]
-    fn the_parameter_is_read_once_decoded_and_bounded_to_the_list() {
-        let read = |q: &str| from_query(Some(q), "rf_ch");
-        assert_eq!(read("rf_ch=qr"), Some(Channel::Qr));
-        assert_eq!(read("a=1&rf_ch=LinkedIn&b=2"), Some(Channel::Linkedin));
-        assert_eq!(read("rf%5Fch=email"), Some(Channel::Email));
-        assert_eq!(read("rf_ch=print&rf_ch=qr"), Some(Channel::Print));
-        assert_eq!(read("rf_ch=billboard"), Some(Channel::Other));
-        assert_eq!(read("rf_ch="), Some(Channel::Other));
-        assert_eq!(read("rf_ch"), Some(Channel::Other));
-        assert_eq!(read("xrf_ch=qr"), None);
-        assert_eq!(read("utm_source=rf_ch"), None);
-        assert_eq!(from_query(None, "rf_ch"), None);
+    fn a_parameter_value_is_decoded_and_bounded_to_the_list() {
+        assert_eq!(from_value("qr"), Channel::Qr);
+        assert_eq!(from_value("LinkedIn"), Channel::Linkedin);
+        assert_eq!(from_value("%65mail"), Channel::Email);
+        assert_eq!(from_value("billboard"), Channel::Other);
+        assert_eq!(from_value(""), Channel::Other);
         for channel in Channel::ALL {
-            assert_eq!(read(&format!("rf_ch={}", channel.as_str())), Some(channel));
+            assert_eq!(from_value(channel.as_str()), channel);
         }
     }
 }

@@ -1,11 +1,11 @@
 //! Query merging: for any forwarded query, the `Location` keeps the link
-//! target's scheme, host and path, holds no CR, LF or NUL, and exactly one
-//! parameter is the click id.
+//! target's scheme, host and path, holds no CR, LF or NUL, exactly one
+//! parameter is the click id, and none is the channel parameter.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use refedge::attribution::ClickId;
-use refedge::http::query::location;
+use refedge::http::query::{OurParams, location};
 use refedge::links::{Link, LinkStore};
 
 const TARGETS: [&str; 4] = [
@@ -28,7 +28,11 @@ fuzz_target!(|data: &[u8]| {
     store.upsert(Link::from_json(&json).unwrap());
     let link = store.get(None, "c").unwrap();
     let id = ClickId::from_parts(1_800_000_000_000, [3; 10]);
-    let value = location(&link, Some(query), "rf_click", Some(&id));
+    let ours = OurParams {
+        click: "rf_click".into(),
+        channel: "rf_ch".into(),
+    };
+    let value = location(&link, Some(query), &ours, Some(&id)).header;
     let out = value.to_str().expect("Location is visible ASCII");
     assert!(!out.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0));
     let base = target.split(['?', '#']).next().unwrap();
@@ -54,6 +58,10 @@ fuzz_target!(|data: &[u8]| {
         .filter_map(|p| p.strip_prefix("rf_click="))
         .collect();
     assert_eq!(clicks, [id.as_str()], "{out:?}");
+    assert!(
+        !query.split('&').any(|p| p == "rf_ch" || p.starts_with("rf_ch=")),
+        "{out:?}"
+    );
     if let Some((_, fragment)) = target.split_once('#') {
         assert!(out.ends_with(&format!("#{fragment}")), "{out:?}");
     }
