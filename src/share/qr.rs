@@ -1,14 +1,16 @@
 //! QR codes of a link's public URL for print (README: "Sharing"): the
 //! image parameters and their bounds, the SVG and PNG renderings (the
-//! `qrcode` crate makes the modules, the `png` crate encodes), and the
+//! `qrcodegen` crate makes the modules, the `png` crate encodes), and the
 //! cacheable answer both the public listeners and the admin API send.
 //! An image is not a click: nothing here records an event.
+
+use std::fmt::Write as _;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::Full;
-use qrcode::{EcLevel, QrCode};
+use qrcodegen::{QrCode, QrCodeEcc, QrSegment, Version};
 use sha2::{Digest, Sha256};
 
 use super::channel::Channel;
@@ -49,7 +51,7 @@ pub struct QrParams {
     pub size: u32,
     /// Quiet zone around the code, in modules.
     pub margin: u32,
-    pub ecc: EcLevel,
+    pub ecc: QrCodeEcc,
     /// The channel the code's URL names.
     pub channel: Channel,
 }
@@ -59,7 +61,7 @@ impl Default for QrParams {
         QrParams {
             size: 512,
             margin: 4,
-            ecc: EcLevel::M,
+            ecc: QrCodeEcc::Medium,
             channel: Channel::Qr,
         }
     }
@@ -88,10 +90,10 @@ impl QrParams {
                 1 => params.margin = bounded("margin", &value, &MARGIN_MODULES)?,
                 2 => {
                     params.ecc = match value.as_ref() {
-                        "L" | "l" => EcLevel::L,
-                        "M" | "m" => EcLevel::M,
-                        "Q" | "q" => EcLevel::Q,
-                        "H" | "h" => EcLevel::H,
+                        "L" | "l" => QrCodeEcc::Low,
+                        "M" | "m" => QrCodeEcc::Medium,
+                        "Q" | "q" => QrCodeEcc::Quartile,
+                        "H" | "h" => QrCodeEcc::High,
                         _ => return Err("ecc: must be L, M, Q or H".into()),
                     }
                 }
@@ -151,18 +153,16 @@ struct Modules {
 }
 
 impl Modules {
-    fn of(url: &str, ecc: EcLevel) -> Result<Modules, String> {
-        let code = QrCode::with_error_correction_level(url.as_bytes(), ecc)
+    fn of(url: &str, ecc: QrCodeEcc) -> Result<Modules, String> {
+        // The level asked for, not a higher one that would fit (`boostecl`).
+        let segments = QrSegment::make_segments(url);
+        let code = QrCode::encode_segments_advanced(&segments, ecc, Version::MIN, Version::MAX, None, false)
             .map_err(|e| format!("the URL does not fit a QR code: {e}"))?;
-        let dark = code
-            .to_colors()
-            .into_iter()
-            .map(|c| c == qrcode::Color::Dark)
+        let width = code.size() as usize;
+        let dark = (0..width * width)
+            .map(|i| code.get_module((i % width) as i32, (i / width) as i32))
             .collect();
-        Ok(Modules {
-            width: code.width(),
-            dark,
-        })
+        Ok(Modules { width, dark })
     }
 
     fn is_dark(&self, x: usize, y: usize) -> bool {
@@ -189,11 +189,7 @@ pub fn svg(url: &str, params: &QrParams) -> Result<Vec<u8>, String> {
                 x += 1;
             }
             let run = x - start;
-            path.push_str(&format!(
-                "M{} {}h{run}v1h-{run}z",
-                start + margin,
-                y + margin
-            ));
+            let _ = write!(path, "M{} {}h{run}v1h-{run}z", start + margin, y + margin);
         }
     }
     let size = params.size;
@@ -346,7 +342,7 @@ mod tests {
         let p = QrParams::parse(Some("size=1024&margin=0&ecc=h&channel=print&x=1")).unwrap();
         assert_eq!(
             (p.size, p.margin, p.ecc, p.channel),
-            (1024, 0, EcLevel::H, Channel::Print)
+            (1024, 0, QrCodeEcc::High, Channel::Print)
         );
         for (query, field) in [
             ("size=127", "size"),
@@ -369,7 +365,7 @@ mod tests {
         let params = QrParams {
             size: 128,
             margin: 16,
-            ecc: EcLevel::H,
+            ecc: QrCodeEcc::High,
             ..QrParams::default()
         };
         // A 600-byte URL at ECC H needs a code over 128 modules wide: not
