@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Writes N links as JSON Lines, deterministically from a seed.
 
-Usage: loadtest/gen_links.py N [SEED] [--snapshot] > links.jsonl
+Usage: loadtest/gen_links.py N [SEED] [--snapshot] [--preview] > links.jsonl
 
 With --snapshot the same links are written as a links snapshot (the format of
 `links.snapshot_file`, links not from the links file), for start-up tests.
 
 Codes are 7-10 base62 characters, unique; targets about 80 bytes; every link
 has an advocate id, a campaign (one of 200) and a program (one of 10), and one
-link in ten is bound to one of 5 brand domains. The raw bytes of the fields
+link in ten is bound to one of 5 brand domains. With --preview every link
+carries a personal preview: a 120-byte title and a 200-byte description. The raw bytes of the fields
 (what a link is worth before any overhead) are printed to stderr.
 """
 import random
@@ -18,8 +19,9 @@ ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if a != "--snapshot"]
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
     snapshot = "--snapshot" in sys.argv
+    preview = "--preview" in sys.argv
     n = int(args[0])
     rng = random.Random(int(args[1]) if len(args) > 1 else 42)
     seen = set()
@@ -42,7 +44,13 @@ def main() -> None:
         domain = f"go.brand{i % 5}.example" if i % 10 == 0 else None
         raw += len(code) + len(target) + len(advocate) + len(campaign) + len(program) + (len(domain) if domain else 0)
         dom = f'"domain":"{domain}",' if domain else ""
-        link = f'{{"code":"{code}","target":"{target}",{dom}"advocate_id":"{advocate}","campaign_id":"{campaign}","program_id":"{program}"}}'
+        pre = ""
+        if preview:
+            title = f"Advocate {i:09d} at ACME recommends Payroll for growing teams".ljust(120, ".")
+            description = f"Run payroll in minutes: {advocate} has used it since 2024 and invites you to try it.".ljust(200, ".")
+            raw += len(title) + len(description)
+            pre = f',"preview":{{"title":"{title}","description":"{description}"}}'
+        link = f'{{"code":"{code}","target":"{target}",{dom}"advocate_id":"{advocate}","campaign_id":"{campaign}","program_id":"{program}"{pre}}}'
         buf.append(f'{{"file":false,"link":{link}}}\n' if snapshot else link + "\n")
         if len(buf) >= 100_000:
             out.write("".join(buf))

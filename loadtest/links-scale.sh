@@ -2,6 +2,8 @@
 # Resident memory per link and time to ready for large link maps, loaded from
 # the JSON Lines links file and from a links snapshot.
 # Usage: loadtest/links-scale.sh [N ...]        (default: 1000000 10000000)
+#   env: PREVIEW=1: every link carries a preview (120-byte title, 200-byte
+#   description); OUT: the result directory.
 # Writes loadtest/results/<date>-<host>-links/{report.md,raw/*}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +11,8 @@ SIZES=("${@:-1000000 10000000}")
 [ $# -eq 0 ] && SIZES=(1000000 10000000)
 cargo build --release --locked --bin refedge
 BIN=${CARGO_TARGET_DIR:-target}/release/refedge
-OUT=loadtest/results/$(date -u +%Y-%m-%d)-$(hostname)-links
+OUT=${OUT:-loadtest/results/$(date -u +%Y-%m-%d)-$(hostname)-links}
+GEN_FLAGS=${PREVIEW:+--preview}
 mkdir -p "$OUT/raw"
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -45,7 +48,7 @@ echo "baseline RSS ${BASE_RSS} KiB"
   echo
   echo "Command: \`loadtest/links-scale.sh ${SIZES[*]}\` on $(hostname), $(date -u +%Y-%m-%dT%H:%MZ)."
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)."
-  echo "Links from \`loadtest/gen_links.py N\` (7-10 char codes, ~80-byte targets, advocate/campaign/program ids, 1 in 10 bound to a domain)."
+  echo "Links from \`loadtest/gen_links.py N ${GEN_FLAGS}\` (7-10 char codes, ~80-byte targets, advocate/campaign/program ids, 1 in 10 bound to a domain${PREVIEW:+; every link with a preview of a 120-byte title and a 200-byte description})."
   echo "Ready = from process start to \`/readyz\` 200. RSS per link = (RSS - RSS with no links) / N. Baseline RSS: ${BASE_RSS} KiB."
   echo "Targets: RSS per link ≤ raw bytes + 64 B; ready ≤ 5 s at 10M links."
   echo
@@ -54,10 +57,10 @@ echo "baseline RSS ${BASE_RSS} KiB"
 } > "$OUT/report.md"
 for n in "${SIZES[@]}"; do
   file="$WORK/links-$n.jsonl"
-  python3 loadtest/gen_links.py "$n" > "$file" 2> "$WORK/gen-$n.txt"
+  python3 loadtest/gen_links.py "$n" 42 $GEN_FLAGS > "$file" 2> "$WORK/gen-$n.txt"
   raw=$(sed -n 's/.*raw_bytes_per_link=\([0-9.]*\).*/\1/p' "$WORK/gen-$n.txt")
   snap="$WORK/links-$n.snapshot"
-  python3 loadtest/gen_links.py "$n" 42 --snapshot > "$snap" 2>/dev/null
+  python3 loadtest/gen_links.py "$n" 42 --snapshot $GEN_FLAGS > "$snap" 2>/dev/null
   # From the links file.
   read -r secs rss < <(measure "$file" "" "$OUT/raw/file-$n.log")
   per=$(echo "($rss - $BASE_RSS) * 1024 / $n" | bc -l)

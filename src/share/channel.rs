@@ -176,39 +176,68 @@ pub const ANDROID_APPS: &[(&str, Channel)] = &[
 ];
 
 /// The channel a `Referer` names: a known host or app, else `web` for any
-/// other host, `other` for a value without one.
+/// other host, `other` for a value without one. The host's suffixes are
+/// looked up longest first (`www.linkedin.com`, `linkedin.com`, `com`), one
+/// hash lookup each.
 pub fn from_referer(referer: &str) -> Channel {
-    let Some((scheme, rest)) = referer.split_once("://") else {
+    let Some(colon) = referer.find(':') else {
         return Channel::Other;
     };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let (scheme, rest) = (&referer[..colon], &referer[colon + 1..]);
+    let Some(rest) = rest.strip_prefix("//") else {
+        return Channel::Other;
+    };
+    let authority = &rest[..rest
+        .bytes()
+        .position(|b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len())];
     let host = authority.rsplit('@').next().unwrap_or("");
-    let host = host.split(':').next().unwrap_or("");
-    let host = crate::hostname::without_root_dot(host);
+    let host = crate::hostname::without_root_dot(host.split(':').next().unwrap_or(""));
     if host.is_empty() {
         return Channel::Other;
     }
-    if scheme.eq_ignore_ascii_case("android-app") {
-        return ANDROID_APPS
-            .iter()
-            .find(|(package, _)| package.eq_ignore_ascii_case(host))
-            .map_or(Channel::Other, |(_, channel)| *channel);
+    let host: std::borrow::Cow<'_, str> = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        host.to_ascii_lowercase().into()
+    } else {
+        host.into()
+    };
+    let (table, web) =
+        if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http") {
+            (&lookup().hosts, Channel::Web)
+        } else if scheme.eq_ignore_ascii_case("android-app") {
+            return lookup().apps.get(&*host).copied().unwrap_or(Channel::Other);
+        } else {
+            return Channel::Other;
+        };
+    let mut suffix = &*host;
+    loop {
+        if let Some(channel) = table.get(suffix) {
+            return *channel;
+        }
+        match suffix.find('.') {
+            Some(dot) => suffix = &suffix[dot + 1..],
+            None => return web,
+        }
     }
-    if !(scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http")) {
-        return Channel::Other;
-    }
-    REFERER_HOSTS
-        .iter()
-        .find(|(known, _)| is_within(host, known))
-        .map_or(Channel::Web, |(_, channel)| *channel)
 }
 
-/// `host` is `domain` or one of its subdomains (ASCII case ignored).
-fn is_within(host: &str, domain: &str) -> bool {
-    let (h, d) = (host.as_bytes(), domain.as_bytes());
-    h.len() >= d.len()
-        && h[h.len() - d.len()..].eq_ignore_ascii_case(d)
-        && (h.len() == d.len() || h[h.len() - d.len() - 1] == b'.')
+type Table = std::collections::HashMap<&'static str, Channel, foldhash::fast::FixedState>;
+
+/// The two tables above as hash maps, built once.
+struct Lookup {
+    hosts: Table,
+    apps: Table,
+}
+
+fn lookup() -> &'static Lookup {
+    static LOOKUP: std::sync::OnceLock<Lookup> = std::sync::OnceLock::new();
+    LOOKUP.get_or_init(|| Lookup {
+        hosts: REFERER_HOSTS.iter().copied().collect(),
+        apps: ANDROID_APPS
+            .iter()
+            .map(|(package, channel)| (*package, *channel))
+            .collect(),
+    })
 }
 
 #[cfg(test)]

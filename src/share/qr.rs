@@ -156,8 +156,15 @@ impl Modules {
     fn of(url: &str, ecc: QrCodeEcc) -> Result<Modules, String> {
         // The level asked for, not a higher one that would fit (`boostecl`).
         let segments = QrSegment::make_segments(url);
-        let code = QrCode::encode_segments_advanced(&segments, ecc, Version::MIN, Version::MAX, None, false)
-            .map_err(|e| format!("the URL does not fit a QR code: {e}"))?;
+        let code = QrCode::encode_segments_advanced(
+            &segments,
+            ecc,
+            Version::MIN,
+            Version::MAX,
+            None,
+            false,
+        )
+        .map_err(|e| format!("the URL does not fit a QR code: {e}"))?;
         let width = code.size() as usize;
         let dark = (0..width * width)
             .map(|i| code.get_module((i % width) as i32, (i / width) as i32))

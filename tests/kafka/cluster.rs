@@ -120,13 +120,26 @@ async fn a_change_on_one_node_serves_on_all() {
             c.admin,
             "POST",
             "/v1/links",
-            "{\"code\":\"bulk1\",\"target\":\"https://brand.example/b1\"}\n"
+            "{\"code\":\"bulk1\",\"target\":\"https://brand.example/b1\",\"preview\":{\"title\":\"Ann recommends B1\"}}\n"
         )
         .await,
         200
     );
     let (_fd, d) = node(&addr).await;
     until_everywhere(&[&d], "/bulk1", 302).await;
+    // The link's preview came with it: an unfurler on D sees it.
+    let unfurl = get(
+        d.public,
+        "/bulk1",
+        &[("user-agent", "LinkedInBot/1.0 (compatible; Mozilla/5.0)")],
+    )
+    .await;
+    assert_eq!(unfurl.status, 200);
+    let page = std::str::from_utf8(&unfurl.body).unwrap();
+    assert!(
+        page.contains(r#"<meta property="og:title" content="Ann recommends B1">"#),
+        "{page}"
+    );
     until_everywhere(&[&d], "/warmup", 302).await;
     until_everywhere(&[&d], "/last", 302).await;
     assert_eq!(
