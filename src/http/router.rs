@@ -403,10 +403,16 @@ impl Edge {
         };
         let origin = self.origin(req, conn, host);
         let url = qr::public_url(&origin, code, &self.params.channel, params.channel);
-        (
-            RequestOutcome::QrImage,
-            qr::respond(&url, &params, format, req.headers()),
-        )
+        let response = match qr::answer(&url, &params, format, req.headers()) {
+            qr::Answer::Ready(response) => response,
+            // Drawn off this thread: the service sends it once drawn.
+            qr::Answer::Draw(drawing) => {
+                let mut later = Response::new(Full::new(Bytes::new()));
+                later.extensions_mut().insert(drawing);
+                later
+            }
+        };
+        (RequestOutcome::QrImage, response)
     }
 
     /// Unknown, disabled or expired: a 404/410 page or the fallback, and an

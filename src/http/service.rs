@@ -20,6 +20,7 @@ use super::router::{ConnInfo, Edge};
 use super::{Intake, intake};
 use crate::admin::Admin;
 use crate::events::Waiting;
+use crate::share::qr;
 
 /// One connection's click service.
 #[derive(Debug, Clone)]
@@ -85,14 +86,31 @@ impl Service<Request<Incoming>> for Clicks {
             Some(port) => super::https_redirect(&req, port),
             None => self.edge.handle(&req, &self.conn),
         };
-        // A click that found the hand-off full waits for room before its
-        // answer goes out (back-pressure: `events::handoff`).
-        if let Some(waiting) = response.extensions_mut().remove::<Box<Waiting>>() {
-            let hsts = self.hsts.clone();
-            return Answer::Later(Box::pin(async move {
-                waiting.finish().await;
-                Ok(with_hsts(response, hsts.as_ref()))
-            }));
+        if !response.extensions().is_empty() {
+            // A click that found the hand-off full waits for room before its
+            // answer goes out (back-pressure: `events::handoff`).
+            if let Some(waiting) = response.extensions_mut().remove::<Box<Waiting>>() {
+                let hsts = self.hsts.clone();
+                return Answer::Later(Box::pin(async move {
+                    waiting.finish().await;
+                    Ok(with_hsts(response, hsts.as_ref()))
+                }));
+            }
+            // A QR image is drawn on the blocking pool, not on this thread,
+            // which serves other connections' clicks meanwhile.
+            if let Some(drawing) = response.extensions_mut().remove::<Box<qr::Drawing>>() {
+                let hsts = self.hsts.clone();
+                return Answer::Later(Box::pin(async move {
+                    let drawn = tokio::task::spawn_blocking(move || drawing.draw())
+                        .await
+                        .unwrap_or_else(|_| {
+                            let mut res = Response::new(Full::new(Bytes::new()));
+                            *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                            res
+                        });
+                    Ok(with_hsts(drawn, hsts.as_ref()))
+                }));
+            }
         }
         Answer::Now(ready(Ok(with_hsts(response, self.hsts.as_ref()))))
     }

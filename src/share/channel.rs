@@ -176,23 +176,28 @@ pub const ANDROID_APPS: &[(&str, Channel)] = &[
 ];
 
 /// The channel a `Referer` names: a known host or app, else `web` for any
-/// other host, `other` for a value without one. The host's suffixes are
-/// looked up longest first (`www.linkedin.com`, `linkedin.com`, `com`), one
+/// other host, `other` for a value without one. The host's last three and
+/// last two labels are looked up (`www.linkedin.com`, `linkedin.com`), one
 /// hash lookup each.
 pub fn from_referer(referer: &str) -> Channel {
-    let Some(colon) = referer.find(':') else {
+    // Byte scans: the strings are short, and `str::find` with a char costs
+    // more to set up than these loops take.
+    let position = |s: &str, f: fn(u8) -> bool| s.bytes().position(f);
+    let Some(colon) = position(referer, |b| b == b':') else {
         return Channel::Other;
     };
     let (scheme, rest) = (&referer[..colon], &referer[colon + 1..]);
     let Some(rest) = rest.strip_prefix("//") else {
         return Channel::Other;
     };
-    let authority = &rest[..rest
+    let authority =
+        &rest[..position(rest, |b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(rest.len())];
+    let host = &authority[authority
         .bytes()
-        .position(|b| matches!(b, b'/' | b'?' | b'#'))
-        .unwrap_or(rest.len())];
-    let host = authority.rsplit('@').next().unwrap_or("");
-    let host = crate::hostname::without_root_dot(host.split(':').next().unwrap_or(""));
+        .rposition(|b| b == b'@')
+        .map_or(0, |at| at + 1)..];
+    let host = &host[..position(host, |b| b == b':').unwrap_or(host.len())];
+    let host = crate::hostname::without_root_dot(host);
     if host.is_empty() {
         return Channel::Other;
     }
@@ -201,24 +206,28 @@ pub fn from_referer(referer: &str) -> Channel {
     } else {
         host.into()
     };
-    let (table, web) =
-        if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http") {
-            (&lookup().hosts, Channel::Web)
-        } else if scheme.eq_ignore_ascii_case("android-app") {
-            return lookup().apps.get(&*host).copied().unwrap_or(Channel::Other);
-        } else {
-            return Channel::Other;
-        };
+    let table = if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http") {
+        &lookup().hosts
+    } else if scheme.eq_ignore_ascii_case("android-app") {
+        return lookup().apps.get(&*host).copied().unwrap_or(Channel::Other);
+    } else {
+        return Channel::Other;
+    };
+    // The table's names have two or three labels: start at the last three.
     let mut suffix = &*host;
-    loop {
+    let mut labels = 1 + suffix.bytes().filter(|&b| b == b'.').count();
+    while labels > 3 {
+        suffix = &suffix[position(suffix, |b| b == b'.').map_or(0, |dot| dot + 1)..];
+        labels -= 1;
+    }
+    while labels >= 2 {
         if let Some(channel) = table.get(suffix) {
             return *channel;
         }
-        match suffix.find('.') {
-            Some(dot) => suffix = &suffix[dot + 1..],
-            None => return web,
-        }
+        suffix = &suffix[position(suffix, |b| b == b'.').map_or(0, |dot| dot + 1)..];
+        labels -= 1;
     }
+    Channel::Web
 }
 
 type Table = std::collections::HashMap<&'static str, Channel, foldhash::fast::FixedState>;
@@ -259,6 +268,13 @@ mod tests {
     }
 
     #[test]
+    fn every_referer_host_has_the_two_or_three_labels_the_lookup_tries() {
+        for (host, _) in REFERER_HOSTS {
+            assert!((2..=3).contains(&host.split('.').count()), "{host}");
+        }
+    }
+
+    #[test]
     fn every_android_app_names_its_channel() {
         for (package, channel) in ANDROID_APPS {
             assert_eq!(
@@ -287,6 +303,8 @@ mod tests {
             "https://t.co.example/",
             "https://mail.google.com.example/",
             "https://blog.brand.example/post",
+            "https://a.b.c.d.example.com/",
+            "https://localhost:8080/",
         ] {
             assert_eq!(from_referer(referer), Channel::Web, "{referer}");
         }

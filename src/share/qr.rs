@@ -288,36 +288,75 @@ fn not_modified(headers: &HeaderMap, tag: &HeaderValue) -> bool {
 /// not change (a disabled link answers its scan, not its image).
 const CACHE: HeaderValue = HeaderValue::from_static("public, max-age=86400");
 
-/// The answer to an image request: 304 when the client holds it, else the
-/// image; 400 when it cannot be drawn as asked.
-pub fn respond(
-    url: &str,
-    params: &QrParams,
+/// An image to draw: cheap to make, a few hundred microseconds to run, so
+/// the public listeners run it off the thread that serves their clicks.
+#[derive(Debug, Clone)]
+pub struct Drawing {
+    url: String,
+    params: QrParams,
     format: Format,
-    request: &HeaderMap,
-) -> Response<Full<Bytes>> {
+    tag: HeaderValue,
+}
+
+/// What an image request gets: an answer at once (304), or a drawing.
+#[derive(Debug)]
+pub enum Answer {
+    Ready(Response<Full<Bytes>>),
+    Draw(Box<Drawing>),
+}
+
+/// 304 when the client holds the image already (its `If-None-Match`), else
+/// the drawing to make.
+pub fn answer(url: &str, params: &QrParams, format: Format, request: &HeaderMap) -> Answer {
     let tag = etag(url, params, format);
-    let mut res = if not_modified(request, &tag) {
+    if not_modified(request, &tag) {
         let mut res = Response::new(Full::new(Bytes::new()));
         *res.status_mut() = StatusCode::NOT_MODIFIED;
-        res
-    } else {
-        let image = match format {
-            Format::Svg => svg(url, params),
-            Format::Png => png(url, params),
+        return Answer::Ready(cacheable(res, tag));
+    }
+    Answer::Draw(Box::new(Drawing {
+        url: url.to_owned(),
+        params: *params,
+        format,
+        tag,
+    }))
+}
+
+impl Drawing {
+    /// The image, or 400 when it cannot be drawn as asked.
+    pub fn draw(self) -> Response<Full<Bytes>> {
+        let image = match self.format {
+            Format::Svg => svg(&self.url, &self.params),
+            Format::Png => png(&self.url, &self.params),
         };
         match image {
             Ok(bytes) => {
                 let mut res = Response::new(Full::new(Bytes::from(bytes)));
                 res.headers_mut().insert(
                     header::CONTENT_TYPE,
-                    HeaderValue::from_static(format.content_type()),
+                    HeaderValue::from_static(self.format.content_type()),
                 );
-                res
+                cacheable(res, self.tag)
             }
-            Err(reason) => return bad_parameter(&reason),
+            Err(reason) => bad_parameter(&reason),
         }
-    };
+    }
+}
+
+/// `answer`, drawn here and now (the admin API's print runs).
+pub fn respond(
+    url: &str,
+    params: &QrParams,
+    format: Format,
+    request: &HeaderMap,
+) -> Response<Full<Bytes>> {
+    match answer(url, params, format, request) {
+        Answer::Ready(res) => res,
+        Answer::Draw(drawing) => drawing.draw(),
+    }
+}
+
+fn cacheable(mut res: Response<Full<Bytes>>, tag: HeaderValue) -> Response<Full<Bytes>> {
     let h = res.headers_mut();
     h.insert(header::ETAG, tag);
     h.insert(header::CACHE_CONTROL, CACHE);
