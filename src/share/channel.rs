@@ -180,23 +180,21 @@ pub const ANDROID_APPS: &[(&str, Channel)] = &[
 /// last two labels are looked up (`www.linkedin.com`, `linkedin.com`), one
 /// hash lookup each.
 pub fn from_referer(referer: &str) -> Channel {
-    // Byte scans: the strings are short, and `str::find` with a char costs
-    // more to set up than these loops take.
-    let position = |s: &str, f: fn(u8) -> bool| s.bytes().position(f);
-    let Some(colon) = position(referer, |b| b == b':') else {
+    // Plain byte loops: the strings are a few dozen bytes, shorter than
+    // what `memchr` needs to pay for its set-up.
+    let find = |s: &[u8], b: u8| s.iter().position(|&c| c == b);
+    let rfind = |s: &[u8], b: u8| s.iter().rposition(|&c| c == b);
+    let Some(colon) = find(referer.as_bytes(), b':') else {
         return Channel::Other;
     };
     let (scheme, rest) = (&referer[..colon], &referer[colon + 1..]);
     let Some(rest) = rest.strip_prefix("//") else {
         return Channel::Other;
     };
-    let authority =
-        &rest[..position(rest, |b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(rest.len())];
-    let host = &authority[authority
-        .bytes()
-        .rposition(|b| b == b'@')
-        .map_or(0, |at| at + 1)..];
-    let host = &host[..position(host, |b| b == b':').unwrap_or(host.len())];
+    let end = rest.bytes().position(|c| matches!(c, b'/' | b'?' | b'#'));
+    let authority = &rest[..end.unwrap_or(rest.len())];
+    let host = &authority[rfind(authority.as_bytes(), b'@').map_or(0, |at| at + 1)..];
+    let host = &host[..find(host.as_bytes(), b':').unwrap_or(host.len())];
     let host = crate::hostname::without_root_dot(host);
     if host.is_empty() {
         return Channel::Other;
@@ -213,21 +211,21 @@ pub fn from_referer(referer: &str) -> Channel {
     } else {
         return Channel::Other;
     };
-    // The table's names have two or three labels: start at the last three.
-    let mut suffix = &*host;
-    let mut labels = 1 + suffix.bytes().filter(|&b| b == b'.').count();
-    while labels > 3 {
-        suffix = &suffix[position(suffix, |b| b == b'.').map_or(0, |dot| dot + 1)..];
-        labels -= 1;
-    }
-    while labels >= 2 {
-        if let Some(channel) = table.get(suffix) {
+    // The table's names have two or three labels: the host's last three,
+    // then its last two, are looked up.
+    let bytes = host.as_bytes();
+    let Some(last_dot) = rfind(bytes, b'.') else {
+        return Channel::Web;
+    };
+    let second_dot = rfind(&bytes[..last_dot], b'.');
+    if let Some(second) = second_dot {
+        let three = rfind(&bytes[..second], b'.').map_or(&*host, |d| &host[d + 1..]);
+        if let Some(channel) = table.get(three) {
             return *channel;
         }
-        suffix = &suffix[position(suffix, |b| b == b'.').map_or(0, |dot| dot + 1)..];
-        labels -= 1;
     }
-    Channel::Web
+    let two = second_dot.map_or(&*host, |d| &host[d + 1..]);
+    table.get(two).copied().unwrap_or(Channel::Web)
 }
 
 type Table = std::collections::HashMap<&'static str, Channel, foldhash::fast::FixedState>;

@@ -330,7 +330,8 @@ async fn a_full_spool_answers_503_and_keeps_nothing_half() {
 async fn match_over_the_spool_credits_the_advocate() {
     let fixture = Fixture::new(LINKS);
     let edge = start(&fixture.config(&env())).await;
-    let click = get(edge.public, "/demo", &[UA]).await;
+    // Shared by email: the attribution carries the click's channel.
+    let click = get(edge.public, "/demo?rf_ch=email", &[UA]).await;
     let click_id = click_param(click.location()).expect("click id");
     let auth = bearer(OLD_TOKEN);
     for (event_id, id) in [
@@ -373,6 +374,7 @@ async fn match_over_the_spool_credits_the_advocate() {
         (Some(true), Some("adv-1"))
     );
     assert_eq!(a["click_id"], click_id.as_str());
+    assert_eq!(a["channel"], "email");
     assert!(String::from_utf8_lossy(&out.stderr).contains("1 matched"));
 }
 
