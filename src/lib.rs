@@ -63,8 +63,8 @@
 //!   services, router, `Location`, the plain listener's redirect to HTTPS.
 //! - [`tls`]: certificates per brand domain chosen by SNI, reloads, the
 //!   HTTPS setup.
-//! - [`links`]: link, packed record, store, the one loader, reload,
-//!   snapshot, editor, replication.
+//! - [`links`]: link (and its preview), packed record, store, the one
+//!   loader, reload, snapshot, editor, replication.
 //! - [`visitor`]: client address, bots and preview fetchers, device, privacy
 //!   signals.
 //! - [`attribution`]: click ids, the signed cookie, first/last touch.
@@ -75,6 +75,7 @@
 //!   per-partition click index, attributions out; the offline form.
 //! - [`target`]: what a redirect target may be (links and the fallback).
 //! - [`hostname`]: host names compared ignoring case and the root dot.
+//! - [`percent`]: percent-decoding of query names and values.
 //! - [`bearer`]: bearer tokens, compared in constant time.
 //! - [`events`]: the click record, the hand-off, enrichment, the JSON line
 //!   and its reader, the spool, the Kafka shipper; `events::shapes` holds
@@ -106,6 +107,7 @@ pub mod links;
 pub mod matcher;
 pub mod metrics;
 pub mod node;
+pub mod percent;
 pub mod prehashed;
 pub mod privacy;
 pub mod shape;

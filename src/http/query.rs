@@ -4,48 +4,11 @@
 //! host or path. A parameter already in the target keeps the target's value,
 //! and the click and channel parameters are always ours.
 
-use std::borrow::Cow;
-
 use http::HeaderValue;
 
 use crate::attribution::ClickId;
 use crate::links::LinkRef;
-
-/// Percent-decodes a parameter name (`+` is a space, as in forms) so that
-/// `utm%5Fsource` and `utm_source` are the same parameter. A name with
-/// nothing to decode (the usual case) is borrowed as it is.
-pub fn decode_name(raw: &str) -> Cow<'_, str> {
-    let bytes = raw.as_bytes();
-    if !bytes.iter().any(|&b| b == b'%' || b == b'+') {
-        return Cow::Borrowed(raw);
-    }
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
+use crate::percent::{self, hex};
 
 /// Bytes that may stand as they are in a forwarded query parameter (`%`
 /// only as the start of a valid escape, checked apart).
@@ -131,7 +94,7 @@ pub struct OurParams {
 pub fn param_value<'q>(query: &'q str, name: &str) -> Option<&'q str> {
     params(query).find_map(|p| {
         let (raw_name, value) = p.split_at(find_byte(p.as_bytes(), b'=').unwrap_or(p.len()));
-        (*decode_name(raw_name) == *name).then(|| value.get(1..).unwrap_or(""))
+        (*percent::decode(raw_name) == *name).then(|| value.get(1..).unwrap_or(""))
     })
 }
 
@@ -176,7 +139,7 @@ pub fn location<'q>(
     let target_query = find_byte(base, b'?').map(|at| &target_str[at + 1..base_len]);
     let target_has_query = target_query.is_some();
     let target_has_param = |name: &str| {
-        target_query.is_some_and(|q| params(q).any(|p| *decode_name(param_name(p)) == *name))
+        target_query.is_some_and(|q| params(q).any(|p| *percent::decode(param_name(p)) == *name))
     };
     let mut out = Vec::with_capacity(target.len() + request_query.map_or(0, str::len) + 48);
     out.extend_from_slice(base);
@@ -194,7 +157,7 @@ pub fn location<'q>(
     let mut channel = None;
     if let Some(query) = forwarded {
         for param in params(query) {
-            let name = decode_name(param_name(param));
+            let name = percent::decode(param_name(param));
             if *name == *ours.channel {
                 if channel.is_none() {
                     channel = Some(param.get(param_name(param).len() + 1..).unwrap_or(""));
@@ -412,15 +375,6 @@ mod tests {
             v.to_str().unwrap(),
             format!("https://b.example/p?rf_click={id}")
         );
-    }
-
-    #[test]
-    fn names_decode() {
-        assert_eq!(&*decode_name("utm%5Fsource"), "utm_source");
-        assert_eq!(&*decode_name("a+b"), "a b");
-        assert_eq!(&*decode_name("%"), "%");
-        assert_eq!(&*decode_name("%4"), "%4");
-        assert_eq!(&*decode_name("%41"), "A");
     }
 
     mod properties {

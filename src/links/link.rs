@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::share::preview::{Preview, PreviewRecord, PreviewView};
+use super::preview::{Preview, PreviewRecord, PreviewView};
 
 /// Longest accepted advocate, campaign or program id, in bytes.
 pub const MAX_ID_BYTES: usize = 128;

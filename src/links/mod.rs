@@ -1,23 +1,25 @@
-//! Links: the short-code type and one link's validated fields (`link`), the
-//! packed record (`packed`) in the concurrent map the request path reads
-//! (`store`), the one JSON Lines loader (`load`), the links file's reload
-//! (`reload`), snapshots (`snapshot`), changes one at a time (`editor`) and
-//! their replication through the links topic (`replication`).
+//! Links: the short-code type and one link's validated fields (`link`, and
+//! its `preview`), the packed record (`packed`) in the concurrent map the
+//! request path reads (`store`), the one JSON Lines loader (`load`), the
+//! links file's reload (`reload`), snapshots (`snapshot`), changes one at a
+//! time (`editor`) and their replication through the links topic
+//! (`replication`).
 
 mod editor;
 mod link;
 mod load;
 pub mod packed;
+mod preview;
 mod reload;
 pub mod replication;
 pub mod snapshot;
 mod store;
 
 pub use editor::{LinkEditor, Publish};
-pub(crate) use link::borrowed;
 pub use link::{Link, LinkError, LinkRecord, LinkStatus, LinkView, RedirectStatus, ShortCode};
 pub use load::{LineError, Lines, Report, check_file, load_into, load_lines, load_threads};
 pub use packed::LinkRef;
+pub use preview::{Preview, PreviewRecord, PreviewView};
 pub use reload::LinkReloader;
 pub use store::{LinkStore, Resolution};
 

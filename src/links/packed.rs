@@ -17,8 +17,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
+use super::PreviewView;
 use super::{Link, LinkRecord, LinkStatus, LinkView, RedirectStatus};
-use crate::share::preview::PreviewView;
 
 /// The byte of a record that holds its links-file epoch.
 pub const FILE_EPOCH_AT: usize = 4;

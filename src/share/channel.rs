@@ -102,7 +102,7 @@ impl ChannelSource {
 /// The channel a parameter's raw value names (percent-decoded, ASCII case
 /// ignored); a value outside the list is `Other`.
 pub fn from_value(raw: &str) -> Channel {
-    Channel::parse(&crate::http::query::decode_name(raw)).unwrap_or(Channel::Other)
+    Channel::parse(&crate::percent::decode(raw)).unwrap_or(Channel::Other)
 }
 
 /// A click's channel: the parameter's when it named one, else the

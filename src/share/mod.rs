@@ -1,6 +1,6 @@
 //! What an advocate shares, seen from the edge: the channel of every click
-//! (`channel`), QR codes of a link for print (`qr`), and the personal
-//! preview a link-preview fetcher is served (`preview`).
+//! (`channel`), QR codes of a link for print (`qr`), and the page a
+//! link-preview fetcher is served from a link's `preview` (`preview`).
 
 pub mod channel;
 pub mod preview;

@@ -119,10 +119,7 @@ pub fn pairs(
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (name, value) = p.split_once('=').unwrap_or((p, ""));
-            (
-                crate::http::query::decode_name(name),
-                crate::http::query::decode_name(value),
-            )
+            (crate::percent::decode(name), crate::percent::decode(value))
         })
 }
 
