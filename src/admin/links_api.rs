@@ -70,6 +70,20 @@ fn domain_param(query: Option<&str>) -> Option<String> {
         .map(str::to_ascii_lowercase)
 }
 
+/// `host` or `host:port` as the admin API's QR images take it.
+fn is_printable_host(s: &str) -> bool {
+    let (name, port) = match s.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (s, None),
+    };
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+        && port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Smallest mintable value: 62^6, so every minted code has 7 to 11 characters.
 const MINT_MIN: u64 = 56_800_235_584;
 
@@ -100,24 +114,27 @@ impl LinksApi {
             Ok(params) => params,
             Err(reason) => return Some(json_error(StatusCode::BAD_REQUEST, &reason)),
         };
-        let domain = domain_param(query);
+        // The host the code is printed for: a host name, and a port when
+        // it is not the scheme's (percent-decoded, lower case).
+        let host = qr::pairs(query)
+            .find(|(name, _)| name == "domain")
+            .map(|(_, value)| value.to_ascii_lowercase())
+            .filter(|d| is_printable_host(d));
         let store = self.editor.store();
-        let found = match domain.as_deref() {
-            Some(host) => store
-                .get(Some(host), code)
+        let bare = host.as_deref().map(|h| h.split(':').next().unwrap_or(h));
+        let found = match bare {
+            Some(name) => store
+                .get(Some(name), code)
                 .or_else(|| store.get(None, code)),
             None => store.get(None, code),
         };
         if found.is_none() {
             return Some(json_error(StatusCode::NOT_FOUND, "no such link"));
         }
-        let Some(host) = domain.filter(|d| {
-            d.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':'))
-        }) else {
+        let Some(host) = host else {
             return Some(json_error(
                 StatusCode::BAD_REQUEST,
-                "domain: required: the host name the code is printed for",
+                "domain: required: the host (and port) the code is printed for",
             ));
         };
         let url = qr::public_url(
