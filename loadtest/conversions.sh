@@ -37,10 +37,7 @@ REFEDGE_SERVER_LISTEN=$PUBLIC REFEDGE_ADMIN_LISTEN=$ADMIN \
   REFEDGE_CONVERSIONS_TOKENS=$TOKEN REFEDGE_ATTRIBUTION_SECRET=loadtest-secret-0123456789 \
   REFEDGE_LOG_LEVEL=warn "$BIN" serve --config /dev/null 2>"$WORK/edge.log" &
 EDGE=$!
-until curl -fs "http://$ADMIN/readyz" >/dev/null 2>&1; do
-  kill -0 $EDGE 2>/dev/null || { cat "$WORK/edge.log"; exit 1; }
-  sleep 0.05
-done
+wait_ready "$ADMIN" $EDGE "$WORK/edge.log"
 
 # A click id for the conversions to name.
 CLICK=$(curl -s -A 'Mozilla/5.0' -o /dev/null -w '%{redirect_url}' "http://$PUBLIC/$(sed -n 1p "$WORK/codes.txt")")

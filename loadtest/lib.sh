@@ -106,3 +106,12 @@ noise_stop() {
   rm -f "$NOISE_DIR/noise"
   NOISE_PID=
 }
+
+# wait_ready ADMIN PID LOG: polls ADMIN's /readyz until 200; exits with the
+# edge's log when process PID is gone first.
+wait_ready() {
+  until curl -fs "http://$1/readyz" >/dev/null 2>&1; do
+    kill -0 "$2" 2>/dev/null || { cat "$3"; exit 1; }
+    sleep 0.05
+  done
+}

@@ -23,10 +23,7 @@ REFEDGE_SERVER_LISTEN=$PUBLIC REFEDGE_ADMIN_LISTEN=$ADMIN REFEDGE_LINKS_FILE=con
   REFEDGE_EVENTS_SPOOL_DIR="$WORK/spool" REFEDGE_ATTRIBUTION_SECRET=qr-secret-0123456789 \
   REFEDGE_LOG_LEVEL=warn "$BIN" serve --config /dev/null 2>"$WORK/edge.log" &
 PID=$!
-until curl -fs "http://$ADMIN/readyz" >/dev/null 2>&1; do
-  kill -0 $PID 2>/dev/null || { cat "$WORK/edge.log"; exit 1; }
-  sleep 0.05
-done
+wait_ready "$ADMIN" $PID "$WORK/edge.log"
 TAG=$(curl -fsI "http://$PUBLIC/demo/qr.png" | tr -d '\r' | awk -F': ' 'tolower($1) == "etag" {print $2}')
 [ -n "$TAG" ] || { echo "no ETag on the image" >&2; exit 1; }
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $TAG" "http://$PUBLIC/demo/qr.png")" = 304 ]
