@@ -113,6 +113,8 @@ fn bench(c: &mut Criterion) {
         geo: Some(geo),
         devices: DeviceParser::new(),
         repeats: RepeatTracker::new(3_600_000),
+        floods: refedge::risk::flood::FloodTracker::new(20, 3600),
+        risk_counts: refedge::metrics::risk_flags(refedge::metrics::CLICK_RISKS_TOTAL),
     };
     let records: Vec<ClickRecord> = (0..4096)
         .map(|k| ClickRecord {
@@ -136,6 +138,7 @@ fn bench(c: &mut Criterion) {
             gpc: false,
             keep_ip: true,
             channel: None,
+            risk: refedge::risk::Flags::NONE,
         })
         .collect();
     let mut k = 0usize;
@@ -145,22 +148,26 @@ fn bench(c: &mut Criterion) {
             black_box(enricher.enrich(&records[k]))
         })
     });
-    // The channel: the parameter's value as a dead end reads it (a redirect
-    // finds it in the walk that forwards the query), the `Referer` read in
-    // the writer (a known host, an unknown one: the whole table).
+    // The query's signals (the channel parameter, an ad platform's click
+    // id) as a dead end reads them (a redirect finds them in the walk that
+    // forwards the query); the `Referer` read in the writer (a known host,
+    // an unknown one: the whole table).
     let queries = [
         None,
         Some("utm_campaign=spring"),
         Some("rf_ch=linkedin&utm_campaign=spring"),
         Some("utm_source=x%20y&utm_campaign=spring"),
     ];
+    let ours = refedge::http::query::OurParams {
+        click: "rf_click".into(),
+        channel: "rf_ch".into(),
+    };
     let mut q = 0usize;
-    group.bench_function("request_path_channel_param", |b| {
+    group.bench_function("request_path_query_signals", |b| {
         b.iter(|| {
             q = (q + 1) & 3;
-            let value =
-                black_box(queries[q]).and_then(|q| refedge::http::query::param_value(q, "rf_ch"));
-            black_box(value.map(channel::from_value))
+            let signals = refedge::http::query::Signals::of(black_box(queries[q]), &ours);
+            black_box((signals.channel.map(channel::from_value), signals.paid))
         })
     });
     let referers = [

@@ -267,6 +267,7 @@ fn bench(c: &mut Criterion) {
         repeat: false,
         channel: "linkedin",
         channel_source: "referer",
+        risk: refedge::risk::Flags::NONE,
     };
     let mut line = Vec::with_capacity(1024);
     group.bench_function("event_json_line", |b| {

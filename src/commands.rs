@@ -95,16 +95,30 @@ pub fn match_conversions(config: Option<PathBuf>, spool: Option<PathBuf>) -> Exi
             }
         };
     };
-    let window_ms = u64::from(config.attribution.window_days) * 86_400_000;
+    let links = match crate::matcher::links::load_file(&config) {
+        Ok(links) => links,
+        Err(e) => {
+            eprintln!("refedge match: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rules = crate::matcher::links::rules(&config, links);
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let stdout = std::io::stdout().lock();
-    match crate::matcher::match_spool(&dir, window_ms, now_ms, stdout) {
+    match crate::matcher::match_spool(&dir, &rules, now_ms, stdout) {
         Ok(s) => {
             eprintln!(
-                "refedge match: {} conversions ({} matched, {} unmatched, {} repeated event ids skipped) against {} human clicks; {} unreadable lines",
-                s.conversions, s.matched, s.unmatched, s.duplicates, s.clicks, s.unreadable
+                "refedge match: {} conversions ({} matched, {} held, {} unmatched, {} reversals, {} repeated event ids skipped) against {} human clicks; {} unreadable lines",
+                s.conversions,
+                s.matched,
+                s.held,
+                s.unmatched,
+                s.reversals,
+                s.duplicates,
+                s.clicks,
+                s.unreadable
             );
             ExitCode::SUCCESS
         }

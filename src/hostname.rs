@@ -9,6 +9,21 @@ pub fn without_root_dot(name: &str) -> &str {
     name.strip_suffix('.').unwrap_or(name)
 }
 
+/// Whether `name` as written (one trailing dot allowed) is a DNS host name:
+/// at most 253 bytes, labels of 1-63 letters, digits and hyphens.
+pub fn is_dns_name(name: &str) -> bool {
+    let bare = without_root_dot(name);
+    !bare.is_empty()
+        && name.len() <= 253
+        && bare.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 /// A `Host` value (`uri-host [":" port]`) split into its host, with one
 /// trailing dot dropped and IPv6 brackets kept, and its port; `None` when
 /// it is not valid syntax. An empty value is valid (a request whose target

@@ -110,6 +110,7 @@ pub mod node;
 pub mod percent;
 pub mod prehashed;
 pub mod privacy;
+pub mod risk;
 pub mod shape;
 pub mod share;
 pub mod shutdown;

@@ -82,6 +82,7 @@ impl Node {
         let (pipeline, spool_stats) = EventPipeline::from_config(
             &config.events,
             &config.privacy,
+            &config.risk,
             config.node_name(),
             &keys[0],
             geo.clone(),

@@ -51,6 +51,7 @@ pub struct Config {
     pub events: EventsConfig,
     pub kafka: KafkaConfig,
     pub conversions: ConversionsConfig,
+    pub risk: RiskConfig,
     #[serde(rename = "match")]
     pub matcher: MatchConfig,
     pub geo: GeoConfig,

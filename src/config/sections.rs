@@ -304,6 +304,16 @@ pub struct MatchConfig {
     /// How long a conversion waits for a click that has not arrived yet.
     pub grace_secs: u64,
     pub admin_listen: SocketAddr,
+    /// Risk flags that make an attribution `held` (README: "Rewards").
+    #[serde(deserialize_with = "string_list")]
+    pub hold_risks: Vec<String>,
+}
+
+impl MatchConfig {
+    /// `hold_risks` as flags (validated at load: unknown names refused).
+    pub fn hold(&self) -> crate::risk::Flags {
+        crate::risk::Flags::parse_list(&self.hold_risks).unwrap_or_default()
+    }
 }
 
 impl Default for MatchConfig {
@@ -313,6 +323,27 @@ impl Default for MatchConfig {
             state_dir: PathBuf::from("data/match"),
             grace_secs: 3600,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9091)),
+            hold_risks: vec!["self_referral".into(), "click_flood".into()],
+        }
+    }
+}
+
+/// The risk flags the edge sets on clicks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskConfig {
+    /// Human clicks on one code from one client network (IPv4 /24, IPv6
+    /// /64) allowed within `flood_window_secs`; more are flagged
+    /// `click_flood`. 0 = off.
+    pub flood_clicks: u32,
+    pub flood_window_secs: u64,
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        RiskConfig {
+            flood_clicks: 20,
+            flood_window_secs: 3600,
         }
     }
 }

@@ -175,6 +175,20 @@ impl Config {
                 "must be at least 4096",
             ));
         }
+        if self.risk.flood_window_secs == 0 || self.risk.flood_window_secs > 30 * 86_400 {
+            return Err(ConfigError::key(
+                "risk.flood_window_secs",
+                "must be between 1 and 2592000 (30 days)",
+            ));
+        }
+        if let Err(unknown) = crate::risk::Flags::parse_list(&self.matcher.hold_risks) {
+            return Err(ConfigError::key(
+                "match.hold_risks",
+                format!(
+                    "{unknown:?} is not a risk flag (paid_click_id, click_flood, self_referral)"
+                ),
+            ));
+        }
         if self.server.listen == self.admin.listen && self.server.listen.port() != 0 {
             return Err(ConfigError::key(
                 "admin.listen",

@@ -41,6 +41,12 @@ pub struct Posted<'a> {
     reverses: Option<String>,
     #[serde(default, borrow)]
     properties: Option<&'a RawValue>,
+    #[serde(default)]
+    referral_code: Option<String>,
+    #[serde(default)]
+    referral_host: Option<String>,
+    #[serde(default)]
+    customer_domain: Option<String>,
 }
 
 /// Why a posted conversion is refused: the field and the reason, shown as
@@ -124,6 +130,15 @@ pub struct ConversionEvent {
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     pub node: String,
+    /// The link code a referral without a click names (coupon, verbal).
+    #[serde(default)]
+    pub referral_code: Option<String>,
+    /// The host of a host-scoped `referral_code`, lower case.
+    #[serde(default)]
+    pub referral_host: Option<String>,
+    /// The customer's company domain, lower case (self-referrals).
+    #[serde(default)]
+    pub customer_domain: Option<String>,
 }
 
 /// A spool or output line: `{"schema_version":1,"type":"...",...body}`.
@@ -155,12 +170,31 @@ impl ConversionEvent {
                 "must match ^[a-z][a-z0-9_.-]{0,63}$ (signup, lead, deal_won, refund, ...)",
             ));
         }
+        let referral_code = match posted.referral_code {
+            Some(code) if !crate::links::ShortCode::is_valid(&code) => {
+                return Err(refuse(
+                    "referral_code",
+                    "must be a link code: 1-64 characters of [0-9A-Za-z_-]",
+                ));
+            }
+            code => code,
+        };
+        let referral_host = domain("referral_host", posted.referral_host)?;
+        if referral_host.is_some() && referral_code.is_none() {
+            return Err(refuse("referral_host", "is given without referral_code"));
+        }
+        let customer_domain = domain("customer_domain", posted.customer_domain)?;
         let click_id = match posted.click_id {
             Some(id) => Some(
                 ClickId::parse(&id)
                     .ok_or_else(|| refuse("click_id", "is not a 22-character click id"))?,
             ),
-            None if click_required => return Err(refuse("click_id", "is required")),
+            None if click_required && referral_code.is_none() => {
+                return Err(refuse(
+                    "click_id",
+                    "is required (or referral_code, for a referral without a click)",
+                ));
+            }
             None => received.cookie_click,
         };
         let customer_id = text("customer_id", posted.customer_id)?;
@@ -237,6 +271,9 @@ impl ConversionEvent {
             user_agent: received.user_agent.clone(),
             ip: received.ip.clone(),
             node: received.node.clone(),
+            referral_code,
+            referral_host,
+            customer_domain,
         })
     }
 
@@ -276,6 +313,18 @@ fn sender_id(field: &'static str, value: Option<String>) -> Result<Option<String
             Err(refuse(field, "must be printable ASCII"))
         }
         Some(v) => Ok(Some(v)),
+    }
+}
+
+/// A domain (`customer_domain`, `referral_host`): a host name, kept in
+/// lower case without a root dot.
+fn domain(field: &'static str, value: Option<String>) -> Result<Option<String>, Refused> {
+    match value {
+        None => Ok(None),
+        Some(d) if crate::hostname::is_dns_name(&d) => Ok(Some(
+            crate::hostname::without_root_dot(&d).to_ascii_lowercase(),
+        )),
+        Some(_) => Err(refuse(field, "must be a domain such as acme.com")),
     }
 }
 
@@ -391,6 +440,36 @@ mod tests {
             );
         }
         assert_eq!(field_of(r#"{"event_id":"e","name":"signup"}"#), "click_id");
+        // A referral without a click: its code instead of a click id.
+        let coded = check(r#"{"event_id":"e","name":"signup","referral_code":"SPRING-25","referral_host":"Go.Brand.Example.","customer_domain":"ACME.example"}"#).unwrap();
+        assert_eq!(coded.click_id, None);
+        assert_eq!(coded.referral_code.as_deref(), Some("SPRING-25"));
+        assert_eq!(coded.referral_host.as_deref(), Some("go.brand.example"));
+        assert_eq!(coded.customer_domain.as_deref(), Some("acme.example"));
+        for (body, field) in [
+            (
+                r#"{"event_id":"e","name":"signup","referral_code":"SPRING 25"}"#,
+                "referral_code",
+            ),
+            (
+                r#"{"event_id":"e","name":"signup","referral_code":""}"#,
+                "referral_code",
+            ),
+            (
+                r#"{"event_id":"e","name":"signup","referral_code":"a","referral_host":"a b"}"#,
+                "referral_host",
+            ),
+            (
+                r#"{"event_id":"e","name":"signup","referral_host":"go.brand.example"}"#,
+                "referral_host",
+            ),
+            (
+                r#"{"event_id":"e","name":"signup","referral_code":"a","customer_domain":"jane@acme.com"}"#,
+                "customer_domain",
+            ),
+        ] {
+            assert_eq!(field_of(body), field, "{body}");
+        }
         assert_eq!(
             field_of(r#"{"event_id":"e","name":"signup","click_id":"0000000000000000000000"}"#),
             "click_id"

@@ -1,5 +1,6 @@
 //! Enrichment in the writer thread, off the response path: address privacy,
-//! GeoIP, device from the user agent, and the repeat-click flag.
+//! GeoIP, device from the user agent, the repeat-click flag and the
+//! click-flood flag (`risk::flood`).
 
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
@@ -10,7 +11,9 @@ use crate::geo::{Geo, GeoInfo};
 use crate::privacy::IpPolicy;
 use crate::visitor::device::{Device, DeviceParser};
 
-use super::ClickRecord;
+use super::{ClickRecord, Outcome};
+use crate::risk::flood::FloodTracker;
+use crate::risk::{Flag, Flags};
 
 /// What the writer adds to a record.
 #[derive(Debug, Default)]
@@ -19,6 +22,8 @@ pub struct Enrichment {
     pub geo: GeoInfo,
     pub device: Option<Arc<Device>>,
     pub repeat: bool,
+    /// `click_flood`, when this click made one.
+    pub risk: Flags,
     /// The link's interned campaign and program ids.
     pub campaign_id: Option<Arc<str>>,
     pub program_id: Option<Arc<str>>,
@@ -179,6 +184,9 @@ pub struct Enricher {
     pub geo: Option<Arc<Geo>>,
     pub devices: DeviceParser,
     pub repeats: RepeatTracker,
+    pub floods: FloodTracker,
+    /// `refedge_click_risks_total` per flag.
+    pub risk_counts: [metrics::Counter; 3],
 }
 
 impl Enricher {
@@ -198,6 +206,21 @@ impl Enricher {
         self.enrich_with(record, keys)
     }
 
+    /// The writer's flags (`click_flood`), after counting every flag of
+    /// the click.
+    fn count_risks(&self, from_request: Flags, flood: bool) -> Flags {
+        let added = Flags::NONE.set_if(Flag::ClickFlood, flood);
+        let all = from_request.union(added);
+        if !all.is_empty() {
+            for (flag, counter) in Flag::ALL.iter().zip(&self.risk_counts) {
+                if all.has(*flag) {
+                    counter.increment(1);
+                }
+            }
+        }
+        added
+    }
+
     /// `enrich` with the record's repeat keys already made.
     pub fn enrich_with(&mut self, record: &ClickRecord, keys: RepeatKeys) -> Enrichment {
         let geo = match (&self.geo, record.ip) {
@@ -209,6 +232,18 @@ impl Enricher {
             .user_agent()
             .and_then(|ua| self.devices.device(ua));
         let repeat = self.repeats.observe_keys(keys, record.occurred_at_ms);
+        // Human clicks only: a bot's clicks are never credited anyway.
+        let flood = match record.ip {
+            Some(ip) if !record.bot && record.outcome == Outcome::Redirected => {
+                self.floods.observe(
+                    ip,
+                    record.text.host(),
+                    record.text.code(),
+                    record.occurred_at_ms,
+                )
+            }
+            _ => false,
+        };
         let ip = if record.keep_ip {
             record
                 .ip
@@ -221,6 +256,7 @@ impl Enricher {
             geo,
             device,
             repeat,
+            risk: self.count_risks(record.risk, flood),
             campaign_id: record.link.as_ref().and_then(|l| l.campaign_id()),
             program_id: record.link.as_ref().and_then(|l| l.program_id()),
         }

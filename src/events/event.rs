@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::attribution::ClickId;
 use crate::links::LinkRef;
+use crate::risk::Flags;
 use crate::share::channel::{self, Channel};
 
 use super::enrich::Enrichment;
@@ -124,6 +125,9 @@ pub struct ClickRecord {
     /// The channel the link's channel parameter named, if it did (the
     /// writer infers one from the `Referer` otherwise).
     pub channel: Option<Channel>,
+    /// The flags the request path found (`paid_click_id`); the writer adds
+    /// `click_flood`.
+    pub risk: Flags,
 }
 
 json_event! {
@@ -167,6 +171,8 @@ json_event! {
         "channel" channel: &'static str,
         /// `param`, `referer` or `none`.
         "channel_source" channel_source: &'static str,
+        /// `paid_click_id`, `click_flood` (`risk`).
+        "risk" risk: Flags,
     }
 }
 
@@ -269,6 +275,7 @@ impl ClickRecord {
             gpc: false,
             keep_ip: true,
             channel: None,
+            risk: Flags::NONE,
         }
     }
 
@@ -308,6 +315,7 @@ impl ClickRecord {
             repeat: extra.repeat,
             channel: channel.as_str(),
             channel_source: channel_source.as_str(),
+            risk: self.risk.union(extra.risk),
         }
     }
 }
@@ -437,6 +445,7 @@ pub(crate) mod tests {
             repeat: n % 7 == 0,
             channel: Channel::ALL[n as usize % Channel::ALL.len()].as_str(),
             channel_source: ["param", "referer", "none"][n as usize % 3],
+            risk: crate::risk::Flags::from_bits(n as u8),
         }
     }
 

@@ -160,7 +160,8 @@ pub struct EventHead<'a> {
     /// The CloudEvents id: the click id, or the conversion id.
     pub id: Cow<'a, str>,
     /// The record key: the click id (a conversion without one: its
-    /// `event_id`), so that a conversion lands in its click's partition.
+    /// `referral_code`, else its `event_id`), so that a conversion lands in
+    /// its click's partition, and a refund in its deal's.
     pub key: Cow<'a, str>,
     pub occurred_at: Cow<'a, str>,
     pub node: Cow<'a, str>,
@@ -178,6 +179,8 @@ struct Fields<'a> {
     conversion_id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     event_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    referral_code: Option<Cow<'a, str>>,
     #[serde(borrow)]
     occurred_at: Cow<'a, str>,
     #[serde(borrow)]
@@ -215,7 +218,7 @@ impl<'a> EventHead<'a> {
             "conversion" => Some(EventHead {
                 kind: EventKind::Conversion,
                 id: f.conversion_id?,
-                key: f.click_id.or(f.event_id)?,
+                key: f.click_id.or(f.referral_code).or(f.event_id)?,
                 occurred_at: f.occurred_at,
                 node: f.node,
             }),
@@ -315,7 +318,7 @@ mod tests {
     }
 
     #[test]
-    fn a_conversion_is_keyed_by_its_click_else_its_event_id() {
+    fn a_conversion_is_keyed_by_its_click_else_its_code_else_its_event_id() {
         let with_click = br#"{"schema_version":1,"type":"conversion","conversion_id":"v","event_id":"e","click_id":"c","occurred_at":"t","node":"n"}"#;
         let head = EventHead::parse(with_click).unwrap();
         assert_eq!(
@@ -324,6 +327,8 @@ mod tests {
         );
         let without = br#"{"schema_version":1,"type":"conversion","conversion_id":"v","event_id":"e","click_id":null,"occurred_at":"t","node":"n"}"#;
         assert_eq!(&*EventHead::parse(without).unwrap().key, "e");
+        let by_code = br#"{"schema_version":1,"type":"conversion","conversion_id":"v","event_id":"e","click_id":null,"occurred_at":"t","node":"n","referral_code":"Ab3"}"#;
+        assert_eq!(&*EventHead::parse(by_code).unwrap().key, "Ab3");
         let unknown = br#"{"schema_version":1,"type":"refund","occurred_at":"t","node":"n"}"#;
         assert_eq!(EventHead::parse(unknown), None);
     }

@@ -13,7 +13,7 @@
 pub mod enrich;
 mod event;
 mod handoff;
-mod line;
+pub(crate) mod line;
 #[cfg(test)]
 mod shapes;
 pub mod ship;
@@ -29,10 +29,11 @@ pub use event::{ClickEvent, ClickRecord, ClickText, Outcome, SCHEMA_VERSION, Tim
 pub use ship::{ShipperConfig, ShipperHandle, ShipperState, cloudevent_headers, producer_defaults};
 pub use spool::{SpoolConfig, SpoolStats, SpoolWriter, list_segments};
 
-use crate::config::{EventsConfig, PrivacyConfig};
+use crate::config::{EventsConfig, PrivacyConfig, RiskConfig};
 use crate::geo::Geo;
 use crate::metrics::EventMetrics;
 use crate::privacy::IpPolicy;
+use crate::risk::flood::FloodTracker;
 use crate::visitor::device::DeviceParser;
 use enrich::{Enricher, RepeatTracker};
 pub use handoff::{Durable, Message};
@@ -110,6 +111,7 @@ impl EventPipeline {
     pub fn from_config(
         events: &EventsConfig,
         privacy: &PrivacyConfig,
+        risk: &RiskConfig,
         node: String,
         key: &[u8],
         geo: Option<Arc<Geo>>,
@@ -120,6 +122,8 @@ impl EventPipeline {
             geo,
             devices: DeviceParser::new(),
             repeats: RepeatTracker::new(events.repeat_window_secs.saturating_mul(1000)),
+            floods: FloodTracker::new(risk.flood_clicks, risk.flood_window_secs),
+            risk_counts: crate::metrics::risk_flags(crate::metrics::CLICK_RISKS_TOTAL),
         };
         let writer = SpoolWriter::open(
             SpoolConfig {

@@ -89,26 +89,47 @@ pub struct OurParams {
     pub channel: String,
 }
 
-/// The raw value of the first parameter of `query` whose (decoded) name is
-/// `name`; `""` for a bare name.
-pub fn param_value<'q>(query: &'q str, name: &str) -> Option<&'q str> {
-    params(query).find_map(|p| {
-        let (raw_name, value) = p.split_at(find_byte(p.as_bytes(), b'=').unwrap_or(p.len()));
-        (*percent::decode(raw_name) == *name).then(|| value.get(1..).unwrap_or(""))
-    })
+/// What a click's query says besides what is forwarded: the raw value of
+/// the channel parameter (consumed: it never reaches the target) and
+/// whether an ad platform's click id came with it (`risk`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Signals<'q> {
+    pub channel: Option<&'q str>,
+    pub paid: bool,
 }
 
-/// A redirect's `Location`, and the raw value of the channel parameter the
-/// request named (consumed: it never reaches the target).
+impl<'q> Signals<'q> {
+    /// Reads one parameter (its decoded name, its raw text).
+    fn see(&mut self, name: &str, param: &'q str, ours: &OurParams) {
+        if *name == *ours.channel {
+            if self.channel.is_none() {
+                self.channel = Some(param.get(param_name(param).len() + 1..).unwrap_or(""));
+            }
+        } else if crate::risk::is_paid_click_param(name) {
+            self.paid = true;
+        }
+    }
+
+    /// The signals of a query that is not forwarded (one short walk).
+    pub fn of(query: Option<&'q str>, ours: &OurParams) -> Signals<'q> {
+        let mut signals = Signals::default();
+        for param in params(query.unwrap_or("")) {
+            signals.see(&percent::decode(param_name(param)), param, ours);
+        }
+        signals
+    }
+}
+
+/// A redirect's `Location`, and what the request's query said.
 #[derive(Debug)]
 pub struct Location<'q> {
     pub header: HeaderValue,
-    pub channel: Option<&'q str>,
+    pub signals: Signals<'q>,
 }
 
 /// The `Location` for a redirect to `link`, given the request's raw query and
 /// the click id to hand to the landing page (humans only). The walk that
-/// forwards the request's parameters also finds the channel parameter.
+/// forwards the request's parameters also reads their `Signals`.
 pub fn location<'q>(
     link: &LinkRef,
     request_query: Option<&'q str>,
@@ -124,14 +145,11 @@ pub fn location<'q>(
     // The target was validated as a header value when the link was loaded.
     let target_header =
         || HeaderValue::from_str(target_str).unwrap_or_else(|_| HeaderValue::from_static("/"));
-    if forwarded.is_none() {
-        let channel = request_query.and_then(|q| param_value(q, &ours.channel));
-        if click_id.is_none() {
-            return Location {
-                header: target_header(),
-                channel,
-            };
-        }
+    if forwarded.is_none() && click_id.is_none() {
+        return Location {
+            header: target_header(),
+            signals: Signals::of(request_query, ours),
+        };
     }
     let target = target_str.as_bytes();
     let base_len = find_byte(target, b'#').unwrap_or(target.len());
@@ -154,17 +172,12 @@ pub fn location<'q>(
         }
         first = false;
     };
-    let mut channel = None;
+    let mut signals = Signals::default();
     if let Some(query) = forwarded {
         for param in params(query) {
             let name = percent::decode(param_name(param));
-            if *name == *ours.channel {
-                if channel.is_none() {
-                    channel = Some(param.get(param_name(param).len() + 1..).unwrap_or(""));
-                }
-                continue;
-            }
-            if *name == *ours.click || target_has_param(&name) {
+            signals.see(&name, param, ours);
+            if *name == *ours.channel || *name == *ours.click || target_has_param(&name) {
                 continue;
             }
             separator(&mut out);
@@ -179,13 +192,13 @@ pub fn location<'q>(
     }
     out.extend_from_slice(fragment);
     if forwarded.is_none() {
-        channel = request_query.and_then(|q| param_value(q, &ours.channel));
+        signals = Signals::of(request_query, ours);
     }
     // Every byte is a validated target byte or one of the safe set above.
     Location {
         header: HeaderValue::from_maybe_shared(bytes::Bytes::from(out))
             .unwrap_or_else(|_| target_header()),
-        channel,
+        signals,
     }
 }
 
@@ -287,27 +300,49 @@ mod tests {
     }
 
     #[test]
-    fn the_channel_value_is_found_whether_the_query_is_forwarded_or_not() {
+    fn the_signals_are_read_whether_the_query_is_forwarded_or_not() {
         let id = ClickId::from_parts(1_700_000_000_000, [7; 10]);
         for forward in [true, false] {
             for click in [None, Some(&id)] {
-                let channel = |q: &'static str| {
+                let signals = |q: &'static str| {
                     location(
                         &link("https://b.example/p", forward),
                         Some(q),
                         &ours(),
                         click,
                     )
-                    .channel
+                    .signals
                 };
+                let channel = |q: &'static str| signals(q).channel;
                 assert_eq!(channel("a=1&rf_ch=qr&rf_ch=print"), Some("qr"), "{forward}");
                 assert_eq!(channel("rf%5Fch=Email"), Some("Email"));
                 assert_eq!(channel("rf_ch"), Some(""));
                 assert_eq!(channel("xrf_ch=qr&rf_chx=qr"), None);
+                assert_eq!(channel("rf_ch=a=b"), Some("a=b"));
+                let paid = |q: &'static str| signals(q).paid;
+                for q in [
+                    "gclid=x",
+                    "a=1&fbclid=y",
+                    "li%5Ffat%5Fid=1",
+                    "msclkid",
+                    "rf_ch=qr&dclid=2",
+                ] {
+                    assert!(paid(q), "{q} {forward}");
+                }
+                for q in ["", "gclidx=1", "GCLID=1", "utm_source=google", "x=gclid"] {
+                    assert!(!paid(q), "{q} {forward}");
+                }
             }
         }
-        assert_eq!(param_value("a=1&b=2=3", "b"), Some("2=3"));
-        assert_eq!(param_value("", "b"), None);
+        assert_eq!(Signals::of(None, &ours()), Signals::default());
+    }
+
+    #[test]
+    fn a_paid_click_id_is_still_forwarded() {
+        assert_eq!(
+            loc("https://b.example/p", Some("gclid=abc&rf_ch=x"), true),
+            "https://b.example/p?gclid=abc&rf_click=ID"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::events::{ClickRecord, ClickText, EventSink, Handed, Outcome};
 use crate::hostname;
 use crate::links::{LinkStatus, LinkStore, Resolution, ShortCode};
 use crate::metrics::{RequestMetrics, RequestOutcome};
+use crate::risk::{Flag, Flags};
 use crate::share::{channel, preview, qr};
 use crate::visitor;
 
@@ -273,7 +274,7 @@ impl Edge {
             .and_then(|reason| visitor::preview_fetcher(&self.bots, reason, headers))
             .zip(link.preview());
         let mut bot_reason = bot.map(visitor::BotReason::as_str);
-        let (outcome, metric, text, mut response, decision, channel) = match preview {
+        let (outcome, metric, text, mut response, decision, signals) = match preview {
             Some((fetcher, preview)) => {
                 bot_reason = Some(fetcher);
                 // A person who lands on the page goes where a bot's redirect
@@ -289,7 +290,7 @@ impl Edge {
                     text,
                     html_page(body),
                     Decision::default(),
-                    location.channel,
+                    location.signals,
                 )
             }
             None => {
@@ -319,7 +320,7 @@ impl Edge {
                     text,
                     response,
                     decision,
-                    location.channel,
+                    location.signals,
                 )
             }
         };
@@ -341,7 +342,8 @@ impl Edge {
             prior_click_id: decision.prior_click_id,
             gpc,
             keep_ip: !untracked,
-            channel: channel.map(channel::from_value),
+            channel: signals.channel.map(channel::from_value),
+            risk: Flags::NONE.set_if(Flag::PaidClickId, signals.paid),
         });
         wait_with(&mut response, handed);
         (metric, response)
@@ -453,6 +455,7 @@ impl Edge {
         let bot = visitor::classify(&self.bots, req.method(), headers);
         let gpc = visitor::gpc(headers);
         let cookie = self.cookie(headers, now_ms);
+        let signals = query::Signals::of(req.uri().query(), &self.params);
         let handed = self.events.record(ClickRecord {
             click_id: ClickId::new(now_ms),
             occurred_at_ms: now_ms,
@@ -474,11 +477,8 @@ impl Edge {
             },
             gpc,
             keep_ip: !(gpc && self.gpc == GpcPolicy::Honor),
-            channel: req
-                .uri()
-                .query()
-                .and_then(|q| query::param_value(q, &self.params.channel))
-                .map(channel::from_value),
+            channel: signals.channel.map(channel::from_value),
+            risk: Flags::NONE.set_if(Flag::PaidClickId, signals.paid),
         });
         wait_with(&mut response, handed);
         (metric, response)

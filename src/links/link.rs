@@ -121,6 +121,8 @@ pub struct Link {
     pub expires_at: Option<i64>,
     /// What a link-preview fetcher is shown instead of the redirect.
     pub preview: Option<Preview>,
+    /// Lower-case domain of the advocate's company (self-referrals).
+    pub advocate_domain: Option<Box<str>>,
 }
 
 /// The wire form of a link: a links-file line, a snapshot entry, an admin
@@ -182,6 +184,13 @@ pub struct LinkRecord<'a> {
     pub expires_at: Option<Cow<'a, str>>,
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pub preview: Option<PreviewRecord<'a>>,
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub advocate_domain: Option<Cow<'a, str>>,
 }
 
 /// An optional string borrowed from the input when it has no escapes
@@ -210,6 +219,8 @@ pub struct LinkView<'a> {
     pub status: LinkStatus,
     pub expires_at: Option<i64>,
     pub preview: Option<PreviewView<'a>>,
+    /// Lower case.
+    pub advocate_domain: Option<Cow<'a, str>>,
 }
 
 impl LinkRecord<'_> {
@@ -239,24 +250,10 @@ impl LinkRecord<'_> {
                 .ok_or_else(|| LinkError::field("target", "is required"))
                 .and_then(|t| validate_target(t).map(|()| t)),
         );
-        let domain = keep(
+        let domain = keep(&mut errors, host_field("domain", self.domain.as_deref()));
+        let advocate_domain = keep(
             &mut errors,
-            self.domain
-                .as_deref()
-                .map(|d| {
-                    // One trailing dot names the same host (the length
-                    // limit counts it as written).
-                    let written = d.len();
-                    let d = crate::hostname::without_root_dot(d);
-                    validate_domain(d, written).map(|()| {
-                        if d.bytes().any(|b| b.is_ascii_uppercase()) {
-                            Cow::Owned(d.to_ascii_lowercase())
-                        } else {
-                            Cow::Borrowed(d)
-                        }
-                    })
-                })
-                .transpose(),
+            host_field("advocate_domain", self.advocate_domain.as_deref()),
         );
         let redirect = keep(
             &mut errors,
@@ -291,7 +288,7 @@ impl LinkRecord<'_> {
         match (
             code,
             target,
-            domain,
+            (domain, advocate_domain),
             redirect,
             expires_at,
             advocate_id,
@@ -301,7 +298,7 @@ impl LinkRecord<'_> {
             (
                 Some(code),
                 Some(target),
-                Some(domain),
+                (Some(domain), Some(advocate_domain)),
                 Some(redirect),
                 Some(expires_at),
                 Some(advocate_id),
@@ -319,6 +316,7 @@ impl LinkRecord<'_> {
                 status: self.status.unwrap_or(LinkStatus::Active),
                 expires_at,
                 preview: preview.flatten(),
+                advocate_domain,
             }),
             _ => Err(errors),
         }
@@ -339,6 +337,7 @@ impl LinkView<'_> {
             status: self.status,
             expires_at: self.expires_at,
             preview: self.preview.as_ref().map(PreviewView::to_owned),
+            advocate_domain: self.advocate_domain.as_deref().map(Box::from),
         }
     }
 }
@@ -381,6 +380,7 @@ impl Link {
             status: self.status,
             expires_at: self.expires_at,
             preview: self.preview.as_ref().map(Preview::view),
+            advocate_domain: self.advocate_domain.as_deref().map(Cow::Borrowed),
         }
     }
 
@@ -414,6 +414,7 @@ impl Link {
                     .map(Cow::Owned)
             }),
             preview: self.preview.as_ref().map(|p| p.view().to_record()),
+            advocate_domain: self.advocate_domain.as_deref().map(Cow::Borrowed),
         }
     }
 
@@ -451,24 +452,25 @@ fn id_field<'a>(field: &'static str, v: Option<&'a str>) -> Result<Option<&'a st
     }
 }
 
-fn validate_domain(d: &str, written: usize) -> Result<(), LinkError> {
-    let ok = !d.is_empty()
-        && written <= 253
-        && d.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(LinkError::field(
-            "domain",
+/// A host name field (`domain`, `advocate_domain`), lower-cased; one
+/// trailing dot names the same host.
+fn host_field<'a>(
+    field: &'static str,
+    value: Option<&'a str>,
+) -> Result<Option<Cow<'a, str>>, LinkError> {
+    let Some(d) = value else { return Ok(None) };
+    if !crate::hostname::is_dns_name(d) {
+        return Err(LinkError::field(
+            field,
             "must be a host name such as go.brand.com",
-        ))
+        ));
     }
+    let d = crate::hostname::without_root_dot(d);
+    Ok(Some(if d.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(d.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(d)
+    }))
 }
 
 /// Checks a link's target (`crate::target`'s rules), naming the field.

@@ -7,12 +7,13 @@
 //! Record layout (integers little-endian):
 //! `len:u16 | flags:u8 | redirect:u8 | file_epoch:u8 | [expires_at:i64] | code_len:u8 code |
 //! domain_len:u8 domain | target_len:u16 target | advocate_len:u8 advocate |
-//! campaign:u32 | program:u32 | [preview]` — `len` counts the whole record; a
+//! campaign:u32 | program:u32 | [preview] | [advocate_domain_len:u8 advocate_domain]`
+//! — `len` counts the whole record; a
 //! length-0 advocate means none; id 0 means none; `file_epoch` is 0 for a link
 //! that did not come from the links file, else the load of the file that last
 //! set it. `preview`, when the flag says so, is its five fields in
 //! `PreviewView::fields` order, each `len:u16` and its bytes (0 = none): a
-//! link without one costs nothing.
+//! link without one costs nothing; so does one without an advocate domain.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -28,6 +29,9 @@ const DISABLED: u8 = 2;
 const HAS_EXPIRY: u8 = 4;
 const HAS_ADVOCATE: u8 = 8;
 const HAS_PREVIEW: u8 = 16;
+const HAS_ADVOCATE_DOMAIN: u8 = 32;
+const ALL_FLAGS: u8 =
+    FORWARD_QUERY | DISABLED | HAS_EXPIRY | HAS_ADVOCATE | HAS_PREVIEW | HAS_ADVOCATE_DOMAIN;
 
 const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
 
@@ -129,6 +133,9 @@ pub fn pack_into(link: &LinkView<'_>, file_epoch: u8, out: &mut Vec<u8>) {
     if link.preview.is_some() {
         flags |= HAS_PREVIEW;
     }
+    if link.advocate_domain.is_some() {
+        flags |= HAS_ADVOCATE_DOMAIN;
+    }
     out.push(flags);
     out.push(
         REDIRECTS
@@ -159,6 +166,11 @@ pub fn pack_into(link: &LinkView<'_>, file_epoch: u8, out: &mut Vec<u8>) {
         let field = field.unwrap_or("");
         out.extend_from_slice(&(field.len() as u16).to_le_bytes());
         out.extend_from_slice(field.as_bytes());
+    }
+    // A host name: at most 253 bytes.
+    if let Some(domain) = link.advocate_domain.as_deref() {
+        out.push(domain.len() as u8);
+        out.extend_from_slice(domain.as_bytes());
     }
     let len = (out.len() - start) as u16;
     out[start..start + 2].copy_from_slice(&len.to_le_bytes());
@@ -191,9 +203,7 @@ pub fn check_record(record: &[u8]) -> Option<usize> {
         return None;
     }
     let flags = record[2];
-    if flags & !(FORWARD_QUERY | DISABLED | HAS_EXPIRY | HAS_ADVOCATE | HAS_PREVIEW) != 0
-        || record[3] as usize >= REDIRECTS.len()
-    {
+    if flags & !ALL_FLAGS != 0 || record[3] as usize >= REDIRECTS.len() {
         return None;
     }
     let mut p = 5 + if flags & HAS_EXPIRY != 0 { 8 } else { 0 };
@@ -221,12 +231,19 @@ pub fn check_record(record: &[u8]) -> Option<usize> {
             end += 2 + n;
         }
     }
+    let mut advocate_domain = "";
+    if flags & HAS_ADVOCATE_DOMAIN != 0 {
+        let n = *record.get(end)? as usize;
+        advocate_domain = std::str::from_utf8(record.get(end + 1..end + 1 + n)?).ok()?;
+        end += 1 + n;
+    }
     // The records were validated when their links were created; this guards
     // against a damaged file, cheaply (no URL parse): the bytes a request
     // would send must still be visible ASCII.
     let visible = |s: &str| s.bytes().all(|b| b.is_ascii_graphic());
     if !super::ShortCode::is_valid(code)
         || !visible(domain)
+        || !visible(advocate_domain)
         || target.is_empty()
         || !visible(target)
         || end != len
@@ -407,6 +424,21 @@ impl LinkRef {
         PreviewView::from_fields([next(), next(), next(), next(), next()])
     }
 
+    /// The advocate's company domain (self-referrals), read in place.
+    pub fn advocate_domain(&self) -> Option<&str> {
+        if self.flags() & HAS_ADVOCATE_DOMAIN == 0 {
+            return None;
+        }
+        let b = self.bytes();
+        let mut p = self.fields().ids + 8;
+        if self.flags() & HAS_PREVIEW != 0 {
+            for _ in 0..5 {
+                p += 2 + u16::from_le_bytes([b[p], b[p + 1]]) as usize;
+            }
+        }
+        Some(self.str_at((p + 1, b[p] as usize)))
+    }
+
     pub fn redirect(&self) -> RedirectStatus {
         let code = REDIRECTS
             .get(self.bytes()[3] as usize)
@@ -460,6 +492,7 @@ impl LinkRef {
             status: Some(self.status()),
             expires_at: None,
             preview: self.preview().map(|p| p.to_record()),
+            advocate_domain: self.advocate_domain().map(Into::into),
         };
         let mut link = Link::from_record(&record).ok()?;
         link.expires_at = self.expires_at();
@@ -478,6 +511,8 @@ mod tests {
             r#"{"code":"Ab3xK9q","target":"https://a.example/","domain":"go.a.example","advocate_id":"adv-1","campaign_id":"c1","program_id":"p1","redirect":308,"forward_query":false,"status":"disabled","expires_at":"2030-01-01T00:00:00Z"}"#,
             r#"{"code":"p","target":"https://a.example/","preview":{"title":"Jane \"J\" <Doe> recommends","site_name":"ACME"}}"#,
             r#"{"code":"q","target":"https://a.example/","advocate_id":"a","preview":{"title":"t","description":"d é","image":"https://cdn.example/i.png","image_alt":"alt","site_name":"s"}}"#,
+            r#"{"code":"r","target":"https://a.example/","advocate_domain":"Partner.Example","preview":{"title":"t"}}"#,
+            r#"{"code":"s","target":"https://a.example/","advocate_domain":"partner.example"}"#,
         ] {
             let link = Link::from_json(json).unwrap();
             let mut blob = Vec::new();
@@ -493,6 +528,7 @@ mod tests {
                 assert_eq!(r.target(), &*link.target);
                 assert_eq!(r.is_expired(1_893_456_000), link.expires_at.is_some());
                 assert_eq!(r.preview(), link.preview.as_ref().map(|p| p.view()));
+                assert_eq!(r.advocate_domain(), link.advocate_domain.as_deref());
                 let len = u16::from_le_bytes([blob[at], blob[at + 1]]) as usize;
                 assert!(check_record(&blob[at..at + len]).is_some(), "{json}");
             }

@@ -115,6 +115,30 @@ impl LinkStore {
         Some(Self::copy_out(&blob, span))
     }
 
+    /// The link a referral code names without a click: with its host,
+    /// as a click on that host would resolve it; without, the every-host
+    /// link, else the one link with that code (several on different hosts
+    /// and none for every host: ambiguous, `None`).
+    pub fn resolve_code(&self, host: Option<&str>, code: &str) -> Option<LinkRef> {
+        if let Some(host) = host {
+            return match self.resolve(host, code) {
+                Resolution::Found(link) => Some(link),
+                Resolution::NotFound => None,
+            };
+        }
+        let blob = self.map.get(&self.key(code))?;
+        let mut spans = Self::matching(&blob, code);
+        let first = spans.next()?;
+        let chosen = match spans.next() {
+            None => first.0,
+            Some(second) => {
+                let mut all = [first, second].into_iter().chain(spans);
+                all.find(|(_, domain)| domain.is_empty())?.0
+            }
+        };
+        Some(Self::copy_out(&blob, chosen))
+    }
+
     /// Any link with this code, whatever its domain.
     pub fn get_any(&self, code: &str) -> Option<LinkRef> {
         let blob = self.map.get(&self.key(code))?;
@@ -497,6 +521,42 @@ mod tests {
             None,
             "codes are case-sensitive"
         );
+    }
+
+    #[test]
+    fn a_referral_code_resolves_by_its_host_else_unambiguously() {
+        let s = LinkStore::new();
+        for l in [
+            link("both", None, "https://any.example/"),
+            link("both", Some("go.a.example"), "https://a.example/"),
+            link("one", Some("go.a.example"), "https://a.example/one"),
+            link("two", Some("go.a.example"), "https://a.example/two"),
+            link("two", Some("go.b.example"), "https://b.example/two"),
+        ] {
+            s.upsert(l);
+        }
+        let target = |host: Option<&str>, code: &str| {
+            s.resolve_code(host, code).map(|l| l.target().to_owned())
+        };
+        assert_eq!(
+            target(None, "both").as_deref(),
+            Some("https://any.example/")
+        );
+        assert_eq!(
+            target(Some("go.a.example"), "both").as_deref(),
+            Some("https://a.example/")
+        );
+        assert_eq!(
+            target(None, "one").as_deref(),
+            Some("https://a.example/one")
+        );
+        assert_eq!(target(None, "two"), None, "ambiguous without a host");
+        assert_eq!(
+            target(Some("go.b.example"), "two").as_deref(),
+            Some("https://b.example/two")
+        );
+        assert_eq!(target(Some("go.c.example"), "one"), None);
+        assert_eq!(target(None, "none"), None);
     }
 
     #[test]

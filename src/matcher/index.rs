@@ -2,7 +2,8 @@
 //! attribution window's human clicks keyed by their UUIDv7 (time-ordered,
 //! so inserts append at the right edge of the B-tree and expiry is one range
 //! delete), the conversions waiting for their click, the `event_id`s already
-//! published, and the consumed offsets. All of it changes in one write
+//! published with what a reversal needs of their attributions, and the
+//! consumed offsets. All of it changes in one write
 //! transaction per batch, so the offsets are always those of the index.
 //!
 //! redb was chosen for that: a transactional embedded B-tree in pure Rust
@@ -25,6 +26,12 @@ const DEADLINES: TableDefinition<'_, (u64, u64), u128> = TableDefinition::new("d
 const SEEN: TableDefinition<'_, &str, u64> = TableDefinition::new("seen");
 /// (first seen ms, `event_id`), to forget old ones in order.
 const SEEN_BY_TIME: TableDefinition<'_, (u64, &str), ()> = TableDefinition::new("seen_by_time");
+/// `event_id` → what a reversal needs of its attribution: a tag byte, then
+/// `join::Prior`'s packed form (`PRIOR`), or the conversion line itself
+/// (`LINE`: published by an earlier owner, joined when a reversal asks).
+const ATTRIBUTED: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("attributed");
+const PRIOR: u8 = 0;
+const LINE: u8 = 1;
 /// Offsets and markers, see `Offsets`.
 const META: TableDefinition<'_, &str, i64> = TableDefinition::new("meta");
 
@@ -88,6 +95,15 @@ pub struct PartitionIndex {
 #[derive(Debug)]
 pub struct Waiting {
     pub line: Vec<u8>,
+}
+
+/// What the state remembers of an attributed `event_id`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Remembered {
+    /// `join::Prior`, packed.
+    Prior(Vec<u8>),
+    /// The conversion event's line, to be joined again.
+    Line(Vec<u8>),
 }
 
 pub fn path(dir: &Path, partition: i32) -> PathBuf {
@@ -206,6 +222,7 @@ impl PartitionIndex {
             deadlines: txn.open_table(DEADLINES)?,
             seen: txn.open_table(SEEN)?,
             seen_by_time: txn.open_table(SEEN_BY_TIME)?,
+            attributed: txn.open_table(ATTRIBUTED)?,
             meta: txn.open_table(META)?,
             offsets: self.offsets,
             clicks_count: self.clicks,
@@ -229,6 +246,7 @@ pub struct Tables<'t> {
     deadlines: redb::Table<'t, (u64, u64), u128>,
     seen: redb::Table<'t, &'static str, u64>,
     seen_by_time: redb::Table<'t, (u64, &'static str), ()>,
+    attributed: redb::Table<'t, &'static str, &'static [u8]>,
     meta: redb::Table<'t, &'static str, i64>,
     pub offsets: Offsets,
     clicks_count: u64,
@@ -344,8 +362,34 @@ impl Tables<'_> {
         Ok(true)
     }
 
+    /// Remembers what a reversal of `event_id` will need.
+    pub fn remember(&mut self, event_id: &str, what: &Remembered) -> Result<()> {
+        let (tag, bytes) = match what {
+            Remembered::Prior(b) => (PRIOR, b),
+            Remembered::Line(b) => (LINE, b),
+        };
+        let mut value = Vec::with_capacity(1 + bytes.len());
+        value.push(tag);
+        value.extend_from_slice(bytes);
+        self.attributed.insert(event_id, value.as_slice())?;
+        Ok(())
+    }
+
+    /// What was remembered of `event_id`, if it is still in the window.
+    pub fn remembered(&self, event_id: &str) -> Result<Option<Remembered>> {
+        let Some(value) = self.attributed.get(event_id)? else {
+            return Ok(None);
+        };
+        Ok(match value.value().split_first() {
+            Some((&PRIOR, rest)) => Some(Remembered::Prior(rest.to_vec())),
+            Some((&LINE, rest)) => Some(Remembered::Line(rest.to_vec())),
+            _ => None,
+        })
+    }
+
     /// Forgets clicks older than `horizon_ms` (one range delete over the
-    /// time-ordered keys) and `event_id`s first seen before it.
+    /// time-ordered keys) and `event_id`s first seen before it, with what
+    /// was remembered of their attributions.
     pub fn expire(&mut self, horizon_ms: u64) -> Result<()> {
         let below = u128::from(horizon_ms) << 80;
         let mut gone = 0;
@@ -361,6 +405,7 @@ impl Tables<'_> {
             .collect::<std::result::Result<_, _>>()?;
         for (_, event_id) in old {
             self.seen.remove(event_id.as_str())?;
+            self.attributed.remove(event_id.as_str())?;
         }
         Ok(())
     }
@@ -399,6 +444,8 @@ mod tests {
         t.wait(id(1000, 2), 7, 5000, b"conversion").unwrap();
         assert!(t.first_time("deal-1", 1000).unwrap());
         assert!(!t.first_time("deal-1", 1001).unwrap());
+        t.remember("deal-1", &Remembered::Prior(vec![1, 2, 3]))
+            .unwrap();
         t.offsets.clicks_next = 10;
         t.offsets.conversions_next = 8;
         t.offsets.committed = 7;
@@ -427,6 +474,11 @@ mod tests {
             Some(&b"credit"[..])
         );
         assert!(!t.first_time("deal-1", 2000).unwrap());
+        assert_eq!(
+            t.remembered("deal-1").unwrap(),
+            Some(Remembered::Prior(vec![1, 2, 3])),
+            "a restart keeps what reversals need"
+        );
         assert_eq!(t.oldest_waiting().unwrap(), Some(7));
     }
 
@@ -485,7 +537,16 @@ mod tests {
         }
         assert!(t.first_time("old", 1000).unwrap());
         assert!(t.first_time("new", 3000).unwrap());
+        t.remember("old", &Remembered::Prior(b"p".to_vec()))
+            .unwrap();
+        t.remember("new", &Remembered::Line(b"{}".to_vec()))
+            .unwrap();
         t.expire(2000).unwrap();
+        assert_eq!(t.remembered("old").unwrap(), None, "forgotten with its id");
+        assert_eq!(
+            t.remembered("new").unwrap(),
+            Some(Remembered::Line(b"{}".to_vec()))
+        );
         assert!(t.click(id(1000, 9)).unwrap().is_none());
         assert!(t.click(id(2000, 9)).unwrap().is_some());
         assert!(t.first_time("old", 3000).unwrap(), "forgotten");

@@ -9,20 +9,26 @@
 //!              clicks ─► index (human, redirected, inside the horizon);
 //!                        conversions waiting for that click go out
 //!              conversions ─► repeat? skip : click in index? attribute :
-//!                             wait ≤ match.grace_secs (index::Tables::wait)
+//!                             wait ≤ match.grace_secs (index::Tables::wait);
+//!                             no click id: its referral code (links)
+//!              each attribution out: a reversal credits what the state
+//!                             remembers of the reversed one; others are
+//!                             remembered for their reversals
 //!              deadlines passed ─► out unmatched (unknown_click)
 //!            ─► publish::Publisher::flush (every attribution acknowledged)
 //!            ─► commit each partition (index + offsets, one fsync)
 //!            ─► commit the offsets to the group (for the next owner)
 //! ```
 //!
-//! `join` is the join both forms share; `spool` is the offline form,
+//! `join` is the join both forms share, `links` the link map it reads codes
+//! and advocates' domains from; `spool` is the offline form,
 //! `refedge match --spool DIR`.
 
 pub mod admin;
 mod group;
 mod index;
 pub mod join;
+pub mod links;
 mod publish;
 pub mod spool;
 
@@ -39,8 +45,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::config::Config;
 use crate::conversions::ConversionEvent;
 use group::{Assignment, GroupContext, Owned, Topics, lock};
-use index::{PartitionIndex, Tables};
-use join::{ClickIn, Credit, attribute, click_of};
+use index::{PartitionIndex, Remembered, Tables};
+use join::{Attribution, ClickIn, Credit, Prior, Rules, attribute, click_of};
 use publish::Publisher;
 
 pub use spool::{Summary, match_spool};
@@ -74,6 +80,15 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
 struct Windows {
     window_ms: u64,
     grace_ms: u64,
+}
+
+/// Where a conversion is in the join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replay {
+    /// Published here: join and publish it.
+    No,
+    /// Published by an earlier owner: only remembered.
+    Yes,
 }
 
 impl Windows {
@@ -131,6 +146,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             },
         )?;
     let partitions = group::check_partition_counts(&consumer, &topics, Duration::from_secs(30))?;
+    let link_map = links::load_file(&config)?;
+    let replication = links::follow(&config, &link_map)?;
     let publisher = Publisher::new(&config.kafka, &config.node_name())?;
     consumer.subscribe(&[&topics.clicks, &topics.conversions])?;
     tracing::info!(
@@ -152,6 +169,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         publisher,
         topics,
         windows,
+        rules: links::rules(&config, link_map),
         timers: BTreeMap::new(),
         stop: Arc::clone(&stop),
         health,
@@ -160,6 +178,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let result = matcher.run();
     // Leaving the group hands the partitions over at once.
     drop(matcher);
+    replication.stop();
     let _ = stop_admin.send(true);
     let _ = admin_thread.join();
     result
@@ -209,6 +228,7 @@ struct Matcher {
     publisher: Publisher,
     topics: Topics,
     windows: Windows,
+    rules: Rules,
     timers: BTreeMap<i32, Timers>,
     stop: Arc<AtomicBool>,
     health: Arc<admin::Health>,
@@ -230,6 +250,9 @@ struct Tally {
     duplicates: u64,
     indexed: u64,
     unreadable: u64,
+    /// Attributions per risk flag (`risk::Flag::ALL` order), and held.
+    risks: [u64; 3],
+    held: u64,
 }
 
 impl Matcher {
@@ -322,6 +345,7 @@ impl Matcher {
             let mut tables = owned.index.tables(&txn)?;
             let work = PartitionWork {
                 windows: self.windows,
+                rules: &self.rules,
                 publisher: &self.publisher,
                 tally: &mut tally,
                 now,
@@ -384,6 +408,11 @@ impl Matcher {
         for d in tally.delays {
             delay.record(d);
         }
+        let risks = crate::metrics::risk_flags(crate::metrics::MATCH_RISKS_TOTAL);
+        for (counter, n) in risks.iter().zip(tally.risks) {
+            counter.increment(n);
+        }
+        crate::metrics::match_held().increment(tally.held);
         crate::metrics::match_duplicates().increment(tally.duplicates);
         crate::metrics::match_clicks_indexed().increment(tally.indexed);
         crate::metrics::match_unreadable().increment(tally.unreadable);
@@ -427,6 +456,7 @@ impl Matcher {
 /// The join of one partition's batch inside its write transaction.
 struct PartitionWork<'a> {
     windows: Windows,
+    rules: &'a Rules,
     publisher: &'a Publisher,
     tally: &'a mut Tally,
     now: u64,
@@ -467,7 +497,7 @@ impl PartitionWork<'_> {
             if !waiting.is_empty() {
                 let credit = click.credit();
                 for w in waiting {
-                    self.publish_line(&w.line, Some(&credit));
+                    self.publish_line(t, &w.line, Some(&credit))?;
                 }
             }
         }
@@ -481,27 +511,39 @@ impl PartitionWork<'_> {
                 self.tally.unreadable += 1;
                 continue;
             };
-            if *offset < owned.replay_until {
-                t.first_time(&conversion.event_id, self.now)?;
+            let replay = if *offset < owned.replay_until {
+                Replay::Yes
+            } else {
+                Replay::No
+            };
+            if !t.first_time(&conversion.event_id, self.now)? {
+                if replay == Replay::No {
+                    self.tally.duplicates += 1;
+                }
                 continue;
             }
-            if !t.first_time(&conversion.event_id, self.now)? {
-                self.tally.duplicates += 1;
+            if replay == Replay::Yes {
+                // Its attribution went out before: a reversal joins it again.
+                if conversion.reverses.is_none() {
+                    t.remember(&conversion.event_id, &Remembered::Line(line.to_vec()))?;
+                }
                 continue;
             }
             match click_of(&conversion) {
                 Some((id, clicked_ms)) => match t.click(id)? {
-                    Some(credit) => self.publish(conversion, Credit::unpack(&credit).as_ref()),
-                    None if clicked_ms < horizon => self.publish(conversion, None),
+                    Some(credit) => {
+                        self.publish(t, conversion, Credit::unpack(&credit).as_ref())?;
+                    }
+                    None if clicked_ms < horizon => self.publish(t, conversion, None)?,
                     None => t.wait(id, *offset as u64, self.now + self.windows.grace_ms, line)?,
                 },
-                None => self.publish(conversion, None),
+                None => self.publish(t, conversion, None)?,
             }
         }
         if owned.rebuild_until.is_none() {
             for (id, w) in t.due(self.now)? {
                 let credit = t.click(id)?.and_then(|c| Credit::unpack(&c));
-                self.publish_line(&w.line, credit.as_ref());
+                self.publish_line(t, &w.line, credit.as_ref())?;
             }
         }
         if expire {
@@ -520,20 +562,76 @@ impl PartitionWork<'_> {
         Ok(())
     }
 
-    fn publish_line(&mut self, line: &[u8], credit: Option<&Credit>) {
+    fn publish_line(
+        &mut self,
+        t: &mut Tables<'_>,
+        line: &[u8],
+        credit: Option<&Credit>,
+    ) -> Result<(), index::IndexError> {
         match serde_json::from_slice::<ConversionEvent>(line) {
-            Ok(conversion) => self.publish(conversion, credit),
+            Ok(conversion) => self.publish(t, conversion, credit)?,
             Err(_) => self.tally.unreadable += 1,
         }
+        Ok(())
     }
 
-    fn publish(&mut self, conversion: ConversionEvent, credit: Option<&Credit>) {
+    /// Joins a conversion (`credit`: its click's, if found) and sends its
+    /// attribution: a reversal from what the state remembers of the
+    /// reversed one, anything else by `attribute`, then remembered.
+    fn publish(
+        &mut self,
+        t: &mut Tables<'_>,
+        conversion: ConversionEvent,
+        credit: Option<&Credit>,
+    ) -> Result<(), index::IndexError> {
         let received_ms = join::millis(&conversion.received_at);
-        let attribution = attribute(conversion, credit, self.windows.window_ms, self.now);
+        let attribution = match conversion.reverses.clone() {
+            Some(reversed) => {
+                let prior = self.prior(t, &reversed)?;
+                join::reverse(conversion, prior.as_ref(), self.now)
+            }
+            None => {
+                let a = attribute(conversion, credit, self.rules, self.now);
+                t.remember(
+                    &a.conversion.event_id,
+                    &Remembered::Prior(Prior::of(&a).pack()),
+                )?;
+                a
+            }
+        };
         self.publisher.send(&attribution);
+        self.count(&attribution, received_ms);
+        Ok(())
+    }
+
+    /// What a reversal of `event_id` needs: remembered as it was
+    /// published, or joined again from the line an earlier owner published.
+    fn prior(&self, t: &Tables<'_>, event_id: &str) -> Result<Option<Prior>, index::IndexError> {
+        Ok(match t.remembered(event_id)? {
+            None => None,
+            Some(Remembered::Prior(bytes)) => Prior::unpack(&bytes),
+            Some(Remembered::Line(line)) => {
+                let Ok(conversion) = serde_json::from_slice::<ConversionEvent>(&line) else {
+                    return Ok(None);
+                };
+                let credit = match click_of(&conversion) {
+                    Some((id, _)) => t.click(id)?.and_then(|c| Credit::unpack(&c)),
+                    None => None,
+                };
+                let again = attribute(conversion, credit.as_ref(), self.rules, self.now);
+                Some(Prior::of(&again))
+            }
+        })
+    }
+
+    fn count(&mut self, a: &Attribution, received_ms: u64) {
         self.tally
             .delays
             .push(self.now.saturating_sub(received_ms) as f64 / 1000.0);
-        *self.tally.results.entry(attribution.result()).or_default() += 1;
+        *self.tally.results.entry(a.result()).or_default() += 1;
+        for (i, flag) in crate::risk::Flag::ALL.iter().enumerate() {
+            self.tally.risks[i] += u64::from(a.risk.has(*flag));
+        }
+        self.tally.held += u64::from(a.held);
     }
 }

@@ -1,7 +1,8 @@
 //! `refedge match --spool DIR`: the matcher's join over spool segments, with
 //! no Kafka. Every segment is read in order, clicks indexed in memory, then
 //! one attribution per conversion is written as a JSON line (a repeated
-//! `event_id` once), so the embedded default shows attribution end to end.
+//! `event_id` once; a reversal after the one it reverses), so the embedded
+//! default shows attribution end to end.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
@@ -9,7 +10,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::join::{ClickIn, Credit, attribute};
+use super::join::{ClickIn, Credit, Prior, Rules, attribute, reverse};
 use crate::conversions::ConversionEvent;
 
 /// What an offline join did.
@@ -21,6 +22,10 @@ pub struct Summary {
     pub unmatched: usize,
     /// Conversions whose `event_id` came before (published once).
     pub duplicates: usize,
+    /// Attributions that reverse an earlier one.
+    pub reversals: usize,
+    /// Matched attributions held for a risk flag (`match.hold_risks`).
+    pub held: usize,
     /// Lines that are not events we write.
     pub unreadable: usize,
 }
@@ -38,7 +43,7 @@ struct Kind<'a> {
 /// matter offline (the Kafka matcher waits `match.grace_secs` instead).
 pub fn match_spool(
     dir: &Path,
-    window_ms: u64,
+    rules: &Rules,
     now_ms: u64,
     mut out: impl Write,
 ) -> std::io::Result<Summary> {
@@ -72,14 +77,27 @@ pub fn match_spool(
         }
     }
     let mut seen: HashSet<String> = HashSet::new();
+    let mut priors: HashMap<String, Prior> = HashMap::new();
     for conversion in conversions {
         if !seen.insert(conversion.event_id.clone()) {
             summary.duplicates += 1;
             continue;
         }
         summary.conversions += 1;
-        let click = conversion.click_id.as_ref().and_then(|id| clicks.get(id));
-        let attribution = attribute(conversion, click, window_ms, now_ms);
+        let attribution = match &conversion.reverses {
+            Some(reversed) => {
+                let prior = priors.get(reversed);
+                summary.reversals += 1;
+                reverse(conversion, prior, now_ms)
+            }
+            None => {
+                let click = conversion.click_id.as_ref().and_then(|id| clicks.get(id));
+                let a = attribute(conversion, click, rules, now_ms);
+                priors.insert(a.conversion.event_id.clone(), Prior::of(&a));
+                a
+            }
+        };
+        summary.held += usize::from(attribution.held);
         if attribution.matched {
             summary.matched += 1;
         } else {
@@ -123,6 +141,29 @@ mod tests {
         String::from_utf8(line).unwrap()
     }
 
+    fn coded_line(
+        event_id: &str,
+        code: &str,
+        reverses: Option<&str>,
+        domain: Option<&str>,
+    ) -> String {
+        let mut body =
+            serde_json::json!({"event_id": event_id, "name": "deal_won", "referral_code": code});
+        if let Some(r) = reverses {
+            body["reverses"] = r.into();
+        }
+        if let Some(d) = domain {
+            body["customer_domain"] = d.into();
+        }
+        let body = body.to_string();
+        let posted: Posted<'_> = serde_json::from_str(&body).unwrap();
+        let mut line = Vec::new();
+        ConversionEvent::from_posted(posted, &Received::server_at(NOW), true)
+            .unwrap()
+            .write_line(&mut line);
+        String::from_utf8(line).unwrap()
+    }
+
     #[test]
     fn every_reason_and_duplicates_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -146,20 +187,31 @@ mod tests {
             conversion_line("early", Some(&human), NOW - 2 * DAY),
             conversion_line("matched", Some(&human), NOW),
             "not json\n".to_owned(),
+            coded_line("coupon", "SPRING", None, None),
+            coded_line("nocode", "NOPE", None, None),
+            coded_line("self", "demo", None, Some("adv.example")),
+            coded_line("refund", "SPRING", Some("coupon"), None),
+            coded_line("refund-of-nothing", "SPRING", Some("never-sent"), None),
         ]
         .concat();
         std::fs::write(dir.path().join("0000000000000001.jsonl"), first).unwrap();
         std::fs::write(dir.path().join("0000000000000002.jsonl"), second).unwrap();
         let mut out = Vec::new();
-        let summary = match_spool(dir.path(), 90 * DAY, NOW, &mut out).unwrap();
+        let rules = crate::matcher::join::tests::rules(&[
+            r#"{"code":"demo","target":"https://b.example/","advocate_id":"adv-1","advocate_domain":"adv.example"}"#,
+            r#"{"code":"SPRING","target":"https://b.example/","advocate_id":"adv-2"}"#,
+        ]);
+        let summary = match_spool(dir.path(), &rules, NOW, &mut out).unwrap();
         assert_eq!(
             summary,
             Summary {
                 clicks: 2,
-                conversions: 6,
-                matched: 1,
-                unmatched: 5,
+                conversions: 11,
+                matched: 4,
+                unmatched: 7,
                 duplicates: 1,
+                reversals: 2,
+                held: 1,
                 unreadable: 1
             }
         );
@@ -192,5 +244,24 @@ mod tests {
             by_event["old"]["advocate_id"], "adv-1",
             "the click is named even when too old"
         );
+        assert_eq!(by_event["matched"]["via"], "click");
+        assert_eq!(by_event["coupon"]["via"], "code");
+        assert_eq!(by_event["coupon"]["advocate_id"], "adv-2");
+        assert_eq!(reason("nocode"), Some("unknown_code"));
+        assert_eq!(
+            by_event["self"]["risk"],
+            serde_json::json!(["self_referral"])
+        );
+        assert_eq!(by_event["self"]["held"], true);
+        let refund = by_event["refund"];
+        assert_eq!(
+            (refund["reversal"].as_bool(), refund["advocate_id"].as_str()),
+            (Some(true), Some("adv-2"))
+        );
+        assert_eq!(
+            refund["reverses_conversion_id"],
+            by_event["coupon"]["conversion_id"]
+        );
+        assert_eq!(reason("refund-of-nothing"), Some("unknown_reversed_event"));
     }
 }

@@ -63,6 +63,17 @@ pub fn match_attributions(result: &'static str) -> Counter {
     counter!(MATCH_ATTRIBUTIONS_TOTAL, "result" => result)
 }
 
+/// Per risk flag (`risk::Flag::ALL` order), the counter of click events
+/// (`refedge_click_risks_total`) or attributions (`refedge_match_risks_total`)
+/// carrying it.
+pub fn risk_flags(metric: &'static str) -> [Counter; 3] {
+    crate::risk::Flag::ALL.map(|f| counter!(metric, "flag" => f.as_str()))
+}
+
+pub fn match_held() -> Counter {
+    counter!(MATCH_HELD_TOTAL)
+}
+
 pub fn match_duplicates() -> Counter {
     counter!(MATCH_DUPLICATES_TOTAL)
 }

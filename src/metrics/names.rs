@@ -82,7 +82,7 @@ metrics! {
     SPOOL_MAX_BYTES = "refedge_spool_max_bytes", Gauge,
         "events.spool_max_bytes: while the spool holds this many bytes, new events are dropped.";
     MATCH_ATTRIBUTIONS_TOTAL = "refedge_match_attributions_total", Counter,
-        "Attributions the matcher published, by result (matched, no_click_id, unknown_click, outside_window).";
+        "Attributions the matcher published, by result (matched, no_click_id, unknown_click, outside_window, unknown_code, unknown_reversed_event).";
     MATCH_DUPLICATES_TOTAL = "refedge_match_duplicates_total", Counter,
         "Conversions the matcher did not publish again: their event_id came before.";
     MATCH_CLICKS_INDEXED_TOTAL = "refedge_match_clicks_indexed_total", Counter,
@@ -103,6 +103,12 @@ metrics! {
         "Conversions waiting (up to match.grace_secs) for a click that has not arrived.";
     MATCH_LAG = "refedge_match_lag_messages", Gauge,
         "Messages behind the end of each topic over the owned partitions, by topic.";
+    CLICK_RISKS_TOTAL = "refedge_click_risks_total", Counter,
+        "Click events carrying each risk flag (paid_click_id, click_flood).";
+    MATCH_RISKS_TOTAL = "refedge_match_risks_total", Counter,
+        "Attributions carrying each risk flag (paid_click_id, click_flood, self_referral).";
+    MATCH_HELD_TOTAL = "refedge_match_held_total", Counter,
+        "Attributions published with held: true (a flag in match.hold_risks).";
     MATCH_DELAY_SECONDS = "refedge_match_delay_seconds", Histogram,
         "Seconds from a conversion's receipt at the edge to its attribution (matched_at - received_at).";
 }

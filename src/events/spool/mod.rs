@@ -362,6 +362,8 @@ mod tests {
             geo: None,
             devices: crate::visitor::device::DeviceParser::new(),
             repeats: crate::events::enrich::RepeatTracker::new(3_600_000),
+            floods: crate::risk::flood::FloodTracker::new(20, 3600),
+            risk_counts: crate::metrics::risk_flags(crate::metrics::CLICK_RISKS_TOTAL),
         };
         let writer = SpoolWriter::new(
             config,

@@ -105,6 +105,26 @@ fn each_rule_names_its_field() {
         field_of(r#"{"code":"a","target":"https://a.example/","domain":"a b"}"#),
         "domain"
     );
+    for bad in [
+        "",
+        "a b",
+        "https://partner.example",
+        "partner.example/x",
+        "a..b",
+    ] {
+        assert_eq!(
+            field_of(&format!(
+                r#"{{"code":"a","target":"https://a.example/","advocate_domain":"{bad}"}}"#
+            )),
+            "advocate_domain",
+            "{bad}"
+        );
+    }
+    let l = Link::from_json(
+        r#"{"code":"a","target":"https://a.example/","advocate_domain":"Partner.Example."}"#,
+    )
+    .unwrap();
+    assert_eq!(l.advocate_domain.as_deref(), Some("partner.example"));
     assert_eq!(
         field_of(r#"{"code":"a","target":"https://a.example/","expires_at":"tomorrow"}"#),
         "expires_at"
