@@ -447,6 +447,8 @@ impl Matcher {
         clicks.set(total(PartitionIndex::clicks));
         bytes.set(total(PartitionIndex::disk_bytes));
         waiting.set(total(PartitionIndex::waiting));
+        // The link map codes are credited through (file + links topic).
+        crate::metrics::links_gauge().set(self.rules.links.len() as f64);
         for (topic, lag) in &shared.lag {
             crate::metrics::match_lag(topic).set(*lag as f64);
         }

@@ -26,7 +26,7 @@ metrics! {
     REQUEST_DURATION_SECONDS = "refedge_request_duration_seconds", Histogram,
         "Time spent answering one request inside refedge, in seconds.";
     LINKS = "refedge_links", Gauge,
-        "Links currently served.";
+        "Links in the map: served (edge), or credited through by referral code (matcher).";
     EVENTS_TOTAL = "refedge_events_total", Counter,
         "Click events by result: accepted by the hand-off, spooled, delivered to Kafka, or why one was not kept.";
     SPOOL_BYTES = "refedge_spool_bytes", Gauge,

@@ -141,7 +141,10 @@ async fn server_conversions_are_durable_before_202_and_every_answer_is_defined()
     let answer = json(&r);
     assert_eq!(answer["accepted"], 2);
     assert_eq!(answer["rejected"][0]["line"], 3);
-    assert_eq!(answer["rejected"][0]["error"], "click_id: is required");
+    assert_eq!(
+        answer["rejected"][0]["error"],
+        "click_id: is required (or referral_code, for a referral without a click)"
+    );
     let too_many = "{\"event_id\":\"x\",\"name\":\"lead\",\"click_id\":\"y\"}\n".repeat(1001);
     let r = send_body(edge.public, "POST", path, &batch, too_many).await;
     assert_eq!(r.status, 413);
@@ -454,5 +457,195 @@ async fn every_conversion_answered_2xx_survives_sigkill() {
     println!(
         "SIGKILL under conversions: {} answered 202, all in the spool",
         answered.len()
+    );
+}
+
+/// Rewards (README: "Rewards") through a real edge and the offline matcher:
+/// a code conversion credited to the code's advocate and its refund
+/// reversed for the same advocate; an unknown code and a reversal of an
+/// unknown event, each with its reason; a paid click, a flood and a
+/// self-referral flagged, the last two held; and the intake's refusals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewards_through_a_real_edge_and_match_spool() {
+    let links = format!(
+        "{LINKS}{}\n{}\n{}\n",
+        r#"{"code":"partner","target":"https://brand.example/p","advocate_id":"adv-p","advocate_domain":"Partner.Example"}"#,
+        r#"{"code":"SPRING25","target":"https://brand.example/s","advocate_id":"adv-c","campaign_id":"coupons"}"#,
+        r#"{"code":"busy","target":"https://brand.example/b","advocate_id":"adv-b"}"#,
+    );
+    let fixture = Fixture::new(&links);
+    let mut env = env();
+    env.push(("REFEDGE_RISK_FLOOD_CLICKS", "2"));
+    let edge = start(&fixture.config(&env)).await;
+    let click = |path: &'static str| async move {
+        let r = get(edge.public, path, &[UA]).await;
+        click_param(r.location()).expect("a human click gets a click id")
+    };
+    let paid = click("/demo?gclid=Cj0KCQ&utm_source=google").await;
+    let own = click("/partner").await;
+    let mut busy = Vec::new();
+    for _ in 0..3 {
+        busy.push(click("/busy").await);
+    }
+    let auth = bearer(NEW_TOKEN);
+    let post = |body: String| {
+        let auth = auth.clone();
+        async move {
+            send_body(
+                edge.public,
+                "POST",
+                "/v1/conversions",
+                &[("authorization", auth.as_str())],
+                body,
+            )
+            .await
+        }
+    };
+    // The intake's refusals name the field.
+    for (body, field) in [
+        (r#"{"event_id":"x","name":"deal_won"}"#, "click_id:"),
+        (
+            r#"{"event_id":"x","name":"deal_won","referral_code":"SPRING 25"}"#,
+            "referral_code:",
+        ),
+        (
+            r#"{"event_id":"x","name":"deal_won","referral_code":"SPRING25","customer_domain":"jane@acme.example"}"#,
+            "customer_domain:",
+        ),
+    ] {
+        let r = post(body.to_owned()).await;
+        assert_eq!(r.status, 400, "{body}");
+        let error = json(&r)["error"].as_str().unwrap_or("").to_owned();
+        assert!(error.starts_with(field), "{body}: {error}");
+    }
+    let conversions = [
+        format!(r#"{{"event_id":"deal-paid","name":"deal_won","click_id":"{paid}"}}"#),
+        format!(
+            r#"{{"event_id":"deal-self","name":"deal_won","click_id":"{own}","customer_domain":"partner.example"}}"#
+        ),
+        format!(
+            r#"{{"event_id":"deal-flood","name":"signup","click_id":"{}"}}"#,
+            busy[2]
+        ),
+        r#"{"event_id":"coupon-1","name":"deal_won","referral_code":"SPRING25","value_minor":5000,"currency":"EUR"}"#.to_owned(),
+        r#"{"event_id":"coupon-1:refund","name":"refund","referral_code":"SPRING25","reverses":"coupon-1","value_minor":5000,"currency":"EUR"}"#.to_owned(),
+        r#"{"event_id":"refund-of-nothing","name":"refund","referral_code":"SPRING25","reverses":"never-sent"}"#.to_owned(),
+        r#"{"event_id":"no-such-code","name":"deal_won","referral_code":"WINTER"}"#.to_owned(),
+    ];
+    for body in conversions {
+        assert_eq!(post(body.clone()).await.status, 202, "{body}");
+    }
+    let clicks = spooled(&fixture, "click");
+    let risk_of = |id: &str| {
+        clicks
+            .iter()
+            .find(|c| c["click_id"] == id)
+            .map(|c| c["risk"].clone())
+            .expect("the click is spooled")
+    };
+    assert_eq!(risk_of(&paid), serde_json::json!(["paid_click_id"]));
+    assert_eq!(risk_of(&own), serde_json::json!([]));
+    assert_eq!(
+        risk_of(&busy[1]),
+        serde_json::json!([]),
+        "two clicks are allowed"
+    );
+    assert_eq!(risk_of(&busy[2]), serde_json::json!(["click_flood"]));
+    // Counted (the registry is the test process's: other edges count too).
+    assert!(
+        metric(
+            edge.admin,
+            "refedge_click_risks_total{flag=\"click_flood\"}"
+        )
+        .await
+            >= 1.0
+    );
+    assert_schema_valid(&fixture.events());
+    assert!(edge.stop().await);
+
+    let spool = fixture.spool.display().to_string();
+    let links_file = fixture.links.display().to_string();
+    let out = run_binary(
+        &["match", "--config", "/dev/null", "--spool", &spool],
+        &[("REFEDGE_LINKS_FILE".to_owned(), links_file)],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let attributions: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_schema_valid(&attributions);
+    let get = |event: &str| {
+        attributions
+            .iter()
+            .find(|a| a["event_id"] == event)
+            .unwrap_or_else(|| panic!("{event} in {attributions:?}"))
+            .clone()
+    };
+    let fields = |a: &serde_json::Value| {
+        (
+            a["matched"].as_bool(),
+            a["via"].as_str().map(str::to_owned),
+            a["advocate_id"].as_str().map(str::to_owned),
+            a["risk"].clone(),
+            a["held"].as_bool(),
+        )
+    };
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        fields(&get("deal-paid")),
+        (
+            Some(true),
+            some("click"),
+            some("adv-1"),
+            serde_json::json!(["paid_click_id"]),
+            Some(false)
+        )
+    );
+    assert_eq!(
+        fields(&get("deal-self")),
+        (
+            Some(true),
+            some("click"),
+            some("adv-p"),
+            serde_json::json!(["self_referral"]),
+            Some(true)
+        )
+    );
+    assert_eq!(
+        fields(&get("deal-flood")),
+        (
+            Some(true),
+            some("click"),
+            some("adv-b"),
+            serde_json::json!(["click_flood"]),
+            Some(true)
+        )
+    );
+    let coupon = get("coupon-1");
+    assert_eq!(
+        fields(&coupon),
+        (
+            Some(true),
+            some("code"),
+            some("adv-c"),
+            serde_json::json!([]),
+            Some(false)
+        )
+    );
+    assert_eq!(coupon["code"], "SPRING25");
+    assert_eq!(coupon["campaign_id"], "coupons");
+    let refund = get("coupon-1:refund");
+    assert_eq!(
+        (refund["reversal"].as_bool(), refund["advocate_id"].as_str()),
+        (Some(true), Some("adv-c"))
+    );
+    assert_eq!(refund["reverses_conversion_id"], coupon["conversion_id"]);
+    assert_eq!(get("refund-of-nothing")["reason"], "unknown_reversed_event");
+    assert_eq!(get("no-such-code")["reason"], "unknown_code");
+    assert!(
+        stderr.contains("2 held") && stderr.contains("2 reversals"),
+        "{stderr}"
     );
 }
