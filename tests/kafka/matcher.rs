@@ -299,6 +299,169 @@ async fn every_conversion_is_attributed_through_real_edges() {
     drop(edge);
 }
 
+/// Rewards through the Kafka matcher (README: "Rewards"): a code made
+/// through the admin API after the matcher started (learnt from the links
+/// topic) is credited; a paid click and a self-referral are flagged, the
+/// latter held; then the matcher restarts, and the refunds that follow find
+/// their deals in its saved state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewards_are_credited_and_reversed_across_a_matcher_restart() {
+    crate::needs!(Tansu);
+    const ADMIN_TOKEN: &str = "matcher-admin-token-0123";
+    let broker = Broker::memory();
+    for topic in [CLICKS, CONVERSIONS, ATTRIBUTIONS] {
+        broker.create_topic(topic, 3);
+    }
+    let brokers = broker.addr();
+    let fixture = Fixture::new(&links());
+    let mut env = edge_env(&fixture, &brokers);
+    env.push(("REFEDGE_ADMIN_TOKEN".to_owned(), ADMIN_TOKEN.to_owned()));
+    let edge = spawn_binary(&env);
+    wait_ready(edge.admin).await;
+    let paid = click(edge.public, "a0?gclid=Cj0KCQ").await;
+
+    let state = tempfile::tempdir().expect("state dir");
+    let config = matcher_config(state.path());
+    let mut menv = matcher_env(&brokers, &state.path().join("match"), 15, "m1");
+    menv.push((
+        "REFEDGE_LINKS_FILE".to_owned(),
+        fixture.links.display().to_string(),
+    ));
+    let matcher = spawn_matcher(&config, &menv);
+    wait_ready(matcher.admin).await;
+    wait_metric(matcher.admin, "refedge_links ", 6.0).await;
+    let (status, _) = admin_request(
+        edge.admin,
+        "PUT",
+        "/v1/links/SPRING25",
+        Some(ADMIN_TOKEN),
+        r#"{"target":"https://brand.example/s","advocate_id":"adv-s","advocate_domain":"adv-s.example"}"#,
+    )
+    .await;
+    assert_eq!(status, 201);
+    wait_metric(matcher.admin, "refedge_links ", 7.0).await;
+
+    let deals = [
+        format!(
+            r#"{{"event_id":"deal-click","name":"deal_won","click_id":"{paid}","customer_domain":"acme.example"}}"#
+        ),
+        r#"{"event_id":"deal-code","name":"deal_won","referral_code":"SPRING25","value_minor":900,"currency":"EUR"}"#.to_owned(),
+        r#"{"event_id":"deal-self","name":"deal_won","referral_code":"SPRING25","customer_domain":"ADV-S.example"}"#.to_owned(),
+        r#"{"event_id":"no-code","name":"deal_won","referral_code":"WINTER"}"#.to_owned(),
+    ];
+    post(edge.public, &(deals.join("\n") + "\n")).await;
+    let records = attributions(&brokers, 4, Duration::from_secs(60)).await;
+    let got = by_event(&records);
+    let deal_click = &got["deal-click"];
+    assert_eq!(
+        (
+            deal_click["via"].as_str(),
+            deal_click["advocate_id"].as_str()
+        ),
+        (Some("click"), Some("adv-0"))
+    );
+    assert_eq!(deal_click["risk"], serde_json::json!(["paid_click_id"]));
+    assert_eq!(
+        deal_click["held"], false,
+        "paid clicks are not held by default"
+    );
+    let deal_code = &got["deal-code"];
+    assert_eq!(
+        (deal_code["via"].as_str(), deal_code["advocate_id"].as_str()),
+        (Some("code"), Some("adv-s"))
+    );
+    let deal_self = &got["deal-self"];
+    assert_eq!(deal_self["risk"], serde_json::json!(["self_referral"]));
+    assert_eq!(deal_self["held"], true);
+    assert_eq!(got["no-code"]["reason"], "unknown_code");
+    for r in &records {
+        let v = &r.value;
+        let key = (v["click_id"].as_str())
+            .or(v["referral_code"].as_str())
+            .unwrap_or_else(|| v["event_id"].as_str().expect("event_id"));
+        assert_eq!(r.key, key, "keyed by click id, else code");
+    }
+    wait_metric(matcher.admin, "refedge_match_held_total", 1.0).await;
+
+    // A restart between the deals and their refunds.
+    assert!(stop(matcher).await, "the matcher stops cleanly");
+    let matcher = spawn_matcher(&config, &menv);
+    wait_ready(matcher.admin).await;
+    let refunds = [
+        r#"{"event_id":"refund-code","name":"refund","referral_code":"SPRING25","reverses":"deal-code"}"#.to_owned(),
+        format!(r#"{{"event_id":"refund-click","name":"refund","click_id":"{paid}","reverses":"deal-click"}}"#),
+        r#"{"event_id":"refund-self","name":"refund","referral_code":"SPRING25","reverses":"deal-self"}"#.to_owned(),
+        r#"{"event_id":"refund-none","name":"refund","referral_code":"SPRING25","reverses":"never-sent"}"#.to_owned(),
+    ];
+    post(edge.public, &(refunds.join("\n") + "\n")).await;
+    let records = attributions(&brokers, 8, Duration::from_secs(60)).await;
+    let got = by_event(&records);
+    for (refund, deal, advocate) in [
+        ("refund-code", "deal-code", "adv-s"),
+        ("refund-click", "deal-click", "adv-0"),
+        ("refund-self", "deal-self", "adv-s"),
+    ] {
+        let r = &got[refund];
+        assert_eq!(r["reversal"], true, "{r}");
+        assert_eq!(r["matched"], true, "{r}");
+        assert_eq!(r["advocate_id"], advocate, "{r}");
+        assert_eq!(
+            r["reverses_conversion_id"], got[deal]["conversion_id"],
+            "{r}"
+        );
+        assert_eq!(r["held"], false, "a reversal is never held");
+    }
+    assert_eq!(
+        got["refund-self"]["risk"],
+        serde_json::json!(["self_referral"])
+    );
+    assert_eq!(got["refund-none"]["reason"], "unknown_reversed_event");
+    assert_eq!(
+        metric(matcher.admin, "refedge_match_rebuilds_total").await,
+        0.0,
+        "the refunds found their deals in the saved state, not a rebuild"
+    );
+    let values: Vec<serde_json::Value> = records.iter().map(|r| r.value.clone()).collect();
+    assert_schema_valid(&values);
+
+    // A new owner without state rebuilds the partitions: the deals it
+    // replays (published before) are remembered for their reversals.
+    assert!(stop(matcher).await);
+    std::fs::remove_dir_all(state.path().join("match")).expect("remove the state");
+    let matcher = spawn_matcher(&config, &menv);
+    wait_ready(matcher.admin).await;
+    let again = [
+        r#"{"event_id":"refund-code-2","name":"refund","referral_code":"SPRING25","reverses":"deal-code"}"#.to_owned(),
+        format!(r#"{{"event_id":"refund-click-2","name":"refund","click_id":"{paid}","reverses":"deal-click"}}"#),
+    ];
+    post(edge.public, &(again.join("\n") + "\n")).await;
+    let records = attributions(&brokers, 10, Duration::from_secs(60)).await;
+    let got = by_event(&records);
+    for (refund, deal, advocate) in [
+        ("refund-code-2", "deal-code", "adv-s"),
+        ("refund-click-2", "deal-click", "adv-0"),
+    ] {
+        let r = &got[refund];
+        assert_eq!(
+            (r["reversal"].as_bool(), r["matched"].as_bool()),
+            (Some(true), Some(true)),
+            "{r}"
+        );
+        assert_eq!(r["advocate_id"], advocate, "{r}");
+        assert_eq!(
+            r["reverses_conversion_id"], got[deal]["conversion_id"],
+            "{r}"
+        );
+    }
+    assert_eq!(
+        got["refund-click-2"]["risk"],
+        serde_json::json!(["paid_click_id"])
+    );
+    assert!(metric(matcher.admin, "refedge_match_rebuilds_total").await >= 1.0);
+    assert!(stop(matcher).await);
+    drop(edge);
+}
+
 fn refedge_now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
