@@ -19,14 +19,15 @@
 //!     ├─► attribution: verify cookie, decide first/last touch, click id
 //!     │   (a link-preview fetcher of a link with a preview: share::preview's
 //!     │   page instead; `/{code}/qr.svg|png`: share::qr, no event)
-//!     └─► response: status + Location (http::query) + Set-Cookie   ← sent now
+//!     └─► response: status + Location (http::query, whose walk of the
+//!         query also finds the channel and an ad click id: risk) + Set-Cookie ← sent now
 //!            │
 //!   events::EventSink::record — synchronous, bounded, never blocks; a full
 //!   hand-off gives the click back (events::handoff::Waiting), and the
 //!   service sends the answer once the writer made room for it
 //!            │
 //!   events::spool writer thread: events::enrich (GeoIP, device, repeat,
-//!   address privacy), share::channel (from the Referer when the link's
+//!   risk::flood, address privacy), share::channel (from the Referer when the link's
 //!   parameter named none), events::line (one JSON line), batches handed to
 //!   spool::disk: its thread appends them to a segment under
 //!   events.spool_dir, fsync on an interval
@@ -41,7 +42,9 @@
 //! queue of their own and answers once they are fsynced; they ship to the
 //! conversions topic like clicks, and `refedge match` (`matcher`, a consumer
 //! group with a click index per partition on disk) joins them to clicks and
-//! publishes attributions; `refedge match --spool` does it offline.
+//! publishes attributions (credited through the click, or through the link a
+//! referral code names; reversals; risk flags and holds); `refedge match
+//! --spool` does it offline.
 //!
 //! Around it: `config` (file, `REFEDGE_*` overlay, validation), the links'
 //! control plane (`links::reload` on SIGHUP, `links::LinkEditor` behind the
@@ -73,6 +76,8 @@
 //! - [`conversions`]: the intake and the conversion event.
 //! - [`matcher`]: `refedge match`: the join, the consumer group, the
 //!   per-partition click index, attributions out; the offline form.
+//! - [`risk`]: the flags a click or an attribution carries (paid click ids,
+//!   click floods in a fixed table, self-referrals) for the payout system.
 //! - [`target`]: what a redirect target may be (links and the fallback).
 //! - [`hostname`]: host names compared ignoring case and the root dot.
 //! - [`percent`]: percent-decoding of query names and values.

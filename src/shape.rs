@@ -77,6 +77,11 @@ impl Walker<'_> {
     }
 }
 
+/// The newtype name a field is read through to say it is a list of tables
+/// (`[[section.key]]`): walked as a table, so it gets no environment
+/// variable.
+pub const TABLES: &str = "$refedge::tables";
+
 /// A placeholder string that parses as every string-typed value of ours
 /// (an address, a path, a name).
 const PLACEHOLDER: &str = "127.0.0.1:1";
@@ -157,6 +162,18 @@ impl<'de> de::Deserializer<'de> for Walker<'_> {
         })
     }
 
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        v: V,
+    ) -> Result<V::Value, WalkError> {
+        if name == TABLES {
+            self.note(Kind::Table);
+            return v.visit_seq(de::value::SeqDeserializer::new(std::iter::empty::<()>()));
+        }
+        v.visit_newtype_struct(self)
+    }
+
     fn deserialize_enum<V: Visitor<'de>>(
         self,
         _name: &'static str,
@@ -169,7 +186,7 @@ impl<'de> de::Deserializer<'de> for Walker<'_> {
 
     serde::forward_to_deserialize_any! {
         i8 i16 i32 i128 u128 f32 f64 char bytes byte_buf unit unit_struct
-        newtype_struct tuple tuple_struct identifier ignored_any
+        tuple tuple_struct identifier ignored_any
     }
 }
 

@@ -64,6 +64,7 @@ mod tests {
         for line in include_str!("../../config/refedge.toml").lines() {
             let line = line.trim_start_matches("# ").trim();
             if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                // `[[a.b]]`: the keys of one table of a list, not keys of their own.
                 section = name.to_owned();
             } else if let Some((key, _)) = line.split_once(" = ")
                 && key
@@ -72,7 +73,7 @@ mod tests {
                 && line.parse::<toml::Table>().is_ok()
             {
                 let full = format!("{section}.{key}");
-                if !full.starts_with("kafka.properties.") {
+                if !full.starts_with("kafka.properties.") && !section.starts_with('[') {
                     keys.push(full);
                 }
             }

@@ -54,6 +54,7 @@ pub struct Config {
     pub risk: RiskConfig,
     #[serde(rename = "match")]
     pub matcher: MatchConfig,
+    pub deliver: DeliverConfig,
     pub geo: GeoConfig,
     pub privacy: PrivacyConfig,
     pub log: LogConfig,

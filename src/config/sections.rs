@@ -328,6 +328,75 @@ impl Default for MatchConfig {
     }
 }
 
+/// `refedge deliver`: attributions POSTed to webhook endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverConfig {
+    pub group_id: String,
+    /// `/livez`, `/readyz`, `/metrics`.
+    pub admin_listen: SocketAddr,
+    /// Where an attribution goes that an endpoint refused for good or did
+    /// not take within `max_age_secs`.
+    pub dead_letter_topic: String,
+    pub max_age_secs: u64,
+    /// Attributions one endpoint may have outstanding (sending, or waiting
+    /// to retry); past it that endpoint falls behind and catches up later.
+    pub max_in_flight: usize,
+    /// `[[deliver.endpoints]]`.
+    #[serde(deserialize_with = "tables")]
+    pub endpoints: Vec<EndpointConfig>,
+}
+
+impl Default for DeliverConfig {
+    fn default() -> Self {
+        DeliverConfig {
+            group_id: "refedge-deliver".into(),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9094)),
+            dead_letter_topic: "refedge.deliveries.dead".into(),
+            max_age_secs: 86_400,
+            max_in_flight: 1_000,
+            endpoints: Vec::new(),
+        }
+    }
+}
+
+/// One webhook endpoint of `refedge deliver`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// `[a-z0-9_-]{1,64}`, unique: in metrics and dead letters.
+    pub name: String,
+    /// `http` or `https` URL the attributions are POSTed to.
+    pub url: String,
+    /// Standard Webhooks secrets (`whsec_` + base64); the first signs,
+    /// every one adds a signature (rotation).
+    #[serde(deserialize_with = "string_list")]
+    pub secret: Vec<String>,
+    /// Which attributions it takes: `matched`, `unmatched`, `reversal`,
+    /// `held` (each attribution is exactly one of them).
+    #[serde(default = "all_events", deserialize_with = "string_list")]
+    pub events: Vec<String>,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Requests to this endpoint at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+fn all_events() -> Vec<String> {
+    ["matched", "unmatched", "reversal", "held"]
+        .map(String::from)
+        .into()
+}
+
+fn default_timeout_ms() -> u64 {
+    5_000
+}
+
+fn default_concurrency() -> usize {
+    16
+}
+
 /// The risk flags the edge sets on clicks.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -430,6 +499,30 @@ fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
         ListOrString::List(items) => items,
         ListOrString::One(s) => split_list(&s),
     })
+}
+
+/// A list of tables (`[[section.key]]`), read through the newtype
+/// `shape::TABLES` so that the key walk sees a table (no environment
+/// variable) rather than a list of strings.
+fn tables<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    struct Tables<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Tables<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of tables")
+        }
+        fn visit_newtype_struct<D2: Deserializer<'de>>(self, d: D2) -> Result<Vec<T>, D2::Error> {
+            Vec::deserialize(d)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                out.push(item);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_newtype_struct(crate::shape::TABLES, Tables(std::marker::PhantomData))
 }
 
 fn cidr_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {

@@ -89,6 +89,16 @@ pub struct PartitionIndex {
     offsets: Offsets,
     clicks: u64,
     waiting: u64,
+    remembered: Remembrance,
+}
+
+/// What the state holds of published conversions (repeats, reversals):
+/// how many, and their bytes in redb (keys, values, B-tree metadata and
+/// fragmentation of the three tables), measured at each expiry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Remembrance {
+    pub conversions: u64,
+    pub bytes: u64,
 }
 
 /// A conversion that waited for its click.
@@ -126,6 +136,7 @@ impl PartitionIndex {
             offsets: Offsets::NEW,
             clicks: 0,
             waiting: 0,
+            remembered: Remembrance::default(),
         };
         let txn = index.db.begin_read()?;
         match txn.open_table(META) {
@@ -168,6 +179,7 @@ impl PartitionIndex {
             offsets: Offsets::NEW,
             clicks: 0,
             waiting: 0,
+            remembered: Remembrance::default(),
         })
     }
 
@@ -195,6 +207,11 @@ impl PartitionIndex {
         self.waiting
     }
 
+    /// Published conversions remembered, as of the last expiry.
+    pub fn remembered(&self) -> Remembrance {
+        self.remembered
+    }
+
     /// Bytes of the file on disk.
     pub fn disk_bytes(&self) -> u64 {
         std::fs::metadata(&self.path).map_or(0, |m| m.len())
@@ -211,6 +228,9 @@ impl PartitionIndex {
         self.offsets = batch.offsets;
         self.clicks = batch.clicks;
         self.waiting = batch.waiting;
+        if let Some(r) = batch.remembered {
+            self.remembered = r;
+        }
         Ok(())
     }
 
@@ -227,6 +247,7 @@ impl PartitionIndex {
             offsets: self.offsets,
             clicks_count: self.clicks,
             waiting_count: self.waiting,
+            remembered: None,
         })
     }
 }
@@ -237,6 +258,7 @@ pub struct BatchOutcome {
     offsets: Offsets,
     clicks: u64,
     waiting: u64,
+    remembered: Option<Remembrance>,
 }
 
 /// One batch's view of a partition's tables.
@@ -251,6 +273,7 @@ pub struct Tables<'t> {
     pub offsets: Offsets,
     clicks_count: u64,
     waiting_count: u64,
+    remembered: Option<Remembrance>,
 }
 
 impl std::fmt::Debug for Tables<'_> {
@@ -407,6 +430,18 @@ impl Tables<'_> {
             self.seen.remove(event_id.as_str())?;
             self.attributed.remove(event_id.as_str())?;
         }
+        let mut bytes = 0;
+        for stats in [
+            self.seen.stats()?,
+            self.seen_by_time.stats()?,
+            self.attributed.stats()?,
+        ] {
+            bytes += stats.stored_bytes() + stats.metadata_bytes() + stats.fragmented_bytes();
+        }
+        self.remembered = Some(Remembrance {
+            conversions: self.seen.len()?,
+            bytes,
+        });
         Ok(())
     }
 
@@ -421,6 +456,7 @@ impl Tables<'_> {
             offsets: self.offsets,
             clicks: self.clicks_count,
             waiting: self.waiting_count,
+            remembered: self.remembered,
         })
     }
 }
@@ -554,5 +590,8 @@ mod tests {
         let outcome = t.finish().unwrap();
         index.commit(txn, outcome).unwrap();
         assert_eq!(index.clicks(), 2);
+        let r = index.remembered();
+        assert_eq!(r.conversions, 1, "measured at expiry");
+        assert!(r.bytes >= 3 * 3, "{r:?}");
     }
 }

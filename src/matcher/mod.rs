@@ -82,15 +82,6 @@ struct Windows {
     grace_ms: u64,
 }
 
-/// Where a conversion is in the join.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Replay {
-    /// Published here: join and publish it.
-    No,
-    /// Published by an earlier owner: only remembered.
-    Yes,
-}
-
 impl Windows {
     /// Clicks older than this leave the index; a conversion whose click id
     /// is older is decided at once (its click cannot be waited for).
@@ -445,6 +436,9 @@ impl Matcher {
                 .sum::<u64>() as f64
         };
         clicks.set(total(PartitionIndex::clicks));
+        let [remembered, remembered_bytes] = crate::metrics::match_remembered();
+        remembered.set(total(|i| i.remembered().conversions));
+        remembered_bytes.set(total(|i| i.remembered().bytes));
         bytes.set(total(PartitionIndex::disk_bytes));
         waiting.set(total(PartitionIndex::waiting));
         // The link map codes are credited through (file + links topic).
@@ -513,18 +507,13 @@ impl PartitionWork<'_> {
                 self.tally.unreadable += 1;
                 continue;
             };
-            let replay = if *offset < owned.replay_until {
-                Replay::Yes
-            } else {
-                Replay::No
-            };
+            // Published by an earlier owner: only remembered.
+            let replayed = *offset < owned.replay_until;
             if !t.first_time(&conversion.event_id, self.now)? {
-                if replay == Replay::No {
-                    self.tally.duplicates += 1;
-                }
+                self.tally.duplicates += u64::from(!replayed);
                 continue;
             }
-            if replay == Replay::Yes {
+            if replayed {
                 // Its attribution went out before: a reversal joins it again.
                 if conversion.reverses.is_none() {
                     t.remember(&conversion.event_id, &Remembered::Line(line.to_vec()))?;

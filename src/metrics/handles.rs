@@ -70,6 +70,11 @@ pub fn risk_flags(metric: &'static str) -> [Counter; 3] {
     crate::risk::Flag::ALL.map(|f| counter!(metric, "flag" => f.as_str()))
 }
 
+/// Remembered conversions and their bytes.
+pub fn match_remembered() -> [Gauge; 2] {
+    [gauge!(MATCH_REMEMBERED), gauge!(MATCH_REMEMBERED_BYTES)]
+}
+
 pub fn match_held() -> Counter {
     counter!(MATCH_HELD_TOTAL)
 }

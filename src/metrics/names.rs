@@ -99,6 +99,10 @@ metrics! {
         "Human clicks of the attribution window in the owned partitions' index.";
     MATCH_INDEX_BYTES = "refedge_match_index_bytes", Gauge,
         "Bytes on disk of the owned partitions' state.";
+    MATCH_REMEMBERED = "refedge_match_remembered_conversions", Gauge,
+        "Published conversions the owned partitions remember (repeats, reversals), as of the last expiry (each minute).";
+    MATCH_REMEMBERED_BYTES = "refedge_match_remembered_bytes", Gauge,
+        "Bytes in the state of the remembered conversions (keys, values, B-tree metadata, fragmentation), as of the last expiry.";
     MATCH_WAITING = "refedge_match_waiting", Gauge,
         "Conversions waiting (up to match.grace_secs) for a click that has not arrived.";
     MATCH_LAG = "refedge_match_lag_messages", Gauge,
