@@ -5,7 +5,8 @@
 //! group      consumer group over clicks + conversions (range assignor:
 //!            partition n of both to one member); per assigned partition
 //!            resume its state or rebuild it from the clicks topic
-//! run_batch  poll ≤ 100 ms ─► per partition, one write transaction:
+//! run_batch  poll ≤ 100 ms ─► per partition, one write transaction
+//!            (partition::PartitionWork):
 //!              clicks ─► index (human, redirected, inside the horizon);
 //!                        conversions waiting for that click go out
 //!              conversions ─► repeat? skip : click in index? attribute :
@@ -24,11 +25,11 @@
 //! and advocates' domains from; `spool` is the offline form,
 //! `refedge match --spool DIR`.
 
-pub mod admin;
 mod group;
 mod index;
 pub mod join;
 pub mod links;
+mod partition;
 mod publish;
 pub mod spool;
 
@@ -43,10 +44,10 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::Config;
-use crate::conversions::ConversionEvent;
-use group::{Assignment, GroupContext, Owned, Topics, lock};
-use index::{PartitionIndex, Remembered, Tables};
-use join::{Attribution, ClickIn, Credit, Prior, Rules, attribute, click_of};
+use group::{Assignment, GroupContext, Topics, lock};
+use index::PartitionIndex;
+use join::Rules;
+use partition::{PartitionWork, Tally};
 use publish::Publisher;
 
 pub use spool::{Summary, match_spool};
@@ -111,13 +112,15 @@ struct Timers {
 pub fn run(config: Config) -> anyhow::Result<()> {
     crate::metrics::install();
     let stop = Arc::new(AtomicBool::new(false));
-    let health = Arc::new(admin::Health::default());
-    let (stop_admin, admin_stopped) = tokio::sync::watch::channel(false);
-    let admin_thread = start_admin(
-        &config,
-        Arc::clone(&health),
+    let health = Arc::new(Health::default());
+    let side = crate::admin::side::start(
+        "match.admin_listen",
+        "matcher",
+        "match_admin",
+        config.matcher.admin_listen,
+        Arc::clone(&health) as Arc<dyn crate::admin::side::Health>,
         Arc::clone(&stop),
-        admin_stopped,
+        crate::http::server::Limits::admin(&config.server),
     )?;
 
     let topics = Topics {
@@ -170,47 +173,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // Leaving the group hands the partitions over at once.
     drop(matcher);
     replication.stop();
-    let _ = stop_admin.send(true);
-    let _ = admin_thread.join();
+    drop(side);
     result
-}
-
-fn start_admin(
-    config: &Config,
-    health: Arc<admin::Health>,
-    stop: Arc<AtomicBool>,
-    admin_stopped: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<std::thread::JoinHandle<()>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let std_listener = std::net::TcpListener::bind(config.matcher.admin_listen).map_err(|e| {
-        anyhow::anyhow!(
-            "match.admin_listen {}: cannot bind: {e}",
-            config.matcher.admin_listen
-        )
-    })?;
-    std_listener.set_nonblocking(true)?;
-    tracing::info!(addr = %std_listener.local_addr()?, "matcher admin listener bound");
-    let limits = crate::http::server::Limits::admin(&config.server);
-    Ok(std::thread::Builder::new()
-        .name("match-admin".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(std_listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(error = %e, "matcher admin listener");
-                        return;
-                    }
-                };
-                tokio::spawn(async move {
-                    crate::shutdown::termination().await;
-                    stop.store(true, Ordering::SeqCst);
-                });
-                admin::serve(listener, health, limits, admin_stopped).await;
-            });
-        })?)
 }
 
 struct Matcher {
@@ -222,28 +186,33 @@ struct Matcher {
     rules: Rules,
     timers: BTreeMap<i32, Timers>,
     stop: Arc<AtomicBool>,
-    health: Arc<admin::Health>,
+    health: Arc<Health>,
     last_gauges: Instant,
+}
+
+/// What the matcher's `/readyz` answers from, set by the batch loop.
+#[derive(Debug, Default)]
+pub struct Health {
+    pub joined: Arc<AtomicBool>,
+    pub rebuilding: AtomicBool,
+}
+
+impl crate::admin::side::Health for Health {
+    fn not_ready_reason(&self) -> Option<&'static str> {
+        if !self.joined.load(Ordering::Relaxed) {
+            Some("not yet in the consumer group")
+        } else if self.rebuilding.load(Ordering::Relaxed) {
+            Some("rebuilding the click index")
+        } else {
+            None
+        }
+    }
 }
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// What one batch published, by result.
-#[derive(Debug, Default)]
-struct Tally {
-    results: BTreeMap<&'static str, u64>,
-    /// Seconds from each conversion's receipt to its attribution.
-    delays: Vec<f64>,
-    duplicates: u64,
-    indexed: u64,
-    unreadable: u64,
-    /// Attributions per risk flag (`risk::Flag::ALL` order), and held.
-    risks: [u64; 3],
-    held: u64,
 }
 
 impl Matcher {
@@ -446,183 +415,5 @@ impl Matcher {
         for (topic, lag) in &shared.lag {
             crate::metrics::match_lag(topic).set(*lag as f64);
         }
-    }
-}
-
-/// The join of one partition's batch inside its write transaction.
-struct PartitionWork<'a> {
-    windows: Windows,
-    rules: &'a Rules,
-    publisher: &'a Publisher,
-    tally: &'a mut Tally,
-    now: u64,
-}
-
-impl PartitionWork<'_> {
-    fn join(
-        mut self,
-        t: &mut Tables<'_>,
-        owned: &Owned,
-        part: &Gathered,
-        expire: bool,
-    ) -> Result<(), index::IndexError> {
-        let horizon = self.windows.horizon(self.now);
-        let mut packed = Vec::with_capacity(128);
-        for (offset, range) in &part.clicks {
-            if *offset < t.offsets.clicks_next {
-                continue;
-            }
-            t.offsets.clicks_next = offset + 1;
-            let Ok(click) = serde_json::from_slice::<ClickIn<'_>>(&part.buf[range.clone()]) else {
-                self.tally.unreadable += 1;
-                continue;
-            };
-            let Some(id) = crate::attribution::ClickId::parse(&click.click_id) else {
-                self.tally.unreadable += 1;
-                continue;
-            };
-            if !click.counts() || id.unix_ms() < horizon {
-                continue;
-            }
-            packed.clear();
-            click.pack(&mut packed);
-            let key = id.as_u128();
-            t.insert_click(key, &packed)?;
-            self.tally.indexed += 1;
-            let waiting = t.take_waiting(key)?;
-            if !waiting.is_empty() {
-                let credit = click.credit();
-                for w in waiting {
-                    self.publish_line(t, &w.line, Some(&credit))?;
-                }
-            }
-        }
-        for (offset, range) in &part.conversions {
-            if *offset < t.offsets.conversions_next {
-                continue;
-            }
-            t.offsets.conversions_next = offset + 1;
-            let line = &part.buf[range.clone()];
-            let Ok(conversion) = serde_json::from_slice::<ConversionEvent>(line) else {
-                self.tally.unreadable += 1;
-                continue;
-            };
-            // Published by an earlier owner: only remembered.
-            let replayed = *offset < owned.replay_until;
-            if !t.first_time(&conversion.event_id, self.now)? {
-                self.tally.duplicates += u64::from(!replayed);
-                continue;
-            }
-            if replayed {
-                // Its attribution went out before: a reversal joins it again.
-                if conversion.reverses.is_none() {
-                    t.remember(&conversion.event_id, &Remembered::Line(line.to_vec()))?;
-                }
-                continue;
-            }
-            match click_of(&conversion) {
-                Some((id, clicked_ms)) => match t.click(id)? {
-                    Some(credit) => {
-                        self.publish(t, conversion, Credit::unpack(&credit).as_ref())?;
-                    }
-                    None if clicked_ms < horizon => self.publish(t, conversion, None)?,
-                    None => t.wait(id, *offset as u64, self.now + self.windows.grace_ms, line)?,
-                },
-                None => self.publish(t, conversion, None)?,
-            }
-        }
-        if owned.rebuild_until.is_none() {
-            for (id, w) in t.due(self.now)? {
-                let credit = t.click(id)?.and_then(|c| Credit::unpack(&c));
-                self.publish_line(t, &w.line, credit.as_ref())?;
-            }
-        }
-        if expire {
-            t.expire(horizon)?;
-        }
-        // Every conversion below this offset is published (or was, by the
-        // owner before a rebuild): the next owner starts here.
-        let oldest = t
-            .oldest_waiting()?
-            .map_or(t.offsets.conversions_next, |o| o as i64);
-        let committed = oldest.max(owned.replay_until);
-        if committed != t.offsets.committed {
-            t.offsets.previous = owned.confirmed;
-            t.offsets.committed = committed;
-        }
-        Ok(())
-    }
-
-    fn publish_line(
-        &mut self,
-        t: &mut Tables<'_>,
-        line: &[u8],
-        credit: Option<&Credit>,
-    ) -> Result<(), index::IndexError> {
-        match serde_json::from_slice::<ConversionEvent>(line) {
-            Ok(conversion) => self.publish(t, conversion, credit)?,
-            Err(_) => self.tally.unreadable += 1,
-        }
-        Ok(())
-    }
-
-    /// Joins a conversion (`credit`: its click's, if found) and sends its
-    /// attribution: a reversal from what the state remembers of the
-    /// reversed one, anything else by `attribute`, then remembered.
-    fn publish(
-        &mut self,
-        t: &mut Tables<'_>,
-        conversion: ConversionEvent,
-        credit: Option<&Credit>,
-    ) -> Result<(), index::IndexError> {
-        let received_ms = join::millis(&conversion.received_at);
-        let attribution = match conversion.reverses.clone() {
-            Some(reversed) => {
-                let prior = self.prior(t, &reversed)?;
-                join::reverse(conversion, prior.as_ref(), self.now)
-            }
-            None => {
-                let a = attribute(conversion, credit, self.rules, self.now);
-                t.remember(
-                    &a.conversion.event_id,
-                    &Remembered::Prior(Prior::of(&a).pack()),
-                )?;
-                a
-            }
-        };
-        self.publisher.send(&attribution);
-        self.count(&attribution, received_ms);
-        Ok(())
-    }
-
-    /// What a reversal of `event_id` needs: remembered as it was
-    /// published, or joined again from the line an earlier owner published.
-    fn prior(&self, t: &Tables<'_>, event_id: &str) -> Result<Option<Prior>, index::IndexError> {
-        Ok(match t.remembered(event_id)? {
-            None => None,
-            Some(Remembered::Prior(bytes)) => Prior::unpack(&bytes),
-            Some(Remembered::Line(line)) => {
-                let Ok(conversion) = serde_json::from_slice::<ConversionEvent>(&line) else {
-                    return Ok(None);
-                };
-                let credit = match click_of(&conversion) {
-                    Some((id, _)) => t.click(id)?.and_then(|c| Credit::unpack(&c)),
-                    None => None,
-                };
-                let again = attribute(conversion, credit.as_ref(), self.rules, self.now);
-                Some(Prior::of(&again))
-            }
-        })
-    }
-
-    fn count(&mut self, a: &Attribution, received_ms: u64) {
-        self.tally
-            .delays
-            .push(self.now.saturating_sub(received_ms) as f64 / 1000.0);
-        *self.tally.results.entry(a.result()).or_default() += 1;
-        for (i, flag) in crate::risk::Flag::ALL.iter().enumerate() {
-            self.tally.risks[i] += u64::from(a.risk.has(*flag));
-        }
-        self.tally.held += u64::from(a.held);
     }
 }
