@@ -132,6 +132,27 @@ pub fn match_conversions(config: Option<PathBuf>, spool: Option<PathBuf>) -> Exi
     }
 }
 
+/// `refedge deliver`: attributions to the webhook endpoints, until SIGTERM
+/// or SIGINT.
+pub fn deliver(path: Option<PathBuf>) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("refedge deliver: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    match crate::deliver::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("refedge deliver: {e:#}");
+            eprintln!("refedge deliver: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// `refedge serve`: the edge, until SIGTERM or SIGINT.
 pub fn serve(path: Option<PathBuf>) -> ExitCode {
     let config = match load(path) {

@@ -103,6 +103,7 @@ pub mod bearer;
 pub mod commands;
 pub mod config;
 pub mod conversions;
+pub mod deliver;
 pub mod events;
 pub mod geo;
 pub mod hostname;

@@ -45,12 +45,19 @@ enum Command {
         #[arg(long)]
         spool: Option<PathBuf>,
     },
+    /// POST every attribution to the configured webhook endpoints.
+    Deliver {
+        /// Config file [default: config/refedge.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Some(Command::Check { config }) => commands::check(config),
         Some(Command::Match { config, spool }) => commands::match_conversions(config, spool),
+        Some(Command::Deliver { config }) => commands::deliver(config),
         Some(Command::Serve { config }) => commands::serve(config),
         None => commands::serve(None),
     }

@@ -310,4 +310,47 @@ mod tests {
         );
         assert_eq!(env_name("links.fallback_url"), "REFEDGE_LINKS_FALLBACK_URL");
     }
+
+    #[test]
+    fn webhook_endpoints_are_tables_checked_one_by_one() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let endpoint = |name: &str, extra: &str| {
+            format!(
+                "[[deliver.endpoints]]\nname = \"{name}\"\nurl = \"https://hooks.example/r\"\nsecret = \"{secret}\"\n{extra}"
+            )
+        };
+        let two = endpoint("crm", "")
+            + &endpoint("payouts", "events = [\"reversal\"]\ntimeout_ms = 900\n");
+        let c = Config::from_sources("t", &two, &[]).unwrap();
+        assert_eq!(c.deliver.endpoints.len(), 2);
+        assert_eq!(
+            c.deliver.endpoints[0].events.len(),
+            4,
+            "every kind by default"
+        );
+        assert_eq!(c.deliver.endpoints[1].timeout_ms, 900);
+        let twice = endpoint("crm", "") + &endpoint("crm", "");
+        assert!(
+            err(&twice, &[]).starts_with("deliver.endpoints[1].name: "),
+            "{}",
+            err(&twice, &[])
+        );
+        let bad = endpoint("crm", "events = [\"won\"]\n");
+        assert!(err(&bad, &[]).starts_with("deliver.endpoints[0].events: "));
+        let unknown = endpoint("crm", "retries = 3\n");
+        assert!(
+            err(&unknown, &[]).contains("retries"),
+            "{}",
+            err(&unknown, &[])
+        );
+        assert!(
+            keys::all()
+                .iter()
+                .any(|k| k.key == "deliver.endpoints" && k.kind == keys::Kind::Table),
+            "a list of tables has no environment variable"
+        );
+        let c = Config::from_sources("t", "", &env(&[("REFEDGE_DELIVER_MAX_IN_FLIGHT", "50")]))
+            .unwrap();
+        assert_eq!(c.deliver.max_in_flight, 50);
+    }
 }

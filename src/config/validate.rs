@@ -189,6 +189,7 @@ impl Config {
                 ),
             ));
         }
+        self.validate_deliver()?;
         if self.server.listen == self.admin.listen && self.server.listen.port() != 0 {
             return Err(ConfigError::key(
                 "admin.listen",
@@ -202,6 +203,47 @@ impl Config {
             .is_err()
         {
             return Err(ConfigError::key("log.level", "is not a valid log filter"));
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// `[deliver]` and each `[[deliver.endpoints]]` (named by its index).
+    fn validate_deliver(&self) -> Result<(), ConfigError> {
+        let d = &self.deliver;
+        if d.max_age_secs == 0 {
+            return Err(ConfigError::key(
+                "deliver.max_age_secs",
+                "must be at least 1",
+            ));
+        }
+        if d.max_in_flight == 0 {
+            return Err(ConfigError::key(
+                "deliver.max_in_flight",
+                "must be at least 1",
+            ));
+        }
+        if d.endpoints.len() > 64 {
+            return Err(ConfigError::key(
+                "deliver.endpoints",
+                "at most 64 endpoints",
+            ));
+        }
+        for (i, endpoint) in d.endpoints.iter().enumerate() {
+            if let Err((field, reason)) = crate::deliver::endpoint::Endpoint::from_config(endpoint)
+            {
+                return Err(ConfigError::key(
+                    format!("deliver.endpoints[{i}].{field}"),
+                    reason,
+                ));
+            }
+            if d.endpoints[..i].iter().any(|e| e.name == endpoint.name) {
+                return Err(ConfigError::key(
+                    format!("deliver.endpoints[{i}].name"),
+                    format!("{:?} is used twice", endpoint.name),
+                ));
+            }
         }
         Ok(())
     }

@@ -75,6 +75,34 @@ pub fn match_remembered() -> [Gauge; 2] {
     [gauge!(MATCH_REMEMBERED), gauge!(MATCH_REMEMBERED_BYTES)]
 }
 
+pub fn deliver_deliveries(endpoint: &str, result: &'static str) -> Counter {
+    counter!(DELIVER_DELIVERIES_TOTAL, "endpoint" => endpoint.to_owned(), "result" => result)
+}
+
+pub fn deliver_attempts(endpoint: &str, answer: &'static str) -> Counter {
+    counter!(DELIVER_ATTEMPTS_TOTAL, "endpoint" => endpoint.to_owned(), "answer" => answer)
+}
+
+/// An endpoint's in-flight and lag gauges.
+pub fn deliver_gauges(endpoint: &str) -> [Gauge; 2] {
+    [
+        gauge!(DELIVER_IN_FLIGHT, "endpoint" => endpoint.to_owned()),
+        gauge!(DELIVER_LAG_SECONDS, "endpoint" => endpoint.to_owned()),
+    ]
+}
+
+pub fn deliver_delay() -> Histogram {
+    histogram!(DELIVER_DELAY_SECONDS)
+}
+
+pub fn deliver_rewinds() -> Counter {
+    counter!(DELIVER_REWINDS_TOTAL)
+}
+
+pub fn deliver_unreadable() -> Counter {
+    counter!(DELIVER_UNREADABLE_TOTAL)
+}
+
 pub fn match_held() -> Counter {
     counter!(MATCH_HELD_TOTAL)
 }

@@ -31,6 +31,12 @@ pub fn install() -> PrometheusHandle {
                     Matcher::Full(MATCH_DELAY_SECONDS.to_owned()),
                     DELAY_BUCKETS,
                 )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(DELIVER_DELAY_SECONDS.to_owned()),
+                        DELAY_BUCKETS,
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let handle = match builder.install_recorder() {
                 Ok(handle) => handle,

@@ -113,6 +113,20 @@ metrics! {
         "Attributions carrying each risk flag (paid_click_id, click_flood, self_referral).";
     MATCH_HELD_TOTAL = "refedge_match_held_total", Counter,
         "Attributions published with held: true (a flag in match.hold_risks).";
+    DELIVER_DELIVERIES_TOTAL = "refedge_deliver_deliveries_total", Counter,
+        "Attributions an endpoint is done with, by endpoint and result: delivered (2xx), dead_lettered (refused, or not taken within deliver.max_age_secs).";
+    DELIVER_ATTEMPTS_TOTAL = "refedge_deliver_attempts_total", Counter,
+        "Webhook requests by endpoint and answer: 2xx, 429, 5xx, timeout, error (connection), refused (any other).";
+    DELIVER_IN_FLIGHT = "refedge_deliver_in_flight", Gauge,
+        "Attributions an endpoint has outstanding (sending or waiting to retry), at most deliver.max_in_flight.";
+    DELIVER_LAG_SECONDS = "refedge_deliver_lag_seconds", Gauge,
+        "Age of the oldest attribution an endpoint has not been delivered (outstanding, or where it fell behind), by endpoint.";
+    DELIVER_DELAY_SECONDS = "refedge_deliver_delay_seconds", Histogram,
+        "Seconds from an attribution's matched_at to its acknowledged delivery.";
+    DELIVER_REWINDS_TOTAL = "refedge_deliver_rewinds_total", Counter,
+        "Partitions read again for an endpoint that fell behind and caught up.";
+    DELIVER_UNREADABLE_TOTAL = "refedge_deliver_unreadable_total", Counter,
+        "Records on the attributions topic that are not attributions, skipped.";
     MATCH_DELAY_SECONDS = "refedge_match_delay_seconds", Histogram,
         "Seconds from a conversion's receipt at the edge to its attribution (matched_at - received_at).";
 }
