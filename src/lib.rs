@@ -44,7 +44,7 @@
 //! group with a click index per partition on disk) joins them to clicks and
 //! publishes attributions (credited through the click, or through the link a
 //! referral code names; reversals; risk flags and holds); `refedge match
-//! --spool` does it offline.
+//! --spool` does it offline; `refedge deliver` POSTs them to webhooks.
 //!
 //! Around it: `config` (file, `REFEDGE_*` overlay, validation), the links'
 //! control plane (`links::reload` on SIGHUP, `links::LinkEditor` behind the
@@ -76,6 +76,9 @@
 //! - [`conversions`]: the intake and the conversion event.
 //! - [`matcher`]: `refedge match`: the join, the consumer group, the
 //!   per-partition click index, attributions out; the offline form.
+//! - [`deliver`]: `refedge deliver`: attributions to webhooks, signed per
+//!   Standard Webhooks, retried, dead-lettered, at least once (a ledger of
+//!   per-endpoint cursors over the attributions topic).
 //! - [`risk`]: the flags a click or an attribution carries (paid click ids,
 //!   click floods in a fixed table, self-referrals) for the payout system.
 //! - [`target`]: what a redirect target may be (links and the fallback).

@@ -33,7 +33,7 @@ use serde::Deserialize;
 
 use crate::config::Config;
 use endpoint::{Endpoint, Kind};
-use ledger::Ledger;
+use ledger::{Ledger, Read};
 
 /// The consumer's settings; `kafka.properties` override them.
 const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
@@ -312,6 +312,11 @@ impl Loop {
         if result.is_ok() {
             self.paused = pause;
         }
+        if !pause {
+            // librdkafka drops what it had fetched for a paused partition:
+            // reading goes on where the ledger expects it.
+            self.reassign(None);
+        }
     }
 
     /// Deliveries that ended since the last look.
@@ -332,7 +337,7 @@ impl Loop {
 
     fn tick(&mut self) {
         let (points, rewinds) = {
-            let mut ledger = lock(&self.ledger);
+            let ledger = lock(&self.ledger);
             for (e, endpoint) in self.endpoints.iter().enumerate() {
                 let lag = ledger.oldest(e).map_or(0.0, |ts| {
                     now_ms().saturating_sub(ts.max(0) as u64) as f64 / 1000.0
@@ -344,17 +349,58 @@ impl Loop {
         };
         commit(&self.consumer, &self.topic, &points, CommitMode::Async);
         for (p, offset) in rewinds {
-            match self.consumer.seek(
-                &self.topic,
-                p,
-                Offset::Offset(offset),
-                Duration::from_secs(1),
-            ) {
-                Ok(()) => {
-                    self.metrics.rewinds.increment(1);
-                    tracing::info!(partition = p, offset, "deliver: an endpoint catches up");
+            if self.seek(p, offset) {
+                self.metrics.rewinds.increment(1);
+                tracing::info!(partition = p, offset, "deliver: an endpoint catches up");
+            }
+        }
+    }
+
+    /// Reads `partition` again from `offset`; false when the consumer
+    /// cannot (tried again at the next occasion).
+    fn seek(&self, partition: i32, offset: i64) -> bool {
+        self.reassign(Some((partition, offset)))
+    }
+
+    /// Makes the assignment anew, every partition at the offset the ledger
+    /// expects next (`moved` at its own): librdkafka's seek did not restart
+    /// a partition that had reached its end here.
+    fn reassign(&self, moved: Option<(i32, i64)>) -> bool {
+        let (partition, offset) = moved.unwrap_or((-1, -1));
+        let assigned = match self.consumer.assignment() {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "deliver: cannot read the assignment");
+                return false;
+            }
+        };
+        let positions = lock(&self.ledger).positions();
+        let mut tpl = TopicPartitionList::new();
+        for e in assigned.elements() {
+            let p = e.partition();
+            let at = if p == partition {
+                Offset::Offset(offset)
+            } else {
+                positions
+                    .iter()
+                    .find(|(q, _)| *q == p)
+                    .map_or(Offset::Stored, |(_, o)| Offset::Offset(*o))
+            };
+            if tpl.add_partition_offset(e.topic(), p, at).is_err() {
+                return false;
+            }
+        }
+        match self.consumer.assign(&tpl) {
+            Ok(()) => {
+                let mut ledger = lock(&self.ledger);
+                for (p, o) in positions {
+                    ledger.sought(p, if p == partition { offset } else { o });
                 }
-                Err(e) => tracing::warn!(error = %e, partition = p, "deliver: cannot rewind"),
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, partition, offset, "deliver: cannot read again");
+                false
             }
         }
     }
@@ -371,9 +417,16 @@ impl Loop {
         if head.is_none() {
             self.metrics.unreadable.increment(1);
         }
-        let handed = lock(&self.ledger).offer(p, offset, ts, |e| {
+        let read = lock(&self.ledger).offer(p, offset, ts, |e| {
             kind.is_some_and(|k| self.endpoints[e].takes(k))
         });
+        let handed = match read {
+            Read::Handed(handed) => handed,
+            Read::SeekTo(expected) => {
+                self.seek(p, expected);
+                return;
+            }
+        };
         let Some(head) = head else { return };
         if handed.is_empty() {
             return;

@@ -414,7 +414,9 @@ mod process;
 pub mod tools;
 
 #[allow(unused_imports)] // each test binary uses some of them
-pub use process::{Process, run_binary, spawn_binary, spawn_binary_with, spawn_matcher};
+pub use process::{
+    Process, run_binary, spawn_binary, spawn_binary_with, spawn_deliverer, spawn_matcher,
+};
 
 /// One admin request with an optional bearer token; returns the status and
 /// the JSON body (null when there is none).

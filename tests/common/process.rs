@@ -50,6 +50,20 @@ pub fn spawn_matcher(config: &Path, env: &[(String, String)]) -> Process {
 
 /// Starts `refedge COMMAND` and waits for the two log lines naming the
 /// addresses it bound (`public`, then `admin`).
+/// Starts `refedge deliver` and waits until its listener is bound; `public`
+/// and `admin` are both that listener.
+pub fn spawn_deliverer(config: &Path, env: &[(String, String)]) -> Process {
+    spawn_refedge(
+        "deliver",
+        config,
+        env,
+        [
+            "deliverer admin listener bound",
+            "deliverer admin listener bound",
+        ],
+    )
+}
+
 fn spawn_refedge(
     command: &str,
     config: &Path,

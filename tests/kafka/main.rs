@@ -6,6 +6,7 @@
 mod common;
 
 mod cluster;
+mod deliver;
 mod durability;
 mod matcher;
 mod shipping;
