@@ -85,7 +85,7 @@ endpoint() { # name url
 }
 deliverer() { # group, config file: starts it, sets DELIVERER
   REFEDGE_KAFKA_BROKERS=$BROKER REFEDGE_DELIVER_ADMIN_LISTEN=$DELIVER REFEDGE_DELIVER_GROUP_ID=$1 \
-  REFEDGE_LOG_LEVEL=warn "$BIN" deliver --config "$2" 2>>"$WORK/deliverer.log" &
+  REFEDGE_LOG_LEVEL=info "$BIN" deliver --config "$2" 2>>"$OUT/raw/deliverer.log" &
   DELIVERER=$!
   until curl -fs "http://$DELIVER/livez" >/dev/null 2>&1; do sleep 0.01; done
 }

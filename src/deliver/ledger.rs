@@ -13,10 +13,9 @@
 //! every endpoint is full, reading pauses. The committed offset of a
 //! partition is the lowest cursor or outstanding record.
 //!
-//! A record further on than expected is never taken on trust (a pause can
-//! drop what the consumer had fetched): the partition is first read again
-//! from the expected offset, and only a gap that is still there after that
-//! is the topic's own (compaction, transaction markers) and owes nothing.
+//! Offsets the consumer goes past without a record (on Kafka: compaction,
+//! transaction markers) owe nothing; they are counted. A rewind restarts
+//! reading at the ledger's own positions for every partition.
 
 use std::collections::BTreeMap;
 
@@ -32,17 +31,6 @@ struct Part {
     owed: BTreeMap<i64, (u64, i64)>,
     /// Per endpoint, the time of the record it stopped at, while behind.
     behind_at: Vec<Option<i64>>,
-    /// The offset the partition was last sought to, until a record comes.
-    sought: Option<i64>,
-}
-
-/// What to do with a record just read.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Read {
-    /// Handed to these endpoints (maybe none).
-    Handed(Vec<usize>),
-    /// Unexpected: read the partition again from this offset first.
-    SeekTo(i64),
 }
 
 #[derive(Debug)]
@@ -50,6 +38,8 @@ pub struct Ledger {
     budget: usize,
     in_flight: Vec<usize>,
     parts: BTreeMap<i32, Part>,
+    /// Offsets the consumer went past without a record, since last asked.
+    skipped: u64,
 }
 
 impl Ledger {
@@ -59,42 +49,39 @@ impl Ledger {
             budget: budget.max(1),
             in_flight: vec![0; endpoints.min(64)],
             parts: BTreeMap::new(),
+            skipped: 0,
         }
     }
 
     /// A record at `offset` (time `ts_ms`) of `partition` was read; `wants`
-    /// says which endpoints' filters take it.
+    /// says which endpoints' filters take it. Returns the endpoints it is
+    /// handed to now.
     pub fn offer(
         &mut self,
         partition: i32,
         offset: i64,
         ts_ms: i64,
         wants: impl Fn(usize) -> bool,
-    ) -> Read {
+    ) -> Vec<usize> {
         let n = self.in_flight.len();
         let part = self.parts.entry(partition).or_insert_with(|| Part {
             position: offset,
             cursors: vec![offset; n],
             owed: BTreeMap::new(),
             behind_at: vec![None; n],
-            sought: None,
         });
         if offset < part.position {
-            // From before a seek: it comes again in order.
-            return Read::Handed(Vec::new());
+            // From before a rewind: it comes again in order.
+            return Vec::new();
         }
         if offset > part.position {
-            if part.sought != Some(part.position) {
-                return Read::SeekTo(part.position);
-            }
-            // Read again and still missing: the topic has nothing there.
-            for c in &mut part.cursors {
-                if (part.position..offset).contains(c) {
-                    *c = offset;
-                }
+            self.skipped += (offset - part.position) as u64;
+        }
+        for c in &mut part.cursors {
+            if (part.position..offset).contains(c) {
+                *c = offset;
             }
         }
-        part.sought = None;
         part.position = offset + 1;
         let mut handed = Vec::new();
         for e in 0..n {
@@ -113,14 +100,13 @@ impl Ledger {
                 part.behind_at[e] = Some(ts_ms);
             }
         }
-        Read::Handed(handed)
+        handed
     }
 
     /// The partition was sought to `offset`: it is read again from there.
     pub fn sought(&mut self, partition: i32, offset: i64) {
         if let Some(part) = self.parts.get_mut(&partition) {
             part.position = offset;
-            part.sought = Some(offset);
         }
     }
 
@@ -178,6 +164,12 @@ impl Ledger {
             .collect()
     }
 
+    /// Offsets skipped since the last call (counted and logged: on Kafka
+    /// only compaction and transaction markers leave them).
+    pub fn take_skipped(&mut self) -> u64 {
+        std::mem::take(&mut self.skipped)
+    }
+
     /// Whether reading should pause: every endpoint is full.
     pub fn all_full(&self) -> bool {
         self.in_flight.iter().all(|n| *n >= self.budget)
@@ -219,18 +211,11 @@ mod tests {
         true
     }
 
-    fn handed(read: Read) -> Vec<usize> {
-        match read {
-            Read::Handed(h) => h,
-            Read::SeekTo(o) => panic!("asked to seek to {o}"),
-        }
-    }
-
     #[test]
     fn commits_below_what_every_endpoint_finished() {
         let mut l = Ledger::new(2, 10);
         for o in 100..103 {
-            assert_eq!(handed(l.offer(0, o, o, all)), vec![0, 1]);
+            assert_eq!((l.offer(0, o, o, all)), vec![0, 1]);
         }
         assert_eq!(l.commit_points(), vec![(0, 100)]);
         l.finish(0, 100, 0);
@@ -250,14 +235,12 @@ mod tests {
     }
 
     #[test]
-    fn filtered_records_are_skipped_and_gaps_owe_nothing_once_confirmed() {
+    fn filtered_records_are_skipped_and_gaps_owe_nothing() {
         let mut l = Ledger::new(2, 10);
-        assert_eq!(handed(l.offer(3, 5, 0, |e| e == 1)), vec![1]);
-        // 8 after 5: read again from 6 first (fetched records can be dropped).
-        assert_eq!(l.offer(3, 8, 0, |e| e == 0), Read::SeekTo(6));
-        l.sought(3, 6);
-        // Still 8: offsets 6 and 7 were compacted away.
-        assert_eq!(handed(l.offer(3, 8, 0, |e| e == 0)), vec![0]);
+        assert_eq!((l.offer(3, 5, 0, |e| e == 1)), vec![1]);
+        // Offsets 6 and 7 are not in the topic.
+        assert_eq!((l.offer(3, 8, 0, |e| e == 0)), vec![0]);
+        assert_eq!((l.take_skipped(), l.take_skipped()), (2, 0));
         l.finish(3, 5, 1);
         assert_eq!(l.commit_points(), vec![(3, 8)]);
         l.finish(3, 8, 0);
@@ -267,14 +250,14 @@ mod tests {
     #[test]
     fn a_full_endpoint_falls_behind_alone_and_catches_up_by_a_rewind() {
         let mut l = Ledger::new(2, 2);
-        assert_eq!(handed(l.offer(0, 0, 1_000, all)), vec![0, 1]);
-        assert_eq!(handed(l.offer(0, 1, 1_001, all)), vec![0, 1]);
+        assert_eq!((l.offer(0, 0, 1_000, all)), vec![0, 1]);
+        assert_eq!((l.offer(0, 1, 1_001, all)), vec![0, 1]);
         // Endpoint 1 (dead) is full; endpoint 0 goes on.
         l.finish(0, 0, 0);
         l.finish(0, 1, 0);
-        assert_eq!(handed(l.offer(0, 2, 1_002, all)), vec![0]);
+        assert_eq!((l.offer(0, 2, 1_002, all)), vec![0]);
         l.finish(0, 2, 0);
-        assert_eq!(handed(l.offer(0, 3, 1_003, all)), vec![0]);
+        assert_eq!((l.offer(0, 3, 1_003, all)), vec![0]);
         l.finish(0, 3, 0);
         assert_eq!(
             l.commit_points(),
@@ -291,10 +274,10 @@ mod tests {
         assert_eq!(l.rewinds(), vec![(0, 2)]);
         l.sought(0, 2);
         // Read again from 2: only endpoint 1 takes what it missed.
-        assert_eq!(handed(l.offer(0, 2, 1_002, all)), vec![1]);
-        assert_eq!(handed(l.offer(0, 3, 1_003, all)), vec![1]);
+        assert_eq!((l.offer(0, 2, 1_002, all)), vec![1]);
+        assert_eq!((l.offer(0, 3, 1_003, all)), vec![1]);
         assert_eq!(
-            handed(l.offer(0, 4, 1_004, all)),
+            (l.offer(0, 4, 1_004, all)),
             vec![0],
             "endpoint 1 is full again"
         );
@@ -304,7 +287,7 @@ mod tests {
         l.finish(0, 4, 0);
         assert_eq!(l.rewinds(), vec![(0, 4)]);
         l.sought(0, 4);
-        assert_eq!(handed(l.offer(0, 4, 1_004, all)), vec![1]);
+        assert_eq!((l.offer(0, 4, 1_004, all)), vec![1]);
         l.finish(0, 4, 1);
         assert_eq!(l.commit_points(), vec![(0, 5)]);
         assert_eq!(l.oldest(1), None);
@@ -313,7 +296,7 @@ mod tests {
     #[test]
     fn reading_pauses_only_while_every_endpoint_is_full() {
         let mut l = Ledger::new(2, 1);
-        handed(l.offer(0, 0, 0, all));
+        (l.offer(0, 0, 0, all));
         assert!(l.all_full());
         l.finish(0, 0, 0);
         assert!(!l.all_full());

@@ -10,7 +10,7 @@
 //!      retries) ─► given up: dead::DeadLetters (acknowledged)
 //!   ─► done ─► Ledger::finish
 //! each second: commit Ledger::commit_points; rewind the partitions an
-//! endpoint that fell behind can catch up on; reading pauses while every
+//! endpoint that fell behind can catch up on; nothing is read while every
 //! endpoint is full
 //! ```
 
@@ -33,7 +33,7 @@ use serde::Deserialize;
 
 use crate::config::Config;
 use endpoint::{Endpoint, Kind};
-use ledger::{Ledger, Read};
+use ledger::Ledger;
 
 /// The consumer's settings; `kafka.properties` override them.
 const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
@@ -242,7 +242,6 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         done: done_rx,
         runtime,
         metrics: Metrics::new(),
-        paused: false,
     };
     loop_.run(&stop);
     loop_.finish();
@@ -259,7 +258,6 @@ struct Loop {
     done: Receiver<Done>,
     runtime: tokio::runtime::Runtime,
     metrics: Metrics,
-    paused: bool,
 }
 
 impl Loop {
@@ -271,9 +269,12 @@ impl Loop {
                 last_tick = Instant::now();
                 self.tick();
             }
-            let full = lock(&self.ledger).all_full();
-            if full != self.paused {
-                self.pause(full);
+            if lock(&self.ledger).all_full() {
+                // Back-pressure: nothing is read while no endpoint has room
+                // (librdkafka's pause drops what it fetched, and the fetch
+                // that follows may start inside a record batch).
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
             }
             match self.consumer.poll(Duration::from_millis(50)) {
                 None => {}
@@ -300,25 +301,6 @@ impl Loop {
         self.runtime.shutdown_timeout(Duration::from_millis(100));
     }
 
-    fn pause(&mut self, pause: bool) {
-        let Ok(assigned) = self.consumer.assignment() else {
-            return;
-        };
-        let result = if pause {
-            self.consumer.pause(&assigned)
-        } else {
-            self.consumer.resume(&assigned)
-        };
-        if result.is_ok() {
-            self.paused = pause;
-        }
-        if !pause {
-            // librdkafka drops what it had fetched for a paused partition:
-            // reading goes on where the ledger expects it.
-            self.reassign(None);
-        }
-    }
-
     /// Deliveries that ended since the last look.
     fn finished(&mut self) {
         let now = now_ms();
@@ -337,13 +319,21 @@ impl Loop {
 
     fn tick(&mut self) {
         let (points, rewinds) = {
-            let ledger = lock(&self.ledger);
+            let mut ledger = lock(&self.ledger);
             for (e, endpoint) in self.endpoints.iter().enumerate() {
                 let lag = ledger.oldest(e).map_or(0.0, |ts| {
                     now_ms().saturating_sub(ts.max(0) as u64) as f64 / 1000.0
                 });
                 self.metrics
                     .gauges(&endpoint.name, ledger.in_flight(e), lag);
+            }
+            let skipped = ledger.take_skipped();
+            if skipped > 0 {
+                self.metrics.skipped.increment(skipped);
+                tracing::warn!(
+                    skipped,
+                    "deliver: the consumer went past offsets without records (compaction, transactions, or a broker that skips)"
+                );
             }
             (ledger.commit_points(), ledger.rewinds())
         };
@@ -357,16 +347,11 @@ impl Loop {
     }
 
     /// Reads `partition` again from `offset`; false when the consumer
-    /// cannot (tried again at the next occasion).
+    /// cannot (tried again at the next occasion). The assignment is made
+    /// anew, every other partition at the offset the ledger expects next:
+    /// librdkafka's seek did not restart a partition that had reached its
+    /// end here.
     fn seek(&self, partition: i32, offset: i64) -> bool {
-        self.reassign(Some((partition, offset)))
-    }
-
-    /// Makes the assignment anew, every partition at the offset the ledger
-    /// expects next (`moved` at its own): librdkafka's seek did not restart
-    /// a partition that had reached its end here.
-    fn reassign(&self, moved: Option<(i32, i64)>) -> bool {
-        let (partition, offset) = moved.unwrap_or((-1, -1));
         let assigned = match self.consumer.assignment() {
             Ok(a) => a,
             Err(e) => {
@@ -417,16 +402,9 @@ impl Loop {
         if head.is_none() {
             self.metrics.unreadable.increment(1);
         }
-        let read = lock(&self.ledger).offer(p, offset, ts, |e| {
+        let handed = lock(&self.ledger).offer(p, offset, ts, |e| {
             kind.is_some_and(|k| self.endpoints[e].takes(k))
         });
-        let handed = match read {
-            Read::Handed(handed) => handed,
-            Read::SeekTo(expected) => {
-                self.seek(p, expected);
-                return;
-            }
-        };
         let Some(head) = head else { return };
         if handed.is_empty() {
             return;
@@ -494,6 +472,7 @@ struct Metrics {
     delay: metrics::Histogram,
     rewinds: metrics::Counter,
     unreadable: metrics::Counter,
+    skipped: metrics::Counter,
 }
 
 impl Metrics {
@@ -502,6 +481,7 @@ impl Metrics {
             delay: crate::metrics::deliver_delay(),
             rewinds: crate::metrics::deliver_rewinds(),
             unreadable: crate::metrics::deliver_unreadable(),
+            skipped: crate::metrics::deliver_skipped(),
         }
     }
 

@@ -99,6 +99,10 @@ pub fn deliver_rewinds() -> Counter {
     counter!(DELIVER_REWINDS_TOTAL)
 }
 
+pub fn deliver_skipped() -> Counter {
+    counter!(DELIVER_SKIPPED_OFFSETS_TOTAL)
+}
+
 pub fn deliver_unreadable() -> Counter {
     counter!(DELIVER_UNREADABLE_TOTAL)
 }

@@ -125,6 +125,8 @@ metrics! {
         "Seconds from an attribution's matched_at to its acknowledged delivery.";
     DELIVER_REWINDS_TOTAL = "refedge_deliver_rewinds_total", Counter,
         "Partitions read again for an endpoint that fell behind and caught up.";
+    DELIVER_SKIPPED_OFFSETS_TOTAL = "refedge_deliver_skipped_offsets_total", Counter,
+        "Offsets of the attributions topic the consumer went past without a record (compaction, transaction markers, a broker that skips).";
     DELIVER_UNREADABLE_TOTAL = "refedge_deliver_unreadable_total", Counter,
         "Records on the attributions topic that are not attributions, skipped.";
     MATCH_DELAY_SECONDS = "refedge_match_delay_seconds", Histogram,
