@@ -35,7 +35,12 @@ HOOK=127.0.0.1:18183
 DEAD=127.0.0.1:9
 printf '{"code":"CPN001","target":"https://brand.example/c","advocate_id":"adv-1"}\n' >"$WORK/links.jsonl"
 
-metric() { curl -s "http://$1/metrics" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 {s += $2} END {print s + 0}'; }
+# sum of the series at $1 (admin address) named $2, or starting with $2 when
+# it holds a `{` (some of the labels)
+metric() {
+  curl -s "http://$1/metrics" |
+    awk -v m="$2" '$1 == m || index($1, m "{") == 1 || (index(m, "{") && index($1, m) == 1) {s += $2} END {print s + 0}'
+}
 wait_metric() { # address, name, value
   until [ "$(metric "$1" "$2" | cut -d. -f1)" -ge "$3" ] 2>/dev/null; do sleep 0.05; done
 }
