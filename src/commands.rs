@@ -85,15 +85,7 @@ pub fn match_conversions(config: Option<PathBuf>, spool: Option<PathBuf>) -> Exi
         }
     };
     let Some(dir) = spool else {
-        init_logging(&config);
-        return match crate::matcher::run(config) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!("refedge match: {e:#}");
-                eprintln!("refedge match: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
+        return until_stopped("refedge match", config, crate::matcher::run);
     };
     let links = match crate::matcher::links::load_file(&config) {
         Ok(links) => links,
@@ -142,12 +134,18 @@ pub fn deliver(path: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    until_stopped("refedge deliver", config, crate::deliver::run)
+}
+
+/// A command that runs until SIGTERM or SIGINT, with logs on: exit 1 with
+/// its error (start-up, or what stopped it), named by `command`.
+fn until_stopped(command: &str, config: Config, run: fn(Config) -> anyhow::Result<()>) -> ExitCode {
     init_logging(&config);
-    match crate::deliver::run(config) {
+    match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("refedge deliver: {e:#}");
-            eprintln!("refedge deliver: {e:#}");
+            tracing::error!("{command}: {e:#}");
+            eprintln!("{command}: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -7,6 +7,7 @@ mod env;
 pub mod keys;
 mod sections;
 mod validate;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 

@@ -384,9 +384,7 @@ pub struct EndpointConfig {
 }
 
 fn all_events() -> Vec<String> {
-    ["matched", "unmatched", "reversal", "held"]
-        .map(String::from)
-        .into()
+    super::webhook::EVENT_KINDS.map(String::from).into()
 }
 
 fn default_timeout_ms() -> u64 {

@@ -231,8 +231,7 @@ impl Config {
             ));
         }
         for (i, endpoint) in d.endpoints.iter().enumerate() {
-            if let Err((field, reason)) = crate::deliver::endpoint::Endpoint::from_config(endpoint)
-            {
+            if let Err((field, reason)) = super::webhook::check(endpoint) {
                 return Err(ConfigError::key(
                     format!("deliver.endpoints[{i}].{field}"),
                     reason,

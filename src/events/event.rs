@@ -182,6 +182,22 @@ impl super::line::JsonValue for Timestamp {
     }
 }
 
+/// Risk flags as a JSON array of their names.
+impl super::line::JsonValue for Flags {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.push(b'[');
+        for (i, flag) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(flag.as_str().as_bytes());
+            out.push(b'"');
+        }
+        out.push(b']');
+    }
+}
+
 impl super::line::JsonValue for Outcome {
     fn put(&self, out: &mut Vec<u8>) {
         super::line::put_str(out, self.as_str());
