@@ -42,21 +42,7 @@ wait_ready "$ADMIN" $EDGE "$WORK/edge.log"
 # A click id for the conversions to name.
 CLICK=$(curl -s -A 'Mozilla/5.0' -o /dev/null -w '%{redirect_url}' "http://$PUBLIC/$(sed -n 1p "$WORK/codes.txt")")
 CLICK=${CLICK##*rf_click=}
-cat >"$WORK/batch.lua" <<LUA
-local n = 0
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer $TOKEN"
-wrk.headers["Content-Type"] = "application/x-ndjson"
-request = function()
-  local lines = {}
-  for i = 1, 100 do
-    n = n + 1
-    lines[i] = string.format('{"event_id":"lt-%d-%d","name":"signup","click_id":"$CLICK"}', math.random(1e9), n)
-  end
-  wrk.body = table.concat(lines, "\n")
-  return wrk.format()
-end
-LUA
+conversions_lua "$WORK/batch.lua" 100 "',\"click_id\":\"$CLICK\"'"
 
 echo "round mode rps" >"$WORK/rows"
 for r in $(seq 1 "$ROUNDS"); do

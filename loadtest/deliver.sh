@@ -121,21 +121,7 @@ done
 echo "== delay at ~500 conversions/s"
 deliverer bench-live "$WORK/alone.toml"
 wait_metric $DELIVER 'refedge_deliver_deliveries_total{endpoint="live"' "$M"
-cat >"$WORK/live.lua" <<LUA
-local n = 0
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer $TOKEN"
-wrk.headers["Content-Type"] = "application/x-ndjson"
-request = function()
-  local lines = {}
-  for i = 1, 10 do
-    n = n + 1
-    lines[i] = string.format('{"event_id":"live-%d-%d","name":"deal_won","referral_code":"CPN001"}', math.random(1e9), n)
-  end
-  wrk.body = table.concat(lines, "\n")
-  return wrk.format()
-end
-LUA
+conversions_lua "$WORK/live.lua" 10 "',\"referral_code\":\"CPN001\"'"
 curl -s "http://$DELIVER/metrics" >"$OUT/raw/live-before.txt"
 # Ten connections of ten conversions, each answered at the spool's next
 # fsync (events.fsync_interval_ms, 200 ms): about 500 conversions a second.

@@ -115,3 +115,26 @@ wait_ready() {
     sleep 0.05
   done
 }
+
+# conversions_lua FILE LINES FIELDS [PRELUDE]: a wrk script posting LINES
+# conversions a request as JSON Lines (bearer $TOKEN), each with a fresh
+# event_id and the JSON fields FIELDS (a Lua expression, evaluated per line,
+# giving text such as ,"click_id":"…"); PRELUDE is Lua run once first.
+conversions_lua() {
+  cat >"$1" <<LUA
+${4:-}
+local n = 0
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer $TOKEN"
+wrk.headers["Content-Type"] = "application/x-ndjson"
+request = function()
+  local lines = {}
+  for i = 1, $2 do
+    n = n + 1
+    lines[i] = string.format('{"event_id":"lt-%d-%d","name":"signup"%s}', math.random(1e9), n, $3)
+  end
+  wrk.body = table.concat(lines, "\n")
+  return wrk.format()
+end
+LUA
+}

@@ -159,23 +159,9 @@ printf '%s\n' "${ROWS[@]}" >"$OUT/raw/rows.txt"
 echo "== 3. receipt-to-attribution delay at ~500 conversions/s"
 matcher_up
 edge_up "$WORK/live-spool" kafka
-cat >"$WORK/live.lua" <<LUA
-local ids = {}
-for line in io.lines("$WORK/gen/click_ids.txt") do ids[#ids + 1] = line end
-local n = 0
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer $TOKEN"
-wrk.headers["Content-Type"] = "application/x-ndjson"
-request = function()
-  local lines = {}
-  for i = 1, 10 do
-    n = n + 1
-    lines[i] = string.format('{"event_id":"live-%d-%d","name":"signup","click_id":"%s"}', math.random(1e9), n, ids[math.random(#ids)])
-  end
-  wrk.body = table.concat(lines, "\n")
-  return wrk.format()
-end
-LUA
+conversions_lua "$WORK/live.lua" 10 "',\"click_id\":\"' .. ids[math.random(#ids)] .. '\"'" \
+  "local ids = {}
+for line in io.lines(\"$WORK/gen/click_ids.txt\") do ids[#ids + 1] = line end"
 wrk -t1 -c10 -d20s -s "$WORK/live.lua" "http://$PUBLIC/v1/conversions" >"$OUT/raw/live-wrk.txt"
 LIVE=$(( $(awk '/requests in/ {print $1}' "$OUT/raw/live-wrk.txt") * 10 ))
 wait_metric $MATCH refedge_match_attributions_total "$LIVE"
