@@ -68,6 +68,53 @@ http {
 NGINX
 }
 
+# harness_links LINKS: the side-by-side harness's links ($WORK/links.jsonl,
+# deterministic), the codes that serve every host ($WORK/codes.txt), the same
+# set as an nginx map ($WORK/map.conf), and $WORK/random.lua, a wrk script
+# drawing codes from $CODES (uniformly, or Zipf-distributed with
+# CODE_DIST=zipf) with a phone browser's user agent and, with CLOSE=1,
+# `Connection: close`.
+harness_links() {
+  python3 loadtest/gen_links.py "$1" 42 >"$WORK/links.jsonl" 2>/dev/null
+  grep -v '"domain"' "$WORK/links.jsonl" | cut -d'"' -f4,8 --output-delimiter=' ' >"$WORK/pairs.txt"
+  cut -d' ' -f1 "$WORK/pairs.txt" >"$WORK/codes.txt"
+  awk '{printf "/%s \"%s\";\n", $1, $2}' "$WORK/pairs.txt" >"$WORK/map.conf"
+  cat >"$WORK/random.lua" <<'LUA'
+local codes = {}
+for line in io.lines(os.getenv("CODES")) do codes[#codes + 1] = line end
+math.randomseed(42)
+wrk.headers["User-Agent"] = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 Safari/604.1"
+if os.getenv("CLOSE") == "1" then wrk.headers["Connection"] = "close" end
+-- Uniform: every code as likely. Zipf (s = 1, the continuous approximation
+-- rank = N^u): a few codes take most clicks, as shared links do.
+local zipf = os.getenv("CODE_DIST") == "zipf"
+request = function()
+  local i = zipf and math.floor((#codes) ^ math.random()) or math.random(#codes)
+  return wrk.format("GET", "/" .. codes[i] .. "?utm_campaign=spring")
+end
+LUA
+}
+
+# nginx_redirects PORT: $WORK/nginx.conf, the baseline every harness
+# compares with: nginx with harness_links' map and `return 302`, 2 workers,
+# on 127.0.0.1:PORT.
+nginx_redirects() {
+  { nginx_head 16384; cat <<NGINX
+  map_hash_max_size $(($(wc -l <"$WORK/map.conf") * 2 + 2));
+  map_hash_bucket_size 128;
+  map \$uri \$target { include $WORK/map.conf; }
+  server {
+    listen 127.0.0.1:$1 reuseport backlog=4096;
+    location / {
+      if (\$target = "") { return 404; }
+      return 302 \$target;
+    }
+  }
+}
+NGINX
+  } >"$WORK/nginx.conf"
+}
+
 # wrk_random LINKS [CODES]: $WORK/links.jsonl with LINKS deterministic links,
 # and $WORK/random.lua, a wrk script requesting codes drawn at random from the
 # first CODES of them not bound to a domain (0, the default: all), with a

@@ -85,6 +85,8 @@ command = f"{settings + ' ' if settings else ''}bash loadtest/run.sh {args}".str
 ka = {s: med(s, "ka", 3) for s in SERVERS}
 close = {s: med(s, "close", 3) for s in SERVERS}
 cpu = {s: med(s, "ka", 4) for s in SERVERS}
+one = {s: med(s, "one", 3) for s in SERVERS}
+one_cpu = {s: med(s, "one", 4) for s in SERVERS}
 targets = [
     ("keep-alive req/s, refedge (spool) ÷ nginx", ratio(ka["spool"], ka["nginx"]), 1.0, True),
     # The Kafka sink's CPU: at most 1.5x nginx's now, on the way to parity.
@@ -92,6 +94,7 @@ targets = [
     ("the same, long-term goal", ratio(cpu["kafka"], cpu["nginx"]), 1.0, False),
     ("keep-alive req/s, refedge (spool) ÷ bare hyper", ratio(ka["spool"], ka["bare"]), 0.85, True),
     ("one request per connection, refedge (spool) ÷ nginx", ratio(close["spool"], close["nginx"]), 1.0, True),
+    ("one client thread (wrk -t1), keep-alive, refedge (spool) ÷ nginx", ratio(one["spool"], one["nginx"]), 1.0, True),
     ("req/s, refedge broker down ÷ broker up", ratio(ka["kafka_down"], ka["kafka"]), 0.95, True),
 ]
 
@@ -110,7 +113,7 @@ with open(f"{out}/report.md", "w") as f:
     f.write(
         f"Command: `{command}`; {links} links (deterministic seed), {rounds} alternating "
         f"round(s) of {secs} s per measure ({', '.join(s for s in SERVERS if s in ran)}), "
-        f"wrk -t{os.environ.get('WRK_THREADS', '2')} -c64 with "
+        f"wrk -t{os.environ.get('WRK_THREADS', '2')} -c64 (and -t1 -c64 for the one-client mode) with "
         f"{'Zipf-distributed' if os.environ.get('CODE_DIST') == 'zipf' else 'random'} "
         f"codes; latency with oha for {lat_secs} s at half of each server's median keep-alive maximum, "
         "coordinated-omission corrected.\n\n"
@@ -138,14 +141,16 @@ with open(f"{out}/report.md", "w") as f:
         )
     f.write("\n## Throughput and CPU (medians)\n\n")
     f.write(
-        "| server | keep-alive req/s | one request per connection req/s | CPU µs/request (keep-alive) | errors "
+        "| server | keep-alive req/s | one request per connection req/s | CPU µs/request (keep-alive) "
+        "| one client req/s | CPU µs/request (one client) | errors "
         "| click events dropped (hand-off or spool full) |\n"
     )
-    f.write("| --- | ---: | ---: | ---: | ---: | ---: |\n")
+    f.write("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
     for s in SERVERS:
         if s in ran:
             f.write(
-                f"| {NAMES[s]} | {ka[s]:.0f} | {close[s]:.0f} | {cpu[s]:.2f} | {errors(s)} | {dropped(s)} |\n"
+                f"| {NAMES[s]} | {ka[s]:.0f} | {close[s]:.0f} | {cpu[s]:.2f} | {one[s]:.0f} | {one_cpu[s]:.2f} "
+                f"| {errors(s)} | {dropped(s)} |\n"
             )
     f.write("\n## Latency at half of the maximum rate (ms)\n\n")
     f.write("| server | rate req/s | p50 | p90 | p99 | p99.9 | max | non-3xx + errors |\n")

@@ -7,8 +7,9 @@
 #   kafka      refedge shipping to a local Tansu broker
 #   kafka_down refedge with the Kafka sink and the broker stopped
 # In alternating rounds (nginx bare spool kafka kafka_down, repeated), each is
-# driven by wrk with random codes from the same N links: keep-alive, and one
-# request per connection. Recorded: req/s and the server's own CPU µs per
+# driven by wrk with random codes from the same N links: keep-alive, one
+# request per connection, and keep-alive from one client thread (wrk -t1, as
+# a load balancer's few upstream connections from one process). Recorded: req/s and the server's own CPU µs per
 # request from /proc/PID/stat (nginx: its workers; refedge: the process,
 # librdkafka's threads included, the broker excluded). Then latency at half
 # of each server's median keep-alive maximum with oha's coordinated-omission
@@ -54,25 +55,7 @@ export SERVERS SERVER_CPUS LOAD_CPUS WRK_THREADS CODE_DIST
 results_dir
 work_dir
 
-# The links, the codes that serve every host, and the same set as an nginx map.
-python3 loadtest/gen_links.py "$LINKS" 42 >"$WORK/links.jsonl" 2>/dev/null
-grep -v '"domain"' "$WORK/links.jsonl" | cut -d'"' -f4,8 --output-delimiter=' ' >"$WORK/pairs.txt"
-cut -d' ' -f1 "$WORK/pairs.txt" >"$WORK/codes.txt"
-awk '{printf "/%s \"%s\";\n", $1, $2}' "$WORK/pairs.txt" >"$WORK/map.conf"
-cat >"$WORK/random.lua" <<'LUA'
-local codes = {}
-for line in io.lines(os.getenv("CODES")) do codes[#codes + 1] = line end
-math.randomseed(42)
-wrk.headers["User-Agent"] = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 Safari/604.1"
-if os.getenv("CLOSE") == "1" then wrk.headers["Connection"] = "close" end
--- Uniform: every code as likely. Zipf (s = 1, the continuous approximation
--- rank = N^u): a few codes take most clicks, as shared links do.
-local zipf = os.getenv("CODE_DIST") == "zipf"
-request = function()
-  local i = zipf and math.floor((#codes) ^ math.random()) or math.random(#codes)
-  return wrk.format("GET", "/" .. codes[i] .. "?utm_campaign=spring")
-end
-LUA
+harness_links "$LINKS"
 export CODES="$WORK/codes.txt"
 # oha picks a URL per request from this pattern: 200 of the codes.
 OHA_CODES=$(head -200 "$WORK/codes.txt" | paste -sd'|')
@@ -80,20 +63,7 @@ OHA_CODES=$(head -200 "$WORK/codes.txt" | paste -sd'|')
 PORT=18090
 ADMIN=127.0.0.1:19099
 BROKER_PORT=19393
-{ nginx_head 16384; cat <<EOF
-  map_hash_max_size $((LINKS * 2));
-  map_hash_bucket_size 128;
-  map \$uri \$target { include $WORK/map.conf; }
-  server {
-    listen 127.0.0.1:$PORT reuseport backlog=4096;
-    location / {
-      if (\$target = "") { return 404; }
-      return 302 \$target;
-    }
-  }
-}
-EOF
-} >"$WORK/nginx.conf"
+nginx_redirects $PORT
 
 wait_port() { until (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null; do sleep 0.05; done; }
 # ready HOST:PORT: /readyz answers 200 (bash alone: no curl needed).
@@ -166,11 +136,11 @@ echo "server mode round rps cpu_us errors dropped" >"$WORK/rows"
 for r in $(seq 1 "$ROUNDS"); do
   for s in $SERVERS; do
     up $s
-    for mode in ka close; do
+    for mode in ka close one; do
       raw="$OUT/raw/$s-$mode-$r.txt"
       c0=$(ticks)
       d0=$(dropped $s)
-      CLOSE=$([ $mode = close ] && echo 1 || echo 0) $ON_LOAD wrk -t"$WRK_THREADS" -c64 -d${SECS}s -s "$WORK/random.lua" "http://127.0.0.1:$PORT" >"$raw"
+      CLOSE=$([ $mode = close ] && echo 1 || echo 0) $ON_LOAD wrk -t"$([ $mode = one ] && echo 1 || echo "$WRK_THREADS")" -c64 -d${SECS}s -s "$WORK/random.lua" "http://127.0.0.1:$PORT" >"$raw"
       c1=$(ticks)
       d1=$(dropped $s)
       n=$(awk '/requests in/ {print $1}' "$raw")
