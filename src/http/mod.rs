@@ -1,5 +1,6 @@
 //! Serving the public listeners: the bound sockets (`listeners`), the
-//! accept loop and its limits (`server`), the public threads (`per_core`,
+//! accept loop and its limits (`server`, with `watch` keeping each
+//! connection's idle and header read timeouts), the public threads (`per_core`,
 //! `balance`), the services each connection runs (`service`, which sends
 //! each path to its handler), and the handlers: clicks (`router`, with
 //! `query` for the `Location`), conversions (`intake`) and the plain
@@ -17,6 +18,7 @@ pub mod router;
 pub mod server;
 pub mod service;
 pub mod to_https;
+mod watch;
 
 pub use intake::Intake;
 pub use listeners::Listeners;

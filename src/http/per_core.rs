@@ -205,7 +205,7 @@ impl PerThread {
         S: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
             + Send
             + 'static,
-        S::Future: Send + 'static,
+        S::Future: Send + Unpin + 'static,
     {
         let this = self.clone();
         Group::new(name, listener, steer, move |source| {

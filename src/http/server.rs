@@ -7,13 +7,9 @@
 //! stop.
 
 use std::convert::Infallible;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -23,7 +19,6 @@ use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
@@ -32,6 +27,7 @@ use crate::metrics;
 use crate::tls::TlsAccept;
 
 use super::balance::{Balance, OpenOn};
+use super::watch::{Expired, Watch};
 
 /// HTTP/2 streams a client may reset before the server has answered them,
 /// per connection ("rapid reset", CVE-2023-44487); past it the connection is
@@ -119,7 +115,7 @@ where
     S: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
         + Send
         + 'static,
-    S::Future: Send + 'static,
+    S::Future: Send + Unpin + 'static,
 {
     let Source {
         listener,
@@ -128,8 +124,8 @@ where
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        // The connection's watch keeps the header read timeout.
+        .header_read_timeout(None)
         // hyper answers a head that does not fit with 431.
         .max_buf_size(limits.max_header_bytes.max(8_192))
         .keep_alive(true);
@@ -214,24 +210,25 @@ where
         let watcher = graceful.watcher();
         let builder = Arc::clone(&builder);
         let tls = tls.clone();
-        let idle_timeout = limits.idle_timeout;
+        let timeouts = (limits.idle_timeout, limits.header_read_timeout);
         let open = open.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let _counted = counted;
             open.increment(1.0);
-            let activity = Activity::new();
             match tls {
                 None => {
-                    let io = TokioIo::new(Tracked::new(stream, &activity));
-                    let conn = builder.serve_connection(io, service).into_owned();
-                    run_connection(watcher.watch(conn), &activity, idle_timeout).await;
+                    let watch = Watch::start();
+                    let io = TokioIo::new(watch.stream(stream));
+                    let conn = builder.serve_connection(io, watch.service(service));
+                    run_connection(watcher.watch(conn.into_owned()), &watch, timeouts).await;
                 }
                 Some(tls) => {
                     if let Some(stream) = handshake(&tls, stream).await {
-                        let io = TokioIo::new(Tracked::new(stream, &activity));
-                        let conn = builder.serve_connection(io, service).into_owned();
-                        run_connection(watcher.watch(conn), &activity, idle_timeout).await;
+                        let watch = Watch::start();
+                        let io = TokioIo::new(watch.stream(stream));
+                        let conn = builder.serve_connection(io, watch.service(service));
+                        run_connection(watcher.watch(conn.into_owned()), &watch, timeouts).await;
                     }
                 }
             }
@@ -245,12 +242,12 @@ where
     }
 }
 
-/// Drives a connection to its end, closing it when it has been silent for
-/// `idle`, and counts why a connection failed.
+/// Drives a connection to its end, closing it when its watch says so
+/// (`timeouts`: idle, header read), and counts why a connection failed.
 async fn run_connection<E>(
     conn: impl std::future::Future<Output = Result<(), E>>,
-    activity: &Activity,
-    idle: Duration,
+    watch: &Watch,
+    (idle, header): (Duration, Duration),
 ) where
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -262,8 +259,12 @@ async fn run_connection<E>(
                 tracing::trace!(error = %e, "connection ended with an error");
             }
         }
-        _ = activity.silent_for(idle) => {
-            metrics::limit("idle_timeout").increment(1);
+        why = watch.expired(idle, header) => {
+            metrics::limit(match why {
+                Expired::Header => "header_timeout",
+                Expired::Idle => "idle_timeout",
+            })
+            .increment(1);
         }
     }
 }
@@ -273,113 +274,10 @@ fn count_connection_error(e: &(dyn std::error::Error + 'static)) {
     let Some(e) = e.downcast_ref::<hyper::Error>() else {
         return;
     };
-    if e.is_timeout() {
-        metrics::limit("header_timeout").increment(1);
-    } else if e.is_parse_too_large() {
+    if e.is_parse_too_large() {
         metrics::limit("header_bytes").increment(1);
     } else if e.is_parse() || e.is_parse_status() {
         metrics::malformed_requests().increment(1);
-    }
-}
-
-/// When a connection last read or wrote, in milliseconds since it opened.
-#[derive(Debug, Clone)]
-struct Activity {
-    opened: Instant,
-    last_ms: Arc<AtomicU64>,
-}
-
-impl Activity {
-    fn new() -> Activity {
-        Activity {
-            opened: Instant::now(),
-            last_ms: Arc::new(AtomicU64::new(0)),
-        }
-    }
-
-    fn touch(&self) {
-        let ms = self.opened.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// Completes once nothing has been read or written for `idle`.
-    async fn silent_for(&self, idle: Duration) {
-        loop {
-            let last = self.opened + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let deadline = last + idle;
-            if Instant::now() >= deadline {
-                return;
-            }
-            tokio::time::sleep_until(deadline.into()).await;
-        }
-    }
-}
-
-/// An I/O stream that records its activity.
-struct Tracked<T> {
-    inner: T,
-    activity: Activity,
-}
-
-impl<T> Tracked<T> {
-    fn new(inner: T, activity: &Activity) -> Tracked<T> {
-        Tracked {
-            inner,
-            activity: activity.clone(),
-        }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
-        }
-        res
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        res
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        res
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -416,6 +314,7 @@ mod tests {
     use super::*;
     use crate::http::balance::{BALANCE_SLACK, Balancer};
     use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
 
     #[test]
     fn a_lopsided_stream_of_connections_is_spread_and_every_one_is_served() {

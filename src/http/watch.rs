@@ -1,0 +1,300 @@
+//! The watch on each connection: it is closed once it has been silent (nothing
+//! read, nothing written) for the idle timeout, or once a request head has
+//! been awaited for longer than the header read timeout (slowloris; on HTTP/1.1
+//! keep-alive the wait for the next request counts, as it starts when the
+//! previous one was answered).
+//!
+//! One sleeping task per connection keeps both deadlines, waking only when
+//! the nearer one is due. The request path only stores timestamps: the
+//! stream notes when it last read or wrote, the service when a head arrived
+//! and when its answer was ready. (hyper's own header timeout arms and
+//! cancels a timer-wheel entry for every request and polls the connection
+//! once more after each: a cost per click that this replaces.)
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::service::Service;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+
+/// `head_since_ms` while a request is being served: no head awaited.
+const SERVING: u64 = u64::MAX - 1;
+/// `head_since_ms` on an HTTP/2 connection: streams have no head to wait
+/// for (hyper's HTTP/2 limits apply instead).
+const NO_HEADS: u64 = u64::MAX;
+
+/// Why a connection's watch closed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expired {
+    /// A request head took longer than the header read timeout.
+    Header,
+    /// Nothing was read or written for the idle timeout.
+    Idle,
+}
+
+/// One connection's clock: when it last read or wrote, and since when a
+/// request head is awaited, in milliseconds since it opened.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    opened: Instant,
+    last_ms: AtomicU64,
+    head_since_ms: AtomicU64,
+}
+
+impl Watch {
+    /// A connection that has just opened (after its TLS handshake, if any):
+    /// its first head is awaited from now.
+    pub fn start() -> Watch {
+        Watch {
+            shared: Arc::new(Shared {
+                opened: Instant::now(),
+                last_ms: AtomicU64::new(0),
+                head_since_ms: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.shared.opened.elapsed().as_millis() as u64
+    }
+
+    fn touch(&self) {
+        self.shared.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// A request head arrived: none is awaited until it is answered.
+    fn head_read(&self) {
+        self.await_head(SERVING);
+    }
+
+    /// A request was answered: the next head is awaited from the last read
+    /// (the request's own, a moment ago: no clock read on the request path,
+    /// and never later than the answer).
+    fn answered(&self) {
+        self.await_head(self.shared.last_ms.load(Ordering::Relaxed));
+    }
+
+    /// Sets what is awaited, unless the connection speaks HTTP/2 (known
+    /// from its first read, before any request: no race with this).
+    fn await_head(&self, since_ms: u64) {
+        let head = &self.shared.head_since_ms;
+        if head.load(Ordering::Relaxed) != NO_HEADS {
+            head.store(since_ms, Ordering::Relaxed);
+        }
+    }
+
+    fn no_heads(&self) {
+        self.shared.head_since_ms.store(NO_HEADS, Ordering::Relaxed);
+    }
+
+    /// Completes when the connection must be closed, saying why.
+    pub async fn expired(&self, idle: Duration, header: Duration) -> Expired {
+        let (idle, header) = (idle.as_millis() as u64, header.as_millis() as u64);
+        loop {
+            let now = self.now_ms();
+            let idle_at = self
+                .shared
+                .last_ms
+                .load(Ordering::Relaxed)
+                .saturating_add(idle);
+            let header_at = match self.shared.head_since_ms.load(Ordering::Relaxed) {
+                SERVING | NO_HEADS => u64::MAX,
+                since => since.saturating_add(header),
+            };
+            if now >= header_at && header_at <= idle_at {
+                return Expired::Header;
+            }
+            if now >= idle_at {
+                return Expired::Idle;
+            }
+            let due = self.shared.opened + Duration::from_millis(idle_at.min(header_at));
+            tokio::time::sleep_until(due).await;
+        }
+    }
+
+    /// `service`, telling this watch when a head arrives and when it is
+    /// answered.
+    pub fn service<S>(&self, service: S) -> Watched<S> {
+        Watched {
+            inner: service,
+            watch: self.clone(),
+        }
+    }
+
+    /// `stream`, telling this watch when it reads or writes.
+    pub fn stream<T>(&self, stream: T) -> Tracked<T> {
+        Tracked {
+            inner: stream,
+            watch: self.clone(),
+            first_read: true,
+        }
+    }
+}
+
+/// A service whose requests the watch sees arrive and be answered.
+#[derive(Debug, Clone)]
+pub struct Watched<S> {
+    inner: S,
+    watch: Watch,
+}
+
+impl<S, R> Service<R> for Watched<S>
+where
+    S: Service<R>,
+    S::Future: Unpin,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Answering<S::Future>;
+
+    fn call(&self, req: R) -> Self::Future {
+        self.watch.head_read();
+        Answering {
+            inner: self.inner.call(req),
+            watch: self.watch.clone(),
+        }
+    }
+}
+
+/// A request's answer being made; the watch awaits the next head once it
+/// is ready.
+#[derive(Debug)]
+pub struct Answering<F> {
+    inner: F,
+    watch: Watch,
+}
+
+impl<F: Future + Unpin> Future for Answering<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let answer = Pin::new(&mut self.inner).poll(cx);
+        if answer.is_ready() {
+            self.watch.answered();
+        }
+        answer
+    }
+}
+
+/// An I/O stream that tells its watch when it reads or writes, and whether
+/// it speaks HTTP/2 (its first bytes are the HTTP/2 preface).
+#[derive(Debug)]
+pub struct Tracked<T> {
+    inner: T,
+    watch: Watch,
+    first_read: bool,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.watch.touch();
+            if self.first_read {
+                self.first_read = false;
+                if buf.filled()[before..].starts_with(b"PRI ") {
+                    self.watch.no_heads();
+                }
+            }
+        }
+        res
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
+            self.watch.touch();
+        }
+        res
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
+            self.watch.touch();
+        }
+        res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LONG: Duration = Duration::from_secs(3600);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_awaited_too_long_expires_before_the_idle_timeout() {
+        let watch = Watch::start();
+        let at = Instant::now();
+        let why = watch.expired(LONG, Duration::from_millis(300)).await;
+        assert_eq!(why, Expired::Header);
+        assert!(at.elapsed() >= Duration::from_millis(300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_being_served_has_no_head_deadline_and_the_next_one_does() {
+        let watch = Watch::start();
+        watch.head_read();
+        let header = Duration::from_millis(300);
+        let served = tokio::time::timeout(Duration::from_secs(5), watch.expired(LONG, header));
+        assert!(served.await.is_err(), "no head is awaited while serving");
+        watch.touch();
+        watch.answered();
+        let at = Instant::now();
+        assert_eq!(watch.expired(LONG, header).await, Expired::Header);
+        assert!(at.elapsed() >= header);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http2_connections_only_have_the_idle_timeout() {
+        let watch = Watch::start();
+        watch.no_heads();
+        watch.head_read();
+        watch.answered();
+        let at = Instant::now();
+        let why = watch
+            .expired(Duration::from_secs(2), Duration::from_millis(300))
+            .await;
+        assert_eq!(why, Expired::Idle);
+        assert!(at.elapsed() >= Duration::from_secs(2));
+    }
+}
