@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Two refedge binaries, A and B, in alternating rounds at saturation on this
-# machine: keep-alive wrk (2 threads, 64 connections, 10 s after a 2 s warm-up)
+# machine: keep-alive wrk (CLIENTS threads, 2 by default, 64 connections, 10 s
+# after a 2 s warm-up)
 # over LINKS random codes, spool sink. Per round: req/s, the server's CPU µs
 # per request, and the clicks it could not keep (dropped_queue_full): a rate
 # bought by dropping clicks shows. SINK=kafka ships to a Tansu broker started
@@ -14,13 +15,14 @@
 # files on the spool's file system during every round.
 # Usage: loadtest/ab.sh BIN_A BIN_B [ROUNDS]
 #   env: LINKS=100000, CODES=5000 (how many of them wrk draws from; 0 = all),
+#   CLIENTS=2 (wrk's threads; 1 for the one-client case),
 #   SECS=10, SINK=spool, NOISE=0, QUERY (a query string every request
 #   carries, as run.sh's `utm_campaign=spring`; none by default)
 # Prints one line per round and binary; writes nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$1 B=$2 ROUNDS=${3:-3}
-LINKS=${LINKS:-100000} CODES=${CODES:-5000} SECS=${SECS:-10} SINK=${SINK:-spool}
+LINKS=${LINKS:-100000} CODES=${CODES:-5000} SECS=${SECS:-10} SINK=${SINK:-spool} CLIENTS=${CLIENTS:-2}
 case $SINK in spool | kafka) ;; *) echo "SINK is spool or kafka" >&2; exit 2 ;; esac
 . loadtest/lib.sh
 for tool in wrk curl; do need $tool; done
@@ -51,10 +53,10 @@ for r in $(seq 1 "$ROUNDS"); do
       REFEDGE_LOG_LEVEL=warn "$bin" serve --config /dev/null 2>>"$WORK/edge.log" &
     P=$!
     until curl -fs "http://$ADMIN/readyz" >/dev/null 2>&1; do sleep 0.05; done
-    wrk -t2 -c64 -d2s -s "$WORK/random.lua" "http://$PUBLIC" >/dev/null
+    wrk -t"$CLIENTS" -c64 -d2s -s "$WORK/random.lua" "http://$PUBLIC" >/dev/null
     if [ "${NOISE:-0}" = 1 ]; then noise_start "$WORK"; fi
     t0=$(cpu_ticks $P) w0=$(thread_ns $P refedge-spool)
-    wrk -t2 -c64 -d"${SECS}s" -s "$WORK/random.lua" "http://$PUBLIC" >"$WORK/wrk.txt"
+    wrk -t"$CLIENTS" -c64 -d"${SECS}s" -s "$WORK/random.lua" "http://$PUBLIC" >"$WORK/wrk.txt"
     t1=$(cpu_ticks $P) w1=$(thread_ns $P refedge-spool)
     noise_stop
     curl -s "http://$ADMIN/metrics" >"$WORK/metrics.txt"

@@ -2,9 +2,9 @@
 //! with keep-alive and HTTP/2 (h2c, or h2 by ALPN over TLS) through
 //! hyper-util's auto builder, one task per connection (which also runs the TLS
 //! handshake, under a deadline, off the accept loop), the limits that keep a
-//! hostile client from holding resources (header read and idle timeouts, head
-//! and stream limits, a connection budget), and a graceful drain when told to
-//! stop.
+//! hostile client from holding resources (header read and idle timeouts,
+//! kept by each connection's `watch`; head and stream limits; a connection
+//! budget), and a graceful drain when told to stop.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
