@@ -121,7 +121,7 @@ if [ "$CG_SECS" != 0 ]; then
     stop $s valgrind
     out=$(ls -S "$OUT/raw/callgrind-$s.out"* | head -1)
     echo "$s $(awk '/requests in/ {print $1}' "$WORK/wrk.txt") $(awk '/^totals:/ {print $2}' "$out")" >>"$OUT/raw/instructions.txt"
-    callgrind_annotate --inclusive=yes "$out" >"$OUT/raw/callgrind-$s.txt" 2>/dev/null
+    callgrind_annotate --inclusive=yes "$out" 2>/dev/null | awk 'NR <= 400' >"$OUT/raw/callgrind-$s.txt"
     rm -f "$OUT/raw/callgrind-$s.out"*
   done
 fi

@@ -3,14 +3,15 @@
 # request for each thread (from /proc/PID/task/*/stat) and a perf profile of
 # the release binary (share per thread, then the top symbols of each thread).
 # Usage: loadtest/profile.sh [spool|kafka]   (default spool)
-# Env: LINKS (100000), SECS (10), REFEDGE_BIN, OUT (result directory).
-# Writes loadtest/results/<date>-<host>-profile/<sink>.md. (perf's output is
+# Env: LINKS (100000), SECS (10), CLIENTS (wrk's threads, 2; 1 for the
+#   one-client case), REFEDGE_BIN, OUT (result directory).
+# Writes loadtest/results/<date>-<host>-profile/<sink>[-one-client].md. (perf's output is
 # cut with awk, not head, so that no pipe is closed early under pipefail.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SINK=${1:-spool}
 case $SINK in spool | kafka) ;; *) echo "usage: $0 [spool|kafka]" >&2; exit 2 ;; esac
-LINKS=${LINKS:-100000} SECS=${SECS:-10}
+LINKS=${LINKS:-100000} SECS=${SECS:-10} CLIENTS=${CLIENTS:-2}
 . loadtest/lib.sh
 for tool in wrk curl bc; do need $tool; done
 need perf linux-perf
@@ -47,7 +48,7 @@ until curl -fs "http://$ADMIN/readyz" >/dev/null 2>&1; do sleep 0.05; done
 
 thread_ticks() { for t in /proc/$PID/task/*; do echo "$(cat "$t/comm") $(awk '{print $14 + $15}' "$t/stat")"; done | sort; }
 thread_ticks >"$WORK/before"
-CODES="$WORK/codes.txt" wrk -t2 -c64 -d"${SECS}s" -s "$WORK/random.lua" "http://127.0.0.1:$PORT" >"$WORK/wrk.txt" &
+CODES="$WORK/codes.txt" wrk -t"$CLIENTS" -c64 -d"${SECS}s" -s "$WORK/random.lua" "http://127.0.0.1:$PORT" >"$WORK/wrk.txt" &
 WRK=$!
 sleep $((SECS / 3))
 perf record -F 2000 -g -p "$PID" -o "$WORK/perf.data" -- sleep $((SECS / 2)) >/dev/null 2>&1
@@ -60,9 +61,9 @@ REQS=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
 RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
 HZ=$(getconf CLK_TCK)
 report() {
-  echo "# Where refedge's CPU goes: $SINK sink"
+  echo "# Where refedge's CPU goes: $SINK sink, $CLIENTS client thread(s)"
   echo
-  echo "Command: \`bash loadtest/profile.sh $SINK\`; $LINKS links, wrk -t2 -c64 for $SECS s (keep-alive, random codes), perf at 2 kHz in the middle of the run. $(nproc) cores; the load generator$([ "$SINK" = kafka ] && echo " and the broker") on the same cores."
+  echo "Command: \`CLIENTS=$CLIENTS bash loadtest/profile.sh $SINK\`; $LINKS links, wrk -t$CLIENTS -c64 for $SECS s (keep-alive, random codes), perf at 2 kHz in the middle of the run. $(nproc) cores; the load generator$([ "$SINK" = kafka ] && echo " and the broker") on the same cores."
   echo
   echo "$RPS req/s. CPU µs per request by thread (threads of one name summed):"
   echo
@@ -88,6 +89,8 @@ report() {
     echo '```'
   done
 }
-report >"$OUT/$SINK.md"
+NAME=$SINK
+if [ "$CLIENTS" = 1 ]; then NAME=$SINK-one-client; fi
+report >"$OUT/$NAME.md"
 rm -rf "$OUT/raw"
-echo "wrote $OUT/$SINK.md"
+echo "wrote $OUT/$NAME.md"
