@@ -10,7 +10,8 @@
 //!   http::per_core      one thread + runtime + SO_REUSEPORT socket per core;
 //!                       http::balance hands connections from a busy thread over
 //!   http::server::serve accept under the connection budget, limits, TLS
-//!                       handshake by SNI (tls), hyper per connection
+//!                       handshake by SNI (tls), hyper per connection;
+//!                       http::watch keeps its idle and header timeouts
 //!   http::service       the connection's service (made per connection by
 //!                       node::Node::serve): Clicks ─► http::router::Edge::handle
 //!                       (`/v1/conversions*` ─► http::Intake, beside it)
