@@ -9,11 +9,11 @@
 # In alternating rounds (nginx bare spool kafka kafka_down, repeated), each is
 # driven by wrk with random codes from the same N links: keep-alive, one
 # request per connection, and keep-alive from one client thread (wrk -t1, as
-# a load balancer's few upstream connections from one process). Recorded: req/s and the server's own CPU µs per
-# request from /proc/PID/stat (nginx: its workers; refedge: the process,
-# librdkafka's threads included, the broker excluded). Then latency at half
-# of each server's median keep-alive maximum with oha's coordinated-omission
-# correction: p50/p90/p99/p99.9/max, plotted.
+# a load balancer's few upstream connections from one process). Recorded:
+# req/s and the server's own CPU µs per request from /proc/PID/stat (nginx:
+# its workers; refedge: the process, librdkafka's threads included, the broker
+# excluded). Then latency at half of each server's median keep-alive maximum
+# with oha's coordinated-omission correction: p50/p90/p99/p99.9/max, plotted.
 # Usage: loadtest/run.sh [--quick]
 #   --quick: 1000 links, 1 round of 2 s, for the smoke run that keeps this working.
 # Env: LINKS (100000), ROUNDS (3), SECS (10), LAT_SECS (20), REFEDGE_BIN
