@@ -211,6 +211,7 @@ where
         let builder = Arc::clone(&builder);
         let tls = tls.clone();
         let timeouts = (limits.idle_timeout, limits.header_read_timeout);
+        let watch = move || Watch::start(timeouts.0, timeouts.1);
         let open = open.clone();
         tokio::spawn(async move {
             let _permit = permit;
@@ -218,17 +219,17 @@ where
             open.increment(1.0);
             match tls {
                 None => {
-                    let watch = Watch::start();
+                    let watch = watch();
                     let io = TokioIo::new(watch.stream(stream));
                     let conn = builder.serve_connection(io, watch.service(service));
-                    run_connection(watcher.watch(conn.into_owned()), &watch, timeouts).await;
+                    run_connection(watcher.watch(conn.into_owned()), &watch).await;
                 }
                 Some(tls) => {
                     if let Some(stream) = handshake(&tls, stream).await {
-                        let watch = Watch::start();
+                        let watch = watch();
                         let io = TokioIo::new(watch.stream(stream));
                         let conn = builder.serve_connection(io, watch.service(service));
-                        run_connection(watcher.watch(conn.into_owned()), &watch, timeouts).await;
+                        run_connection(watcher.watch(conn.into_owned()), &watch).await;
                     }
                 }
             }
@@ -242,13 +243,10 @@ where
     }
 }
 
-/// Drives a connection to its end, closing it when its watch says so
-/// (`timeouts`: idle, header read), and counts why a connection failed.
-async fn run_connection<E>(
-    conn: impl std::future::Future<Output = Result<(), E>>,
-    watch: &Watch,
-    (idle, header): (Duration, Duration),
-) where
+/// Drives a connection to its end, closing it when its watch says so, and
+/// counts why a connection failed.
+async fn run_connection<E>(conn: impl std::future::Future<Output = Result<(), E>>, watch: &Watch)
+where
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     tokio::select! {
@@ -259,7 +257,7 @@ async fn run_connection<E>(
                 tracing::trace!(error = %e, "connection ended with an error");
             }
         }
-        why = watch.expired(idle, header) => {
+        why = watch.expired() => {
             metrics::limit(match why {
                 Expired::Header => "header_timeout",
                 Expired::Idle => "idle_timeout",

@@ -5,9 +5,10 @@
 //! previous one was answered).
 //!
 //! One sleeping task per connection keeps both deadlines, waking only when
-//! the nearer one is due. The request path only stores timestamps: the
-//! stream notes when it last read or wrote, the service when a head arrived
-//! and when its answer was ready. (hyper's own header timeout arms and
+//! the nearer one is due (or, rarely, when an answer sets a head deadline
+//! nearer than the one it sleeps to). The request path only stores
+//! timestamps: the stream notes when it last read or wrote, the service when
+//! a head arrived and when its answer was ready. (hyper's own header timeout arms and
 //! cancels a timer-wheel entry for every request and polls the connection
 //! once more after each: a cost per click that this replaces.)
 
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use hyper::service::Service;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// `head_since_ms` while a request is being served: no head awaited.
@@ -48,19 +50,30 @@ pub struct Watch {
 #[derive(Debug)]
 struct Shared {
     opened: Instant,
+    idle_ms: u64,
+    header_ms: u64,
     last_ms: AtomicU64,
     head_since_ms: AtomicU64,
+    /// When the watch next wakes by itself.
+    due_ms: AtomicU64,
+    /// Wakes it sooner: an answer set a nearer head deadline.
+    sooner: Notify,
 }
 
 impl Watch {
-    /// A connection that has just opened (after its TLS handshake, if any):
-    /// its first head is awaited from now.
-    pub fn start() -> Watch {
+    /// A connection that has just opened (after its TLS handshake, if any),
+    /// with its idle and header read timeouts: its first head is awaited
+    /// from now.
+    pub fn start(idle: Duration, header: Duration) -> Watch {
         Watch {
             shared: Arc::new(Shared {
                 opened: Instant::now(),
+                idle_ms: idle.as_millis() as u64,
+                header_ms: header.as_millis() as u64,
                 last_ms: AtomicU64::new(0),
                 head_since_ms: AtomicU64::new(0),
+                due_ms: AtomicU64::new(0),
+                sooner: Notify::new(),
             }),
         }
     }
@@ -82,44 +95,68 @@ impl Watch {
     /// (the request's own, a moment ago: no clock read on the request path,
     /// and never later than the answer).
     fn answered(&self) {
-        self.await_head(self.shared.last_ms.load(Ordering::Relaxed));
+        let since = self.shared.last_ms.load(Ordering::Relaxed);
+        if self.await_head(since)
+            && since.saturating_add(self.shared.header_ms)
+                < self.shared.due_ms.load(Ordering::SeqCst)
+        {
+            // The watch went to sleep while this request was served, past
+            // the deadline just set: a rare case, not one per request.
+            self.shared.sooner.notify_one();
+        }
     }
 
     /// Sets what is awaited, unless the connection speaks HTTP/2 (known
-    /// from its first read, before any request: no race with this).
-    fn await_head(&self, since_ms: u64) {
+    /// from its first read, before any request: no race with this); true
+    /// when it did.
+    fn await_head(&self, since_ms: u64) -> bool {
         let head = &self.shared.head_since_ms;
-        if head.load(Ordering::Relaxed) != NO_HEADS {
-            head.store(since_ms, Ordering::Relaxed);
+        let heads = head.load(Ordering::Relaxed) != NO_HEADS;
+        if heads {
+            head.store(since_ms, Ordering::SeqCst);
         }
+        heads
     }
 
     fn no_heads(&self) {
         self.shared.head_since_ms.store(NO_HEADS, Ordering::Relaxed);
     }
 
+    /// The nearer of the two deadlines, and why it is one.
+    fn next_deadline(&self) -> (u64, Expired) {
+        let shared = &self.shared;
+        let idle_at = shared
+            .last_ms
+            .load(Ordering::Relaxed)
+            .saturating_add(shared.idle_ms);
+        let header_at = match shared.head_since_ms.load(Ordering::SeqCst) {
+            SERVING | NO_HEADS => u64::MAX,
+            since => since.saturating_add(shared.header_ms),
+        };
+        if header_at <= idle_at {
+            (header_at, Expired::Header)
+        } else {
+            (idle_at, Expired::Idle)
+        }
+    }
+
     /// Completes when the connection must be closed, saying why.
-    pub async fn expired(&self, idle: Duration, header: Duration) -> Expired {
-        let (idle, header) = (idle.as_millis() as u64, header.as_millis() as u64);
+    pub async fn expired(&self) -> Expired {
         loop {
-            let now = self.now_ms();
-            let idle_at = self
-                .shared
-                .last_ms
-                .load(Ordering::Relaxed)
-                .saturating_add(idle);
-            let header_at = match self.shared.head_since_ms.load(Ordering::Relaxed) {
-                SERVING | NO_HEADS => u64::MAX,
-                since => since.saturating_add(header),
-            };
-            if now >= header_at && header_at <= idle_at {
-                return Expired::Header;
+            let (due, why) = self.next_deadline();
+            if self.now_ms() >= due {
+                return why;
             }
-            if now >= idle_at {
-                return Expired::Idle;
+            // Said before looking again, so that an answer either sees it
+            // (and wakes the watch) or is seen by the second look.
+            self.shared.due_ms.store(due, Ordering::SeqCst);
+            if self.next_deadline().0 < due {
+                continue;
             }
-            let due = self.shared.opened + Duration::from_millis(idle_at.min(header_at));
-            tokio::time::sleep_until(due).await;
+            tokio::select! {
+                _ = tokio::time::sleep_until(self.shared.opened + Duration::from_millis(due)) => {}
+                _ = self.shared.sooner.notified() => {}
+            }
         }
     }
 
@@ -261,40 +298,63 @@ mod tests {
 
     const LONG: Duration = Duration::from_secs(3600);
 
+    const HEADER: Duration = Duration::from_millis(300);
+
     #[tokio::test(start_paused = true)]
     async fn a_head_awaited_too_long_expires_before_the_idle_timeout() {
-        let watch = Watch::start();
+        let watch = Watch::start(LONG, HEADER);
         let at = Instant::now();
-        let why = watch.expired(LONG, Duration::from_millis(300)).await;
-        assert_eq!(why, Expired::Header);
-        assert!(at.elapsed() >= Duration::from_millis(300));
+        assert_eq!(watch.expired().await, Expired::Header);
+        assert!(at.elapsed() >= HEADER);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_request_being_served_has_no_head_deadline_and_the_next_one_does() {
-        let watch = Watch::start();
+        let watch = Watch::start(LONG, HEADER);
         watch.head_read();
-        let header = Duration::from_millis(300);
-        let served = tokio::time::timeout(Duration::from_secs(5), watch.expired(LONG, header));
+        let served = tokio::time::timeout(Duration::from_secs(5), watch.expired());
         assert!(served.await.is_err(), "no head is awaited while serving");
         watch.touch();
         watch.answered();
         let at = Instant::now();
-        assert_eq!(watch.expired(LONG, header).await, Expired::Header);
-        assert!(at.elapsed() >= header);
+        assert_eq!(watch.expired().await, Expired::Header);
+        assert!(at.elapsed() >= HEADER);
+    }
+
+    /// A watch that went to sleep while a request was served (its next
+    /// deadline the idle timeout's) is woken by the answer's nearer one.
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_wakes_a_watch_sleeping_past_the_next_head_deadline() {
+        let watch = Watch::start(LONG, HEADER);
+        watch.head_read();
+        let sleeping = tokio::spawn({
+            let watch = watch.clone();
+            async move {
+                let why = watch.expired().await;
+                (why, Instant::now())
+            }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        watch.touch();
+        watch.answered();
+        let answered = Instant::now();
+        let (why, at) = sleeping.await.unwrap();
+        assert_eq!(why, Expired::Header);
+        assert!(
+            at - answered <= HEADER,
+            "closed {:?} after the answer",
+            at - answered
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn http2_connections_only_have_the_idle_timeout() {
-        let watch = Watch::start();
+        let watch = Watch::start(Duration::from_secs(2), HEADER);
         watch.no_heads();
         watch.head_read();
         watch.answered();
         let at = Instant::now();
-        let why = watch
-            .expired(Duration::from_secs(2), Duration::from_millis(300))
-            .await;
-        assert_eq!(why, Expired::Idle);
+        assert_eq!(watch.expired().await, Expired::Idle);
         assert!(at.elapsed() >= Duration::from_secs(2));
     }
 }

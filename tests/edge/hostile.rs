@@ -243,6 +243,70 @@ async fn slow_and_idle_clients_are_cut_off_and_counted() {
     assert!(edge.stop().await);
 }
 
+/// The header read timeout covers the wait for a head, not a body that is
+/// slow to arrive after it; once the request is answered, the wait for the
+/// next head is timed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_body_is_not_a_slow_head_but_the_wait_for_the_next_head_is() {
+    const TOKEN: &str = "conversions-token-0123456789";
+    let fixture = Fixture::new(LINKS);
+    let edge = start(&fixture.config(&[
+        ("REFEDGE_SERVER_HEADER_READ_TIMEOUT_MS", "300"),
+        ("REFEDGE_SERVER_IDLE_TIMEOUT_MS", "10000"),
+        ("REFEDGE_CONVERSIONS_TOKENS", TOKEN),
+    ]))
+    .await;
+    let body = br#"{"event_id":"slow-body-1","name":"signup","referral_code":"demo"}"#;
+    let head = format!(
+        "POST /v1/conversions HTTP/1.1\r\nHost: go.brand.example\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut conn = TcpStream::connect(edge.public).await.expect("connect");
+    conn.write_all(head.as_bytes()).await.expect("write head");
+    // The body trickles in over more than twice the header read timeout.
+    for chunk in body.chunks(body.len() / 4 + 1) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        conn.write_all(chunk).await.expect("write body");
+    }
+    let mut buf = vec![0u8; 4096];
+    let n = within("answer", conn.read(&mut buf)).await.expect("read");
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 202"), "{text}");
+    // Nothing more is sent: the header read timeout closes the connection,
+    // long before the idle timeout would.
+    let started = std::time::Instant::now();
+    within("closed", async {
+        while let Ok(n) = conn.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    wait_for_metric(
+        edge.admin,
+        "refedge_limits_total{limit=\"header_timeout\"}",
+        1.0,
+    )
+    .await;
+    assert!(edge.stop().await);
+    assert_eq!(
+        fixture
+            .events()
+            .iter()
+            .filter(|e| e["event_id"] == "slow-body-1")
+            .count(),
+        1,
+        "the conversion was kept"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
     let fixture = Fixture::new(LINKS);
