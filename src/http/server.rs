@@ -210,8 +210,7 @@ where
         let watcher = graceful.watcher();
         let builder = Arc::clone(&builder);
         let tls = tls.clone();
-        let timeouts = (limits.idle_timeout, limits.header_read_timeout);
-        let watch = move || Watch::start(timeouts.0, timeouts.1);
+        let (idle, header) = (limits.idle_timeout, limits.header_read_timeout);
         let open = open.clone();
         tokio::spawn(async move {
             let _permit = permit;
@@ -219,14 +218,14 @@ where
             open.increment(1.0);
             match tls {
                 None => {
-                    let watch = watch();
+                    let watch = Watch::start(idle, header);
                     let io = TokioIo::new(watch.stream(stream));
                     let conn = builder.serve_connection(io, watch.service(service));
                     run_connection(watcher.watch(conn.into_owned()), &watch).await;
                 }
                 Some(tls) => {
                     if let Some(stream) = handshake(&tls, stream).await {
-                        let watch = watch();
+                        let watch = Watch::start(idle, header);
                         let io = TokioIo::new(watch.stream(stream));
                         let conn = builder.serve_connection(io, watch.service(service));
                         run_connection(watcher.watch(conn.into_owned()), &watch).await;
