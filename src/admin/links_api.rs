@@ -192,10 +192,10 @@ impl LinksApi {
             Err(e) => return field_errors(&e),
         };
         match &record.code {
-            Some(c) if c != code => {
+            Some(c) if c.as_str() != code => {
                 return field_errors(&[LinkError::Field {
                     field: "code",
-                    reason: format!("{c:?} does not match the path's code {code:?}"),
+                    reason: format!("{:?} does not match the path's code {code:?}", c.as_str()),
                 }]);
             }
             _ => record.code = Some(code.into()),
@@ -514,5 +514,30 @@ mod tests {
             (200, Some(0)),
             "blank lines are skipped"
         );
+    }
+
+    /// The link schemas of `openapi.json` are the declaration's
+    /// (`links::field`): a field added there and not here fails, with the
+    /// schema to put in the file.
+    #[test]
+    fn openapi_link_schemas_follow_the_declaration() {
+        use crate::links::PreviewRecord;
+        let spec: serde_json::Value = serde_json::from_str(include_str!("openapi.json")).unwrap();
+        for (name, generated) in [
+            ("Link", LinkRecord::schema(false, &[])),
+            ("LinkPut", LinkRecord::schema(true, &["code"])),
+            ("NewLink", LinkRecord::schema(true, &["code"])),
+            ("Preview", PreviewRecord::schema(true, &[])),
+        ] {
+            let mut written = spec["components"]["schemas"][name].clone();
+            // The schema's own description is prose about the operation.
+            written.as_object_mut().unwrap().remove("description");
+            assert_eq!(
+                written,
+                generated,
+                "openapi.json: components.schemas.{name} should be (plus its description):\n{}",
+                serde_json::to_string_pretty(&generated).unwrap()
+            );
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! (`replication`).
 
 mod editor;
+pub mod field;
 mod link;
 mod load;
 pub mod packed;

@@ -7,19 +7,23 @@
 //! Record layout (integers little-endian):
 //! `len:u16 | flags:u8 | redirect:u8 | file_epoch:u8 | [expires_at:i64] | code_len:u8 code |
 //! domain_len:u8 domain | target_len:u16 target | advocate_len:u8 advocate |
-//! campaign:u32 | program:u32 | [preview] | [advocate_domain_len:u8 advocate_domain]`
+//! campaign:u32 | program:u32 | tail`
 //! — `len` counts the whole record; a
 //! length-0 advocate means none; id 0 means none; `file_epoch` is 0 for a link
 //! that did not come from the links file, else the load of the file that last
-//! set it. `preview`, when the flag says so, is its five fields in
-//! `PreviewView::fields` order, each `len:u16` and its bytes (0 = none): a
-//! link without one costs nothing; so does one without an advocate domain.
+//! set it. These are the link's `hot` fields (`link.rs`). The `tail` holds
+//! its `tail` fields that are present, in declaration order, each flagged
+//! (the first by `FIRST_TAIL`, each next one by the bit above) and laid out
+//! by its kind (`field::Packed`): a link without them costs nothing. A new
+//! tail field goes last, so records written before it still read.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
+use std::borrow::Cow;
+
 use super::PreviewView;
-use super::{Link, LinkRecord, LinkStatus, LinkView, RedirectStatus};
+use super::{Link, LinkStatus, LinkView, RedirectStatus};
 
 /// The byte of a record that holds its links-file epoch.
 pub const FILE_EPOCH_AT: usize = 4;
@@ -28,10 +32,15 @@ const FORWARD_QUERY: u8 = 1;
 const DISABLED: u8 = 2;
 const HAS_EXPIRY: u8 = 4;
 const HAS_ADVOCATE: u8 = 8;
-const HAS_PREVIEW: u8 = 16;
-const HAS_ADVOCATE_DOMAIN: u8 = 32;
-const ALL_FLAGS: u8 =
-    FORWARD_QUERY | DISABLED | HAS_EXPIRY | HAS_ADVOCATE | HAS_PREVIEW | HAS_ADVOCATE_DOMAIN;
+/// The flag of the first tail field (`preview`); the next ones take the
+/// bits above it.
+const FIRST_TAIL: u8 = 16;
+const TAIL_FLAGS: u8 = (((1u32 << LinkView::TAIL_COUNT) - 1) as u8) * FIRST_TAIL;
+const _: () = assert!(
+    LinkView::TAIL_COUNT <= 4,
+    "the flags byte holds four tail fields: widen it for a fifth"
+);
+const ALL_FLAGS: u8 = FORWARD_QUERY | DISABLED | HAS_EXPIRY | HAS_ADVOCATE | TAIL_FLAGS;
 
 const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
 
@@ -130,12 +139,7 @@ pub fn pack_into(link: &LinkView<'_>, file_epoch: u8, out: &mut Vec<u8>) {
     if link.advocate_id.is_some() {
         flags |= HAS_ADVOCATE;
     }
-    if link.preview.is_some() {
-        flags |= HAS_PREVIEW;
-    }
-    if link.advocate_domain.is_some() {
-        flags |= HAS_ADVOCATE_DOMAIN;
-    }
+    let flags_at = out.len();
     out.push(flags);
     out.push(
         REDIRECTS
@@ -160,18 +164,7 @@ pub fn pack_into(link: &LinkView<'_>, file_epoch: u8, out: &mut Vec<u8>) {
     out.extend_from_slice(advocate.as_bytes());
     out.extend_from_slice(&intern(link.campaign_id).to_le_bytes());
     out.extend_from_slice(&intern(link.program_id).to_le_bytes());
-    // A preview's fields are bounded (≤ 800 + 2000 + 2048 + 800 + 400
-    // bytes): with the rest, a record stays far below 64 KiB.
-    for field in link.preview.iter().flat_map(PreviewView::fields) {
-        let field = field.unwrap_or("");
-        out.extend_from_slice(&(field.len() as u16).to_le_bytes());
-        out.extend_from_slice(field.as_bytes());
-    }
-    // A host name: at most 253 bytes.
-    if let Some(domain) = link.advocate_domain.as_deref() {
-        out.push(domain.len() as u8);
-        out.extend_from_slice(domain.as_bytes());
-    }
+    out[flags_at] |= link.pack_tail(FIRST_TAIL, out);
     let len = (out.len() - start) as u16;
     out[start..start + 2].copy_from_slice(&len.to_le_bytes());
 }
@@ -223,30 +216,17 @@ pub fn check_record(record: &[u8]) -> Option<usize> {
     let advocate = field(1)?;
     std::str::from_utf8(advocate).ok()?;
     let ids = p;
-    let mut end = ids + 8;
-    if flags & HAS_PREVIEW != 0 {
-        for _ in 0..5 {
-            let n = u16::from_le_bytes([*record.get(end)?, *record.get(end + 1)?]) as usize;
-            std::str::from_utf8(record.get(end + 2..end + 2 + n)?).ok()?;
-            end += 2 + n;
-        }
-    }
-    let mut advocate_domain = "";
-    if flags & HAS_ADVOCATE_DOMAIN != 0 {
-        let n = *record.get(end)? as usize;
-        advocate_domain = std::str::from_utf8(record.get(end + 1..end + 1 + n)?).ok()?;
-        end += 1 + n;
-    }
+    let mut tail = record.get(ids + 8..)?;
+    LinkView::read_tail(flags, FIRST_TAIL, &mut tail)?;
     // The records were validated when their links were created; this guards
     // against a damaged file, cheaply (no URL parse): the bytes a request
     // would send must still be visible ASCII.
     let visible = |s: &str| s.bytes().all(|b| b.is_ascii_graphic());
     if !super::ShortCode::is_valid(code)
         || !visible(domain)
-        || !visible(advocate_domain)
         || target.is_empty()
         || !visible(target)
-        || end != len
+        || !tail.is_empty()
     {
         return None;
     }
@@ -407,36 +387,28 @@ impl LinkRef {
         name_of(self.id_at(self.fields().ids + 4))
     }
 
-    /// The link's preview, read in place; `None` for most links (one flag
-    /// test).
-    pub fn preview(&self) -> Option<PreviewView<'_>> {
-        if self.flags() & HAS_PREVIEW == 0 {
-            return None;
+    /// The tail fields (`LinkView::read_tail`: the hot ones at their
+    /// defaults), read in place; one flag test for a link without them.
+    pub fn tail(&self) -> LinkView<'_> {
+        if self.flags() & TAIL_FLAGS == 0 {
+            return LinkView::default();
         }
-        let b = self.bytes();
-        let mut p = self.fields().ids + 8;
-        let mut next = || {
-            let len = u16::from_le_bytes([b[p], b[p + 1]]) as usize;
-            let text = self.str_at((p + 2, len));
-            p += 2 + len;
-            (!text.is_empty()).then_some(text)
-        };
-        PreviewView::from_fields([next(), next(), next(), next(), next()])
+        let mut tail = &self.bytes()[self.fields().ids + 8..];
+        LinkView::read_tail(self.flags(), FIRST_TAIL, &mut tail).unwrap_or_default()
     }
 
-    /// The advocate's company domain (self-referrals), read in place.
+    /// The link's preview; `None` for most links (one flag test).
+    pub fn preview(&self) -> Option<PreviewView<'_>> {
+        self.tail().preview
+    }
+
+    /// The advocate's company domain (self-referrals).
     pub fn advocate_domain(&self) -> Option<&str> {
-        if self.flags() & HAS_ADVOCATE_DOMAIN == 0 {
-            return None;
+        // Read in place: always borrowed from the record.
+        match self.tail().advocate_domain {
+            Some(Cow::Borrowed(domain)) => Some(domain),
+            _ => None,
         }
-        let b = self.bytes();
-        let mut p = self.fields().ids + 8;
-        if self.flags() & HAS_PREVIEW != 0 {
-            for _ in 0..5 {
-                p += 2 + u16::from_le_bytes([b[p], b[p + 1]]) as usize;
-            }
-        }
-        Some(self.str_at((p + 1, b[p] as usize)))
     }
 
     pub fn redirect(&self) -> RedirectStatus {
@@ -480,22 +452,22 @@ impl LinkRef {
     /// The link as a validated `Link` again.
     pub fn to_link(&self) -> Option<Link> {
         let (campaign_id, program_id) = (self.campaign_id(), self.program_id());
-        let record = LinkRecord {
-            code: Some(self.code().into()),
-            target: Some(self.target().into()),
-            domain: self.domain().map(Into::into),
-            advocate_id: self.advocate_id().map(Into::into),
-            campaign_id: campaign_id.as_deref().map(Into::into),
-            program_id: program_id.as_deref().map(Into::into),
-            redirect: Some(self.redirect().as_u16()),
-            forward_query: Some(self.forward_query()),
-            status: Some(self.status()),
-            expires_at: None,
-            preview: self.preview().map(|p| p.to_record()),
-            advocate_domain: self.advocate_domain().map(Into::into),
+        let view = LinkView {
+            code: self.code(),
+            domain: self.domain().map(Cow::Borrowed),
+            target: self.target(),
+            advocate_id: self.advocate_id(),
+            campaign_id: campaign_id.as_deref(),
+            program_id: program_id.as_deref(),
+            redirect: self.redirect(),
+            forward_query: self.forward_query(),
+            status: self.status(),
+            expires_at: self.expires_at(),
+            ..self.tail()
         };
-        let mut link = Link::from_record(&record).ok()?;
-        link.expires_at = self.expires_at();
+        // Checked again, as any link is made (the instant is kept as read).
+        let mut link = Link::from_record(&view.to_record()).ok()?;
+        link.expires_at = view.expires_at;
         Some(link)
     }
 }

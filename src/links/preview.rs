@@ -1,14 +1,11 @@
 //! A link's `preview` (README: "Sharing"): what a link-preview fetcher is
-//! shown instead of the redirect. Its fields and their rules, in the three
-//! forms a link takes (wire record, borrowed view, owned); the links file,
+//! shown instead of the redirect: its fields, declared once as a group of
+//! their own, and how the group is one field of a link; the links file,
 //! the admin API, snapshots and the links topic all carry it with the link.
 //! The page made of it is `share::preview`'s.
 
-use std::borrow::Cow;
-
-use serde::{Deserialize, Serialize};
-
 use super::LinkError;
+use super::field::{FieldKind, HttpsUrl, Packed, Title, Words, field_group};
 
 /// Longest title, description, image alt text and site name, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -16,192 +13,102 @@ pub const MAX_DESCRIPTION_CHARS: usize = 500;
 pub const MAX_IMAGE_ALT_CHARS: usize = 200;
 pub const MAX_SITE_NAME_CHARS: usize = 100;
 
-/// A preview as written in a link's JSON, text borrowed where it needs no
-/// unescaping.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PreviewRecord<'a> {
-    #[serde(
-        default,
-        borrow,
-        deserialize_with = "super::link::borrowed",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub title: Option<Cow<'a, str>>,
-    #[serde(
-        default,
-        borrow,
-        deserialize_with = "super::link::borrowed",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub description: Option<Cow<'a, str>>,
-    #[serde(
-        default,
-        borrow,
-        deserialize_with = "super::link::borrowed",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub image: Option<Cow<'a, str>>,
-    #[serde(
-        default,
-        borrow,
-        deserialize_with = "super::link::borrowed",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub image_alt: Option<Cow<'a, str>>,
-    #[serde(
-        default,
-        borrow,
-        deserialize_with = "super::link::borrowed",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub site_name: Option<Cow<'a, str>>,
-}
-
-/// A validated preview, borrowing its text (from a record, a `Preview`, or
-/// a packed link in the serving map).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PreviewView<'a> {
-    pub title: &'a str,
-    pub description: Option<&'a str>,
-    pub image: Option<&'a str>,
-    pub image_alt: Option<&'a str>,
-    pub site_name: Option<&'a str>,
-}
-
-/// A validated preview that owns its text (inside a `Link`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Preview {
-    pub title: Box<str>,
-    pub description: Option<Box<str>>,
-    pub image: Option<Box<str>>,
-    pub image_alt: Option<Box<str>>,
-    pub site_name: Option<Box<str>>,
-}
-
-fn text<'a>(
-    field: &'static str,
-    value: Option<&'a str>,
-    max_chars: usize,
-) -> Result<Option<&'a str>, LinkError> {
-    let Some(s) = value else { return Ok(None) };
-    if s.chars().count() > max_chars {
-        return Err(LinkError::field(
-            field,
-            format!("is longer than {max_chars} characters"),
-        ));
-    }
-    if s.chars().any(char::is_control) {
-        return Err(LinkError::field(field, "contains control characters"));
-    }
-    Ok(Some(s))
-}
-
-impl PreviewRecord<'_> {
-    /// Validates every field, reporting each one that is wrong.
-    pub fn check<'s>(&'s self, errors: &mut Vec<LinkError>) -> Option<PreviewView<'s>> {
-        let mut keep =
-            |res: Result<Option<&'s str>, LinkError>| res.map_err(|e| errors.push(e)).ok();
-        let title = keep(
-            text("preview.title", self.title.as_deref(), MAX_TITLE_CHARS).and_then(|t| match t {
-                Some(t) if !t.is_empty() => Ok(Some(t)),
-                _ => Err(LinkError::field(
-                    "preview.title",
-                    "is required (1-200 characters)",
-                )),
-            }),
-        );
-        let description = keep(text(
-            "preview.description",
-            self.description.as_deref(),
-            MAX_DESCRIPTION_CHARS,
-        ));
-        let image = keep(self.image.as_deref().map_or(Ok(None), |url| {
-            crate::target::check(url)
-                .and_then(|()| {
-                    url.get(..8)
-                        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
-                        .then_some(Some(url))
-                        .ok_or_else(|| "must be an https URL".to_owned())
-                })
-                .map_err(|reason| LinkError::field("preview.image", reason))
-        }));
-        let image_alt = keep(text(
-            "preview.image_alt",
-            self.image_alt.as_deref(),
-            MAX_IMAGE_ALT_CHARS,
-        ));
-        let site_name = keep(text(
-            "preview.site_name",
-            self.site_name.as_deref(),
-            MAX_SITE_NAME_CHARS,
-        ));
-        Some(PreviewView {
-            title: title??,
-            description: description?,
-            image: image?,
-            image_alt: image_alt?,
-            site_name: site_name?,
-        })
+field_group! {
+    /// What a link-preview fetcher (LinkedIn, Slack, X, Facebook, WhatsApp,
+    /// Teams, iMessage) is shown: an HTML page with Open Graph and Twitter
+    /// card tags. Lengths count characters; no control characters.
+    PreviewRecord / PreviewView / Preview, prefix "preview." {
+        title: Title<MAX_TITLE_CHARS>, hot, required true;
+        description: Words<MAX_DESCRIPTION_CHARS>, hot;
+        image: HttpsUrl, hot;
+        image_alt: Words<MAX_IMAGE_ALT_CHARS>, hot;
+        site_name: Words<MAX_SITE_NAME_CHARS>, hot;
     }
 }
 
-impl<'a> PreviewView<'a> {
-    pub fn to_owned(&self) -> Preview {
-        Preview {
-            title: self.title.into(),
-            description: self.description.map(Box::from),
-            image: self.image.map(Box::from),
-            image_alt: self.image_alt.map(Box::from),
-            site_name: self.site_name.map(Box::from),
+/// A link's `preview` field: the group above, optional.
+#[derive(Debug)]
+pub enum PreviewField {}
+
+impl FieldKind for PreviewField {
+    type Wire<'a> = PreviewRecord<'a>;
+    type View<'a> = Option<PreviewView<'a>>;
+    type Owned = Option<Preview>;
+
+    fn check<'a, 'b: 'a>(
+        _: &'static str,
+        wire: Option<&'a PreviewRecord<'b>>,
+    ) -> Result<Option<PreviewView<'a>>, LinkError> {
+        let Some(record) = wire else { return Ok(None) };
+        record
+            .check()
+            .map(Some)
+            .map_err(|mut errors| errors.swap_remove(0))
+    }
+    /// Every wrong field of the preview is named (`preview.title`, …).
+    fn check_into<'a, 'b: 'a>(
+        _: &'static str,
+        wire: Option<&'a PreviewRecord<'b>>,
+        errors: &mut Vec<LinkError>,
+    ) -> Option<Option<PreviewView<'a>>> {
+        let Some(record) = wire else {
+            return Some(None);
+        };
+        record.check().map(Some).map_err(|e| errors.extend(e)).ok()
+    }
+    fn wire<'a>(view: &Self::View<'a>) -> Option<Self::Wire<'a>> {
+        view.as_ref().map(PreviewView::to_record)
+    }
+    fn own(view: &Option<PreviewView<'_>>) -> Option<Preview> {
+        view.as_ref().map(PreviewView::to_owned)
+    }
+    fn view(owned: &Option<Preview>) -> Option<PreviewView<'_>> {
+        owned.as_ref().map(Preview::view)
+    }
+    fn schema() -> serde_json::Value {
+        serde_json::json!({"anyOf": [{"type": "null"}, {"$ref": "#/components/schemas/Preview"}]})
+    }
+    fn example() -> PreviewRecord<'static> {
+        PreviewRecord::example()
+    }
+}
+
+/// A preview in the packed record's tail: its fields in declaration order,
+/// each `len:u16` and its bytes (0 = none). Every field is bounded (≤ 800 +
+/// 2000 + 2048 + 800 + 400 bytes): with the rest, a record stays far below
+/// 64 KiB.
+impl Packed for PreviewField {
+    fn pack(view: &Option<PreviewView<'_>>, out: &mut Vec<u8>) -> bool {
+        let Some(p) = view else { return false };
+        for text in [
+            Some(p.title),
+            p.description,
+            p.image,
+            p.image_alt,
+            p.site_name,
+        ] {
+            let text = text.unwrap_or("");
+            out.extend_from_slice(&(text.len() as u16).to_le_bytes());
+            out.extend_from_slice(text.as_bytes());
         }
+        true
     }
-
-    /// The wire form.
-    pub fn to_record(&self) -> PreviewRecord<'a> {
-        PreviewRecord {
-            title: Some(Cow::Borrowed(self.title)),
-            description: self.description.map(Cow::Borrowed),
-            image: self.image.map(Cow::Borrowed),
-            image_alt: self.image_alt.map(Cow::Borrowed),
-            site_name: self.site_name.map(Cow::Borrowed),
-        }
-    }
-
-    /// The fields in a fixed order (title first), for packing.
-    pub fn fields(&self) -> [Option<&'a str>; 5] {
-        [
-            Some(self.title),
-            self.description,
-            self.image,
-            self.image_alt,
-            self.site_name,
-        ]
-    }
-
-    /// The view of fields in `fields`' order (`None` when there is no title).
-    pub fn from_fields(
-        [title, description, image, image_alt, site_name]: [Option<&'a str>; 5],
-    ) -> Option<Self> {
-        Some(PreviewView {
+    fn unpack<'a>(bytes: &mut &'a [u8]) -> Option<Option<PreviewView<'a>>> {
+        let mut next = || -> Option<Option<&'a str>> {
+            let len = u16::from_le_bytes([*bytes.first()?, *bytes.get(1)?]) as usize;
+            let text = std::str::from_utf8(bytes.get(2..2 + len)?).ok()?;
+            *bytes = &bytes[2 + len..];
+            Some((!text.is_empty()).then_some(text))
+        };
+        let (title, description, image, image_alt, site_name) =
+            (next()?, next()?, next()?, next()?, next()?);
+        Some(Some(PreviewView {
             title: title?,
             description,
             image,
             image_alt,
             site_name,
-        })
-    }
-}
-
-impl Preview {
-    pub fn view(&self) -> PreviewView<'_> {
-        PreviewView {
-            title: &self.title,
-            description: self.description.as_deref(),
-            image: self.image.as_deref(),
-            image_alt: self.image_alt.as_deref(),
-            site_name: self.site_name.as_deref(),
-        }
+        }))
     }
 }
 
@@ -212,12 +119,7 @@ mod tests {
     fn check(json: serde_json::Value) -> Result<Preview, Vec<LinkError>> {
         let text = json.to_string();
         let record: PreviewRecord<'_> = serde_json::from_str(&text).unwrap();
-        let mut errors = Vec::new();
-        let view = record.check(&mut errors);
-        match view {
-            Some(v) if errors.is_empty() => Ok(v.to_owned()),
-            _ => Err(errors),
-        }
+        record.check().map(|v| v.to_owned())
     }
 
     fn fields(errors: Vec<LinkError>) -> Vec<String> {
@@ -240,8 +142,15 @@ mod tests {
             "image_alt": "a", "site_name": "ACME"
         }))
         .unwrap();
+        let v = full.view();
         assert_eq!(
-            full.view().fields(),
+            [
+                Some(v.title),
+                v.description,
+                v.image,
+                v.image_alt,
+                v.site_name
+            ],
             [
                 Some("t"),
                 Some("d"),

@@ -1,5 +1,7 @@
 //! A link's rules, field by field, and its wire form both ways.
 
+use std::borrow::Cow;
+
 use super::*;
 
 #[test]
@@ -152,4 +154,55 @@ fn record_round_trip() {
     let l = Link::from_json(r#"{"code":"abc","target":"https://a.example/","advocate_id":"x","expires_at":"2030-01-01T00:00:00Z"}"#).unwrap();
     let again = Link::from_record(&l.to_record()).unwrap();
     assert_eq!(l, again);
+}
+
+/// Every declared field, set to its kind's example, survives every form a
+/// link takes: wire record, JSON, owned link, packed record. A field added to
+/// the declaration but lost by one of them fails here.
+#[test]
+fn every_declared_field_survives_every_form() {
+    let example = LinkRecord::example();
+    let link = Link::check_record(&example).expect("the examples are valid");
+    let json = serde_json::to_value(link.to_record()).unwrap();
+    assert_eq!(
+        json.as_object().unwrap().keys().collect::<Vec<_>>().len(),
+        LinkRecord::FIELDS.len(),
+        "every field is written: {json}"
+    );
+    for field in LinkRecord::FIELDS {
+        assert_eq!(
+            json[field],
+            serde_json::to_value(&example).unwrap()[field],
+            "{field} changed on its way through the link"
+        );
+    }
+    assert_eq!(Link::from_json(&json.to_string()).unwrap(), link);
+    let packed: std::sync::Arc<[u8]> = super::super::packed::pack(&link.view(), 0).into();
+    let served = super::super::LinkRef::new(packed, 0);
+    assert_eq!(
+        served.to_link().as_ref(),
+        Some(&link),
+        "packed and read back"
+    );
+}
+
+/// The README's "Links file" table has one row per declared field.
+#[test]
+fn the_readme_lists_every_field() {
+    let readme = include_str!("../../../README.md");
+    let table = readme
+        .split("## Links file")
+        .nth(1)
+        .and_then(|s| s.split("\n\n").find(|p| p.starts_with("| field")))
+        .expect("README: a table under \"## Links file\"");
+    let mut listed: Vec<&str> = table
+        .lines()
+        .skip(2)
+        .flat_map(|row| row.split('|').nth(1).unwrap_or("").split(','))
+        .map(|name| name.trim().trim_matches('`'))
+        .collect();
+    listed.sort_unstable();
+    let mut declared = LinkRecord::FIELDS.to_vec();
+    declared.sort_unstable();
+    assert_eq!(listed, declared);
 }
