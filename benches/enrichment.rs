@@ -24,7 +24,7 @@ use refedge::visitor::{self, BotDetector, device::DeviceParser};
 
 /// The allocator the binary uses, so that the figures are the binary's.
 #[global_allocator]
-static ALLOCATOR: refedge::alloc::Allocator = refedge::alloc::Allocator;
+static ALLOCATOR: refedge::sys::alloc::Allocator = refedge::sys::alloc::Allocator;
 
 const AGENTS: &[&str] = &[
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",

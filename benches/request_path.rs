@@ -42,7 +42,7 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
             c.set((a + 1, b + layout.size() as u64, f));
         });
         // SAFETY: the caller's contract is the allocator's.
-        unsafe { refedge::alloc::Allocator.alloc(layout) }
+        unsafe { refedge::sys::alloc::Allocator.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
@@ -51,7 +51,7 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
             c.set((a, b, f + 1));
         });
         // SAFETY: as above.
-        unsafe { refedge::alloc::Allocator.dealloc(ptr, layout) }
+        unsafe { refedge::sys::alloc::Allocator.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
@@ -60,7 +60,7 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
             c.set((a + 1, b + size as u64, f + 1));
         });
         // SAFETY: as above.
-        unsafe { refedge::alloc::Allocator.realloc(ptr, layout, size) }
+        unsafe { refedge::sys::alloc::Allocator.realloc(ptr, layout, size) }
     }
 }
 

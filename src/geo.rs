@@ -63,21 +63,20 @@ impl std::fmt::Debug for GeoDbs {
     }
 }
 
-#[allow(unsafe_code)]
 fn open(
     key: &'static str,
     path: &Path,
     expected: &'static [&'static str],
 ) -> Result<Reader<Mmap>, GeoError> {
-    // SAFETY: the map stays valid as long as the file's pages do. GeoIP
-    // updaters (geoipupdate, DB-IP's) replace a database by renaming a new
-    // file over it, which leaves the mapped inode intact; a database must not
-    // be truncated in place while refedge runs (documented in the README).
-    let reader = unsafe { Reader::open_mmap(path) }.map_err(|source| GeoError::Open {
-        key,
-        path: path.to_owned(),
-        source,
-    })?;
+    let reader = std::fs::File::open(path)
+        .map_err(maxminddb::MaxMindDbError::from)
+        .and_then(|file| crate::sys::map::read_only(&file).map_err(maxminddb::MaxMindDbError::Mmap))
+        .and_then(Reader::from_source)
+        .map_err(|source| GeoError::Open {
+            key,
+            path: path.to_owned(),
+            source,
+        })?;
     let found = &reader.metadata.database_type;
     if !expected.iter().any(|e| found.contains(e)) {
         return Err(GeoError::WrongType {

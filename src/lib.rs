@@ -61,7 +61,7 @@
 //! - [`shutdown`]: SIGTERM/SIGINT and the fixed stop sequence.
 //! - [`config`]: sections (each key declared once), env overlay,
 //!   validation.
-//! - [`shape`]: the fields a serde type reads, walked off the type (the
+//! - [`serde_fields`]: the fields a serde type reads, walked off the type (the
 //!   config's keys; the event readers held to their schemas).
 //! - [`http`]: listeners, per-core threads, balance, accept loop and limits,
 //!   services, router, `Location`, the plain listener's redirect to HTTPS.
@@ -87,7 +87,7 @@
 //! - [`percent`]: percent-decoding of query names and values.
 //! - [`bearer`]: bearer tokens, compared in constant time.
 //! - [`events`]: the click record, the hand-off, enrichment, the JSON line
-//!   and its reader, the spool, the Kafka shipper; `events::shapes` holds
+//!   and its reader, the spool, the Kafka shipper; `events::schemas` holds
 //!   every event shape to its JSON Schema.
 //! - [`kafka`]: the one librdkafka client builder (from the `[kafka]`
 //!   section), logs into `tracing`.
@@ -101,7 +101,6 @@
 //!   `malloc`), and free pages given back after a bulk load.
 
 pub mod admin;
-pub mod alloc;
 pub mod attribution;
 pub mod bearer;
 pub mod commands;
@@ -120,10 +119,13 @@ pub mod node;
 pub mod percent;
 pub mod prehashed;
 pub mod privacy;
+pub mod readiness;
+pub mod reply;
 pub mod risk;
-pub mod shape;
+pub mod serde_fields;
 pub mod share;
 pub mod shutdown;
+pub mod sys;
 pub mod target;
 pub mod tls;
 pub mod visitor;

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use refedge::commands;
 
 #[global_allocator]
-static ALLOCATOR: refedge::alloc::Allocator = refedge::alloc::Allocator;
+static ALLOCATOR: refedge::sys::alloc::Allocator = refedge::sys::alloc::Allocator;
 
 #[derive(Parser)]
 #[command(

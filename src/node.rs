@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::watch;
 
-use crate::admin::{Admin, Readiness, links_api::LinksApi};
+use crate::admin::{Admin, links_api::LinksApi};
 use crate::config::{Config, SinkKind};
 use crate::events::{EventPipeline, ShipperConfig, ShipperHandle};
 use crate::geo::Geo;
@@ -19,6 +19,7 @@ use crate::http::{Edge, Intake, Listeners, per_core, server, service};
 use crate::links::replication::{Replication, ReplicationConfig};
 use crate::links::{LinkEditor, LinkReloader, LinkStore, Publish, snapshot};
 use crate::metrics::{self, EventMetrics};
+use crate::readiness::Readiness;
 use crate::shutdown::{self, Running};
 use crate::tls::{self, CertStore, Https};
 
@@ -240,7 +241,7 @@ impl Node {
             "admin",
             None,
             self.admin_limits.clone(),
-            service::admin(Arc::clone(&self.admin)),
+            crate::admin::services(Arc::clone(&self.admin)),
             admin_listening,
             shutdown::ADMIN_DRAIN,
         ));

@@ -10,10 +10,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::admin::Readiness;
 use crate::events::{EventPipeline, ShipperHandle};
 use crate::links::replication::Replication;
 use crate::links::snapshot;
+use crate::readiness::Readiness;
 
 /// How long the spool writer gets to write what is queued at shutdown.
 const SPOOL_CLOSE_DEADLINE: Duration = Duration::from_secs(10);

@@ -11,8 +11,8 @@ use http_body_util::Full;
 use rand::Rng;
 use serde_json::json;
 
-use super::{json_error, method_not_allowed, respond};
 use crate::links::{Link, LinkEditor, LinkError, LinkRecord, ShortCode, load_into, load_threads};
+use crate::reply::Reply;
 use crate::share::qr;
 
 /// Largest single-link body.
@@ -28,10 +28,6 @@ pub struct LinksApi {
     pub channel_param: String,
 }
 
-fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
-    respond(status, "application/json", value.to_string())
-}
-
 fn field_errors(errors: &[LinkError]) -> Response<Full<Bytes>> {
     let fields: Vec<serde_json::Value> = errors
         .iter()
@@ -45,10 +41,12 @@ fn field_errors(errors: &[LinkError]) -> Response<Full<Bytes>> {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("; ");
-    json_response(
+    Reply::json(
         StatusCode::BAD_REQUEST,
-        json!({"error": message, "fields": fields}),
+        &json!({"error": message, "fields": fields}),
     )
+    .no_store()
+    .done()
 }
 
 fn parse_record(body: &[u8]) -> Result<LinkRecord<'_>, Vec<LinkError>> {
@@ -102,17 +100,16 @@ impl LinksApi {
         let rest = path.strip_prefix("/v1/links/")?;
         let (code, format) = qr::Format::split_path(rest)?;
         if !ShortCode::is_valid(code) {
-            return Some(json_error(
-                StatusCode::NOT_FOUND,
-                "no such link: not a valid code",
-            ));
+            return Some(
+                Reply::json_error(StatusCode::NOT_FOUND, "no such link: not a valid code").done(),
+            );
         }
         if method != Method::GET && method != Method::HEAD {
-            return Some(method_not_allowed("GET, HEAD"));
+            return Some(Reply::method_not_allowed("GET, HEAD").done());
         }
         let params = match qr::QrParams::parse(query) {
             Ok(params) => params,
-            Err(reason) => return Some(json_error(StatusCode::BAD_REQUEST, &reason)),
+            Err(reason) => return Some(Reply::json_error(StatusCode::BAD_REQUEST, &reason).done()),
         };
         // The host the code is printed for: a host name, and a port when
         // it is not the scheme's (percent-decoded, lower case).
@@ -129,13 +126,16 @@ impl LinksApi {
             None => store.get(None, code),
         };
         if found.is_none() {
-            return Some(json_error(StatusCode::NOT_FOUND, "no such link"));
+            return Some(Reply::json_error(StatusCode::NOT_FOUND, "no such link").done());
         }
         let Some(host) = host else {
-            return Some(json_error(
-                StatusCode::BAD_REQUEST,
-                "domain: required: the host (and port) the code is printed for",
-            ));
+            return Some(
+                Reply::json_error(
+                    StatusCode::BAD_REQUEST,
+                    "domain: required: the host (and port) the code is printed for",
+                )
+                .done(),
+            );
         };
         let url = qr::public_url(
             &format!("https://{host}"),
@@ -158,17 +158,21 @@ impl LinksApi {
         match (method, rest) {
             (&Method::POST, "") => self.bulk(body),
             (&Method::POST, "/mint") => self.mint(body),
-            (_, "") | (_, "/mint") => method_not_allowed("POST"),
+            (_, "") | (_, "/mint") => Reply::method_not_allowed("POST").done(),
             (m, code) => {
                 let code = code.strip_prefix('/').unwrap_or("");
                 if !ShortCode::is_valid(code) {
-                    return json_error(StatusCode::NOT_FOUND, "no such link: not a valid code");
+                    return Reply::json_error(
+                        StatusCode::NOT_FOUND,
+                        "no such link: not a valid code",
+                    )
+                    .done();
                 }
                 match *m {
                     Method::GET => self.get(code, domain_param(query).as_deref()),
                     Method::PUT => self.put(code, body),
                     Method::DELETE => self.delete(code, domain_param(query).as_deref()),
-                    _ => method_not_allowed("GET, PUT, DELETE"),
+                    _ => Reply::method_not_allowed("GET, PUT, DELETE").done(),
                 }
             }
         }
@@ -176,13 +180,16 @@ impl LinksApi {
 
     fn get(&self, code: &str, domain: Option<&str>) -> Response<Full<Bytes>> {
         match self.editor.store().get(domain, code) {
-            Some(link) => json_response(
+            Some(link) => Reply::json(
                 StatusCode::OK,
-                link.to_link()
+                &link
+                    .to_link()
                     .and_then(|l| serde_json::to_value(l.to_record()).ok())
                     .unwrap_or_default(),
-            ),
-            None => json_error(StatusCode::NOT_FOUND, "no such link"),
+            )
+            .no_store()
+            .done(),
+            None => Reply::json_error(StatusCode::NOT_FOUND, "no such link").done(),
         }
     }
 
@@ -209,16 +216,17 @@ impl LinksApi {
             *res.status_mut() = StatusCode::NO_CONTENT;
             res
         } else {
-            json_error(StatusCode::NOT_FOUND, "no such link")
+            Reply::json_error(StatusCode::NOT_FOUND, "no such link").done()
         }
     }
 
     fn bulk(&self, body: &[u8]) -> Response<Full<Bytes>> {
         if body.is_empty() {
-            return json_error(
+            return Reply::json_error(
                 StatusCode::BAD_REQUEST,
                 "a body is required: JSON Lines, one link per line",
-            );
+            )
+            .done();
         }
         // Read by the one links loader into a map of its own, then applied
         // (and published) link by link.
@@ -230,7 +238,7 @@ impl LinksApi {
         };
         let report = match load_into(body, threads, body.len() / 200, &read, 0) {
             Ok(report) => report,
-            Err(e) => return json_error(StatusCode::BAD_REQUEST, &e.to_string()),
+            Err(e) => return Reply::json_error(StatusCode::BAD_REQUEST, &e.to_string()).done(),
         };
         for link in read.all().iter().filter_map(|l| l.to_link()) {
             self.editor.upsert(link);
@@ -240,10 +248,12 @@ impl LinksApi {
             .iter()
             .map(|e| json!({"line": e.line, "error": e.error.to_string()}))
             .collect();
-        json_response(
+        Reply::json(
             StatusCode::OK,
-            json!({"accepted": report.loaded, "rejected": rejected}),
+            &json!({"accepted": report.loaded, "rejected": rejected}),
         )
+        .no_store()
+        .done()
     }
 
     fn mint(&self, body: &[u8]) -> Response<Full<Bytes>> {
@@ -282,14 +292,16 @@ impl LinksApi {
             Ok(link) => {
                 let value = serde_json::to_value(link.to_record()).unwrap_or_default();
                 let created = self.editor.upsert(link);
-                json_response(
+                Reply::json(
                     if created {
                         StatusCode::CREATED
                     } else {
                         replaced
                     },
-                    value,
+                    &value,
                 )
+                .no_store()
+                .done()
             }
             Err(errors) => field_errors(&errors),
         }

@@ -6,58 +6,23 @@
 pub mod links_api;
 pub mod side;
 
+use crate::readiness::Readiness;
+use crate::reply::Reply;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::Service;
 use metrics_exporter_prometheus::PrometheusHandle;
-
-/// Whether this node should receive traffic.
-#[derive(Debug, Default)]
-pub struct Readiness {
-    links_loaded: AtomicBool,
-    spool_ready: AtomicBool,
-    draining: AtomicBool,
-}
-
-impl Readiness {
-    pub fn set_links_loaded(&self) {
-        self.links_loaded.store(true, Ordering::SeqCst);
-        self.publish();
-    }
-
-    pub fn set_spool_ready(&self) {
-        self.spool_ready.store(true, Ordering::SeqCst);
-        self.publish();
-    }
-
-    pub fn set_draining(&self) {
-        self.draining.store(true, Ordering::SeqCst);
-        self.publish();
-    }
-
-    /// `refedge_ready`: 1 while `/readyz` answers 200.
-    fn publish(&self) {
-        let ready = self.not_ready_reason().is_none();
-        crate::metrics::ready().set(if ready { 1.0 } else { 0.0 });
-    }
-
-    /// The reason this node is not ready, or `None` when it is.
-    pub fn not_ready_reason(&self) -> Option<&'static str> {
-        if self.draining.load(Ordering::SeqCst) {
-            Some("draining")
-        } else if !self.links_loaded.load(Ordering::SeqCst) {
-            Some("links not loaded")
-        } else if !self.spool_ready.load(Ordering::SeqCst) {
-            Some("spool not writable")
-        } else {
-            None
-        }
-    }
-}
 
 /// State the admin listener answers from.
 #[derive(Debug)]
@@ -71,63 +36,51 @@ pub struct Admin {
     pub token: Option<String>,
 }
 
-pub fn respond(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::new(body.into()));
-    *res.status_mut() = status;
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
-}
-
-/// 405 with the `Allow` header RFC 9110 §15.5.6 requires.
-pub fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
-    let mut res = json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-    res.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    res
-}
-
-/// A JSON error body: `{"error": "..."}`.
-pub fn json_error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
-    let body = serde_json::json!({ "error": message }).to_string();
-    respond(status, "application/json", body)
-}
-
 impl Admin {
     /// Answers the health and metrics endpoints; `None` for anything else.
     pub fn handle_health<B>(&self, req: &Request<B>) -> Option<Response<Full<Bytes>>> {
         let get = req.method() == Method::GET || req.method() == Method::HEAD;
         match req.uri().path() {
-            "/livez" if get => Some(respond(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")),
+            "/livez" if get => Some(
+                Reply::new(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")
+                    .no_store()
+                    .done(),
+            ),
             "/readyz" if get => Some(match self.readiness.not_ready_reason() {
                 // A Kafka problem degrades the node but never takes it out of
                 // the load balancer: redirects go on and events wait in the spool.
                 None => match self.degraded() {
-                    None => respond(StatusCode::OK, "text/plain; charset=utf-8", "ready\n"),
-                    Some(why) => respond(
+                    None => Reply::new(StatusCode::OK, "text/plain; charset=utf-8", "ready\n")
+                        .no_store()
+                        .done(),
+                    Some(why) => Reply::new(
                         StatusCode::OK,
                         "text/plain; charset=utf-8",
                         format!("ready (degraded: {why}; events are kept in the spool)\n"),
-                    ),
+                    )
+                    .no_store()
+                    .done(),
                 },
-                Some(why) => respond(
+                Some(why) => Reply::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "text/plain; charset=utf-8",
                     format!("not ready: {why}\n"),
-                ),
+                )
+                .no_store()
+                .done(),
             }),
-            "/metrics" if get => Some(respond(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                crate::metrics::render(&self.prometheus),
-            )),
-            "/livez" | "/readyz" | "/metrics" => Some(method_not_allowed("GET, HEAD")),
+            "/metrics" if get => Some(
+                Reply::new(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    crate::metrics::render(&self.prometheus),
+                )
+                .no_store()
+                .done(),
+            ),
+            "/livez" | "/readyz" | "/metrics" => {
+                Some(Reply::method_not_allowed("GET, HEAD").done())
+            }
             _ => None,
         }
     }
@@ -141,7 +94,7 @@ impl Admin {
         }
         let path = req.uri().path();
         if path != "/v1/links" && !path.starts_with("/v1/links/") {
-            return json_error(StatusCode::NOT_FOUND, "no such endpoint");
+            return Reply::json_error(StatusCode::NOT_FOUND, "no such endpoint").done();
         }
         if let Err(denied) = self.authorize(&req) {
             return *denied;
@@ -161,13 +114,18 @@ impl Admin {
         let body = match http_body_util::Limited::new(body, limit).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return json_error(
+                return Reply::json_error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     &format!("body larger than {limit} bytes"),
-                );
+                )
+                .done();
             }
             Err(_) => {
-                return json_error(StatusCode::BAD_REQUEST, "could not read the request body");
+                return Reply::json_error(
+                    StatusCode::BAD_REQUEST,
+                    "could not read the request body",
+                )
+                .done();
             }
         };
         let links = self.links.clone();
@@ -179,7 +137,9 @@ impl Admin {
         // Bulk imports parse megabytes: keep them off the async workers.
         tokio::task::spawn_blocking(move || links.handle(&method, &path, query.as_deref(), &body))
             .await
-            .unwrap_or_else(|_| json_error(StatusCode::INTERNAL_SERVER_ERROR, "the request failed"))
+            .unwrap_or_else(|_| {
+                Reply::json_error(StatusCode::INTERNAL_SERVER_ERROR, "the request failed").done()
+            })
     }
 
     /// Why event shipping is impaired, if it is.
@@ -195,19 +155,43 @@ impl Admin {
     /// 403 (write API off) or 401 (missing or wrong token) response.
     pub fn authorize<B>(&self, req: &Request<B>) -> Result<(), Box<Response<Full<Bytes>>>> {
         let Some(token) = &self.token else {
-            return Err(Box::new(json_error(
-                StatusCode::FORBIDDEN,
-                "the admin API is off: admin.token is not set",
-            )));
+            return Err(Box::new(
+                Reply::json_error(
+                    StatusCode::FORBIDDEN,
+                    "the admin API is off: admin.token is not set",
+                )
+                .done(),
+            ));
         };
         if crate::bearer::presented_one_of(req.headers(), [token.as_str()]) {
             Ok(())
         } else {
-            let mut res = json_error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+            let mut res =
+                Reply::json_error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token").done();
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             Err(Box::new(res))
         }
+    }
+}
+
+/// One admin connection's service.
+#[derive(Debug, Clone)]
+pub struct AdminService(Arc<Admin>);
+
+/// The services of the admin listener.
+pub fn services(admin: Arc<Admin>) -> impl Fn(SocketAddr) -> AdminService + Clone {
+    move |_peer| AdminService(Arc::clone(&admin))
+}
+
+impl Service<Request<Incoming>> for AdminService {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let admin = Arc::clone(&self.0);
+        Box::pin(async move { Ok(admin.handle(req).await) })
     }
 }
 

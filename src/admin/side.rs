@@ -12,8 +12,8 @@ use http::{Method, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::admin::{method_not_allowed, respond};
 use crate::http::server;
+use crate::reply::Reply;
 
 /// What `/readyz` answers from.
 pub trait Health: Send + Sync {
@@ -99,22 +99,28 @@ async fn serve(
             let get = req.method() == Method::GET || req.method() == Method::HEAD;
             let text = "text/plain; charset=utf-8";
             let res = match req.uri().path() {
-                "/livez" if get => respond(StatusCode::OK, text, "ok\n"),
+                "/livez" if get => Reply::new(StatusCode::OK, text, "ok\n").no_store().done(),
                 "/readyz" if get => match health.not_ready_reason() {
-                    None => respond(StatusCode::OK, text, "ready\n"),
-                    Some(why) => respond(
+                    None => Reply::new(StatusCode::OK, text, "ready\n")
+                        .no_store()
+                        .done(),
+                    Some(why) => Reply::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         text,
                         format!("not ready: {why}\n"),
-                    ),
+                    )
+                    .no_store()
+                    .done(),
                 },
-                "/metrics" if get => respond(
+                "/metrics" if get => Reply::new(
                     StatusCode::OK,
                     "text/plain; version=0.0.4; charset=utf-8",
                     crate::metrics::render(&prometheus),
-                ),
-                "/livez" | "/readyz" | "/metrics" => method_not_allowed("GET, HEAD"),
-                _ => crate::admin::json_error(StatusCode::NOT_FOUND, "no such endpoint"),
+                )
+                .no_store()
+                .done(),
+                "/livez" | "/readyz" | "/metrics" => Reply::method_not_allowed("GET, HEAD").done(),
+                _ => Reply::json_error(StatusCode::NOT_FOUND, "no such endpoint").done(),
             };
             std::future::ready(Ok::<_, std::convert::Infallible>(res))
         })

@@ -27,7 +27,7 @@ pub struct Decision {
 
 /// The attribution policy of one node.
 #[derive(Debug, Clone)]
-pub struct Attribution {
+pub struct AttributionPolicy {
     signer: CookieSigner,
     model: AttributionModel,
     /// `; Max-Age=…; Path=/; HttpOnly; SameSite=Lax[; Domain=…]`, built once.
@@ -53,17 +53,17 @@ pub fn signing_keys(config: &AttributionConfig) -> Vec<Vec<u8>> {
     }
 }
 
-impl Attribution {
+impl AttributionPolicy {
     /// Builds the policy; `secrets` are the configured keys, or a random key
     /// when none are configured (the caller warns about that).
-    pub fn new(config: &AttributionConfig, secrets: &[Vec<u8>]) -> Attribution {
+    pub fn new(config: &AttributionConfig, secrets: &[Vec<u8>]) -> AttributionPolicy {
         let window_secs = u64::from(config.window_days) * 86_400;
         let mut attributes = format!("; Max-Age={window_secs}; Path=/; HttpOnly; SameSite=Lax");
         if let Some(domain) = &config.cookie_domain {
             attributes.push_str("; Domain=");
             attributes.push_str(domain);
         }
-        Attribution {
+        AttributionPolicy {
             signer: CookieSigner::new(&config.cookie_name, secrets, window_secs),
             model: config.model,
             attributes,
@@ -129,16 +129,16 @@ mod tests {
 
     const NOW_MS: u64 = 1_800_000_000_000;
 
-    fn policy(model: AttributionModel, domain: Option<&str>) -> Attribution {
+    fn policy(model: AttributionModel, domain: Option<&str>) -> AttributionPolicy {
         let config = AttributionConfig {
             model,
             cookie_domain: domain.map(str::to_owned),
             ..AttributionConfig::default()
         };
-        Attribution::new(&config, &[b"0123456789abcdef".to_vec()])
+        AttributionPolicy::new(&config, &[b"0123456789abcdef".to_vec()])
     }
 
-    fn valid_cookie(p: &Attribution) -> (ClickId, CookieCheck) {
+    fn valid_cookie(p: &AttributionPolicy) -> (ClickId, CookieCheck) {
         let id = ClickId::new(NOW_MS - 1000);
         let value = p.signer().sign(&id, NOW_MS / 1000 - 1);
         (id, p.signer().verify(&value, NOW_MS / 1000))

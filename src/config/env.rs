@@ -2,7 +2,7 @@
 //! its variable, and the key's kind says how the text becomes a TOML value.
 
 use super::ConfigError;
-use super::keys::{self, Kind};
+use super::keys::{self, ValueKind};
 
 /// The environment variable that overrides `key`.
 pub fn env_name(key: &str) -> String {
@@ -15,11 +15,11 @@ pub(super) fn overlay(root: &mut toml::Table, env: &[(String, String)]) -> Resul
         let name = env_name(key);
         if let Some((_, raw)) = env.iter().find(|(k, _)| *k == name) {
             let value = match kind {
-                Kind::Str => toml::Value::String(raw.clone()),
-                Kind::Int => toml::Value::Integer(raw.trim().parse().map_err(|_| {
+                ValueKind::Str => toml::Value::String(raw.clone()),
+                ValueKind::Int => toml::Value::Integer(raw.trim().parse().map_err(|_| {
                     ConfigError::key(key.as_str(), format!("{name}={raw:?} is not an integer"))
                 })?),
-                Kind::Bool => toml::Value::Boolean(match raw.trim() {
+                ValueKind::Bool => toml::Value::Boolean(match raw.trim() {
                     "true" | "1" => true,
                     "false" | "0" => false,
                     _ => {
@@ -29,13 +29,13 @@ pub(super) fn overlay(root: &mut toml::Table, env: &[(String, String)]) -> Resul
                         ));
                     }
                 }),
-                Kind::List => toml::Value::Array(
+                ValueKind::List => toml::Value::Array(
                     split_list(raw)
                         .into_iter()
                         .map(toml::Value::String)
                         .collect(),
                 ),
-                Kind::Table => continue,
+                ValueKind::Table => continue,
             };
             set_path(root, key, value);
         }

@@ -1,9 +1,9 @@
-//! Every config key, read off the section structs themselves (`shape`
+//! Every config key, read off the section structs themselves (`serde_fields`
 //! walks `Config`): the list that the `REFEDGE_*` overlay reaches and that
 //! `config/refedge.toml` and the README's table are held to (tests below).
 //! A key is declared once, as a field of its section in `sections`.
 
-pub use crate::shape::Kind;
+pub use crate::serde_fields::ValueKind;
 
 use super::Config;
 
@@ -11,14 +11,14 @@ use super::Config;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
     pub key: String,
-    pub kind: Kind,
+    pub kind: ValueKind,
 }
 
 /// Every key of [`Config`], in declaration order.
 pub fn all() -> &'static [Key] {
     static KEYS: std::sync::OnceLock<Vec<Key>> = std::sync::OnceLock::new();
     KEYS.get_or_init(|| {
-        crate::shape::fields::<Config>()
+        crate::serde_fields::fields::<Config>()
             .into_iter()
             .map(|f| Key {
                 key: f.path,
@@ -32,22 +32,25 @@ pub fn all() -> &'static [Key] {
 mod tests {
     use super::*;
 
-    fn kind_of(key: &str) -> Option<Kind> {
+    fn kind_of(key: &str) -> Option<ValueKind> {
         all().iter().find(|k| k.key == key).map(|k| k.kind)
     }
 
     #[test]
     fn the_walk_finds_every_key_with_its_kind() {
-        assert_eq!(kind_of("server.listen"), Some(Kind::Str));
-        assert_eq!(kind_of("server.trusted_proxies"), Some(Kind::List));
-        assert_eq!(kind_of("server.worker_threads"), Some(Kind::Int));
-        assert_eq!(kind_of("tls.https_port"), Some(Kind::Int));
-        assert_eq!(kind_of("tls.hsts_include_subdomains"), Some(Kind::Bool));
-        assert_eq!(kind_of("tls.plain_http"), Some(Kind::Str));
-        assert_eq!(kind_of("attribution.secret"), Some(Kind::List));
-        assert_eq!(kind_of("kafka.properties"), Some(Kind::Table));
-        assert_eq!(kind_of("match.grace_secs"), Some(Kind::Int));
-        assert_eq!(kind_of("log.format"), Some(Kind::Str));
+        assert_eq!(kind_of("server.listen"), Some(ValueKind::Str));
+        assert_eq!(kind_of("server.trusted_proxies"), Some(ValueKind::List));
+        assert_eq!(kind_of("server.worker_threads"), Some(ValueKind::Int));
+        assert_eq!(kind_of("tls.https_port"), Some(ValueKind::Int));
+        assert_eq!(
+            kind_of("tls.hsts_include_subdomains"),
+            Some(ValueKind::Bool)
+        );
+        assert_eq!(kind_of("tls.plain_http"), Some(ValueKind::Str));
+        assert_eq!(kind_of("attribution.secret"), Some(ValueKind::List));
+        assert_eq!(kind_of("kafka.properties"), Some(ValueKind::Table));
+        assert_eq!(kind_of("match.grace_secs"), Some(ValueKind::Int));
+        assert_eq!(kind_of("log.format"), Some(ValueKind::Str));
         assert_eq!(kind_of("server"), None, "sections are not keys");
         let mut names: Vec<&str> = all().iter().map(|k| k.key.as_str()).collect();
         let n = names.len();
@@ -86,7 +89,7 @@ mod tests {
         let mut shown = keys_of_the_shipped_file();
         let mut declared: Vec<String> = all()
             .iter()
-            .filter(|k| k.kind != Kind::Table)
+            .filter(|k| k.kind != ValueKind::Table)
             .map(|k| k.key.clone())
             .collect();
         shown.sort();
@@ -110,7 +113,7 @@ mod tests {
         let mut declared: Vec<(String, String)> = all()
             .iter()
             .map(|k| match k.kind {
-                Kind::Table => (format!("{}.*", k.key), "—".to_owned()),
+                ValueKind::Table => (format!("{}.*", k.key), "—".to_owned()),
                 _ => (k.key.clone(), super::super::env_name(&k.key)),
             })
             .collect();

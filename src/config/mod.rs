@@ -347,7 +347,7 @@ mod tests {
         assert!(
             keys::all()
                 .iter()
-                .any(|k| k.key == "deliver.endpoints" && k.kind == keys::Kind::Table),
+                .any(|k| k.key == "deliver.endpoints" && k.kind == keys::ValueKind::Table),
             "a list of tables has no environment variable"
         );
         let c = Config::from_sources("t", "", &env(&[("REFEDGE_DELIVER_MAX_IN_FLIGHT", "50")]))

@@ -500,7 +500,7 @@ fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
 }
 
 /// A list of tables (`[[section.key]]`), read through the newtype
-/// `shape::TABLES` so that the key walk sees a table (no environment
+/// `serde_fields::TABLES` so that the key walk sees a table (no environment
 /// variable) rather than a list of strings.
 fn tables<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
     struct Tables<T>(std::marker::PhantomData<T>);
@@ -520,7 +520,10 @@ fn tables<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>
             Ok(out)
         }
     }
-    d.deserialize_newtype_struct(crate::shape::TABLES, Tables(std::marker::PhantomData))
+    d.deserialize_newtype_struct(
+        crate::serde_fields::TABLES,
+        Tables(std::marker::PhantomData),
+    )
 }
 
 fn cidr_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {

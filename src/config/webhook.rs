@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::EndpointConfig;
 
 /// The kinds of attribution an endpoint's `events` may name, in the order
-/// of `deliver::endpoint::Kind`.
+/// of `deliver::endpoint::EventType`.
 pub const EVENT_KINDS: [&str; 4] = ["matched", "unmatched", "reversal", "held"];
 
 const SECRET_PREFIX: &str = "whsec_";

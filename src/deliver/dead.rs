@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
-use super::send::Outcome;
+use super::send::Delivery;
 
 /// The dead letter's value.
 #[derive(Debug, Serialize)]
@@ -28,7 +28,7 @@ pub struct Letter<'a> {
 }
 
 impl<'a> Letter<'a> {
-    pub fn new(endpoint: &'a str, outcome: &'a Outcome, attribution: &'a RawValue) -> Letter<'a> {
+    pub fn new(endpoint: &'a str, outcome: &'a Delivery, attribution: &'a RawValue) -> Letter<'a> {
         Letter {
             endpoint,
             attempts: outcome.attempts,

@@ -13,34 +13,39 @@ use crate::config::EndpointConfig;
 
 /// What an attribution is, for the endpoints' filters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum EventType {
     Matched,
     Unmatched,
     Reversal,
     Held,
 }
 
-impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Matched, Kind::Unmatched, Kind::Reversal, Kind::Held];
+impl EventType {
+    pub const ALL: [EventType; 4] = [
+        EventType::Matched,
+        EventType::Unmatched,
+        EventType::Reversal,
+        EventType::Held,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Kind::Matched => "matched",
-            Kind::Unmatched => "unmatched",
-            Kind::Reversal => "reversal",
-            Kind::Held => "held",
+            EventType::Matched => "matched",
+            EventType::Unmatched => "unmatched",
+            EventType::Reversal => "reversal",
+            EventType::Held => "held",
         }
     }
 
-    pub fn of(matched: bool, held: bool, reversal: bool) -> Kind {
+    pub fn of(matched: bool, held: bool, reversal: bool) -> EventType {
         if reversal {
-            Kind::Reversal
+            EventType::Reversal
         } else if held {
-            Kind::Held
+            EventType::Held
         } else if matched {
-            Kind::Matched
+            EventType::Matched
         } else {
-            Kind::Unmatched
+            EventType::Unmatched
         }
     }
 }
@@ -73,7 +78,7 @@ impl Endpoint {
         })
     }
 
-    pub fn takes(&self, kind: Kind) -> bool {
+    pub fn takes(&self, kind: EventType) -> bool {
         self.takes[kind as usize]
     }
 }
@@ -84,16 +89,16 @@ mod tests {
 
     #[test]
     fn each_attribution_is_one_kind_named_as_the_config_names_it() {
-        assert_eq!(Kind::of(true, false, false), Kind::Matched);
-        assert_eq!(Kind::of(true, true, false), Kind::Held);
-        assert_eq!(Kind::of(true, false, true), Kind::Reversal);
-        assert_eq!(Kind::of(false, false, true), Kind::Reversal);
-        assert_eq!(Kind::of(false, false, false), Kind::Unmatched);
-        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(EventType::of(true, false, false), EventType::Matched);
+        assert_eq!(EventType::of(true, true, false), EventType::Held);
+        assert_eq!(EventType::of(true, false, true), EventType::Reversal);
+        assert_eq!(EventType::of(false, false, true), EventType::Reversal);
+        assert_eq!(EventType::of(false, false, false), EventType::Unmatched);
+        let names: Vec<&str> = EventType::ALL.iter().map(|k| k.as_str()).collect();
         assert_eq!(names, crate::config::webhook::EVENT_KINDS);
         let c = crate::config::webhook::tests::config("crm", "https://h.example/");
         let e = Endpoint::from_config(&c).unwrap();
-        assert!(e.takes(Kind::Matched) && e.takes(Kind::Reversal));
-        assert!(!e.takes(Kind::Held) && !e.takes(Kind::Unmatched));
+        assert!(e.takes(EventType::Matched) && e.takes(EventType::Reversal));
+        assert!(!e.takes(EventType::Held) && !e.takes(EventType::Unmatched));
     }
 }

@@ -3,7 +3,7 @@
 //! signed per Standard Webhooks, at least once (README: "Webhooks").
 //!
 //! ```text
-//! poll (consumer group deliver.group_id) ─► the record's kind (endpoint::Kind)
+//! poll (consumer group deliver.group_id) ─► the record's kind (endpoint::EventType)
 //!   ─► ledger::Ledger::offer: handed to each endpoint that takes it and has
 //!      room (deliver.max_in_flight); a full endpoint falls behind alone
 //!   ─► a task per endpoint and record: send::deliver (sign::Secrets, POST,
@@ -32,7 +32,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Deserialize;
 
 use crate::config::Config;
-use endpoint::{Endpoint, Kind};
+use endpoint::{Endpoint, EventType};
 use ledger::Ledger;
 
 /// The consumer's settings; `kafka.properties` override them.
@@ -398,7 +398,7 @@ impl Loop {
         let head = serde_json::from_slice::<Head<'_>>(payload).ok();
         let kind = head
             .as_ref()
-            .map(|h| Kind::of(h.matched, h.held, h.reversal));
+            .map(|h| EventType::of(h.matched, h.held, h.reversal));
         if head.is_none() {
             self.metrics.unreadable.increment(1);
         }
@@ -414,7 +414,7 @@ impl Loop {
         let matched_at_ms = head
             .matched_at
             .as_deref()
-            .map_or(0, crate::matcher::join::millis);
+            .map_or(0, crate::events::Timestamp::parse_millis);
         let body = Bytes::copy_from_slice(payload);
         for e in handed {
             let endpoint = Arc::clone(&self.endpoints[e]);

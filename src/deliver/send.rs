@@ -48,7 +48,7 @@ impl Client {
 
 /// How one attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
+pub enum Attempt {
     /// 2xx.
     Delivered(u16),
     /// 429, 5xx, a timeout or a connection error: try again, not before
@@ -62,20 +62,20 @@ pub enum Answer {
     Refused(u16, String),
 }
 
-impl Answer {
+impl Attempt {
     /// The label of `refedge_deliver_attempts_total{answer}`.
     pub fn label(&self) -> &'static str {
         match self {
-            Answer::Delivered(_) => "2xx",
-            Answer::Retry {
+            Attempt::Delivered(_) => "2xx",
+            Attempt::Retry {
                 status: Some(429), ..
             } => "429",
-            Answer::Retry {
+            Attempt::Retry {
                 status: Some(_), ..
             } => "5xx",
-            Answer::Retry { error, .. } if error.starts_with("timed out") => "timeout",
-            Answer::Retry { .. } => "error",
-            Answer::Refused(..) => "refused",
+            Attempt::Retry { error, .. } if error.starts_with("timed out") => "timeout",
+            Attempt::Retry { .. } => "error",
+            Attempt::Refused(..) => "refused",
         }
     }
 }
@@ -89,7 +89,7 @@ fn unix_now() -> u64 {
 
 /// One attempt, bounded by the endpoint's timeout (connecting, sending and
 /// reading the answer).
-pub async fn attempt(client: &Client, endpoint: &Endpoint, id: &str, body: &Bytes) -> Answer {
+pub async fn attempt(client: &Client, endpoint: &Endpoint, id: &str, body: &Bytes) -> Attempt {
     let timestamp = unix_now();
     let request = http::Request::post(&endpoint.url)
         .header(http::header::CONTENT_TYPE, "application/json")
@@ -106,7 +106,7 @@ pub async fn attempt(client: &Client, endpoint: &Endpoint, id: &str, body: &Byte
         .body(Full::new(body.clone()));
     let request = match request {
         Ok(r) => r,
-        Err(e) => return Answer::Refused(0, format!("cannot build the request: {e}")),
+        Err(e) => return Attempt::Refused(0, format!("cannot build the request: {e}")),
     };
     let exchange = async {
         let response = client.0.request(request).await?;
@@ -122,12 +122,12 @@ pub async fn attempt(client: &Client, endpoint: &Endpoint, id: &str, body: &Byte
         Ok::<_, hyper_util::client::legacy::Error>((status, retry_after, body.unwrap_or_default()))
     };
     match tokio::time::timeout(endpoint.timeout, exchange).await {
-        Err(_) => Answer::Retry {
+        Err(_) => Attempt::Retry {
             status: None,
             error: format!("timed out after {} ms", endpoint.timeout.as_millis()),
             after: None,
         },
-        Ok(Err(e)) => Answer::Retry {
+        Ok(Err(e)) => Attempt::Retry {
             status: None,
             error: error_chain(&e),
             after: None,
@@ -135,15 +135,15 @@ pub async fn attempt(client: &Client, endpoint: &Endpoint, id: &str, body: &Byte
         Ok(Ok((status, after, body))) => {
             let code = status.as_u16();
             if status.is_success() {
-                Answer::Delivered(code)
+                Attempt::Delivered(code)
             } else if code == 429 || status.is_server_error() {
-                Answer::Retry {
+                Attempt::Retry {
                     status: Some(code),
                     error: describe(status, &body),
                     after,
                 }
             } else {
-                Answer::Refused(code, describe(status, &body))
+                Attempt::Refused(code, describe(status, &body))
             }
         }
     }
@@ -200,7 +200,7 @@ pub fn backoff(failed: u32, retry_after: Option<Duration>, jitter: f64) -> Durat
 
 /// How a delivery ended, after every attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub struct Delivery {
     pub delivered: bool,
     pub attempts: u32,
     pub last_status: Option<u16>,
@@ -215,8 +215,8 @@ pub async fn deliver(
     id: &str,
     body: Bytes,
     max_age: Duration,
-    attempted: impl Fn(&Answer),
-) -> Outcome {
+    attempted: impl Fn(&Attempt),
+) -> Delivery {
     let started = Instant::now();
     let mut attempts = 0;
     loop {
@@ -228,23 +228,23 @@ pub async fn deliver(
         attempts += 1;
         attempted(&answer);
         let (status, error, after) = match answer {
-            Answer::Delivered(code) => {
-                return Outcome {
+            Attempt::Delivered(code) => {
+                return Delivery {
                     delivered: true,
                     attempts,
                     last_status: Some(code),
                     last_error: None,
                 };
             }
-            Answer::Refused(code, error) => {
-                return Outcome {
+            Attempt::Refused(code, error) => {
+                return Delivery {
                     delivered: false,
                     attempts,
                     last_status: (code != 0).then_some(code),
                     last_error: Some(error),
                 };
             }
-            Answer::Retry {
+            Attempt::Retry {
                 status,
                 error,
                 after,
@@ -252,7 +252,7 @@ pub async fn deliver(
         };
         let wait = backoff(attempts, after, rand::random::<f64>());
         if started.elapsed() + wait > max_age {
-            return Outcome {
+            return Delivery {
                 delivered: false,
                 attempts,
                 last_status: status,

@@ -117,19 +117,9 @@ impl RepeatTracker {
     /// Asks the CPU for the keys' slots ahead of `observe_keys`. The table is
     /// far larger than the caches and keys land anywhere in it: each lookup
     /// is a miss, which the writer overlaps with encoding the event before.
-    #[allow(unsafe_code)]
     pub fn prefetch(&self, keys: &RepeatKeys) {
         for key in keys.0.iter().flatten() {
-            let slot: *const u64 = &self.slots[Self::slot(*key)];
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: a prefetch is a hint on an address inside `slots`; it
-            // cannot fault and changes nothing the program can see.
-            unsafe {
-                use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-                _mm_prefetch::<_MM_HINT_T0>(slot.cast());
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            let _ = slot;
+            crate::sys::prefetch(&self.slots[Self::slot(*key)]);
         }
     }
 

@@ -209,6 +209,13 @@ impl super::line::JsonValue for Outcome {
 pub struct Timestamp([u8; 24]);
 
 impl Timestamp {
+    /// An RFC 3339 time (an event's `*_at` field) in Unix milliseconds (0
+    /// when it does not parse).
+    pub fn parse_millis(rfc3339: &str) -> u64 {
+        time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+            .map_or(0, |t| (t.unix_timestamp_nanos() / 1_000_000) as u64)
+    }
+
     /// The time `unix_ms` milliseconds after the epoch (UTC).
     pub fn from_millis(unix_ms: u64) -> Timestamp {
         thread_local! {
@@ -398,7 +405,7 @@ pub(crate) mod tests {
         assert_eq!(format_millis(base - 1), "2023-11-14T22:13:19.999Z");
     }
 
-    /// The field list itself is held to the schema in `events::shapes`.
+    /// The field list itself is held to the schema in `events::schemas`.
     #[test]
     fn a_record_becomes_its_event() {
         let record = ClickRecord::not_found(

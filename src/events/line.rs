@@ -189,8 +189,8 @@ struct Fields<'a> {
 
 /// The fields the head's JSON reader reads (held to the schemas).
 #[cfg(test)]
-pub(super) fn head_fields() -> Vec<crate::shape::Field> {
-    crate::shape::fields::<Fields<'_>>()
+pub(super) fn head_fields() -> Vec<crate::serde_fields::Field> {
+    crate::serde_fields::fields::<Fields<'_>>()
 }
 
 impl<'a> EventHead<'a> {

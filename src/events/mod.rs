@@ -15,7 +15,7 @@ mod event;
 mod handoff;
 pub(crate) mod line;
 #[cfg(test)]
-mod shapes;
+pub(crate) mod schemas;
 pub mod ship;
 pub mod spool;
 

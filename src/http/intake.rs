@@ -17,12 +17,13 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::json;
 
-use crate::attribution::{Attribution, CookieCheck};
+use crate::attribution::{AttributionPolicy, CookieCheck};
 use crate::config::{AttributionConfig, ConversionsConfig, PrivacyConfig, ServerConfig};
 use crate::conversions::{ConversionEvent, Posted, Received, Refused, Source};
 use crate::events::EventSink;
 use crate::metrics::{self, ConversionResult};
 use crate::privacy::IpPolicy;
+use crate::reply::Reply;
 
 /// The server-to-server path.
 pub const SERVER_PATH: &str = "/v1/conversions";
@@ -42,7 +43,7 @@ const RETRY_AFTER_SECS: &str = "1";
 pub struct Intake {
     tokens: Vec<String>,
     origins: Vec<String>,
-    attribution: Attribution,
+    attribution: AttributionPolicy,
     ip: Mutex<IpPolicy>,
     trusted_proxies: Vec<ipnet::IpNet>,
     node: String,
@@ -61,20 +62,10 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn answer(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::new(Bytes::from(body.to_string())));
-    *res.status_mut() = status;
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
-}
-
 fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
-    answer(status, json!({ "error": message }))
+    Reply::json(status, &json!({ "error": message }))
+        .no_store()
+        .done()
 }
 
 fn refused(r: &Refused) -> Response<Full<Bytes>> {
@@ -108,7 +99,7 @@ impl Intake {
         Intake {
             tokens: conversions.tokens.clone(),
             origins: conversions.allowed_origins.clone(),
-            attribution: Attribution::new(attribution, keys),
+            attribution: AttributionPolicy::new(attribution, keys),
             ip: Mutex::new(IpPolicy::new(privacy.ip, &keys[0])),
             trusted_proxies: server.trusted_proxies.clone(),
             node,
@@ -309,14 +300,16 @@ impl Intake {
         if !self.durable(line).await {
             return unavailable();
         }
-        let res = answer(
+        let res = Reply::json(
             StatusCode::ACCEPTED,
-            json!({
+            &json!({
                 "conversion_id": event.conversion_id,
                 "click_id": event.click_id,
                 "within_window": event.within_window,
             }),
-        );
+        )
+        .no_store()
+        .done();
         (ConversionResult::Accepted, res)
     }
 
@@ -354,10 +347,12 @@ impl Intake {
         if accepted > 0 && !self.durable(lines).await {
             return unavailable();
         }
-        let res = answer(
+        let res = Reply::json(
             StatusCode::OK,
-            json!({"accepted": accepted, "rejected": rejected}),
-        );
+            &json!({"accepted": accepted, "rejected": rejected}),
+        )
+        .no_store()
+        .done();
         (ConversionResult::Accepted, res)
     }
 

@@ -12,12 +12,13 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
-use crate::attribution::{Attribution, ClickId, Decision};
+use crate::attribution::{AttributionPolicy, ClickId, Decision};
 use crate::config::{AttributionConfig, GpcPolicy, LinksConfig, PrivacyConfig, ServerConfig};
 use crate::events::{ClickRecord, ClickText, EventSink, Handed, Outcome};
 use crate::hostname;
 use crate::links::{LinkStatus, LinkStore, Resolution, ShortCode};
 use crate::metrics::{RequestMetrics, RequestOutcome};
+use crate::reply::{self, Reply, X_ROBOTS_TAG};
 use crate::risk::{Flag, Flags};
 use crate::share::{channel, preview, qr};
 use crate::visitor;
@@ -35,7 +36,7 @@ pub struct ConnInfo {
 #[derive(Debug)]
 pub struct Edge {
     pub links: Arc<LinkStore>,
-    pub attribution: Attribution,
+    pub attribution: AttributionPolicy,
     pub events: EventSink,
     pub metrics: RequestMetrics,
     pub fallback: Option<HeaderValue>,
@@ -50,31 +51,7 @@ pub struct Edge {
 
 const NO_STORE: HeaderValue = HeaderValue::from_static("private, no-store");
 const NOINDEX: HeaderValue = HeaderValue::from_static("noindex");
-const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
-const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
 const ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD");
-/// Named once: a name given as text is parsed again at every insert.
-const X_ROBOTS_TAG: header::HeaderName = header::HeaderName::from_static("x-robots-tag");
-
-fn page(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *res.status_mut() = status;
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, TEXT);
-    h.insert(header::CACHE_CONTROL, NO_STORE);
-    h.insert(X_ROBOTS_TAG, NOINDEX);
-    res
-}
-
-/// The preview page: HTML, kept out of search indexes and caches.
-fn html_page(body: String) -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::new(Bytes::from(body)));
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HTML);
-    h.insert(header::CACHE_CONTROL, NO_STORE);
-    h.insert(X_ROBOTS_TAG, NOINDEX);
-    res
-}
 
 /// A redirect as the edge sends it: `Location`, `Cache-Control: no-store`,
 /// `X-Robots-Tag`, and the attribution cookie when there is one.
@@ -169,7 +146,7 @@ impl Edge {
             .map_err(|_| anyhow::anyhow!("links.fallback_url: not a valid header value"))?;
         Ok(Edge {
             links,
-            attribution: Attribution::new(attribution, keys),
+            attribution: AttributionPolicy::new(attribution, keys),
             events,
             metrics: RequestMetrics::new(),
             fallback,
@@ -219,21 +196,27 @@ impl Edge {
             crate::metrics::limit("uri_bytes").increment(1);
             return (
                 RequestOutcome::InvalidCode,
-                page(StatusCode::URI_TOO_LONG, "URI too long\n"),
+                Reply::text(StatusCode::URI_TOO_LONG, "URI too long\n")
+                    .public_page()
+                    .done(),
             );
         }
         let Some(host) = request_host(req) else {
             return (
                 RequestOutcome::BadHost,
-                page(
+                Reply::text(
                     StatusCode::BAD_REQUEST,
                     "bad request: one valid Host is required\n",
-                ),
+                )
+                .public_page()
+                .done(),
             );
         };
         let method = req.method();
         if method != Method::GET && method != Method::HEAD {
-            let mut res = page(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            let mut res = Reply::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+                .public_page()
+                .done();
             res.headers_mut().insert(header::ALLOW, ALLOW);
             return (RequestOutcome::MethodNotAllowed, res);
         }
@@ -246,7 +229,9 @@ impl Edge {
             }
             return (
                 RequestOutcome::InvalidCode,
-                page(StatusCode::NOT_FOUND, "not found\n"),
+                Reply::text(StatusCode::NOT_FOUND, "not found\n")
+                    .public_page()
+                    .done(),
             );
         }
         let now_ms = now_ms();
@@ -288,7 +273,9 @@ impl Edge {
                     Outcome::Preview,
                     RequestOutcome::Preview,
                     text,
-                    html_page(body),
+                    Reply::new(StatusCode::OK, reply::HTML, body)
+                        .public_page()
+                        .done(),
                     Decision::default(),
                     location.signals,
                 )
@@ -383,20 +370,26 @@ impl Edge {
             Resolution::NotFound => {
                 return (
                     RequestOutcome::NotFound,
-                    page(StatusCode::NOT_FOUND, "not found\n"),
+                    Reply::text(StatusCode::NOT_FOUND, "not found\n")
+                        .public_page()
+                        .done(),
                 );
             }
         };
         if link.status() == LinkStatus::Disabled {
             return (
                 RequestOutcome::Disabled,
-                page(StatusCode::GONE, "this link is no longer active\n"),
+                Reply::text(StatusCode::GONE, "this link is no longer active\n")
+                    .public_page()
+                    .done(),
             );
         }
         if link.is_expired((now_ms() / 1000) as i64) {
             return (
                 RequestOutcome::Expired,
-                page(StatusCode::GONE, "this link has expired\n"),
+                Reply::text(StatusCode::GONE, "this link has expired\n")
+                    .public_page()
+                    .done(),
             );
         }
         let params = match qr::QrParams::parse(req.uri().query()) {
@@ -406,9 +399,9 @@ impl Edge {
         let origin = self.origin(req, conn, host);
         let url = qr::public_url(&origin, code, &self.params.channel, params.channel);
         let response = match qr::answer(&url, &params, format, req.headers()) {
-            qr::Answer::Ready(response) => response,
+            qr::Image::Ready(response) => response,
             // Drawn off this thread: the service sends it once drawn.
-            qr::Answer::Draw(drawing) => {
+            qr::Image::Draw(drawing) => {
                 let mut later = Response::new(Full::new(Bytes::new()));
                 later.extensions_mut().insert(drawing);
                 later
@@ -449,7 +442,7 @@ impl Edge {
         };
         let mut response = match &self.fallback {
             Some(fallback) => redirect(StatusCode::FOUND, fallback.clone(), None),
-            None => page(page_status, body),
+            None => Reply::text(page_status, body).public_page().done(),
         };
         let headers = req.headers();
         let bot = visitor::classify(&self.bots, req.method(), headers);

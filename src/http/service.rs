@@ -1,8 +1,8 @@
 //! What each listener's connections run: on the public and HTTPS listeners a
 //! click service around `Edge::handle` (or, on the plain listener while TLS
 //! is on, the redirect to HTTPS), with the conversion intake's two paths
-//! beside it; on the admin listener the admin API. The accept loop
-//! (`server::serve`) makes one per connection.
+//! beside it. The accept loop (`server::serve`) makes one per connection
+//! (the admin listener's is `admin::AdminService`).
 
 use std::convert::Infallible;
 use std::future::{Future, Ready, ready};
@@ -18,7 +18,6 @@ use hyper::service::Service;
 
 use super::router::{ConnInfo, Edge};
 use super::{Intake, intake};
-use crate::admin::Admin;
 use crate::events::Waiting;
 use crate::share::qr;
 
@@ -68,7 +67,7 @@ pub fn https(
 impl Service<Request<Incoming>> for Clicks {
     type Response = Response<Full<Bytes>>;
     type Error = Infallible;
-    type Future = Answer;
+    type Future = ResponseFuture;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         if self.to_https.is_none() && intake::handles(req.uri().path()) {
@@ -77,7 +76,7 @@ impl Service<Request<Incoming>> for Clicks {
                 self.conn.peer.ip(),
                 self.hsts.clone(),
             );
-            return Answer::Later(Box::pin(async move {
+            return ResponseFuture::Later(Box::pin(async move {
                 let response = intake.handle(req, peer).await;
                 Ok(with_hsts(response, hsts.as_ref()))
             }));
@@ -91,7 +90,7 @@ impl Service<Request<Incoming>> for Clicks {
             // answer goes out (back-pressure: `events::handoff`).
             if let Some(waiting) = response.extensions_mut().remove::<Box<Waiting>>() {
                 let hsts = self.hsts.clone();
-                return Answer::Later(Box::pin(async move {
+                return ResponseFuture::Later(Box::pin(async move {
                     waiting.finish().await;
                     Ok(with_hsts(response, hsts.as_ref()))
                 }));
@@ -100,7 +99,7 @@ impl Service<Request<Incoming>> for Clicks {
             // which serves other connections' clicks meanwhile.
             if let Some(drawing) = response.extensions_mut().remove::<Box<qr::Drawing>>() {
                 let hsts = self.hsts.clone();
-                return Answer::Later(Box::pin(async move {
+                return ResponseFuture::Later(Box::pin(async move {
                     let drawn = tokio::task::spawn_blocking(move || drawing.draw())
                         .await
                         .unwrap_or_else(|_| {
@@ -112,7 +111,7 @@ impl Service<Request<Incoming>> for Clicks {
                 }));
             }
         }
-        Answer::Now(ready(Ok(with_hsts(response, self.hsts.as_ref()))))
+        ResponseFuture::Now(ready(Ok(with_hsts(response, self.hsts.as_ref()))))
     }
 }
 
@@ -128,51 +127,31 @@ fn with_hsts(
     response
 }
 
-type Answered = Result<Response<Full<Bytes>>, Infallible>;
+type Responded = Result<Response<Full<Bytes>>, Infallible>;
 
 /// A click is answered at once (unless it waits for room in the hand-off);
 /// a conversion when it is durable.
-pub enum Answer {
-    Now(Ready<Answered>),
-    Later(Pin<Box<dyn Future<Output = Answered> + Send>>),
+pub enum ResponseFuture {
+    Now(Ready<Responded>),
+    Later(Pin<Box<dyn Future<Output = Responded> + Send>>),
 }
 
-impl Future for Answer {
-    type Output = Answered;
+impl Future for ResponseFuture {
+    type Output = Responded;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Answered> {
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Responded> {
         match self.get_mut() {
-            Answer::Now(ready) => Pin::new(ready).poll(cx),
-            Answer::Later(later) => later.as_mut().poll(cx),
+            ResponseFuture::Now(ready) => Pin::new(ready).poll(cx),
+            ResponseFuture::Later(later) => later.as_mut().poll(cx),
         }
     }
 }
 
-impl std::fmt::Debug for Answer {
+impl std::fmt::Debug for ResponseFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Answer::Now(_) => "Answer::Now",
-            Answer::Later(_) => "Answer::Later",
+            ResponseFuture::Now(_) => "ResponseFuture::Now",
+            ResponseFuture::Later(_) => "ResponseFuture::Later",
         })
-    }
-}
-
-/// One admin connection's service.
-#[derive(Debug, Clone)]
-pub struct AdminService(Arc<Admin>);
-
-/// The services of the admin listener.
-pub fn admin(admin: Arc<Admin>) -> impl Fn(SocketAddr) -> AdminService + Clone {
-    move |_peer| AdminService(Arc::clone(&admin))
-}
-
-impl Service<Request<Incoming>> for AdminService {
-    type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
-        let admin = Arc::clone(&self.0);
-        Box::pin(async move { Ok(admin.handle(req).await) })
     }
 }

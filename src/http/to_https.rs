@@ -7,6 +7,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 
 use crate::metrics;
+use crate::reply::Reply;
 
 /// 301 (308 for methods other than GET and HEAD, which must not turn into
 /// GET) to `https://host[:port]/path?query`; 400 when the request names no
@@ -14,10 +15,11 @@ use crate::metrics;
 pub fn https_redirect<B>(req: &Request<B>, port: Option<u16>) -> Response<Full<Bytes>> {
     let Some(host) = super::router::request_host(req) else {
         metrics::count_request(metrics::RequestOutcome::BadHost);
-        return plain(
+        return Reply::text(
             StatusCode::BAD_REQUEST,
             "bad request: one valid Host is required\n",
-        );
+        )
+        .done();
     };
     let host = host.to_ascii_lowercase();
     let valid = !host.is_empty()
@@ -26,7 +28,7 @@ pub fn https_redirect<B>(req: &Request<B>, port: Option<u16>) -> Response<Full<B
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
     if !valid {
-        return plain(StatusCode::BAD_REQUEST, "bad request: no valid Host\n");
+        return Reply::text(StatusCode::BAD_REQUEST, "bad request: no valid Host\n").done();
     }
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let location = match port {
@@ -36,7 +38,7 @@ pub fn https_redirect<B>(req: &Request<B>, port: Option<u16>) -> Response<Full<B
     // The path and query come from hyper's parsed URI (no spaces, CR, LF)
     // and the host was checked above, so this is always a valid value.
     let Ok(location) = HeaderValue::from_str(&location) else {
-        return plain(StatusCode::BAD_REQUEST, "bad request\n");
+        return Reply::text(StatusCode::BAD_REQUEST, "bad request\n").done();
     };
     metrics::https_redirects().increment(1);
     let status = if req.method() == Method::GET || req.method() == Method::HEAD {
@@ -47,16 +49,6 @@ pub fn https_redirect<B>(req: &Request<B>, port: Option<u16>) -> Response<Full<B
     let mut res = Response::new(Full::new(Bytes::new()));
     *res.status_mut() = status;
     res.headers_mut().insert(header::LOCATION, location);
-    res
-}
-
-fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
     res
 }
 

@@ -70,7 +70,7 @@ impl LinkReloader {
         metrics::link_lines_rejected().increment(rejected as u64);
         metrics::links_gauge().set(self.store.len() as f64);
         metrics::link_reloads(true).increment(1);
-        crate::alloc::release_free_memory();
+        crate::sys::alloc::release_free_memory();
         tracing::info!(file = %self.file.display(), links = self.store.len(), loaded, rejected, removed, elapsed_ms = started.elapsed().as_millis() as u64, "links loaded");
         Ok((loaded, rejected))
     }

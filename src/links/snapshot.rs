@@ -166,22 +166,9 @@ fn load_packed(body: &[u8], names: &[String], store: &LinkStore) -> (usize, usiz
     })
 }
 
-/// Maps a snapshot file into memory: its pages come straight from the page
-/// cache, where reading it would first zero and then copy a buffer of the
-/// file's size (a gigabyte or more at ten million links).
-#[allow(unsafe_code)]
-fn map(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
-    // SAFETY: the map is valid while the file is. Only this process writes
-    // snapshots, always to a temporary name that is then renamed over the old
-    // one, so the file mapped here is never changed or cut short underneath.
-    // (Copying another file over a snapshot while a node loads it is not
-    // supported.)
-    unsafe { memmap2::Mmap::map(file) }
-}
-
 /// Loads a snapshot into `store` (in parallel); `Ok(None)` when there is none.
 pub fn load_into(path: &Path, store: &LinkStore) -> std::io::Result<Option<Loaded>> {
-    let bytes = match std::fs::File::open(path).and_then(|f| map(&f)) {
+    let bytes = match std::fs::File::open(path).and_then(|f| crate::sys::map::read_only(&f)) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),

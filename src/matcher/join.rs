@@ -298,12 +298,6 @@ pub fn click_of(conversion: &ConversionEvent) -> Option<(u128, u64)> {
     Some((id.as_u128(), id.unix_ms()))
 }
 
-/// An RFC 3339 time in Unix milliseconds (0 when it does not parse).
-pub fn millis(rfc3339: &str) -> u64 {
-    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .map_or(0, |t| (t.unix_timestamp_nanos() / 1_000_000) as u64)
-}
-
 /// Joins one conversion to its click (`click`: the human click with its id,
 /// if any), else to the link its referral code names.
 pub fn attribute(
@@ -313,7 +307,7 @@ pub fn attribute(
     now_ms: u64,
 ) -> Attribution {
     let clicked_ms = click_of(&conversion).map(|(_, ms)| ms);
-    let occurred_ms = millis(&conversion.occurred_at);
+    let occurred_ms = Timestamp::parse_millis(&conversion.occurred_at);
     let by_click = match clicked_ms {
         None => Err("no_click_id"),
         Some(at) if occurred_ms < at || occurred_ms > at.saturating_add(rules.window_ms) => {

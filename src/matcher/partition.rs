@@ -153,7 +153,7 @@ impl PartitionWork<'_> {
         conversion: ConversionEvent,
         credit: Option<&Credit>,
     ) -> Result<(), index::IndexError> {
-        let received_ms = join::millis(&conversion.received_at);
+        let received_ms = crate::events::Timestamp::parse_millis(&conversion.received_at);
         let attribution = match conversion.reverses.clone() {
             Some(reversed) => {
                 let prior = self.prior(t, &reversed)?;

@@ -32,7 +32,7 @@ pub struct Summary {
 
 /// The kinds of line a spool holds, as far as the join cares.
 #[derive(Deserialize)]
-struct Kind<'a> {
+struct LineType<'a> {
     #[serde(rename = "type", borrow)]
     kind: std::borrow::Cow<'a, str>,
 }
@@ -57,7 +57,7 @@ pub fn match_spool(
             if line.trim().is_empty() {
                 continue;
             }
-            match serde_json::from_str::<Kind<'_>>(&line).map(|k| k.kind.into_owned()) {
+            match serde_json::from_str::<LineType<'_>>(&line).map(|k| k.kind.into_owned()) {
                 Ok(kind) if kind == "click" => match serde_json::from_str::<ClickIn<'_>>(&line) {
                     Ok(click) if click.counts() => {
                         summary.clicks += 1;

@@ -46,9 +46,9 @@ pub fn install() -> PrometheusHandle {
             };
             for (name, kind, help) in DESCRIBED {
                 match kind {
-                    Kind::Counter => describe_counter!(*name, *help),
-                    Kind::Gauge => describe_gauge!(*name, *help),
-                    Kind::Histogram => describe_histogram!(*name, *help),
+                    MetricKind::Counter => describe_counter!(*name, *help),
+                    MetricKind::Gauge => describe_gauge!(*name, *help),
+                    MetricKind::Histogram => describe_histogram!(*name, *help),
                 }
             }
             handle

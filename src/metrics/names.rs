@@ -5,7 +5,7 @@
 
 /// What a metric is, for its `# TYPE` and `# HELP` lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum MetricKind {
     Counter,
     Gauge,
     Histogram,
@@ -16,7 +16,7 @@ macro_rules! metrics {
     ($($name:ident = $text:literal, $kind:ident, $help:literal;)*) => {
         $(pub const $name: &str = $text;)*
         /// Every metric: its name, kind and `# HELP` text.
-        pub const DESCRIBED: &[(&str, Kind, &str)] = &[$(($name, Kind::$kind, $help)),*];
+        pub const DESCRIBED: &[(&str, MetricKind, &str)] = &[$(($name, MetricKind::$kind, $help)),*];
     };
 }
 
@@ -173,8 +173,12 @@ mod tests {
         for (name, kind, help) in DESCRIBED {
             assert!(name.starts_with("refedge_"), "{name}");
             assert!(help.ends_with('.') && help.len() > 10, "{name}: {help:?}");
-            assert_eq!(*kind == Kind::Counter, name.ends_with("_total"), "{name}");
-            if *kind == Kind::Histogram {
+            assert_eq!(
+                *kind == MetricKind::Counter,
+                name.ends_with("_total"),
+                "{name}"
+            );
+            if *kind == MetricKind::Histogram {
                 assert!(name.ends_with("_seconds"), "{name}");
             }
         }

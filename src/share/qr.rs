@@ -14,6 +14,7 @@ use qrcodegen::{QrCode, QrCodeEcc, QrSegment, Version};
 use sha2::{Digest, Sha256};
 
 use super::channel::Channel;
+use crate::reply::Reply;
 
 /// The two formats, by the path's last segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,21 +298,21 @@ pub struct Drawing {
 
 /// What an image request gets: an answer at once (304), or a drawing.
 #[derive(Debug)]
-pub enum Answer {
+pub enum Image {
     Ready(Response<Full<Bytes>>),
     Draw(Box<Drawing>),
 }
 
 /// 304 when the client holds the image already (its `If-None-Match`), else
 /// the drawing to make.
-pub fn answer(url: &str, params: &QrParams, format: Format, request: &HeaderMap) -> Answer {
+pub fn answer(url: &str, params: &QrParams, format: Format, request: &HeaderMap) -> Image {
     let tag = etag(url, params, format);
     if not_modified(request, &tag) {
         let mut res = Response::new(Full::new(Bytes::new()));
         *res.status_mut() = StatusCode::NOT_MODIFIED;
-        return Answer::Ready(cacheable(res, tag));
+        return Image::Ready(cacheable(res, tag));
     }
-    Answer::Draw(Box::new(Drawing {
+    Image::Draw(Box::new(Drawing {
         url: url.to_owned(),
         params: *params,
         format,
@@ -348,8 +349,8 @@ pub fn respond(
     request: &HeaderMap,
 ) -> Response<Full<Bytes>> {
     match answer(url, params, format, request) {
-        Answer::Ready(res) => res,
-        Answer::Draw(drawing) => drawing.draw(),
+        Image::Ready(res) => res,
+        Image::Draw(drawing) => drawing.draw(),
     }
 }
 
@@ -366,13 +367,7 @@ fn cacheable(mut res: Response<Full<Bytes>>, tag: HeaderValue) -> Response<Full<
 
 /// 400 naming the parameter and its rule.
 pub fn bad_parameter(reason: &str) -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::new(Bytes::from(format!("bad request: {reason}\n"))));
-    *res.status_mut() = StatusCode::BAD_REQUEST;
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    res
+    Reply::text(StatusCode::BAD_REQUEST, format!("bad request: {reason}\n")).done()
 }
 
 #[cfg(test)]

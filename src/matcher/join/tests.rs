@@ -1,6 +1,7 @@
 //! The join's rules, case by case.
 
 use super::*;
+use crate::events::schemas;
 
 const NOW: u64 = 1_790_000_061_000;
 const DAY: u64 = 86_400_000;
@@ -223,4 +224,39 @@ fn a_reversal_credits_the_reversed_advocate_and_is_never_held() {
         (false, Some("unknown_code"), None)
     );
     assert!(Prior::unpack(&[3, b'a']).is_none());
+}
+
+// The matcher's side of the event schemas (`events::schemas`): what it
+// reads of a click line and what it writes.
+
+#[test]
+fn the_matcher_reads_only_what_the_click_schema_has() {
+    schemas::reader_agrees(
+        "matcher::ClickIn",
+        &crate::serde_fields::fields::<ClickIn<'_>>(),
+        &[&schemas::click_schema()],
+    );
+}
+
+#[test]
+fn the_conversion_event_and_the_attribution_write_their_schemas_in_order() {
+    let attribution = sample();
+    let line = attribution.to_json();
+    let keys = schemas::keys_of_line(&line);
+    assert_eq!(keys, schemas::attribution_schema().names());
+    let conversion = serde_json::to_vec(&crate::conversions::Line {
+        schema_version: crate::events::SCHEMA_VERSION,
+        kind: "conversion".to_owned(),
+        body: &attribution.conversion,
+    })
+    .unwrap();
+    assert_eq!(
+        schemas::keys_of_line(&conversion),
+        schemas::conversion_schema().names()
+    );
+    // An attribution is the conversion's fields, then the matcher's own.
+    assert_eq!(
+        keys[..schemas::conversion_schema().names().len()],
+        schemas::conversion_schema().names()
+    );
 }

@@ -39,7 +39,6 @@ fn plain(align: usize, size: usize) -> bool {
 // that guarantees it: the plain ones only where `plain` says their blocks
 // are aligned enough, the aligned ones otherwise. `mi_free` and
 // `mi_realloc` take blocks of either kind.
-#[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: see the impl.
@@ -83,7 +82,6 @@ unsafe impl GlobalAlloc for Allocator {
 /// Hands the allocator's free pages back to the system. A bulk load's queues
 /// are many blocks of tens of kilobytes, which an allocator keeps for reuse;
 /// kept, they would add tens of bytes a link to the resident size of the map.
-#[allow(unsafe_code)]
 pub fn release_free_memory() {
     // SAFETY: the call only releases free memory; it takes no pointers.
     unsafe { mi::mi_collect(true) };
@@ -97,7 +95,6 @@ mod tests {
     /// each of the four calls: the block is aligned, usable and zeroed
     /// where asked.
     #[test]
-    #[allow(unsafe_code)]
     fn blocks_are_aligned_as_asked() {
         let a = Allocator;
         let mut align = 1;

@@ -15,7 +15,7 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
 
 /// The kind of value a field holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum ValueKind {
     Str,
     Int,
     Bool,
@@ -29,7 +29,7 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Field {
     pub path: String,
-    pub kind: Kind,
+    pub kind: ValueKind,
     /// `Option<…>`: may be absent or null.
     pub optional: bool,
 }
@@ -64,7 +64,7 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    fn note(&self, kind: Kind) {
+    fn note(&self, kind: ValueKind) {
         let mut found = self.found.borrow_mut();
         // An optional value is reached once per `Option` layer: keep one.
         if !found.iter().any(|f| f.path == self.path) {
@@ -92,17 +92,17 @@ impl<'de> de::Deserializer<'de> for Walker<'_> {
     /// A value whose type decides from the input (the list-or-string
     /// fields): a list.
     fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WalkError> {
-        self.note(Kind::List);
+        self.note(ValueKind::List);
         v.visit_seq(de::value::SeqDeserializer::new(std::iter::empty::<()>()))
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WalkError> {
-        self.note(Kind::Bool);
+        self.note(ValueKind::Bool);
         v.visit_bool(false)
     }
 
     fn deserialize_u64<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WalkError> {
-        self.note(Kind::Int);
+        self.note(ValueKind::Int);
         v.visit_u64(1)
     }
 
@@ -123,7 +123,7 @@ impl<'de> de::Deserializer<'de> for Walker<'_> {
     }
 
     fn deserialize_str<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WalkError> {
-        self.note(Kind::Str);
+        self.note(ValueKind::Str);
         v.visit_str(PLACEHOLDER)
     }
 
@@ -143,7 +143,7 @@ impl<'de> de::Deserializer<'de> for Walker<'_> {
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WalkError> {
-        self.note(Kind::Table);
+        self.note(ValueKind::Table);
         v.visit_map(de::value::MapDeserializer::new(
             std::iter::empty::<((), ())>(),
         ))
@@ -168,7 +168,7 @@ impl<'de> de::Deserializer<'de> for Walker<'_> {
         v: V,
     ) -> Result<V::Value, WalkError> {
         if name == TABLES {
-            self.note(Kind::Table);
+            self.note(ValueKind::Table);
             return v.visit_seq(de::value::SeqDeserializer::new(std::iter::empty::<()>()));
         }
         v.visit_newtype_struct(self)
@@ -180,7 +180,7 @@ impl<'de> de::Deserializer<'de> for Walker<'_> {
         variants: &'static [&'static str],
         v: V,
     ) -> Result<V::Value, WalkError> {
-        self.note(Kind::Str);
+        self.note(ValueKind::Str);
         v.visit_enum(variants[0].into_deserializer())
     }
 
