@@ -6,7 +6,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
+use anyhow::Context;
+
 use crate::config::{Config, LogFormat};
+use crate::http::Listeners;
+use crate::node::Node;
+use crate::{shutdown, tls};
 
 const DEFAULT_CONFIG: &str = "config/refedge.toml";
 
@@ -161,7 +168,7 @@ pub fn serve(path: Option<PathBuf>) -> ExitCode {
         }
     };
     init_logging(&config);
-    match crate::node::run(config) {
+    match run_edge(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -169,4 +176,54 @@ pub fn serve(path: Option<PathBuf>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Reloads the links file, the certificates and the GeoIP databases on
+/// every SIGHUP.
+fn reload_on_hangup(node: &Node) -> anyhow::Result<()> {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install the SIGHUP handler")?;
+    let (reloader, geo, certs) = (node.reloader(), node.geo(), node.certs());
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP received: reloading links and certificates");
+            let r = reloader.clone();
+            let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+            if let Some(certs) = &certs {
+                let c = Arc::clone(certs);
+                let _ = tokio::task::spawn_blocking(move || tls::reload_logged(&c)).await;
+            }
+            if let Some(geo) = &geo {
+                match geo.reload() {
+                    Ok(()) => tracing::info!("GeoIP databases reloaded"),
+                    Err(e) => tracing::error!("{e}; keeping the databases already loaded"),
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Runs a node on its configured addresses until SIGTERM/SIGINT; SIGHUP
+/// reloads the links file.
+fn run_edge(config: Config) -> anyhow::Result<()> {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all().thread_name("refedge-worker");
+    if config.server.worker_threads > 0 {
+        runtime.worker_threads(config.server.worker_threads);
+    }
+    let runtime = runtime.build().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let node = Node::prepare(&config)?;
+        let listeners = Listeners::bind(&config.server, &config.admin, &config.tls).await?;
+        tracing::info!(addr = %listeners.public.local_addr()?, "public listener bound");
+        tracing::info!(addr = %listeners.admin.local_addr()?, "admin listener bound");
+        if let Some(tls) = &listeners.tls {
+            tracing::info!(addr = %tls.local_addr()?, "HTTPS listener bound");
+        }
+        reload_on_hangup(&node)?;
+        let clean = node.serve(listeners, shutdown::termination()).await;
+        tracing::info!(clean, "stopped");
+        Ok(())
+    })
 }

@@ -18,7 +18,7 @@
 //!     ├─► links::LinkStore::resolve(host, code)
 //!     ├─► visitor: client address (trusted proxies), bot?, Sec-GPC
 //!     ├─► attribution: verify cookie, decide first/last touch, click id
-//!     │   (a link-preview fetcher of a link with a preview: share::preview's
+//!     │   (a link-preview fetcher of a link with a preview: share::preview_page's
 //!     │   page instead; `/{code}/qr.svg|png`: share::qr, no event)
 //!     └─► response: status + Location (http::query, whose walk of the
 //!         query also finds the channel and an ad click id: risk) + Set-Cookie ← sent now
@@ -67,8 +67,9 @@
 //!   services, router, `Location`, the plain listener's redirect to HTTPS.
 //! - [`tls`]: certificates per brand domain chosen by SNI, reloads, the
 //!   HTTPS setup.
-//! - [`links`]: link (and its preview), packed record, store, the one
-//!   loader, reload, snapshot, editor, replication.
+//! - [`links`]: how a link field is declared (`field`, `kinds`), the link
+//!   and its preview declared once, packed record, store, the one loader,
+//!   reload, snapshot, editor, replication.
 //! - [`visitor`]: client address, bots and preview fetchers, device, privacy
 //!   signals.
 //! - [`attribution`]: click ids, the signed cookie, first/last touch.
@@ -96,9 +97,14 @@
 //! - [`metrics`]: every metric declared once (`names`), registry handles,
 //!   and the request path's per-thread tallies.
 //! - [`prehashed`]: a pass-through hasher for keys that are already hashes.
-//! - [`admin`]: health, readiness and metrics endpoints, the links API.
-//! - [`alloc`]: the global allocator (mimalloc, also under librdkafka's
-//!   `malloc`), and free pages given back after a bulk load.
+//! - [`admin`]: health, readiness and metrics endpoints, the links API;
+//!   `admin::probes`, the same endpoints for match and deliver.
+//! - [`readiness`]: the latch `/readyz` reads, released by start-up steps.
+//! - [`reply`]: a small HTTP answer (status, content type, body, the usual
+//!   headers), built one way.
+//! - [`sys`]: the one room allowed `unsafe`: the global allocator (mimalloc,
+//!   also under librdkafka's `malloc`), CPU affinity and socket steering,
+//!   read-only file maps, a cache prefetch.
 
 pub mod admin;
 pub mod attribution;

@@ -21,7 +21,7 @@ use crate::links::{LinkEditor, LinkReloader, LinkStore, Publish, snapshot};
 use crate::metrics::{self, EventMetrics};
 use crate::readiness::Readiness;
 use crate::shutdown::{self, Running};
-use crate::tls::{self, CertStore, Https};
+use crate::tls::{CertStore, Https};
 
 /// A prepared node: links loaded, spool open, nothing bound yet.
 #[derive(Debug)]
@@ -226,7 +226,8 @@ impl Node {
         let mut groups = vec![per_thread.group("public", listeners.public, true, None, clicks)];
         // HTTPS runs on the same threads, one socket each, like plain HTTP,
         // but hashed over them: steered by CPU, its new connections cost more
-        // than hashed ones (loadtest/results/2026-11-26-vm-tls-per-core).
+        // than hashed ones (the A/B of commit d358d51, `loadtest/tls.sh` with
+        // BEFORE=…).
         if let (Some(t), Some(listener)) = (&self.https, listeners.tls) {
             let clicks = service::https(
                 Arc::clone(&self.edge),
@@ -264,54 +265,4 @@ impl Node {
         .stop()
         .await
     }
-}
-
-/// Reloads the links file, the certificates and the GeoIP databases on
-/// every SIGHUP.
-fn reload_on_hangup(node: &Node) -> anyhow::Result<()> {
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("cannot install the SIGHUP handler")?;
-    let (reloader, geo, certs) = (node.reloader(), node.geo(), node.certs());
-    tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP received: reloading links and certificates");
-            let r = reloader.clone();
-            let _ = tokio::task::spawn_blocking(move || r.reload()).await;
-            if let Some(certs) = &certs {
-                let c = Arc::clone(certs);
-                let _ = tokio::task::spawn_blocking(move || tls::reload_logged(&c)).await;
-            }
-            if let Some(geo) = &geo {
-                match geo.reload() {
-                    Ok(()) => tracing::info!("GeoIP databases reloaded"),
-                    Err(e) => tracing::error!("{e}; keeping the databases already loaded"),
-                }
-            }
-        }
-    });
-    Ok(())
-}
-
-/// Runs a node on its configured addresses until SIGTERM/SIGINT; SIGHUP
-/// reloads the links file.
-pub fn run(config: Config) -> anyhow::Result<()> {
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all().thread_name("refedge-worker");
-    if config.server.worker_threads > 0 {
-        runtime.worker_threads(config.server.worker_threads);
-    }
-    let runtime = runtime.build().context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let node = Node::prepare(&config)?;
-        let listeners = Listeners::bind(&config.server, &config.admin, &config.tls).await?;
-        tracing::info!(addr = %listeners.public.local_addr()?, "public listener bound");
-        tracing::info!(addr = %listeners.admin.local_addr()?, "admin listener bound");
-        if let Some(tls) = &listeners.tls {
-            tracing::info!(addr = %tls.local_addr()?, "HTTPS listener bound");
-        }
-        reload_on_hangup(&node)?;
-        let clean = node.serve(listeners, shutdown::termination()).await;
-        tracing::info!(clean, "stopped");
-        Ok(())
-    })
 }

@@ -1,10 +1,10 @@
 //! The admin listener: liveness, readiness (a latch that start-up steps
 //! release and shutdown sets back), Prometheus metrics, and the links API
-//! behind a bearer token; `side`, the same three endpoints for the
+//! behind a bearer token; `probes`, the same three endpoints for the
 //! commands beside the edge (match, deliver).
 
 pub mod links_api;
-pub mod side;
+pub mod probes;
 
 use crate::readiness::Readiness;
 use crate::reply::Reply;

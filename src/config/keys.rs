@@ -124,4 +124,83 @@ mod tests {
             "README's configuration table against the sections"
         );
     }
+
+    /// The README table's default column says what `config/refedge.toml`
+    /// sets (which `shipped_config_file_is_valid_and_equals_the_defaults`
+    /// holds to the code): the value itself for a set key (a list joined by
+    /// commas, an empty one "empty"), words for an unset or empty one.
+    #[test]
+    fn the_readme_table_shows_each_default() {
+        let file: toml::Table = include_str!("../../config/refedge.toml").parse().unwrap();
+        let readme = include_str!("../../README.md");
+        let defaults: std::collections::HashMap<&str, &str> = readme
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                let key = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((key, *cells.get(3)?))
+            })
+            .collect();
+        for key in all().iter().filter(|k| k.kind != ValueKind::Table) {
+            let (section, name) = key.key.split_once('.').unwrap();
+            let shown = defaults
+                .get(key.key.as_str())
+                .unwrap_or_else(|| panic!("README: no row for {}", key.key));
+            let expected = match file.get(section).and_then(|s| s.get(name)) {
+                Some(toml::Value::String(s)) if !s.is_empty() => Some(format!("`{s}`")),
+                Some(toml::Value::Array(a)) if !a.is_empty() => Some(format!(
+                    "`{}`",
+                    a.iter()
+                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )),
+                // An empty list is "empty", or "unset" where that reads better.
+                Some(toml::Value::Array(_)) if shown.starts_with("unset") => None,
+                Some(toml::Value::Array(_)) => Some("empty".to_owned()),
+                Some(toml::Value::String(_)) | None => None,
+                Some(other) => Some(format!("`{other}`")),
+            };
+            match expected {
+                Some(value) => assert!(
+                    shown.starts_with(&value),
+                    "README: {} defaults to {value}, the table says {shown}",
+                    key.key
+                ),
+                None => assert!(
+                    !shown.starts_with('`'),
+                    "README: {} is unset by default, the table says {shown}",
+                    key.key
+                ),
+            }
+        }
+    }
+
+    /// Every key a validation error names is a key (`validate.rs` names
+    /// them as text).
+    #[test]
+    fn validation_errors_name_real_keys() {
+        let declared: Vec<&str> = all().iter().map(|k| k.key.as_str()).collect();
+        let source = include_str!("validate.rs");
+        let named: Vec<&str> = source
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|text| {
+                text.split_once('.').is_some_and(|(section, name)| {
+                    !section.is_empty()
+                        && !name.is_empty()
+                        && section.bytes().all(|b| b.is_ascii_lowercase())
+                        && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                })
+            })
+            .collect();
+        assert!(named.len() > 30, "{named:?}");
+        for key in named {
+            assert!(
+                declared.contains(&key),
+                "validate.rs names {key:?}, which is no key"
+            );
+        }
+    }
 }

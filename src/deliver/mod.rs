@@ -82,7 +82,7 @@ struct Health {
     joined: Arc<AtomicBool>,
 }
 
-impl crate::admin::side::Health for Health {
+impl crate::admin::probes::Health for Health {
     fn not_ready_reason(&self) -> Option<&'static str> {
         (!self.joined.load(Ordering::Relaxed)).then_some("not yet in the consumer group")
     }
@@ -180,12 +180,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .map_err(|(field, reason)| anyhow::anyhow!("deliver.endpoints.{field}: {reason}"))?;
     let stop = Arc::new(AtomicBool::new(false));
     let health = Arc::new(Health::default());
-    let side = crate::admin::side::start(
+    let side = crate::admin::probes::start(
         "deliver.admin_listen",
         "deliverer",
         "deliver_admin",
         d.admin_listen,
-        Arc::clone(&health) as Arc<dyn crate::admin::side::Health>,
+        Arc::clone(&health) as Arc<dyn crate::admin::probes::Health>,
         Arc::clone(&stop),
         crate::http::server::Limits::admin(&config.server),
     )?;

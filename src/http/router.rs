@@ -20,7 +20,7 @@ use crate::links::{LinkStatus, LinkStore, Resolution, ShortCode};
 use crate::metrics::{RequestMetrics, RequestOutcome};
 use crate::reply::{self, Reply, X_ROBOTS_TAG};
 use crate::risk::{Flag, Flags};
-use crate::share::{channel, preview, qr};
+use crate::share::{channel, preview_page, qr};
 use crate::visitor;
 
 use super::query;
@@ -257,7 +257,7 @@ impl Edge {
         let click_id = ClickId::new(now_ms);
         let preview = bot
             .and_then(|reason| visitor::preview_fetcher(&self.bots, reason, headers))
-            .zip(link.preview());
+            .and_then(|fetcher| Some((fetcher, link.preview()?)));
         let mut bot_reason = bot.map(visitor::BotReason::as_str);
         let (outcome, metric, text, mut response, decision, signals) = match preview {
             Some((fetcher, preview)) => {
@@ -267,7 +267,7 @@ impl Edge {
                 let location = query::location(&link, req.uri().query(), &self.params, None);
                 let target = location.header.to_str().unwrap_or("");
                 let short_url = format!("{}/{code}", self.origin(req, conn, host));
-                let body = preview::page(&preview, &short_url, target);
+                let body = preview_page::page(&preview, &short_url, target);
                 let text = click_text(req, code, host, Some(&location.header));
                 (
                     Outcome::Preview,

@@ -7,6 +7,7 @@
 
 mod editor;
 pub mod field;
+mod kinds;
 mod link;
 mod load;
 pub mod packed;
@@ -17,7 +18,9 @@ pub mod snapshot;
 mod store;
 
 pub use editor::{LinkEditor, Publish};
-pub use link::{Link, LinkError, LinkRecord, LinkStatus, LinkView, RedirectStatus, ShortCode};
+pub use field::LinkError;
+pub use kinds::{LinkStatus, MAX_CODE_CHARS, MAX_ID_BYTES, RedirectStatus, ShortCode};
+pub use link::{Link, LinkRecord, LinkView};
 pub use load::{LineError, Lines, Report, check_file, load_into, load_lines, load_threads};
 pub use packed::LinkRef;
 pub use preview::{Preview, PreviewRecord, PreviewView};

@@ -2,10 +2,10 @@
 //! shown instead of the redirect: its fields, declared once as a group of
 //! their own, and how the group is one field of a link; the links file,
 //! the admin API, snapshots and the links topic all carry it with the link.
-//! The page made of it is `share::preview`'s.
+//! The page made of it is `share::preview_page`'s.
 
-use super::LinkError;
-use super::field::{FieldKind, HttpsUrl, Packed, Title, Words, field_group};
+use super::field::{FieldKind, LinkError, Packed, field_group};
+use super::kinds::{HttpsUrl, Title, Words};
 
 /// Longest title, description, image alt text and site name, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;

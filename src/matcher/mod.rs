@@ -113,12 +113,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     crate::metrics::install();
     let stop = Arc::new(AtomicBool::new(false));
     let health = Arc::new(Health::default());
-    let side = crate::admin::side::start(
+    let side = crate::admin::probes::start(
         "match.admin_listen",
         "matcher",
         "match_admin",
         config.matcher.admin_listen,
-        Arc::clone(&health) as Arc<dyn crate::admin::side::Health>,
+        Arc::clone(&health) as Arc<dyn crate::admin::probes::Health>,
         Arc::clone(&stop),
         crate::http::server::Limits::admin(&config.server),
     )?;
@@ -197,7 +197,7 @@ pub struct Health {
     pub rebuilding: AtomicBool,
 }
 
-impl crate::admin::side::Health for Health {
+impl crate::admin::probes::Health for Health {
     fn not_ready_reason(&self) -> Option<&'static str> {
         if !self.joined.load(Ordering::Relaxed) {
             Some("not yet in the consumer group")

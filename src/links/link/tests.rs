@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use super::*;
+use crate::links::{LinkError, LinkStatus, ShortCode};
 
 #[test]
 fn plain_text_is_borrowed_from_the_line() {
