@@ -99,6 +99,44 @@ pub enum LinkStatus {
     Disabled,
 }
 
+/// The forms of a kind of optional text: JSON text, borrowed, owned.
+macro_rules! optional_text {
+    () => {
+        type Wire<'a> = Text<'a>;
+        type View<'a> = Option<&'a str>;
+        type Owned = Option<Box<str>>;
+
+        fn wire<'a>(view: &Self::View<'a>) -> Option<Self::Wire<'a>> {
+            view.map(Text::borrowed)
+        }
+        fn own(view: &Option<&str>) -> Option<Box<str>> {
+            view.map(Box::from)
+        }
+        fn view(owned: &Option<Box<str>>) -> Option<&str> {
+            owned.as_deref()
+        }
+    };
+}
+
+/// The forms of a kind of required text.
+macro_rules! required_text {
+    () => {
+        type Wire<'a> = Text<'a>;
+        type View<'a> = &'a str;
+        type Owned = Box<str>;
+
+        fn wire<'a>(view: &Self::View<'a>) -> Option<Self::Wire<'a>> {
+            Some(Text::borrowed(view))
+        }
+        fn own(view: &&str) -> Box<str> {
+            (*view).into()
+        }
+        fn view(owned: &Box<str>) -> &str {
+            owned
+        }
+    };
+}
+
 /// The pattern of text without control characters (C0, DEL, C1).
 pub const NO_CONTROLS: &str = "^[^\\x00-\\x1f\\x7f-\\x9f]*$";
 /// The pattern of a host name (one trailing dot names the same host).
@@ -126,9 +164,6 @@ impl FieldKind for Code {
             ShortCode::parse(code).map(|_| code)
         }
     }
-    fn wire<'a>(view: &Self::View<'a>) -> Option<Self::Wire<'a>> {
-        Some(Text::borrowed(view))
-    }
     fn own(view: &&str) -> ShortCode {
         ShortCode::checked(view)
     }
@@ -149,9 +184,7 @@ impl FieldKind for Code {
 pub enum Target {}
 
 impl FieldKind for Target {
-    type Wire<'a> = Text<'a>;
-    type View<'a> = &'a str;
-    type Owned = Box<str>;
+    required_text!();
 
     fn check<'a, 'b: 'a>(
         field: &'static str,
@@ -162,15 +195,6 @@ impl FieldKind for Target {
             .as_str();
         crate::target::check(target).map_err(|reason| LinkError::field(field, reason))?;
         Ok(target)
-    }
-    fn wire<'a>(view: &Self::View<'a>) -> Option<Self::Wire<'a>> {
-        Some(Text::borrowed(view))
-    }
-    fn own(view: &&str) -> Box<str> {
-        (*view).into()
-    }
-    fn view(owned: &Box<str>) -> &str {
-        owned
     }
     fn schema() -> Value {
         json!({"$ref": "#/components/schemas/Target"})
@@ -186,9 +210,7 @@ impl FieldKind for Target {
 pub enum Id {}
 
 impl FieldKind for Id {
-    type Wire<'a> = Text<'a>;
-    type View<'a> = Option<&'a str>;
-    type Owned = Option<Box<str>>;
+    optional_text!();
 
     fn check<'a, 'b: 'a>(
         field: &'static str,
@@ -212,15 +234,6 @@ impl FieldKind for Id {
             return Err(LinkError::field(field, "contains control characters"));
         }
         Ok(Some(s))
-    }
-    fn wire<'a>(view: &Self::View<'a>) -> Option<Self::Wire<'a>> {
-        view.map(Text::borrowed)
-    }
-    fn own(view: &Option<&str>) -> Option<Box<str>> {
-        view.map(Box::from)
-    }
-    fn view(owned: &Option<Box<str>>) -> Option<&str> {
-        owned.as_deref()
     }
     fn schema() -> Value {
         json!({"type": "string", "maxLength": MAX_ID_BYTES, "pattern": NO_CONTROLS,
@@ -455,24 +468,13 @@ pub fn words<'a>(
 }
 
 impl<const MAX: usize> FieldKind for Words<MAX> {
-    type Wire<'a> = Text<'a>;
-    type View<'a> = Option<&'a str>;
-    type Owned = Option<Box<str>>;
+    optional_text!();
 
     fn check<'a, 'b: 'a>(
         field: &'static str,
         wire: Option<&'a Text<'b>>,
     ) -> Result<Option<&'a str>, LinkError> {
         words(field, wire.map(Text::as_str), MAX)
-    }
-    fn wire<'a>(view: &Self::View<'a>) -> Option<Self::Wire<'a>> {
-        view.map(Text::borrowed)
-    }
-    fn own(view: &Option<&str>) -> Option<Box<str>> {
-        view.map(Box::from)
-    }
-    fn view(owned: &Option<Box<str>>) -> Option<&str> {
-        owned.as_deref()
     }
     fn schema() -> Value {
         json!({"type": "string", "maxLength": MAX, "pattern": NO_CONTROLS})
@@ -487,9 +489,7 @@ impl<const MAX: usize> FieldKind for Words<MAX> {
 pub enum Title<const MAX: usize> {}
 
 impl<const MAX: usize> FieldKind for Title<MAX> {
-    type Wire<'a> = Text<'a>;
-    type View<'a> = &'a str;
-    type Owned = Box<str>;
+    required_text!();
 
     fn check<'a, 'b: 'a>(
         field: &'static str,
@@ -502,15 +502,6 @@ impl<const MAX: usize> FieldKind for Title<MAX> {
                 format!("is required (1-{MAX} characters)"),
             )),
         }
-    }
-    fn wire<'a>(view: &Self::View<'a>) -> Option<Self::Wire<'a>> {
-        Some(Text::borrowed(view))
-    }
-    fn own(view: &&str) -> Box<str> {
-        (*view).into()
-    }
-    fn view(owned: &Box<str>) -> &str {
-        owned
     }
     fn schema() -> Value {
         json!({"type": "string", "maxLength": MAX, "pattern": NO_CONTROLS, "minLength": 1})
@@ -525,9 +516,7 @@ impl<const MAX: usize> FieldKind for Title<MAX> {
 pub enum HttpsUrl {}
 
 impl FieldKind for HttpsUrl {
-    type Wire<'a> = Text<'a>;
-    type View<'a> = Option<&'a str>;
-    type Owned = Option<Box<str>>;
+    optional_text!();
 
     fn check<'a, 'b: 'a>(
         field: &'static str,
@@ -544,15 +533,6 @@ impl FieldKind for HttpsUrl {
                     .ok_or_else(|| "must be an https URL".to_owned())
             })
             .map_err(|reason| LinkError::field(field, reason))
-    }
-    fn wire<'a>(view: &Self::View<'a>) -> Option<Self::Wire<'a>> {
-        view.map(Text::borrowed)
-    }
-    fn own(view: &Option<&str>) -> Option<Box<str>> {
-        view.map(Box::from)
-    }
-    fn view(owned: &Option<Box<str>>) -> Option<&str> {
-        owned.as_deref()
     }
     fn schema() -> Value {
         json!({"allOf": [{"$ref": "#/components/schemas/Target"}, {"pattern": "^[Hh][Tt][Tt][Pp][Ss]://"}],
