@@ -164,6 +164,9 @@ impl FieldKind for Code {
             ShortCode::parse(code).map(|_| code)
         }
     }
+    fn wire<'a>(view: &Self::View<'a>) -> Option<Self::Wire<'a>> {
+        Some(Text::borrowed(view))
+    }
     fn own(view: &&str) -> ShortCode {
         ShortCode::checked(view)
     }
@@ -482,6 +485,33 @@ impl<const MAX: usize> FieldKind for Words<MAX> {
     fn example() -> Text<'static> {
         Text::borrowed("Jane \"J\" <Doe> é")
     }
+}
+
+/// Text in the tail: `len:u16` and its bytes (bounded text: a few
+/// hundred characters at most).
+impl<const MAX: usize> Packed for Words<MAX> {
+    fn pack(view: &Option<&str>, out: &mut Vec<u8>) -> bool {
+        let Some(text) = view else { return false };
+        pack_text(text, out);
+        true
+    }
+    fn unpack<'a>(bytes: &mut &'a [u8]) -> Option<Option<&'a str>> {
+        unpack_text(bytes).map(Some)
+    }
+}
+
+/// Appends `len:u16` and the text.
+pub fn pack_text(text: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(&(text.len() as u16).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// Reads `len:u16` and the text off the front of `bytes`.
+pub fn unpack_text<'a>(bytes: &mut &'a [u8]) -> Option<&'a str> {
+    let len = u16::from_le_bytes([*bytes.first()?, *bytes.get(1)?]) as usize;
+    let text = std::str::from_utf8(bytes.get(2..2 + len)?).ok()?;
+    *bytes = &bytes[2 + len..];
+    Some(text)
 }
 
 /// Required text of 1 to `MAX` characters, no control characters.

@@ -5,7 +5,7 @@
 //! The page made of it is `share::preview_page`'s.
 
 use super::field::{FieldKind, LinkError, Packed, field_group};
-use super::kinds::{HttpsUrl, Title, Words};
+use super::kinds::{HttpsUrl, Title, Words, pack_text, unpack_text};
 
 /// Longest title, description, image alt text and site name, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -87,19 +87,12 @@ impl Packed for PreviewField {
             p.image_alt,
             p.site_name,
         ] {
-            let text = text.unwrap_or("");
-            out.extend_from_slice(&(text.len() as u16).to_le_bytes());
-            out.extend_from_slice(text.as_bytes());
+            pack_text(text.unwrap_or(""), out);
         }
         true
     }
     fn unpack<'a>(bytes: &mut &'a [u8]) -> Option<Option<PreviewView<'a>>> {
-        let mut next = || -> Option<Option<&'a str>> {
-            let len = u16::from_le_bytes([*bytes.first()?, *bytes.get(1)?]) as usize;
-            let text = std::str::from_utf8(bytes.get(2..2 + len)?).ok()?;
-            *bytes = &bytes[2 + len..];
-            Some((!text.is_empty()).then_some(text))
-        };
+        let mut next = || unpack_text(bytes).map(|text| (!text.is_empty()).then_some(text));
         let (title, description, image, image_alt, site_name) =
             (next()?, next()?, next()?, next()?, next()?);
         Some(Some(PreviewView {
