@@ -68,6 +68,23 @@ fn domain_param(query: Option<&str>) -> Option<String> {
         .map(str::to_ascii_lowercase)
 }
 
+/// Refuses (400, naming it) the first query parameter an operation does
+/// not take, so a misplaced one never changes what a call does.
+fn unknown_parameter(query: Option<&str>, takes: &[&str]) -> Option<Response<Full<Bytes>>> {
+    let (name, _) = qr::pairs(query).find(|(name, _)| !takes.contains(&name.as_ref()))?;
+    let takes = match takes {
+        [] => "no query parameters".to_owned(),
+        names => format!("only {}", names.join(", ")),
+    };
+    Some(
+        Reply::json_error(
+            StatusCode::BAD_REQUEST,
+            &format!("unknown query parameter {name:?}: this operation takes {takes}"),
+        )
+        .done(),
+    )
+}
+
 /// `host` or `host:port` as the admin API's QR images take it.
 fn is_printable_host(s: &str) -> bool {
     let (name, port) = match s.rsplit_once(':') {
@@ -99,6 +116,11 @@ impl LinksApi {
     ) -> Option<Response<Full<Bytes>>> {
         let rest = path.strip_prefix("/v1/links/")?;
         let (code, format) = qr::Format::split_path(rest)?;
+        if let Some(refused) =
+            unknown_parameter(query, &["domain", "size", "margin", "ecc", "channel"])
+        {
+            return Some(refused);
+        }
         if !ShortCode::is_valid(code) {
             return Some(
                 Reply::json_error(StatusCode::NOT_FOUND, "no such link: not a valid code").done(),
@@ -155,6 +177,14 @@ impl LinksApi {
         body: &[u8],
     ) -> Response<Full<Bytes>> {
         let rest = path.strip_prefix("/v1/links").unwrap_or("");
+        let takes: &[&str] = if rest.is_empty() || rest == "/mint" {
+            &[]
+        } else {
+            &["domain"]
+        };
+        if let Some(refused) = unknown_parameter(query, takes) {
+            return refused;
+        }
         match (method, rest) {
             (&Method::POST, "") => self.bulk(body),
             (&Method::POST, "/mint") => self.mint(body),
@@ -170,7 +200,7 @@ impl LinksApi {
                 }
                 match *m {
                     Method::GET => self.get(code, domain_param(query).as_deref()),
-                    Method::PUT => self.put(code, body),
+                    Method::PUT => self.put(code, domain_param(query), body),
                     Method::DELETE => self.delete(code, domain_param(query).as_deref()),
                     _ => Reply::method_not_allowed("GET, PUT, DELETE").done(),
                 }
@@ -193,11 +223,33 @@ impl LinksApi {
         }
     }
 
-    fn put(&self, code: &str, body: &[u8]) -> Response<Full<Bytes>> {
+    /// Creates or replaces the link of `code`; `domain` (the query's) binds
+    /// it to that host, as the body's `domain` does (both: they must name
+    /// the same host).
+    fn put(&self, code: &str, domain: Option<String>, body: &[u8]) -> Response<Full<Bytes>> {
         let mut record = match parse_record(body) {
             Ok(r) => r,
             Err(e) => return field_errors(&e),
         };
+        if let Some(host) = domain {
+            let same = |named: &str| {
+                crate::hostname::without_root_dot(named)
+                    .eq_ignore_ascii_case(crate::hostname::without_root_dot(&host))
+            };
+            match &record.domain {
+                None => record.domain = Some(host.into()),
+                Some(named) if same(named.as_str()) => {}
+                Some(named) => {
+                    return field_errors(&[LinkError::Field {
+                        field: "domain",
+                        reason: format!(
+                            "{:?} does not match the query's domain {host:?}",
+                            named.as_str()
+                        ),
+                    }]);
+                }
+            }
+        }
         match &record.code {
             Some(c) if c.as_str() != code => {
                 return field_errors(&[LinkError::Field {
@@ -400,6 +452,107 @@ mod tests {
             .0,
             204
         );
+    }
+
+    /// README: "a host-bound link takes `?domain=HOST`": a PUT with it
+    /// binds the link to the host and leaves the code's any-host link as it
+    /// was; a body naming another host is refused.
+    #[test]
+    fn a_put_with_a_domain_binds_the_link_to_that_host() {
+        let api = api();
+        let any = r#"{"target":"https://a.example/any"}"#;
+        let bound = r#"{"target":"https://a.example/bound"}"#;
+        assert_eq!(call(&api, Method::PUT, "/v1/links/abc", None, any).0, 201);
+        let (status, link) = call(
+            &api,
+            Method::PUT,
+            "/v1/links/abc",
+            Some("domain=Go.Brand.com"),
+            bound,
+        );
+        assert_eq!((status, &link["domain"]), (201, &json!("go.brand.com")));
+        let target_of =
+            |query| call(&api, Method::GET, "/v1/links/abc", query, "").1["target"].clone();
+        assert_eq!(
+            target_of(None),
+            json!("https://a.example/any"),
+            "the any-host link is kept"
+        );
+        assert_eq!(
+            target_of(Some("domain=go.brand.com")),
+            json!("https://a.example/bound")
+        );
+        // The same host in the body and the query is one call.
+        let both = r#"{"target":"https://a.example/both","domain":"go.brand.com."}"#;
+        assert_eq!(
+            call(
+                &api,
+                Method::PUT,
+                "/v1/links/abc",
+                Some("domain=go.brand.com"),
+                both
+            )
+            .0,
+            200
+        );
+        let other = r#"{"target":"https://a.example/x","domain":"go.other.com"}"#;
+        let (status, err) = call(
+            &api,
+            Method::PUT,
+            "/v1/links/abc",
+            Some("domain=go.brand.com"),
+            other,
+        );
+        assert_eq!(
+            (status, &err["fields"][0]["field"]),
+            (400, &json!("domain"))
+        );
+        assert_eq!(
+            target_of(Some("domain=go.brand.com")),
+            json!("https://a.example/both")
+        );
+    }
+
+    /// A query parameter an operation does not take is refused, naming it,
+    /// and nothing is changed.
+    #[test]
+    fn unknown_query_parameters_are_refused_by_name() {
+        let api = api();
+        let body = r#"{"target":"https://a.example/"}"#;
+        for (method, path, query) in [
+            (Method::PUT, "/v1/links/abc", "domian=go.brand.com"),
+            (
+                Method::GET,
+                "/v1/links/abc",
+                "domain=go.brand.com&verbose=1",
+            ),
+            (Method::DELETE, "/v1/links/abc", "force=true"),
+            (Method::POST, "/v1/links", "domain=go.brand.com"),
+            (Method::POST, "/v1/links/mint", "code=abc"),
+        ] {
+            let (status, err) = call(&api, method.clone(), path, Some(query), body);
+            let name = query.rsplit('&').next().unwrap().split('=').next().unwrap();
+            assert_eq!(status, 400, "{method} {path}?{query}");
+            assert!(
+                err["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("{name:?}")),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            call(&api, Method::GET, "/v1/links/abc", None, "").0,
+            404,
+            "nothing was stored"
+        );
+        let qr = api.qr_image(
+            &Method::GET,
+            "/v1/links/abc/qr.svg",
+            Some("domain=go.a.example&sise=9"),
+            &http::HeaderMap::new(),
+        );
+        assert_eq!(qr.map(|r| r.status().as_u16()), Some(400));
     }
 
     #[test]
