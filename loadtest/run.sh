@@ -16,10 +16,10 @@
 # with oha's coordinated-omission correction: p50/p90/p99/p99.9/max, plotted.
 # Usage: loadtest/run.sh [--quick]
 #   --quick: 1000 links, 1 round of 2 s, for the smoke run that keeps this working.
-# Env: LINKS (100000), ROUNDS (3), SECS (10), LAT_SECS (20), REFEDGE_BIN
+# Env: LINKS (100000), ROUNDS (3), SECS (10), LAT_SECS (20), RF_BIN
 #   (a refedge binary instead of the release build), BARE_BIN (likewise for
 #   bare hyper), OUT (result directory), SERVERS (which of the five to run),
-#   WRK_THREADS (2), REFEDGE_CONFIG (a config file for refedge instead of
+#   WRK_THREADS (2), RF_CONFIG (a config file for refedge instead of
 #   none: kafka.properties to compare), CODE_DIST (uniform, or zipf: wrk's
 #   codes drawn Zipf-distributed instead of uniformly). On a machine with cores to spare, SERVER_CPUS and
 #   LOAD_CPUS (taskset lists, e.g. 0-1 and 2-15) pin the servers to some
@@ -90,7 +90,7 @@ edge_up() { # $1 = spool | kafka
   REFEDGE_SERVER_LISTEN=127.0.0.1:$PORT REFEDGE_ADMIN_LISTEN=$ADMIN REFEDGE_LINKS_FILE="$WORK/links.jsonl" \
   REFEDGE_EVENTS_SPOOL_DIR="$WORK/spool" REFEDGE_EVENTS_SINK=$1 REFEDGE_KAFKA_BROKERS=127.0.0.1:$BROKER_PORT \
   REFEDGE_ATTRIBUTION_SECRET=loadtest-secret-0123456789 REFEDGE_KAFKA_SHUTDOWN_TIMEOUT_MS=200 \
-  REFEDGE_LOG_LEVEL=warn $ON_SERVER "$REFEDGE_BIN" serve --config "${REFEDGE_CONFIG:-/dev/null}" 2>>"$WORK/edge.log" &
+  REFEDGE_LOG_LEVEL=warn $ON_SERVER "$RF_BIN" serve --config "${RF_CONFIG:-/dev/null}" 2>>"$WORK/edge.log" &
   SERVER_PID=$!
   until ready "$ADMIN"; do sleep 0.05; done
   PIDS=$SERVER_PID

@@ -12,7 +12,7 @@
 # about 20 GB): the spool's own limit is a separate, documented drop
 # (dropped_spool_full), not what this measures.
 # Usage: loadtest/saturation.sh [SECS]     (default 600)
-#   env: SINKS="spool kafka", SPOOL_MAX_BYTES, REFEDGE_BIN, OUT
+#   env: SINKS="spool kafka", SPOOL_MAX_BYTES, RF_BIN, OUT
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-600}

@@ -44,41 +44,54 @@ pub fn init_logging(config: &Config) {
     }
 }
 
-/// `refedge check`: one line per problem of the config and the links file.
+/// `refedge check`: one line per problem, every one `serve` would meet
+/// before binding a port: the config (every bad key and broken rule), the
+/// `REFEDGE_*` variables that set nothing, the Kafka sink's preflight, the
+/// certificates, the GeoIP databases and the links file (every bad line).
 pub fn check(path: Option<PathBuf>) -> ExitCode {
-    let config = match load(path) {
-        Ok(config) => config,
-        Err(e) => {
-            println!("{e}");
-            return ExitCode::FAILURE;
+    let (config, problems) = Config::check(
+        &path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
+        path.is_some(),
+    );
+    let mut problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    problems.extend(
+        crate::config::unknown_variables(&env)
+            .iter()
+            .map(ToString::to_string),
+    );
+    let mut links = None;
+    if let Some(config) = &config {
+        problems.extend(crate::events::ship::preflight(
+            &config.events,
+            &config.kafka,
+        ));
+        problems.extend(crate::tls::check(&config.tls));
+        if let Err(e) = crate::geo::Geo::from_config(&config.geo) {
+            problems.push(e.to_string());
         }
-    };
-    let mut problems = crate::events::ship::preflight(&config.events, &config.kafka);
-    problems.extend(crate::tls::check(&config.tls));
+        match crate::links::check_file(&config.links.file) {
+            Err(e) => problems.push(format!(
+                "links.file: cannot read {}: {e}",
+                config.links.file.display()
+            )),
+            Ok(report) => {
+                problems.extend(report.problems(&config.links.file));
+                links = Some(report.loaded);
+            }
+        }
+    }
     for problem in &problems {
         println!("{problem}");
     }
-    if !problems.is_empty() {
-        return ExitCode::FAILURE;
-    }
-    match crate::links::check_file(&config.links.file) {
-        Err(e) => {
-            println!(
-                "links.file: cannot read {}: {e}",
-                config.links.file.display()
-            );
-            ExitCode::FAILURE
-        }
-        Ok(report) if report.errors.is_empty() => {
-            println!("ok: config valid, {} links", report.loaded);
+    match links {
+        Some(loaded) if problems.is_empty() => {
+            println!("ok: config valid, {loaded} links");
             ExitCode::SUCCESS
         }
-        Ok(report) => {
-            for problem in report.problems(&config.links.file) {
-                println!("{problem}");
-            }
-            ExitCode::FAILURE
-        }
+        _ => ExitCode::FAILURE,
     }
 }
 
@@ -168,6 +181,10 @@ pub fn serve(path: Option<PathBuf>) -> ExitCode {
         }
     };
     init_logging(&config);
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    for unknown in crate::config::unknown_variables(&env) {
+        tracing::warn!("{unknown}");
+    }
     match run_edge(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

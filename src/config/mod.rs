@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use env::env_name;
+pub use env::{UnknownVariable, env_name, unknown_variables};
 pub use sections::*;
 
 /// A problem with the configuration, always naming the key it concerns.
@@ -63,44 +63,88 @@ pub struct Config {
 
 impl Config {
     /// Reads `path` (a missing file is an error only when `required`), applies
-    /// overrides from the process environment and validates.
+    /// overrides from the process environment and validates; the first
+    /// problem found is the error.
     pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
+        match Config::check(path, required) {
+            (Some(config), problems) if problems.is_empty() => Ok(config),
+            (_, mut problems) => Err(problems.swap_remove(0)),
+        }
+    }
+
+    /// `load`, reporting every problem found (`refedge check`): the config
+    /// as far as it could be read (a key that is wrong at its default),
+    /// and the problems.
+    pub fn check(path: &Path, required: bool) -> (Option<Config>, Vec<ConfigError>) {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(source) => {
-                return Err(ConfigError::Read {
+                let error = ConfigError::Read {
                     path: path.to_owned(),
                     source,
-                });
+                };
+                return (None, vec![error]);
             }
         };
         let env: Vec<(String, String)> = std::env::vars().collect();
-        Config::from_sources(&path.display().to_string(), &text, &env)
+        Config::check_sources(&path.display().to_string(), &text, &env)
     }
 
-    /// Builds a config from TOML text and a list of environment variables.
-    /// Tests call this directly and never touch the process environment.
+    /// Builds a config from TOML text and a list of environment variables;
+    /// the first problem is the error. Tests call this directly and never
+    /// touch the process environment.
     pub fn from_sources(
         origin: &str,
         toml_text: &str,
         env: &[(String, String)],
     ) -> Result<Config, ConfigError> {
-        let mut root: toml::Table =
-            toml_text
-                .parse()
-                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+        match Config::check_sources(origin, toml_text, env) {
+            (Some(config), problems) if problems.is_empty() => Ok(config),
+            (_, mut problems) => Err(problems.swap_remove(0)),
+        }
+    }
+
+    /// `from_sources`, reporting every problem: each bad value (a key that
+    /// fails is set aside and the rest read again, so one mistake does not
+    /// hide the next), then each broken rule; with the config as far as it
+    /// could be read.
+    pub fn check_sources(
+        origin: &str,
+        toml_text: &str,
+        env: &[(String, String)],
+    ) -> (Option<Config>, Vec<ConfigError>) {
+        let mut root: toml::Table = match toml_text.parse() {
+            Ok(root) => root,
+            Err(e) => {
+                let e: toml::de::Error = e;
+                let error = ConfigError::Syntax {
                     path: origin.to_owned(),
                     message: e.message().to_owned(),
-                })?;
-        env::overlay(&mut root, env)?;
-        let config: Config =
-            serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|e| {
-                let key = e.path().to_string();
-                ConfigError::key(key, e.into_inner().message().to_owned())
-            })?;
-        config.validate()?;
-        Ok(config)
+                };
+                return (None, vec![error]);
+            }
+        };
+        let mut problems = env::overlay(&mut root, env);
+        let config = loop {
+            match serde_path_to_error::deserialize::<_, Config>(toml::Value::Table(root.clone())) {
+                Ok(config) => break config,
+                Err(e) => {
+                    let key = e.path().to_string();
+                    problems.push(ConfigError::key(
+                        key.clone(),
+                        e.into_inner().message().to_owned(),
+                    ));
+                    // At most one problem a key; a key that cannot be set
+                    // aside ends the reading.
+                    if problems.len() > 64 || !set_aside(&mut root, &key) {
+                        return (None, problems);
+                    }
+                }
+            }
+        };
+        problems.extend(config.problems());
+        (Some(config), problems)
     }
 
     /// This node's name in click events.
@@ -114,6 +158,39 @@ impl Config {
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "refedge".to_owned())
     }
+}
+
+/// Removes the value at a dotted `key` (`server.listen`, `deliver.endpoints[1].url`)
+/// from `root`; false when there is none.
+fn set_aside(root: &mut toml::Table, key: &str) -> bool {
+    let parts: Vec<&str> = key.split('.').collect();
+    let Some((last, sections)) = parts.split_last() else {
+        return false;
+    };
+    let mut table = root;
+    for part in sections {
+        let (name, index) = match part.split_once('[') {
+            Some((name, i)) => (name, i.trim_end_matches(']').parse::<usize>().ok()),
+            None => (*part, None),
+        };
+        let value = match table.get_mut(name) {
+            Some(v) => v,
+            None => return false,
+        };
+        let value = match (value, index) {
+            (toml::Value::Array(items), Some(i)) => match items.get_mut(i) {
+                Some(v) => v,
+                None => return false,
+            },
+            (v, _) => v,
+        };
+        match value {
+            toml::Value::Table(t) => table = t,
+            _ => return false,
+        }
+    }
+    let name = last.split('[').next().unwrap_or(last);
+    table.remove(name).is_some()
 }
 
 #[cfg(test)]
@@ -353,5 +430,60 @@ mod tests {
         let c = Config::from_sources("t", "", &env(&[("REFEDGE_DELIVER_MAX_IN_FLIGHT", "50")]))
             .unwrap();
         assert_eq!(c.deliver.max_in_flight, 50);
+    }
+
+    #[test]
+    fn enumerated_keys_refuse_unknown_values_naming_the_allowed_ones() {
+        let level = err("[log]\nlevel = \"verbose\"\n", &[]);
+        assert_eq!(
+            level,
+            "log.level: unknown value \"verbose\": expected one of trace, debug, info, warn, error, off (or TARGET=LEVEL, comma-separated)"
+        );
+        assert!(
+            err("", &[("REFEDGE_LOG_LEVEL", "info,refedge=loud")])
+                .starts_with("log.level: unknown value \"refedge=loud\"")
+        );
+        for ok in ["info", "WARN", "info,refedge::events=debug", "off"] {
+            let c = Config::from_sources("t", "", &env(&[("REFEDGE_LOG_LEVEL", ok)]));
+            assert!(c.is_ok(), "{ok}");
+        }
+        let format = err("", &[("REFEDGE_LOG_FORMAT", "xml")]);
+        assert!(
+            format.starts_with("log.format: unknown variant `xml`"),
+            "{format}"
+        );
+        assert!(
+            format.contains("`plain`") && format.contains("`json`"),
+            "{format}"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_not_only_the_first() {
+        let text =
+            "[server]\nlisen = \"x\"\nmax_connections = \"a lot\"\n[log]\nlevel = \"verbose\"\n";
+        let problems: Vec<String> = Config::check_sources(
+            "t",
+            text,
+            &env(&[("REFEDGE_EVENTS_QUEUE_CAPACITY", "many")]),
+        )
+        .1
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        let keys: Vec<&str> = problems
+            .iter()
+            .map(|p| p.split(':').next().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "events.queue_capacity",
+                "server.lisen",
+                "server.max_connections",
+                "log.level"
+            ],
+            "{problems:#?}"
+        );
     }
 }

@@ -4,17 +4,19 @@
 use super::{Config, ConfigError, SinkKind};
 
 impl Config {
-    /// Rules that span fields or that serde cannot express.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// Every rule that spans fields or that serde cannot express which
+    /// this config breaks, in the order of the sections.
+    pub fn problems(&self) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
         match (&self.tls.listen, &self.tls.cert_dir) {
             (Some(_), None) => {
-                return Err(ConfigError::key(
+                problems.push(ConfigError::key(
                     "tls.cert_dir",
                     "must be set when tls.listen is set",
                 ));
             }
             (None, Some(_)) => {
-                return Err(ConfigError::key(
+                problems.push(ConfigError::key(
                     "tls.listen",
                     "must be set when tls.cert_dir is set",
                 ));
@@ -22,20 +24,20 @@ impl Config {
             _ => {}
         }
         if self.server.listen.port() != 0 && self.tls.listen == Some(self.server.listen) {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "tls.listen",
                 "must differ from server.listen",
             ));
         }
         if let Some(name) = &self.tls.default_cert {
             if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-                return Err(ConfigError::key(
+                problems.push(ConfigError::key(
                     "tls.default_cert",
                     "must be the NAME of a NAME.crt + NAME.key pair in tls.cert_dir",
                 ));
             }
         }
-        self.validate_conversions()?;
+        self.validate_conversions(&mut problems);
         let s = &self.server;
         for (key, value) in [
             (
@@ -51,30 +53,30 @@ impl Config {
             ),
         ] {
             if value == 0 {
-                return Err(ConfigError::key(key, "must be greater than 0"));
+                problems.push(ConfigError::key(key, "must be greater than 0"));
             }
         }
         if !(8_192..=1_048_576).contains(&s.max_header_bytes) {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "server.max_header_bytes",
                 "must be between 8192 and 1048576",
             ));
         }
         if self.tls.handshake_timeout_ms == 0 {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "tls.handshake_timeout_ms",
                 "must be greater than 0",
             ));
         }
         if self.events.spool_max_bytes < self.events.segment_max_bytes {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "events.spool_max_bytes",
                 "must be at least events.segment_max_bytes",
             ));
         }
         if self.events.sink == SinkKind::Kafka {
             if self.kafka.brokers.trim().is_empty() {
-                return Err(ConfigError::key(
+                problems.push(ConfigError::key(
                     "kafka.brokers",
                     "must name at least one broker",
                 ));
@@ -89,7 +91,7 @@ impl Config {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
                 if !valid {
-                    return Err(ConfigError::key(
+                    problems.push(ConfigError::key(
                         key,
                         "must be 1-249 characters of [0-9A-Za-z._-]",
                     ));
@@ -97,19 +99,21 @@ impl Config {
             }
         }
         if let Some(url) = &self.links.fallback_url {
-            crate::target::check(url).map_err(|e| ConfigError::key("links.fallback_url", e))?;
+            if let Err(e) = crate::target::check(url) {
+                problems.push(ConfigError::key("links.fallback_url", e));
+            }
         }
         if let Some(token) = &self.admin.token
             && token.len() < 16
         {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "admin.token",
                 "must be at least 16 characters",
             ));
         }
         for (i, secret) in self.attribution.secret.iter().enumerate() {
             if secret.len() < 16 {
-                return Err(ConfigError::key(
+                problems.push(ConfigError::key(
                     "attribution.secret",
                     format!("secret #{} is shorter than 16 bytes", i + 1),
                 ));
@@ -117,7 +121,7 @@ impl Config {
         }
         let name = &self.attribution.cookie_name;
         if name.is_empty() || !name.bytes().all(is_token_byte) {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "attribution.cookie_name",
                 "must be a non-empty HTTP token (letters, digits, !#$%&'*+-.^_`|~)",
             ));
@@ -128,13 +132,13 @@ impl Config {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
         {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "attribution.cookie_domain",
                 "must be a host name such as go.brand.com or .brand.com",
             ));
         }
         if !(1..=3650).contains(&self.attribution.window_days) {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "attribution.window_days",
                 "must be between 1 and 3650",
             ));
@@ -148,103 +152,97 @@ impl Config {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             {
-                return Err(ConfigError::key(key, "must be 1 or more of [0-9A-Za-z_-]"));
+                problems.push(ConfigError::key(key, "must be 1 or more of [0-9A-Za-z_-]"));
             }
         }
         if self.attribution.channel_param == self.attribution.click_param {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "attribution.channel_param",
                 "must differ from attribution.click_param",
             ));
         }
         if self.events.queue_capacity == 0 {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "events.queue_capacity",
                 "must be at least 1",
             ));
         }
         if self.events.flush_interval_ms == 0 || self.events.flush_interval_ms > 60_000 {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "events.flush_interval_ms",
                 "must be between 1 and 60000",
             ));
         }
         if self.events.segment_max_bytes < 4096 {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "events.segment_max_bytes",
                 "must be at least 4096",
             ));
         }
         if self.risk.flood_window_secs == 0 || self.risk.flood_window_secs > 30 * 86_400 {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "risk.flood_window_secs",
                 "must be between 1 and 2592000 (30 days)",
             ));
         }
         if let Err(unknown) = crate::risk::Flags::parse_list(&self.matcher.hold_risks) {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "match.hold_risks",
                 format!(
                     "{unknown:?} is not a risk flag (paid_click_id, click_flood, self_referral)"
                 ),
             ));
         }
-        self.validate_deliver()?;
+        self.validate_deliver(&mut problems);
         if self.server.listen == self.admin.listen && self.server.listen.port() != 0 {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "admin.listen",
                 "must differ from server.listen",
             ));
         }
-        if self
-            .log
-            .level
-            .parse::<tracing_subscriber::EnvFilter>()
-            .is_err()
-        {
-            return Err(ConfigError::key("log.level", "is not a valid log filter"));
+        if let Some(reason) = log_level_problem(&self.log.level) {
+            problems.push(ConfigError::key("log.level", reason));
         }
-        Ok(())
+        problems
     }
 }
 
 impl Config {
     /// `[deliver]` and each `[[deliver.endpoints]]` (named by its index).
-    fn validate_deliver(&self) -> Result<(), ConfigError> {
+    fn validate_deliver(&self, problems: &mut Vec<ConfigError>) {
         let d = &self.deliver;
         if d.max_age_secs == 0 {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "deliver.max_age_secs",
                 "must be at least 1",
             ));
         }
         if d.max_in_flight == 0 {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "deliver.max_in_flight",
                 "must be at least 1",
             ));
         }
         if d.endpoints.len() > 64 {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "deliver.endpoints",
                 "at most 64 endpoints",
             ));
         }
         for (i, endpoint) in d.endpoints.iter().enumerate() {
             if let Err((field, reason)) = super::webhook::check(endpoint) {
-                return Err(ConfigError::key(
+                problems.push(ConfigError::key(
                     format!("deliver.endpoints[{i}].{field}"),
                     reason,
                 ));
             }
             if d.endpoints[..i].iter().any(|e| e.name == endpoint.name) {
-                return Err(ConfigError::key(
+                problems.push(ConfigError::key(
                     format!("deliver.endpoints[{i}].name"),
                     format!("{:?} is used twice", endpoint.name),
                 ));
             }
         }
-        Ok(())
     }
 }
 
@@ -253,9 +251,9 @@ fn is_token_byte(b: u8) -> bool {
 }
 
 impl Config {
-    fn validate_conversions(&self) -> Result<(), ConfigError> {
+    fn validate_conversions(&self, problems: &mut Vec<ConfigError>) {
         if self.conversions.tokens.iter().any(|t| t.len() < 16) {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "conversions.tokens",
                 "each token must be at least 16 characters",
             ));
@@ -266,14 +264,14 @@ impl Config {
             .iter()
             .any(|t| !t.bytes().all(|b| b.is_ascii_graphic()))
         {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "conversions.tokens",
                 "a token must be visible ASCII (it travels in a header)",
             ));
         }
         for origin in &self.conversions.allowed_origins {
             if !is_origin(origin) {
-                return Err(ConfigError::key(
+                problems.push(ConfigError::key(
                     "conversions.allowed_origins",
                     format!(
                         "{origin:?} is not an origin such as https://www.brand.com (scheme, host, optional port; no path)"
@@ -282,18 +280,17 @@ impl Config {
             }
         }
         if self.kafka.conversions_topic.is_empty() || self.kafka.attributions_topic.is_empty() {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "kafka.conversions_topic",
                 "topic names must not be empty",
             ));
         }
         if self.matcher.grace_secs == 0 {
-            return Err(ConfigError::key(
+            problems.push(ConfigError::key(
                 "match.grace_secs",
                 "must be greater than 0",
             ));
         }
-        Ok(())
     }
 }
 
@@ -313,4 +310,26 @@ fn is_origin(origin: &str) -> bool {
         && port.len() <= 5
         && port.bytes().all(|b| b.is_ascii_digit())
         && !(rest.ends_with(':'))
+}
+
+/// The levels a log directive may name.
+const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// Why `level` is not a log level or a list of `TARGET=LEVEL` directives
+/// (`info,refedge::events=debug`), if it is not. A bare word that is no
+/// level would be read as a target and silence everything else.
+fn log_level_problem(level: &str) -> Option<String> {
+    let is_level = |l: &str| LOG_LEVELS.iter().any(|k| k.eq_ignore_ascii_case(l));
+    let bad =
+        level
+            .split(',')
+            .map(str::trim)
+            .find(|directive| match directive.rsplit_once('=') {
+                Some((target, l)) => target.is_empty() || !is_level(l),
+                None => !is_level(directive),
+            })?;
+    Some(format!(
+        "unknown value {bad:?}: expected one of {} (or TARGET=LEVEL, comma-separated)",
+        LOG_LEVELS.join(", ")
+    ))
 }

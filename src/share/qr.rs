@@ -427,12 +427,12 @@ mod tests {
         };
         let drawn = svg(&url, &params).unwrap();
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/share/qr-example.svg");
-        if std::env::var_os("REFEDGE_WRITE_EXAMPLES").is_some() {
+        if std::env::var_os("RF_WRITE_EXAMPLES").is_some() {
             std::fs::write(path, &drawn).unwrap();
         }
         assert!(
             std::fs::read(path).unwrap() == drawn,
-            "{path} is stale: REFEDGE_WRITE_EXAMPLES=1 cargo test --lib readme_picture"
+            "{path} is stale: RF_WRITE_EXAMPLES=1 cargo test --lib readme_picture"
         );
     }
 

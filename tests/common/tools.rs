@@ -2,7 +2,7 @@
 //! Chromium. A test that needs one asks [`present`] first. Without the tool,
 //! plain `cargo test` skips that test and says so on the terminal (not in the
 //! captured output, so it is seen even when the test passes); under
-//! `REFEDGE_REQUIRE_TOOLS=1`, which `.ci/test` sets after installing both, a
+//! `RF_REQUIRE_TOOLS=1`, which `.ci/test` sets after installing both, a
 //! missing tool fails the test instead.
 
 use std::io::Write;
@@ -33,7 +33,7 @@ pub fn tansu_path() -> Option<PathBuf> {
 
 /// Whether `tool` is installed. Without it: `false` after a line on the
 /// terminal naming `test` and how to run it, or a panic when the tools are
-/// required (`REFEDGE_REQUIRE_TOOLS=1`).
+/// required (`RF_REQUIRE_TOOLS=1`).
 pub fn present(tool: Tool, test: &str) -> bool {
     let (found, install) = match tool {
         Tool::Tansu => (
@@ -48,10 +48,10 @@ pub fn present(tool: Tool, test: &str) -> bool {
     if found {
         return true;
     }
-    let required = std::env::var("REFEDGE_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
+    let required = std::env::var("RF_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
     assert!(
         !required,
-        "{test}: {install} is not installed, and REFEDGE_REQUIRE_TOOLS=1 requires it"
+        "{test}: {install} is not installed, and RF_REQUIRE_TOOLS=1 requires it"
     );
     // Straight to the terminal: libtest captures `eprintln!` of a passing test.
     let _ = writeln!(

@@ -76,6 +76,75 @@ fn check_names_every_bad_links_line() {
     );
 }
 
+/// `check` meets every problem `serve` would meet before binding, and
+/// reports each of them, not only the first: bad keys, broken rules, a
+/// variable that sets nothing, a GeoIP database that is not there, bad
+/// links lines.
+#[test]
+fn check_reports_every_problem_serve_would_meet() {
+    let fixture = Fixture::new(concat!(
+        r#"{"code":"good","target":"https://a.example/"}"#,
+        "\n",
+        r#"{"code":"bad code!","target":"https://a.example/"}"#,
+        "\n",
+    ));
+    let config = fixture.dir.path().join("bad.toml");
+    let missing = fixture.dir.path().join("no-such-city.mmdb");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nmax_connections = \"many\"\n[log]\nlevel = \"verbose\"\n[geo]\ncity_db = {:?}\n",
+            missing.display().to_string()
+        ),
+    )
+    .unwrap();
+    let env = fixture.env(&[("REFEDGE_SEVER_LISTEN", "127.0.0.1:1")]);
+    let out = run_binary(&["check", "--config", &config.display().to_string()], &env);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{stdout}");
+    assert!(
+        lines[0].starts_with("server.max_connections: invalid type"),
+        "{stdout}"
+    );
+    assert!(lines[1].starts_with("log.level: unknown value \"verbose\": expected one of trace, debug, info, warn, error, off"), "{stdout}");
+    assert_eq!(
+        lines[2],
+        "REFEDGE_SEVER_LISTEN: no such setting, ignored (did you mean REFEDGE_SERVER_LISTEN, for server.listen?)"
+    );
+    assert!(
+        lines[3].starts_with("geo.city_db: ") && lines[3].contains("no-such-city.mmdb"),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines[4],
+        format!(
+            "{}:2: code: must be 1-64 characters of [0-9A-Za-z_-]",
+            fixture.links.display()
+        )
+    );
+
+    // serve refuses the same config at its first problem, and only warns of
+    // the variable that sets nothing.
+    let out = run_binary(&["serve", "--config", &config.display().to_string()], &env);
+    assert_eq!(out.status.code(), Some(2));
+    let fixed = fixture.dir.path().join("good.toml");
+    std::fs::write(
+        &fixed,
+        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let out = run_binary(&["check", "--config", &fixed.display().to_string()], &env);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().next(),
+        Some(
+            "REFEDGE_SEVER_LISTEN: no such setting, ignored (did you mean REFEDGE_SERVER_LISTEN, for server.listen?)"
+        ),
+        "a variable that sets nothing is a problem for check"
+    );
+}
+
 #[test]
 fn check_and_serve_name_bad_config_keys() {
     let fixture = Fixture::new(LINKS);
