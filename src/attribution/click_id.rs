@@ -47,17 +47,32 @@ impl ClickId {
 
     /// Parses 22 base62 characters that decode to a UUIDv7.
     pub fn parse(s: &str) -> Option<ClickId> {
+        ClickId::check(s).ok()
+    }
+
+    /// `parse`, saying what is wrong with text that is not a click id.
+    pub fn check(s: &str) -> Result<ClickId, String> {
         if s.len() != CLICK_ID_LEN {
-            return None;
+            return Err(format!(
+                "not a click id: {} characters, expected {CLICK_ID_LEN}",
+                s.chars().count()
+            ));
         }
-        let value = base62::decode(s).ok()?;
-        let is_v7 = (value >> 76) & 0xf == 7 && (value >> 62) & 0b11 == 0b10;
-        if !is_v7 {
-            return None;
+        let value = base62::decode(s).map_err(|_| {
+            "not a click id: expected base62 (0-9, A-Z, a-z) of a 128-bit UUID".to_owned()
+        })?;
+        let version = (value >> 76) & 0xf;
+        if version != 7 {
+            return Err(format!(
+                "not a click id: version {version}, expected a UUIDv7"
+            ));
+        }
+        if (value >> 62) & 0b11 != 0b10 {
+            return Err("not a click id: not an RFC 9562 variant UUID".to_owned());
         }
         let mut out = [0u8; CLICK_ID_LEN];
         out.copy_from_slice(s.as_bytes());
-        Some(ClickId(out))
+        Ok(ClickId(out))
     }
 
     pub fn as_str(&self) -> &str {
@@ -148,5 +163,30 @@ mod tests {
             None,
             "overflows 128 bits"
         );
+    }
+
+    #[test]
+    fn text_that_is_no_click_id_is_told_what_is_wrong() {
+        // The README's old sample: 22 characters, but version 14.
+        assert_eq!(
+            ClickId::check("0354QjHxqqxBZ1lyB7NZtb").unwrap_err(),
+            "not a click id: version 14, expected a UUIDv7"
+        );
+        assert_eq!(
+            ClickId::check("abc").unwrap_err(),
+            "not a click id: 3 characters, expected 22"
+        );
+        assert!(
+            ClickId::check("zzzzzzzzzzzzzzzzzzzzzz")
+                .unwrap_err()
+                .contains("base62")
+        );
+        assert!(
+            ClickId::check("0354QjHxqqxBZ1lyB7NZt!")
+                .unwrap_err()
+                .contains("base62")
+        );
+        let id = ClickId::new(1_790_000_000_000);
+        assert_eq!(ClickId::check(id.as_str()), Ok(id));
     }
 }

@@ -185,10 +185,7 @@ impl ConversionEvent {
         }
         let customer_domain = domain("customer_domain", posted.customer_domain)?;
         let click_id = match posted.click_id {
-            Some(id) => Some(
-                ClickId::parse(&id)
-                    .ok_or_else(|| refuse("click_id", "is not a 22-character click id"))?,
-            ),
+            Some(id) => Some(ClickId::check(&id).map_err(|reason| refuse("click_id", reason))?),
             None if click_required && referral_code.is_none() => {
                 return Err(refuse(
                     "click_id",
