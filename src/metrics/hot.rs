@@ -120,12 +120,14 @@ impl EventResult {
     }
 }
 
-const COOKIE_RESULTS: [&str; 5] = ["absent", "valid", "malformed", "bad_signature", "expired"];
+/// The results of a cookie sent with a request (a request without one is
+/// no cookie, and not counted).
+const COOKIE_RESULTS: [&str; 4] = ["valid", "malformed", "bad_signature", "expired"];
 
 /// What the request path and the event hand-off count, per thread (see
 /// `striped`), published to the registry's counters when `/metrics` is read.
 static REQUESTS: Tally<{ RequestOutcome::ALL.len() }> = Tally::new();
-static COOKIES: Tally<5> = Tally::new();
+static COOKIES: Tally<{ COOKIE_RESULTS.len() }> = Tally::new();
 static EVENTS: Tally<11> = Tally::new();
 static DURATION: DurationHistogram<{ DURATION_BUCKETS.len() + 2 }> =
     DurationHistogram::new(DURATION_BUCKETS);
