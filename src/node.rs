@@ -96,6 +96,9 @@ impl Node {
             )
         })?;
         let kafka = config.events.sink == SinkKind::Kafka;
+        if kafka {
+            ensure_topics(&config.kafka)?;
+        }
         let shipper = kafka
             .then(|| {
                 ShipperHandle::start(
@@ -197,15 +200,6 @@ impl Node {
     /// Serves until `shutdown` completes, then runs the shutdown sequence.
     /// Returns true when every step finished within its deadline.
     pub async fn serve(self, listeners: Listeners, shutdown: impl Future<Output = ()>) -> bool {
-        if let Some((_, rc)) = &self.replication {
-            let rc = rc.clone();
-            tokio::spawn(async move { crate::links::replication::ensure_topic(&rc).await });
-        }
-        if let Some(shipper) = &self.shipper {
-            tokio::spawn(crate::events::ship::ensure_conversions_topic(
-                shipper.config.clone(),
-            ));
-        }
         let mut tasks: Vec<_> = self.snapshot.iter().map(snapshot::Keeper::spawn).collect();
         tasks.extend(self.https.as_ref().and_then(Https::watch));
         let (stop_listeners, listening) = watch::channel(false);
@@ -264,5 +258,27 @@ impl Node {
         }
         .stop()
         .await
+    }
+}
+
+/// Creates the edge's topics that are missing; an error (naming the topic)
+/// when the broker refuses one or the conversions topic is not
+/// co-partitioned with the clicks topic. A broker that does not answer is
+/// not an error: the events wait in the spool, and the topics are made
+/// once it answers.
+fn ensure_topics(kafka: &crate::config::KafkaConfig) -> anyhow::Result<()> {
+    use crate::kafka::topics::{self, TopicError};
+    match topics::ensure(kafka, &topics::of_edge(kafka), Duration::from_secs(3)) {
+        Ok(()) => Ok(()),
+        Err(e @ TopicError::Unreachable(_)) => {
+            tracing::warn!("{e}");
+            topics::ensure_in_background(
+                kafka.clone(),
+                topics::of_edge(kafka),
+                Duration::from_secs(10),
+            );
+            Ok(())
+        }
+        Err(e) => Err(anyhow::anyhow!("kafka: {e}")),
     }
 }

@@ -260,6 +260,12 @@ pub struct KafkaConfig {
     pub conversions_topic: String,
     /// The matcher's output.
     pub attributions_topic: String,
+    /// Partitions of a topic a command creates because it is missing (the
+    /// conversions and attributions topics get the clicks topic's count,
+    /// the links topic one).
+    pub partitions: usize,
+    /// Replicas of a topic a command creates; -1 = the broker's default.
+    pub replication_factor: i32,
     /// At shutdown, how long the shipper keeps shipping before it leaves the
     /// rest in the spool for the next start.
     pub shutdown_timeout_ms: u64,
@@ -275,6 +281,8 @@ impl Default for KafkaConfig {
             links_topic: "refedge.links".into(),
             conversions_topic: "refedge.conversions".into(),
             attributions_topic: "refedge.attributions".into(),
+            partitions: 6,
+            replication_factor: -1,
             shutdown_timeout_ms: 5_000,
             properties: BTreeMap::new(),
         }

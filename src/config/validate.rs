@@ -98,6 +98,20 @@ impl Config {
                 }
             }
         }
+        if !(1..=10_000).contains(&self.kafka.partitions) {
+            problems.push(ConfigError::key(
+                "kafka.partitions",
+                "must be between 1 and 10000",
+            ));
+        }
+        if self.kafka.replication_factor != -1
+            && !(1..=32_767).contains(&self.kafka.replication_factor)
+        {
+            problems.push(ConfigError::key(
+                "kafka.replication_factor",
+                "must be -1 (the broker's default) or between 1 and 32767",
+            ));
+        }
         if let Some(url) = &self.links.fallback_url {
             if let Err(e) = crate::target::check(url) {
                 problems.push(ConfigError::key("links.fallback_url", e));

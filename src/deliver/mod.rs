@@ -199,15 +199,18 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         send::Client::new().map_err(|e| anyhow::anyhow!("no usable root certificates: {e}"))?
     };
     let topic = config.kafka.attributions_topic.clone();
-    runtime.block_on(crate::kafka::create_topic(
-        &config.kafka,
-        &rdkafka::admin::NewTopic::new(
-            &d.dead_letter_topic,
-            1,
-            rdkafka::admin::TopicReplication::Fixed(-1),
-        ),
-        "dead-letter topic",
-    ));
+    {
+        use crate::kafka::topics::{self, TopicError};
+        let dead = topics::of_deliverer(&d.dead_letter_topic);
+        match topics::ensure(&config.kafka, &dead, Duration::from_secs(5)) {
+            Ok(()) => {}
+            Err(e @ TopicError::Unreachable(_)) => {
+                tracing::warn!("{e}");
+                topics::ensure_in_background(config.kafka.clone(), dead, Duration::from_secs(10));
+            }
+            Err(e) => anyhow::bail!("kafka: {e}"),
+        }
+    }
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let shared = Arc::new(Shared {
         client,

@@ -18,7 +18,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rdkafka::ClientContext;
-use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
@@ -105,13 +104,6 @@ pub struct ReplicationConfig {
 
 fn client_config(config: &ReplicationConfig) -> ClientConfig {
     crate::kafka::client_config(&[], &config.kafka)
-}
-
-/// Creates the links topic, compacted, if it does not exist.
-pub async fn ensure_topic(config: &ReplicationConfig) {
-    let topic = NewTopic::new(&config.kafka.links_topic, 1, TopicReplication::Fixed(-1))
-        .set("cleanup.policy", "compact");
-    crate::kafka::create_topic(&config.kafka, &topic, "compacted links topic").await;
 }
 
 impl Replication {

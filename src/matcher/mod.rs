@@ -140,6 +140,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             },
         )?;
     let partitions = group::check_partition_counts(&consumer, &topics, Duration::from_secs(30))?;
+    crate::kafka::topics::ensure(
+        &config.kafka,
+        &crate::kafka::topics::of_matcher(&config.kafka),
+        Duration::from_secs(5),
+    )
+    .map_err(|e| anyhow::anyhow!("kafka: {e}"))?;
     let link_map = links::load_file(&config)?;
     let replication = links::follow(&config, &link_map)?;
     let publisher = Publisher::new(&config.kafka, &config.node_name())?;

@@ -201,10 +201,11 @@ fn env(brokers: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     env
 }
 
+/// A broker with the attributions topic; the deliverer makes its
+/// dead-letter topic itself.
 fn broker(partitions: u32) -> Broker {
     let broker = Broker::memory();
     broker.create_topic(TOPIC, partitions);
-    broker.create_topic(DEAD, 1);
     broker
 }
 

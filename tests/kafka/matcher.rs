@@ -133,9 +133,9 @@ async fn wait_metric(admin: std::net::SocketAddr, line: &str, at_least: f64) {
 async fn every_conversion_is_attributed_through_real_edges() {
     crate::needs!(Tansu);
     let broker = Broker::memory();
-    for topic in [CLICKS, CONVERSIONS, ATTRIBUTIONS] {
-        broker.create_topic(topic, 3);
-    }
+    // Only the clicks topic is made here: the edge makes the conversions
+    // topic and the matcher the attributions topic, each with its count.
+    broker.create_topic(CLICKS, 3);
     let brokers = broker.addr();
     let links = links();
     let fixture = Fixture::new(&links);
@@ -185,6 +185,20 @@ async fn every_conversion_is_attributed_through_real_edges() {
     .await;
 
     let records = attributions(&brokers, 9, Duration::from_secs(60)).await;
+    let kafka = refedge::config::KafkaConfig {
+        brokers: brokers.clone(),
+        ..Default::default()
+    };
+    let counts = tokio::task::spawn_blocking(move || {
+        [CONVERSIONS, ATTRIBUTIONS].map(|t| refedge::kafka::topics::partition_count(&kafka, t))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        counts,
+        [Some(3), Some(3)],
+        "made co-partitioned with the clicks"
+    );
     let got = by_event(&records);
     assert_eq!(got.len(), 9, "one attribution per event id: {got:?}");
     for (i, id) in ids.iter().enumerate() {

@@ -405,8 +405,51 @@ fn a_bad_kafka_property_is_refused_before_start() {
     );
 }
 
-/// The edge creates the conversions topic with the clicks topic's
-/// partition count, so the two are co-partitioned for `refedge match`.
+/// The partition counts of the edge's three topics (`None`: missing).
+async fn topic_counts(addr: &str) -> [Option<usize>; 3] {
+    let kafka = refedge::config::KafkaConfig {
+        brokers: addr.to_owned(),
+        ..Default::default()
+    };
+    tokio::task::spawn_blocking(move || {
+        ["refedge.clicks", "refedge.conversions", "refedge.links"]
+            .map(|topic| refedge::kafka::topics::partition_count(&kafka, topic))
+    })
+    .await
+    .expect("metadata thread")
+}
+
+/// On an empty broker the edge creates every topic it produces to before
+/// it is ready (the clicks with `kafka.partitions`, the conversions with as
+/// many, the links topic with one), and its clicks arrive: nothing waits in
+/// the spool for a topic nobody made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_creates_every_topic_it_produces_to() {
+    crate::needs!(Tansu);
+    let broker = Broker::memory();
+    let fixture = Fixture::new(LINKS);
+    let addr = broker.addr();
+    let edge = spawn_binary(&fixture.env(&kafka_env(&addr, &[("REFEDGE_KAFKA_PARTITIONS", "3")])));
+    wait_ready(edge.admin).await;
+    assert_eq!(topic_counts(&addr).await, [Some(3), Some(3), Some(1)]);
+    let (_, answered) = clicks(edge.public, 8).await;
+    assert_eq!(answered, 8);
+    let records =
+        tokio::task::spawn_blocking(move || consume(&addr, TOPIC, 8, Duration::from_secs(30)))
+            .await
+            .unwrap();
+    assert_eq!(
+        records.len(),
+        8,
+        "every click is in the topic the edge made"
+    );
+    assert!(stop(edge).await);
+}
+
+/// A clicks topic made beforehand keeps its count, and the conversions
+/// topic the edge makes gets the same (co-partitioned for `refedge match`);
+/// a conversions topic that exists with another count stops the edge at
+/// start, naming it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_conversions_topic_is_created_co_partitioned() {
     crate::needs!(Tansu);
@@ -416,25 +459,20 @@ async fn the_conversions_topic_is_created_co_partitioned() {
     let addr = broker.addr();
     let edge = spawn_binary(&fixture.env(&kafka_env(&addr, &[])));
     wait_ready(edge.admin).await;
-    let kafka = refedge::config::KafkaConfig {
-        brokers: addr.clone(),
-        ..Default::default()
-    };
-    let count = within("the conversions topic", async {
-        loop {
-            let kafka = kafka.clone();
-            let count = tokio::task::spawn_blocking(move || {
-                refedge::kafka::partition_count(&kafka, "refedge.conversions")
-            })
-            .await
-            .expect("metadata thread");
-            if let Some(n) = count {
-                return n;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await;
-    assert_eq!(count, 4);
+    assert_eq!(topic_counts(&addr).await, [Some(4), Some(4), Some(1)]);
     assert!(stop(edge).await);
+
+    let other = Broker::memory();
+    other.create_topic(TOPIC, 4);
+    other.create_topic("refedge.conversions", 2);
+    let out = run_binary(
+        &["serve", "--config", "/dev/null"],
+        &fixture.env(&kafka_env(&other.addr(), &[])),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the conversions topic \"refedge.conversions\" has 2 partitions, but must have as many as \"refedge.clicks\" (4)"),
+        "{stderr}"
+    );
 }

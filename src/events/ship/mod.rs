@@ -38,7 +38,7 @@ pub use checkpoint::{CHECKPOINT_FILE, Position, read_checkpoint};
 pub use handle::ShipperHandle;
 use producer::{Delivery, ShipContext, build_producer, ce_source, ce_type, is_operator_error};
 pub use producer::{ShipperState, cloudevent_headers, producer_defaults, validate_properties};
-pub use setup::{ShipperConfig, ensure_conversions_topic, preflight};
+pub use setup::{ShipperConfig, preflight};
 
 /// Events produced but not yet acknowledged, at most.
 const MAX_IN_FLIGHT: usize = 100_000;

@@ -71,6 +71,7 @@ pub(super) struct ShipContext {
     pub(super) deliveries: Mutex<Vec<Delivery>>,
     state: Arc<ShipperState>,
     last_error_log: Mutex<Option<Instant>>,
+    last_delivery_log: Mutex<Option<Instant>>,
 }
 
 pub(super) fn is_operator_error(error: &KafkaError) -> bool {
@@ -122,18 +123,40 @@ impl ClientContext for ShipContext {
     }
 }
 
+impl ShipContext {
+    /// A failed delivery, logged at most every 10 s: the topic and the
+    /// broker's reason (an unknown topic, no rights), which otherwise only
+    /// `/readyz` would show.
+    fn warn_failed_delivery(&self, topic: &str, error: &KafkaError) {
+        let now = Instant::now();
+        if let Ok(mut last) = self.last_delivery_log.lock()
+            && last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
+        {
+            *last = Some(now);
+            tracing::warn!(
+                topic,
+                error = %error,
+                "delivery failed; the events stay in the spool and are produced again"
+            );
+        }
+    }
+}
+
 impl ProducerContext for ShipContext {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, id: usize) {
         let delivery = match result {
             Ok(_) => Delivery::Ok(id),
-            Err((error, message)) => Delivery::Failed {
-                id,
-                error: error.clone(),
-                key: message.key().map(<[u8]>::to_vec).unwrap_or_default(),
-                payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-            },
+            Err((error, message)) => {
+                self.warn_failed_delivery(message.topic(), error);
+                Delivery::Failed {
+                    id,
+                    error: error.clone(),
+                    key: message.key().map(<[u8]>::to_vec).unwrap_or_default(),
+                    payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                }
+            }
         };
         if let Ok(mut d) = self.deliveries.lock() {
             d.push(delivery);
@@ -151,6 +174,7 @@ pub(super) fn build_producer(
         deliveries: Mutex::new(Vec::new()),
         state,
         last_error_log: Mutex::new(None),
+        last_delivery_log: Mutex::new(None),
     })
 }
 

@@ -1,6 +1,6 @@
 //! What the shipper ships to: its settings (the spool and the `[kafka]`
-//! section), the conversions topic it creates co-partitioned with the
-//! clicks topic, and the start-up check of `kafka.properties`.
+//! section) and the start-up check of `kafka.properties` (its topics are
+//! `kafka::topics::of_edge`).
 
 use std::path::PathBuf;
 
@@ -15,30 +15,6 @@ use crate::events::line::EventKind;
 pub struct ShipperConfig {
     pub dir: PathBuf,
     pub kafka: KafkaConfig,
-}
-
-/// Creates the conversions topic, when it does not exist yet, with the
-/// clicks topic's partition count: so the two are co-partitioned, which
-/// `refedge match` needs (a broker's auto-creation would pick its default).
-/// Nothing is created while the clicks topic does not exist.
-pub async fn ensure_conversions_topic(config: ShipperConfig) {
-    let kafka = config.kafka;
-    let count = tokio::task::spawn_blocking({
-        let kafka = kafka.clone();
-        move || crate::kafka::partition_count(&kafka, &kafka.clicks_topic)
-    })
-    .await
-    .ok()
-    .flatten();
-    let Some(count) = count else {
-        return;
-    };
-    let topic = rdkafka::admin::NewTopic::new(
-        &kafka.conversions_topic,
-        count as i32,
-        rdkafka::admin::TopicReplication::Fixed(-1),
-    );
-    crate::kafka::create_topic(&kafka, &topic, "conversions topic").await;
 }
 
 /// Checks what the config alone cannot: that librdkafka accepts every

@@ -1,12 +1,12 @@
 //! The one way refedge makes a librdkafka client (the shipper's producer,
 //! the links topic's producer, consumer and admin client): the role's
 //! defaults, then `kafka.brokers`, then every `kafka.properties` entry on
-//! top (SASL/SSL clusters), with librdkafka's log routed into `tracing`.
+//! top (SASL/SSL clusters), with librdkafka's log routed into `tracing`;
+//! and the topics each command produces to (`topics`).
 
-use std::time::Duration;
+pub mod topics;
 
 use rdkafka::ClientContext;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::ConsumerContext;
 
@@ -54,38 +54,3 @@ impl ClientContext for Logged {
 }
 
 impl ConsumerContext for Logged {}
-
-/// Creates `topic` unless it exists. A broker that refuses (it exists, no
-/// rights, no broker) is logged, never fatal: `what` names the topic's role.
-pub async fn create_topic(kafka: &KafkaConfig, topic: &NewTopic<'_>, what: &str) {
-    let admin: Result<AdminClient<Logged>, _> =
-        client_config(&[], kafka).create_with_context(Logged);
-    let Ok(admin) = admin else { return };
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
-    match tokio::time::timeout(Duration::from_secs(10), admin.create_topics([topic], &opts)).await {
-        Ok(Ok(results)) => {
-            for r in results {
-                match r {
-                    Ok(name) => tracing::info!(topic = %name, "created the {what}"),
-                    Err((name, code)) => {
-                        tracing::debug!(topic = %name, ?code, "{what} not created")
-                    }
-                }
-            }
-        }
-        Ok(Err(e)) => tracing::warn!(error = %e, "cannot create the {what}"),
-        Err(_) => tracing::warn!("timed out creating the {what}"),
-    }
-}
-
-/// The partition count of `topic`, `None` when it does not exist or no
-/// broker answers within a few seconds. Blocks.
-pub fn partition_count(kafka: &KafkaConfig, topic: &str) -> Option<usize> {
-    let admin: AdminClient<Logged> = client_config(&[], kafka).create_with_context(Logged).ok()?;
-    let metadata = admin
-        .inner()
-        .fetch_metadata(Some(topic), Duration::from_secs(5))
-        .ok()?;
-    let t = metadata.topics().first()?;
-    (t.error().is_none() && !t.partitions().is_empty()).then(|| t.partitions().len())
-}
