@@ -122,6 +122,19 @@ impl<'de> de::Deserializer<'de> for Walker<'_> {
         self.deserialize_u64(v)
     }
 
+    fn deserialize_i32<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WalkError> {
+        self.note(ValueKind::Int);
+        v.visit_i32(1)
+    }
+
+    fn deserialize_i16<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WalkError> {
+        self.deserialize_i32(v)
+    }
+
+    fn deserialize_i8<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WalkError> {
+        self.deserialize_i32(v)
+    }
+
     fn deserialize_str<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WalkError> {
         self.note(ValueKind::Str);
         v.visit_str(PLACEHOLDER)
@@ -185,7 +198,7 @@ impl<'de> de::Deserializer<'de> for Walker<'_> {
     }
 
     serde::forward_to_deserialize_any! {
-        i8 i16 i32 i128 u128 f32 f64 char bytes byte_buf unit unit_struct
+        i128 u128 f32 f64 char bytes byte_buf unit unit_struct
         tuple tuple_struct identifier ignored_any
     }
 }

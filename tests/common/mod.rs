@@ -411,6 +411,7 @@ pub async fn wait_for_metric(admin: std::net::SocketAddr, line_prefix: &str, at_
 pub mod browser;
 pub mod kafka;
 mod process;
+pub mod readme;
 pub mod tools;
 
 #[allow(unused_imports)] // each test binary uses some of them

@@ -1,5 +1,5 @@
-//! The two tools `cargo test` does not install: a Tansu broker and headless
-//! Chromium. A test that needs one asks [`present`] first. Without the tool,
+//! The tools `cargo test` does not install: a Tansu broker, headless
+//! Chromium and jq. A test that needs one asks [`present`] first. Without the tool,
 //! plain `cargo test` skips that test and says so on the terminal (not in the
 //! captured output, so it is seen even when the test passes); under
 //! `RF_REQUIRE_TOOLS=1`, which `.ci/test` sets after installing both, a
@@ -15,6 +15,8 @@ pub enum Tool {
     Tansu,
     /// Chromium and ChromeDriver, for the browser tests.
     Chromium,
+    /// jq, which the README's command blocks read JSON lines with.
+    Jq,
 }
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
@@ -43,6 +45,13 @@ pub fn present(tool: Tool, test: &str) -> bool {
         Tool::Chromium => (
             Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists(),
             "chromium and chromedriver (apt-get install chromium chromium-driver)",
+        ),
+        Tool::Jq => (
+            std::env::var_os("PATH")
+                .iter()
+                .flat_map(std::env::split_paths)
+                .any(|dir| dir.join("jq").is_file()),
+            "jq (apt-get install jq)",
         ),
     };
     if found {

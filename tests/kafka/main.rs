@@ -9,4 +9,5 @@ mod cluster;
 mod deliver;
 mod durability;
 mod matcher;
+mod readme;
 mod shipping;
