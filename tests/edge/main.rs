@@ -13,6 +13,7 @@ mod conversions;
 mod geo;
 mod hostile;
 mod lifecycle;
+mod metrics;
 mod readme;
 mod redirects;
 mod secrets;

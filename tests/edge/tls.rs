@@ -266,6 +266,7 @@ async fn two_brands_serve_redirects_over_h2_and_http1_with_their_own_certificate
         format!("https://go.adp.example:{}/adp1?utm_source=mail", tls.port())
     );
     assert!(res.header("set-cookie").is_none());
+    wait_for_metric(edge.admin, "refedge_https_redirects_total", 1.0).await;
 
     assert!(edge.stop().await, "clean shutdown");
     let events = brands.fixture.events();
@@ -457,6 +458,18 @@ async fn sighup_swaps_certificates_and_failed_handshakes_are_counted_not_logged(
     .await;
     assert_eq!(metric(admin, "refedge_tls_certificates ").await, 2.0);
     assert!(!process.log_contains("TLS handshake failed"));
+    // Each served certificate's end of validity, by pair name, for the
+    // expiry alert.
+    let expiry = metric(
+        admin,
+        "refedge_tls_certificate_expiry_timestamp_seconds{name=\"adp\"}",
+    )
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(expiry > now, "expires in the future: {expiry}");
 
     // Nothing watches the directory here: SIGHUP does the reload.
     let renewed = write_pair(&brands.certs, "adp", &["go.adp.example"]);

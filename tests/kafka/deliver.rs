@@ -297,6 +297,20 @@ async fn every_attribution_is_delivered_signed_and_verified() {
         30.0,
     )
     .await;
+    assert!(metric(deliverer.admin, "refedge_deliver_delay_seconds_count").await >= 36.0);
+    let text =
+        String::from_utf8_lossy(&get(deliverer.admin, "/metrics", &[]).await.body).into_owned();
+    assert!(
+        text.contains("refedge_deliver_lag_seconds{endpoint=\"crm\"}"),
+        "{text}"
+    );
+    // A record that is no attribution is skipped and counted.
+    produce_async(
+        &brokers,
+        vec![("junk".to_owned(), "not an attribution".to_owned())],
+    )
+    .await;
+    wait_for_metric(deliverer.admin, "refedge_deliver_unreadable_total", 1.0).await;
     assert!(stop(deliverer).await, "stops cleanly");
 }
 

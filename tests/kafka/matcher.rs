@@ -243,6 +243,54 @@ async fn every_conversion_is_attributed_through_real_edges() {
         3.0,
         "a first start builds every partition from the clicks topic"
     );
+    // The matcher's own series, as an operator reads them.
+    assert!(
+        metric(
+            matcher.admin,
+            "refedge_match_attributions_total{result=\"matched\"}"
+        )
+        .await
+            >= 7.0
+    );
+    assert!(metric(matcher.admin, "refedge_match_delay_seconds_count").await >= 9.0);
+    assert!(metric(matcher.admin, "refedge_match_index_bytes").await > 0.0);
+    assert_eq!(
+        metric(matcher.admin, "refedge_match_rebuilding_partitions").await,
+        0.0
+    );
+    wait_metric(
+        matcher.admin,
+        "refedge_match_lag_messages{topic=\"refedge.clicks\"}",
+        0.0,
+    )
+    .await;
+    let text =
+        String::from_utf8_lossy(&get(matcher.admin, "/metrics", &[]).await.body).into_owned();
+    for series in [
+        "refedge_match_lag_messages{topic=\"refedge.clicks\"}",
+        "refedge_match_lag_messages{topic=\"refedge.conversions\"}",
+        "refedge_match_rebuilding_partitions ",
+        // Refreshed by the once-a-minute expiry (`loadtest/matcher.sh`
+        // reads them after one).
+        "refedge_match_remembered_conversions ",
+        "refedge_match_remembered_bytes ",
+    ] {
+        assert!(text.contains(series), "{series} is exported: {text}");
+    }
+    // A record that is no event refedge writes is skipped and counted.
+    {
+        let b = brokers.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::common::kafka::produce(
+                &b,
+                CLICKS,
+                &[("junk".to_owned(), "not an event".to_owned())],
+            )
+        })
+        .await
+        .unwrap();
+    }
+    wait_metric(matcher.admin, "refedge_match_unreadable_total", 1.0).await;
 
     // A restart on the same state resumes: nothing is rebuilt or re-read.
     assert!(stop(matcher).await, "the matcher stops cleanly");
@@ -396,6 +444,14 @@ async fn rewards_are_credited_and_reversed_across_a_matcher_restart() {
         assert_eq!(r.key, key, "keyed by click id, else code");
     }
     wait_metric(matcher.admin, "refedge_match_held_total", 1.0).await;
+    assert!(
+        metric(
+            matcher.admin,
+            "refedge_match_risks_total{flag=\"self_referral\"}"
+        )
+        .await
+            >= 1.0
+    );
 
     // A restart between the deals and their refunds.
     assert!(stop(matcher).await, "the matcher stops cleanly");

@@ -77,6 +77,10 @@ async fn every_click_arrives_with_contract_fields_and_headers() {
     .await;
     // The gauge follows librdkafka's once-a-second broker statistics.
     wait_for_metric(edge.admin, "refedge_kafka_connected", 1.0).await;
+    let text = String::from_utf8_lossy(&get(edge.admin, "/metrics", &[]).await.body).into_owned();
+    for series in ["refedge_shipper_lag_seconds ", "refedge_shipper_in_flight "] {
+        assert!(text.contains(series), "{series} is exported: {text}");
+    }
     assert!(stop(edge).await);
 
     let records =
@@ -351,6 +355,11 @@ async fn delivery_errors_are_retried_and_reported() {
 
     let cluster = MockCluster::new(1).expect("mock cluster");
     cluster.create_topic(TOPIC, 2, 1).expect("topic");
+    // The mock cluster makes a topic it is asked about with 4 partitions:
+    // the conversions topic is made first, co-partitioned.
+    cluster
+        .create_topic("refedge.conversions", 2, 1)
+        .expect("topic");
     // The broker refuses writes as if the edge were not authorised.
     let refusals = [RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 64];
     cluster.request_errors(RDKafkaApiKey::Produce, &refusals);
