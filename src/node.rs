@@ -275,7 +275,7 @@ fn ensure_topics(kafka: &crate::config::KafkaConfig) -> anyhow::Result<()> {
             topics::ensure_in_background(
                 kafka.clone(),
                 topics::of_edge(kafka),
-                Duration::from_secs(10),
+                Duration::from_secs(30),
             );
             Ok(())
         }

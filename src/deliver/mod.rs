@@ -206,7 +206,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             Ok(()) => {}
             Err(e @ TopicError::Unreachable(_)) => {
                 tracing::warn!("{e}");
-                topics::ensure_in_background(config.kafka.clone(), dead, Duration::from_secs(10));
+                topics::ensure_in_background(config.kafka.clone(), dead, Duration::from_secs(30));
             }
             Err(e) => anyhow::bail!("kafka: {e}"),
         }

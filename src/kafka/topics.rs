@@ -166,14 +166,16 @@ fn ensure_here(kafka: &KafkaConfig, topics: &[Topic], timeout: Duration) -> Resu
 }
 
 /// `ensure`, on a thread of its own until it succeeds: a broker that does
-/// not answer is tried again (every `retry`); a refusal is logged as an
-/// error. For a command that must not wait for Kafka to start (the edge).
-pub fn ensure_in_background(kafka: KafkaConfig, topics: Vec<Topic>, retry: Duration) {
+/// not answer is tried again (after a second, then twice as long each time,
+/// up to `longest`); a refusal is logged as an error. For a command that
+/// must not wait for Kafka to start (the edge).
+pub fn ensure_in_background(kafka: KafkaConfig, topics: Vec<Topic>, longest: Duration) {
     let spawned = std::thread::Builder::new()
         .name("refedge-topics".to_owned())
         .spawn(move || {
+            let mut wait = Duration::from_secs(1);
             loop {
-                match ensure(&kafka, &topics, Duration::from_secs(5)) {
+                match ensure(&kafka, &topics, Duration::from_secs(3)) {
                     Ok(()) => {
                         tracing::info!("kafka topics ready");
                         return;
@@ -183,7 +185,8 @@ pub fn ensure_in_background(kafka: KafkaConfig, topics: Vec<Topic>, retry: Durat
                         tracing::error!("{e}; events stay in the spool until it is fixed");
                     }
                 }
-                std::thread::sleep(retry);
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(longest);
             }
         });
     if let Err(e) = spawned {

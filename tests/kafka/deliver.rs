@@ -298,12 +298,19 @@ async fn every_attribution_is_delivered_signed_and_verified() {
     )
     .await;
     assert!(metric(deliverer.admin, "refedge_deliver_delay_seconds_count").await >= 36.0);
-    let text =
-        String::from_utf8_lossy(&get(deliverer.admin, "/metrics", &[]).await.body).into_owned();
-    assert!(
-        text.contains("refedge_deliver_lag_seconds{endpoint=\"crm\"}"),
-        "{text}"
-    );
+    // The gauges follow the deliverer's periodic tick.
+    within("the lag gauge", async {
+        loop {
+            let body = get(deliverer.admin, "/metrics", &[]).await.body;
+            if String::from_utf8_lossy(&body)
+                .contains("refedge_deliver_lag_seconds{endpoint=\"crm\"}")
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
     // A record that is no attribution is skipped and counted.
     produce_async(
         &brokers,
