@@ -59,13 +59,16 @@ fn parse_record(body: &[u8]) -> Result<LinkRecord<'_>, Vec<LinkError>> {
     })
 }
 
-/// The `domain` query parameter, lower-cased.
-fn domain_param(query: Option<&str>) -> Option<String> {
-    query?
-        .split('&')
-        .find_map(|p| p.strip_prefix("domain="))
-        .filter(|d| !d.is_empty())
-        .map(str::to_ascii_lowercase)
+/// The `domain` query parameter, lower-cased; a value that is no host
+/// name is refused (the error's text).
+fn domain_param(query: Option<&str>) -> Result<Option<String>, &'static str> {
+    let Some((_, value)) = qr::pairs(query).find(|(name, _)| name == "domain") else {
+        return Ok(None);
+    };
+    if !crate::hostname::is_dns_name(&value) {
+        return Err("domain: must be a host name such as go.brand.com");
+    }
+    Ok(Some(value.to_ascii_lowercase()))
 }
 
 /// Refuses (400, naming it) the first query parameter an operation does
@@ -198,10 +201,16 @@ impl LinksApi {
                     )
                     .done();
                 }
+                let domain = match domain_param(query) {
+                    Ok(domain) => domain,
+                    Err(refused) => {
+                        return Reply::json_error(StatusCode::BAD_REQUEST, refused).done();
+                    }
+                };
                 match *m {
-                    Method::GET => self.get(code, domain_param(query).as_deref()),
-                    Method::PUT => self.put(code, domain_param(query), body),
-                    Method::DELETE => self.delete(code, domain_param(query).as_deref()),
+                    Method::GET => self.get(code, domain.as_deref()),
+                    Method::PUT => self.put(code, domain, body),
+                    Method::DELETE => self.delete(code, domain.as_deref()),
                     _ => Reply::method_not_allowed("GET, PUT, DELETE").done(),
                 }
             }
@@ -225,7 +234,7 @@ impl LinksApi {
 
     /// Creates or replaces the link of `code`; `domain` (the query's) binds
     /// it to that host, as the body's `domain` does (both: they must name
-    /// the same host).
+    /// the same host, else 409).
     fn put(&self, code: &str, domain: Option<String>, body: &[u8]) -> Response<Full<Bytes>> {
         let mut record = match parse_record(body) {
             Ok(r) => r,
@@ -240,13 +249,17 @@ impl LinksApi {
                 None => record.domain = Some(host.into()),
                 Some(named) if same(named.as_str()) => {}
                 Some(named) => {
-                    return field_errors(&[LinkError::Field {
+                    // A request that is well formed on its own but names two
+                    // hosts: a conflict, not a malformed body.
+                    let mut res = field_errors(&[LinkError::Field {
                         field: "domain",
                         reason: format!(
                             "{:?} does not match the query's domain {host:?}",
                             named.as_str()
                         ),
                     }]);
+                    *res.status_mut() = StatusCode::CONFLICT;
+                    return res;
                 }
             }
         }
@@ -505,8 +518,18 @@ mod tests {
         );
         assert_eq!(
             (status, &err["fields"][0]["field"]),
-            (400, &json!("domain"))
+            (409, &json!("domain"))
         );
+        for bad in ["domain=", "domain=not%20a%20host", "domain=a..b"] {
+            for method in [Method::GET, Method::PUT, Method::DELETE] {
+                let (status, err) = call(&api, method.clone(), "/v1/links/abc", Some(bad), bound);
+                assert_eq!(status, 400, "{method} ?{bad}");
+                assert!(
+                    err["error"].as_str().unwrap().starts_with("domain: "),
+                    "{err}"
+                );
+            }
+        }
         assert_eq!(
             target_of(Some("domain=go.brand.com")),
             json!("https://a.example/both")
