@@ -118,6 +118,22 @@ macro_rules! optional_text {
     };
 }
 
+/// The forms of a kind whose checked value is a plain copy (a status, a
+/// switch, an instant): the same borrowed and owned.
+macro_rules! copied_value {
+    ($value:ty) => {
+        type View<'a> = $value;
+        type Owned = $value;
+
+        fn own(view: &$value) -> $value {
+            *view
+        }
+        fn view(owned: &$value) -> $value {
+            *owned
+        }
+    };
+}
+
 /// The forms of a kind of required text.
 macro_rules! required_text {
     () => {
@@ -319,8 +335,7 @@ pub enum Redirect {}
 
 impl FieldKind for Redirect {
     type Wire<'a> = u16;
-    type View<'a> = RedirectStatus;
-    type Owned = RedirectStatus;
+    copied_value!(RedirectStatus);
 
     fn check<'a, 'b: 'a>(
         _: &'static str,
@@ -330,12 +345,6 @@ impl FieldKind for Redirect {
     }
     fn wire<'a>(view: &Self::View<'a>) -> Option<Self::Wire<'a>> {
         Some(view.as_u16())
-    }
-    fn own(view: &RedirectStatus) -> RedirectStatus {
-        *view
-    }
-    fn view(owned: &RedirectStatus) -> RedirectStatus {
-        *owned
     }
     fn schema() -> Value {
         json!({"enum": [301, 302, 303, 307, 308], "default": 302})
@@ -351,20 +360,13 @@ pub enum OnByDefault {}
 
 impl FieldKind for OnByDefault {
     type Wire<'a> = bool;
-    type View<'a> = bool;
-    type Owned = bool;
+    copied_value!(bool);
 
     fn check<'a, 'b: 'a>(_: &'static str, wire: Option<&'a bool>) -> Result<bool, LinkError> {
         Ok(wire.copied().unwrap_or(true))
     }
     fn wire<'a>(view: &Self::View<'a>) -> Option<Self::Wire<'a>> {
         Some(*view)
-    }
-    fn own(view: &bool) -> bool {
-        *view
-    }
-    fn view(owned: &bool) -> bool {
-        *owned
     }
     fn schema() -> Value {
         json!({"type": "boolean", "default": true})
@@ -380,8 +382,7 @@ pub enum Status {}
 
 impl FieldKind for Status {
     type Wire<'a> = LinkStatus;
-    type View<'a> = LinkStatus;
-    type Owned = LinkStatus;
+    copied_value!(LinkStatus);
 
     fn check<'a, 'b: 'a>(
         _: &'static str,
@@ -391,12 +392,6 @@ impl FieldKind for Status {
     }
     fn wire<'a>(view: &Self::View<'a>) -> Option<Self::Wire<'a>> {
         Some(*view)
-    }
-    fn own(view: &LinkStatus) -> LinkStatus {
-        *view
-    }
-    fn view(owned: &LinkStatus) -> LinkStatus {
-        *owned
     }
     fn schema() -> Value {
         json!({"enum": ["active", "disabled"], "default": "active"})
@@ -412,8 +407,7 @@ pub enum Instant {}
 
 impl FieldKind for Instant {
     type Wire<'a> = Text<'a>;
-    type View<'a> = Option<i64>;
-    type Owned = Option<i64>;
+    copied_value!(Option<i64>);
 
     fn check<'a, 'b: 'a>(
         field: &'static str,
@@ -432,12 +426,6 @@ impl FieldKind for Instant {
             .format(&Rfc3339)
             .ok()?;
         Some(Text::from(text))
-    }
-    fn own(view: &Option<i64>) -> Option<i64> {
-        *view
-    }
-    fn view(owned: &Option<i64>) -> Option<i64> {
-        *owned
     }
     fn schema() -> Value {
         json!({"type": "string", "format": "date-time"})
