@@ -91,7 +91,8 @@
 //!   and its reader, the spool, the Kafka shipper; `events::schemas` holds
 //!   every event shape to its JSON Schema.
 //! - [`kafka`]: the one librdkafka client builder (from the `[kafka]`
-//!   section), logs into `tracing`.
+//!   section), logs into `tracing`; `kafka::topics`, the topics each
+//!   command produces to, created when missing.
 //! - [`geo`]: GeoIP databases, looked up in the writer.
 //! - [`privacy`]: what of the client address an event keeps.
 //! - [`metrics`]: every metric declared once (`names`), registry handles,
