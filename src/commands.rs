@@ -27,7 +27,8 @@ pub fn load(path: Option<PathBuf>) -> Result<Config, crate::config::ConfigError>
     )
 }
 
-/// Logs to standard error, filtered by `RUST_LOG` or `log.level`.
+/// Logs to standard error, filtered by `RUST_LOG` or `log.level`, and
+/// warns of every `REFEDGE_*` variable that sets nothing.
 pub fn init_logging(config: &Config) {
     let filter = std::env::var("RUST_LOG")
         .ok()
@@ -41,6 +42,12 @@ pub fn init_logging(config: &Config) {
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Plain => builder.init(),
+    }
+    // Every long-running command says, first thing, which of its
+    // variables set nothing (a typo would otherwise be silent).
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    for unknown in crate::config::unknown_variables(&env) {
+        tracing::warn!("{unknown}");
     }
 }
 
@@ -72,6 +79,9 @@ pub fn check(path: Option<PathBuf>) -> ExitCode {
         if let Err(e) = crate::geo::Geo::from_config(&config.geo) {
             problems.push(e.to_string());
         }
+        if let Some(problem) = unwritable(&config.events.spool_dir) {
+            problems.push(format!("events.spool_dir: {problem}"));
+        }
         match crate::links::check_file(&config.links.file) {
             Err(e) => problems.push(format!(
                 "links.file: cannot read {}: {e}",
@@ -92,6 +102,45 @@ pub fn check(path: Option<PathBuf>) -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => ExitCode::FAILURE,
+    }
+}
+
+/// Why `serve` could not write its spool in `dir`, if it could not: the
+/// directory (or, when it does not exist yet, the nearest one above it,
+/// where it would be made) must be a writable directory. Leaves nothing
+/// behind.
+fn unwritable(dir: &std::path::Path) -> Option<String> {
+    let existing = dir
+        .ancestors()
+        .find(|d| d.as_os_str().is_empty() || d.exists())?;
+    let existing = if existing.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        existing
+    };
+    let meta = match std::fs::metadata(existing) {
+        Ok(meta) => meta,
+        Err(e) => return Some(format!("cannot read {}: {e}", existing.display())),
+    };
+    if !meta.is_dir() {
+        return Some(format!("{} is not a directory", existing.display()));
+    }
+    if !writable_by_us(existing) {
+        return Some(format!("cannot write to {}", existing.display()));
+    }
+    None
+}
+
+/// Whether this process may create files in `dir`: a probe file, removed
+/// at once.
+fn writable_by_us(dir: &std::path::Path) -> bool {
+    let probe = dir.join(format!(".refedge-check-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            true
+        }
+        Err(_) => false,
     }
 }
 
@@ -181,10 +230,6 @@ pub fn serve(path: Option<PathBuf>) -> ExitCode {
         }
     };
     init_logging(&config);
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    for unknown in crate::config::unknown_variables(&env) {
-        tracing::warn!("{unknown}");
-    }
     match run_edge(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

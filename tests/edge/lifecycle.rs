@@ -98,12 +98,19 @@ fn check_reports_every_problem_serve_would_meet() {
         ),
     )
     .unwrap();
-    let env = fixture.env(&[("REFEDGE_SEVER_LISTEN", "127.0.0.1:1")]);
+    // A spool directory that cannot be made: a file stands in its path.
+    let file = fixture.dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let spool = file.join("spool").display().to_string();
+    let env = fixture.env(&[
+        ("REFEDGE_SEVER_LISTEN", "127.0.0.1:1"),
+        ("REFEDGE_EVENTS_SPOOL_DIR", &spool),
+    ]);
     let out = run_binary(&["check", "--config", &config.display().to_string()], &env);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 5, "{stdout}");
+    assert_eq!(lines.len(), 6, "{stdout}");
     assert!(
         lines[0].starts_with("server.max_connections: invalid type"),
         "{stdout}"
@@ -119,6 +126,10 @@ fn check_reports_every_problem_serve_would_meet() {
     );
     assert_eq!(
         lines[4],
+        format!("events.spool_dir: {} is not a directory", file.display())
+    );
+    assert_eq!(
+        lines[5],
         format!(
             "{}:2: code: must be 1-64 characters of [0-9A-Za-z_-]",
             fixture.links.display()
@@ -518,4 +529,27 @@ async fn without_waiting_the_same_overload_drops_counted_clicks() {
     assert!(dropped > 0.0, "clicks dropped at a full hand-off");
     assert_eq!(waits, 0.0);
     assert_eq!(spooled as u64 + dropped as u64, answered);
+}
+
+/// `serve` (like `match` and `deliver`, which start their logging the same
+/// way) warns of a `REFEDGE_*` variable that sets nothing, naming the key
+/// it most likely meant, and starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_warns_of_a_variable_that_sets_nothing() {
+    let fixture = Fixture::new(LINKS);
+    let mut edge = spawn_binary(&fixture.env(&[("REFEDGE_EVENTS_SINKS", "kafka")]));
+    wait_ready(edge.admin).await;
+    assert!(
+        edge.log_contains(
+            "REFEDGE_EVENTS_SINKS: no such setting, ignored (did you mean REFEDGE_EVENTS_SINK, for events.sink?)"
+        ),
+        "{:?}",
+        edge.log.lock().unwrap()
+    );
+    edge.signal("TERM");
+    assert!(
+        tokio::task::spawn_blocking(move || edge.wait().success())
+            .await
+            .unwrap()
+    );
 }
