@@ -31,6 +31,12 @@ pub struct ServerConfig {
     pub header_read_timeout_ms: u64,
     /// A connection silent (nothing read, nothing written) this long is closed.
     pub idle_timeout_ms: u64,
+    /// How long a request body (a conversion) may take in all, from the end
+    /// of its head; past it, 408 and the connection closes.
+    pub body_timeout_ms: u64,
+    /// The slowest a request body may arrive, on average after its first
+    /// second; slower, 408 and the connection closes.
+    pub body_min_bytes_per_sec: u64,
     /// Largest request head (request line + headers; HTTP/2 header list)
     /// accepted; larger gets 431.
     pub max_header_bytes: usize,
@@ -53,6 +59,8 @@ impl Default for ServerConfig {
             worker_threads: 0,
             header_read_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
+            body_timeout_ms: 10_000,
+            body_min_bytes_per_sec: 1_024,
             max_header_bytes: 16_384,
             max_uri_bytes: 8_192,
             max_connections: 20_000,

@@ -45,6 +45,7 @@ impl Config {
                 s.header_read_timeout_ms as usize,
             ),
             ("server.idle_timeout_ms", s.idle_timeout_ms as usize),
+            ("server.body_timeout_ms", s.body_timeout_ms as usize),
             ("server.max_uri_bytes", s.max_uri_bytes),
             ("server.max_connections", s.max_connections),
             (

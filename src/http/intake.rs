@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -49,6 +49,7 @@ pub struct Intake {
     node: String,
     window_ms: u64,
     events: EventSink,
+    body_deadline: BodyDeadline,
 }
 
 /// True for the paths the intake answers.
@@ -105,6 +106,7 @@ impl Intake {
             node,
             window_ms: u64::from(attribution.window_days) * 86_400_000,
             events,
+            body_deadline: BodyDeadline::from_config(server),
         }
     }
 
@@ -150,7 +152,7 @@ impl Intake {
             );
         }
         let lines = is_json_lines(req.headers());
-        let body = match read_body(req.into_body(), MAX_SERVER_BODY).await {
+        let body = match read_body(req.into_body(), MAX_SERVER_BODY, self.body_deadline).await {
             Ok(body) => body,
             Err(res) => return (ConversionResult::TooLarge, res),
         };
@@ -213,7 +215,7 @@ impl Intake {
             }
             Method::POST => {
                 let headers = req.headers().clone();
-                match read_body(req.into_body(), MAX_BROWSER_BODY).await {
+                match read_body(req.into_body(), MAX_BROWSER_BODY, self.body_deadline).await {
                     Err(res) => (ConversionResult::TooLarge, res),
                     Ok(body) => {
                         let received = self.received(
@@ -405,21 +407,86 @@ fn is_json_lines(headers: &HeaderMap) -> bool {
         .is_some_and(|t| t == "application/x-ndjson" || t == "application/jsonl")
 }
 
-async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, Response<Full<Bytes>>>
+/// How long a request body may take: in all, and at its slowest (on
+/// average, after a first second). A client that trickles a body holds a
+/// connection slot; these bound what it can hold (nginx's
+/// `client_body_timeout`, HAProxy's `timeout http-request`).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline {
+    total: Duration,
+    min_bytes_per_sec: u64,
+}
+
+impl BodyDeadline {
+    pub fn from_config(server: &ServerConfig) -> BodyDeadline {
+        BodyDeadline {
+            total: Duration::from_millis(server.body_timeout_ms),
+            min_bytes_per_sec: server.body_min_bytes_per_sec,
+        }
+    }
+
+    /// When the body must next have grown, having `read` bytes since
+    /// `start`, and the limit that instant keeps.
+    fn next(&self, start: Instant, read: usize) -> (Instant, &'static str) {
+        let total = start + self.total;
+        if self.min_bytes_per_sec == 0 {
+            return (total, "body_timeout");
+        }
+        let paced = read as f64 / self.min_bytes_per_sec as f64;
+        let rate = start + Duration::from_secs(1) + Duration::from_secs_f64(paced);
+        if rate < total {
+            (rate, "body_rate")
+        } else {
+            (total, "body_timeout")
+        }
+    }
+}
+
+async fn read_body<B>(
+    body: B,
+    limit: usize,
+    deadline: BodyDeadline,
+) -> Result<Bytes, Response<Full<Bytes>>>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("body larger than {limit} bytes"),
-        )),
-        Err(_) => Err(error(
-            StatusCode::BAD_REQUEST,
-            "could not read the request body",
-        )),
+    let start = Instant::now();
+    let mut body = std::pin::pin!(Limited::new(body, limit));
+    let mut read = bytes::BytesMut::new();
+    loop {
+        let (until, limit_kept) = deadline.next(start, read.len());
+        match tokio::time::timeout_at(until.into(), body.frame()).await {
+            Ok(None) => return Ok(read.freeze()),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    read.extend_from_slice(&data);
+                }
+            }
+            Ok(Some(Err(e))) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("body larger than {limit} bytes"),
+                ));
+            }
+            Ok(Some(Err(_))) => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "could not read the request body",
+                ));
+            }
+            Err(_) => {
+                metrics::limit(limit_kept).increment(1);
+                // The connection goes with the answer: a client this slow
+                // holds no slot any longer.
+                return Err(Reply::json_error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request body did not arrive in time",
+                )
+                .header(header::CONNECTION, HeaderValue::from_static("close"))
+                .done());
+            }
+        }
     }
 }
 
@@ -478,7 +545,9 @@ mod tests {
     }
 
     fn run<F: std::future::Future>(f: F) -> F::Output {
+        // Timers: a body is read under its deadline.
         tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .expect("runtime")
             .block_on(f)

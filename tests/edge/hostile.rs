@@ -243,6 +243,64 @@ async fn slow_and_idle_clients_are_cut_off_and_counted() {
     assert!(edge.stop().await);
 }
 
+/// A body that trickles is cut: below the slowest rate (after its first
+/// second), or past its deadline in all. Each gets 408, its connection is
+/// closed, and the limit is counted; clicks are answered meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_body_gets_408_and_loses_its_connection() {
+    const TOKEN: &str = "conversions-token-0123456789";
+    let fixture = Fixture::new(LINKS);
+    let edge = start(&fixture.config(&[
+        ("REFEDGE_SERVER_BODY_TIMEOUT_MS", "2500"),
+        ("REFEDGE_SERVER_BODY_MIN_BYTES_PER_SEC", "64"),
+        ("REFEDGE_CONVERSIONS_TOKENS", TOKEN),
+    ]))
+    .await;
+    let head = |len: usize| {
+        format!(
+            "POST /v1/conversions HTTP/1.1\r\nHost: go.brand.example\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+        )
+    };
+    // (bytes a write, pause between writes, the limit that cuts it)
+    for (bytes, pause_ms, limit) in [(1, 400, "body_rate"), (40, 500, "body_timeout")] {
+        let mut conn = TcpStream::connect(edge.public).await.expect("connect");
+        conn.write_all(head(4000).as_bytes())
+            .await
+            .expect("write head");
+        let started = std::time::Instant::now();
+        let trickle = async {
+            loop {
+                if conn.write_all(&vec![b' '; bytes]).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+                let res = get(edge.public, "/demo", &[("user-agent", BROWSER)]).await;
+                assert_eq!(res.status, 302, "clicks go on meanwhile");
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), trickle).await;
+        let mut answer = Vec::new();
+        within("the 408 and the close", conn.read_to_end(&mut answer))
+            .await
+            .expect("read");
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 408"), "{limit}: {text}");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{limit}: {:?}",
+            started.elapsed()
+        );
+        wait_for_metric(
+            edge.admin,
+            &format!("refedge_limits_total{{limit=\"{limit}\"}}"),
+            1.0,
+        )
+        .await;
+    }
+    assert!(edge.stop().await);
+}
+
 /// The header read timeout covers the wait for a head, not a body that is
 /// slow to arrive after it; once the request is answered, the wait for the
 /// next head is timed again.
