@@ -1,9 +1,11 @@
-//! Links: the short-code type and one link's validated fields (`link`, and
-//! its `preview`), the packed record (`packed`) in the concurrent map the
-//! request path reads (`store`), the one JSON Lines loader (`load`), the
-//! links file's reload (`reload`), snapshots (`snapshot`), changes one at a
-//! time (`editor`) and their replication through the links topic
-//! (`replication`).
+//! Links: how a link field is declared (`field`: a field's kind says its
+//! JSON, check, forms, packing and schema; `kinds`: the kinds and the
+//! values they hold, the short code among them), the link and its
+//! `preview` declared once (`link`, `preview`), the packed record
+//! (`packed`) in the concurrent map the request path reads (`store`), the
+//! one JSON Lines loader (`load`), the links file's reload (`reload`),
+//! snapshots (`snapshot`), changes one at a time (`editor`) and their
+//! replication through the links topic (`replication`).
 
 mod editor;
 pub mod field;
