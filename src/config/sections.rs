@@ -45,6 +45,10 @@ pub struct ServerConfig {
     /// Open connections across the public and HTTPS listeners; past it, new
     /// connections wait in the kernel's accept queue until one closes.
     pub max_connections: usize,
+    /// Open connections from one client (an IPv4 address, an IPv6 /64; a
+    /// trusted proxy is not capped); past it, new ones are closed at once.
+    /// 0 = no cap.
+    pub max_connections_per_client: u32,
     /// Concurrent streams per HTTP/2 connection.
     pub h2_max_concurrent_streams: u32,
 }
@@ -64,6 +68,7 @@ impl Default for ServerConfig {
             max_header_bytes: 16_384,
             max_uri_bytes: 8_192,
             max_connections: 20_000,
+            max_connections_per_client: 1_024,
             h2_max_concurrent_streams: 100,
         }
     }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::mpsc;
+
+use super::clients::Admission;
 
 use crate::metrics;
 
@@ -30,7 +32,7 @@ pub struct Balancer {
 pub struct Handoff {
     pub(super) stream: std::net::TcpStream,
     pub(super) peer: SocketAddr,
-    pub(super) permit: Option<OwnedSemaphorePermit>,
+    pub(super) admission: Admission,
 }
 
 /// One thread's end of a [`Balancer`].
@@ -96,13 +98,13 @@ impl Balance {
         &self,
         stream: TcpStream,
         peer: SocketAddr,
-        permit: Option<OwnedSemaphorePermit>,
-    ) -> Option<(TcpStream, Option<OwnedSemaphorePermit>)> {
+        admission: Admission,
+    ) -> Option<(TcpStream, Admission)> {
         let open = &self.shared.open;
         let home = self.shared.home_for(self.me);
         if home == self.me {
             open[self.me].fetch_add(1, Ordering::Relaxed);
-            return Some((stream, permit));
+            return Some((stream, admission));
         }
         // Counted before it is sent, so that it cannot close (and be
         // uncounted) first.
@@ -118,7 +120,7 @@ impl Balance {
         let handoff = Handoff {
             stream,
             peer,
-            permit,
+            admission,
         };
         match self.shared.inboxes[home].send(handoff) {
             Ok(()) => {
@@ -130,7 +132,7 @@ impl Balance {
                 open[home].fetch_sub(1, Ordering::Relaxed);
                 open[self.me].fetch_add(1, Ordering::Relaxed);
                 let stream = TcpStream::from_std(back.stream).ok()?;
-                Some((stream, back.permit))
+                Some((stream, back.admission))
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Serving the public listeners: the bound sockets (`listeners`), the
 //! accept loop and its limits (`server`, with `watch` keeping each
-//! connection's idle and header read timeouts), the public threads (`per_core`,
+//! connection's idle and header read timeouts and `clients` its client's
+//! count), the public threads (`per_core`,
 //! `balance`), the services each connection runs (`service`, which sends
 //! each path to its handler), and the handlers: clicks (`router`, with
 //! `query` for the `Location`), conversions (`intake`) and the plain
@@ -10,6 +11,7 @@
 //! live in `admin`.
 
 pub mod balance;
+pub mod clients;
 pub mod intake;
 mod listeners;
 pub mod per_core;

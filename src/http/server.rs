@@ -27,6 +27,7 @@ use crate::metrics;
 use crate::tls::TlsAccept;
 
 use super::balance::{Balance, OpenOn};
+use super::clients::{Admission, ClientCap};
 use super::watch::{Expired, Watch};
 
 /// HTTP/2 streams a client may reset before the server has answered them,
@@ -46,6 +47,8 @@ pub struct Limits {
     pub h2_max_concurrent_streams: u32,
     /// Shared by the listeners that draw on one budget; None = unbounded.
     pub connections: Option<Arc<Semaphore>>,
+    /// Connections per client, shared the same way; None = no cap.
+    pub per_client: Option<Arc<ClientCap>>,
 }
 
 impl Limits {
@@ -57,6 +60,7 @@ impl Limits {
             max_header_bytes: server.max_header_bytes,
             h2_max_concurrent_streams: server.h2_max_concurrent_streams,
             connections: Some(Arc::new(Semaphore::new(server.max_connections))),
+            per_client: ClientCap::new(server.max_connections_per_client, &server.trusted_proxies),
         }
     }
 
@@ -66,6 +70,7 @@ impl Limits {
     pub fn admin(server: &ServerConfig) -> Limits {
         Limits {
             connections: Some(Arc::new(Semaphore::new(256))),
+            per_client: None,
             ..Limits::from_config(server)
         }
     }
@@ -142,6 +147,7 @@ where
     let accept_errors = metrics::accept_errors(name);
     let open = metrics::connections_open(name);
     let over_budget = metrics::limit("connections");
+    let over_client_cap = metrics::limit("client_connections");
     loop {
         // Take a place in the budget before accepting: past it, new
         // connections wait in the kernel's queue while open ones go on.
@@ -167,14 +173,14 @@ where
                 None => std::future::pending().await,
             }
         };
-        let (stream, peer, permit) = tokio::select! {
+        let (stream, peer, admission) = tokio::select! {
             biased;
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
             handoff = handed => {
                 // It brings its own place in the budget.
                 let Some(h) = handoff else { continue };
                 match TcpStream::from_std(h.stream) {
-                    Ok(stream) => (stream, h.peer, h.permit),
+                    Ok(stream) => (stream, h.peer, h.admission),
                     Err(e) => {
                         tracing::debug!(listener = name, error = %e, "cannot take over a connection");
                         continue;
@@ -195,12 +201,24 @@ where
                     }
                 };
                 accepted.increment(1);
+                let admission = match &limits.per_client {
+                    None => Admission { budget: permit, client: None },
+                    Some(cap) => match cap.admit(peer.ip()) {
+                        Ok(client) => Admission { budget: permit, client },
+                        Err(()) => {
+                            // Closed at once, before a byte is read.
+                            over_client_cap.increment(1);
+                            drop(stream);
+                            continue;
+                        }
+                    },
+                };
                 match &balance {
-                    Some(b) => match b.pass_on(stream, peer, permit) {
-                        Some((stream, permit)) => (stream, peer, permit),
+                    Some(b) => match b.pass_on(stream, peer, admission) {
+                        Some((stream, admission)) => (stream, peer, admission),
                         None => continue,
                     },
-                    None => (stream, peer, permit),
+                    None => (stream, peer, admission),
                 }
             }
         };
@@ -213,7 +231,7 @@ where
         let (idle, header) = (limits.idle_timeout, limits.header_read_timeout);
         let open = open.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _admission = admission;
             let _counted = counted;
             open.increment(1.0);
             match tls {
@@ -341,6 +359,7 @@ mod tests {
                             max_header_bytes: 8_192,
                             h2_max_concurrent_streams: 16,
                             connections: Some(Arc::new(Semaphore::new(1_000))),
+                            per_client: None,
                         };
                         serve(
                             Source::balanced(listener, balance),

@@ -243,6 +243,58 @@ async fn slow_and_idle_clients_are_cut_off_and_counted() {
     assert!(edge.stop().await);
 }
 
+/// Past its cap, one address's new connections are closed at once (before
+/// a byte is read) and counted; another address is still served, and the
+/// capped one again once it closes one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_take_more_than_its_connections() {
+    let fixture = Fixture::new(LINKS);
+    let edge = start(&fixture.config(&[("REFEDGE_SERVER_MAX_CONNECTIONS_PER_CLIENT", "3")])).await;
+    let from = |ip: [u8; 4]| async move {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind((ip, 0).into()).expect("bind");
+        socket.connect(edge.public).await.expect("connect")
+    };
+    let click = b"GET /demo HTTP/1.1\r\nHost: go.brand.example\r\nUser-Agent: Mozilla/5.0\r\n\r\n";
+    let answer = |mut conn: TcpStream| async move {
+        let _ = conn.write_all(click).await;
+        let mut buf = vec![0u8; 1024];
+        let n = within("an answer or the close", conn.read(&mut buf))
+            .await
+            .unwrap_or(0);
+        (String::from_utf8_lossy(&buf[..n]).into_owned(), conn)
+    };
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let (text, conn) = answer(from([127, 0, 0, 1]).await).await;
+        assert!(text.starts_with("HTTP/1.1 302"), "{text}");
+        held.push(conn);
+    }
+    let (text, _) = answer(from([127, 0, 0, 1]).await).await;
+    assert_eq!(text, "", "the fourth is closed without an answer");
+    wait_for_metric(
+        edge.admin,
+        "refedge_limits_total{limit=\"client_connections\"}",
+        1.0,
+    )
+    .await;
+    let (text, _) = answer(from([127, 0, 0, 2]).await).await;
+    assert!(text.starts_with("HTTP/1.1 302"), "another address: {text}");
+    drop(held.pop());
+    let again = within("a slot given back", async {
+        loop {
+            let (text, conn) = answer(from([127, 0, 0, 1]).await).await;
+            if text.starts_with("HTTP/1.1 302") {
+                return conn;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    drop((again, held));
+    assert!(edge.stop().await);
+}
+
 /// A body that trickles is cut: below the slowest rate (after its first
 /// second), or past its deadline in all. Each gets 408, its connection is
 /// closed, and the limit is counted; clicks are answered meanwhile.
