@@ -217,7 +217,8 @@ fn bench(c: &mut Criterion) {
                 edge.attribution
                     .decide(true, CookieCheck::Absent, id, 1_800_000_000_000, true);
             let location = refedge::http::query::location(
-                &link,
+                link.target(),
+                link.forward_query(),
                 Some("utm_campaign=x"),
                 &edge.params,
                 decision.click_id.as_ref(),

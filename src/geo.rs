@@ -1,14 +1,15 @@
 //! GeoIP enrichment: country, subdivision and city from a GeoIP2 / GeoLite2 /
 //! DB-IP City or Country database, and the autonomous system from an ASN
-//! database. Both are memory-mapped, looked up in the event writer (never on
-//! the request path), and swapped atomically on reload; a file that cannot be
+//! database. Both are memory-mapped, looked up in the event writer (on the
+//! request path only the country, and only for a link whose rules ask for
+//! it: `GeoDbs::country`), and swapped atomically on reload; a file that cannot be
 //! opened is an error at start and keeps the old database on reload.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use maxminddb::{Mmap, Reader, geoip2};
+use maxminddb::{Mmap, PathElement, Reader, geoip2};
 
 /// Why a database could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +109,24 @@ impl GeoDbs {
 
     pub fn is_empty(&self) -> bool {
         self.city.is_none() && self.asn.is_none()
+    }
+
+    /// The country of `ip` (ISO 3166-1 alpha-2, upper case), reading only
+    /// that one value of the record.
+    pub fn country(&self, ip: IpAddr) -> Option<[u8; 2]> {
+        let result = self.city.as_ref()?.lookup(ip).ok()?;
+        let code: &str = result
+            .decode_path(&[PathElement::Key("country"), PathElement::Key("iso_code")])
+            .ok()??;
+        match code.as_bytes() {
+            &[a, b] => Some([a.to_ascii_uppercase(), b.to_ascii_uppercase()]),
+            _ => None,
+        }
+    }
+
+    /// Whether a City or Country database is loaded (country rules need one).
+    pub fn has_countries(&self) -> bool {
+        self.city.is_some()
     }
 
     pub fn lookup(&self, ip: IpAddr) -> GeoInfo {

@@ -111,15 +111,18 @@ impl Node {
             .context("kafka: cannot start the shipper")?;
         readiness.set_spool_ready();
 
-        let edge = Arc::new(Edge::new(
-            &config.server,
-            &config.links,
-            &config.attribution,
-            &config.privacy,
-            Arc::clone(&store),
-            &keys,
-            pipeline.sink(),
-        )?);
+        let edge = Arc::new(
+            Edge::new(
+                &config.server,
+                &config.links,
+                &config.attribution,
+                &config.privacy,
+                Arc::clone(&store),
+                &keys,
+                pipeline.sink(),
+            )?
+            .with_geo(geo.clone()),
+        );
         let intake = Arc::new(Intake::new(
             &config.conversions,
             &config.attribution,

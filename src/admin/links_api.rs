@@ -252,7 +252,7 @@ impl LinksApi {
                     // A request that is well formed on its own but names two
                     // hosts: a conflict, not a malformed body.
                     let mut res = field_errors(&[LinkError::Field {
-                        field: "domain",
+                        field: "domain".into(),
                         reason: format!(
                             "{:?} does not match the query's domain {host:?}",
                             named.as_str()
@@ -266,7 +266,7 @@ impl LinksApi {
         match &record.code {
             Some(c) if c.as_str() != code => {
                 return field_errors(&[LinkError::Field {
-                    field: "code",
+                    field: "code".into(),
                     reason: format!("{:?} does not match the path's code {code:?}", c.as_str()),
                 }]);
             }
@@ -328,7 +328,7 @@ impl LinksApi {
         };
         if record.code.is_some() {
             return field_errors(&[LinkError::Field {
-                field: "code",
+                field: "code".into(),
                 reason: "must be absent: mint chooses the code".into(),
             }]);
         }

@@ -128,6 +128,10 @@ pub struct ClickRecord {
     /// The flags the request path found (`paid_click_id`); the writer adds
     /// `click_flood`.
     pub risk: Flags,
+    /// The index of the link's rule that chose the destination.
+    pub rule: Option<u8>,
+    /// The index of the split-test variant drawn.
+    pub variant: Option<u8>,
 }
 
 json_event! {
@@ -173,6 +177,10 @@ json_event! {
         "channel_source" channel_source: &'static str,
         /// `paid_click_id`, `click_flood` (`risk`).
         "risk" risk: Flags,
+        /// The index of the link's rule that held (`links::rules`).
+        "rule" rule: Option<u8>,
+        /// The index of the split-test variant the visitor got.
+        "variant" variant: Option<u8>,
     }
 }
 
@@ -299,6 +307,8 @@ impl ClickRecord {
             keep_ip: true,
             channel: None,
             risk: Flags::NONE,
+            rule: None,
+            variant: None,
         }
     }
 
@@ -339,6 +349,8 @@ impl ClickRecord {
             channel: channel.as_str(),
             channel_source: channel_source.as_str(),
             risk: self.risk.union(extra.risk),
+            rule: self.rule,
+            variant: self.variant,
         }
     }
 }
@@ -469,6 +481,8 @@ pub(crate) mod tests {
             channel: Channel::ALL[n as usize % Channel::ALL.len()].as_str(),
             channel_source: ["param", "referer", "none"][n as usize % 3],
             risk: crate::risk::Flags::from_bits(n as u8),
+            rule: some.then_some((n % 16) as u8),
+            variant: some.then_some((n % 4) as u8),
         }
     }
 

@@ -56,6 +56,12 @@ impl JsonValue for bool {
     }
 }
 
+impl JsonValue for u8 {
+    fn put(&self, out: &mut Vec<u8>) {
+        put_u64(out, u64::from(*self));
+    }
+}
+
 impl JsonValue for u16 {
     fn put(&self, out: &mut Vec<u8>) {
         put_u64(out, u64::from(*self));

@@ -20,6 +20,7 @@ pub mod router;
 pub mod server;
 pub mod service;
 pub mod to_https;
+pub mod visit;
 mod watch;
 
 pub use intake::Intake;

@@ -7,7 +7,6 @@
 use http::HeaderValue;
 
 use crate::attribution::ClickId;
-use crate::links::LinkRef;
 use crate::percent::{self, hex};
 
 /// Bytes that may stand as they are in a forwarded query parameter (`%`
@@ -58,7 +57,7 @@ fn find_byte(bytes: &[u8], byte: u8) -> Option<usize> {
 }
 
 /// The non-empty `&`-separated parameters of a query.
-fn params(query: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn params(query: &str) -> impl Iterator<Item = &str> {
     let mut rest = query;
     std::iter::from_fn(move || {
         loop {
@@ -76,7 +75,7 @@ fn params(query: &str) -> impl Iterator<Item = &str> {
 }
 
 /// A raw parameter's name: what comes before its first `=`.
-fn param_name(param: &str) -> &str {
+pub(crate) fn param_name(param: &str) -> &str {
     find_byte(param.as_bytes(), b'=').map_or(param, |at| &param[..at])
 }
 
@@ -127,21 +126,24 @@ pub struct Location<'q> {
     pub signals: Signals<'q>,
 }
 
-/// The `Location` for a redirect to `link`, given the request's raw query and
-/// the click id to hand to the landing page (humans only). The walk that
-/// forwards the request's parameters also reads their `Signals`.
+/// The `Location` for a redirect to `target` (the link's, or the one its
+/// rules or variants chose), given whether the link forwards the query, the
+/// request's raw query and the click id to hand to the landing page (humans
+/// only). The walk that forwards the request's parameters also reads their
+/// `Signals`.
 pub fn location<'q>(
-    link: &LinkRef,
+    target: &str,
+    forward_query: bool,
     request_query: Option<&'q str>,
     ours: &OurParams,
     click_id: Option<&ClickId>,
 ) -> Location<'q> {
-    let forwarded = if link.forward_query() {
+    let forwarded = if forward_query {
         request_query.filter(|q| !q.is_empty())
     } else {
         None
     };
-    let target_str = link.target();
+    let target_str = target;
     // The target was validated as a header value when the link was loaded.
     let target_header =
         || HeaderValue::from_str(target_str).unwrap_or_else(|_| HeaderValue::from_static("/"));
@@ -206,7 +208,7 @@ pub fn location<'q>(
 mod tests {
     use super::*;
 
-    fn link(target: &str, forward: bool) -> LinkRef {
+    fn link(target: &str, forward: bool) -> crate::links::LinkRef {
         let json = serde_json::json!({"code": "c", "target": target, "forward_query": forward});
         let store = crate::links::LinkStore::new();
         store.upsert(crate::links::Link::from_json(&json.to_string()).unwrap());
@@ -222,7 +224,14 @@ mod tests {
 
     fn loc(target: &str, query: Option<&str>, click: bool) -> String {
         let id = ClickId::from_parts(1_700_000_000_000, [7; 10]);
-        let v = location(&link(target, true), query, &ours(), click.then_some(&id)).header;
+        let v = location(
+            link(target, true).target(),
+            true,
+            query,
+            &ours(),
+            click.then_some(&id),
+        )
+        .header;
         v.to_str().unwrap().replace(id.as_str(), "ID")
     }
 
@@ -306,7 +315,8 @@ mod tests {
             for click in [None, Some(&id)] {
                 let signals = |q: &'static str| {
                     location(
-                        &link("https://b.example/p", forward),
+                        link("https://b.example/p", forward).target(),
+                        forward,
                         Some(q),
                         &ours(),
                         click,
@@ -400,7 +410,8 @@ mod tests {
     fn forward_query_off_keeps_only_the_click_id() {
         let id = ClickId::from_parts(1, [1; 10]);
         let v = location(
-            &link("https://b.example/p", false),
+            link("https://b.example/p", false).target(),
+            false,
             Some("a=1"),
             &ours(),
             Some(&id),
@@ -444,7 +455,7 @@ mod tests {
             ) {
                 let target = TARGETS[pick];
                 let id = ClickId::from_parts(1_700_000_000_000, [7; 10]);
-                let value = location(&link(target, true), Some(&query), &ours(), click.then_some(&id)).header;
+                let value = location(link(target, true).target(), true, Some(&query), &ours(), click.then_some(&id)).header;
                 let out = value.to_str().expect("visible ASCII");
                 prop_assert!(!out.contains(['\r', '\n', '\0']), "{}", out);
                 prop_assert_eq!(parts(out), parts(target));

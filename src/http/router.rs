@@ -15,6 +15,7 @@ use http_body_util::Full;
 use crate::attribution::{AttributionPolicy, ClickId, Decision};
 use crate::config::{AttributionConfig, GpcPolicy, LinksConfig, PrivacyConfig, ServerConfig};
 use crate::events::{ClickRecord, ClickText, EventSink, Handed, Outcome};
+use crate::geo::Geo;
 use crate::hostname;
 use crate::links::{LinkStatus, LinkStore, Resolution, ShortCode};
 use crate::metrics::{RequestMetrics, RequestOutcome};
@@ -24,6 +25,7 @@ use crate::share::{channel, preview_page, qr};
 use crate::visitor;
 
 use super::query;
+use super::visit::RequestVisit;
 
 /// What the handler knows about the connection a request came on.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +49,8 @@ pub struct Edge {
     pub gpc: GpcPolicy,
     /// Longest request target answered; longer gets 414.
     pub max_uri_bytes: usize,
+    /// The GeoIP databases, for links whose rules name countries.
+    pub geo: Option<Arc<Geo>>,
 }
 
 const NO_STORE: HeaderValue = HeaderValue::from_static("private, no-store");
@@ -158,7 +162,15 @@ impl Edge {
             bots: visitor::BotDetector::new(),
             gpc: privacy.gpc,
             max_uri_bytes: server.max_uri_bytes,
+            geo: None,
         })
+    }
+
+    /// The edge with `geo` for rules on countries (the event writer's
+    /// databases).
+    pub fn with_geo(mut self, geo: Option<Arc<Geo>>) -> Edge {
+        self.geo = geo;
+        self
     }
 
     /// Checks the attribution cookie sent with a request, counting what it was.
@@ -255,16 +267,26 @@ impl Edge {
         // follows the visitor (no cookie, no click id, no address).
         let untracked = gpc && self.gpc == GpcPolicy::Honor;
         let click_id = ClickId::new(now_ms);
+        let ip = visitor::client_ip(conn.peer.ip(), headers, &self.trusted_proxies);
+        let mut visit =
+            RequestVisit::new(now_ms, req.uri().query(), headers, ip, self.geo.as_deref());
         let preview = bot
             .and_then(|reason| visitor::preview_fetcher(&self.bots, reason, headers))
             .and_then(|fetcher| Some((fetcher, link.preview()?)));
         let mut bot_reason = bot.map(visitor::BotReason::as_str);
-        let (outcome, metric, text, mut response, decision, signals) = match preview {
+        let (outcome, metric, text, mut response, decision, signals, chosen) = match preview {
             Some((fetcher, preview)) => {
                 bot_reason = Some(fetcher);
                 // A person who lands on the page goes where a bot's redirect
-                // would: the target, without a click id.
-                let location = query::location(&link, req.uri().query(), &self.params, None);
+                // would: the destination, without a click id.
+                let destination = link.destination(&mut visit, click_id.as_u128());
+                let location = query::location(
+                    destination.target,
+                    link.forward_query(),
+                    req.uri().query(),
+                    &self.params,
+                    None,
+                );
                 let target = location.header.to_str().unwrap_or("");
                 let short_url = format!("{}/{code}", self.origin(req, conn, host));
                 let body = preview_page::page(&preview, &short_url, target);
@@ -278,10 +300,18 @@ impl Edge {
                         .done(),
                     Decision::default(),
                     location.signals,
+                    (destination.rule, destination.variant),
                 )
             }
             None => {
                 let cookie = self.cookie(headers, now_ms);
+                // A visitor keeps the variant of their first click while
+                // their cookie lives.
+                let first_click = match cookie {
+                    crate::attribution::CookieCheck::Valid { click_id, .. } => click_id,
+                    _ => click_id,
+                };
+                let destination = link.destination(&mut visit, first_click.as_u128());
                 let mut decision = self.attribution.decide(
                     bot.is_none() && !untracked,
                     cookie,
@@ -290,14 +320,15 @@ impl Edge {
                     conn.tls,
                 );
                 let location = query::location(
-                    &link,
+                    destination.target,
+                    link.forward_query(),
                     req.uri().query(),
                     &self.params,
                     decision.click_id.as_ref(),
                 );
                 let text = click_text(req, code, host, Some(&location.header));
                 let response = redirect(
-                    link.redirect().status(),
+                    destination.redirect.status(),
                     location.header,
                     decision.set_cookie.take(),
                 );
@@ -308,6 +339,7 @@ impl Edge {
                     response,
                     decision,
                     location.signals,
+                    (destination.rule, destination.variant),
                 )
             }
         };
@@ -318,11 +350,7 @@ impl Edge {
             text,
             link: Some(link),
             status: response.status().as_u16(),
-            ip: Some(visitor::client_ip(
-                conn.peer.ip(),
-                headers,
-                &self.trusted_proxies,
-            )),
+            ip: Some(ip),
             bot: bot.is_some(),
             bot_reason,
             attributed: decision.attributed,
@@ -331,6 +359,8 @@ impl Edge {
             keep_ip: !untracked,
             channel: signals.channel.map(channel::from_value),
             risk: Flags::NONE.set_if(Flag::PaidClickId, signals.paid),
+            rule: chosen.0,
+            variant: chosen.1,
         });
         wait_with(&mut response, handed);
         (metric, response)
@@ -472,6 +502,8 @@ impl Edge {
             keep_ip: !(gpc && self.gpc == GpcPolicy::Honor),
             channel: signals.channel.map(channel::from_value),
             risk: Flags::NONE.set_if(Flag::PaidClickId, signals.paid),
+            rule: None,
+            variant: None,
         });
         wait_with(&mut response, handed);
         (metric, response)

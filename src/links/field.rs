@@ -18,15 +18,28 @@ use serde_json::{Value, json};
 pub enum LinkError {
     #[error("invalid JSON: {0}")]
     Json(String),
+    /// `field` names a field (`target`), or a part of one
+    /// (`rules[3].when.country[0]`).
     #[error("{field}: {reason}")]
-    Field { field: &'static str, reason: String },
+    Field {
+        field: Cow<'static, str>,
+        reason: String,
+    },
 }
 
 impl LinkError {
-    pub(crate) fn field(field: &'static str, reason: impl Into<String>) -> Self {
+    pub(crate) fn field(field: impl Into<Cow<'static, str>>, reason: impl Into<String>) -> Self {
         LinkError::Field {
-            field,
+            field: field.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// The field the error names, if it names one.
+    pub fn field_name(&self) -> Option<&str> {
+        match self {
+            LinkError::Field { field, .. } => Some(field),
+            LinkError::Json(_) => None,
         }
     }
 }

@@ -4,6 +4,7 @@
 use super::field::{LinkError, field_group};
 use super::kinds::{Code, Host, Id, Instant, OnByDefault, Redirect, Status, Target};
 use super::preview::PreviewField;
+use super::rules::{RulesField, VariantsField};
 
 field_group! {
     /// A validated link, as parsed from a links-file line, an admin request or
@@ -31,6 +32,12 @@ field_group! {
         /// case); a conversion whose customer_domain equals it is flagged
         /// self_referral.
         advocate_domain: Host, tail;
+        /// Up to 16 rules; the first whose every condition holds gives the
+        /// destination (README: "Rules and split tests").
+        rules: RulesField, tail;
+        /// A split test: 2 to 4 targets with weights summing to 100, for
+        /// clicks no rule took.
+        variants: VariantsField, tail;
     }
 }
 

@@ -69,7 +69,7 @@ const DUPLICATE: &str = "duplicate of line ";
 impl LineError {
     /// A repeated code: the line was applied over an earlier one.
     pub fn is_duplicate(&self) -> bool {
-        matches!(&self.error, LinkError::Field { field: "code", reason } if reason.starts_with(DUPLICATE))
+        matches!(&self.error, LinkError::Field { field, reason } if field == "code" && reason.starts_with(DUPLICATE))
     }
 }
 
@@ -104,7 +104,7 @@ pub fn load_into(
             .map(|&(earlier, later)| LineError {
                 line: lines.line_of(later),
                 error: LinkError::Field {
-                    field: "code",
+                    field: "code".into(),
                     reason: format!("{DUPLICATE}{}; this line wins", lines.line_of(earlier)),
                 },
             }),

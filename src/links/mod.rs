@@ -1,7 +1,9 @@
 //! Links: how a link field is declared (`field`: a field's kind says its
 //! JSON, check, forms, packing and schema; `kinds`: the kinds and the
 //! values they hold, the short code among them), the link and its
-//! `preview` declared once (`link`, `preview`), the packed record
+//! `preview` declared once (`link`, `preview`), its redirect rules and
+//! split-test variants and the choice of a click's destination (`rules`),
+//! the packed record
 //! (`packed`) in the concurrent map the request path reads (`store`), the
 //! one JSON Lines loader (`load`), the links file's reload (`reload`),
 //! snapshots (`snapshot`), changes one at a time (`editor`) and their
@@ -16,6 +18,7 @@ pub mod packed;
 mod preview;
 mod reload;
 pub mod replication;
+pub mod rules;
 pub mod snapshot;
 mod store;
 
@@ -27,6 +30,7 @@ pub use load::{LineError, Lines, Report, check_file, load_into, load_lines, load
 pub use packed::LinkRef;
 pub use preview::{Preview, PreviewRecord, PreviewView};
 pub use reload::LinkReloader;
+pub use rules::{Destination, Visit};
 pub use store::{LinkStore, Resolution};
 
 /// A link's identity in the map: (domain, code).

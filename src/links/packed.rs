@@ -40,6 +40,8 @@ const _: () = assert!(
     LinkView::TAIL_COUNT <= 4,
     "the flags byte holds four tail fields: widen it for a fifth"
 );
+/// The flags of `rules` and `variants`, the third and fourth tail fields.
+const CHOICE_FLAGS: u8 = FIRST_TAIL << 2 | FIRST_TAIL << 3;
 const ALL_FLAGS: u8 = FORWARD_QUERY | DISABLED | HAS_EXPIRY | HAS_ADVOCATE | TAIL_FLAGS;
 
 const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
@@ -217,7 +219,12 @@ pub fn check_record(record: &[u8]) -> Option<usize> {
     std::str::from_utf8(advocate).ok()?;
     let ids = p;
     let mut tail = record.get(ids + 8..)?;
-    LinkView::read_tail(flags, FIRST_TAIL, &mut tail)?;
+    let view = LinkView::read_tail(flags, FIRST_TAIL, &mut tail)?;
+    if !view.rules.is_well_formed() && !view.rules.is_empty()
+        || !view.variants.is_well_formed() && !view.variants.is_empty()
+    {
+        return None;
+    }
     // The records were validated when their links were created; this guards
     // against a damaged file, cheaply (no URL parse): the bytes a request
     // would send must still be visible ASCII.
@@ -395,6 +402,16 @@ impl LinkRef {
         }
         let mut tail = &self.bytes()[self.fields().ids + 8..];
         LinkView::read_tail(self.flags(), FIRST_TAIL, &mut tail).unwrap_or_default()
+    }
+
+    /// The link's rules and variants; `None` (one flag test) for a link
+    /// with neither.
+    pub fn choices(&self) -> Option<(super::rules::Rules<'_>, super::rules::Variants<'_>)> {
+        if self.flags() & CHOICE_FLAGS == 0 {
+            return None;
+        }
+        let tail = self.tail();
+        Some((tail.rules, tail.variants))
     }
 
     /// The link's preview; `None` for most links (one flag test).

@@ -119,7 +119,7 @@ mod tests {
         errors
             .into_iter()
             .map(|e| match e {
-                LinkError::Field { field, .. } => field.to_owned(),
+                LinkError::Field { field, .. } => field.into_owned(),
                 LinkError::Json(m) => m,
             })
             .collect()

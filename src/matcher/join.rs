@@ -42,6 +42,9 @@ pub struct ClickIn<'a> {
     outcome: Cow<'a, str>,
     #[serde(borrow, default)]
     channel: Option<Cow<'a, str>>,
+    /// The split-test variant the click got.
+    #[serde(default)]
+    variant: Option<u8>,
     /// `None` for a click from before risk flags.
     #[serde(default)]
     risk: Option<Flags>,
@@ -66,6 +69,7 @@ impl ClickIn<'_> {
                 self.channel.as_deref(),
             ],
             self.risk.unwrap_or_default(),
+            self.variant,
             out,
         );
     }
@@ -78,6 +82,7 @@ impl ClickIn<'_> {
             code: self.code.clone().into_owned(),
             host: Some(self.host.clone().into_owned()),
             channel: self.channel.as_deref().map(str::to_owned),
+            variant: self.variant,
             risk: self.risk.unwrap_or_default(),
         }
     }
@@ -96,6 +101,8 @@ pub struct Credit {
     /// The click's share channel (`None` for a code, or a click from
     /// before channels).
     pub channel: Option<String>,
+    /// The click's split-test variant.
+    pub variant: Option<u8>,
     /// The click's risk flags.
     pub risk: Flags,
 }
@@ -105,8 +112,8 @@ pub struct Credit {
 const NULL: u16 = u16::MAX;
 
 /// A credit: advocate, campaign, program, code, host, channel, then one
-/// byte of risk flags.
-fn pack_credit(fields: [Option<&str>; 6], risk: Flags, out: &mut Vec<u8>) {
+/// byte of risk flags and one of the variant (0 = none, else 1 + its index).
+fn pack_credit(fields: [Option<&str>; 6], risk: Flags, variant: Option<u8>, out: &mut Vec<u8>) {
     for field in fields {
         match field {
             Some(s) => {
@@ -118,6 +125,7 @@ fn pack_credit(fields: [Option<&str>; 6], risk: Flags, out: &mut Vec<u8>) {
         }
     }
     out.push(risk.bits());
+    out.push(variant.map_or(0, |v| v.saturating_add(1)));
 }
 
 impl Credit {
@@ -130,6 +138,7 @@ impl Credit {
             code: link.code().to_owned(),
             host: host.or(link.domain()).map(str::to_owned),
             channel: None,
+            variant: None,
             risk: Flags::NONE,
         }
     }
@@ -146,13 +155,14 @@ impl Credit {
                 self.channel.as_deref(),
             ],
             self.risk,
+            self.variant,
             out,
         );
     }
 
     /// Reads what `pack` wrote; `None` for bytes it did not write. An index
     /// written before channels has no sixth field, one written before risk
-    /// flags no last byte.
+    /// flags no risk byte, one written before variants no variant byte.
     pub fn unpack(mut bytes: &[u8]) -> Option<Credit> {
         Credit::take(&mut bytes).filter(|_| bytes.is_empty())
     }
@@ -166,10 +176,15 @@ impl Credit {
             code: take_field(b)??,
             host: take_field(b)?,
             channel: if b.is_empty() { None } else { take_field(b)? },
+            variant: None,
             risk: Flags::NONE,
         };
         if let Some((&bits, rest)) = b.split_first() {
             credit.risk = Flags::from_bits(bits);
+            *b = rest;
+        }
+        if let Some((&variant, rest)) = b.split_first() {
+            credit.variant = variant.checked_sub(1);
             *b = rest;
         }
         Some(credit)
@@ -229,6 +244,8 @@ pub struct Attribution {
     pub code: Option<String>,
     pub host: Option<String>,
     pub channel: Option<String>,
+    /// The click's split-test variant.
+    pub variant: Option<u8>,
     pub click_to_conversion_secs: Option<f64>,
     pub matched_at: String,
     /// `click`, `code`, or `None` when unmatched.
@@ -279,6 +296,7 @@ impl Attribution {
             code: credit.map(|c| c.code.clone()),
             host: credit.and_then(|c| c.host.clone()),
             channel: credit.and_then(|c| c.channel.clone()),
+            variant: credit.and_then(|c| c.variant),
             click_to_conversion_secs: None,
             matched_at: Timestamp::from_millis(now_ms).as_str().to_owned(),
             via: None,
@@ -391,6 +409,7 @@ impl Prior {
                 code,
                 host: a.host.clone(),
                 channel: a.channel.clone(),
+                variant: a.variant,
                 risk: Flags::NONE,
             }),
         }

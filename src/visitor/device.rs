@@ -1,6 +1,8 @@
 //! Device class, operating system and browser from the user agent, parsed by
-//! the `woothee` crate in the event writer (never on the request path) and
-//! cached per distinct user agent.
+//! the `woothee` crate and cached per distinct user agent: in the event
+//! writer for every click, and on the request path only for a link whose
+//! rules ask for the device or the OS (`cached`), so both read the same
+//! parse.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +14,100 @@ pub struct Device {
     pub class: &'static str,
     pub os: Option<Box<str>>,
     pub browser: Option<Box<str>>,
+}
+
+/// The device classes a redirect rule names (`device`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Mobile,
+    Tablet,
+    Desktop,
+}
+
+impl Class {
+    pub const ALL: [Class; 3] = [Class::Mobile, Class::Tablet, Class::Desktop];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Mobile => "mobile",
+            Class::Tablet => "tablet",
+            Class::Desktop => "desktop",
+        }
+    }
+}
+
+/// The operating-system families a redirect rule names (`os`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    Ios,
+    Android,
+    Windows,
+    Macos,
+    Linux,
+    Chromeos,
+}
+
+impl Os {
+    pub const ALL: [Os; 6] = [
+        Os::Ios,
+        Os::Android,
+        Os::Windows,
+        Os::Macos,
+        Os::Linux,
+        Os::Chromeos,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Os::Ios => "ios",
+            Os::Android => "android",
+            Os::Windows => "windows",
+            Os::Macos => "macos",
+            Os::Linux => "linux",
+            Os::Chromeos => "chromeos",
+        }
+    }
+
+    /// The family of an `os` the event records (woothee's names).
+    pub fn of(os: &str) -> Option<Os> {
+        Some(match os {
+            "iPhone" | "iPad" | "iPod" | "iOS" => Os::Ios,
+            "Android" => Os::Android,
+            "Mac OSX" => Os::Macos,
+            "Linux" => Os::Linux,
+            "ChromeOS" => Os::Chromeos,
+            _ if os.starts_with("Windows") && os != "Windows Phone OS" && os != "Windows CE" => {
+                Os::Windows
+            }
+            _ => return None,
+        })
+    }
+}
+
+impl Device {
+    /// The class a rule's `device` matches: `None` for bots and others.
+    pub fn rule_class(&self) -> Option<Class> {
+        match self.class {
+            "mobile" => Some(Class::Mobile),
+            "tablet" => Some(Class::Tablet),
+            "desktop" => Some(Class::Desktop),
+            _ => None,
+        }
+    }
+
+    /// The family a rule's `os` matches.
+    pub fn os_family(&self) -> Option<Os> {
+        self.os.as_deref().and_then(Os::of)
+    }
+}
+
+/// `DeviceParser::device` with this thread's parser: the request path's
+/// way in (a cache hit for a user agent seen before on this thread).
+pub fn cached(user_agent: &str) -> Option<Arc<Device>> {
+    thread_local! {
+        static PARSER: std::cell::RefCell<DeviceParser> = std::cell::RefCell::new(DeviceParser::new());
+    }
+    PARSER.with_borrow_mut(|parser| parser.device(user_agent))
 }
 
 /// Distinct user agents remembered; past this the cache starts over.

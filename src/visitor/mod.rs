@@ -1,9 +1,10 @@
 //! Who is clicking: the client address (believing forwarding headers only from
-//! trusted proxies), whether the request comes from a machine, and the
-//! privacy signals it sends.
+//! trusted proxies), whether the request comes from a machine, the privacy
+//! signals it sends, and its device and language (what redirect rules ask).
 
 mod bots;
 pub mod device;
+pub mod language;
 
 pub use bots::{BotDetector, BotReason};
 

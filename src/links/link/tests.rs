@@ -25,7 +25,7 @@ fn plain_text_is_borrowed_from_the_line() {
 
 fn field_of(line: &str) -> String {
     match Link::from_json(line).unwrap_err() {
-        LinkError::Field { field, .. } => field.to_owned(),
+        LinkError::Field { field, .. } => field.into_owned(),
         LinkError::Json(m) => format!("json: {m}"),
     }
 }

@@ -37,6 +37,7 @@ fn credit() -> Credit {
         code: "Ab3".into(),
         host: Some("go.brand.example".into()),
         channel: Some("linkedin".into()),
+        variant: Some(1),
         risk: Flags::NONE,
     }
 }
@@ -63,18 +64,25 @@ fn a_credit_survives_packing_nulls_and_escapes_included() {
     let mut again = Vec::new();
     click.credit().pack(&mut again);
     assert_eq!(again, packed);
-    assert_eq!(Credit::unpack(&packed[..packed.len() - 2]), None);
-    // Index entries from before risk flags, and from before channels.
-    let with_channel = line.replace("\"bot\"", "\"channel\":\"qr\",\"bot\"");
+    assert_eq!(Credit::unpack(&packed[..packed.len() - 3]), None);
+    // Index entries from before variants, before risk flags, and before
+    // channels.
+    let with_channel = line.replace("\"bot\"", "\"channel\":\"qr\",\"variant\":2,\"bot\"");
     let click: ClickIn<'_> = serde_json::from_str(&with_channel).unwrap();
     let mut packed = Vec::new();
     click.pack(&mut packed);
-    let before_risk = Credit::unpack(&packed[..packed.len() - 1]).unwrap();
+    assert_eq!(Credit::unpack(&packed).unwrap().variant, Some(2));
+    let before_variants = Credit::unpack(&packed[..packed.len() - 1]).unwrap();
+    assert_eq!(
+        (before_variants.variant, before_variants.risk),
+        (None, Flags::NONE.with(Flag::PaidClickId))
+    );
+    let before_risk = Credit::unpack(&packed[..packed.len() - 2]).unwrap();
     assert_eq!(
         (before_risk.channel.as_deref(), before_risk.risk),
         (Some("qr"), Flags::NONE)
     );
-    let before_channels = Credit::unpack(&packed[..packed.len() - 5]).unwrap();
+    let before_channels = Credit::unpack(&packed[..packed.len() - 6]).unwrap();
     assert_eq!(before_channels.channel, None);
 }
 

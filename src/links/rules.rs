@@ -1,0 +1,885 @@
+//! A link's redirect rules and split-test variants (README: "Rules and
+//! split tests"): the two fields' kinds, their one packed form, and the
+//! choice of a click's destination.
+//!
+//! Both fields are checked once, into the bytes the serving map keeps in the
+//! link's tail; the request path walks those bytes in place, allocating
+//! nothing, and asks the visitor (`Visit`) only what a condition needs: the
+//! device and the country are worked out for a link whose rules ask, never
+//! for the others.
+//!
+//! Rules, packed: `count:u8`, then per rule `size:u16` (the bytes after it)
+//! | `redirect:u8` (0 = the link's, else 1 + its index in `REDIRECTS`) |
+//! `target_len:u16 target` | `conditions:u8` (a bit per condition) | the
+//! conditions present, cheapest first: `after:i64` and `before:i64` (Unix
+//! ms), query (`n:u8`, each `len:u8 name len:u16 value`), language (`n:u8`,
+//! each `len:u8 subtag`), device (`u8`, a bit per class), os (`u8`, a bit
+//! per family), country (`n:u8`, each two letters).
+//! Variants, packed: `count:u8`, then per variant `weight:u8 target_len:u16
+//! target`.
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::LinkRef;
+use super::field::{FieldKind, LinkError, Packed};
+use super::kinds::RedirectStatus;
+use crate::visitor::device::{Class, Os};
+use crate::visitor::language::Language;
+
+/// Most rules a link holds.
+pub const MAX_RULES: usize = 16;
+/// Most values in one condition's list (`country`, `language`).
+pub const MAX_VALUES: usize = 64;
+/// Most parameters one `query` condition names, and their sizes.
+pub const MAX_QUERY_PARAMS: usize = 8;
+pub const MAX_QUERY_NAME_BYTES: usize = 128;
+pub const MAX_QUERY_VALUE_BYTES: usize = 512;
+/// Most bytes a link's rules take packed: with its other fields, a record
+/// stays below the packed record's 64 KiB.
+pub const MAX_RULES_BYTES: usize = 40 * 1024;
+/// Variants a split test has, and the weights they take.
+pub const VARIANTS: std::ops::RangeInclusive<usize> = 2..=4;
+pub const WEIGHTS: std::ops::RangeInclusive<u64> = 1..=99;
+
+const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
+
+// Condition bits, in the order the conditions are packed and tried.
+const AFTER: u8 = 1;
+const BEFORE: u8 = 2;
+const QUERY: u8 = 4;
+const LANGUAGE: u8 = 8;
+const DEVICE: u8 = 16;
+const OS: u8 = 32;
+const COUNTRY: u8 = 64;
+
+/// The conditions as JSON names them, with their bits.
+const CONDITIONS: [(&str, u8); 7] = [
+    ("device", DEVICE),
+    ("os", OS),
+    ("country", COUNTRY),
+    ("language", LANGUAGE),
+    ("query", QUERY),
+    ("after", AFTER),
+    ("before", BEFORE),
+];
+
+/// What a rule may ask about the request. Each answer is worked out when a
+/// condition first asks for it, then kept for the next rule.
+pub trait Visit {
+    /// Now, in Unix milliseconds.
+    fn now_ms(&self) -> u64;
+    /// Whether the query has `name=value`, both compared percent-decoded.
+    fn has_param(&mut self, name: &str, value: &str) -> bool;
+    /// The most preferred language of `Accept-Language`.
+    fn language(&mut self) -> Option<Language>;
+    /// The device class and OS family of the user agent.
+    fn device(&mut self) -> (Option<Class>, Option<Os>);
+    /// The country of the client address (GeoIP); `None` without a database.
+    fn country(&mut self) -> Option<[u8; 2]>;
+}
+
+/// Where a click goes: the link's target, a rule's or a variant's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Destination<'a> {
+    pub target: &'a str,
+    pub redirect: RedirectStatus,
+    /// Index of the rule that held.
+    pub rule: Option<u8>,
+    /// Index of the variant drawn.
+    pub variant: Option<u8>,
+}
+
+impl LinkRef {
+    /// The destination of a click: the first rule that holds, else a
+    /// variant (kept by `first_click`, the click id of the visitor's first
+    /// click, or of this one), else the target. One flag test for a link
+    /// with neither.
+    pub fn destination(&self, visit: &mut impl Visit, first_click: u128) -> Destination<'_> {
+        let mut destination = Destination {
+            target: self.target(),
+            redirect: self.redirect(),
+            rule: None,
+            variant: None,
+        };
+        // Read in place: the tail's fields borrow the record.
+        let Some((Rules(Cow::Borrowed(rules)), Variants(Cow::Borrowed(variants)))) = self.choices()
+        else {
+            return destination;
+        };
+        if let Some(rule) = first_holding(rules, visit) {
+            destination.target = rule.target;
+            destination.redirect = rule.redirect.unwrap_or(destination.redirect);
+            destination.rule = Some(rule.index);
+        } else if let Some((index, target)) = pick(variants, first_click, self.code()) {
+            destination.target = target;
+            destination.variant = Some(index);
+        }
+        destination
+    }
+}
+
+/// A link's rules, packed (empty: none).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rules<'a>(Cow<'a, [u8]>);
+
+/// A link's variants, packed (empty: none).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Variants<'a>(Cow<'a, [u8]>);
+
+/// A rule that held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule<'a> {
+    pub index: u8,
+    pub target: &'a str,
+    pub redirect: Option<RedirectStatus>,
+}
+
+/// Reads packed bytes front to back; `None` past their end.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn u8(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+    fn u16(&mut self) -> Option<usize> {
+        Some(usize::from(u16::from_le_bytes([self.u8()?, self.u8()?])))
+    }
+    fn i64(&mut self) -> Option<i64> {
+        let bytes = self.bytes(8)?;
+        Some(i64::from_le_bytes(bytes.try_into().ok()?))
+    }
+    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (taken, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(taken)
+    }
+    fn text(&mut self, n: usize) -> Option<&'a str> {
+        std::str::from_utf8(self.bytes(n)?).ok()
+    }
+}
+
+impl<'a> Rules<'a> {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The rules' packed bytes, read in place.
+    pub(super) fn packed(bytes: &'a [u8]) -> Rules<'a> {
+        Rules(Cow::Borrowed(bytes))
+    }
+
+    /// The first rule whose every condition holds.
+    pub fn first_holding(&self, visit: &mut impl Visit) -> Option<Rule<'_>> {
+        first_holding(&self.0, visit)
+    }
+
+    /// Whether the bytes are rules as `check` packs them (a snapshot read
+    /// back): every length inside, every text UTF-8, every target valid.
+    pub fn is_well_formed(&self) -> bool {
+        self.to_json().is_some()
+    }
+
+    /// The rules as JSON again; `None` for bytes that are not rules.
+    fn to_json(&self) -> Option<Value> {
+        let mut r = Reader(&self.0);
+        let count = r.u8()?;
+        let mut rules = Vec::with_capacity(usize::from(count));
+        for _ in 0..count {
+            let size = r.u16()?;
+            let mut rule = Reader(r.bytes(size)?);
+            let redirect = rule.u8()?;
+            let target_len = rule.u16()?;
+            let target = rule.text(target_len)?;
+            crate::target::check(target).ok()?;
+            let when = when_json(&mut rule)?;
+            if !rule.0.is_empty() {
+                return None;
+            }
+            let mut object = json!({"when": when, "target": target});
+            if redirect != 0 {
+                object["redirect"] = (*REDIRECTS.get(usize::from(redirect) - 1)?).into();
+            }
+            rules.push(object);
+        }
+        r.0.is_empty().then_some(Value::Array(rules))
+    }
+}
+
+/// The first of the packed `rules` whose every condition holds.
+fn first_holding<'a>(rules: &'a [u8], visit: &mut impl Visit) -> Option<Rule<'a>> {
+    let mut r = Reader(rules);
+    let count = r.u8()?;
+    for index in 0..count {
+        let size = r.u16()?;
+        let mut rule = Reader(r.bytes(size)?);
+        let redirect = rule.u8()?;
+        let target_len = rule.u16()?;
+        let target = rule.text(target_len)?;
+        if holds(&mut rule, visit)? {
+            let redirect = match redirect {
+                0 => None,
+                n => Some(RedirectStatus::new(*REDIRECTS.get(usize::from(n) - 1)?).ok()?),
+            };
+            return Some(Rule {
+                index,
+                target,
+                redirect,
+            });
+        }
+    }
+    None
+}
+
+/// Whether the packed conditions at the front of `rule` all hold; `None`
+/// for bytes that are not conditions.
+fn holds(rule: &mut Reader<'_>, visit: &mut impl Visit) -> Option<bool> {
+    let conditions = rule.u8()?;
+    if conditions & AFTER != 0 && (visit.now_ms() as i64) < rule.i64()? {
+        return Some(false);
+    }
+    if conditions & BEFORE != 0 && (visit.now_ms() as i64) >= rule.i64()? {
+        return Some(false);
+    }
+    if conditions & QUERY != 0 {
+        for _ in 0..rule.u8()? {
+            let name_len = usize::from(rule.u8()?);
+            let name = rule.text(name_len)?;
+            let value_len = rule.u16()?;
+            let value = rule.text(value_len)?;
+            if !visit.has_param(name, value) {
+                return Some(false);
+            }
+        }
+    }
+    if conditions & LANGUAGE != 0 {
+        let language = visit.language();
+        let mut any = false;
+        for _ in 0..rule.u8()? {
+            let len = usize::from(rule.u8()?);
+            let tag = rule.bytes(len)?;
+            any |= language.is_some_and(|l| l.as_str().as_bytes() == tag);
+        }
+        if !any {
+            return Some(false);
+        }
+    }
+    if conditions & DEVICE != 0 {
+        let classes = rule.u8()?;
+        let (class, _) = visit.device();
+        if !class.is_some_and(|c| classes & bit_of(&Class::ALL, c) != 0) {
+            return Some(false);
+        }
+    }
+    if conditions & OS != 0 {
+        let families = rule.u8()?;
+        let (_, os) = visit.device();
+        if !os.is_some_and(|o| families & bit_of(&Os::ALL, o) != 0) {
+            return Some(false);
+        }
+    }
+    if conditions & COUNTRY != 0 {
+        let n = usize::from(rule.u8()?);
+        let codes = rule.bytes(2 * n)?;
+        let Some(country) = visit.country() else {
+            return Some(false);
+        };
+        if !codes.chunks_exact(2).any(|c| c == country) {
+            return Some(false);
+        }
+    }
+    Some(true)
+}
+
+/// The bit of `value` in a set packed as one byte, by its place in `all`.
+fn bit_of<T: PartialEq>(all: &[T], value: T) -> u8 {
+    all.iter().position(|v| *v == value).map_or(0, |i| 1 << i)
+}
+
+/// The packed conditions at the front of `rule` as JSON (`when`).
+fn when_json(rule: &mut Reader<'_>) -> Option<Value> {
+    let conditions = rule.u8()?;
+    let mut when = Map::new();
+    let instant = |ms: i64| -> Option<Value> {
+        let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+        Some(Value::String(t.format(&Rfc3339).ok()?))
+    };
+    if conditions & AFTER != 0 {
+        when.insert("after".into(), instant(rule.i64()?)?);
+    }
+    if conditions & BEFORE != 0 {
+        when.insert("before".into(), instant(rule.i64()?)?);
+    }
+    if conditions & QUERY != 0 {
+        let mut query = Map::new();
+        for _ in 0..rule.u8()? {
+            let name_len = usize::from(rule.u8()?);
+            let name = rule.text(name_len)?;
+            let value_len = rule.u16()?;
+            query.insert(name.into(), rule.text(value_len)?.into());
+        }
+        when.insert("query".into(), Value::Object(query));
+    }
+    if conditions & LANGUAGE != 0 {
+        let mut tags = Vec::new();
+        for _ in 0..rule.u8()? {
+            let len = usize::from(rule.u8()?);
+            tags.push(Value::from(rule.text(len)?));
+        }
+        when.insert("language".into(), Value::Array(tags));
+    }
+    let set = |bits: u8, names: &[&str]| -> Value {
+        names
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| bits & (1 << i) != 0)
+            .map(|(_, n)| Value::from(*n))
+            .collect()
+    };
+    if conditions & DEVICE != 0 {
+        when.insert(
+            "device".into(),
+            set(rule.u8()?, &Class::ALL.map(Class::as_str)),
+        );
+    }
+    if conditions & OS != 0 {
+        when.insert("os".into(), set(rule.u8()?, &Os::ALL.map(Os::as_str)));
+    }
+    if conditions & COUNTRY != 0 {
+        let n = usize::from(rule.u8()?);
+        let codes = rule.text(2 * n)?;
+        let list = (0..n)
+            .map(|i| Value::from(&codes[2 * i..2 * i + 2]))
+            .collect();
+        when.insert("country".into(), Value::Array(list));
+    }
+    // In the order the contract lists them.
+    let mut ordered = Map::new();
+    for (name, _) in CONDITIONS {
+        if let Some(v) = when.remove(name) {
+            ordered.insert(name.into(), v);
+        }
+    }
+    Some(Value::Object(ordered))
+}
+
+impl<'a> Variants<'a> {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(super) fn packed(bytes: &'a [u8]) -> Variants<'a> {
+        Variants(Cow::Borrowed(bytes))
+    }
+
+    /// The variant a visitor gets: a point in 0..100 drawn from the click
+    /// id of their first click and the link's code (so one visitor's
+    /// variants in two tests are independent), then the variant whose
+    /// share of the weights holds it.
+    pub fn pick(&self, first_click: u128, code: &str) -> Option<(u8, &str)> {
+        pick(&self.0, first_click, code)
+    }
+
+    pub fn is_well_formed(&self) -> bool {
+        self.to_json().is_some()
+    }
+
+    fn to_json(&self) -> Option<Value> {
+        let mut r = Reader(&self.0);
+        let count = r.u8()?;
+        let mut list = Vec::new();
+        let mut sum = 0;
+        for _ in 0..count {
+            let weight = r.u8()?;
+            let len = r.u16()?;
+            let target = r.text(len)?;
+            crate::target::check(target).ok()?;
+            sum += u64::from(weight);
+            list.push(json!({"target": target, "weight": weight}));
+        }
+        (r.0.is_empty() && sum == 100).then_some(Value::Array(list))
+    }
+}
+
+/// The variant `first_click` draws from the packed `variants`.
+fn pick<'a>(variants: &'a [u8], first_click: u128, code: &str) -> Option<(u8, &'a str)> {
+    let mut r = Reader(variants);
+    let count = r.u8()?;
+    let point = draw(first_click, code);
+    let mut upto = 0;
+    for index in 0..count {
+        let weight = u64::from(r.u8()?);
+        let len = r.u16()?;
+        let target = r.text(len)?;
+        upto += weight;
+        if point < upto {
+            return Some((index, target));
+        }
+    }
+    None
+}
+
+/// A point in 0..100 from the random bits of a click id (UUIDv7: the low
+/// 62 bits are random) and a code, mixed by SplitMix64's finalizer.
+fn draw(click_id: u128, code: &str) -> u64 {
+    let mut x = (click_id as u64) & ((1 << 62) - 1);
+    for b in code.bytes() {
+        x = (x ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    x % 100
+}
+
+// ---- Checking: JSON in, packed bytes out, every mistake named by its path.
+
+fn at(path: &str, reason: impl Into<String>) -> LinkError {
+    LinkError::field(path.to_owned(), reason)
+}
+
+fn array<'v>(value: &'v Value, path: &str, max: usize) -> Result<&'v Vec<Value>, LinkError> {
+    let list = value
+        .as_array()
+        .ok_or_else(|| at(path, "must be an array"))?;
+    if list.is_empty() {
+        return Err(at(path, "must not be empty"));
+    }
+    if list.len() > max {
+        return Err(at(path, format!("has more than {max} entries")));
+    }
+    Ok(list)
+}
+
+fn object<'v>(value: &'v Value, path: &str) -> Result<&'v Map<String, Value>, LinkError> {
+    value
+        .as_object()
+        .ok_or_else(|| at(path, "must be an object"))
+}
+
+fn string<'v>(value: &'v Value, path: &str) -> Result<&'v str, LinkError> {
+    value.as_str().ok_or_else(|| at(path, "must be a string"))
+}
+
+fn target(value: Option<&Value>, path: &str) -> Result<String, LinkError> {
+    let value = value.ok_or_else(|| at(path, "is required"))?;
+    let target = string(value, path)?;
+    crate::target::check(target).map_err(|reason| at(path, reason))?;
+    Ok(target.to_owned())
+}
+
+fn push_text16(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(&(text.len() as u16).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// A set of names (`device`, `os`) as bits, by their place in `names`.
+fn name_set(value: &Value, path: &str, names: &[&str]) -> Result<u8, LinkError> {
+    let mut bits = 0;
+    for (i, v) in array(value, path, names.len())?.iter().enumerate() {
+        let here = format!("{path}[{i}]");
+        let name = string(v, &here)?;
+        let place = names
+            .iter()
+            .position(|n| *n == name)
+            .ok_or_else(|| at(&here, format!("must be one of {}", names.join(", "))))?;
+        bits |= 1 << place;
+    }
+    Ok(bits)
+}
+
+fn instant(value: &Value, path: &str) -> Result<i64, LinkError> {
+    let text = string(value, path)?;
+    let t = OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|_| at(path, "must be an RFC 3339 date-time"))?;
+    Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// One rule's `when`, packed.
+fn pack_when(value: Option<&Value>, path: &str, out: &mut Vec<u8>) -> Result<(), LinkError> {
+    let when = object(value.ok_or_else(|| at(path, "is required"))?, path)?;
+    if when.is_empty() {
+        return Err(at(path, "must name at least one condition"));
+    }
+    if let Some(unknown) = when
+        .keys()
+        .find(|k| !CONDITIONS.iter().any(|(n, _)| n == k))
+    {
+        return Err(at(
+            &format!("{path}.{unknown}"),
+            "is not a condition (device, os, country, language, query, after, before)",
+        ));
+    }
+    let mut conditions = 0;
+    let bits_at = out.len();
+    out.push(0);
+    let mut span = (i64::MIN, i64::MAX);
+    if let Some(v) = when.get("after") {
+        span.0 = instant(v, &format!("{path}.after"))?;
+        out.extend_from_slice(&span.0.to_le_bytes());
+        conditions |= AFTER;
+    }
+    if let Some(v) = when.get("before") {
+        span.1 = instant(v, &format!("{path}.before"))?;
+        out.extend_from_slice(&span.1.to_le_bytes());
+        conditions |= BEFORE;
+    }
+    if span.0 >= span.1 {
+        return Err(at(&format!("{path}.before"), "must be later than after"));
+    }
+    if let Some(v) = when.get("query") {
+        let here = format!("{path}.query");
+        let query = object(v, &here)?;
+        if query.is_empty() || query.len() > MAX_QUERY_PARAMS {
+            return Err(at(
+                &here,
+                format!("must name 1 to {MAX_QUERY_PARAMS} parameters"),
+            ));
+        }
+        out.push(query.len() as u8);
+        for (name, value) in query {
+            let there = format!("{here}.{name}");
+            if name.is_empty() || name.len() > MAX_QUERY_NAME_BYTES {
+                return Err(at(
+                    &there,
+                    format!("a parameter name is 1 to {MAX_QUERY_NAME_BYTES} bytes"),
+                ));
+            }
+            let value = string(value, &there)?;
+            if value.len() > MAX_QUERY_VALUE_BYTES {
+                return Err(at(
+                    &there,
+                    format!("is longer than {MAX_QUERY_VALUE_BYTES} bytes"),
+                ));
+            }
+            out.push(name.len() as u8);
+            out.extend_from_slice(name.as_bytes());
+            push_text16(out, value);
+        }
+        conditions |= QUERY;
+    }
+    if let Some(v) = when.get("language") {
+        let here = format!("{path}.language");
+        let list = array(v, &here, MAX_VALUES)?;
+        out.push(list.len() as u8);
+        for (i, v) in list.iter().enumerate() {
+            let there = format!("{here}[{i}]");
+            let tag = string(v, &there)?;
+            let language = Language::primary(tag)
+                .filter(|l| l.as_str().len() == tag.len() && (2..=3).contains(&tag.len()))
+                .ok_or_else(|| {
+                    at(
+                        &there,
+                        "must be a primary language subtag: 2 or 3 letters (fr, en, pt)",
+                    )
+                })?;
+            out.push(language.as_str().len() as u8);
+            out.extend_from_slice(language.as_str().as_bytes());
+        }
+        conditions |= LANGUAGE;
+    }
+    if let Some(v) = when.get("device") {
+        out.push(name_set(
+            v,
+            &format!("{path}.device"),
+            &Class::ALL.map(Class::as_str),
+        )?);
+        conditions |= DEVICE;
+    }
+    if let Some(v) = when.get("os") {
+        out.push(name_set(
+            v,
+            &format!("{path}.os"),
+            &Os::ALL.map(Os::as_str),
+        )?);
+        conditions |= OS;
+    }
+    if let Some(v) = when.get("country") {
+        let here = format!("{path}.country");
+        let list = array(v, &here, MAX_VALUES)?;
+        out.push(list.len() as u8);
+        for (i, v) in list.iter().enumerate() {
+            let there = format!("{here}[{i}]");
+            let code = string(v, &there)?;
+            if code.eq_ignore_ascii_case("uk") {
+                return Err(at(
+                    &there,
+                    "is not an ISO 3166-1 code: the United Kingdom is GB",
+                ));
+            }
+            if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
+                return Err(at(
+                    &there,
+                    "must be an ISO 3166-1 alpha-2 country code (CA, DE, US)",
+                ));
+            }
+            out.extend_from_slice(code.to_ascii_uppercase().as_bytes());
+        }
+        conditions |= COUNTRY;
+    }
+    out[bits_at] = conditions;
+    Ok(())
+}
+
+fn pack_rules(field: &str, value: &Value) -> Result<Vec<u8>, LinkError> {
+    let rules = array(value, field, MAX_RULES)?;
+    let mut out = vec![rules.len() as u8];
+    for (i, rule) in rules.iter().enumerate() {
+        let path = format!("{field}[{i}]");
+        let rule = object(rule, &path)?;
+        if let Some(unknown) = rule
+            .keys()
+            .find(|k| !["when", "target", "redirect"].contains(&k.as_str()))
+        {
+            return Err(at(
+                &format!("{path}.{unknown}"),
+                "is not a rule field (when, target, redirect)",
+            ));
+        }
+        let size_at = out.len();
+        out.extend_from_slice(&[0, 0]);
+        let redirect = match rule.get("redirect").filter(|v| !v.is_null()) {
+            None => 0,
+            Some(v) => {
+                let here = format!("{path}.redirect");
+                let code = v
+                    .as_u64()
+                    .and_then(|c| REDIRECTS.iter().position(|r| u64::from(*r) == c))
+                    .ok_or_else(|| at(&here, "must be 301, 302, 303, 307 or 308"))?;
+                code as u8 + 1
+            }
+        };
+        out.push(redirect);
+        let target = target(rule.get("target"), &format!("{path}.target"))?;
+        push_text16(&mut out, &target);
+        pack_when(rule.get("when"), &format!("{path}.when"), &mut out)?;
+        let size = out.len() - size_at - 2;
+        out[size_at..size_at + 2].copy_from_slice(&(size as u16).to_le_bytes());
+    }
+    if out.len() > MAX_RULES_BYTES {
+        return Err(at(
+            field,
+            format!("take {} bytes, at most {MAX_RULES_BYTES}", out.len()),
+        ));
+    }
+    Ok(out)
+}
+
+fn pack_variants(field: &str, value: &Value) -> Result<Vec<u8>, LinkError> {
+    let list = value
+        .as_array()
+        .ok_or_else(|| at(field, "must be an array"))?;
+    if !VARIANTS.contains(&list.len()) {
+        return Err(at(field, "must have 2 to 4 variants"));
+    }
+    let mut out = vec![list.len() as u8];
+    let mut sum = 0;
+    for (i, variant) in list.iter().enumerate() {
+        let path = format!("{field}[{i}]");
+        let variant = object(variant, &path)?;
+        if let Some(unknown) = variant
+            .keys()
+            .find(|k| !["target", "weight"].contains(&k.as_str()))
+        {
+            return Err(at(
+                &format!("{path}.{unknown}"),
+                "is not a variant field (target, weight)",
+            ));
+        }
+        let weight = variant
+            .get("weight")
+            .and_then(Value::as_u64)
+            .filter(|w| WEIGHTS.contains(w))
+            .ok_or_else(|| at(&format!("{path}.weight"), "must be an integer from 1 to 99"))?;
+        sum += weight;
+        let target = target(variant.get("target"), &format!("{path}.target"))?;
+        out.push(weight as u8);
+        push_text16(&mut out, &target);
+    }
+    if sum != 100 {
+        return Err(at(field, format!("weights sum to {sum}, must be 100")));
+    }
+    Ok(out)
+}
+
+/// A link's `rules`: up to 16 of `{"when", "target", "redirect"}`.
+#[derive(Debug)]
+pub enum RulesField {}
+
+impl FieldKind for RulesField {
+    type Wire<'a> = Value;
+    type View<'a> = Rules<'a>;
+    type Owned = Rules<'static>;
+
+    fn check<'a, 'b: 'a>(
+        field: &'static str,
+        wire: Option<&'a Value>,
+    ) -> Result<Rules<'a>, LinkError> {
+        match wire {
+            None | Some(Value::Null) => Ok(Rules::default()),
+            Some(value) => pack_rules(field, value).map(|b| Rules(Cow::Owned(b))),
+        }
+    }
+    fn wire<'a>(view: &Self::View<'a>) -> Option<Self::Wire<'a>> {
+        if view.is_empty() {
+            return None;
+        }
+        view.to_json()
+    }
+    fn own(view: &Rules<'_>) -> Rules<'static> {
+        Rules(Cow::Owned(view.0.to_vec()))
+    }
+    fn view(owned: &Self::Owned) -> Self::View<'_> {
+        Rules(Cow::Borrowed(&owned.0))
+    }
+    fn schema() -> Value {
+        json!({"type": "array", "maxItems": MAX_RULES, "items": {"$ref": "#/components/schemas/Rule"},
+               "description": "Tried in order; the first whose every condition holds gives the destination."})
+    }
+    fn example() -> Value {
+        json!([
+            {"when": {"device": ["mobile", "tablet"], "os": ["ios"]},
+             "target": "https://apps.apple.com/app/id0000000001", "redirect": 307},
+            {"when": {"country": ["CA"], "language": ["fr"], "query": {"utm_medium": "print"},
+                      "after": "2026-01-01T00:00:00Z", "before": "2027-01-01T00:00:00.5Z"},
+             "target": "https://brand.example/ca-fr"},
+        ])
+    }
+}
+
+/// `len:u16` and the packed rules.
+impl Packed for RulesField {
+    fn pack(view: &Rules<'_>, out: &mut Vec<u8>) -> bool {
+        if view.is_empty() {
+            return false;
+        }
+        push_bytes16(&view.0, out);
+        true
+    }
+    fn unpack<'a>(bytes: &mut &'a [u8]) -> Option<Rules<'a>> {
+        unpack_bytes16(bytes).map(Rules::packed)
+    }
+}
+
+/// A link's `variants`: 2 to 4 of `{"target", "weight"}`.
+#[derive(Debug)]
+pub enum VariantsField {}
+
+impl FieldKind for VariantsField {
+    type Wire<'a> = Value;
+    type View<'a> = Variants<'a>;
+    type Owned = Variants<'static>;
+
+    fn check<'a, 'b: 'a>(
+        field: &'static str,
+        wire: Option<&'a Value>,
+    ) -> Result<Variants<'a>, LinkError> {
+        match wire {
+            None | Some(Value::Null) => Ok(Variants::default()),
+            Some(value) => pack_variants(field, value).map(|b| Variants(Cow::Owned(b))),
+        }
+    }
+    fn wire<'a>(view: &Self::View<'a>) -> Option<Self::Wire<'a>> {
+        if view.is_empty() {
+            return None;
+        }
+        view.to_json()
+    }
+    fn own(view: &Variants<'_>) -> Variants<'static> {
+        Variants(Cow::Owned(view.0.to_vec()))
+    }
+    fn view(owned: &Self::Owned) -> Self::View<'_> {
+        Variants(Cow::Borrowed(&owned.0))
+    }
+    fn schema() -> Value {
+        json!({"type": "array", "minItems": 2, "maxItems": 4, "items": {"$ref": "#/components/schemas/Variant"},
+               "description": "A split test: weights sum to 100; a visitor keeps their variant while their attribution cookie lives."})
+    }
+    fn example() -> Value {
+        json!([
+            {"target": "https://brand.example/landing-a", "weight": 50},
+            {"target": "https://brand.example/landing-b", "weight": 50},
+        ])
+    }
+}
+
+impl Packed for VariantsField {
+    fn pack(view: &Variants<'_>, out: &mut Vec<u8>) -> bool {
+        if view.is_empty() {
+            return false;
+        }
+        push_bytes16(&view.0, out);
+        true
+    }
+    fn unpack<'a>(bytes: &mut &'a [u8]) -> Option<Variants<'a>> {
+        unpack_bytes16(bytes).map(Variants::packed)
+    }
+}
+
+fn push_bytes16(bytes: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn unpack_bytes16<'a>(bytes: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let mut r = Reader(bytes);
+    let len = r.u16()?;
+    let taken = r.bytes(len)?;
+    *bytes = r.0;
+    Some(taken)
+}
+
+/// The OpenAPI schemas of one rule, its conditions and one variant, as
+/// `components/schemas` holds them.
+pub fn openapi_schemas() -> Value {
+    let names = |all: &[&str]| json!({"type": "array", "minItems": 1, "maxItems": all.len(), "items": {"enum": all}});
+    json!({
+        "Rule": {
+            "type": "object", "additionalProperties": false, "required": ["when", "target"],
+            "properties": {
+                "when": {"$ref": "#/components/schemas/When"},
+                "target": {"$ref": "#/components/schemas/Target"},
+                "redirect": {"anyOf": [{"type": "null"}, {"enum": REDIRECTS}],
+                             "description": "Default: the link's redirect."},
+            },
+        },
+        "When": {
+            "type": "object", "additionalProperties": false, "minProperties": 1,
+            "description": "Every condition named must hold.",
+            "properties": {
+                "device": names(&Class::ALL.map(Class::as_str)),
+                "os": names(&Os::ALL.map(Os::as_str)),
+                "country": {"type": "array", "minItems": 1, "maxItems": MAX_VALUES,
+                            "items": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
+                            "description": "ISO 3166-1 alpha-2; needs geo.city_db."},
+                "language": {"type": "array", "minItems": 1, "maxItems": MAX_VALUES,
+                             "items": {"type": "string", "pattern": "^[A-Za-z]{2,3}$"},
+                             "description": "Primary subtags, matched against the most preferred Accept-Language language."},
+                "query": {"type": "object", "minProperties": 1, "maxProperties": MAX_QUERY_PARAMS,
+                          "propertyNames": {"minLength": 1, "maxLength": MAX_QUERY_NAME_BYTES},
+                          "additionalProperties": {"type": "string", "maxLength": MAX_QUERY_VALUE_BYTES},
+                          "description": "Parameters the request's query must have, compared percent-decoded."},
+                "after": {"type": "string", "format": "date-time"},
+                "before": {"type": "string", "format": "date-time"},
+            },
+        },
+        "Variant": {
+            "type": "object", "additionalProperties": false, "required": ["target", "weight"],
+            "properties": {
+                "target": {"$ref": "#/components/schemas/Target"},
+                "weight": {"type": "integer", "minimum": 1, "maximum": 99},
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests;
