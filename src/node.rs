@@ -16,7 +16,7 @@ use crate::config::{Config, SinkKind};
 use crate::events::{EventPipeline, ShipperConfig, ShipperHandle};
 use crate::geo::Geo;
 use crate::http::{Edge, Intake, Listeners, per_core, server, service};
-use crate::links::replication::{Replication, ReplicationConfig};
+use crate::kafka::replicate::Replication;
 use crate::links::{LinkEditor, LinkReloader, LinkStore, Publish, snapshot};
 use crate::metrics::{self, EventMetrics};
 use crate::readiness::Readiness;
@@ -33,7 +33,7 @@ pub struct Node {
     reloader: LinkReloader,
     geo: Option<Arc<Geo>>,
     shipper: Option<ShipperHandle>,
-    replication: Option<(Arc<Replication>, ReplicationConfig)>,
+    replication: Option<Arc<Replication>>,
     snapshot: Option<snapshot::Keeper>,
     https: Option<Https>,
     /// Shared by the public and HTTPS listeners.
@@ -134,21 +134,22 @@ impl Node {
         ));
         let replication = kafka
             .then(|| {
-                let rc = ReplicationConfig {
-                    kafka: config.kafka.clone(),
-                    node: config.node_name(),
-                };
-                Replication::start(&rc, Arc::clone(&store), topic_offsets).map(|r| (r, rc))
+                crate::links::replication::follow(
+                    &config.kafka,
+                    config.node_name(),
+                    Arc::clone(&store),
+                    topic_offsets,
+                )
             })
             .transpose()
             .context("kafka: cannot follow the links topic")?;
         let publish = replication
             .as_ref()
-            .map(|(r, _)| Arc::clone(r) as Arc<dyn Publish>);
+            .map(|r| Arc::clone(r) as Arc<dyn Publish>);
         let snapshot = snapshot::Keeper::from_config(
             &config.links,
             Arc::clone(&store),
-            replication.as_ref().map(|(r, _)| Arc::clone(r)),
+            replication.as_ref().map(Arc::clone),
         );
         let admin = Arc::new(Admin {
             links: LinksApi {
@@ -252,7 +253,7 @@ impl Node {
             drain: self.drain,
             tasks,
             pipeline: self.pipeline,
-            replication: self.replication.map(|(r, _)| r),
+            replication: self.replication,
             snapshot: self.snapshot,
             shipper: self.shipper,
             ship_deadline: self.ship_deadline,

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::events::{EventPipeline, ShipperHandle};
-use crate::links::replication::Replication;
+use crate::kafka::replicate::Replication;
 use crate::links::snapshot;
 use crate::readiness::Readiness;
 

@@ -2,8 +2,10 @@
 //! the links topic's producer, consumer and admin client): the role's
 //! defaults, then `kafka.brokers`, then every `kafka.properties` entry on
 //! top (SASL/SSL clusters), with librdkafka's log routed into `tracing`;
-//! and the topics each command produces to (`topics`).
+//! the topics each command produces to (`topics`); and the state every node
+//! shares through a compacted topic (`replicate`).
 
+pub mod replicate;
 pub mod topics;
 
 use rdkafka::ClientContext;

@@ -1,35 +1,13 @@
-//! Link changes shared by every node through `kafka.links_topic` (with
-//! `events.sink = "kafka"`). An admin change applies locally at once and is
-//! published: key = `domain/code` (`/code` for a link that serves every host),
-//! value = the link's JSON, or a tombstone for a delete, so a compacted topic
-//! keeps the latest state of every link. Every node consumes the whole topic
-//! from the beginning at start and then follows it, applying changes in topic
-//! order.
-//!
-//! A node's own change comes back through the topic too. It was already
-//! applied, so it is skipped while a newer change of the same node to the same
-//! link is still on its way; the last one is applied again, which restores
-//! topic order if another node's change to that link landed in between.
-
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
-
-use rdkafka::ClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
-use rdkafka::{Offset, TopicPartitionList};
+//! Links through `kafka.links_topic` (`kafka::replicate`): key =
+//! `domain/code` (`/code` for a link that serves every host), value = the
+//! link's JSON, a tombstone for a delete.
 
 use super::editor::Publish;
 use super::{Link, LinkStore};
-use crate::kafka::Logged;
+use std::sync::Arc;
 
-/// The header naming the instance that made a change.
-const ORIGIN_HEADER: &str = "refedge_origin";
+use crate::config::KafkaConfig;
+use crate::kafka::replicate::{Replica, Replication, ReplicationConfig};
 
 /// The topic key of a link.
 pub fn link_key(domain: Option<&str>, code: &str) -> String {
@@ -41,173 +19,20 @@ fn parse_key(key: &str) -> Option<(Option<&str>, &str)> {
     Some(((!domain.is_empty()).then_some(domain), code))
 }
 
-/// Own changes published and not yet seen coming back, per key.
-type Pending = Arc<Mutex<HashMap<String, u32>>>;
-
-struct PublishContext {
-    pending: Pending,
-}
-
-impl ClientContext for PublishContext {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
-        crate::kafka::log(level, fac, message);
-    }
-}
-
-impl ProducerContext for PublishContext {
-    type DeliveryOpaque = Box<String>;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, key: Box<String>) {
-        if let Err((error, _)) = result {
-            tracing::error!(%error, key = %key, "a link change was applied here but could not be published to the other nodes");
-            // It will never come back: stop waiting for it.
-            if let Ok(mut p) = self.pending.lock()
-                && let Some(n) = p.get_mut(key.as_str())
-            {
-                *n = n.saturating_sub(1);
-            }
-        }
-    }
-}
-
-/// Publishes admin changes and applies everyone's changes from the topic.
-pub struct Replication {
-    producer: ThreadedProducer<PublishContext>,
-    topic: String,
-    origin: String,
-    pending: Pending,
-    stop: Arc<AtomicBool>,
-    applied: Arc<AtomicU64>,
-    /// Next offset to read per partition: what the map reflects.
-    offsets: Offsets,
-    consumer: Mutex<Option<JoinHandle<()>>>,
-}
-
-type Offsets = Arc<Mutex<std::collections::BTreeMap<i32, i64>>>;
-
-impl std::fmt::Debug for Replication {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Replication")
-            .field("topic", &self.topic)
-            .field("origin", &self.origin)
-            .finish()
-    }
-}
-
-/// Settings of the replication: the `[kafka]` section (its `links_topic`)
-/// and this node's name, the origin of the changes it publishes.
-#[derive(Debug, Clone)]
-pub struct ReplicationConfig {
-    pub kafka: crate::config::KafkaConfig,
-    pub node: String,
-}
-
-fn client_config(config: &ReplicationConfig) -> ClientConfig {
-    crate::kafka::client_config(&[], &config.kafka)
-}
-
-impl Replication {
-    /// Starts following the topic from the beginning, applying every change to
-    /// `store`.
-    pub fn start(
-        config: &ReplicationConfig,
-        store: Arc<LinkStore>,
-        offsets: std::collections::BTreeMap<i32, i64>,
-    ) -> Result<Arc<Replication>, rdkafka::error::KafkaError> {
-        let pending: Pending = Arc::default();
-        let mut producer_config = client_config(config);
-        // One request in flight keeps changes in order without the idempotent
-        // producer, whose start-up handshake delays the first change (~0.8 s).
-        producer_config
-            .set("acks", "all")
-            .set("max.in.flight.requests.per.connection", "1")
-            .set("linger.ms", "1");
-        let producer = producer_config.create_with_context(PublishContext {
-            pending: Arc::clone(&pending),
-        })?;
-        let origin = format!("{}:{:016x}", config.node, rand::random::<u64>());
-        let consumer: BaseConsumer<Logged> = client_config(config)
-            .set("group.id", format!("refedge-links-{origin}"))
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("topic.metadata.refresh.interval.ms", "1000")
-            // A quiet topic: answer fetches at once rather than after 500 ms.
-            .set("fetch.wait.max.ms", "20")
-            .create_with_context(Logged)?;
-        let replication = Arc::new(Replication {
-            producer,
-            topic: config.kafka.links_topic.clone(),
-            origin: origin.clone(),
-            pending: Arc::clone(&pending),
-            stop: Arc::new(AtomicBool::new(false)),
-            applied: Arc::new(AtomicU64::new(0)),
-            offsets: Arc::new(Mutex::new(offsets)),
-            consumer: Mutex::new(None),
-        });
-        let follower = Follower {
-            consumer,
-            topic: config.kafka.links_topic.clone(),
-            store,
-            origin,
-            pending,
-            stop: Arc::clone(&replication.stop),
-            applied: Arc::clone(&replication.applied),
-            offsets: Arc::clone(&replication.offsets),
-        };
-        let thread = std::thread::Builder::new()
-            .name("refedge-links".into())
-            .spawn(move || follower.run())
-            .map_err(|e| rdkafka::error::KafkaError::ClientCreation(e.to_string()))?;
-        if let Ok(mut c) = replication.consumer.lock() {
-            *c = Some(thread);
-        }
-        Ok(replication)
-    }
-
-    /// Next offset to read per partition (what the map reflects).
-    pub fn offsets(&self) -> std::collections::BTreeMap<i32, i64> {
-        self.offsets.lock().map(|o| o.clone()).unwrap_or_default()
-    }
-
-    /// Changes applied from the topic so far.
-    pub fn applied(&self) -> u64 {
-        self.applied.load(Ordering::Relaxed)
-    }
-
-    fn publish(&self, key: String, payload: Option<Vec<u8>>) {
-        if let Ok(mut p) = self.pending.lock() {
-            *p.entry(key.clone()).or_insert(0) += 1;
-        }
-        let headers = OwnedHeaders::new().insert(Header {
-            key: ORIGIN_HEADER,
-            value: Some(self.origin.as_str()),
-        });
-        let mut record = BaseRecord::with_opaque_to(&self.topic, Box::new(key.clone()))
-            .key(&key)
-            .headers(headers);
-        if let Some(p) = &payload {
-            record = record.payload(p);
-        }
-        if let Err((e, _)) = self.producer.send(record) {
-            tracing::error!(error = %e, key = %key, "cannot publish a link change");
-            if let Ok(mut p) = self.pending.lock()
-                && let Some(n) = p.get_mut(&key)
-            {
-                *n = n.saturating_sub(1);
-            }
-        }
-    }
-
-    /// Stops following the topic and flushes what was published.
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = rdkafka::producer::Producer::flush(&self.producer, Duration::from_secs(2));
-        if let Ok(mut c) = self.consumer.lock()
-            && let Some(t) = c.take()
-        {
-            let _ = t.join();
-        }
-    }
+/// Follows `kafka.links_topic` into `store` from `offsets` (a snapshot's;
+/// empty: the beginning), as `node`.
+pub fn follow(
+    kafka: &KafkaConfig,
+    node: String,
+    store: Arc<LinkStore>,
+    offsets: std::collections::BTreeMap<i32, i64>,
+) -> Result<Arc<Replication>, rdkafka::error::KafkaError> {
+    let config = ReplicationConfig {
+        kafka: kafka.clone(),
+        node,
+        topic: kafka.links_topic.clone(),
+    };
+    Replication::start(&config, store, offsets)
 }
 
 impl Publish for Replication {
@@ -224,128 +49,27 @@ impl Publish for Replication {
     }
 }
 
-struct Follower {
-    consumer: BaseConsumer<Logged>,
-    topic: String,
-    store: Arc<LinkStore>,
-    origin: String,
-    pending: Pending,
-    stop: Arc<AtomicBool>,
-    applied: Arc<AtomicU64>,
-    offsets: Offsets,
-}
-
-impl Follower {
-    /// Waits for the topic to exist, then reads every partition from the
-    /// snapshot's offset or the beginning.
-    fn assign(&self) -> bool {
-        while !self.stop.load(Ordering::Relaxed) {
-            if let Ok(metadata) = self
-                .consumer
-                .fetch_metadata(Some(&self.topic), Duration::from_secs(2))
-                && let Some(topic) = metadata.topics().iter().find(|t| t.name() == self.topic)
-                && topic.error().is_none()
-                && !topic.partitions().is_empty()
-            {
-                let offsets = self.offsets.lock().map(|o| o.clone()).unwrap_or_default();
-                let mut list = TopicPartitionList::new();
-                for p in topic.partitions() {
-                    let start = offsets
-                        .get(&p.id())
-                        .map_or(Offset::Beginning, |o| Offset::Offset(*o));
-                    if list
-                        .add_partition_offset(&self.topic, p.id(), start)
-                        .is_err()
-                    {
-                        return false;
-                    }
-                }
-                match self.consumer.assign(&list) {
-                    Ok(()) => return true,
-                    Err(e) => tracing::warn!(error = %e, "cannot read the links topic"),
-                }
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        false
-    }
-
-    fn run(self) {
-        if !self.assign() {
-            return;
-        }
-        while !self.stop.load(Ordering::Relaxed) {
-            let Some(result) = self.consumer.poll(Duration::from_millis(100)) else {
-                continue;
-            };
-            match result {
-                Ok(m) => {
-                    self.apply(&m);
-                    if let Ok(mut o) = self.offsets.lock() {
-                        o.insert(m.partition(), m.offset() + 1);
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "links topic consumer error"),
-            }
-        }
-    }
-
-    fn apply(&self, message: &rdkafka::message::BorrowedMessage<'_>) {
-        let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
-            return;
-        };
-        let own = message
-            .headers()
-            .and_then(|h| {
-                h.iter()
-                    .find(|h| h.key == ORIGIN_HEADER)
-                    .and_then(|h| h.value)
-            })
-            .is_some_and(|v| v == self.origin.as_bytes());
-        if own {
-            let still_waiting = match self.pending.lock() {
-                Ok(mut p) => {
-                    let n = p.entry(key.to_owned()).or_insert(1);
-                    *n = n.saturating_sub(1);
-                    let waiting = *n > 0;
-                    if !waiting {
-                        p.remove(key);
-                    }
-                    waiting
-                }
-                Err(_) => false,
-            };
-            if still_waiting {
-                return;
-            }
-        }
-        let Some((domain, code)) = parse_key(key) else {
-            tracing::warn!(
-                key,
-                "links topic: skipping a record whose key is not domain/code"
-            );
-            return;
-        };
-        match message.payload() {
+impl Replica for LinkStore {
+    fn apply(&self, key: &str, value: Option<&[u8]>) -> Result<(), String> {
+        let (domain, code) = parse_key(key).ok_or("the key is not domain/code")?;
+        match value {
             None => {
-                self.store.remove(domain, code);
+                self.remove(domain, code);
             }
-            Some(payload) => match std::str::from_utf8(payload)
-                .map_err(|e| e.to_string())
-                .and_then(|s| Link::from_json(s).map_err(|e| e.to_string()))
-            {
-                Ok(link) if link.code.as_str() == code && link.domain.as_deref() == domain => {
-                    self.store.upsert(link);
+            Some(payload) => {
+                let link = std::str::from_utf8(payload)
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| {
+                        Link::from_json(s).map_err(|e| format!("an invalid link: {e}"))
+                    })?;
+                if link.code.as_str() != code || link.domain.as_deref() != domain {
+                    return Err("a link whose key does not match it".into());
                 }
-                Ok(_) => tracing::warn!(
-                    key,
-                    "links topic: skipping a link whose key does not match it"
-                ),
-                Err(e) => tracing::warn!(key, error = %e, "links topic: skipping an invalid link"),
-            },
+                self.upsert(link);
+            }
         }
-        self.applied.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::links_gauge().set(self.store.len() as f64);
+        crate::metrics::links_gauge().set(self.len() as f64);
+        Ok(())
     }
 }
 
@@ -363,5 +87,17 @@ mod tests {
             Some((Some("go.a.example"), "abc"))
         );
         assert_eq!(parse_key("abc"), None);
+    }
+
+    #[test]
+    fn records_apply_to_the_map_and_mismatched_ones_are_skipped() {
+        let store = LinkStore::new();
+        let link = br#"{"code":"abc","target":"https://a.example/","domain":"go.a.example"}"#;
+        assert_eq!(store.apply("go.a.example/abc", Some(link)), Ok(()));
+        assert!(store.get(Some("go.a.example"), "abc").is_some());
+        assert!(store.apply("/abc", Some(link)).is_err());
+        assert!(store.apply("abc", None).is_err());
+        assert_eq!(store.apply("go.a.example/abc", None), Ok(()));
+        assert!(store.get(Some("go.a.example"), "abc").is_none());
     }
 }

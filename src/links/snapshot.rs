@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::replication::Replication;
 use super::{Link, LinkError, LinkStore};
+use crate::kafka::replicate::Replication;
 
 const VERSION_JSON: u32 = 1;
 const VERSION_PACKED: u32 = 2;

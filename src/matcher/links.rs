@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use super::join::Rules;
 use crate::config::Config;
-use crate::links::replication::{Replication, ReplicationConfig};
+use crate::kafka::replicate::Replication;
 use crate::links::{LinkReloader, LinkStore};
 
 /// `links.file` loaded. A file that cannot be read stops the matcher: it
@@ -25,12 +25,13 @@ pub fn load_file(config: &Config) -> anyhow::Result<Arc<LinkStore>> {
 
 /// Follows `kafka.links_topic` into `store` (admin changes made on any edge).
 pub fn follow(config: &Config, store: &Arc<LinkStore>) -> anyhow::Result<Arc<Replication>> {
-    let rc = ReplicationConfig {
-        kafka: config.kafka.clone(),
-        node: format!("{}-match", config.node_name()),
-    };
-    Replication::start(&rc, Arc::clone(store), Default::default())
-        .context("kafka: cannot follow the links topic")
+    crate::links::replication::follow(
+        &config.kafka,
+        format!("{}-match", config.node_name()),
+        Arc::clone(store),
+        Default::default(),
+    )
+    .context("kafka: cannot follow the links topic")
 }
 
 /// The join's rules from the config, over `links`.
