@@ -70,6 +70,7 @@ pub fn check(path: Option<PathBuf>) -> ExitCode {
             .map(ToString::to_string),
     );
     let mut links = None;
+    let mut warnings = Vec::new();
     if let Some(config) = &config {
         problems.extend(crate::events::ship::preflight(
             &config.events,
@@ -82,7 +83,8 @@ pub fn check(path: Option<PathBuf>) -> ExitCode {
         if let Some(problem) = unwritable(&config.events.spool_dir) {
             problems.push(format!("events.spool_dir: {problem}"));
         }
-        match crate::links::check_file(&config.links.file) {
+        let store = crate::links::LinkStore::new();
+        match crate::links::check_file_into(&config.links.file, &store) {
             Err(e) => problems.push(format!(
                 "links.file: cannot read {}: {e}",
                 config.links.file.display()
@@ -92,9 +94,35 @@ pub fn check(path: Option<PathBuf>) -> ExitCode {
                 links = Some(report.loaded);
             }
         }
+        let on_countries = store
+            .all()
+            .iter()
+            .filter(|l| l.choices().is_some_and(|(rules, _)| rules.name_countries()))
+            .count();
+        if on_countries > 0 && config.geo.city_db.is_none() {
+            warnings.push(format!(
+                "warning: {}: {on_countries} links have rules on country, and geo.city_db is unset: those rules never hold",
+                config.links.file.display()
+            ));
+        }
+        match crate::domains::load_file(&config.domains.file) {
+            Err(e) => problems.push(format!(
+                "domains.file: cannot read {}: {e}",
+                config.domains.file.display()
+            )),
+            Ok((_, errors)) => problems.extend(errors.iter().map(|e| {
+                let reasons: Vec<String> = e.errors.iter().map(ToString::to_string).collect();
+                format!(
+                    "{}:{}: {}",
+                    config.domains.file.display(),
+                    e.line,
+                    reasons.join("; ")
+                )
+            })),
+        }
     }
-    for problem in &problems {
-        println!("{problem}");
+    for line in warnings.iter().chain(&problems) {
+        println!("{line}");
     }
     match links {
         Some(loaded) if problems.is_empty() => {
@@ -240,17 +268,22 @@ pub fn serve(path: Option<PathBuf>) -> ExitCode {
     }
 }
 
-/// Reloads the links file, the certificates and the GeoIP databases on
-/// every SIGHUP.
+/// Reloads the links and domains files, the certificates and the GeoIP
+/// databases on every SIGHUP.
 fn reload_on_hangup(node: &Node) -> anyhow::Result<()> {
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("cannot install the SIGHUP handler")?;
     let (reloader, geo, certs) = (node.reloader(), node.geo(), node.certs());
+    let domains = node.domains_file();
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP received: reloading links and certificates");
             let r = reloader.clone();
             let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+            let d = domains.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || d.reload()).await {
+                tracing::error!(error = %e, "domains.file: cannot read it; keeping the domains served");
+            }
             if let Some(certs) = &certs {
                 let c = Arc::clone(certs);
                 let _ = tokio::task::spawn_blocking(move || tls::reload_logged(&c)).await;

@@ -15,8 +15,12 @@
 //!   http::service       the connection's service (made per connection by
 //!                       node::Node::serve): Clicks ─► http::router::Edge::handle
 //!                       (`/v1/conversions*` ─► http::Intake, beside it)
-//!     ├─► links::LinkStore::resolve(host, code)
+//!     ├─► links::LinkStore::resolve(host, code)  (a dead end: the fallback of
+//!     │   its domains::DomainStore entry, else links.fallback_url; a domain's
+//!     │   `/.well-known` app files: served from the same entry, no event)
 //!     ├─► visitor: client address (trusted proxies), bot?, Sec-GPC
+//!     ├─► links::rules: the destination (the first rule that holds, asking
+//!     │   http::visit only what it names; else a variant; else the target)
 //!     ├─► attribution: verify cookie, decide first/last touch, click id
 //!     │   (a link-preview fetcher of a link with a preview: share::preview_page's
 //!     │   page instead; `/{code}/qr.svg|png`: share::qr, no event)
@@ -68,10 +72,13 @@
 //! - [`tls`]: certificates per brand domain chosen by SNI, reloads, the
 //!   HTTPS setup.
 //! - [`links`]: how a link field is declared (`field`, `kinds`), the link
-//!   and its preview declared once, packed record, store, the one loader,
-//!   reload, snapshot, editor, replication.
-//! - [`visitor`]: client address, bots and preview fetchers, device, privacy
-//!   signals.
+//!   and its preview declared once, its rules and variants (`rules`: the
+//!   click's destination), packed record, store, the one loader, reload,
+//!   snapshot, editor, replication.
+//! - [`domains`]: a brand's short domain (fallback, app files, certificate
+//!   policy), declared like a link, its store, file, editor and topic.
+//! - [`visitor`]: client address, bots and preview fetchers, device and OS,
+//!   preferred language, privacy signals.
 //! - [`attribution`]: click ids, the signed cookie, first/last touch.
 //! - [`share`]: what an advocate shares: the click's channel, QR codes of
 //!   a link, the personal preview served to link-preview fetchers.
@@ -92,13 +99,16 @@
 //!   every event shape to its JSON Schema.
 //! - [`kafka`]: the one librdkafka client builder (from the `[kafka]`
 //!   section), logs into `tracing`; `kafka::topics`, the topics each
-//!   command produces to, created when missing.
-//! - [`geo`]: GeoIP databases, looked up in the writer.
+//!   command produces to, created when missing; `kafka::replicate`, state
+//!   every node follows through a compacted topic (links, domains).
+//! - [`geo`]: GeoIP databases, looked up in the writer (the country also on
+//!   the request path, for a link whose rules name countries).
 //! - [`privacy`]: what of the client address an event keeps.
 //! - [`metrics`]: every metric declared once (`names`), registry handles,
 //!   and the request path's per-thread tallies.
 //! - [`prehashed`]: a pass-through hasher for keys that are already hashes.
-//! - [`admin`]: health, readiness and metrics endpoints, the links API;
+//! - [`admin`]: health, readiness and metrics endpoints, the links and
+//!   domains APIs;
 //!   `admin::probes`, the same endpoints for match and deliver.
 //! - [`readiness`]: the latch `/readyz` reads, released by start-up steps.
 //! - [`reply`]: a small HTTP answer (status, content type, body, the usual
@@ -114,6 +124,7 @@ pub mod commands;
 pub mod config;
 pub mod conversions;
 pub mod deliver;
+pub mod domains;
 pub mod events;
 pub mod geo;
 pub mod hostname;

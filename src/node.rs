@@ -11,8 +11,9 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::watch;
 
-use crate::admin::{Admin, links_api::LinksApi};
+use crate::admin::{Admin, domains_api::DomainsApi, links_api::LinksApi};
 use crate::config::{Config, SinkKind};
+use crate::domains::{DomainEditor, DomainStore, DomainsFile};
 use crate::events::{EventPipeline, ShipperConfig, ShipperHandle};
 use crate::geo::Geo;
 use crate::http::{Edge, Intake, Listeners, per_core, server, service};
@@ -31,9 +32,11 @@ pub struct Node {
     admin: Arc<Admin>,
     pipeline: EventPipeline,
     reloader: LinkReloader,
+    domains_file: DomainsFile,
     geo: Option<Arc<Geo>>,
     shipper: Option<ShipperHandle>,
-    replication: Option<Arc<Replication>>,
+    /// The links topic's and the domains topic's, with Kafka.
+    replications: Vec<Arc<Replication>>,
     snapshot: Option<snapshot::Keeper>,
     https: Option<Https>,
     /// Shared by the public and HTTPS listeners.
@@ -74,6 +77,17 @@ impl Node {
         reloader
             .reload()
             .with_context(|| format!("links.file: cannot read {}", config.links.file.display()))?;
+        let domains = Arc::new(DomainStore::new());
+        let domains_file = DomainsFile {
+            store: Arc::clone(&domains),
+            path: config.domains.file.clone(),
+        };
+        domains_file.reload().with_context(|| {
+            format!(
+                "domains.file: cannot read {}",
+                config.domains.file.display()
+            )
+        })?;
         readiness.set_links_loaded();
 
         // Events: spool writer, then (with Kafka) the shipper behind it.
@@ -143,6 +157,12 @@ impl Node {
             })
             .transpose()
             .context("kafka: cannot follow the links topic")?;
+        let domains_replication = kafka
+            .then(|| {
+                crate::domains::follow(&config.kafka, config.node_name(), Arc::clone(&domains))
+            })
+            .transpose()
+            .context("kafka: cannot follow the domains topic")?;
         let publish = replication
             .as_ref()
             .map(|r| Arc::clone(r) as Arc<dyn Publish>);
@@ -156,6 +176,9 @@ impl Node {
                 editor: LinkEditor::new(store, publish),
                 channel_param: config.attribution.channel_param.clone(),
             },
+            domains: DomainsApi {
+                editor: DomainEditor::new(domains, domains_replication.clone()),
+            },
             readiness,
             prometheus,
             token: config.admin.token.clone(),
@@ -167,9 +190,10 @@ impl Node {
             admin,
             pipeline,
             reloader,
+            domains_file,
             geo,
             shipper,
-            replication,
+            replications: replication.into_iter().chain(domains_replication).collect(),
             snapshot,
             https,
             limits: server::Limits::from_config(&config.server),
@@ -185,6 +209,11 @@ impl Node {
 
     pub fn reloader(&self) -> LinkReloader {
         self.reloader.clone()
+    }
+
+    /// `domains.file`, reloaded on SIGHUP.
+    pub fn domains_file(&self) -> DomainsFile {
+        self.domains_file.clone()
     }
 
     /// The GeoIP databases, when configured.
@@ -253,7 +282,7 @@ impl Node {
             drain: self.drain,
             tasks,
             pipeline: self.pipeline,
-            replication: self.replication,
+            replications: self.replications,
             snapshot: self.snapshot,
             shipper: self.shipper,
             ship_deadline: self.ship_deadline,

@@ -53,7 +53,7 @@ pub struct Running {
     /// Background tasks that simply end (certificate watch, snapshot ticker).
     pub tasks: Vec<JoinHandle<()>>,
     pub pipeline: EventPipeline,
-    pub replication: Option<Arc<Replication>>,
+    pub replications: Vec<Arc<Replication>>,
     pub snapshot: Option<snapshot::Keeper>,
     pub shipper: Option<ShipperHandle>,
     /// `kafka.shutdown_timeout_ms`.
@@ -95,7 +95,7 @@ impl Running {
                 "spool writer did not finish in time"
             );
         }
-        if let Some(replication) = self.replication {
+        for replication in self.replications {
             let _ = tokio::task::spawn_blocking(move || replication.stop()).await;
         }
         if let Some(keeper) = &self.snapshot {

@@ -28,7 +28,8 @@ pub struct LinksApi {
     pub channel_param: String,
 }
 
-fn field_errors(errors: &[LinkError]) -> Response<Full<Bytes>> {
+/// 400 naming every wrong field (`{"error", "fields": [{"field", "error"}]}`).
+pub(crate) fn field_errors(errors: &[LinkError]) -> Response<Full<Bytes>> {
     let fields: Vec<serde_json::Value> = errors
         .iter()
         .map(|e| match e {
@@ -73,7 +74,10 @@ fn domain_param(query: Option<&str>) -> Result<Option<String>, &'static str> {
 
 /// Refuses (400, naming it) the first query parameter an operation does
 /// not take, so a misplaced one never changes what a call does.
-fn unknown_parameter(query: Option<&str>, takes: &[&str]) -> Option<Response<Full<Bytes>>> {
+pub(crate) fn unknown_parameter(
+    query: Option<&str>,
+    takes: &[&str],
+) -> Option<Response<Full<Bytes>>> {
     let (name, _) = qr::pairs(query).find(|(name, _)| !takes.contains(&name.as_ref()))?;
     let takes = match takes {
         [] => "no query parameters".to_owned(),

@@ -1,8 +1,9 @@
 //! The admin listener: liveness, readiness (a latch that start-up steps
 //! release and shutdown sets back), Prometheus metrics, and the links API
-//! behind a bearer token; `probes`, the same three endpoints for the
+//! and domains APIs behind a bearer token; `probes`, the same three endpoints for the
 //! commands beside the edge (match, deliver).
 
+pub mod domains_api;
 pub mod links_api;
 pub mod probes;
 
@@ -30,6 +31,8 @@ pub struct Admin {
     pub readiness: Arc<Readiness>,
     /// The links API behind the token.
     pub links: links_api::LinksApi,
+    /// The domains API behind the token.
+    pub domains: domains_api::DomainsApi,
     /// The Kafka shipper's state, when `events.sink = "kafka"`.
     pub shipper: Option<Arc<crate::events::ShipperState>>,
     pub prometheus: PrometheusHandle,
@@ -93,7 +96,12 @@ impl Admin {
             return res;
         }
         let path = req.uri().path();
-        if path != "/v1/links" && !path.starts_with("/v1/links/") {
+        let under = |prefix: &str| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        let domains = under("/v1/domains");
+        if !under("/v1/links") && !domains {
             return Reply::json_error(StatusCode::NOT_FOUND, "no such endpoint").done();
         }
         if let Err(denied) = self.authorize(&req) {
@@ -107,6 +115,8 @@ impl Admin {
         }
         let limit = if path == "/v1/links" {
             links_api::MAX_BULK_BODY
+        } else if domains {
+            domains_api::MAX_DOMAIN_BODY
         } else {
             links_api::MAX_LINK_BODY
         };
@@ -128,6 +138,10 @@ impl Admin {
                 .done();
             }
         };
+        if domains {
+            let (method, path, query) = (&parts.method, parts.uri.path(), parts.uri.query());
+            return self.domains.handle(method, path, query, &body);
+        }
         let links = self.links.clone();
         let (method, path, query) = (
             parts.method,

@@ -48,6 +48,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub admin: AdminConfig,
     pub links: LinksConfig,
+    pub domains: DomainsConfig,
     pub attribution: AttributionConfig,
     pub events: EventsConfig,
     pub kafka: KafkaConfig,

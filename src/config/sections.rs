@@ -170,6 +170,23 @@ impl Default for LinksConfig {
     }
 }
 
+/// Brands' short domains (README: "Domains").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DomainsConfig {
+    /// JSON Lines, one domain per line, loaded at start and on SIGHUP;
+    /// a missing file is no domains.
+    pub file: PathBuf,
+}
+
+impl Default for DomainsConfig {
+    fn default() -> Self {
+        DomainsConfig {
+            file: PathBuf::from("config/domains.jsonl"),
+        }
+    }
+}
+
 /// Which click keeps the credit when a visitor clicks more than one link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -269,6 +286,8 @@ pub struct KafkaConfig {
     pub brokers: String,
     pub clicks_topic: String,
     pub links_topic: String,
+    /// Domain changes shared by every node.
+    pub domains_topic: String,
     /// Conversion events (co-partitioned with the clicks topic).
     pub conversions_topic: String,
     /// The matcher's output.
@@ -292,6 +311,7 @@ impl Default for KafkaConfig {
             brokers: "127.0.0.1:9092".into(),
             clicks_topic: "refedge.clicks".into(),
             links_topic: "refedge.links".into(),
+            domains_topic: "refedge.domains".into(),
             conversions_topic: "refedge.conversions".into(),
             attributions_topic: "refedge.attributions".into(),
             partitions: 6,

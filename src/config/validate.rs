@@ -85,6 +85,7 @@ impl Config {
             for (key, value) in [
                 ("kafka.clicks_topic", &self.kafka.clicks_topic),
                 ("kafka.links_topic", &self.kafka.links_topic),
+                ("kafka.domains_topic", &self.kafka.domains_topic),
             ] {
                 let valid = !value.is_empty()
                     && value.len() <= 249

@@ -14,6 +14,7 @@ use http_body_util::Full;
 
 use crate::attribution::{AttributionPolicy, ClickId, Decision};
 use crate::config::{AttributionConfig, GpcPolicy, LinksConfig, PrivacyConfig, ServerConfig};
+use crate::domains::{AppFile, DomainStore};
 use crate::events::{ClickRecord, ClickText, EventSink, Handed, Outcome};
 use crate::geo::Geo;
 use crate::hostname;
@@ -51,6 +52,8 @@ pub struct Edge {
     pub max_uri_bytes: usize,
     /// The GeoIP databases, for links whose rules name countries.
     pub geo: Option<Arc<Geo>>,
+    /// Brands' domains: their fallbacks and app files.
+    pub domains: Arc<DomainStore>,
 }
 
 const NO_STORE: HeaderValue = HeaderValue::from_static("private, no-store");
@@ -163,7 +166,14 @@ impl Edge {
             gpc: privacy.gpc,
             max_uri_bytes: server.max_uri_bytes,
             geo: None,
+            domains: Arc::new(DomainStore::new()),
         })
+    }
+
+    /// The edge with the brands' `domains`.
+    pub fn with_domains(mut self, domains: Arc<DomainStore>) -> Edge {
+        self.domains = domains;
+        self
     }
 
     /// The edge with `geo` for rules on countries (the event writer's
@@ -234,6 +244,9 @@ impl Edge {
         }
         let code = req.uri().path().strip_prefix('/').unwrap_or("");
         if !ShortCode::is_valid(code) {
+            if let Some(file) = AppFile::at(req.uri().path()) {
+                return self.app_file(host, file);
+            }
             if let Some((code, format)) = qr::Format::split_path(code)
                 && ShortCode::is_valid(code)
             {
@@ -440,8 +453,32 @@ impl Edge {
         (RequestOutcome::QrImage, response)
     }
 
-    /// Unknown, disabled or expired: a 404/410 page or the fallback, and an
-    /// event (no cookie, no click id).
+    /// A domain's `.well-known` app file: its document byte for byte, on
+    /// its host only. Not a click: no event.
+    fn app_file(&self, host: &str, file: AppFile) -> (RequestOutcome, Response<Full<Bytes>>) {
+        let entry = self.domains.get(host);
+        match entry.as_ref().and_then(|e| e.app_file(file)) {
+            Some(document) => (
+                RequestOutcome::AppFile,
+                Reply::new(StatusCode::OK, reply::JSON, document.to_owned())
+                    .header(
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static("public, max-age=300"),
+                    )
+                    .done(),
+            ),
+            None => (
+                RequestOutcome::InvalidCode,
+                Reply::text(StatusCode::NOT_FOUND, "not found\n")
+                    .public_page()
+                    .done(),
+            ),
+        }
+    }
+
+    /// Unknown, disabled or expired: a 404/410 page or the fallback (the
+    /// host's domain's, else `links.fallback_url`), and an event (no
+    /// cookie, no click id).
     #[allow(clippy::too_many_arguments)]
     fn dead_end<B>(
         &self,
@@ -470,7 +507,12 @@ impl Edge {
                 "this link has expired\n",
             ),
         };
-        let mut response = match &self.fallback {
+        let domain = self.domains.get(host);
+        let fallback = domain
+            .as_ref()
+            .and_then(|d| d.fallback.as_ref())
+            .or(self.fallback.as_ref());
+        let mut response = match fallback {
             Some(fallback) => redirect(StatusCode::FOUND, fallback.clone(), None),
             None => Reply::text(page_status, body).public_page().done(),
         };
@@ -483,7 +525,7 @@ impl Edge {
             click_id: ClickId::new(now_ms),
             occurred_at_ms: now_ms,
             outcome,
-            text: click_text(req, code, host, self.fallback.as_ref()),
+            text: click_text(req, code, host, fallback),
             link,
             status: response.status().as_u16(),
             ip: Some(visitor::client_ip(

@@ -65,6 +65,7 @@ pub fn of_edge(kafka: &KafkaConfig) -> Vec<Topic> {
             "conversions topic",
         ),
         Topic::new(&kafka.links_topic, Partitions::One, "links topic").compacted(),
+        Topic::new(&kafka.domains_topic, Partitions::One, "domains topic").compacted(),
     ]
 }
 

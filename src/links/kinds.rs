@@ -223,6 +223,31 @@ impl FieldKind for Target {
     }
 }
 
+/// An optional URL by the target's rules (a domain's `fallback_url`).
+#[derive(Debug)]
+pub enum OptionalTarget {}
+
+impl FieldKind for OptionalTarget {
+    optional_text!();
+
+    fn check<'a, 'b: 'a>(
+        field: &'static str,
+        wire: Option<&'a Text<'b>>,
+    ) -> Result<Option<&'a str>, LinkError> {
+        let Some(url) = wire.map(Text::as_str) else {
+            return Ok(None);
+        };
+        crate::target::check(url).map_err(|reason| LinkError::field(field, reason))?;
+        Ok(Some(url))
+    }
+    fn schema() -> Value {
+        json!({"$ref": "#/components/schemas/Target"})
+    }
+    fn example() -> Text<'static> {
+        Text::borrowed("https://brand.example/referrals")
+    }
+}
+
 /// An optional id (advocate, campaign, program): at most 128 bytes, no
 /// control characters.
 #[derive(Debug)]

@@ -120,9 +120,14 @@ pub fn load_into(
 /// Reads a links file into a map of its own, as `serve` would: every
 /// problem, nothing served. Fails only when the file cannot be read.
 pub fn check_file(path: &Path) -> std::io::Result<Report> {
+    check_file_into(path, &LinkStore::new())
+}
+
+/// `check_file`, keeping the valid links in `store` for a closer look.
+pub fn check_file_into(path: &Path, store: &LinkStore) -> std::io::Result<Report> {
     let file = std::fs::File::open(path)?;
     let expected = expected_links(&file);
-    load_into(file, load_threads(), expected, &LinkStore::new(), 1)
+    load_into(file, load_threads(), expected, store, 1)
 }
 
 /// About how many links a links file holds (about 200 bytes a line).

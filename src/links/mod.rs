@@ -24,9 +24,13 @@ mod store;
 
 pub use editor::{LinkEditor, Publish};
 pub use field::LinkError;
-pub use kinds::{LinkStatus, MAX_CODE_CHARS, MAX_ID_BYTES, RedirectStatus, ShortCode};
+pub use kinds::{
+    Host, LinkStatus, MAX_CODE_CHARS, MAX_ID_BYTES, OptionalTarget, RedirectStatus, ShortCode,
+};
 pub use link::{Link, LinkRecord, LinkView};
-pub use load::{LineError, Lines, Report, check_file, load_into, load_lines, load_threads};
+pub use load::{
+    LineError, Lines, Report, check_file, check_file_into, load_into, load_lines, load_threads,
+};
 pub use packed::LinkRef;
 pub use preview::{Preview, PreviewRecord, PreviewView};
 pub use reload::LinkReloader;

@@ -182,6 +182,24 @@ impl<'a> Rules<'a> {
         first_holding(&self.0, visit)
     }
 
+    /// Whether a rule names countries (they need `geo.city_db`).
+    pub fn name_countries(&self) -> bool {
+        let mut r = Reader(&self.0);
+        let Some(count) = r.u8() else { return false };
+        (0..count).any(|_| {
+            let Some(mut rule) = r.u16().and_then(|size| r.bytes(size)).map(Reader) else {
+                return false;
+            };
+            let conditions = (|| {
+                rule.u8()?;
+                let target_len = rule.u16()?;
+                rule.bytes(target_len)?;
+                rule.u8()
+            })();
+            conditions.is_some_and(|c| c & COUNTRY != 0)
+        })
+    }
+
     /// Whether the bytes are rules as `check` packs them (a snapshot read
     /// back): every length inside, every text UTF-8, every target valid.
     pub fn is_well_formed(&self) -> bool {

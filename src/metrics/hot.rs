@@ -29,10 +29,12 @@ pub enum RequestOutcome {
     QrImage,
     /// A QR image asked with a parameter out of bounds (400).
     BadParameter,
+    /// A domain's `.well-known` app file (not a click).
+    AppFile,
 }
 
 impl RequestOutcome {
-    pub const ALL: [RequestOutcome; 10] = [
+    pub const ALL: [RequestOutcome; 11] = [
         RequestOutcome::Redirected,
         RequestOutcome::NotFound,
         RequestOutcome::Expired,
@@ -43,6 +45,7 @@ impl RequestOutcome {
         RequestOutcome::Preview,
         RequestOutcome::QrImage,
         RequestOutcome::BadParameter,
+        RequestOutcome::AppFile,
     ];
 
     pub fn label(self) -> &'static str {
@@ -57,6 +60,7 @@ impl RequestOutcome {
             RequestOutcome::Preview => "preview",
             RequestOutcome::QrImage => "qr_image",
             RequestOutcome::BadParameter => "bad_parameter",
+            RequestOutcome::AppFile => "app_file",
         }
     }
 }

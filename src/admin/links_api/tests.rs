@@ -344,6 +344,11 @@ fn openapi_link_schemas_follow_the_declaration() {
         ("Rule", rules["Rule"].clone()),
         ("When", rules["When"].clone()),
         ("Variant", rules["Variant"].clone()),
+        ("Domain", crate::domains::DomainRecord::schema(false, &[])),
+        (
+            "DomainPut",
+            crate::domains::DomainRecord::schema(true, &["host"]),
+        ),
     ] {
         let mut written = spec["components"]["schemas"][name].clone();
         if std::env::var_os("RF_WRITE_EXAMPLES").is_some() {
