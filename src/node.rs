@@ -135,7 +135,8 @@ impl Node {
                 &keys,
                 pipeline.sink(),
             )?
-            .with_geo(geo.clone()),
+            .with_geo(geo.clone())
+            .with_domains(Arc::clone(&domains)),
         );
         let intake = Arc::new(Intake::new(
             &config.conversions,

@@ -502,6 +502,8 @@ mod tests {
             r#"{"code":"q","target":"https://a.example/","advocate_id":"a","preview":{"title":"t","description":"d é","image":"https://cdn.example/i.png","image_alt":"alt","site_name":"s"}}"#,
             r#"{"code":"r","target":"https://a.example/","advocate_domain":"Partner.Example","preview":{"title":"t"}}"#,
             r#"{"code":"s","target":"https://a.example/","advocate_domain":"partner.example"}"#,
+            r#"{"code":"t","target":"https://a.example/","rules":[{"when":{"os":["ios"]},"target":"https://b.example/"}]}"#,
+            r#"{"code":"u","target":"https://a.example/","preview":{"title":"t"},"variants":[{"target":"https://b.example/","weight":40},{"target":"https://c.example/","weight":60}]}"#,
         ] {
             let link = Link::from_json(json).unwrap();
             let mut blob = Vec::new();
@@ -518,6 +520,11 @@ mod tests {
                 assert_eq!(r.is_expired(1_893_456_000), link.expires_at.is_some());
                 assert_eq!(r.preview(), link.preview.as_ref().map(|p| p.view()));
                 assert_eq!(r.advocate_domain(), link.advocate_domain.as_deref());
+                assert_eq!(
+                    r.choices().is_some(),
+                    !link.rules.is_empty() || !link.variants.is_empty(),
+                    "{json}"
+                );
                 let len = u16::from_le_bytes([blob[at], blob[at + 1]]) as usize;
                 assert!(check_record(&blob[at..at + len]).is_some(), "{json}");
             }

@@ -105,11 +105,12 @@ impl LinkRef {
             rule: None,
             variant: None,
         };
-        // Read in place: the tail's fields borrow the record.
-        let Some((Rules(Cow::Borrowed(rules)), Variants(Cow::Borrowed(variants)))) = self.choices()
-        else {
+        let Some((rules, variants)) = self.choices() else {
             return destination;
         };
+        // Read in place, the tail's fields borrow the record; one that is
+        // absent is an empty default.
+        let (rules, variants) = (in_place(rules.0), in_place(variants.0));
         if let Some(rule) = first_holding(rules, visit) {
             destination.target = rule.target;
             destination.redirect = rule.redirect.unwrap_or(destination.redirect);
@@ -119,6 +120,15 @@ impl LinkRef {
             destination.variant = Some(index);
         }
         destination
+    }
+}
+
+/// Packed bytes read from a record: borrowed from it; an absent field is
+/// its empty default.
+fn in_place(bytes: Cow<'_, [u8]>) -> &[u8] {
+    match bytes {
+        Cow::Borrowed(b) => b,
+        Cow::Owned(_) => &[],
     }
 }
 

@@ -60,6 +60,8 @@ pub struct Fixture {
     pub dir: tempfile::TempDir,
     pub links: PathBuf,
     pub spool: PathBuf,
+    /// The domains file (absent until a test writes it).
+    pub domains: PathBuf,
 }
 
 impl Fixture {
@@ -71,6 +73,7 @@ impl Fixture {
         Fixture {
             links: links_path,
             spool,
+            domains: dir.path().join("domains.jsonl"),
             dir,
         }
     }
@@ -88,6 +91,10 @@ impl Fixture {
             (
                 "REFEDGE_EVENTS_SPOOL_DIR".into(),
                 self.spool.display().to_string(),
+            ),
+            (
+                "REFEDGE_DOMAINS_FILE".into(),
+                self.domains.display().to_string(),
             ),
             (
                 "REFEDGE_ATTRIBUTION_SECRET".into(),

@@ -40,7 +40,9 @@ struct AsnRecord {
     autonomous_system_organization: String,
 }
 
-fn write_city_db(path: &Path, city: &str) {
+/// A City database: 198.51.100.0/24 is `city`, US-CA; 2001:db8:1::/48 is
+/// Berlin, DE-BE.
+pub(crate) fn write_city_db(path: &Path, city: &str) {
     let mut w = mmdb_writer::Writer::new("GeoLite2-City");
     let record = CityRecord {
         city: City {

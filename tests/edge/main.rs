@@ -16,6 +16,7 @@ mod lifecycle;
 mod metrics;
 mod readme;
 mod redirects;
+mod rules;
 mod secrets;
 mod share;
 mod tls;
