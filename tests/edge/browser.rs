@@ -239,3 +239,38 @@ async fn a_landing_page_converts_with_the_cookies_click_id() {
         assert_eq!(c["within_window"], true);
     }
 }
+
+/// A phone's browser follows the link's rule to the app's page; the same
+/// link on a desktop browser goes to its target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_follows_a_rule_in_a_real_browser() {
+    crate::needs!(Chromium);
+    const PHONE: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36";
+    let landing = Landing::start().await;
+    let link = serde_json::json!({
+        "code": "app",
+        "target": format!("http://{}/landing?page=web", landing.addr),
+        "rules": [{"when": {"device": ["mobile"], "os": ["android"]},
+                   "target": format!("http://{}/landing?page=android", landing.addr)}],
+    });
+    let fixture = Fixture::new(&format!("{link}\n"));
+    let edge = start(&fixture.config(&[])).await;
+    let driver = Driver::start().await;
+    for (ua, page) in [(PHONE, "android"), (PERSON, "web")] {
+        let browser = driver.session(Some(ua)).await;
+        browser.visit(&short(&edge, "app")).await;
+        let url = browser.current_url().await;
+        assert!(
+            url.starts_with(&format!(
+                "http://{}/landing?page={page}&rf_click=",
+                landing.addr
+            )),
+            "{ua}: {url}"
+        );
+        browser.close().await;
+    }
+    assert!(edge.stop().await);
+    let rules: Vec<serde_json::Value> =
+        fixture.events().iter().map(|e| e["rule"].clone()).collect();
+    assert_eq!(rules, [serde_json::json!(0), serde_json::Value::Null]);
+}

@@ -501,3 +501,59 @@ async fn rules_and_variants_go_through_the_admin_api_with_their_mistakes_named()
     );
     assert!(edge.stop().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_attribution_carries_the_variant_that_converted() {
+    let (fixture, _) = fixture();
+    let token = "conversions-token-0123456789";
+    let edge = start(&fixture.config(&[("REFEDGE_CONVERSIONS_TOKENS", token)])).await;
+    let ua = ("user-agent", WINDOWS);
+    let mut clicks = Vec::new();
+    for _ in 0..6 {
+        let res = get(edge.public, "/ab", &[HOST, ua]).await;
+        let variant = ["https://brand.example/a", "https://brand.example/b"]
+            .iter()
+            .position(|t| res.location().starts_with(t))
+            .expect("a variant");
+        clicks.push((click_param(res.location()).expect("click id"), variant));
+    }
+    let auth = format!("Bearer {token}");
+    for (i, (click_id, _)) in clicks.iter().enumerate() {
+        let body = format!(r#"{{"event_id":"crm-{i}","name":"signup","click_id":"{click_id}"}}"#);
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ];
+        assert_eq!(
+            send_body(edge.public, "POST", "/v1/conversions", &headers, body)
+                .await
+                .status,
+            202
+        );
+    }
+    assert!(edge.stop().await);
+    let spool = fixture.spool.display().to_string();
+    let out = run_binary(&["match", "--config", "/dev/null", "--spool", &spool], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let attributions: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_schema_valid(&attributions);
+    assert_eq!(attributions.len(), clicks.len());
+    for a in &attributions {
+        let (_, variant) = clicks
+            .iter()
+            .find(|(id, _)| a["click_id"] == id.as_str())
+            .expect("its click");
+        assert_eq!(
+            (a["matched"].as_bool(), a["variant"].as_u64()),
+            (Some(true), Some(*variant as u64)),
+            "{a}"
+        );
+    }
+}

@@ -542,3 +542,44 @@ async fn the_plain_listener_can_serve_clicks_instead() {
     assert!(res.header("strict-transport-security").is_none());
     assert!(edge.stop().await);
 }
+
+/// A brand's app file over HTTPS on its own certificate: byte for byte, no
+/// redirect; another brand's host has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brand_serves_its_app_files_over_https() {
+    let brands = Brands::new();
+    let assetlinks = r#"[{"relation": ["delegate_permission/common.handle_all_urls"], "target": {"namespace": "android_app", "package_name": "com.adp.app", "sha256_cert_fingerprints": ["14:6D:E9:83"]}}]"#;
+    std::fs::write(
+        &brands.fixture.domains,
+        format!("{{\"host\":\"go.adp.example\",\"assetlinks\":{assetlinks}}}\n"),
+    )
+    .unwrap();
+    let edge = start(&brands.config(&[])).await;
+    let tls = edge.tls.expect("TLS listener");
+    let config = client(
+        &[&brands.adp, &brands.directv],
+        &[b"http/1.1"],
+        &both_versions(),
+    );
+    let stream = connect(tls, &config, "go.adp.example")
+        .await
+        .expect("handshake");
+    let mut h1 = H1::over(stream).await;
+    let res = h1
+        .get("go.adp.example", "/.well-known/assetlinks.json")
+        .await;
+    assert_eq!(
+        (res.status, res.header("content-type")),
+        (200, Some("application/json"))
+    );
+    assert_eq!(&res.body[..], assetlinks.as_bytes());
+    let stream = connect(tls, &config, "refer.directv.example")
+        .await
+        .expect("handshake");
+    let res = H1::over(stream)
+        .await
+        .get("refer.directv.example", "/.well-known/assetlinks.json")
+        .await;
+    assert_eq!(res.status, 404);
+    assert!(edge.stop().await);
+}

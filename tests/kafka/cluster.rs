@@ -149,6 +149,64 @@ async fn a_change_on_one_node_serves_on_all() {
     );
     assert_eq!(agreed_location(&[&a, &d], "/race").await, agreed);
 
+    // A domain put on node A serves its app file on B, and on D, which
+    // started before it; the link's rules came with it too.
+    let aasa = r#"{"applinks":{"details":[{"appIDs":["ABCDE12345.com.brand.app"],"components":[{"/":"/*"}]}]}}"#;
+    assert_eq!(
+        admin(
+            a.admin,
+            "PUT",
+            "/v1/domains/go.brand.example",
+            &format!(r#"{{"apple_app_site_association":{aasa},"fallback_url":"https://brand.example/lost"}}"#)
+        )
+        .await,
+        201
+    );
+    let host = ("host", "go.brand.example");
+    let started = Instant::now();
+    for n in [&b, &d] {
+        within("the domain on every node", async {
+            loop {
+                let res = get(
+                    n.public,
+                    "/.well-known/apple-app-site-association",
+                    &[UA, host],
+                )
+                .await;
+                if res.status == 200 {
+                    assert_eq!(&res.body[..], aasa.as_bytes());
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        let lost = get(n.public, "/no-such-code", &[UA, host]).await;
+        assert_eq!(lost.location(), "https://brand.example/lost");
+    }
+    println!(
+        "a domain put on node A served on B and D after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        admin(b.admin, "DELETE", "/v1/domains/go.brand.example", "").await,
+        204
+    );
+    within("the delete everywhere", async {
+        while get(
+            a.public,
+            "/.well-known/apple-app-site-association",
+            &[UA, host],
+        )
+        .await
+        .status
+            != 404
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+
     for n in [a, b, c, d] {
         assert!(n.stop().await);
     }

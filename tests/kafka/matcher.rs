@@ -23,12 +23,18 @@ const UA: (&str, &str) = (
 );
 const DAY_MS: u64 = 86_400_000;
 
-/// Codes `a0`..`a5`, each its own advocate `adv-0`..`adv-5`.
+/// Codes `a0`..`a5`, each its own advocate `adv-0`..`adv-5`; `a3` splits
+/// its clicks between two landing pages.
 fn links() -> String {
     (0..6)
         .map(|i| {
+            let variants = if i == 3 {
+                r#","variants":[{"target":"https://brand.example/3a","weight":50},{"target":"https://brand.example/3b","weight":50}]"#
+            } else {
+                ""
+            };
             format!(
-                "{{\"code\":\"a{i}\",\"target\":\"https://brand.example/{i}\",\"advocate_id\":\"adv-{i}\",\"campaign_id\":\"camp\"}}\n"
+                "{{\"code\":\"a{i}\",\"target\":\"https://brand.example/{i}\",\"advocate_id\":\"adv-{i}\",\"campaign_id\":\"camp\"{variants}}}\n"
             )
         })
         .collect()
@@ -147,9 +153,17 @@ async fn every_conversion_is_attributed_through_real_edges() {
     wait_ready(late_edge.admin).await;
 
     let mut ids = Vec::new();
+    let mut a3_variant = None;
     for i in 0..6 {
-        ids.push(click(edge.public, &format!("a{i}")).await);
+        let r = get(edge.public, &format!("/a{i}"), &[UA]).await;
+        if i == 3 {
+            a3_variant = ["https://brand.example/3a?", "https://brand.example/3b?"]
+                .iter()
+                .position(|t| r.location().starts_with(t));
+        }
+        ids.push(click_param(r.location()).expect("a human click gets a click id"));
     }
+    assert!(a3_variant.is_some(), "a3 sent its click to a variant");
     let late_click = click(late_edge.public, "a5").await;
 
     let state = tempfile::tempdir().expect("state dir");
@@ -208,6 +222,8 @@ async fn every_conversion_is_attributed_through_real_edges() {
         assert_eq!(a["code"], format!("a{i}"));
         assert_eq!(a["click_id"], id.as_str());
         assert_eq!(a["value_minor"], 1000);
+        let variant = if i == 3 { a3_variant } else { None };
+        assert_eq!(a["variant"].as_u64(), variant.map(|v| v as u64), "{a}");
     }
     assert_eq!(
         got["late"]["matched"], true,
