@@ -20,3 +20,4 @@ mod rules;
 mod secrets;
 mod share;
 mod tls;
+mod user_agents;
