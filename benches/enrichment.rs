@@ -139,6 +139,8 @@ fn bench(c: &mut Criterion) {
             keep_ip: true,
             channel: None,
             risk: refedge::risk::Flags::NONE,
+            rule: None,
+            variant: None,
         })
         .collect();
     let mut k = 0usize;

@@ -1,5 +1,8 @@
 //! The in-process request path: resolve + build the response + record the
-//! event, with codes drawn Zipf-distributed from 1M links, and its parts:
+//! event, with codes drawn Zipf-distributed from 1M links; the same click on
+//! a link with 16 redirect rules whose last one holds (device, OS, language,
+//! query and, last, country from a GeoIP database of 20,000 networks); and
+//! its parts:
 //! code parse + lookup on 1 and 2 threads, the redirect with its cookie, and
 //! the event's JSON line. `cargo bench --bench request_path`
 
@@ -91,9 +94,82 @@ fn zipf_ranks(n: usize, samples: usize, seed: u64) -> Vec<usize> {
         .collect()
 }
 
+/// Codes of the links with 16 rules.
+const RULED: usize = 1024;
+
+/// 16 rules that a US iPhone with an English browser passes over until the
+/// last: every fact a rule can ask for is looked up on the way.
+fn sixteen_rules() -> String {
+    let mut rules: Vec<String> = Vec::new();
+    for (when, n) in [
+        (r#"{"device":["tablet"]}"#, 3),
+        (r#"{"os":["android","windows"]}"#, 3),
+        (r#"{"language":["fr","de","es"]}"#, 3),
+        (r#"{"query":{"utm_medium":"print"}}"#, 3),
+        (
+            r#"{"country":["DE","AT","CH","FR","BE","NL","LU","IT"]}"#,
+            3,
+        ),
+    ] {
+        for i in 0..n {
+            rules.push(format!(
+                r#"{{"when":{when},"target":"https://brand.example/rule/{}/{i}"}}"#,
+                rules.len()
+            ));
+        }
+    }
+    rules.push(r#"{"when":{"country":["CA","US"],"device":["mobile"]},"target":"https://brand.example/us-mobile?utm_source=ref"}"#.into());
+    assert_eq!(rules.len(), 16);
+    format!("[{}]", rules.join(","))
+}
+
+/// A City database of 20,000 networks, 203.0.113.0/24 (the bench's client)
+/// among them in the US.
+fn city_db(path: &std::path::Path) {
+    #[derive(serde::Serialize)]
+    struct Country {
+        iso_code: &'static str,
+    }
+    #[derive(serde::Serialize)]
+    struct Record {
+        country: Country,
+    }
+    let mut w = mmdb_writer::Writer::new("GeoLite2-City");
+    let codes = ["US", "DE", "FR", "GB", "CA", "JP", "BR", "IN"];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    for i in 0..20_000u32 {
+        let net = std::net::Ipv4Addr::from(rng.random::<u32>() & 0xffff_ff00);
+        let record = Record {
+            country: Country {
+                iso_code: codes[i as usize % codes.len()],
+            },
+        };
+        let _ = w.insert(
+            ipnet::IpNet::from(ipnet::Ipv4Net::new(net, 24).expect("net")),
+            &record,
+        );
+    }
+    w.insert(
+        "203.0.113.0/24".parse::<ipnet::IpNet>().expect("net"),
+        &Record {
+            country: Country { iso_code: "US" },
+        },
+    )
+    .expect("insert");
+    std::fs::write(path, w.to_bytes().expect("mmdb")).expect("write mmdb");
+}
+
 fn setup() -> (tempfile::TempDir, Node) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut text = String::with_capacity(LINKS * 140);
+    let rules = sixteen_rules();
+    for i in 0..RULED {
+        text.push_str(&format!(
+            "{{\"code\":\"ruled{i}\",\"target\":\"https://brand.example/landing/r{i}?utm_source=ref\",\"advocate_id\":\"adv-r{i}\",\"rules\":{rules}}}\n"
+        ));
+    }
+    let city = dir.path().join("city.mmdb");
+    city_db(&city);
     for i in 0..LINKS {
         text.push_str(&format!(
             "{{\"code\":\"{}\",\"target\":\"https://brand.example/landing/{i}?utm_source=ref\",\"advocate_id\":\"adv-{i}\",\"campaign_id\":\"camp-{}\"}}\n",
@@ -117,6 +193,7 @@ fn setup() -> (tempfile::TempDir, Node) {
             "REFEDGE_EVENTS_QUEUE_CAPACITY".to_owned(),
             "1048576".to_owned(),
         ),
+        ("REFEDGE_GEO_CITY_DB".to_owned(), city.display().to_string()),
     ];
     let config = Config::from_sources("bench", "", &env).expect("config");
     let node = Node::prepare(&config).expect("node");
@@ -160,6 +237,33 @@ fn bench(c: &mut Criterion) {
         (a1 - a0) as f64 / n - (f1 - f0) as f64 / n
     );
 
+    // The same clicks on the links with 16 rules.
+    let ruled: Vec<Request<Empty<Bytes>>> = requests
+        .iter()
+        .enumerate()
+        .map(|(n, r)| {
+            let mut req = Request::builder()
+                .uri(format!("/ruled{}?utm_campaign=x", n % RULED))
+                .body(Empty::new())
+                .expect("request");
+            *req.headers_mut() = r.headers().clone();
+            req.headers_mut().insert(
+                "accept-language",
+                http::HeaderValue::from_static("en-US,en;q=0.9"),
+            );
+            req
+        })
+        .collect();
+    let location = edge.handle(&ruled[0], &conn);
+    assert!(
+        location.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("https://brand.example/us-mobile?"),
+        "the last rule holds: {:?}",
+        location.headers()["location"]
+    );
+
     let mut group = c.benchmark_group("request_path");
     group.measurement_time(Duration::from_secs(5));
     let mut i = 0usize;
@@ -167,6 +271,12 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) & (requests.len() - 1);
             black_box(edge.handle(&requests[i], &conn))
+        })
+    });
+    group.bench_function("full_click_16_rules_last_holds", |b| {
+        b.iter(|| {
+            i = (i + 1) & (ruled.len() - 1);
+            black_box(edge.handle(&ruled[i], &conn))
         })
     });
     // What the router does before it knows the link: take the code from the
@@ -269,6 +379,8 @@ fn bench(c: &mut Criterion) {
         channel: "linkedin",
         channel_source: "referer",
         risk: refedge::risk::Flags::NONE,
+        rule: None,
+        variant: None,
     };
     let mut line = Vec::with_capacity(1024);
     group.bench_function("event_json_line", |b| {

@@ -25,17 +25,20 @@ pub enum Tool {
 /// The `node_modules` holding the user-agent corpus: `$RF_UA_CORPUS`, else
 /// where `.ci/test` installs it.
 pub fn ua_corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("RF_UA_CORPUS").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/refedge/ua-corpus/node_modules")
-    });
+    let dir = std::env::var_os("RF_UA_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/refedge/ua-corpus/node_modules")
+        });
     let on_path = |tool: &str| {
         std::env::var_os("PATH")
             .iter()
             .flat_map(std::env::split_paths)
             .any(|d| d.join(tool).is_file())
     };
-    (on_path("node") && dir.join("user-agents").is_dir() && dir.join("ua-parser-js").is_dir()).then_some(dir)
+    (on_path("node") && dir.join("user-agents").is_dir() && dir.join("ua-parser-js").is_dir())
+        .then_some(dir)
 }
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";

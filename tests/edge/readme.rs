@@ -1,6 +1,6 @@
 //! The README's command blocks that need no broker, run as written against
 //! the binary (`common::readme`): the quick start's click and conversion,
-//! the Sharing, Conversions and Links API blocks. They bind the README's
+//! the Rules, Sharing, Conversions and Links API blocks. They bind the README's
 //! fixed ports (8080, 9090), so they run one after another in one test.
 
 use crate::common::readme;
@@ -22,10 +22,35 @@ fn the_readme_blocks_run_as_written() {
         "{out}"
     );
 
-    for section in ["## Sharing", "## Conversions", "## Operations"] {
+    for section in [
+        "## Rules and split tests",
+        "## Sharing",
+        "## Conversions",
+        "## Operations",
+    ] {
         let blocks = readme::blocks(section);
         assert!(!blocks.is_empty(), "README {section}: a command block");
         let out = readme::run(section.trim_start_matches("## "), &blocks, 120);
+        if section == "## Rules and split tests" {
+            let lines: Vec<&str> = out.lines().collect();
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with("https://apps.apple.com/app/id0000000001?rf_click=")),
+                "{out}"
+            );
+            let variants: Vec<&&str> = lines
+                .iter()
+                .filter(|l| l.starts_with("https://www.adt.example/signup-"))
+                .collect();
+            assert_eq!(variants.len(), 2, "{out}");
+            assert_eq!(
+                variants[0].split('?').next(),
+                variants[1].split('?').next(),
+                "the visitor keeps the variant: {out}"
+            );
+            assert!(out.contains(r#"{"rule":0,"variant":null,"target":"https://apps.apple.com/app/id0000000001?rf_click="#), "{out}");
+        }
         if section == "## Operations" {
             assert!(
                 out.contains("302 https://brand.com/spring?rf_click="),

@@ -25,7 +25,11 @@ fn corpus() -> Vec<Entry> {
         .arg(&modules)
         .output()
         .expect("node runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .expect("UTF-8")
         .lines()
@@ -61,7 +65,12 @@ impl Tally {
     }
 
     fn report(&self, what: &str) {
-        println!("{what}: {} of {} agree ({:.2} %)", self.agree, self.total, 100.0 * self.rate());
+        println!(
+            "{what}: {} of {} agree ({:.2} %)",
+            self.agree,
+            self.total,
+            100.0 * self.rate()
+        );
         for ((ours, theirs), (n, example)) in &self.classes {
             println!("  ours {ours}, theirs {theirs}: {n}, e.g. {example}");
         }
@@ -84,15 +93,26 @@ fn os_of_parser(name: Option<&str>) -> &'static str {
 fn device_and_os_agree_with_real_user_agents_and_a_reference_parser() {
     crate::needs!(UaCorpus);
     let parser = DeviceParser::new();
-    let (mut by_category, mut by_parser, mut os) = (Tally::default(), Tally::default(), Tally::default());
+    let (mut by_category, mut by_parser, mut os) =
+        (Tally::default(), Tally::default(), Tally::default());
     for entry in corpus() {
         let device = parser.parse(&entry.user_agent);
-        let class = device.as_ref().and_then(|d| d.rule_class()).map_or("none", Class::as_str);
-        let family = device.as_ref().and_then(|d| d.os_family()).map_or("none", Os::as_str);
+        let class = device
+            .as_ref()
+            .and_then(|d| d.rule_class())
+            .map_or("none", Class::as_str);
+        let family = device
+            .as_ref()
+            .and_then(|d| d.os_family())
+            .map_or("none", Os::as_str);
         by_category.add(class, &entry.category, &entry.user_agent);
         let theirs = entry.parser_device.as_deref().unwrap_or("desktop");
         by_parser.add(class, theirs, &entry.user_agent);
-        os.add(family, os_of_parser(entry.parser_os.as_deref()), &entry.user_agent);
+        os.add(
+            family,
+            os_of_parser(entry.parser_os.as_deref()),
+            &entry.user_agent,
+        );
     }
     by_category.report("device vs the corpus's measured category");
     by_parser.report("device vs ua-parser-js");
