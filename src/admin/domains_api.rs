@@ -95,15 +95,9 @@ impl DomainsApi {
     /// Creates or replaces the domain of `host`; a `host` in the body must
     /// name the same one (409 otherwise).
     fn put(&self, host: &str, body: &[u8]) -> Response<Full<Bytes>> {
-        let mut record: DomainRecord<'_> = match serde_json::from_slice(body) {
+        let mut record = match DomainRecord::parse(body) {
             Ok(r) => r,
-            Err(e) => {
-                let s = e.to_string();
-                let s = s
-                    .rfind(" at line ")
-                    .map_or(s.clone(), |i| s[..i].to_owned());
-                return field_errors(&[LinkError::Json(s)]);
-            }
+            Err(errors) => return field_errors(&errors),
         };
         match &record.host {
             Some(named)

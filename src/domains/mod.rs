@@ -45,6 +45,22 @@ field_group! {
     }
 }
 
+impl<'a> DomainRecord<'a> {
+    /// The fields of one JSON object (serde would also take an array).
+    pub fn parse(json: &'a [u8]) -> Result<DomainRecord<'a>, Vec<LinkError>> {
+        if json.trim_ascii_start().first() != Some(&b'{') {
+            return Err(vec![LinkError::Json("a domain is a JSON object".into())]);
+        }
+        serde_json::from_slice(json).map_err(|e| {
+            let s = e.to_string();
+            vec![LinkError::Json(
+                s.rfind(" at line ")
+                    .map_or(s.clone(), |i| s[..i].to_owned()),
+            )]
+        })
+    }
+}
+
 /// An optional `true`/`false`.
 #[derive(Debug)]
 pub enum Switch {}

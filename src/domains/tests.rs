@@ -45,6 +45,10 @@ fn every_wrong_field_is_named() {
         ["host: must be a host name such as go.brand.com"]
     );
     assert_eq!(errors(r#"{"host":"a.example","cert":1}"#).len(), 1);
+    assert_eq!(
+        errors(r#"["a.example"]"#),
+        ["invalid JSON: a domain is a JSON object"]
+    );
     let big = format!(
         r#"{{"host":"a.example","assetlinks":["{}"]}}"#,
         "x".repeat(MAX_DOCUMENT_BYTES)

@@ -281,8 +281,14 @@ impl Edge {
         let untracked = gpc && self.gpc == GpcPolicy::Honor;
         let click_id = ClickId::new(now_ms);
         let ip = visitor::client_ip(conn.peer.ip(), headers, &self.trusted_proxies);
-        let mut visit =
-            RequestVisit::new(now_ms, req.uri().query(), headers, ip, self.geo.as_deref());
+        let mut visit = RequestVisit::new(
+            now_ms,
+            req.uri().query(),
+            headers,
+            ip,
+            self.geo.as_deref(),
+            click_id,
+        );
         let preview = bot
             .and_then(|reason| visitor::preview_fetcher(&self.bots, reason, headers))
             .and_then(|fetcher| Some((fetcher, link.preview()?)));
@@ -292,7 +298,7 @@ impl Edge {
                 bot_reason = Some(fetcher);
                 // A person who lands on the page goes where a bot's redirect
                 // would: the destination, without a click id.
-                let destination = link.destination(&mut visit, click_id.as_u128());
+                let destination = link.destination(&mut visit);
                 let location = query::location(
                     destination.target,
                     link.forward_query(),
@@ -320,11 +326,10 @@ impl Edge {
                 let cookie = self.cookie(headers, now_ms);
                 // A visitor keeps the variant of their first click while
                 // their cookie lives.
-                let first_click = match cookie {
-                    crate::attribution::CookieCheck::Valid { click_id, .. } => click_id,
-                    _ => click_id,
-                };
-                let destination = link.destination(&mut visit, first_click.as_u128());
+                if let crate::attribution::CookieCheck::Valid { click_id, .. } = cookie {
+                    visit.first_click_was(click_id);
+                }
+                let destination = link.destination(&mut visit);
                 let mut decision = self.attribution.decide(
                     bot.is_none() && !untracked,
                     cookie,

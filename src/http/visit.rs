@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use http::HeaderMap;
 use http::header::{ACCEPT_LANGUAGE, USER_AGENT};
 
+use crate::attribution::ClickId;
 use crate::geo::Geo;
 use crate::links::Visit;
 use crate::percent;
@@ -28,17 +29,20 @@ pub struct RequestVisit<'r> {
     language: Option<Option<Language>>,
     device: Option<(Option<Class>, Option<Os>)>,
     country: Option<Option<[u8; 2]>>,
+    first_click: ClickId,
 }
 
 impl<'r> RequestVisit<'r> {
     /// `client` is the address the click event records (trusted proxies
-    /// believed); `geo` the databases the event writer reads too.
+    /// believed); `geo` the databases the event writer reads too;
+    /// `click_id` this click's id.
     pub fn new(
         now_ms: u64,
         query: Option<&'r str>,
         headers: &'r HeaderMap,
         client: IpAddr,
         geo: Option<&'r Geo>,
+        click_id: ClickId,
     ) -> RequestVisit<'r> {
         RequestVisit {
             now_ms,
@@ -49,7 +53,13 @@ impl<'r> RequestVisit<'r> {
             language: None,
             device: None,
             country: None,
+            first_click: click_id,
         }
+    }
+
+    /// The visitor's first click, from a valid cookie (variants keep to it).
+    pub fn first_click_was(&mut self, click_id: ClickId) {
+        self.first_click = click_id;
     }
 }
 
@@ -86,6 +96,11 @@ impl Visit for RequestVisit<'_> {
                 .and_then(device::cached);
             parsed.map_or((None, None), |d| (d.rule_class(), d.os_family()))
         })
+    }
+
+    fn first_click(&mut self) -> u128 {
+        // Decoded only for a link with variants.
+        self.first_click.as_u128()
     }
 
     fn country(&mut self) -> Option<[u8; 2]> {

@@ -80,6 +80,9 @@ pub trait Visit {
     fn device(&mut self) -> (Option<Class>, Option<Os>);
     /// The country of the client address (GeoIP); `None` without a database.
     fn country(&mut self) -> Option<[u8; 2]>;
+    /// The click id of the visitor's first click (a valid cookie's), else
+    /// of this one, as a number: what keeps their variant.
+    fn first_click(&mut self) -> u128;
 }
 
 /// Where a click goes: the link's target, a rule's or a variant's.
@@ -95,10 +98,9 @@ pub struct Destination<'a> {
 
 impl LinkRef {
     /// The destination of a click: the first rule that holds, else a
-    /// variant (kept by `first_click`, the click id of the visitor's first
-    /// click, or of this one), else the target. One flag test for a link
-    /// with neither.
-    pub fn destination(&self, visit: &mut impl Visit, first_click: u128) -> Destination<'_> {
+    /// variant (kept by the visitor's first click), else the target. One
+    /// flag test for a link with neither.
+    pub fn destination(&self, visit: &mut impl Visit) -> Destination<'_> {
         let mut destination = Destination {
             target: self.target(),
             redirect: self.redirect(),
@@ -115,7 +117,9 @@ impl LinkRef {
             destination.target = rule.target;
             destination.redirect = rule.redirect.unwrap_or(destination.redirect);
             destination.rule = Some(rule.index);
-        } else if let Some((index, target)) = pick(variants, first_click, self.code()) {
+        } else if !variants.is_empty()
+            && let Some((index, target)) = pick(variants, visit.first_click(), self.code())
+        {
             destination.target = target;
             destination.variant = Some(index);
         }
@@ -504,6 +508,17 @@ fn target(value: Option<&Value>, path: &str) -> Result<String, LinkError> {
     Ok(target.to_owned())
 }
 
+/// A JSON integer, also written with a zero fraction (`50.0`), as JSON
+/// Schema's `integer` takes it.
+fn whole_number(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(f))
+            .map(|f| f as u64)
+    })
+}
+
 fn push_text16(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(&(text.len() as u16).to_le_bytes());
     out.extend_from_slice(text.as_bytes());
@@ -659,6 +674,7 @@ fn pack_when(value: Option<&Value>, path: &str, out: &mut Vec<u8>) -> Result<(),
 
 fn pack_rules(field: &str, value: &Value) -> Result<Vec<u8>, LinkError> {
     let rules = array(value, field, MAX_RULES)?;
+    // (`check` took an empty list as none.)
     let mut out = vec![rules.len() as u8];
     for (i, rule) in rules.iter().enumerate() {
         let path = format!("{field}[{i}]");
@@ -724,7 +740,7 @@ fn pack_variants(field: &str, value: &Value) -> Result<Vec<u8>, LinkError> {
         }
         let weight = variant
             .get("weight")
-            .and_then(Value::as_u64)
+            .and_then(whole_number)
             .filter(|w| WEIGHTS.contains(w))
             .ok_or_else(|| at(&format!("{path}.weight"), "must be an integer from 1 to 99"))?;
         sum += weight;
@@ -752,7 +768,9 @@ impl FieldKind for RulesField {
         wire: Option<&'a Value>,
     ) -> Result<Rules<'a>, LinkError> {
         match wire {
+            // No rules, said three ways.
             None | Some(Value::Null) => Ok(Rules::default()),
+            Some(Value::Array(list)) if list.is_empty() => Ok(Rules::default()),
             Some(value) => pack_rules(field, value).map(|b| Rules(Cow::Owned(b))),
         }
     }

@@ -31,6 +31,9 @@ impl Visit for Fake {
         self.asked_country += 1;
         self.country
     }
+    fn first_click(&mut self) -> u128 {
+        0
+    }
 }
 
 fn rules(json: Value) -> Rules<'static> {
@@ -300,7 +303,12 @@ fn mistakes_are_named_by_their_path() {
         assert_eq!(error_of("rules", with(bad)), expected);
     }
     assert_eq!(error_of("rules", json!({})), "rules: must be an array");
-    assert_eq!(error_of("rules", json!([])), "rules: must not be empty");
+    // An empty list is no rules.
+    assert!(
+        RulesField::check("rules", Some(&json!([])))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -329,6 +337,17 @@ fn variant_mistakes_are_named_by_their_path() {
     ] {
         assert_eq!(error_of("variants", bad), expected);
     }
+}
+
+#[test]
+fn a_weight_written_with_a_zero_fraction_is_a_whole_number() {
+    let v = json!([{"target": "https://a.example/a", "weight": 30.0}, {"target": "https://a.example/b", "weight": 70}]);
+    assert!(VariantsField::check("variants", Some(&v)).is_ok());
+    let half = json!([{"target": "https://a.example/a", "weight": 30.5}, {"target": "https://a.example/b", "weight": 69.5}]);
+    assert_eq!(
+        error_of("variants", half),
+        "variants[0].weight: must be an integer from 1 to 99"
+    );
 }
 
 #[test]
