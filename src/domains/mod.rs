@@ -97,14 +97,7 @@ impl Domain {
     /// Parses and validates one JSON object (a domains-file line, a topic
     /// value, an admin body), reporting every wrong field.
     pub fn from_json(text: &str) -> Result<Domain, Vec<LinkError>> {
-        let record: DomainRecord<'_> = serde_json::from_str(text).map_err(|e| {
-            let s = e.to_string();
-            vec![LinkError::Json(
-                s.rfind(" at line ")
-                    .map_or(s.clone(), |i| s[..i].to_owned()),
-            )]
-        })?;
-        Domain::from_record(&record)
+        Domain::from_record(&DomainRecord::parse(text.as_bytes())?)
     }
 
     /// Validates a record: every field's rule, and a host.
