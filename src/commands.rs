@@ -221,6 +221,26 @@ pub fn match_conversions(config: Option<PathBuf>, spool: Option<PathBuf>) -> Exi
     }
 }
 
+/// `refedge clickhouse schema`: the analytics tables' SQL on standard output.
+pub fn clickhouse_schema(config: Option<PathBuf>, files: Option<Vec<PathBuf>>) -> ExitCode {
+    let config = match load(config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("refedge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let source = match files.as_deref() {
+        Some([spool, attributions]) => crate::analytics::Source::Files {
+            spool,
+            attributions,
+        },
+        _ => crate::analytics::Source::Kafka(&config.kafka),
+    };
+    print!("{}", crate::analytics::schema(source));
+    ExitCode::SUCCESS
+}
+
 /// `refedge deliver`: attributions to the webhook endpoints, until SIGTERM
 /// or SIGINT.
 pub fn deliver(path: Option<PathBuf>) -> ExitCode {

@@ -85,6 +85,8 @@
 //! - [`conversions`]: the intake and the conversion event.
 //! - [`matcher`]: `refedge match`: the join, the consumer group, the
 //!   per-partition click index, attributions out; the offline form.
+//! - [`analytics`]: `refedge clickhouse schema`: the click and attribution
+//!   tables in ClickHouse, fed by the topics or by files.
 //! - [`deliver`]: `refedge deliver`: attributions to webhooks, signed per
 //!   Standard Webhooks, retried, dead-lettered, at least once (a ledger of
 //!   per-endpoint cursors over the attributions topic).
@@ -118,6 +120,7 @@
 //!   read-only file maps, a cache prefetch.
 
 pub mod admin;
+pub mod analytics;
 pub mod attribution;
 pub mod bearer;
 pub mod commands;

@@ -51,6 +51,26 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// The program's numbers in ClickHouse.
+    Clickhouse {
+        #[command(subcommand)]
+        command: Clickhouse,
+    },
+}
+
+#[derive(Subcommand)]
+enum Clickhouse {
+    /// Print the SQL that makes the click and attribution tables: fed by
+    /// the config's Kafka topics, or by files
+    Schema {
+        /// Config file [default: config/refedge.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Load from a spool directory and an attributions file (`refedge
+        /// match --spool` output) instead of Kafka
+        #[arg(long, num_args = 2, value_names = ["SPOOL_DIR", "ATTRIBUTIONS_FILE"])]
+        files: Option<Vec<PathBuf>>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -58,6 +78,9 @@ fn main() -> ExitCode {
         Some(Command::Check { config }) => commands::check(config),
         Some(Command::Match { config, spool }) => commands::match_conversions(config, spool),
         Some(Command::Deliver { config }) => commands::deliver(config),
+        Some(Command::Clickhouse {
+            command: Clickhouse::Schema { config, files },
+        }) => commands::clickhouse_schema(config, files),
         Some(Command::Serve { config }) => commands::serve(config),
         None => commands::serve(None),
     }

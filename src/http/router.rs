@@ -281,14 +281,17 @@ impl Edge {
         let untracked = gpc && self.gpc == GpcPolicy::Honor;
         let click_id = ClickId::new(now_ms);
         let ip = visitor::client_ip(conn.peer.ip(), headers, &self.trusted_proxies);
-        let mut visit = RequestVisit::new(
-            now_ms,
-            req.uri().query(),
-            headers,
-            ip,
-            self.geo.as_deref(),
-            click_id,
-        );
+        // What the link's rules may ask, made only for a link that has some.
+        let visit = |first_click| {
+            RequestVisit::new(
+                now_ms,
+                req.uri().query(),
+                headers,
+                ip,
+                self.geo.as_deref(),
+                first_click,
+            )
+        };
         let preview = bot
             .and_then(|reason| visitor::preview_fetcher(&self.bots, reason, headers))
             .and_then(|fetcher| Some((fetcher, link.preview()?)));
@@ -298,7 +301,7 @@ impl Edge {
                 bot_reason = Some(fetcher);
                 // A person who lands on the page goes where a bot's redirect
                 // would: the destination, without a click id.
-                let destination = link.destination(&mut visit);
+                let destination = link.destination(|| visit(click_id));
                 let location = query::location(
                     destination.target,
                     link.forward_query(),
@@ -326,10 +329,11 @@ impl Edge {
                 let cookie = self.cookie(headers, now_ms);
                 // A visitor keeps the variant of their first click while
                 // their cookie lives.
-                if let crate::attribution::CookieCheck::Valid { click_id, .. } = cookie {
-                    visit.first_click_was(click_id);
-                }
-                let destination = link.destination(&mut visit);
+                let first_click = match cookie {
+                    crate::attribution::CookieCheck::Valid { click_id, .. } => click_id,
+                    _ => click_id,
+                };
+                let destination = link.destination(|| visit(first_click));
                 let mut decision = self.attribution.decide(
                     bot.is_none() && !untracked,
                     cookie,

@@ -35,14 +35,15 @@ pub struct RequestVisit<'r> {
 impl<'r> RequestVisit<'r> {
     /// `client` is the address the click event records (trusted proxies
     /// believed); `geo` the databases the event writer reads too;
-    /// `click_id` this click's id.
+    /// `first_click` the click id of the visitor's first click (a valid
+    /// cookie's), else this click's.
     pub fn new(
         now_ms: u64,
         query: Option<&'r str>,
         headers: &'r HeaderMap,
         client: IpAddr,
         geo: Option<&'r Geo>,
-        click_id: ClickId,
+        first_click: ClickId,
     ) -> RequestVisit<'r> {
         RequestVisit {
             now_ms,
@@ -53,13 +54,8 @@ impl<'r> RequestVisit<'r> {
             language: None,
             device: None,
             country: None,
-            first_click: click_id,
+            first_click,
         }
-    }
-
-    /// The visitor's first click, from a valid cookie (variants keep to it).
-    pub fn first_click_was(&mut self, click_id: ClickId) {
-        self.first_click = click_id;
     }
 }
 

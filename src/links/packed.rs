@@ -347,10 +347,12 @@ impl LinkRef {
         }
     }
 
+    #[inline]
     fn bytes(&self) -> &[u8] {
         &self.blob[self.at as usize..]
     }
 
+    #[inline]
     fn flags(&self) -> u8 {
         self.bytes()[2]
     }
@@ -402,6 +404,12 @@ impl LinkRef {
         }
         let mut tail = &self.bytes()[self.fields().ids + 8..];
         LinkView::read_tail(self.flags(), FIRST_TAIL, &mut tail).unwrap_or_default()
+    }
+
+    /// Whether the link has rules or variants (one flag test).
+    #[inline]
+    pub fn has_choices(&self) -> bool {
+        self.flags() & CHOICE_FLAGS != 0
     }
 
     /// The link's rules and variants; `None` (one flag test) for a link

@@ -98,22 +98,28 @@ pub struct Destination<'a> {
 
 impl LinkRef {
     /// The destination of a click: the first rule that holds, else a
-    /// variant (kept by the visitor's first click), else the target. One
-    /// flag test for a link with neither.
-    pub fn destination(&self, visit: &mut impl Visit) -> Destination<'_> {
+    /// variant (kept by the visitor's first click), else the target. The
+    /// visitor is made (`visit`) only for a link with rules or variants:
+    /// for the others this is one flag test.
+    #[inline]
+    pub fn destination<V: Visit>(&self, visit: impl FnOnce() -> V) -> Destination<'_> {
         let mut destination = Destination {
             target: self.target(),
             redirect: self.redirect(),
             rule: None,
             variant: None,
         };
+        if !self.has_choices() {
+            return destination;
+        }
         let Some((rules, variants)) = self.choices() else {
             return destination;
         };
         // Read in place, the tail's fields borrow the record; one that is
         // absent is an empty default.
         let (rules, variants) = (in_place(rules.0), in_place(variants.0));
-        if let Some(rule) = first_holding(rules, visit) {
+        let mut visit = visit();
+        if let Some(rule) = first_holding(rules, &mut visit) {
             destination.target = rule.target;
             destination.redirect = rule.redirect.unwrap_or(destination.redirect);
             destination.rule = Some(rule.index);

@@ -416,6 +416,8 @@ pub async fn wait_for_metric(admin: std::net::SocketAddr, line_prefix: &str, at_
 }
 
 pub mod browser;
+#[allow(dead_code)] // the edge and Kafka tiers use it
+pub mod funnel;
 pub mod kafka;
 mod process;
 pub mod readme;

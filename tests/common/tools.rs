@@ -17,6 +17,8 @@ pub enum Tool {
     Chromium,
     /// jq, which the README's command blocks read JSON lines with.
     Jq,
+    /// ClickHouse's engine in process: the PyPI package `chdb`.
+    Chdb,
     /// Node.js with the npm packages `user-agents` and `ua-parser-js`: the
     /// user-agent corpus and its reference classifier.
     UaCorpus,
@@ -74,6 +76,13 @@ pub fn present(tool: Tool, test: &str) -> bool {
                 .flat_map(std::env::split_paths)
                 .any(|dir| dir.join("jq").is_file()),
             "jq (apt-get install jq)",
+        ),
+        Tool::Chdb => (
+            std::process::Command::new("python3")
+                .args(["-c", "import chdb"])
+                .output()
+                .is_ok_and(|o| o.status.success()),
+            "chdb (python3 -m pip install chdb==4.4.0)",
         ),
         Tool::UaCorpus => (
             ua_corpus().is_some(),

@@ -8,6 +8,7 @@
 mod common;
 
 mod admin;
+mod analytics;
 mod browser;
 mod conversions;
 mod geo;
