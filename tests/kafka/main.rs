@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod analytics;
 mod cluster;
 mod deliver;
 mod durability;
