@@ -313,14 +313,14 @@ fn holds(rule: &mut Reader<'_>, visit: &mut impl Visit) -> Option<bool> {
     if conditions & DEVICE != 0 {
         let classes = rule.u8()?;
         let (class, _) = visit.device();
-        if !class.is_some_and(|c| classes & bit_of(&Class::ALL, c) != 0) {
+        if class.is_none_or(|c| classes & bit_of(&Class::ALL, c) == 0) {
             return Some(false);
         }
     }
     if conditions & OS != 0 {
         let families = rule.u8()?;
         let (_, os) = visit.device();
-        if !os.is_some_and(|o| families & bit_of(&Os::ALL, o) != 0) {
+        if os.is_none_or(|o| families & bit_of(&Os::ALL, o) == 0) {
             return Some(false);
         }
     }

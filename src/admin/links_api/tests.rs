@@ -358,7 +358,7 @@ fn openapi_link_schemas_follow_the_declaration() {
         // The schema's own description is prose about the operation.
         if let Some(o) = written.as_object_mut() {
             o.remove("description");
-            if !generated.get("description").is_none() {
+            if generated.get("description").is_some() {
                 o.insert("description".into(), generated["description"].clone());
             }
         }
