@@ -169,6 +169,7 @@ async fn the_openapi_description_matches_the_server() {
         match (method, path) {
             ("post", "/v1/links") => "{\"code\":\"spec1\",\"target\":\"https://a.example/\"}\n",
             ("post", "/v1/links/mint") => r#"{"target":"https://a.example/minted"}"#,
+            ("put", "/v1/domains/{host}") => r#"{"fallback_url":"https://a.example/lost"}"#,
             ("put", _) => r#"{"target":"https://a.example/put"}"#,
             _ => "",
         }
@@ -186,7 +187,9 @@ async fn the_openapi_description_matches_the_server() {
                 .keys()
                 .map(|k| k.parse().unwrap())
                 .collect();
-            let path = template.replace("{code}", "demo");
+            let path = template
+                .replace("{code}", "demo")
+                .replace("{host}", "go.brand.example");
             let body = bodies(method, template);
             let secured = op.get("security").is_some();
             let (status, json) = send(
@@ -221,7 +224,7 @@ async fn the_openapi_description_matches_the_server() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 10, "every operation was exercised");
+    assert_eq!(checked, 14, "every operation was exercised");
     assert!(edge.stop().await);
     assert!(off.stop().await);
 }
