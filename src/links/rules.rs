@@ -12,7 +12,7 @@
 //! | `redirect:u8` (0 = the link's, else 1 + its index in `REDIRECTS`) |
 //! `target_len:u16 target` | `conditions:u8` (a bit per condition) | the
 //! conditions present, cheapest first: `after:i64` and `before:i64` (Unix
-//! ms), query (`n:u8`, each `len:u8 name len:u16 value`), language (`n:u8`,
+//! ms), query (`n:u8`, each `len:u16 name len:u16 value`), language (`n:u8`,
 //! each `len:u8 subtag`), device (`u8`, a bit per class), os (`u8`, a bit
 //! per family), country (`n:u8`, each two letters).
 //! Variants, packed: `count:u8`, then per variant `weight:u8 target_len:u16
@@ -34,10 +34,11 @@ use crate::visitor::language::Language;
 pub const MAX_RULES: usize = 16;
 /// Most values in one condition's list (`country`, `language`).
 pub const MAX_VALUES: usize = 64;
-/// Most parameters one `query` condition names, and their sizes.
+/// Most parameters one `query` condition names, and their lengths in
+/// characters (as JSON Schema's `maxLength` counts).
 pub const MAX_QUERY_PARAMS: usize = 8;
-pub const MAX_QUERY_NAME_BYTES: usize = 128;
-pub const MAX_QUERY_VALUE_BYTES: usize = 512;
+pub const MAX_QUERY_NAME_CHARS: usize = 128;
+pub const MAX_QUERY_VALUE_CHARS: usize = 512;
 /// Most bytes a link's rules take packed: with its other fields, a record
 /// stays below the packed record's 64 KiB.
 pub const MAX_RULES_BYTES: usize = 40 * 1024;
@@ -289,7 +290,7 @@ fn holds(rule: &mut Reader<'_>, visit: &mut impl Visit) -> Option<bool> {
     }
     if conditions & QUERY != 0 {
         for _ in 0..rule.u8()? {
-            let name_len = usize::from(rule.u8()?);
+            let name_len = rule.u16()?;
             let name = rule.text(name_len)?;
             let value_len = rule.u16()?;
             let value = rule.text(value_len)?;
@@ -359,7 +360,7 @@ fn when_json(rule: &mut Reader<'_>) -> Option<Value> {
     if conditions & QUERY != 0 {
         let mut query = Map::new();
         for _ in 0..rule.u8()? {
-            let name_len = usize::from(rule.u8()?);
+            let name_len = rule.u16()?;
             let name = rule.text(name_len)?;
             let value_len = rule.u16()?;
             query.insert(name.into(), rule.text(value_len)?.into());
@@ -596,21 +597,20 @@ fn pack_when(value: Option<&Value>, path: &str, out: &mut Vec<u8>) -> Result<(),
         out.push(query.len() as u8);
         for (name, value) in query {
             let there = format!("{here}.{name}");
-            if name.is_empty() || name.len() > MAX_QUERY_NAME_BYTES {
+            if name.is_empty() || name.chars().count() > MAX_QUERY_NAME_CHARS {
                 return Err(at(
                     &there,
-                    format!("a parameter name is 1 to {MAX_QUERY_NAME_BYTES} bytes"),
+                    format!("a parameter name is 1 to {MAX_QUERY_NAME_CHARS} characters"),
                 ));
             }
             let value = string(value, &there)?;
-            if value.len() > MAX_QUERY_VALUE_BYTES {
+            if value.chars().count() > MAX_QUERY_VALUE_CHARS {
                 return Err(at(
                     &there,
-                    format!("is longer than {MAX_QUERY_VALUE_BYTES} bytes"),
+                    format!("is longer than {MAX_QUERY_VALUE_CHARS} characters"),
                 ));
             }
-            out.push(name.len() as u8);
-            out.extend_from_slice(name.as_bytes());
+            push_text16(out, name);
             push_text16(out, value);
         }
         conditions |= QUERY;
@@ -679,8 +679,11 @@ fn pack_when(value: Option<&Value>, path: &str, out: &mut Vec<u8>) -> Result<(),
 }
 
 fn pack_rules(field: &str, value: &Value) -> Result<Vec<u8>, LinkError> {
+    if value.as_array().is_some_and(Vec::is_empty) {
+        // No rules: the link's target.
+        return Ok(Vec::new());
+    }
     let rules = array(value, field, MAX_RULES)?;
-    // (`check` took an empty list as none.)
     let mut out = vec![rules.len() as u8];
     for (i, rule) in rules.iter().enumerate() {
         let path = format!("{field}[{i}]");
@@ -760,121 +763,95 @@ fn pack_variants(field: &str, value: &Value) -> Result<Vec<u8>, LinkError> {
     Ok(out)
 }
 
-/// A link's `rules`: up to 16 of `{"when", "target", "redirect"}`.
+/// The forms of a kind checked into packed bytes (`$View`, empty when
+/// absent): JSON on the wire, checked by `$pack`, read back by `to_json`,
+/// `len:u16` and the bytes in the record's tail.
+macro_rules! packed_json_kind {
+    ($Kind:ident, $View:ident, $pack:ident, schema: $schema:expr, example: $example:expr) => {
+        impl FieldKind for $Kind {
+            type Wire<'a> = Value;
+            type View<'a> = $View<'a>;
+            type Owned = $View<'static>;
+
+            fn check<'a, 'b: 'a>(
+                field: &'static str,
+                wire: Option<&'a Value>,
+            ) -> Result<$View<'a>, LinkError> {
+                match wire {
+                    None | Some(Value::Null) => Ok($View::default()),
+                    Some(value) => $pack(field, value).map(|b| $View(Cow::Owned(b))),
+                }
+            }
+            fn wire<'a>(view: &Self::View<'a>) -> Option<Self::Wire<'a>> {
+                if view.is_empty() {
+                    return None;
+                }
+                view.to_json()
+            }
+            fn own(view: &$View<'_>) -> $View<'static> {
+                $View(Cow::Owned(view.0.to_vec()))
+            }
+            fn view(owned: &Self::Owned) -> Self::View<'_> {
+                $View(Cow::Borrowed(&owned.0))
+            }
+            fn schema() -> Value {
+                $schema
+            }
+            fn example() -> Value {
+                $example
+            }
+        }
+
+        impl Packed for $Kind {
+            fn pack(view: &$View<'_>, out: &mut Vec<u8>) -> bool {
+                if view.is_empty() {
+                    return false;
+                }
+                push_bytes16(&view.0, out);
+                true
+            }
+            fn unpack<'a>(bytes: &mut &'a [u8]) -> Option<$View<'a>> {
+                unpack_bytes16(bytes).map($View::packed)
+            }
+        }
+    };
+}
+
+/// A link's `rules`: up to 16 of `{"when", "target", "redirect"}`; an
+/// empty list is none.
 #[derive(Debug)]
 pub enum RulesField {}
 
-impl FieldKind for RulesField {
-    type Wire<'a> = Value;
-    type View<'a> = Rules<'a>;
-    type Owned = Rules<'static>;
-
-    fn check<'a, 'b: 'a>(
-        field: &'static str,
-        wire: Option<&'a Value>,
-    ) -> Result<Rules<'a>, LinkError> {
-        match wire {
-            // No rules, said three ways.
-            None | Some(Value::Null) => Ok(Rules::default()),
-            Some(Value::Array(list)) if list.is_empty() => Ok(Rules::default()),
-            Some(value) => pack_rules(field, value).map(|b| Rules(Cow::Owned(b))),
-        }
-    }
-    fn wire<'a>(view: &Self::View<'a>) -> Option<Self::Wire<'a>> {
-        if view.is_empty() {
-            return None;
-        }
-        view.to_json()
-    }
-    fn own(view: &Rules<'_>) -> Rules<'static> {
-        Rules(Cow::Owned(view.0.to_vec()))
-    }
-    fn view(owned: &Self::Owned) -> Self::View<'_> {
-        Rules(Cow::Borrowed(&owned.0))
-    }
-    fn schema() -> Value {
-        json!({"type": "array", "maxItems": MAX_RULES, "items": {"$ref": "#/components/schemas/Rule"},
-               "description": "Tried in order; the first whose every condition holds gives the destination."})
-    }
-    fn example() -> Value {
-        json!([
-            {"when": {"device": ["mobile", "tablet"], "os": ["ios"]},
-             "target": "https://apps.apple.com/app/id0000000001", "redirect": 307},
-            {"when": {"country": ["CA"], "language": ["fr"], "query": {"utm_medium": "print"},
-                      "after": "2026-01-01T00:00:00Z", "before": "2027-01-01T00:00:00.5Z"},
-             "target": "https://brand.example/ca-fr"},
-        ])
-    }
-}
-
-/// `len:u16` and the packed rules.
-impl Packed for RulesField {
-    fn pack(view: &Rules<'_>, out: &mut Vec<u8>) -> bool {
-        if view.is_empty() {
-            return false;
-        }
-        push_bytes16(&view.0, out);
-        true
-    }
-    fn unpack<'a>(bytes: &mut &'a [u8]) -> Option<Rules<'a>> {
-        unpack_bytes16(bytes).map(Rules::packed)
-    }
-}
+packed_json_kind!(
+    RulesField,
+    Rules,
+    pack_rules,
+    schema: json!({"type": "array", "maxItems": MAX_RULES, "items": {"$ref": "#/components/schemas/Rule"},
+                   "description": "Tried in order; the first whose every condition holds gives the destination."}),
+    example: json!([
+        {"when": {"device": ["mobile", "tablet"], "os": ["ios"]},
+         "target": "https://apps.apple.com/app/id0000000001", "redirect": 307},
+        {"when": {"country": ["CA"], "language": ["fr"], "query": {"utm_medium": "print"},
+                  "after": "2026-01-01T00:00:00Z", "before": "2027-01-01T00:00:00.5Z"},
+         "target": "https://brand.example/ca-fr"},
+    ])
+);
 
 /// A link's `variants`: 2 to 4 of `{"target", "weight"}`.
 #[derive(Debug)]
 pub enum VariantsField {}
 
-impl FieldKind for VariantsField {
-    type Wire<'a> = Value;
-    type View<'a> = Variants<'a>;
-    type Owned = Variants<'static>;
-
-    fn check<'a, 'b: 'a>(
-        field: &'static str,
-        wire: Option<&'a Value>,
-    ) -> Result<Variants<'a>, LinkError> {
-        match wire {
-            None | Some(Value::Null) => Ok(Variants::default()),
-            Some(value) => pack_variants(field, value).map(|b| Variants(Cow::Owned(b))),
-        }
-    }
-    fn wire<'a>(view: &Self::View<'a>) -> Option<Self::Wire<'a>> {
-        if view.is_empty() {
-            return None;
-        }
-        view.to_json()
-    }
-    fn own(view: &Variants<'_>) -> Variants<'static> {
-        Variants(Cow::Owned(view.0.to_vec()))
-    }
-    fn view(owned: &Self::Owned) -> Self::View<'_> {
-        Variants(Cow::Borrowed(&owned.0))
-    }
-    fn schema() -> Value {
-        json!({"type": "array", "minItems": 2, "maxItems": 4, "items": {"$ref": "#/components/schemas/Variant"},
-               "description": "A split test: weights sum to 100; a visitor keeps their variant while their attribution cookie lives."})
-    }
-    fn example() -> Value {
-        json!([
-            {"target": "https://brand.example/landing-a", "weight": 50},
-            {"target": "https://brand.example/landing-b", "weight": 50},
-        ])
-    }
-}
-
-impl Packed for VariantsField {
-    fn pack(view: &Variants<'_>, out: &mut Vec<u8>) -> bool {
-        if view.is_empty() {
-            return false;
-        }
-        push_bytes16(&view.0, out);
-        true
-    }
-    fn unpack<'a>(bytes: &mut &'a [u8]) -> Option<Variants<'a>> {
-        unpack_bytes16(bytes).map(Variants::packed)
-    }
-}
+packed_json_kind!(
+    VariantsField,
+    Variants,
+    pack_variants,
+    schema: json!({"type": "array", "minItems": 2, "maxItems": 4, "items": {"$ref": "#/components/schemas/Variant"},
+                   "description": "A split test: weights sum to 100; a visitor keeps their variant while their attribution cookie lives."}),
+    example: json!([
+        {"target": "https://brand.example/landing-a", "weight": 50},
+        {"target": "https://brand.example/landing-b", "weight": 50},
+    ])
+);
 
 fn push_bytes16(bytes: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
@@ -916,8 +893,8 @@ pub fn openapi_schemas() -> Value {
                              "items": {"type": "string", "pattern": "^[A-Za-z]{2,3}$"},
                              "description": "Primary subtags, matched against the most preferred Accept-Language language."},
                 "query": {"type": "object", "minProperties": 1, "maxProperties": MAX_QUERY_PARAMS,
-                          "propertyNames": {"minLength": 1, "maxLength": MAX_QUERY_NAME_BYTES},
-                          "additionalProperties": {"type": "string", "maxLength": MAX_QUERY_VALUE_BYTES},
+                          "propertyNames": {"minLength": 1, "maxLength": MAX_QUERY_NAME_CHARS},
+                          "additionalProperties": {"type": "string", "maxLength": MAX_QUERY_VALUE_CHARS},
                           "description": "Parameters the request's query must have, compared percent-decoded."},
                 "after": {"type": "string", "format": "date-time"},
                 "before": {"type": "string", "format": "date-time"},

@@ -432,3 +432,25 @@ fn a_visitor_keeps_their_variant_and_tests_draw_independently() {
         .count();
     assert!((1800..2200).contains(&agree), "{agree}");
 }
+
+#[test]
+fn query_names_and_values_are_measured_in_characters() {
+    // 128 characters of 4 bytes each: as JSON Schema's maxLength counts.
+    let name: String = "𝕋".repeat(MAX_QUERY_NAME_CHARS);
+    let value: String = "é".repeat(MAX_QUERY_VALUE_CHARS);
+    let r = rules(
+        json!([{"when": {"query": {name.clone(): value.clone()}}, "target": "https://a.example/"}]),
+    );
+    assert_eq!(
+        RulesField::wire(&r).unwrap()[0]["when"]["query"][&name],
+        value.as_str()
+    );
+    let long = format!("{name}x");
+    assert_eq!(
+        error_of(
+            "rules",
+            json!([{"when": {"query": {long.clone(): "1"}}, "target": "https://a.example/"}])
+        ),
+        format!("rules[0].when.query.{long}: a parameter name is 1 to 128 characters")
+    );
+}
