@@ -182,7 +182,7 @@ impl Node {
             },
             readiness,
             prometheus,
-            token: config.admin.token.clone(),
+            keys: crate::admin::keys::Keys::from_config(&config.admin),
             shipper: shipper.as_ref().map(|s| Arc::clone(&s.state)),
         });
         Ok(Node {

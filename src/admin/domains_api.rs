@@ -7,7 +7,8 @@ use bytes::Bytes;
 use http::{Method, Response, StatusCode};
 use http_body_util::Full;
 
-use super::links_api::{field_errors, unknown_parameter};
+use super::keys::{Caller, Scope};
+use super::links_api::{field_errors, refused, unknown_parameter};
 use crate::domains::{Domain, DomainEditor, DomainRecord};
 use crate::links::LinkError;
 use crate::reply::Reply;
@@ -25,6 +26,7 @@ impl DomainsApi {
     /// Answers an authorised request under `/v1/domains`.
     pub fn handle(
         &self,
+        caller: &Caller,
         method: &Method,
         path: &str,
         query: Option<&str>,
@@ -36,7 +38,10 @@ impl DomainsApi {
         let rest = path.strip_prefix("/v1/domains").unwrap_or("");
         if rest.is_empty() {
             return match *method {
-                Method::GET | Method::HEAD => self.list(),
+                Method::GET | Method::HEAD => match caller.has(Scope::DomainsWrite) {
+                    Ok(()) => self.list(caller),
+                    Err(reason) => refused(reason),
+                },
                 _ => Reply::method_not_allowed("GET").done(),
             };
         }
@@ -49,14 +54,18 @@ impl DomainsApi {
             .done();
         }
         let host = crate::hostname::without_root_dot(named).to_ascii_lowercase();
+        if let Err(reason) = caller.may(Scope::DomainsWrite, Some(&host)) {
+            return refused(reason);
+        }
         match *method {
             Method::GET | Method::HEAD => match self.editor.store().get(&host) {
                 Some(entry) => Self::domain_json(StatusCode::OK, &entry.domain),
                 None => Reply::json_error(StatusCode::NOT_FOUND, "no such domain").done(),
             },
-            Method::PUT => self.put(&host, body),
+            Method::PUT => self.put(caller, &host, body),
             Method::DELETE => {
                 if self.editor.remove(&host) {
+                    tracing::info!(key = caller.name(), host, "admin: domain deleted");
                     let mut res = Response::new(Full::new(Bytes::new()));
                     *res.status_mut() = StatusCode::NO_CONTENT;
                     res
@@ -75,12 +84,14 @@ impl DomainsApi {
             .done()
     }
 
-    fn list(&self) -> Response<Full<Bytes>> {
+    /// Every domain the caller reaches.
+    fn list(&self, caller: &Caller) -> Response<Full<Bytes>> {
         let domains: Vec<String> = self
             .editor
             .store()
             .list()
             .iter()
+            .filter(|e| caller.reaches(Some(e.domain.host())))
             .map(|e| e.domain.to_json())
             .collect();
         Reply::new(
@@ -94,7 +105,7 @@ impl DomainsApi {
 
     /// Creates or replaces the domain of `host`; a `host` in the body must
     /// name the same one (409 otherwise).
-    fn put(&self, host: &str, body: &[u8]) -> Response<Full<Bytes>> {
+    fn put(&self, caller: &Caller, host: &str, body: &[u8]) -> Response<Full<Bytes>> {
         let mut record = match DomainRecord::parse(body) {
             Ok(r) => r,
             Err(errors) => return field_errors(&errors),
@@ -121,6 +132,7 @@ impl DomainsApi {
             Err(errors) => return field_errors(&errors),
         };
         let created = self.editor.upsert(domain.clone());
+        tracing::info!(key = caller.name(), host, created, "admin: domain stored");
         let status = if created {
             StatusCode::CREATED
         } else {

@@ -11,6 +11,7 @@ use http_body_util::Full;
 use rand::Rng;
 use serde_json::json;
 
+use super::keys::{Caller, Scope};
 use crate::links::{Link, LinkEditor, LinkError, LinkRecord, ShortCode, load_into, load_threads};
 use crate::reply::Reply;
 use crate::share::qr;
@@ -72,6 +73,11 @@ fn domain_param(query: Option<&str>) -> Result<Option<String>, &'static str> {
     Ok(Some(value.to_ascii_lowercase()))
 }
 
+/// 403 naming what the caller's key may not do.
+pub(crate) fn refused(reason: String) -> Response<Full<Bytes>> {
+    Reply::json_error(StatusCode::FORBIDDEN, &reason).done()
+}
+
 /// Refuses (400, naming it) the first query parameter an operation does
 /// not take, so a misplaced one never changes what a call does.
 pub(crate) fn unknown_parameter(
@@ -106,6 +112,34 @@ fn is_printable_host(s: &str) -> bool {
         && port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// `body` with the lines of hosts `caller` may not change blanked, and
+/// those lines' numbers with the refusal; the body as it is for a caller
+/// who reaches every host.
+fn within_hosts<'b>(
+    caller: &Caller,
+    body: &'b [u8],
+) -> (std::borrow::Cow<'b, [u8]>, Vec<(usize, String)>) {
+    if caller.reaches(None) {
+        return (std::borrow::Cow::Borrowed(body), Vec::new());
+    }
+    let mut kept = Vec::with_capacity(body.len());
+    let mut outside = Vec::new();
+    for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+        if i > 0 {
+            kept.push(b'\n');
+        }
+        // A line that is no link is left for the loader to name.
+        let domain = serde_json::from_slice::<LinkRecord<'_>>(line)
+            .ok()
+            .map(|r| r.domain.map(|d| d.as_str().to_owned()));
+        match domain.map(|d| caller.may(Scope::LinksWrite, d.as_deref())) {
+            Some(Err(reason)) => outside.push((i + 1, reason)),
+            _ => kept.extend_from_slice(line),
+        }
+    }
+    (std::borrow::Cow::Owned(kept), outside)
+}
+
 /// Smallest mintable value: 62^6, so every minted code has 7 to 11 characters.
 const MINT_MIN: u64 = 56_800_235_584;
 
@@ -116,6 +150,7 @@ impl LinksApi {
     /// host is found by it); the URL is https. `None`: not such a path.
     pub fn qr_image(
         &self,
+        caller: &Caller,
         method: &Method,
         path: &str,
         query: Option<&str>,
@@ -146,8 +181,11 @@ impl LinksApi {
             .find(|(name, _)| name == "domain")
             .map(|(_, value)| value.to_ascii_lowercase())
             .filter(|d| is_printable_host(d));
-        let store = self.editor.store();
         let bare = host.as_deref().map(|h| h.split(':').next().unwrap_or(h));
+        if let Err(reason) = caller.may(Scope::Qr, bare) {
+            return Some(refused(reason));
+        }
+        let store = self.editor.store();
         let found = match bare {
             Some(name) => store
                 .get(Some(name), code)
@@ -178,6 +216,7 @@ impl LinksApi {
     /// Answers an authorised request under `/v1/links`.
     pub fn handle(
         &self,
+        caller: &Caller,
         method: &Method,
         path: &str,
         query: Option<&str>,
@@ -193,8 +232,8 @@ impl LinksApi {
             return refused;
         }
         match (method, rest) {
-            (&Method::POST, "") => self.bulk(body),
-            (&Method::POST, "/mint") => self.mint(body),
+            (&Method::POST, "") => self.bulk(caller, body),
+            (&Method::POST, "/mint") => self.mint(caller, body),
             (_, "") | (_, "/mint") => Reply::method_not_allowed("POST").done(),
             (m, code) => {
                 let code = code.strip_prefix('/').unwrap_or("");
@@ -211,10 +250,22 @@ impl LinksApi {
                         return Reply::json_error(StatusCode::BAD_REQUEST, refused).done();
                     }
                 };
+                // The host the address names decides, before the link is
+                // looked up: a key learns nothing of other hosts' codes.
+                let scope = match *m {
+                    Method::GET => Scope::LinksRead,
+                    _ => Scope::LinksWrite,
+                };
+                // (A PUT's host may come from its body: checked when stored.)
+                if *m != Method::PUT
+                    && let Err(reason) = caller.may(scope, domain.as_deref())
+                {
+                    return refused(reason);
+                }
                 match *m {
                     Method::GET => self.get(code, domain.as_deref()),
-                    Method::PUT => self.put(code, domain, body),
-                    Method::DELETE => self.delete(code, domain.as_deref()),
+                    Method::PUT => self.put(caller, code, domain, body),
+                    Method::DELETE => self.delete(caller, code, domain.as_deref()),
                     _ => Reply::method_not_allowed("GET, PUT, DELETE").done(),
                 }
             }
@@ -239,7 +290,13 @@ impl LinksApi {
     /// Creates or replaces the link of `code`; `domain` (the query's) binds
     /// it to that host, as the body's `domain` does (both: they must name
     /// the same host, else 409).
-    fn put(&self, code: &str, domain: Option<String>, body: &[u8]) -> Response<Full<Bytes>> {
+    fn put(
+        &self,
+        caller: &Caller,
+        code: &str,
+        domain: Option<String>,
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
         let mut record = match parse_record(body) {
             Ok(r) => r,
             Err(e) => return field_errors(&e),
@@ -276,11 +333,12 @@ impl LinksApi {
             }
             _ => record.code = Some(code.into()),
         }
-        self.store_record(record, StatusCode::OK)
+        self.store_record(caller, record, StatusCode::OK)
     }
 
-    fn delete(&self, code: &str, domain: Option<&str>) -> Response<Full<Bytes>> {
+    fn delete(&self, caller: &Caller, code: &str, domain: Option<&str>) -> Response<Full<Bytes>> {
         if self.editor.remove(domain, code) {
+            tracing::info!(key = caller.name(), code, domain, "admin: link deleted");
             let mut res = Response::new(Full::new(Bytes::new()));
             *res.status_mut() = StatusCode::NO_CONTENT;
             res
@@ -289,7 +347,10 @@ impl LinksApi {
         }
     }
 
-    fn bulk(&self, body: &[u8]) -> Response<Full<Bytes>> {
+    fn bulk(&self, caller: &Caller, body: &[u8]) -> Response<Full<Bytes>> {
+        if let Err(reason) = caller.has(Scope::LinksWrite) {
+            return refused(reason);
+        }
         if body.is_empty() {
             return Reply::json_error(
                 StatusCode::BAD_REQUEST,
@@ -297,6 +358,10 @@ impl LinksApi {
             )
             .done();
         }
+        // A key's lines for hosts it does not reach are refused one by one
+        // (blanked, so the loader's line numbers stay).
+        let (body, mut outside) = within_hosts(caller, body);
+        let body = &body[..];
         // Read by the one links loader into a map of its own, then applied
         // (and published) link by link.
         let read = crate::links::LinkStore::new();
@@ -312,10 +377,16 @@ impl LinksApi {
         for link in read.all().iter().filter_map(|l| l.to_link()) {
             self.editor.upsert(link);
         }
-        let rejected: Vec<serde_json::Value> = report
-            .errors
+        tracing::info!(
+            key = caller.name(),
+            links = report.loaded,
+            "admin: bulk load"
+        );
+        outside.extend(report.errors.iter().map(|e| (e.line, e.error.to_string())));
+        outside.sort_by_key(|(line, _)| *line);
+        let rejected: Vec<serde_json::Value> = outside
             .iter()
-            .map(|e| json!({"line": e.line, "error": e.error.to_string()}))
+            .map(|(line, error)| json!({"line": line, "error": error}))
             .collect();
         Reply::json(
             StatusCode::OK,
@@ -325,7 +396,7 @@ impl LinksApi {
         .done()
     }
 
-    fn mint(&self, body: &[u8]) -> Response<Full<Bytes>> {
+    fn mint(&self, caller: &Caller, body: &[u8]) -> Response<Full<Bytes>> {
         let record = match parse_record(body) {
             Ok(r) => r,
             Err(e) => return field_errors(&e),
@@ -351,14 +422,28 @@ impl LinksApi {
             code: Some(code.into()),
             ..record
         };
-        self.store_record(record, StatusCode::CREATED)
+        self.store_record(caller, record, StatusCode::CREATED)
     }
 
     /// Validates and applies a link: 201 when it is new, else `replaced`
     /// (with the link as stored), or 400 naming every wrong field.
-    fn store_record(&self, record: LinkRecord<'_>, replaced: StatusCode) -> Response<Full<Bytes>> {
+    fn store_record(
+        &self,
+        caller: &Caller,
+        record: LinkRecord<'_>,
+        replaced: StatusCode,
+    ) -> Response<Full<Bytes>> {
         match Link::check_record(&record) {
             Ok(link) => {
+                if let Err(reason) = caller.may(Scope::LinksWrite, link.domain.as_deref()) {
+                    return refused(reason);
+                }
+                tracing::info!(
+                    key = caller.name(),
+                    code = link.code.as_str(),
+                    domain = link.domain.as_deref(),
+                    "admin: link stored"
+                );
                 let value = serde_json::to_value(link.to_record()).unwrap_or_default();
                 let created = self.editor.upsert(link);
                 Reply::json(

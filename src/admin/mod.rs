@@ -4,6 +4,7 @@
 //! commands beside the edge (match, deliver).
 
 pub mod domains_api;
+pub mod keys;
 pub mod links_api;
 pub mod probes;
 
@@ -36,7 +37,8 @@ pub struct Admin {
     /// The Kafka shipper's state, when `events.sink = "kafka"`.
     pub shipper: Option<Arc<crate::events::ShipperState>>,
     pub prometheus: PrometheusHandle,
-    pub token: Option<String>,
+    /// `admin.token` and the scoped `[[admin.keys]]`.
+    pub keys: keys::Keys,
 }
 
 impl Admin {
@@ -104,13 +106,17 @@ impl Admin {
         if !under("/v1/links") && !domains {
             return Reply::json_error(StatusCode::NOT_FOUND, "no such endpoint").done();
         }
-        if let Err(denied) = self.authorize(&req) {
-            return *denied;
-        }
-        if let Some(image) =
-            self.links
-                .qr_image(req.method(), path, req.uri().query(), req.headers())
-        {
+        let caller = match self.authorize(&req) {
+            Ok(caller) => caller,
+            Err(denied) => return *denied,
+        };
+        if let Some(image) = self.links.qr_image(
+            &caller,
+            req.method(),
+            path,
+            req.uri().query(),
+            req.headers(),
+        ) {
             return image;
         }
         let limit = if path == "/v1/links" {
@@ -140,7 +146,7 @@ impl Admin {
         };
         if domains {
             let (method, path, query) = (&parts.method, parts.uri.path(), parts.uri.query());
-            return self.domains.handle(method, path, query, &body);
+            return self.domains.handle(&caller, method, path, query, &body);
         }
         let links = self.links.clone();
         let (method, path, query) = (
@@ -149,11 +155,13 @@ impl Admin {
             parts.uri.query().map(str::to_owned),
         );
         // Bulk imports parse megabytes: keep them off the async workers.
-        tokio::task::spawn_blocking(move || links.handle(&method, &path, query.as_deref(), &body))
-            .await
-            .unwrap_or_else(|_| {
-                Reply::json_error(StatusCode::INTERNAL_SERVER_ERROR, "the request failed").done()
-            })
+        tokio::task::spawn_blocking(move || {
+            links.handle(&caller, &method, &path, query.as_deref(), &body)
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Reply::json_error(StatusCode::INTERNAL_SERVER_ERROR, "the request failed").done()
+        })
     }
 
     /// Why event shipping is impaired, if it is.
@@ -165,26 +173,30 @@ impl Admin {
         })
     }
 
-    /// Checks the bearer token of an admin API request: `Err` holds the
-    /// 403 (write API off) or 401 (missing or wrong token) response.
-    pub fn authorize<B>(&self, req: &Request<B>) -> Result<(), Box<Response<Full<Bytes>>>> {
-        let Some(token) = &self.token else {
-            return Err(Box::new(
+    /// Who presents an admin API request's bearer token: `Err` holds the
+    /// 403 (API off: no token, no key) or 401 (missing or unknown token)
+    /// response.
+    pub fn authorize<B>(
+        &self,
+        req: &Request<B>,
+    ) -> Result<keys::Caller, Box<Response<Full<Bytes>>>> {
+        match self.keys.caller(req.headers()) {
+            Ok(caller) => Ok(caller),
+            Err(keys::Denied::Off) => Err(Box::new(
                 Reply::json_error(
                     StatusCode::FORBIDDEN,
                     "the admin API is off: admin.token is not set",
                 )
                 .done(),
-            ));
-        };
-        if crate::bearer::presented_one_of(req.headers(), [token.as_str()]) {
-            Ok(())
-        } else {
-            let mut res =
-                Reply::json_error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token").done();
-            res.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            Err(Box::new(res))
+            )),
+            Err(keys::Denied::Unknown) => {
+                let mut res =
+                    Reply::json_error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
+                        .done();
+                res.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                Err(Box::new(res))
+            }
         }
     }
 }

@@ -391,6 +391,31 @@ mod tests {
     }
 
     #[test]
+    fn admin_keys_are_tables_checked_one_by_one() {
+        let key = |name: &str, token: &str, scopes: &str| {
+            format!(
+                "[[admin.keys]]\nname = \"{name}\"\ntoken = \"{token}\"\nhosts = [\"go.adp.example\"]\nscopes = {scopes}\n"
+            )
+        };
+        let good = "portal-token-0123456789abcd";
+        let two = key("adp", good, "[\"qr\"]")
+            + &key("agency", &format!("{good},{good}x"), "\"links:read,qr\"");
+        let c = Config::from_sources("t", &two, &[]).unwrap();
+        assert_eq!(
+            c.admin.keys[1].token.len(),
+            2,
+            "comma-separated tokens rotate"
+        );
+        assert_eq!(c.admin.keys[1].scopes, ["links:read", "qr"]);
+        assert!(err(&key("adp", "short", "[\"qr\"]"), &[]).starts_with("admin.keys[0].token: "));
+        assert!(
+            err(&key("adp", good, "[\"links:delete\"]"), &[]).starts_with("admin.keys[0].scopes: ")
+        );
+        let twice = key("adp", good, "[\"qr\"]") + &key("adp", good, "[\"qr\"]");
+        assert!(err(&twice, &[]).starts_with("admin.keys[1].name: "));
+    }
+
+    #[test]
     fn webhook_endpoints_are_tables_checked_one_by_one() {
         let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         let endpoint = |name: &str, extra: &str| {

@@ -133,6 +133,9 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
     /// Bearer token of the admin write API; unset = write API off.
     pub token: Option<String>,
+    /// `[[admin.keys]]`: tokens scoped to some hosts and some operations.
+    #[serde(deserialize_with = "tables")]
+    pub keys: Vec<AdminKeyConfig>,
 }
 
 impl Default for AdminConfig {
@@ -140,8 +143,28 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             token: None,
+            keys: Vec::new(),
         }
     }
+}
+
+/// One scoped admin key (README: "Admin keys").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminKeyConfig {
+    /// `[a-z0-9_-]{1,64}`, unique: named on every log line of its changes.
+    pub name: String,
+    /// Its tokens (each at least 24 characters); all are accepted, so they
+    /// rotate.
+    #[serde(deserialize_with = "string_list")]
+    pub token: Vec<String>,
+    /// The hosts whose links and domains it reaches; `*` also reaches the
+    /// links of every host.
+    #[serde(deserialize_with = "string_list")]
+    pub hosts: Vec<String>,
+    /// `links:read`, `links:write`, `domains:write`, `qr`.
+    #[serde(deserialize_with = "string_list")]
+    pub scopes: Vec<String>,
 }
 
 /// Where links come from.

@@ -127,6 +127,17 @@ impl Config {
                 "must be at least 16 characters",
             ));
         }
+        for (i, key) in self.admin.keys.iter().enumerate() {
+            if let Err((field, reason)) = crate::admin::keys::check(key) {
+                problems.push(ConfigError::key(format!("admin.keys[{i}].{field}"), reason));
+            }
+            if self.admin.keys[..i].iter().any(|k| k.name == key.name) {
+                problems.push(ConfigError::key(
+                    format!("admin.keys[{i}].name"),
+                    format!("{:?} is used twice", key.name),
+                ));
+            }
+        }
         for (i, secret) in self.attribution.secret.iter().enumerate() {
             if secret.len() < 16 {
                 problems.push(ConfigError::key(

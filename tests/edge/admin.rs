@@ -342,3 +342,249 @@ async fn admin_changes_survive_a_restart_through_the_snapshot() {
     assert_eq!(get(edge.public, "/demo", &[UA]).await.status, 302);
     assert!(edge.stop().await);
 }
+
+/// Scoped keys (README: "Admin keys"): each scope lets its key do only
+/// that, on its hosts only; everything else is a 403 naming what was
+/// refused, and every change is logged with the key's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoped_keys_reach_their_hosts_and_scopes_only() {
+    const PORTAL: &str = "adp-portal-token-0123456789";
+    const READER: &str = "agency-reader-token-0123456789";
+    let fixture = Fixture::new(concat!(
+        r#"{"code":"adp1","target":"https://adp.example/","domain":"go.adp.example"}"#,
+        "\n",
+        r#"{"code":"tv1","target":"https://directv.example/","domain":"refer.directv.example"}"#,
+        "\n",
+        r#"{"code":"any","target":"https://brand.example/"}"#,
+        "\n",
+    ));
+    let config = fixture.dir.path().join("keys.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[admin]\ntoken = \"{TOKEN}\"\n\n[[admin.keys]]\nname = \"adp-portal\"\ntoken = \"old-adp-token-0123456789xyz,{PORTAL}\"\nhosts = [\"go.adp.example\"]\nscopes = [\"links:read\", \"links:write\", \"domains:write\", \"qr\"]\n\n[[admin.keys]]\nname = \"agency\"\ntoken = \"{READER}\"\nhosts = [\"*\"]\nscopes = [\"links:read\"]\n"
+        ),
+    )
+    .unwrap();
+    let edge = start(
+        &refedge::config::Config::from_sources(
+            "keys",
+            &std::fs::read_to_string(&config).unwrap(),
+            &fixture.env(&[]),
+        )
+        .expect("valid config"),
+    )
+    .await;
+    let admin = edge.admin;
+    let call = |method: &'static str,
+                path: &'static str,
+                token: &'static str,
+                body: &'static str| async move {
+        send(admin, method, path, Some(token), body).await
+    };
+
+    // The portal: its own host's links, domains and QR codes.
+    assert_eq!(
+        call("GET", "/v1/links/adp1?domain=go.adp.example", PORTAL, "")
+            .await
+            .0,
+        200
+    );
+    let (s, _) = call(
+        "PUT",
+        "/v1/links/adp2",
+        PORTAL,
+        r#"{"target":"https://adp.example/2","domain":"go.adp.example"}"#,
+    )
+    .await;
+    assert_eq!(s, 201);
+    assert_eq!(
+        call(
+            "PUT",
+            "/v1/domains/go.adp.example",
+            PORTAL,
+            r#"{"fallback_url":"https://adp.example/"}"#
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        call(
+            "GET",
+            "/v1/links/adp1/qr.svg?domain=go.adp.example",
+            PORTAL,
+            ""
+        )
+        .await
+        .0,
+        200
+    );
+    // The old token of a rotation still works.
+    assert_eq!(
+        call(
+            "GET",
+            "/v1/links/adp1?domain=go.adp.example",
+            "old-adp-token-0123456789xyz",
+            ""
+        )
+        .await
+        .0,
+        200
+    );
+    // ... and nothing else, each refusal saying what.
+    for (method, path, body, error) in [
+        (
+            "GET",
+            "/v1/links/tv1?domain=refer.directv.example",
+            "",
+            "key adp-portal may not read links of host refer.directv.example",
+        ),
+        (
+            "GET",
+            "/v1/links/any",
+            "",
+            "key adp-portal may not read links of every host (it needs hosts = [\"*\"])",
+        ),
+        (
+            "PUT",
+            "/v1/links/tv2",
+            r#"{"target":"https://x.example/","domain":"refer.directv.example"}"#,
+            "key adp-portal may not change links of host refer.directv.example",
+        ),
+        (
+            "PUT",
+            "/v1/links/free",
+            r#"{"target":"https://x.example/"}"#,
+            "key adp-portal may not change links of every host (it needs hosts = [\"*\"])",
+        ),
+        (
+            "DELETE",
+            "/v1/links/tv1?domain=refer.directv.example",
+            "",
+            "key adp-portal may not change links of host refer.directv.example",
+        ),
+        (
+            "POST",
+            "/v1/links/mint",
+            r#"{"target":"https://x.example/"}"#,
+            "key adp-portal may not change links of every host (it needs hosts = [\"*\"])",
+        ),
+        (
+            "PUT",
+            "/v1/domains/refer.directv.example",
+            "{}",
+            "key adp-portal may not change domains of host refer.directv.example",
+        ),
+        (
+            "GET",
+            "/v1/links/tv1/qr.png?domain=refer.directv.example",
+            "",
+            "key adp-portal may not draw QR codes of host refer.directv.example",
+        ),
+    ] {
+        let (s, v) = send(admin, method, path, Some(PORTAL), body).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (403, Some(error)),
+            "{method} {path}"
+        );
+    }
+    // A bulk load with mixed hosts: the portal's lines land, the others are
+    // refused line by line.
+    let bulk = "{\"code\":\"adp3\",\"target\":\"https://adp.example/3\",\"domain\":\"go.adp.example\"}\n{\"code\":\"tv3\",\"target\":\"https://x.example/\",\"domain\":\"refer.directv.example\"}\n{\"code\":\"bad\",\"target\":\"nope\",\"domain\":\"go.adp.example\"}\n{\"code\":\"all\",\"target\":\"https://x.example/\"}\n";
+    let (s, v) = send(admin, "POST", "/v1/links", Some(PORTAL), bulk).await;
+    assert_eq!((s, v["accepted"].as_u64()), (200, Some(1)), "{v}");
+    let lines: Vec<u64> = v["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [2, 3, 4], "{v}");
+    assert_eq!(
+        v["rejected"][0]["error"],
+        "key adp-portal may not change links of host refer.directv.example"
+    );
+    // The domains list shows the portal its own only.
+    assert_eq!(
+        call("PUT", "/v1/domains/refer.directv.example", TOKEN, "{}")
+            .await
+            .0,
+        201
+    );
+    let (_, list) = call("GET", "/v1/domains", PORTAL, "").await;
+    let hosts: Vec<&str> = list["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["go.adp.example"]);
+
+    // The agency reads every host's links, and changes nothing.
+    assert_eq!(
+        call(
+            "GET",
+            "/v1/links/tv1?domain=refer.directv.example",
+            READER,
+            ""
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(call("GET", "/v1/links/any", READER, "").await.0, 200);
+    for (method, path, body, error) in [
+        (
+            "PUT",
+            "/v1/links/any",
+            r#"{"target":"https://x.example/"}"#,
+            "key agency may not change links",
+        ),
+        (
+            "POST",
+            "/v1/links",
+            "{\"code\":\"z\",\"target\":\"https://x.example/\"}\n",
+            "key agency may not change links",
+        ),
+        (
+            "GET",
+            "/v1/domains",
+            "",
+            "key agency may not change domains",
+        ),
+        (
+            "GET",
+            "/v1/links/any/qr.svg?domain=go.brand.example",
+            "",
+            "key agency may not draw QR codes",
+        ),
+    ] {
+        let (s, v) = send(admin, method, path, Some(READER), body).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (403, Some(error)),
+            "{method} {path}"
+        );
+    }
+    // An unknown token is 401, as before; admin.token can do everything.
+    assert_eq!(
+        call("GET", "/v1/links/any", "unknown-token-0123456789abc", "")
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        call(
+            "DELETE",
+            "/v1/links/tv1?domain=refer.directv.example",
+            TOKEN,
+            ""
+        )
+        .await
+        .0,
+        204
+    );
+    assert!(edge.stop().await);
+}

@@ -1,6 +1,7 @@
 //! The links API's operations, answers and refusals, call by call.
 
 use super::*;
+use crate::admin::keys::Caller;
 
 fn api() -> LinksApi {
     LinksApi {
@@ -16,7 +17,7 @@ fn call(
     query: Option<&str>,
     body: &str,
 ) -> (u16, serde_json::Value) {
-    let res = api.handle(&method, path, query, body.as_bytes());
+    let res = api.handle(&Caller::Operator, &method, path, query, body.as_bytes());
     let status = res.status().as_u16();
     let bytes = futures_body(res);
     (
@@ -194,6 +195,7 @@ fn unknown_query_parameters_are_refused_by_name() {
         "nothing was stored"
     );
     let qr = api.qr_image(
+        &Caller::Operator,
         &Method::GET,
         "/v1/links/abc/qr.svg",
         Some("domain=go.a.example&sise=9"),
@@ -309,7 +311,7 @@ fn wrong_methods_are_405_with_allow() {
         (Method::POST, "/v1/links/abc", "GET, PUT, DELETE"),
         (Method::TRACE, "/v1/links/abc", "GET, PUT, DELETE"),
     ] {
-        let res = api.handle(&method, path, None, b"");
+        let res = api.handle(&Caller::Operator, &method, path, None, b"");
         assert_eq!(res.status(), 405, "{method} {path}");
         assert_eq!(res.headers()["allow"], allow, "{method} {path}");
     }
