@@ -303,7 +303,30 @@ async fn handshake(
     tls: &TlsAccept,
     stream: TcpStream,
 ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
-    match tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(stream)).await {
+    let accept = async {
+        if let Some(certs) = &tls.refuse_unknown
+            && let Some(name) = crate::tls::peek_server_name(&stream).await
+            && !certs.serves(name.as_deref())
+        {
+            return Err(stream);
+        }
+        Ok(tls.acceptor.accept(stream).await)
+    };
+    let accepted = match tokio::time::timeout(tls.handshake_timeout, accept).await {
+        Ok(Err(mut refused)) => {
+            use tokio::io::AsyncWriteExt;
+            let _ = refused
+                .write_all(&crate::tls::UNRECOGNIZED_NAME_ALERT)
+                .await;
+            let _ = refused.shutdown().await;
+            metrics::tls_handshake_error("unknown_sni").increment(1);
+            tracing::debug!("TLS handshake for a name no certificate covers: unrecognized_name");
+            return None;
+        }
+        Ok(Ok(accepted)) => Ok(accepted),
+        Err(elapsed) => Err(elapsed),
+    };
+    match accepted {
         Ok(Ok(stream)) => {
             let (_, conn) = stream.get_ref();
             let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);

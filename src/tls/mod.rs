@@ -51,11 +51,13 @@ impl Https {
             }
             HeaderValue::from_str(&v).expect("digits and ASCII are a valid header value")
         });
+        let refuse_unknown = (!certs.has_default()).then(|| Arc::clone(&certs));
         Ok(Some(Https {
             certs,
             accept: TlsAccept {
                 acceptor: tokio_rustls::TlsAcceptor::from(server_config),
                 handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
+                refuse_unknown,
             },
             watch_every: (config.watch_interval_ms > 0)
                 .then(|| Duration::from_millis(config.watch_interval_ms)),
@@ -106,6 +108,36 @@ impl Https {
 pub struct TlsAccept {
     pub acceptor: tokio_rustls::TlsAcceptor,
     pub handshake_timeout: Duration,
+    /// Without `tls.default_cert`, the certificates: a ClientHello is read
+    /// first, and one naming no host they cover (or none) is answered with
+    /// the `unrecognized_name` alert (RFC 6066 §3) rather than rustls's
+    /// `access_denied`.
+    pub refuse_unknown: Option<Arc<CertStore>>,
+}
+
+/// A fatal `unrecognized_name` (112) alert record, as TLS 1.2 and 1.3 send
+/// it before a handshake has keys.
+pub const UNRECOGNIZED_NAME_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 112];
+
+/// The server name of the ClientHello waiting on `stream`, read without
+/// taking it off the socket (`Some(None)`: no SNI); `None` when the first
+/// bytes are no ClientHello (the acceptor will say why).
+pub async fn peek_server_name(stream: &tokio::net::TcpStream) -> Option<Option<String>> {
+    let mut buf = vec![0u8; 18 * 1024];
+    loop {
+        let n = stream.peek(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        let mut acceptor = rustls::server::Acceptor::default();
+        acceptor.read_tls(&mut &buf[..n]).ok()?;
+        match acceptor.accept() {
+            Ok(Some(hello)) => return Some(hello.client_hello().server_name().map(str::to_owned)),
+            // A ClientHello split over segments: wait for the rest.
+            Ok(None) if n < buf.len() => tokio::time::sleep(Duration::from_millis(5)).await,
+            _ => return None,
+        }
+    }
 }
 
 impl fmt::Debug for TlsAccept {

@@ -250,6 +250,19 @@ impl CertStore {
     }
 }
 
+impl CertStore {
+    /// Whether a handshake naming `sni` (`None`: no SNI) gets a certificate.
+    pub fn serves(&self, sni: Option<&str>) -> bool {
+        let set = self.current.read().unwrap_or_else(|e| e.into_inner());
+        set.lookup(sni).is_some()
+    }
+
+    /// Whether `tls.default_cert` serves every other handshake.
+    pub fn has_default(&self) -> bool {
+        self.default_name.is_some()
+    }
+}
+
 impl ResolvesServerCert for CertStore {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let set = self.current.read().unwrap_or_else(|e| e.into_inner());

@@ -251,7 +251,7 @@ async fn two_brands_serve_redirects_over_h2_and_http1_with_their_own_certificate
     let err = connect(tls, &config, "unknown.example")
         .await
         .expect_err("refused");
-    assert!(err.to_string().contains("AccessDenied"), "{err}");
+    assert!(err.to_string().contains("UnrecognisedName"), "{err}");
 
     // The plain listener sends clicks to HTTPS without counting them.
     let res = get(
@@ -581,5 +581,50 @@ async fn a_brand_serves_its_app_files_over_https() {
         .get("refer.directv.example", "/.well-known/assetlinks.json")
         .await;
     assert_eq!(res.status, 404);
+    assert!(edge.stop().await);
+}
+
+/// Without `tls.default_cert`, a client that names no host (no SNI) or one
+/// no certificate covers is told so: the `unrecognized_name` alert (RFC
+/// 6066 §3), not `access_denied`; a covered name still gets its handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_no_certificate_covers_gets_unrecognized_name() {
+    let brands = Brands::new();
+    let edge = start(&brands.config(&[])).await;
+    let tls = edge.tls.expect("TLS listener");
+    let mut no_sni = (*client(&[&brands.directv], &[b"http/1.1"], &both_versions())).clone();
+    no_sni.enable_sni = false;
+    let named = client(
+        &[&brands.adp, &brands.directv],
+        &[b"http/1.1"],
+        &both_versions(),
+    );
+    for (config, name) in [
+        (Arc::new(no_sni), "refer.directv.example"),
+        (Arc::clone(&named), "unknown.example"),
+    ] {
+        let err = connect(tls, &config, name).await.expect_err("refused");
+        let alert = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+            .cloned();
+        assert_eq!(
+            alert,
+            Some(rustls::Error::AlertReceived(
+                rustls::AlertDescription::UnrecognisedName
+            )),
+            "{name}: {err}"
+        );
+    }
+    let stream = connect(tls, &named, "go.adp.example")
+        .await
+        .expect("a covered name");
+    assert_eq!(peer_cert(&stream), brands.adp);
+    wait_for_metric(
+        edge.admin,
+        "refedge_tls_handshake_errors_total{kind=\"unknown_sni\"}",
+        2.0,
+    )
+    .await;
     assert!(edge.stop().await);
 }
