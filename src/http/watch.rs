@@ -1,8 +1,14 @@
-//! The watch on each connection: it is closed once it has been silent (nothing
-//! read, nothing written) for the idle timeout, or once a request head has
-//! been awaited for longer than the header read timeout (slowloris; on HTTP/1.1
-//! keep-alive the wait for the next request counts, as it starts when the
-//! previous one was answered).
+//! The watch on each connection: it is closed once it has been idle for the
+//! idle timeout, or once a request head has been awaited for longer than the
+//! header read timeout (slowloris; on HTTP/1.1 keep-alive the wait for the
+//! next request counts, as it starts when the previous one was answered).
+//! Idle is silence (nothing read, nothing written) on HTTP/1.1; on HTTP/2 it
+//! is having no request open, however many PINGs, SETTINGS or WINDOW_UPDATEs
+//! go by (nginx's `http2_idle_timeout`, HAProxy's `timeout http-keep-alive`
+//! for h2): an open connection costs a TLS handshake, and a client must not
+//! keep one for free. PING floods are paced by h2 itself, which holds one
+//! PONG pending and reads no further frame until it is written
+//! (`h2::proto::ping_pong`).
 //!
 //! One sleeping task per connection keeps both deadlines, waking only when
 //! the nearer one is due (or, rarely, when an answer sets a head deadline
@@ -58,6 +64,9 @@ struct Shared {
     due_ms: AtomicU64,
     /// Wakes it sooner: an answer set a nearer head deadline.
     sooner: Notify,
+    /// HTTP/2 requests being answered (each counts as activity until its
+    /// answer is ready, after which the idle clock runs from it).
+    open_streams: AtomicU64,
 }
 
 impl Watch {
@@ -74,6 +83,7 @@ impl Watch {
                 head_since_ms: AtomicU64::new(0),
                 due_ms: AtomicU64::new(0),
                 sooner: Notify::new(),
+                open_streams: AtomicU64::new(0),
             }),
         }
     }
@@ -82,12 +92,22 @@ impl Watch {
         self.shared.opened.elapsed().as_millis() as u64
     }
 
+    /// Bytes went by: activity on HTTP/1.1; on HTTP/2 only requests are.
     fn touch(&self) {
-        self.shared.last_ms.store(self.now_ms(), Ordering::Relaxed);
+        if !self.is_http2() {
+            self.shared.last_ms.store(self.now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    fn is_http2(&self) -> bool {
+        self.shared.head_since_ms.load(Ordering::Relaxed) == NO_HEADS
     }
 
     /// A request head arrived: none is awaited until it is answered.
     fn head_read(&self) {
+        if self.is_http2() {
+            self.shared.open_streams.fetch_add(1, Ordering::SeqCst);
+        }
         self.await_head(SERVING);
     }
 
@@ -95,6 +115,12 @@ impl Watch {
     /// (the request's own, a moment ago: no clock read on the request path,
     /// and never later than the answer).
     fn answered(&self) {
+        if self.is_http2() {
+            // The idle clock runs from the last answer.
+            self.shared.last_ms.store(self.now_ms(), Ordering::Relaxed);
+            self.shared.open_streams.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
         let since = self.shared.last_ms.load(Ordering::Relaxed);
         if self.await_head(since)
             && since.saturating_add(self.shared.header_ms)
@@ -125,10 +151,14 @@ impl Watch {
     /// The nearer of the two deadlines, and why it is one.
     fn next_deadline(&self) -> (u64, Expired) {
         let shared = &self.shared;
-        let idle_at = shared
-            .last_ms
-            .load(Ordering::Relaxed)
-            .saturating_add(shared.idle_ms);
+        let idle_at = if shared.open_streams.load(Ordering::SeqCst) > 0 {
+            u64::MAX
+        } else {
+            shared
+                .last_ms
+                .load(Ordering::Relaxed)
+                .saturating_add(shared.idle_ms)
+        };
         let header_at = match shared.head_since_ms.load(Ordering::SeqCst) {
             SERVING | NO_HEADS => u64::MAX,
             since => since.saturating_add(shared.header_ms),
@@ -200,6 +230,7 @@ where
         Answering {
             inner: self.inner.call(req),
             watch: self.watch.clone(),
+            answered: false,
         }
     }
 }
@@ -210,6 +241,17 @@ where
 pub struct Answering<F> {
     inner: F,
     watch: Watch,
+    answered: bool,
+}
+
+/// A request given up before its answer (an HTTP/2 stream reset) is no
+/// longer open.
+impl<F> Drop for Answering<F> {
+    fn drop(&mut self) {
+        if !self.answered && self.watch.is_http2() {
+            self.watch.answered();
+        }
+    }
 }
 
 impl<F: Future + Unpin> Future for Answering<F> {
@@ -217,7 +259,8 @@ impl<F: Future + Unpin> Future for Answering<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let answer = Pin::new(&mut self.inner).poll(cx);
-        if answer.is_ready() {
+        if answer.is_ready() && !self.answered {
+            self.answered = true;
             self.watch.answered();
         }
         answer
@@ -345,6 +388,39 @@ mod tests {
             "closed {:?} after the answer",
             at - answered
         );
+    }
+
+    /// HTTP/2: PINGs and SETTINGS (bytes read and written) do not keep a
+    /// connection without requests open; a request being answered does.
+    #[tokio::test(start_paused = true)]
+    async fn http2_idleness_is_having_no_request_open_whatever_bytes_go_by() {
+        let idle = Duration::from_secs(2);
+        let watch = Watch::start(idle, HEADER);
+        watch.touch();
+        watch.no_heads();
+        let pinging = tokio::spawn({
+            let watch = watch.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    watch.touch();
+                }
+            }
+        });
+        let at = Instant::now();
+        assert_eq!(watch.expired().await, Expired::Idle);
+        assert!(at.elapsed() >= idle && at.elapsed() < idle + Duration::from_secs(1));
+        // A request open for longer than the idle timeout keeps it.
+        let watch = Watch::start(idle, HEADER);
+        watch.no_heads();
+        watch.head_read();
+        let serving = tokio::time::timeout(Duration::from_secs(10), watch.expired());
+        assert!(serving.await.is_err(), "a request is open");
+        watch.answered();
+        let answered = Instant::now();
+        assert_eq!(watch.expired().await, Expired::Idle);
+        assert!(answered.elapsed() >= idle);
+        pinging.abort();
     }
 
     #[tokio::test(start_paused = true)]

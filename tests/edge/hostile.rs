@@ -541,3 +541,52 @@ async fn host_rules_hold_on_the_wire() {
     );
     assert!(events.iter().all(|e| e["status"] == 302));
 }
+
+/// An HTTP/2 connection that asks nothing and only PINGs (hyper's client
+/// keep-alive, every 100 ms) is closed after the idle timeout all the same;
+/// one request served first does not change that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_that_only_pings_is_closed_after_the_idle_timeout() {
+    let fixture = Fixture::new(LINKS);
+    let edge = start(&fixture.config(&[("REFEDGE_SERVER_IDLE_TIMEOUT_MS", "800")])).await;
+    let stream = TcpStream::connect(edge.public).await.expect("connect");
+    let (mut sender, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(Duration::from_millis(100))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .keep_alive_while_idle(true)
+            .handshake::<_, http_body_util::Empty<bytes::Bytes>>(hyper_util::rt::TokioIo::new(
+                stream,
+            ))
+            .await
+            .expect("h2 handshake");
+    let connection = tokio::spawn(conn);
+    let req = http::Request::builder()
+        .uri(format!(
+            "http://go.brand.example:{}/demo",
+            edge.public.port()
+        ))
+        .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0")
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let res = within("h2 request", sender.send_request(req))
+        .await
+        .expect("response");
+    assert_eq!(res.status(), 302);
+    let started = std::time::Instant::now();
+    // The server's GOAWAY or close ends the client's connection task.
+    let _ = within("the idle close despite PINGs", connection).await;
+    let open = started.elapsed();
+    assert!(
+        open >= Duration::from_millis(700) && open < Duration::from_secs(3),
+        "closed after {open:?}"
+    );
+    wait_for_metric(
+        edge.admin,
+        "refedge_limits_total{limit=\"idle_timeout\"}",
+        1.0,
+    )
+    .await;
+    assert!(edge.stop().await);
+}
