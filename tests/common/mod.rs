@@ -136,6 +136,26 @@ pub fn read_events(spool: &Path) -> Vec<serde_json::Value> {
     out
 }
 
+/// `refedge match --spool` over the fixture's spool (with `env`): the
+/// attributions' JSON Lines as written, and parsed.
+pub fn match_spool(
+    fixture: &Fixture,
+    env: &[(String, String)],
+) -> (Vec<u8>, Vec<serde_json::Value>) {
+    let spool = fixture.spool.display().to_string();
+    let out = run_binary(&["match", "--config", "/dev/null", "--spool", &spool], env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let attributions = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    (out.stdout, attributions)
+}
+
 /// An edge running inside the test process.
 pub struct InProcess {
     pub public: SocketAddr,

@@ -17,19 +17,9 @@ async fn the_funnel_from_the_spool_equals_the_events_counted_by_hand() {
 
     let links = fixture.links.display().to_string();
     let env = [("REFEDGE_LINKS_FILE".to_owned(), links)];
-    let spool = fixture.spool.display().to_string();
-    let out = run_binary(&["match", "--config", "/dev/null", "--spool", &spool], &env);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (written, attributions) = match_spool(&fixture, &env);
     let attributions_path = fixture.dir.path().join("attributions.jsonl");
-    std::fs::write(&attributions_path, &out.stdout).unwrap();
-    let attributions: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    std::fs::write(&attributions_path, &written).unwrap();
     let events = fixture.events();
 
     let schema = |spool: &std::path::Path, attributions: &std::path::Path| {
@@ -76,7 +66,7 @@ async fn the_funnel_from_the_spool_equals_the_events_counted_by_hand() {
         }
     }
     let doubled = fixture.dir.path().join("attributions-twice.jsonl");
-    std::fs::write(&doubled, [out.stdout.clone(), out.stdout].concat()).unwrap();
+    std::fs::write(&doubled, [written.clone(), written].concat()).unwrap();
     let again = funnel::clickhouse(&schema(&twice, &doubled), None, fixture.dir.path());
     assert_eq!(again, rows);
 }

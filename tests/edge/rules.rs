@@ -532,17 +532,7 @@ async fn the_attribution_carries_the_variant_that_converted() {
         );
     }
     assert!(edge.stop().await);
-    let spool = fixture.spool.display().to_string();
-    let out = run_binary(&["match", "--config", "/dev/null", "--spool", &spool], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let attributions: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect();
+    let (_, attributions) = match_spool(&fixture, &[]);
     assert_schema_valid(&attributions);
     assert_eq!(attributions.len(), clicks.len());
     for a in &attributions {
