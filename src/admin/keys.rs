@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 
-use crate::config::{AdminConfig, AdminKeyConfig};
+use crate::config::AdminConfig;
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,13 +26,11 @@ impl Scope {
         Scope::Qr,
     ];
 
+    /// The names `[[admin.keys]]` takes (`config::admin_key` checks them).
+    pub const NAMES: [&'static str; 4] = crate::config::admin_key::SCOPES;
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::LinksRead => "links:read",
-            Scope::LinksWrite => "links:write",
-            Scope::DomainsWrite => "domains:write",
-            Scope::Qr => "qr",
-        }
+        Scope::NAMES[self as usize]
     }
 
     fn parse(s: &str) -> Option<Scope> {
@@ -48,42 +46,6 @@ impl Scope {
             Scope::Qr => "draw QR codes",
         }
     }
-}
-
-/// Checks one `[[admin.keys]]` table: `Err((field, reason))`.
-pub fn check(key: &AdminKeyConfig) -> Result<(), (&'static str, String)> {
-    let named = !key.name.is_empty()
-        && key.name.len() <= 64
-        && key
-            .name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if !named {
-        return Err(("name", "must be 1-64 characters of [a-z0-9_-]".into()));
-    }
-    if key.token.is_empty() || key.token.iter().any(|t| t.len() < 24) {
-        return Err(("token", "each token must be at least 24 characters".into()));
-    }
-    if key.hosts.is_empty() {
-        return Err(("hosts", "must name at least one host, or \"*\"".into()));
-    }
-    if let Some(bad) = key
-        .hosts
-        .iter()
-        .find(|h| *h != "*" && !crate::hostname::is_dns_name(h))
-    {
-        return Err(("hosts", format!("{bad:?} is not a host name or \"*\"")));
-    }
-    if key.scopes.is_empty() {
-        return Err(("scopes", "must name at least one scope".into()));
-    }
-    if let Some(bad) = key.scopes.iter().find(|s| Scope::parse(s).is_none()) {
-        return Err((
-            "scopes",
-            format!("{bad:?} is not one of links:read, links:write, domains:write, qr"),
-        ));
-    }
-    Ok(())
 }
 
 /// A scoped key, ready to compare.
@@ -231,6 +193,7 @@ impl Keys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::AdminKeyConfig;
 
     fn key(hosts: &[&str], scopes: &[&str]) -> AdminKeyConfig {
         AdminKeyConfig {
@@ -279,21 +242,5 @@ mod tests {
         );
         assert_eq!(keys.caller(&headers).unwrap_err(), Denied::Unknown);
         assert_eq!(Keys::default().caller(&headers).unwrap_err(), Denied::Off);
-    }
-
-    #[test]
-    fn bad_keys_are_named_by_field() {
-        let mut k = key(&["go.adp.example"], &["links:read"]);
-        assert_eq!(check(&k), Ok(()));
-        k.scopes = vec!["links:delete".into()];
-        assert_eq!(check(&k).unwrap_err().0, "scopes");
-        k = key(&["not a host"], &["qr"]);
-        assert_eq!(check(&k).unwrap_err().0, "hosts");
-        k = key(&["*"], &["qr"]);
-        k.token = vec!["short".into()];
-        assert_eq!(check(&k).unwrap_err().0, "token");
-        k = key(&["*"], &["qr"]);
-        k.name = "ADP".into();
-        assert_eq!(check(&k).unwrap_err().0, "name");
     }
 }

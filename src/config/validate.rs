@@ -128,7 +128,7 @@ impl Config {
             ));
         }
         for (i, key) in self.admin.keys.iter().enumerate() {
-            if let Err((field, reason)) = crate::admin::keys::check(key) {
+            if let Err((field, reason)) = super::admin_key::check(key) {
                 problems.push(ConfigError::key(format!("admin.keys[{i}].{field}"), reason));
             }
             if self.admin.keys[..i].iter().any(|k| k.name == key.name) {
