@@ -72,8 +72,9 @@
 //! - [`tls`]: certificates per brand domain chosen by SNI, reloads, the
 //!   HTTPS setup.
 //! - [`links`]: how a link field is declared (`field`, `kinds`), the link
-//!   and its preview declared once, its rules and variants (`rules`: the
-//!   click's destination), packed record, store, the one loader, reload,
+//!   and its preview declared once, its rules (`rules`: the click's
+//!   destination; `rules::check`, their JSON checked) and split test
+//!   (`variants`), packed record, store, the one loader, reload,
 //!   snapshot, editor, replication.
 //! - [`domains`]: a brand's short domain (fallback, app files, certificate
 //!   policy), declared like a link, its store, file, editor and topic.

@@ -4,7 +4,8 @@
 use super::field::{LinkError, field_group};
 use super::kinds::{Code, Host, Id, Instant, OnByDefault, Redirect, Status, Target};
 use super::preview::PreviewField;
-use super::rules::{RulesField, VariantsField};
+use super::rules::RulesField;
+use super::variants::VariantsField;
 
 field_group! {
     /// A validated link, as parsed from a links-file line, an admin request or

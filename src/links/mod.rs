@@ -1,8 +1,8 @@
 //! Links: how a link field is declared (`field`: a field's kind says its
 //! JSON, check, forms, packing and schema; `kinds`: the kinds and the
 //! values they hold, the short code among them), the link and its
-//! `preview` declared once (`link`, `preview`), its redirect rules and
-//! split-test variants and the choice of a click's destination (`rules`),
+//! `preview` declared once (`link`, `preview`), its redirect rules and the
+//! choice of a click's destination (`rules`), its split test (`variants`),
 //! the packed record
 //! (`packed`) in the concurrent map the request path reads (`store`), the
 //! one JSON Lines loader (`load`), the links file's reload (`reload`),
@@ -21,6 +21,7 @@ pub mod replication;
 pub mod rules;
 pub mod snapshot;
 mod store;
+pub mod variants;
 
 pub use editor::{LinkEditor, Publish};
 pub use field::LinkError;

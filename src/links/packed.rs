@@ -418,7 +418,7 @@ impl LinkRef {
 
     /// The link's rules and variants; `None` (one flag test) for a link
     /// with neither.
-    pub fn choices(&self) -> Option<(super::rules::Rules<'_>, super::rules::Variants<'_>)> {
+    pub fn choices(&self) -> Option<(super::rules::Rules<'_>, super::variants::Variants<'_>)> {
         if self.flags() & CHOICE_FLAGS == 0 {
             return None;
         }

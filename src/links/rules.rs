@@ -1,6 +1,6 @@
-//! A link's redirect rules and split-test variants (README: "Rules and
-//! split tests"): the two fields' kinds, their one packed form, and the
-//! choice of a click's destination.
+//! A link's redirect rules (README: "Rules and split tests"): their kind and
+//! packed form, and the choice of a click's destination among the rules,
+//! the split test's variants (`variants`) and the target.
 //!
 //! Both fields are checked once, into the bytes the serving map keeps in the
 //! link's tail; the request path walks those bytes in place, allocating
@@ -27,8 +27,13 @@ use time::format_description::well_known::Rfc3339;
 use super::LinkRef;
 use super::field::{FieldKind, LinkError, Packed};
 use super::kinds::RedirectStatus;
+use super::variants::pick;
+
+mod check;
 use crate::visitor::device::{Class, Os};
 use crate::visitor::language::Language;
+use check::pack_rules;
+pub(super) use check::{at, object, push_text16, target, whole_number};
 
 /// Most rules a link holds.
 pub const MAX_RULES: usize = 16;
@@ -42,9 +47,6 @@ pub const MAX_QUERY_VALUE_CHARS: usize = 512;
 /// Most bytes a link's rules take packed: with its other fields, a record
 /// stays below the packed record's 64 KiB.
 pub const MAX_RULES_BYTES: usize = 40 * 1024;
-/// Variants a split test has, and the weights they take.
-pub const VARIANTS: std::ops::RangeInclusive<usize> = 2..=4;
-pub const WEIGHTS: std::ops::RangeInclusive<u64> = 1..=99;
 
 const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
 
@@ -147,10 +149,6 @@ fn in_place(bytes: Cow<'_, [u8]>) -> &[u8] {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Rules<'a>(Cow<'a, [u8]>);
 
-/// A link's variants, packed (empty: none).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Variants<'a>(Cow<'a, [u8]>);
-
 /// A rule that held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule<'a> {
@@ -160,22 +158,22 @@ pub struct Rule<'a> {
 }
 
 /// Reads packed bytes front to back; `None` past their end.
-struct Reader<'a>(&'a [u8]);
+pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn u8(&mut self) -> Option<u8> {
+    pub(super) fn u8(&mut self) -> Option<u8> {
         let (&b, rest) = self.0.split_first()?;
         self.0 = rest;
         Some(b)
     }
-    fn u16(&mut self) -> Option<usize> {
+    pub(super) fn u16(&mut self) -> Option<usize> {
         Some(usize::from(u16::from_le_bytes([self.u8()?, self.u8()?])))
     }
-    fn i64(&mut self) -> Option<i64> {
+    pub(super) fn i64(&mut self) -> Option<i64> {
         let bytes = self.bytes(8)?;
         Some(i64::from_le_bytes(bytes.try_into().ok()?))
     }
-    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(super) fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.0.len() < n {
             return None;
         }
@@ -183,7 +181,7 @@ impl<'a> Reader<'a> {
         self.0 = rest;
         Some(taken)
     }
-    fn text(&mut self, n: usize) -> Option<&'a str> {
+    pub(super) fn text(&mut self, n: usize) -> Option<&'a str> {
         std::str::from_utf8(self.bytes(n)?).ok()
     }
 }
@@ -410,359 +408,6 @@ fn when_json(rule: &mut Reader<'_>) -> Option<Value> {
     Some(Value::Object(ordered))
 }
 
-impl<'a> Variants<'a> {
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub(super) fn packed(bytes: &'a [u8]) -> Variants<'a> {
-        Variants(Cow::Borrowed(bytes))
-    }
-
-    /// The variant a visitor gets: a point in 0..100 drawn from the click
-    /// id of their first click and the link's code (so one visitor's
-    /// variants in two tests are independent), then the variant whose
-    /// share of the weights holds it.
-    pub fn pick(&self, first_click: u128, code: &str) -> Option<(u8, &str)> {
-        pick(&self.0, first_click, code)
-    }
-
-    pub fn is_well_formed(&self) -> bool {
-        self.to_json().is_some()
-    }
-
-    fn to_json(&self) -> Option<Value> {
-        let mut r = Reader(&self.0);
-        let count = r.u8()?;
-        let mut list = Vec::new();
-        let mut sum = 0;
-        for _ in 0..count {
-            let weight = r.u8()?;
-            let len = r.u16()?;
-            let target = r.text(len)?;
-            crate::target::check(target).ok()?;
-            sum += u64::from(weight);
-            list.push(json!({"target": target, "weight": weight}));
-        }
-        (r.0.is_empty() && sum == 100).then_some(Value::Array(list))
-    }
-}
-
-/// The variant `first_click` draws from the packed `variants`.
-fn pick<'a>(variants: &'a [u8], first_click: u128, code: &str) -> Option<(u8, &'a str)> {
-    let mut r = Reader(variants);
-    let count = r.u8()?;
-    let point = draw(first_click, code);
-    let mut upto = 0;
-    for index in 0..count {
-        let weight = u64::from(r.u8()?);
-        let len = r.u16()?;
-        let target = r.text(len)?;
-        upto += weight;
-        if point < upto {
-            return Some((index, target));
-        }
-    }
-    None
-}
-
-/// A point in 0..100 from the random bits of a click id (UUIDv7: the low
-/// 62 bits are random) and a code, mixed by SplitMix64's finalizer.
-fn draw(click_id: u128, code: &str) -> u64 {
-    let mut x = (click_id as u64) & ((1 << 62) - 1);
-    for b in code.bytes() {
-        x = (x ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^= x >> 31;
-    x % 100
-}
-
-// ---- Checking: JSON in, packed bytes out, every mistake named by its path.
-
-fn at(path: &str, reason: impl Into<String>) -> LinkError {
-    LinkError::field(path.to_owned(), reason)
-}
-
-fn array<'v>(value: &'v Value, path: &str, max: usize) -> Result<&'v Vec<Value>, LinkError> {
-    let list = value
-        .as_array()
-        .ok_or_else(|| at(path, "must be an array"))?;
-    if list.is_empty() {
-        return Err(at(path, "must not be empty"));
-    }
-    if list.len() > max {
-        return Err(at(path, format!("has more than {max} entries")));
-    }
-    Ok(list)
-}
-
-fn object<'v>(value: &'v Value, path: &str) -> Result<&'v Map<String, Value>, LinkError> {
-    value
-        .as_object()
-        .ok_or_else(|| at(path, "must be an object"))
-}
-
-fn string<'v>(value: &'v Value, path: &str) -> Result<&'v str, LinkError> {
-    value.as_str().ok_or_else(|| at(path, "must be a string"))
-}
-
-fn target(value: Option<&Value>, path: &str) -> Result<String, LinkError> {
-    let value = value.ok_or_else(|| at(path, "is required"))?;
-    let target = string(value, path)?;
-    crate::target::check(target).map_err(|reason| at(path, reason))?;
-    Ok(target.to_owned())
-}
-
-/// A JSON integer, also written with a zero fraction (`50.0`), as JSON
-/// Schema's `integer` takes it.
-fn whole_number(value: &Value) -> Option<u64> {
-    value.as_u64().or_else(|| {
-        value
-            .as_f64()
-            .filter(|f| f.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(f))
-            .map(|f| f as u64)
-    })
-}
-
-fn push_text16(out: &mut Vec<u8>, text: &str) {
-    out.extend_from_slice(&(text.len() as u16).to_le_bytes());
-    out.extend_from_slice(text.as_bytes());
-}
-
-/// A set of names (`device`, `os`) as bits, by their place in `names`.
-fn name_set(value: &Value, path: &str, names: &[&str]) -> Result<u8, LinkError> {
-    let mut bits = 0;
-    for (i, v) in array(value, path, names.len())?.iter().enumerate() {
-        let here = format!("{path}[{i}]");
-        let name = string(v, &here)?;
-        let place = names
-            .iter()
-            .position(|n| *n == name)
-            .ok_or_else(|| at(&here, format!("must be one of {}", names.join(", "))))?;
-        bits |= 1 << place;
-    }
-    Ok(bits)
-}
-
-fn instant(value: &Value, path: &str) -> Result<i64, LinkError> {
-    let text = string(value, path)?;
-    let t = OffsetDateTime::parse(text, &Rfc3339)
-        .map_err(|_| at(path, "must be an RFC 3339 date-time"))?;
-    Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
-}
-
-/// One rule's `when`, packed.
-fn pack_when(value: Option<&Value>, path: &str, out: &mut Vec<u8>) -> Result<(), LinkError> {
-    let when = object(value.ok_or_else(|| at(path, "is required"))?, path)?;
-    if when.is_empty() {
-        return Err(at(path, "must name at least one condition"));
-    }
-    if let Some(unknown) = when
-        .keys()
-        .find(|k| !CONDITIONS.iter().any(|(n, _)| n == k))
-    {
-        return Err(at(
-            &format!("{path}.{unknown}"),
-            "is not a condition (device, os, country, language, query, after, before)",
-        ));
-    }
-    let mut conditions = 0;
-    let bits_at = out.len();
-    out.push(0);
-    let mut span = (i64::MIN, i64::MAX);
-    if let Some(v) = when.get("after") {
-        span.0 = instant(v, &format!("{path}.after"))?;
-        out.extend_from_slice(&span.0.to_le_bytes());
-        conditions |= AFTER;
-    }
-    if let Some(v) = when.get("before") {
-        span.1 = instant(v, &format!("{path}.before"))?;
-        out.extend_from_slice(&span.1.to_le_bytes());
-        conditions |= BEFORE;
-    }
-    if span.0 >= span.1 {
-        return Err(at(&format!("{path}.before"), "must be later than after"));
-    }
-    if let Some(v) = when.get("query") {
-        let here = format!("{path}.query");
-        let query = object(v, &here)?;
-        if query.is_empty() || query.len() > MAX_QUERY_PARAMS {
-            return Err(at(
-                &here,
-                format!("must name 1 to {MAX_QUERY_PARAMS} parameters"),
-            ));
-        }
-        out.push(query.len() as u8);
-        for (name, value) in query {
-            let there = format!("{here}.{name}");
-            if name.is_empty() || name.chars().count() > MAX_QUERY_NAME_CHARS {
-                return Err(at(
-                    &there,
-                    format!("a parameter name is 1 to {MAX_QUERY_NAME_CHARS} characters"),
-                ));
-            }
-            let value = string(value, &there)?;
-            if value.chars().count() > MAX_QUERY_VALUE_CHARS {
-                return Err(at(
-                    &there,
-                    format!("is longer than {MAX_QUERY_VALUE_CHARS} characters"),
-                ));
-            }
-            push_text16(out, name);
-            push_text16(out, value);
-        }
-        conditions |= QUERY;
-    }
-    if let Some(v) = when.get("language") {
-        let here = format!("{path}.language");
-        let list = array(v, &here, MAX_VALUES)?;
-        out.push(list.len() as u8);
-        for (i, v) in list.iter().enumerate() {
-            let there = format!("{here}[{i}]");
-            let tag = string(v, &there)?;
-            let language = Language::primary(tag)
-                .filter(|l| l.as_str().len() == tag.len() && (2..=3).contains(&tag.len()))
-                .ok_or_else(|| {
-                    at(
-                        &there,
-                        "must be a primary language subtag: 2 or 3 letters (fr, en, pt)",
-                    )
-                })?;
-            out.push(language.as_str().len() as u8);
-            out.extend_from_slice(language.as_str().as_bytes());
-        }
-        conditions |= LANGUAGE;
-    }
-    if let Some(v) = when.get("device") {
-        out.push(name_set(
-            v,
-            &format!("{path}.device"),
-            &Class::ALL.map(Class::as_str),
-        )?);
-        conditions |= DEVICE;
-    }
-    if let Some(v) = when.get("os") {
-        out.push(name_set(
-            v,
-            &format!("{path}.os"),
-            &Os::ALL.map(Os::as_str),
-        )?);
-        conditions |= OS;
-    }
-    if let Some(v) = when.get("country") {
-        let here = format!("{path}.country");
-        let list = array(v, &here, MAX_VALUES)?;
-        out.push(list.len() as u8);
-        for (i, v) in list.iter().enumerate() {
-            let there = format!("{here}[{i}]");
-            let code = string(v, &there)?;
-            if code.eq_ignore_ascii_case("uk") {
-                return Err(at(
-                    &there,
-                    "is not an ISO 3166-1 code: the United Kingdom is GB",
-                ));
-            }
-            if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
-                return Err(at(
-                    &there,
-                    "must be an ISO 3166-1 alpha-2 country code (CA, DE, US)",
-                ));
-            }
-            out.extend_from_slice(code.to_ascii_uppercase().as_bytes());
-        }
-        conditions |= COUNTRY;
-    }
-    out[bits_at] = conditions;
-    Ok(())
-}
-
-fn pack_rules(field: &str, value: &Value) -> Result<Vec<u8>, LinkError> {
-    if value.as_array().is_some_and(Vec::is_empty) {
-        // No rules: the link's target.
-        return Ok(Vec::new());
-    }
-    let rules = array(value, field, MAX_RULES)?;
-    let mut out = vec![rules.len() as u8];
-    for (i, rule) in rules.iter().enumerate() {
-        let path = format!("{field}[{i}]");
-        let rule = object(rule, &path)?;
-        if let Some(unknown) = rule
-            .keys()
-            .find(|k| !["when", "target", "redirect"].contains(&k.as_str()))
-        {
-            return Err(at(
-                &format!("{path}.{unknown}"),
-                "is not a rule field (when, target, redirect)",
-            ));
-        }
-        let size_at = out.len();
-        out.extend_from_slice(&[0, 0]);
-        let redirect = match rule.get("redirect").filter(|v| !v.is_null()) {
-            None => 0,
-            Some(v) => {
-                let here = format!("{path}.redirect");
-                let code = v
-                    .as_u64()
-                    .and_then(|c| REDIRECTS.iter().position(|r| u64::from(*r) == c))
-                    .ok_or_else(|| at(&here, "must be 301, 302, 303, 307 or 308"))?;
-                code as u8 + 1
-            }
-        };
-        out.push(redirect);
-        let target = target(rule.get("target"), &format!("{path}.target"))?;
-        push_text16(&mut out, &target);
-        pack_when(rule.get("when"), &format!("{path}.when"), &mut out)?;
-        let size = out.len() - size_at - 2;
-        out[size_at..size_at + 2].copy_from_slice(&(size as u16).to_le_bytes());
-    }
-    if out.len() > MAX_RULES_BYTES {
-        return Err(at(
-            field,
-            format!("take {} bytes, at most {MAX_RULES_BYTES}", out.len()),
-        ));
-    }
-    Ok(out)
-}
-
-fn pack_variants(field: &str, value: &Value) -> Result<Vec<u8>, LinkError> {
-    let list = value
-        .as_array()
-        .ok_or_else(|| at(field, "must be an array"))?;
-    if !VARIANTS.contains(&list.len()) {
-        return Err(at(field, "must have 2 to 4 variants"));
-    }
-    let mut out = vec![list.len() as u8];
-    let mut sum = 0;
-    for (i, variant) in list.iter().enumerate() {
-        let path = format!("{field}[{i}]");
-        let variant = object(variant, &path)?;
-        if let Some(unknown) = variant
-            .keys()
-            .find(|k| !["target", "weight"].contains(&k.as_str()))
-        {
-            return Err(at(
-                &format!("{path}.{unknown}"),
-                "is not a variant field (target, weight)",
-            ));
-        }
-        let weight = variant
-            .get("weight")
-            .and_then(whole_number)
-            .filter(|w| WEIGHTS.contains(w))
-            .ok_or_else(|| at(&format!("{path}.weight"), "must be an integer from 1 to 99"))?;
-        sum += weight;
-        let target = target(variant.get("target"), &format!("{path}.target"))?;
-        out.push(weight as u8);
-        push_text16(&mut out, &target);
-    }
-    if sum != 100 {
-        return Err(at(field, format!("weights sum to {sum}, must be 100")));
-    }
-    Ok(out)
-}
-
 /// The forms of a kind checked into packed bytes (`$View`, empty when
 /// absent): JSON on the wire, checked by `$pack`, read back by `to_json`,
 /// `len:u16` and the bytes in the record's tail.
@@ -816,6 +461,7 @@ macro_rules! packed_json_kind {
         }
     };
 }
+pub(super) use packed_json_kind;
 
 /// A link's `rules`: up to 16 of `{"when", "target", "redirect"}`; an
 /// empty list is none.
@@ -837,28 +483,12 @@ packed_json_kind!(
     ])
 );
 
-/// A link's `variants`: 2 to 4 of `{"target", "weight"}`.
-#[derive(Debug)]
-pub enum VariantsField {}
-
-packed_json_kind!(
-    VariantsField,
-    Variants,
-    pack_variants,
-    schema: json!({"type": "array", "minItems": 2, "maxItems": 4, "items": {"$ref": "#/components/schemas/Variant"},
-                   "description": "A split test: weights sum to 100; a visitor keeps their variant while their attribution cookie lives."}),
-    example: json!([
-        {"target": "https://brand.example/landing-a", "weight": 50},
-        {"target": "https://brand.example/landing-b", "weight": 50},
-    ])
-);
-
-fn push_bytes16(bytes: &[u8], out: &mut Vec<u8>) {
+pub(super) fn push_bytes16(bytes: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
     out.extend_from_slice(bytes);
 }
 
-fn unpack_bytes16<'a>(bytes: &mut &'a [u8]) -> Option<&'a [u8]> {
+pub(super) fn unpack_bytes16<'a>(bytes: &mut &'a [u8]) -> Option<&'a [u8]> {
     let mut r = Reader(bytes);
     let len = r.u16()?;
     let taken = r.bytes(len)?;

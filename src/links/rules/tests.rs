@@ -1,5 +1,6 @@
 use super::*;
 use crate::attribution::ClickId;
+use crate::links::variants::*;
 
 /// A visitor whose every answer is set by the test, counting what was asked.
 #[derive(Default)]
