@@ -71,6 +71,9 @@
 //!   services, router, `Location`, the plain listener's redirect to HTTPS.
 //! - [`tls`]: certificates per brand domain chosen by SNI, reloads, the
 //!   HTTPS setup.
+//! - [`acme`]: certificates from an ACME CA for every brand host: which,
+//!   when and how often (the scheduler), the account, one order, the
+//!   TLS-ALPN-01 and HTTP-01 answers.
 //! - [`links`]: how a link field is declared (`field`, `kinds`), the link
 //!   and its preview declared once, its rules (`rules`: the click's
 //!   destination; `rules::check`, their JSON checked) and split test
@@ -120,6 +123,7 @@
 //!   also under librdkafka's `malloc`), CPU affinity and socket steering,
 //!   read-only file maps, a cache prefetch.
 
+pub mod acme;
 pub mod admin;
 pub mod analytics;
 pub mod attribution;

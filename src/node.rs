@@ -39,6 +39,8 @@ pub struct Node {
     replications: Vec<Arc<Replication>>,
     snapshot: Option<snapshot::Keeper>,
     https: Option<Https>,
+    /// With `tls.acme`: the certificates obtained for every brand host.
+    acme: Option<Arc<crate::acme::Acme>>,
     /// Shared by the public and HTTPS listeners.
     limits: server::Limits,
     admin_limits: server::Limits,
@@ -172,6 +174,15 @@ impl Node {
             Arc::clone(&store),
             replication.as_ref().map(Arc::clone),
         );
+        let acme = match (&config.tls.acme.directory_url, &https) {
+            (Some(_), Some(https)) => Some(crate::acme::Acme::new(
+                &config.tls.acme,
+                Arc::clone(&https.certs),
+                Arc::clone(&store),
+                Arc::clone(&domains),
+            )),
+            _ => None,
+        };
         let admin = Arc::new(Admin {
             links: LinksApi {
                 editor: LinkEditor::new(store, publish),
@@ -197,6 +208,7 @@ impl Node {
             replications: replication.into_iter().chain(domains_replication).collect(),
             snapshot,
             https,
+            acme,
             limits: server::Limits::from_config(&config.server),
             admin_limits: server::Limits::admin(&config.server),
             drain: Duration::from_millis(config.server.drain_timeout_ms),
@@ -236,6 +248,7 @@ impl Node {
     pub async fn serve(self, listeners: Listeners, shutdown: impl Future<Output = ()>) -> bool {
         let mut tasks: Vec<_> = self.snapshot.iter().map(snapshot::Keeper::spawn).collect();
         tasks.extend(self.https.as_ref().and_then(Https::watch));
+        tasks.extend(self.acme.as_ref().map(crate::acme::Acme::spawn));
         let (stop_listeners, listening) = watch::channel(false);
         let (stop_admin, admin_listening) = watch::channel(false);
 
@@ -250,7 +263,12 @@ impl Node {
             stop: listening,
             drain: self.drain,
         };
-        let clicks = service::plain(Arc::clone(&self.edge), Arc::clone(&self.intake), to_https);
+        let clicks = service::plain(
+            Arc::clone(&self.edge),
+            Arc::clone(&self.intake),
+            to_https,
+            self.acme.as_ref().map(|a| a.challenges()),
+        );
         let mut groups = vec![per_thread.group("public", listeners.public, true, None, clicks)];
         // HTTPS runs on the same threads, one socket each, like plain HTTP,
         // but hashed over them: steered by CPU, its new connections cost more

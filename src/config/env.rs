@@ -126,16 +126,21 @@ pub(super) fn split_list(raw: &str) -> Vec<String> {
 }
 
 fn set_path(root: &mut toml::Table, key: &str, value: toml::Value) {
-    let (section, field) = key.split_once('.').unwrap_or(("", key));
-    let entry = root
-        .entry(section.to_owned())
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    if !entry.is_table() {
-        // A scalar where a section belongs: let deserialisation name the key.
-        return;
-    }
-    if let toml::Value::Table(table) = entry {
-        table.insert(field.to_owned(), value);
+    let mut table = root;
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            table.insert(part.to_owned(), value);
+            return;
+        }
+        let entry = table
+            .entry(part.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match entry {
+            toml::Value::Table(inner) => table = inner,
+            // A scalar where a section belongs: let deserialisation name the key.
+            _ => return,
+        }
     }
 }
 

@@ -99,6 +99,8 @@ pub struct TlsConfig {
     /// The HTTPS port the plain listener redirects to, as clients reach it
     /// (behind port mapping it differs from `listen`'s); unset = `listen`'s.
     pub https_port: Option<u16>,
+    /// `[tls.acme]`: certificates obtained from an ACME CA.
+    pub acme: AcmeConfig,
 }
 
 impl Default for TlsConfig {
@@ -113,8 +115,54 @@ impl Default for TlsConfig {
             handshake_timeout_ms: 10_000,
             watch_interval_ms: 5_000,
             https_port: None,
+            acme: AcmeConfig::default(),
         }
     }
+}
+
+/// `[tls.acme]` (README: "Certificates from Let's Encrypt").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeConfig {
+    /// The CA's directory URL (https); unset = ACME off.
+    pub directory_url: Option<String>,
+    /// `mailto:` address of the account.
+    pub contact: Option<String>,
+    /// PEM file of the roots trusted for the directory's HTTPS; unset = the
+    /// system's (webpki) roots.
+    pub ca_roots: Option<PathBuf>,
+    /// External account binding: the key id the CA gave.
+    pub eab_kid: Option<String>,
+    /// External account binding: the HMAC key the CA gave (base64url).
+    pub eab_hmac_key: Option<String>,
+    /// How the CA checks a host: `tls-alpn-01` on `tls.listen` or `http-01`
+    /// on `server.listen`.
+    pub challenge: AcmeChallenge,
+    /// New orders a node may place in any hour, renewals included.
+    pub max_orders_per_hour: u32,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        AcmeConfig {
+            directory_url: None,
+            contact: None,
+            ca_roots: None,
+            eab_kid: None,
+            eab_hmac_key: None,
+            challenge: AcmeChallenge::TlsAlpn01,
+            max_orders_per_hour: 30,
+        }
+    }
+}
+
+/// The ACME challenge a node answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum AcmeChallenge {
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+    #[serde(rename = "http-01")]
+    Http01,
 }
 
 /// The plain listener's behaviour while TLS is on.

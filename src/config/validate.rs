@@ -29,6 +29,10 @@ impl Config {
                 "must differ from server.listen",
             ));
         }
+        let tls = self.tls.listen.is_some() && self.tls.cert_dir.is_some();
+        for (field, reason) in super::acme::check(&self.tls.acme, tls) {
+            problems.push(ConfigError::key(format!("tls.acme.{field}"), reason));
+        }
         if let Some(name) = &self.tls.default_cert {
             if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
                 problems.push(ConfigError::key(

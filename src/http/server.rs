@@ -329,6 +329,11 @@ async fn handshake(
     match accepted {
         Ok(Ok(stream)) => {
             let (_, conn) = stream.get_ref();
+            if conn.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN) {
+                // A CA's TLS-ALPN-01 check ends with the handshake (RFC 8737).
+                tracing::debug!("ACME TLS-ALPN-01 handshake answered");
+                return None;
+            }
             let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
             metrics::tls_handshake(resumed, conn.alpn_protocol()).increment(1);
             Some(stream)

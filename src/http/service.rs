@@ -18,7 +18,9 @@ use hyper::service::Service;
 
 use super::router::{ConnInfo, Edge};
 use super::{Intake, intake};
+use crate::acme::Challenges;
 use crate::events::Waiting;
+use crate::reply::Reply;
 use crate::share::qr;
 
 /// One connection's click service.
@@ -31,14 +33,18 @@ pub struct Clicks {
     hsts: Option<HeaderValue>,
     /// `Some(port)`: a plain listener that only sends clients to HTTPS.
     to_https: Option<Option<u16>>,
+    /// The plain listener's ACME HTTP-01 answers, with `tls.acme`.
+    acme: Option<Arc<Challenges>>,
 }
 
 /// The click services of the plain listener: clicks, or only the redirect
-/// to HTTPS on `to_https` when that is `Some`.
+/// to HTTPS on `to_https` when that is `Some`; ACME's HTTP-01 answers
+/// before either.
 pub fn plain(
     edge: Arc<Edge>,
     intake: Arc<Intake>,
     to_https: Option<Option<u16>>,
+    acme: Option<Arc<Challenges>>,
 ) -> impl Fn(SocketAddr) -> Clicks + Clone {
     move |peer| Clicks {
         edge: Arc::clone(&edge),
@@ -46,6 +52,7 @@ pub fn plain(
         conn: ConnInfo { peer, tls: false },
         hsts: None,
         to_https,
+        acme: acme.clone(),
     }
 }
 
@@ -61,6 +68,7 @@ pub fn https(
         conn: ConnInfo { peer, tls: true },
         hsts: hsts.clone(),
         to_https: None,
+        acme: None,
     }
 }
 
@@ -70,6 +78,12 @@ impl Service<Request<Incoming>> for Clicks {
     type Future = ResponseFuture;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
+        if let Some(acme) = &self.acme
+            && let Some(answer) = acme.http_answer(req.uri().path())
+        {
+            let response = Reply::text(http::StatusCode::OK, answer).done();
+            return ResponseFuture::Now(ready(Ok(response)));
+        }
         if self.to_https.is_none() && intake::handles(req.uri().path()) {
             let (intake, peer, hsts) = (
                 Arc::clone(&self.intake),

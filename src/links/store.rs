@@ -4,6 +4,7 @@
 //! one, never half of either, and a code present before and after a reload
 //! never disappears in between.
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -34,6 +35,9 @@ pub struct LinkStore {
     links: AtomicUsize,
     /// Bumped by every change, so a snapshot writer can tell whether anything changed.
     generation: AtomicU64,
+    /// Links per `domain` (links for every host are not counted): the hosts
+    /// the links name, which the ACME client orders certificates for.
+    hosts: std::sync::RwLock<HashMap<Box<str>, usize>>,
 }
 
 impl std::fmt::Debug for LinkStore {
@@ -63,6 +67,38 @@ impl LinkStore {
             hasher: Default::default(),
             links: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
+            hosts: Default::default(),
+        }
+    }
+
+    /// Whether some link is bound to `host` (lower case).
+    pub fn names_host(&self, host: &str) -> bool {
+        self.hosts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(host)
+    }
+
+    /// Every host some link is bound to.
+    pub fn hosts(&self) -> Vec<String> {
+        let hosts = self.hosts.read().unwrap_or_else(|e| e.into_inner());
+        hosts.keys().map(|h| h.to_string()).collect()
+    }
+
+    /// Adds `n` links (may be negative) bound to `host`.
+    fn count_host(&self, host: &str, n: isize) {
+        let mut hosts = self.hosts.write().unwrap_or_else(|e| e.into_inner());
+        match hosts.get_mut(host) {
+            Some(count) => {
+                *count = count.saturating_add_signed(n);
+                if *count == 0 {
+                    hosts.remove(host);
+                }
+            }
+            None if n > 0 => {
+                hosts.insert(host.into(), n.unsigned_abs());
+            }
+            None => {}
         }
     }
 
@@ -230,6 +266,9 @@ impl LinkStore {
     fn upsert_with_epoch(&self, link: Link, epoch: u8) -> bool {
         let view = link.view();
         let created = self.insert_owned(self.key(view.code), pack(&view, epoch)) == Inserted::New;
+        if created && let Some(host) = view.domain {
+            self.count_host(&host, 1);
+        }
         self.note_bulk(usize::from(created));
         created
     }
@@ -247,6 +286,9 @@ impl LinkStore {
         }
         if removed {
             self.map.remove_if(&key, |_, b| b.is_empty());
+            if let Some(host) = domain {
+                self.count_host(host, -1);
+            }
             self.changed();
             self.links.fetch_sub(1, Ordering::Relaxed);
         }
@@ -387,6 +429,7 @@ impl Bulk<'_> {
                 .map(|_| {
                     scope.spawn(|| {
                         let mut created = 0;
+                        let mut hosts: HashMap<String, isize> = HashMap::new();
                         loop {
                             let shard = next.fetch_add(1, Ordering::Relaxed);
                             let Some(slot) = by_shard.get(shard) else {
@@ -415,8 +458,19 @@ impl Bulk<'_> {
                             let mut again = false;
                             for (place, key, record) in queued {
                                 seen.push((place, store.identity(key, &record)));
+                                let host = HostBuf::of(&record);
                                 match store.insert_owned(key, record) {
-                                    Inserted::New => created += 1,
+                                    Inserted::New => {
+                                        created += 1;
+                                        if let Some(host) = host.as_str() {
+                                            match hosts.get_mut(host) {
+                                                Some(n) => *n += 1,
+                                                None => {
+                                                    hosts.insert(host.to_owned(), 1);
+                                                }
+                                            }
+                                        }
+                                    }
                                     Inserted::AgainThisLoad => again = true,
                                     Inserted::Replaced => {}
                                 }
@@ -427,6 +481,9 @@ impl Bulk<'_> {
                                     .unwrap_or_else(|e| e.into_inner())
                                     .extend(repeats(&seen));
                             }
+                        }
+                        for (host, n) in hosts {
+                            store.count_host(&host, n);
                         }
                         created
                     })
@@ -444,6 +501,34 @@ impl Bulk<'_> {
     }
 }
 
+/// A record's domain copied out before the record moves into the map.
+struct HostBuf {
+    bytes: [u8; 253],
+    len: usize,
+}
+
+impl HostBuf {
+    fn of(record: &[u8]) -> HostBuf {
+        let mut buf = HostBuf {
+            bytes: [0; 253],
+            len: 0,
+        };
+        if let Some(d) = super::packed::record_key(record).1
+            && d.len() <= buf.bytes.len()
+        {
+            buf.bytes[..d.len()].copy_from_slice(d.as_bytes());
+            buf.len = d.len();
+        }
+        buf
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        (self.len > 0)
+            .then(|| std::str::from_utf8(&self.bytes[..self.len]).ok())
+            .flatten()
+    }
+}
+
 /// What an insert did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Inserted {
@@ -456,8 +541,8 @@ enum Inserted {
 
 /// (earlier place, later place) of every repeated identity, in input order.
 fn repeats(seen: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    let mut last: std::collections::HashMap<u64, u64, BuildHasherDefault<Prehashed>> =
-        std::collections::HashMap::with_capacity_and_hasher(seen.len(), Default::default());
+    let mut last: HashMap<u64, u64, BuildHasherDefault<Prehashed>> =
+        HashMap::with_capacity_and_hasher(seen.len(), Default::default());
     seen.iter()
         .filter_map(|&(place, id)| last.insert(id, place).map(|earlier| (earlier, place)))
         .collect()

@@ -200,6 +200,10 @@ pub fn tls_certificate_expiry(name: &str) -> Gauge {
     gauge!(TLS_CERTIFICATE_EXPIRY, "name" => name.to_owned())
 }
 
+pub fn acme_orders(result: &'static str) -> Counter {
+    counter!(ACME_ORDERS_TOTAL, "result" => result)
+}
+
 pub fn tls_reloads(ok: bool) -> Counter {
     counter!(TLS_RELOADS_TOTAL, "result" => if ok { "ok" } else { "failed" })
 }

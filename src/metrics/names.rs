@@ -65,6 +65,8 @@ metrics! {
         "Certificate pairs loaded from tls.cert_dir and served.";
     TLS_CERTIFICATE_EXPIRY = "refedge_tls_certificate_expiry_timestamp_seconds", Gauge,
         "End of validity of each served certificate as a Unix time in seconds, by pair name.";
+    ACME_ORDERS_TOTAL = "refedge_acme_orders_total", Counter,
+        "ACME certificate orders by result: issued, ca_unreachable, rate_limited, refused, challenge_failed, failed, or deferred (held back by tls.acme.max_orders_per_hour).";
     TLS_RELOADS_TOTAL = "refedge_tls_reloads_total", Counter,
         "Loads of the certificate directory, by result (ok, failed).";
     HTTPS_REDIRECTS_TOTAL = "refedge_https_redirects_total", Counter,

@@ -16,7 +16,7 @@ use crate::config::{PlainHttp, TlsConfig};
 
 mod store;
 
-pub use store::{CertSet, CertStore, LoadReport, PairError, TlsError};
+pub use store::{ACME_TLS_ALPN, Acquire, CertSet, CertStore, LoadReport, PairError, TlsError};
 
 /// The HTTPS side of a node, as configured (`tls.*`).
 #[derive(Debug)]
@@ -38,12 +38,25 @@ impl Https {
         let (Some(_), Some(dir)) = (config.listen, &config.cert_dir) else {
             return Ok(None);
         };
-        let (certs, report) = CertStore::open(dir, config.default_cert.as_deref())?;
+        let acme = config.acme.directory_url.is_some();
+        if acme {
+            // Certificates will come from the CA: the directory may not exist yet.
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)
+                .map_err(|source| TlsError::Dir {
+                    dir: dir.clone(),
+                    source,
+                })?;
+        }
+        let (certs, report) = CertStore::open(dir, config.default_cert.as_deref(), acme)?;
         log_report(&report);
         for (pair, names) in certs.current().served() {
             tracing::info!(pair, names = %names.join(","), "serving certificate");
         }
-        let server_config = certs.server_config()?;
+        let server_config = certs.server_config(acme)?;
         let hsts = (config.hsts_max_age_secs > 0).then(|| {
             let mut v = format!("max-age={}", config.hsts_max_age_secs);
             if config.hsts_include_subdomains {
@@ -176,7 +189,8 @@ pub fn check(config: &crate::config::TlsConfig) -> Vec<String> {
     let Some(dir) = &config.cert_dir else {
         return Vec::new();
     };
-    match CertStore::open(dir, config.default_cert.as_deref()) {
+    let acme = config.acme.directory_url.is_some();
+    match CertStore::open(dir, config.default_cert.as_deref(), acme) {
         Ok((_, report)) => report.errors.iter().map(|e| e.to_string()).collect(),
         Err(e) => vec![e.to_string()],
     }

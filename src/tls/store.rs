@@ -89,6 +89,7 @@ struct Pair {
     key: Arc<CertifiedKey>,
     /// Lower-case DNS names from the subjectAltName, `*.` wildcards kept.
     names: Vec<String>,
+    not_before: i64,
     not_after: i64,
     stamps: (Option<Stamp>, Option<Stamp>),
 }
@@ -97,9 +98,9 @@ struct Pair {
 #[derive(Debug, Default)]
 pub struct CertSet {
     pairs: BTreeMap<String, Arc<Pair>>,
-    exact: HashMap<String, Arc<CertifiedKey>>,
+    exact: HashMap<String, Arc<Pair>>,
     /// `*.brand.example` stored under `brand.example`.
-    wildcard: HashMap<String, Arc<CertifiedKey>>,
+    wildcard: HashMap<String, Arc<Pair>>,
     default: Option<Arc<CertifiedKey>>,
     /// The directory listing this set was built from.
     listing: BTreeMap<String, Found>,
@@ -110,17 +111,28 @@ impl CertSet {
     /// covering exactly one more label, then the default (also for no SNI).
     fn lookup(&self, sni: Option<&str>) -> Option<&Arc<CertifiedKey>> {
         if let Some(name) = sni {
-            let name = crate::hostname::without_root_dot(name).to_ascii_lowercase();
-            if let Some(key) = self.exact.get(&name) {
-                return Some(key);
-            }
-            if let Some((_, parent)) = name.split_once('.') {
-                if let Some(key) = self.wildcard.get(parent) {
-                    return Some(key);
-                }
+            if let Some(pair) = self.covering(name) {
+                return Some(&pair.key);
             }
         }
         self.default.as_ref()
+    }
+
+    /// The pair serving `name` itself: an exact name, else a wildcard
+    /// covering exactly one more label (never the default).
+    fn covering(&self, name: &str) -> Option<&Arc<Pair>> {
+        let name = crate::hostname::without_root_dot(name);
+        let lower;
+        let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower = name.to_ascii_lowercase();
+            lower.as_str()
+        } else {
+            name
+        };
+        self.exact.get(name).or_else(|| {
+            let (_, parent) = name.split_once('.')?;
+            self.wildcard.get(parent)
+        })
     }
 
     /// Pair names with the DNS names each serves.
@@ -153,19 +165,37 @@ pub struct CertStore {
     current: RwLock<Arc<CertSet>>,
     /// One reload at a time (SIGHUP and the directory watch may coincide).
     reloading: Mutex<()>,
+    may_be_empty: bool,
+    /// With `tls.acme`, what obtains the certificates no file holds yet.
+    acquire: std::sync::OnceLock<Arc<dyn Acquire>>,
 }
+
+/// What obtains certificates for hosts that no file covers yet (the ACME
+/// client, `crate::acme`).
+pub trait Acquire: Send + Sync + fmt::Debug {
+    /// The TLS-ALPN-01 certificate for `host` while an order for it is open.
+    fn challenge(&self, host: &str) -> Option<Arc<CertifiedKey>>;
+    /// A handshake named `host`, which no certificate covers.
+    fn missing(&self, host: &str);
+}
+
+/// The ALPN protocol of TLS-ALPN-01 (RFC 8737).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
 impl CertStore {
     /// Loads the directory. Pairs that cannot be used are reported and left
     /// out; it is an error only when no pair is usable or the configured
     /// default pair is not.
+    /// With `may_be_empty` (certificates come from ACME) a directory with no
+    /// pair yet is served too.
     pub fn open(
         dir: &Path,
         default_name: Option<&str>,
+        may_be_empty: bool,
     ) -> Result<(Arc<CertStore>, LoadReport), TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let (set, report) = build(dir, None, default_name, &provider, now_secs())?;
-        if set.pairs.is_empty() {
+        if set.pairs.is_empty() && !may_be_empty {
             let details: String = report.errors.iter().map(|e| format!("; {e}")).collect();
             return Err(TlsError::Empty {
                 dir: dir.to_owned(),
@@ -179,6 +209,8 @@ impl CertStore {
             provider,
             current: RwLock::new(Arc::new(set)),
             reloading: Mutex::new(()),
+            acquire: std::sync::OnceLock::new(),
+            may_be_empty,
         });
         Ok((store, report))
     }
@@ -211,7 +243,7 @@ impl CertStore {
             now_secs(),
         );
         let (set, report) = match result {
-            Ok(ok) if !ok.0.pairs.is_empty() => ok,
+            Ok(ok) if !ok.0.pairs.is_empty() || self.may_be_empty => ok,
             Ok((_, report)) => {
                 metrics::tls_reloads(false).increment(1);
                 let details: String = report.errors.iter().map(|e| format!("; {e}")).collect();
@@ -233,12 +265,16 @@ impl CertStore {
 
     /// The rustls configuration of the HTTPS listener, resolving through
     /// this store.
-    pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, TlsError> {
+    /// With `acme`, handshakes may also ask for TLS-ALPN-01's `acme-tls/1`.
+    pub fn server_config(self: &Arc<Self>, acme: bool) -> Result<Arc<ServerConfig>, TlsError> {
         let mut config = ServerConfig::builder_with_provider(Arc::clone(&self.provider))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
             .with_no_client_auth()
             .with_cert_resolver(Arc::clone(self) as Arc<dyn ResolvesServerCert>);
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        if acme {
+            config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+        }
         // Our order (AES-GCM, then ChaCha20; every suite AEAD with forward
         // secrecy), as nginx's `ssl_prefer_server_ciphers`.
         config.ignore_client_order = true;
@@ -251,10 +287,45 @@ impl CertStore {
 }
 
 impl CertStore {
-    /// Whether a handshake naming `sni` (`None`: no SNI) gets a certificate.
+    /// Whether a handshake naming `sni` (`None`: no SNI) gets a certificate
+    /// (or, while its order is open, a TLS-ALPN-01 one).
     pub fn serves(&self, sni: Option<&str>) -> bool {
+        self.pick(sni, false).is_some()
+            || sni.is_some_and(|h| self.acquire.get().is_some_and(|a| a.challenge(h).is_some()))
+    }
+
+    /// The certificate for a handshake naming `sni`; with `acme_alpn` (it
+    /// asked for `acme-tls/1` only) the challenge certificate or none. A
+    /// name no pair covers is reported to `Acquire::missing`.
+    fn pick(&self, sni: Option<&str>, acme_alpn: bool) -> Option<Arc<CertifiedKey>> {
+        let acquire = self.acquire.get();
+        if let (true, Some(a)) = (acme_alpn, acquire) {
+            return a.challenge(sni?);
+        }
         let set = self.current.read().unwrap_or_else(|e| e.into_inner());
-        set.lookup(sni).is_some()
+        if let (Some(a), Some(name)) = (acquire, sni)
+            && set.covering(name).is_none()
+        {
+            a.missing(name);
+        }
+        set.lookup(sni).cloned()
+    }
+
+    /// Hands the hosts no file covers to `acquire` (once).
+    pub fn set_acquire(&self, acquire: Arc<dyn Acquire>) {
+        let _ = self.acquire.set(acquire);
+    }
+
+    /// (notBefore, notAfter) in Unix seconds of the certificate serving
+    /// `host` itself (not the default).
+    pub fn validity(&self, host: &str) -> Option<(i64, i64)> {
+        let set = self.current.read().unwrap_or_else(|e| e.into_inner());
+        set.covering(host).map(|p| (p.not_before, p.not_after))
+    }
+
+    /// The directory the pairs are read from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Whether `tls.default_cert` serves every other handshake.
@@ -265,8 +336,11 @@ impl CertStore {
 
 impl ResolvesServerCert for CertStore {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let set = self.current.read().unwrap_or_else(|e| e.into_inner());
-        set.lookup(hello.server_name()).cloned()
+        // RFC 8737 §3: a validation handshake offers `acme-tls/1` alone.
+        let acme_alpn = hello
+            .alpn()
+            .is_some_and(|mut offered| offered.next() == Some(ACME_TLS_ALPN));
+        self.pick(hello.server_name(), acme_alpn)
     }
 }
 
@@ -351,10 +425,8 @@ fn build(
     for pair in by_expiry {
         for name in &pair.names {
             match name.strip_prefix("*.") {
-                Some(parent) => set
-                    .wildcard
-                    .insert(parent.to_owned(), Arc::clone(&pair.key)),
-                None => set.exact.insert(name.clone(), Arc::clone(&pair.key)),
+                Some(parent) => set.wildcard.insert(parent.to_owned(), Arc::clone(pair)),
+                None => set.exact.insert(name.clone(), Arc::clone(pair)),
             };
         }
     }
@@ -417,6 +489,7 @@ fn load_pair(
     Ok(Pair {
         key: Arc::new(key),
         names,
+        not_before,
         not_after,
         stamps: found.stamps,
     })

@@ -29,7 +29,7 @@ fn sni_picks_exact_then_one_label_wildcard_then_default() {
         "directv",
         &["*.directv.example", "directv.example"],
     );
-    let (store, report) = CertStore::open(dir.path(), Some("adp")).unwrap();
+    let (store, report) = CertStore::open(dir.path(), Some("adp"), false).unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let set = store.current();
     assert_eq!(
@@ -55,7 +55,7 @@ fn sni_picks_exact_then_one_label_wildcard_then_default() {
     );
     assert_eq!(served_by(&set, None).as_deref(), Some("adp"));
 
-    let (store, _) = CertStore::open(dir.path(), None).unwrap();
+    let (store, _) = CertStore::open(dir.path(), None, false).unwrap();
     assert_eq!(served_by(&store.current(), Some("unknown.example")), None);
     assert_eq!(served_by(&store.current(), None), None);
 }
@@ -69,7 +69,7 @@ fn bad_pairs_are_named_and_left_out() {
     let stray = rcgen::KeyPair::generate().unwrap();
     std::fs::write(dir.path().join("other.key"), stray.serialize_pem()).unwrap();
     std::fs::write(dir.path().join("lonely.crt"), "not pem").unwrap();
-    let (store, report) = CertStore::open(dir.path(), None).unwrap();
+    let (store, report) = CertStore::open(dir.path(), None, false).unwrap();
     assert_eq!(report.served, 1);
     let messages: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
     assert!(
@@ -90,10 +90,10 @@ fn bad_pairs_are_named_and_left_out() {
 #[test]
 fn nothing_usable_or_a_missing_default_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let err = CertStore::open(dir.path(), None).unwrap_err().to_string();
+    let err = CertStore::open(dir.path(), None, false).unwrap_err().to_string();
     assert!(err.contains("no usable certificate pair"), "{err}");
     pair(dir.path(), "a", &["a.example"]);
-    let err = CertStore::open(dir.path(), Some("b"))
+    let err = CertStore::open(dir.path(), Some("b"), false)
         .unwrap_err()
         .to_string();
     assert!(
@@ -113,7 +113,7 @@ fn an_expired_certificate_is_refused_with_its_date() {
     let cert = params.self_signed(&key).unwrap();
     std::fs::write(dir.path().join("old.crt"), cert.pem()).unwrap();
     std::fs::write(dir.path().join("old.key"), key.serialize_pem()).unwrap();
-    let (_, report) = CertStore::open(dir.path(), None).unwrap();
+    let (_, report) = CertStore::open(dir.path(), None, false).unwrap();
     assert_eq!(report.errors.len(), 1);
     assert!(
         report.errors[0].message.contains("expired at 2021-01-01"),
@@ -126,7 +126,7 @@ fn an_expired_certificate_is_refused_with_its_date() {
 fn reload_keeps_the_previous_certificate_of_a_broken_pair() {
     let dir = tempfile::tempdir().unwrap();
     pair(dir.path(), "brand", &["go.brand.example"]);
-    let (store, _) = CertStore::open(dir.path(), None).unwrap();
+    let (store, _) = CertStore::open(dir.path(), None, false).unwrap();
     let before = Arc::clone(store.current().lookup(Some("go.brand.example")).unwrap());
     assert!(!store.changed());
     std::fs::write(dir.path().join("brand.crt"), "garbage").unwrap();

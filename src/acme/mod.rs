@@ -1,0 +1,364 @@
+//! Certificates from an ACME CA (README: "Certificates from Let's
+//! Encrypt"): which hosts get one (every host of a domain entry whose `acme`
+//! is not false and every host a link names; never another name a handshake
+//! brings), when (no certificate yet, or a third of its lifetime left), and
+//! how often (one order per host at a time, backoff after a failure, the
+//! CA's `Retry-After`, at most `tls.acme.max_orders_per_hour` new orders).
+//! The account (`account`), one order (`order`) and the answers a CA checks
+//! (`challenges`) are rooms of their own; the certificates land in
+//! `tls.cert_dir`, where `tls::CertStore` serves them.
+
+mod account;
+mod challenges;
+mod order;
+
+pub use challenges::{Challenges, HTTP01_PREFIX};
+pub use order::Outcome;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use rustls::sign::CertifiedKey;
+use tokio::sync::{Notify, mpsc};
+
+use crate::config::AcmeConfig;
+use crate::domains::DomainStore;
+use crate::links::LinkStore;
+use crate::metrics;
+use crate::tls::{Acquire, CertStore};
+
+/// How often the wanted hosts are looked over when nothing wakes the
+/// scheduler sooner (a new host, a handshake for a host without a
+/// certificate, an order ending).
+const TICK: Duration = Duration::from_secs(1);
+/// The first wait after a failed order; it doubles with each failure.
+const FIRST_BACKOFF: Duration = Duration::from_secs(10);
+/// The longest wait between two tries for one host.
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// The longest `Retry-After` obeyed.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// The ACME client of one node.
+pub struct Acme {
+    config: AcmeConfig,
+    certs: Arc<CertStore>,
+    challenges: Arc<Challenges>,
+    links: Arc<LinkStore>,
+    domains: Arc<DomainStore>,
+    /// Wakes the scheduler.
+    kick: Notify,
+}
+
+impl std::fmt::Debug for Acme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acme")
+            .field("directory_url", &self.config.directory_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Acquire for Acme {
+    fn challenge(&self, host: &str) -> Option<Arc<CertifiedKey>> {
+        self.challenges.alpn_certificate(host)
+    }
+
+    fn missing(&self, host: &str) {
+        if self.wants(host) {
+            self.kick.notify_one();
+        }
+    }
+}
+
+impl Acme {
+    /// The client of `config` (which has a directory URL), serving its
+    /// TLS-ALPN-01 answers through `certs`.
+    pub fn new(
+        config: &AcmeConfig,
+        certs: Arc<CertStore>,
+        links: Arc<LinkStore>,
+        domains: Arc<DomainStore>,
+    ) -> Arc<Acme> {
+        let acme = Arc::new(Acme {
+            config: config.clone(),
+            certs: Arc::clone(&certs),
+            challenges: Arc::default(),
+            links,
+            domains,
+            kick: Notify::new(),
+        });
+        certs.set_acquire(Arc::clone(&acme) as Arc<dyn Acquire>);
+        acme
+    }
+
+    /// The HTTP-01 answers, for the plain listener.
+    pub fn challenges(&self) -> Arc<Challenges> {
+        Arc::clone(&self.challenges)
+    }
+
+    /// Whether the edge obtains `host`'s certificate: a domain entry says
+    /// so (its `acme` is not false), or, without one, a link names it.
+    pub fn wants(&self, host: &str) -> bool {
+        let host = crate::hostname::without_root_dot(host).to_ascii_lowercase();
+        match self.domains.get(&host) {
+            Some(entry) => entry.domain.acme != Some(false),
+            None => self.links.names_host(&host),
+        }
+    }
+
+    /// Every host the edge obtains a certificate for.
+    fn wanted(&self) -> BTreeSet<String> {
+        let mut hosts: BTreeSet<String> = self.links.hosts().into_iter().collect();
+        hosts.extend(self.domains.list().iter().map(|e| e.domain.host().to_owned()));
+        hosts.retain(|h| self.wants(h));
+        hosts
+    }
+
+    /// Whether `host` needs an order now: no certificate covers it, or a
+    /// third of its certificate's lifetime is left.
+    fn due(&self, host: &str, now: i64) -> bool {
+        match self.certs.validity(host) {
+            None => true,
+            Some((not_before, not_after)) => now >= not_after - (not_after - not_before) / 3,
+        }
+    }
+
+    /// Runs the scheduler until the process ends.
+    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let (done, finished) = mpsc::unbounded_channel();
+        let scheduler = Scheduler {
+            acme: Arc::clone(self),
+            ca: None,
+            ca_next_try: Instant::now(),
+            ca_failures: 0,
+            hosts: HashMap::new(),
+            started: VecDeque::new(),
+            paused_until: None,
+            done,
+        };
+        tokio::spawn(scheduler.run(finished))
+    }
+}
+
+/// What the scheduler knows of one host.
+#[derive(Debug)]
+struct HostState {
+    in_flight: bool,
+    failures: u32,
+    next_try: Instant,
+    /// Held back by the hourly bound (counted once per hold).
+    deferred: bool,
+}
+
+struct Scheduler {
+    acme: Arc<Acme>,
+    ca: Option<Arc<account::Ca>>,
+    ca_next_try: Instant,
+    ca_failures: u32,
+    hosts: HashMap<String, HostState>,
+    /// When each order of the last hour was placed.
+    started: VecDeque<Instant>,
+    /// The CA's `Retry-After`: no order before it.
+    paused_until: Option<Instant>,
+    done: mpsc::UnboundedSender<(String, Outcome)>,
+}
+
+impl Scheduler {
+    async fn run(mut self, mut finished: mpsc::UnboundedReceiver<(String, Outcome)>) {
+        loop {
+            tokio::select! {
+                () = self.acme.kick.notified() => {}
+                () = tokio::time::sleep(TICK) => {}
+                Some((host, outcome)) = finished.recv() => self.finished(host, outcome).await,
+            }
+            self.pass().await;
+        }
+    }
+
+    /// Orders what is due and allowed.
+    async fn pass(&mut self) {
+        let now = Instant::now();
+        if self.paused_until.is_some_and(|until| now < until) {
+            return;
+        }
+        let unix = unix_now();
+        let due: Vec<String> = self
+            .acme
+            .wanted()
+            .into_iter()
+            .filter(|h| {
+                self.hosts
+                    .get(h)
+                    .is_none_or(|s| !s.in_flight && s.next_try <= now)
+            })
+            .filter(|h| self.acme.due(h, unix))
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let Some(ca) = self.account().await else {
+            return;
+        };
+        while self
+            .started
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(3600))
+        {
+            self.started.pop_front();
+        }
+        let bound = self.acme.config.max_orders_per_hour as usize;
+        for host in due {
+            let state = self.hosts.entry(host.clone()).or_insert(HostState {
+                in_flight: false,
+                failures: 0,
+                next_try: now,
+                deferred: false,
+            });
+            if self.started.len() >= bound {
+                if !state.deferred {
+                    state.deferred = true;
+                    metrics::acme_orders("deferred").increment(1);
+                    tracing::warn!(
+                        host,
+                        bound,
+                        "ACME order held back: tls.acme.max_orders_per_hour reached"
+                    );
+                }
+                continue;
+            }
+            state.in_flight = true;
+            state.deferred = false;
+            self.started.push_back(now);
+            tracing::info!(host, "ACME order placed");
+            let (ca, acme, done) = (Arc::clone(&ca), Arc::clone(&self.acme), self.done.clone());
+            tokio::spawn(async move {
+                let outcome = order::run(
+                    &ca.account,
+                    &host,
+                    acme.config.challenge,
+                    &acme.challenges,
+                    acme.certs.dir(),
+                )
+                .await;
+                let _ = done.send((host, outcome));
+            });
+        }
+    }
+
+    /// The account, opened (or created) on first need; a CA that cannot be
+    /// reached is tried again with backoff, and counted.
+    async fn account(&mut self) -> Option<Arc<account::Ca>> {
+        if let Some(ca) = &self.ca {
+            return Some(Arc::clone(ca));
+        }
+        if Instant::now() < self.ca_next_try {
+            return None;
+        }
+        match account::open(&self.acme.config, self.acme.certs.dir()).await {
+            Ok(ca) => {
+                self.ca_failures = 0;
+                let ca = Arc::new(ca);
+                self.ca = Some(Arc::clone(&ca));
+                Some(ca)
+            }
+            Err(e) => {
+                let outcome = Outcome::of_error(e);
+                metrics::acme_orders(outcome.label()).increment(1);
+                self.ca_failures += 1;
+                let wait = backoff(self.ca_failures);
+                self.ca_next_try = Instant::now() + wait;
+                tracing::error!(
+                    result = outcome.label(),
+                    problem = outcome.detail().unwrap_or(""),
+                    retry_in_s = wait.as_secs(),
+                    "ACME: cannot open the account at the CA"
+                );
+                None
+            }
+        }
+    }
+
+    async fn finished(&mut self, host: String, outcome: Outcome) {
+        metrics::acme_orders(outcome.label()).increment(1);
+        let mut outcome = outcome;
+        if let Outcome::Issued = outcome {
+            let certs = Arc::clone(&self.acme.certs);
+            let _ = tokio::task::spawn_blocking(move || crate::tls::reload_logged(&certs)).await;
+            match self.acme.certs.validity(&host) {
+                Some(_) => tracing::info!(host, "ACME certificate issued and served"),
+                None => {
+                    outcome = Outcome::Failed("the issued certificate did not load".into());
+                }
+            }
+        }
+        let Some(state) = self.hosts.get_mut(&host) else {
+            return;
+        };
+        state.in_flight = false;
+        match &outcome {
+            Outcome::Issued => state.failures = 0,
+            Outcome::RateLimited(problem) => {
+                let told = self.ca.as_ref().and_then(|ca| {
+                    ca.retry_after
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .take()
+                });
+                let wait = told
+                    .and_then(|at| at.duration_since(SystemTime::now()).ok())
+                    .map_or_else(|| backoff(state.failures + 1), |d| d.min(MAX_RETRY_AFTER));
+                state.failures += 1;
+                self.paused_until = Some(Instant::now() + wait);
+                tracing::warn!(
+                    host,
+                    problem,
+                    retry_in_s = wait.as_secs(),
+                    "ACME: the CA is rate limiting; no order until it allows"
+                );
+            }
+            other => {
+                state.failures += 1;
+                let wait = backoff(state.failures);
+                state.next_try = Instant::now() + wait;
+                tracing::error!(
+                    host,
+                    result = other.label(),
+                    problem = other.detail().unwrap_or(""),
+                    retry_in_s = wait.as_secs(),
+                    "ACME order failed"
+                );
+            }
+        }
+    }
+}
+
+/// The wait after `failures` failures in a row: doubling from
+/// `FIRST_BACKOFF` up to `MAX_BACKOFF`, with a tenth of jitter so that
+/// nodes do not retry in step.
+fn backoff(failures: u32) -> Duration {
+    let doubled = FIRST_BACKOFF.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    let wait = doubled.min(MAX_BACKOFF);
+    let jitter = rand::random_range(0..=wait.as_millis() as u64 / 10);
+    wait + Duration::from_millis(jitter)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_an_hour() {
+        let first = backoff(1);
+        assert!(first >= FIRST_BACKOFF && first <= FIRST_BACKOFF * 11 / 10);
+        let third = backoff(3);
+        assert!(third >= FIRST_BACKOFF * 4 && third <= FIRST_BACKOFF * 44 / 10);
+        let late = backoff(40);
+        assert!(late >= MAX_BACKOFF && late <= MAX_BACKOFF * 11 / 10);
+    }
+}

@@ -1,0 +1,309 @@
+//! One order, for one host, from new order to files: the challenge of
+//! `tls.acme.challenge` answered (`Challenges`) and closed again whatever
+//! happens, a fresh P-256 key and its CSR, the chain polled for, then
+//! `HOST.key` (0600) and `HOST.crt` written beside the other pairs in
+//! `tls.cert_dir`, each by rename so the watcher never reads half a file.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use instant_acme::{
+    Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, OrderStatus, Problem,
+    RetryPolicy,
+};
+
+use super::challenges::Challenges;
+use crate::config::AcmeChallenge;
+
+/// How an order ended, as `refedge_acme_orders_total{result}` counts it.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The certificate is on disk.
+    Issued,
+    /// The CA could not be reached or did not answer.
+    Unreachable(String),
+    /// The CA's rate limit (`rateLimited`, or a 429).
+    RateLimited(String),
+    /// The CA will not issue for this name (`rejectedIdentifier`, `caa`,
+    /// `unauthorized`, …).
+    Refused(String),
+    /// The CA could not validate the challenge.
+    ChallengeFailed(String),
+    /// Anything else (a timeout, an unusable answer, a disk error).
+    Failed(String),
+}
+
+impl Outcome {
+    /// The `result` label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Issued => "issued",
+            Outcome::Unreachable(_) => "ca_unreachable",
+            Outcome::RateLimited(_) => "rate_limited",
+            Outcome::Refused(_) => "refused",
+            Outcome::ChallengeFailed(_) => "challenge_failed",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+
+    /// What went wrong (the CA's problem document, as it said it).
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Outcome::Issued => None,
+            Outcome::Unreachable(d)
+            | Outcome::RateLimited(d)
+            | Outcome::Refused(d)
+            | Outcome::ChallengeFailed(d)
+            | Outcome::Failed(d) => Some(d),
+        }
+    }
+
+    /// An error of the ACME client, by kind.
+    pub fn of_error(e: instant_acme::Error) -> Outcome {
+        match e {
+            instant_acme::Error::Api(problem) => Outcome::of_problem(&problem, false),
+            instant_acme::Error::Hyper(e) => Outcome::Unreachable(e.to_string()),
+            instant_acme::Error::Other(e) => Outcome::Unreachable(e.to_string()),
+            instant_acme::Error::Timeout(_) => {
+                Outcome::Failed("the CA did not finish the order in time".into())
+            }
+            other => Outcome::Failed(other.to_string()),
+        }
+    }
+
+    /// A problem document, by its type (RFC 8555 §6.7).
+    pub fn of_problem(problem: &Problem, validating: bool) -> Outcome {
+        let text = describe(problem);
+        let kind = problem
+            .r#type
+            .as_deref()
+            .and_then(|t| t.strip_prefix("urn:ietf:params:acme:error:"))
+            .unwrap_or("");
+        match kind {
+            "rateLimited" => Outcome::RateLimited(text),
+            _ if problem.status == Some(429) => Outcome::RateLimited(text),
+            "rejectedIdentifier" | "unsupportedIdentifier" | "caa" | "unauthorized" => {
+                Outcome::Refused(text)
+            }
+            "connection" | "dns" | "incorrectResponse" | "tls" => Outcome::ChallengeFailed(text),
+            _ if validating => Outcome::ChallengeFailed(text),
+            _ => Outcome::Failed(text),
+        }
+    }
+}
+
+/// The problem document in one line: type, detail, status, subproblems.
+fn describe(problem: &Problem) -> String {
+    serde_json::json!({
+        "type": problem.r#type,
+        "detail": problem.detail,
+        "status": problem.status,
+        "subproblems": problem.subproblems.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+    })
+    .to_string()
+}
+
+/// How long the CA may take to validate and to issue.
+const VALIDATION: RetryPolicy = RetryPolicy::new()
+    .initial_delay(Duration::from_millis(250))
+    .backoff(1.5)
+    .timeout(Duration::from_secs(90));
+
+/// Orders a certificate for `host` and writes it to `cert_dir`.
+pub async fn run(
+    account: &Account,
+    host: &str,
+    challenge: AcmeChallenge,
+    challenges: &Challenges,
+    cert_dir: &Path,
+) -> Outcome {
+    let mut opened = Vec::new();
+    let outcome = order(account, host, challenge, challenges, cert_dir, &mut opened).await;
+    for close in opened {
+        match close {
+            Opened::Alpn(host) => challenges.close_alpn(&host),
+            Opened::Http(token) => challenges.close_http(&token),
+        }
+    }
+    outcome
+}
+
+/// A challenge answer to take down when the order ends.
+enum Opened {
+    Alpn(String),
+    Http(String),
+}
+
+async fn order(
+    account: &Account,
+    host: &str,
+    kind: AcmeChallenge,
+    challenges: &Challenges,
+    cert_dir: &Path,
+    opened: &mut Vec<Opened>,
+) -> Outcome {
+    let identifiers = [Identifier::Dns(host.to_owned())];
+    let mut order = match account.new_order(&NewOrder::new(&identifiers)).await {
+        Ok(order) => order,
+        Err(e) => return Outcome::of_error(e),
+    };
+    let mut authorizations = order.authorizations();
+    while let Some(authorization) = authorizations.next().await {
+        let mut authorization = match authorization {
+            Ok(a) => a,
+            Err(e) => return Outcome::of_error(e),
+        };
+        match authorization.status {
+            AuthorizationStatus::Pending => {}
+            AuthorizationStatus::Valid => continue,
+            other => {
+                return Outcome::Refused(format!("the authorization is {other:?}"));
+            }
+        }
+        let wanted = match kind {
+            AcmeChallenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
+            AcmeChallenge::Http01 => ChallengeType::Http01,
+        };
+        let Some(mut challenge) = authorization.challenge(wanted.clone()) else {
+            return Outcome::Refused(format!("the CA offers no {wanted:?} challenge"));
+        };
+        let key_authorization = challenge.key_authorization();
+        match kind {
+            AcmeChallenge::TlsAlpn01 => {
+                if let Err(e) = challenges.open_alpn(host, key_authorization.digest().as_ref()) {
+                    return Outcome::Failed(e);
+                }
+                opened.push(Opened::Alpn(host.to_owned()));
+            }
+            AcmeChallenge::Http01 => {
+                challenges.open_http(&challenge.token, key_authorization.as_str());
+                opened.push(Opened::Http(challenge.token.clone()));
+            }
+        }
+        if let Err(e) = challenge.set_ready().await {
+            return Outcome::of_error(e);
+        }
+    }
+    let status = match order.poll_ready(&VALIDATION).await {
+        Ok(status) => status,
+        Err(e) => return Outcome::of_error(e),
+    };
+    if status != OrderStatus::Ready {
+        return Outcome::ChallengeFailed(why_invalid(&mut order).await);
+    }
+    let (csr, key_pem) = match request(host) {
+        Ok(made) => made,
+        Err(e) => return Outcome::Failed(e),
+    };
+    if let Err(e) = order.finalize_csr(&csr).await {
+        return Outcome::of_error(e);
+    }
+    let chain = match order.poll_certificate(&VALIDATION).await {
+        Ok(chain) => chain,
+        Err(e) => return Outcome::of_error(e),
+    };
+    match write_pair(cert_dir, host, &key_pem, &chain) {
+        Ok(()) => Outcome::Issued,
+        Err(e) => Outcome::Failed(format!("cannot write the certificate: {e}")),
+    }
+}
+
+/// The problem of the first failed challenge (what the CA saw), else of
+/// the order.
+async fn why_invalid(order: &mut instant_acme::Order) -> String {
+    let mut authorizations = order.authorizations();
+    while let Some(Ok(authorization)) = authorizations.next().await {
+        if let Some(problem) = authorization
+            .challenges
+            .iter()
+            .find_map(|c| c.error.as_ref())
+        {
+            return describe(problem);
+        }
+    }
+    drop(authorizations);
+    match &order.state().error {
+        Some(problem) => describe(problem),
+        None => format!("the order is {:?}", order.state().status),
+    }
+}
+
+/// A fresh P-256 key and a CSR for `host`: (CSR DER, key PEM).
+fn request(host: &str) -> Result<(Vec<u8>, String), String> {
+    let mut params =
+        rcgen::CertificateParams::new(vec![host.to_owned()]).map_err(|e| e.to_string())?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    let csr = params.serialize_request(&key).map_err(|e| e.to_string())?;
+    Ok((csr.der().to_vec(), key.serialize_pem()))
+}
+
+/// `HOST.key` then `HOST.crt`, each written whole under a dot name (which
+/// the store skips) and renamed into place.
+pub fn write_pair(dir: &Path, host: &str, key_pem: &str, chain_pem: &str) -> std::io::Result<()> {
+    write_file(dir, &format!("{host}.key"), key_pem.as_bytes(), 0o600)?;
+    write_file(dir, &format!("{host}.crt"), chain_pem.as_bytes(), 0o644)
+}
+
+fn write_file(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(json: &str) -> Problem {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn problems_are_counted_by_their_type() {
+        let p = problem(
+            r#"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many","status":429}"#,
+        );
+        assert_eq!(Outcome::of_problem(&p, false).label(), "rate_limited");
+        let p = problem(r#"{"type":"urn:ietf:params:acme:error:rejectedIdentifier","status":400}"#);
+        assert_eq!(Outcome::of_problem(&p, false).label(), "refused");
+        let p = problem(r#"{"type":"urn:ietf:params:acme:error:connection","status":400}"#);
+        assert_eq!(Outcome::of_problem(&p, false).label(), "challenge_failed");
+        let p = problem(r#"{"type":"urn:ietf:params:acme:error:serverInternal","status":500}"#);
+        assert_eq!(Outcome::of_problem(&p, false).label(), "failed");
+        assert!(
+            Outcome::of_problem(&p, false)
+                .detail()
+                .unwrap()
+                .contains("serverInternal")
+        );
+    }
+
+    #[test]
+    fn a_pair_is_written_whole_with_a_private_key_only_its_owner_reads() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        write_pair(dir.path(), "go.brand.example", "KEY", "CHAIN").unwrap();
+        let key = dir.path().join("go.brand.example.key");
+        assert_eq!(std::fs::read_to_string(&key).unwrap(), "KEY");
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("go.brand.example.crt")).unwrap(),
+            "CHAIN"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 2, "no temporary file is left behind");
+    }
+}
