@@ -61,10 +61,17 @@ impl Outcome {
 
     /// An error of the ACME client, by kind.
     pub fn of_error(e: instant_acme::Error) -> Outcome {
+        Outcome::of_error_in(e, false)
+    }
+
+    /// As `of_error`; `validating`: while the CA checks the challenge, when
+    /// its problem (`unauthorized` and `connection` above all) is what it saw
+    /// of our answer.
+    fn of_error_in(e: instant_acme::Error, validating: bool) -> Outcome {
         match e {
-            instant_acme::Error::Api(problem) => Outcome::of_problem(&problem, false),
-            instant_acme::Error::Hyper(e) => Outcome::Unreachable(e.to_string()),
-            instant_acme::Error::Other(e) => Outcome::Unreachable(e.to_string()),
+            instant_acme::Error::Api(problem) => Outcome::of_problem(&problem, validating),
+            instant_acme::Error::Hyper(e) => Outcome::Unreachable(chain(&e)),
+            instant_acme::Error::Other(e) => Outcome::Unreachable(chain(e.as_ref())),
             instant_acme::Error::Timeout(_) => {
                 Outcome::Failed("the CA did not finish the order in time".into())
             }
@@ -83,14 +90,26 @@ impl Outcome {
         match kind {
             "rateLimited" => Outcome::RateLimited(text),
             _ if problem.status == Some(429) => Outcome::RateLimited(text),
+            _ if validating => Outcome::ChallengeFailed(text),
             "rejectedIdentifier" | "unsupportedIdentifier" | "caa" | "unauthorized" => {
                 Outcome::Refused(text)
             }
             "connection" | "dns" | "incorrectResponse" | "tls" => Outcome::ChallengeFailed(text),
-            _ if validating => Outcome::ChallengeFailed(text),
             _ => Outcome::Failed(text),
         }
     }
+}
+
+/// An error with every cause behind it, in one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// The problem document in one line: type, detail, status, subproblems.
@@ -187,7 +206,7 @@ async fn order(
     }
     let status = match order.poll_ready(&VALIDATION).await {
         Ok(status) => status,
-        Err(e) => return Outcome::of_error(e),
+        Err(e) => return Outcome::of_error_in(e, true),
     };
     if status != OrderStatus::Ready {
         return Outcome::ChallengeFailed(why_invalid(&mut order).await);
@@ -278,6 +297,11 @@ mod tests {
         assert_eq!(Outcome::of_problem(&p, false).label(), "refused");
         let p = problem(r#"{"type":"urn:ietf:params:acme:error:connection","status":400}"#);
         assert_eq!(Outcome::of_problem(&p, false).label(), "challenge_failed");
+        // What a CA says of a failed validation (Let's Encrypt: "Invalid
+        // response from …") is not a refusal of the name.
+        let p = problem(r#"{"type":"urn:ietf:params:acme:error:unauthorized","status":403}"#);
+        assert_eq!(Outcome::of_problem(&p, false).label(), "refused");
+        assert_eq!(Outcome::of_problem(&p, true).label(), "challenge_failed");
         let p = problem(r#"{"type":"urn:ietf:params:acme:error:serverInternal","status":500}"#);
         assert_eq!(Outcome::of_problem(&p, false).label(), "failed");
         assert!(

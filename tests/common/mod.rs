@@ -439,6 +439,8 @@ pub mod browser;
 #[allow(dead_code)] // the edge and Kafka tiers use it
 pub mod funnel;
 pub mod kafka;
+#[allow(dead_code)] // the edge and Kafka tiers use different parts
+pub mod pebble;
 mod process;
 pub mod readme;
 pub mod tools;

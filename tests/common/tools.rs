@@ -22,6 +22,8 @@ pub enum Tool {
     /// Node.js with the npm packages `user-agents` and `ua-parser-js`: the
     /// user-agent corpus and its reference classifier.
     UaCorpus,
+    /// Let's Encrypt's test CA and its DNS (Debian's `pebble`).
+    Pebble,
 }
 
 /// The `node_modules` holding the user-agent corpus: `$RF_UA_CORPUS`, else
@@ -83,6 +85,15 @@ pub fn present(tool: Tool, test: &str) -> bool {
                 .output()
                 .is_ok_and(|o| o.status.success()),
             "chdb (python3 -m pip install chdb==4.4.0)",
+        ),
+        Tool::Pebble => (
+            ["pebble", "pebble-challtestsrv"].iter().all(|tool| {
+                std::env::var_os("PATH")
+                    .iter()
+                    .flat_map(std::env::split_paths)
+                    .any(|dir| dir.join(tool).is_file())
+            }),
+            "pebble and pebble-challtestsrv (apt-get install pebble)",
         ),
         Tool::UaCorpus => (
             ua_corpus().is_some(),

@@ -1,12 +1,14 @@
 //! The edge on real sockets, without Kafka: redirects and attribution,
 //! hostile clients, the admin API, GeoIP, secrets from files, the process
-//! lifecycle (signals, reload, drain), TLS by SNI, the share (channels, QR
+//! lifecycle (signals, reload, drain), TLS by SNI, certificates from an ACME
+//! CA (Pebble), the share (channels, QR
 //! codes, previews) and a real browser. One
 //! binary, so the suite links rdkafka and aws-lc once for all of them.
 
 #[path = "../common/mod.rs"]
 mod common;
 
+mod acme;
 mod admin;
 mod analytics;
 mod browser;

@@ -1,0 +1,370 @@
+//! Let's Encrypt's test CA, Pebble (Debian's `pebble`), with its DNS
+//! answering 127.0.0.1 for every name (`pebble-challtestsrv`), validating
+//! challenges on the ports a test names; and a proxy in front of it that
+//! misbehaves as a test asks (429 with `Retry-After`, a refused name).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+/// A port free on 127.0.0.1 a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The CA that signed the HTTPS certificate of Pebble (and of the proxy):
+/// what `tls.acme.ca_roots` trusts.
+pub struct TestCa {
+    pub roots: PathBuf,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    dir: PathBuf,
+}
+
+impl TestCa {
+    pub fn new(dir: &std::path::Path) -> TestCa {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "refedge test CA");
+        let cert = params.self_signed(&key).expect("CA");
+        let roots = dir.join("ca-roots.pem");
+        std::fs::write(&roots, cert.pem()).expect("write roots");
+        TestCa {
+            roots,
+            issuer: rcgen::Issuer::new(params, key),
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// A certificate for `localhost` and 127.0.0.1: (cert file, key file).
+    pub fn server_pair(&self, name: &str) -> (PathBuf, PathBuf) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+        let cert = params.signed_by(&key, &self.issuer).expect("leaf");
+        let (crt, pem) = (
+            self.dir.join(format!("{name}.pem")),
+            self.dir.join(format!("{name}-key.pem")),
+        );
+        std::fs::write(&crt, cert.pem()).expect("write cert");
+        std::fs::write(&pem, key.serialize_pem()).expect("write key");
+        (crt, pem)
+    }
+}
+
+/// Pebble and its DNS, killed on drop.
+pub struct Pebble {
+    pub directory: String,
+    pub addr: SocketAddr,
+    management: u16,
+    log: Arc<Mutex<Vec<String>>>,
+    children: Vec<Child>,
+}
+
+impl Pebble {
+    /// Pebble on `port` (0: any), validating HTTP-01 on `http_port` and
+    /// TLS-ALPN-01 on `tls_port` of 127.0.0.1, its HTTPS signed by `ca`.
+    pub fn start(ca: &TestCa, port: u16, http_port: u16, tls_port: u16) -> Pebble {
+        let (cert, key) = ca.server_pair("pebble");
+        let port = if port == 0 { free_port() } else { port };
+        let (management, dns) = (free_port(), free_port());
+        let config = ca.dir.join(format!("pebble-{port}.json"));
+        let json = serde_json::json!({"pebble": {
+            "listenAddress": format!("127.0.0.1:{port}"),
+            "managementListenAddress": format!("127.0.0.1:{management}"),
+            "certificate": cert,
+            "privateKey": key,
+            "httpPort": http_port,
+            "tlsPort": tls_port,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false,
+        }});
+        std::fs::write(&config, json.to_string()).expect("pebble config");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let dns_server = spawn(
+            Command::new("pebble-challtestsrv").args([
+                "-dns01",
+                &format!("127.0.0.1:{dns}"),
+                "-http01",
+                "",
+                "-https01",
+                "",
+                "-tlsalpn01",
+                "",
+                "-management",
+                &format!("127.0.0.1:{}", free_port()),
+                "-defaultIPv4",
+                "127.0.0.1",
+                "-defaultIPv6",
+                "",
+            ]),
+            &log,
+        );
+        let pebble = spawn(
+            Command::new("pebble")
+                .arg("-config")
+                .arg(&config)
+                .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
+                .env("PEBBLE_VA_NOSLEEP", "1"),
+            &log,
+        );
+        let started = Pebble {
+            directory: format!("https://127.0.0.1:{port}/dir"),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            management,
+            log,
+            children: vec![dns_server, pebble],
+        };
+        for _ in 0..200 {
+            if started.logged("ACME directory available") {
+                return started;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("pebble did not start: {:?}", started.log.lock().unwrap());
+    }
+
+    fn logged(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    /// New orders Pebble received.
+    pub fn orders_seen(&self) -> usize {
+        let log = self.log.lock().unwrap();
+        log.iter().filter(|l| l.contains("POST /order-plz")).count()
+    }
+
+    /// The root of the certificates Pebble issues (new at each start).
+    pub async fn issuing_root(&self, ca: &TestCa) -> CertificateDer<'static> {
+        let pem = https_get(ca, self.management, "/roots/0").await;
+        CertificateDer::from_pem_slice(&pem).expect("Pebble's root in PEM")
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn spawn(command: &mut Command, log: &Arc<Mutex<Vec<String>>>) -> Child {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pebble and pebble-challtestsrv are installed");
+    for out in [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let log = Arc::clone(log);
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                log.lock().unwrap().push(line);
+            }
+        });
+    }
+    child
+}
+
+fn client_config(ca: &TestCa) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(&ca.roots).expect("roots"))
+        .expect("root");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// GET `path` from https://127.0.0.1:`port`, trusting `ca`.
+async fn https_get(ca: &TestCa, port: u16, path: &str) -> Vec<u8> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let tls = tokio_rustls::TlsConnector::from(client_config(ca))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("TLS to pebble");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .expect("h1");
+    tokio::spawn(conn);
+    let req = http::Request::get(path)
+        .header("host", format!("127.0.0.1:{port}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let res = sender.send_request(req).await.expect("response");
+    res.into_body().collect().await.expect("body").to_bytes().to_vec()
+}
+
+/// How the proxy misbehaves.
+#[derive(Default)]
+pub struct Misbehaviour {
+    /// New orders answered 429 with `Retry-After: SECONDS` before one passes.
+    pub rate_limit: AtomicUsize,
+    pub retry_after_secs: u64,
+    /// A name whose new orders are refused (`rejectedIdentifier`).
+    pub refuse: Option<String>,
+    /// New orders that reached Pebble.
+    pub passed: AtomicUsize,
+    /// New orders answered 429.
+    pub limited: AtomicUsize,
+}
+
+/// An HTTPS proxy in front of `pebble` that keeps the `Host` (Pebble signs
+/// URLs with it) and misbehaves as `how` says. Returns its directory URL.
+pub async fn misbehaving_proxy(ca: &TestCa, pebble: SocketAddr, how: Arc<Misbehaviour>) -> String {
+    let (cert, key) = ca.server_pair("proxy");
+    let chain = vec![CertificateDer::from_pem_file(&cert).unwrap()];
+    let key = PrivateKeyDer::from_pem_file(&key).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let upstream = client_config(ca);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (acceptor, upstream, how) =
+                (acceptor.clone(), Arc::clone(&upstream), Arc::clone(&how));
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(move |req| {
+                    relay(req, pebble, Arc::clone(&upstream), Arc::clone(&how))
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    format!("https://127.0.0.1:{}/dir", addr.port())
+}
+
+async fn relay(
+    req: http::Request<hyper::body::Incoming>,
+    pebble: SocketAddr,
+    upstream: Arc<rustls::ClientConfig>,
+    how: Arc<Misbehaviour>,
+) -> Result<http::Response<Full<Bytes>>, std::convert::Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    if parts.uri.path() == "/order-plz" {
+        let problem = |status: u16, kind: &str, detail: &str| {
+            http::Response::builder()
+                .status(status)
+                .header("content-type", "application/problem+json")
+                .header("retry-after", how.retry_after_secs.to_string())
+                .body(Full::new(Bytes::from(
+                    serde_json::json!({
+                        "type": format!("urn:ietf:params:acme:error:{kind}"),
+                        "detail": detail,
+                        "status": status,
+                    })
+                    .to_string(),
+                )))
+                .unwrap()
+        };
+        if let Some(name) = &how.refuse
+            && jws_payload(&body).contains(name.as_str())
+        {
+            return Ok(problem(
+                400,
+                "rejectedIdentifier",
+                &format!("Policy forbids issuing for name {name}"),
+            ));
+        }
+        if how
+            .rate_limit
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            how.limited.fetch_add(1, Ordering::SeqCst);
+            return Ok(problem(
+                429,
+                "rateLimited",
+                "too many new orders recently: see https://letsencrypt.org/docs/rate-limits/",
+            ));
+        }
+        how.passed.fetch_add(1, Ordering::SeqCst);
+    }
+    // Forward as it came, Host included.
+    let tcp = tokio::net::TcpStream::connect(pebble).await.expect("pebble");
+    let tls = tokio_rustls::TlsConnector::from(upstream)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("TLS to pebble");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .expect("h1 to pebble");
+    tokio::spawn(conn);
+    let mut forward = http::Request::from_parts(parts, Full::new(body));
+    *forward.version_mut() = http::Version::HTTP_11;
+    if forward.headers().get("host").is_none()
+        && let Some(authority) = forward.uri().authority().cloned()
+    {
+        forward
+            .headers_mut()
+            .insert("host", authority.as_str().parse().unwrap());
+    }
+    let path = forward
+        .uri()
+        .path_and_query()
+        .map_or("/".to_owned(), |p| p.to_string());
+    *forward.uri_mut() = path.parse().unwrap();
+    let res = sender.send_request(forward).await.expect("pebble answers");
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    Ok(http::Response::from_parts(parts, Full::new(body)))
+}
+
+/// The payload of a flattened JWS, decoded.
+fn jws_payload(body: &[u8]) -> String {
+    use base64::Engine;
+    let jws: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let payload = jws["payload"].as_str().unwrap_or("");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
