@@ -113,7 +113,7 @@ impl Node {
         })?;
         let kafka = config.events.sink == SinkKind::Kafka;
         if kafka {
-            ensure_topics(&config.kafka)?;
+            ensure_topics(&config.kafka, config.tls.acme.directory_url.is_some())?;
         }
         let shipper = kafka
             .then(|| {
@@ -174,13 +174,18 @@ impl Node {
             Arc::clone(&store),
             replication.as_ref().map(Arc::clone),
         );
+        let node_name = config.node_name();
         let acme = match (&config.tls.acme.directory_url, &https) {
-            (Some(_), Some(https)) => Some(crate::acme::Acme::new(
-                &config.tls.acme,
-                Arc::clone(&https.certs),
-                Arc::clone(&store),
-                Arc::clone(&domains),
-            )),
+            (Some(_), Some(https)) => Some(
+                crate::acme::Acme::new(
+                    &config.tls.acme,
+                    Arc::clone(&https.certs),
+                    Arc::clone(&store),
+                    Arc::clone(&domains),
+                    kafka.then_some((&config.kafka, node_name.as_str())),
+                )
+                .context("kafka: cannot follow the certs topic")?,
+            ),
             _ => None,
         };
         let admin = Arc::new(Admin {
@@ -205,7 +210,11 @@ impl Node {
             domains_file,
             geo,
             shipper,
-            replications: replication.into_iter().chain(domains_replication).collect(),
+            replications: replication
+                .into_iter()
+                .chain(domains_replication)
+                .chain(acme.as_ref().and_then(|a| a.replication()))
+                .collect(),
             snapshot,
             https,
             acme,
@@ -318,15 +327,15 @@ impl Node {
 /// co-partitioned with the clicks topic. A broker that does not answer is
 /// not an error: the events wait in the spool, and the topics are made
 /// once it answers.
-fn ensure_topics(kafka: &crate::config::KafkaConfig) -> anyhow::Result<()> {
+fn ensure_topics(kafka: &crate::config::KafkaConfig, acme: bool) -> anyhow::Result<()> {
     use crate::kafka::topics::{self, TopicError};
-    match topics::ensure(kafka, &topics::of_edge(kafka), Duration::from_secs(3)) {
+    match topics::ensure(kafka, &topics::of_edge(kafka, acme), Duration::from_secs(3)) {
         Ok(()) => Ok(()),
         Err(e @ TopicError::Unreachable(_)) => {
             tracing::warn!("{e}");
             topics::ensure_in_background(
                 kafka.clone(),
-                topics::of_edge(kafka),
+                topics::of_edge(kafka, acme),
                 Duration::from_secs(30),
             );
             Ok(())

@@ -33,7 +33,9 @@ pub struct Ca {
 
 impl std::fmt::Debug for Ca {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ca").field("account", &self.account.id()).finish()
+        f.debug_struct("Ca")
+            .field("account", &self.account.id())
+            .finish()
     }
 }
 
@@ -238,7 +240,9 @@ mod tests {
         assert!(ahead > Duration::from_secs(110) && ahead <= Duration::from_secs(120));
         let date = parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
         assert_eq!(
-            date.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(),
+            date.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
             784_111_777
         );
         assert_eq!(parse_retry_after("soon"), None);

@@ -108,7 +108,10 @@ mod tests {
         let key = alpn_certificate("go.brand.example", &digest).unwrap();
         let (_, cert) = x509_parser::parse_x509_certificate(key.cert[0].as_ref()).unwrap();
         let san = cert.subject_alternative_name().unwrap().unwrap();
-        assert_eq!(format!("{:?}", san.value.general_names), r#"[DNSName("go.brand.example")]"#);
+        assert_eq!(
+            format!("{:?}", san.value.general_names),
+            r#"[DNSName("go.brand.example")]"#
+        );
         let oid = x509_parser::der_parser::oid!(1.3.6.1.5.5.7.1.31);
         let ext = cert.get_extension_unique(&oid).unwrap().unwrap();
         assert!(ext.critical);
@@ -122,7 +125,8 @@ mod tests {
         let c = Challenges::default();
         c.open_http("tok-1", "tok-1.thumb");
         assert_eq!(
-            c.http_answer("/.well-known/acme-challenge/tok-1").as_deref(),
+            c.http_answer("/.well-known/acme-challenge/tok-1")
+                .as_deref(),
             Some("tok-1.thumb")
         );
         assert_eq!(c.http_answer("/.well-known/acme-challenge/tok-2"), None);

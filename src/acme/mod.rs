@@ -4,15 +4,18 @@
 //! brings), when (no certificate yet, or a third of its lifetime left), and
 //! how often (one order per host at a time, backoff after a failure, the
 //! CA's `Retry-After`, at most `tls.acme.max_orders_per_hour` new orders).
-//! The account (`account`), one order (`order`) and the answers a CA checks
-//! (`challenges`) are rooms of their own; the certificates land in
-//! `tls.cert_dir`, where `tls::CertStore` serves them.
+//! The account (`account`), one order (`order`), the answers a CA checks
+//! (`challenges`) and, with Kafka, the nodes' shared claims, answers and
+//! sealed certificates (`cluster`) are rooms of their own; the certificates
+//! land in `tls.cert_dir`, where `tls::CertStore` serves them.
 
 mod account;
 mod challenges;
+mod cluster;
 mod order;
 
 pub use challenges::{Challenges, HTTP01_PREFIX};
+pub use cluster::Cluster;
 pub use order::Outcome;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -46,6 +49,8 @@ pub struct Acme {
     challenges: Arc<Challenges>,
     links: Arc<LinkStore>,
     domains: Arc<DomainStore>,
+    /// With Kafka: one node orders each host, every node serves it.
+    cluster: Option<Arc<Cluster>>,
     /// Wakes the scheduler.
     kick: Notify,
 }
@@ -72,23 +77,48 @@ impl Acquire for Acme {
 
 impl Acme {
     /// The client of `config` (which has a directory URL), serving its
-    /// TLS-ALPN-01 answers through `certs`.
+    /// TLS-ALPN-01 answers through `certs`; with `kafka` (and its node
+    /// name), sharing orders with the other nodes.
     pub fn new(
         config: &AcmeConfig,
         certs: Arc<CertStore>,
         links: Arc<LinkStore>,
         domains: Arc<DomainStore>,
-    ) -> Arc<Acme> {
+        kafka: Option<(&crate::config::KafkaConfig, &str)>,
+    ) -> Result<Arc<Acme>, rdkafka::error::KafkaError> {
+        let challenges: Arc<Challenges> = Arc::default();
+        let cluster = match (
+            kafka,
+            config
+                .seal_key
+                .as_deref()
+                .and_then(crate::config::acme::seal_key),
+        ) {
+            (Some((kafka, node)), Some(key)) => Some(Cluster::start(
+                kafka,
+                node,
+                &key,
+                Arc::clone(&certs),
+                Arc::clone(&challenges),
+            )?),
+            _ => None,
+        };
         let acme = Arc::new(Acme {
             config: config.clone(),
             certs: Arc::clone(&certs),
-            challenges: Arc::default(),
+            challenges,
             links,
             domains,
+            cluster,
             kick: Notify::new(),
         });
         certs.set_acquire(Arc::clone(&acme) as Arc<dyn Acquire>);
-        acme
+        Ok(acme)
+    }
+
+    /// With Kafka, the follower of `kafka.certs_topic` (stopped at shutdown).
+    pub fn replication(&self) -> Option<Arc<crate::kafka::replicate::Replication>> {
+        self.cluster.as_ref().map(|c| c.replication())
     }
 
     /// The HTTP-01 answers, for the plain listener.
@@ -109,7 +139,12 @@ impl Acme {
     /// Every host the edge obtains a certificate for.
     fn wanted(&self) -> BTreeSet<String> {
         let mut hosts: BTreeSet<String> = self.links.hosts().into_iter().collect();
-        hosts.extend(self.domains.list().iter().map(|e| e.domain.host().to_owned()));
+        hosts.extend(
+            self.domains
+                .list()
+                .iter()
+                .map(|e| e.domain.host().to_owned()),
+        );
         hosts.retain(|h| self.wants(h));
         hosts
     }
@@ -196,6 +231,10 @@ impl Scheduler {
         if due.is_empty() {
             return;
         }
+        if self.acme.cluster.as_ref().is_some_and(|c| !c.caught_up()) {
+            // Another node may have ordered these already.
+            return;
+        }
         let Some(ca) = self.account().await else {
             return;
         };
@@ -226,20 +265,31 @@ impl Scheduler {
                 }
                 continue;
             }
+            if let Some(cluster) = &self.acme.cluster {
+                match cluster.holder(&host) {
+                    // Another node orders it; its certificate will come.
+                    Some(false) => continue,
+                    // Ours: renew the claim for this try.
+                    Some(true) => cluster.claim(&host),
+                    // Claim it; the next pass tells whether this node won.
+                    None => {
+                        cluster.claim(&host);
+                        continue;
+                    }
+                }
+            }
             state.in_flight = true;
             state.deferred = false;
             self.started.push_back(now);
             tracing::info!(host, "ACME order placed");
             let (ca, acme, done) = (Arc::clone(&ca), Arc::clone(&self.acme), self.done.clone());
             tokio::spawn(async move {
-                let outcome = order::run(
-                    &ca.account,
-                    &host,
-                    acme.config.challenge,
-                    &acme.challenges,
-                    acme.certs.dir(),
-                )
-                .await;
+                let at = order::Answering {
+                    challenges: &acme.challenges,
+                    cluster: acme.cluster.as_deref(),
+                    cert_dir: acme.certs.dir(),
+                };
+                let outcome = order::run(&ca.account, &host, acme.config.challenge, at).await;
                 let _ = done.send((host, outcome));
             });
         }

@@ -14,6 +14,7 @@ use instant_acme::{
 };
 
 use super::challenges::Challenges;
+use super::cluster::{Answer, Cluster};
 use crate::config::AcmeChallenge;
 
 /// How an order ended, as `refedge_acme_orders_total{result}` counts it.
@@ -129,21 +130,28 @@ const VALIDATION: RetryPolicy = RetryPolicy::new()
     .backoff(1.5)
     .timeout(Duration::from_secs(90));
 
-/// Orders a certificate for `host` and writes it to `cert_dir`.
-pub async fn run(
-    account: &Account,
-    host: &str,
-    challenge: AcmeChallenge,
-    challenges: &Challenges,
-    cert_dir: &Path,
-) -> Outcome {
+/// Where an order answers its challenge and leaves its certificate: this
+/// node's challenges and `tls.cert_dir`, and with Kafka every node's.
+#[derive(Clone, Copy)]
+pub struct Answering<'a> {
+    pub challenges: &'a Challenges,
+    pub cluster: Option<&'a Cluster>,
+    pub cert_dir: &'a Path,
+}
+
+/// Orders a certificate for `host` and writes it to `cert_dir` (and, with
+/// Kafka, hands it to every node).
+pub async fn run(account: &Account, host: &str, kind: AcmeChallenge, at: Answering<'_>) -> Outcome {
     let mut opened = Vec::new();
-    let outcome = order(account, host, challenge, challenges, cert_dir, &mut opened).await;
+    let outcome = order(account, host, kind, at, &mut opened).await;
     for close in opened {
         match close {
-            Opened::Alpn(host) => challenges.close_alpn(&host),
-            Opened::Http(token) => challenges.close_http(&token),
+            Opened::Alpn(host) => at.challenges.close_alpn(&host),
+            Opened::Http(token) => at.challenges.close_http(&token),
         }
+    }
+    if let Some(cluster) = at.cluster {
+        cluster.close(host);
     }
     outcome
 }
@@ -158,10 +166,10 @@ async fn order(
     account: &Account,
     host: &str,
     kind: AcmeChallenge,
-    challenges: &Challenges,
-    cert_dir: &Path,
+    at: Answering<'_>,
     opened: &mut Vec<Opened>,
 ) -> Outcome {
+    let challenges = at.challenges;
     let identifiers = [Identifier::Dns(host.to_owned())];
     let mut order = match account.new_order(&NewOrder::new(&identifiers)).await {
         Ok(order) => order,
@@ -188,17 +196,30 @@ async fn order(
             return Outcome::Refused(format!("the CA offers no {wanted:?} challenge"));
         };
         let key_authorization = challenge.key_authorization();
-        match kind {
+        let answer = match kind {
             AcmeChallenge::TlsAlpn01 => {
-                if let Err(e) = challenges.open_alpn(host, key_authorization.digest().as_ref()) {
+                let digest = key_authorization.digest();
+                if let Err(e) = challenges.open_alpn(host, digest.as_ref()) {
                     return Outcome::Failed(e);
                 }
                 opened.push(Opened::Alpn(host.to_owned()));
+                use base64::Engine;
+                Answer::TlsAlpn {
+                    digest: base64::engine::general_purpose::STANDARD.encode(digest.as_ref()),
+                }
             }
             AcmeChallenge::Http01 => {
                 challenges.open_http(&challenge.token, key_authorization.as_str());
                 opened.push(Opened::Http(challenge.token.clone()));
+                Answer::Http {
+                    token: challenge.token.clone(),
+                    key_authorization: key_authorization.as_str().to_owned(),
+                }
             }
+        };
+        if let Some(cluster) = at.cluster {
+            // The CA may reach any node behind the host's DNS.
+            cluster.open(host, answer).await;
         }
         if let Err(e) = challenge.set_ready().await {
             return Outcome::of_error(e);
@@ -222,10 +243,13 @@ async fn order(
         Ok(chain) => chain,
         Err(e) => return Outcome::of_error(e),
     };
-    match write_pair(cert_dir, host, &key_pem, &chain) {
-        Ok(()) => Outcome::Issued,
-        Err(e) => Outcome::Failed(format!("cannot write the certificate: {e}")),
+    if let Err(e) = write_pair(at.cert_dir, host, &key_pem, &chain) {
+        return Outcome::Failed(format!("cannot write the certificate: {e}"));
     }
+    if let Some(cluster) = at.cluster {
+        cluster.issued(host, &chain, &key_pem);
+    }
+    Outcome::Issued
 }
 
 /// The problem of the first failed challenge (what the CA saw), else of
@@ -241,7 +265,6 @@ async fn why_invalid(order: &mut instant_acme::Order) -> String {
             return describe(problem);
         }
     }
-    drop(authorizations);
     match &order.state().error {
         Some(problem) => describe(problem),
         None => format!("the order is {:?}", order.state().status),

@@ -12,8 +12,9 @@ const NEEDS: [(&str, bool, bool); 2] = [
 ];
 
 /// Every problem of `[tls.acme]` as (field, reason); `tls` tells whether
-/// `tls.listen` and `tls.cert_dir` are set, which ACME needs.
-pub fn check(acme: &AcmeConfig, tls: bool) -> Vec<(&'static str, String)> {
+/// `tls.listen` and `tls.cert_dir` are set, which ACME needs, and `kafka`
+/// whether nodes share a broker (then they share sealed keys).
+pub fn check(acme: &AcmeConfig, tls: bool, kafka: bool) -> Vec<(&'static str, String)> {
     let mut problems = Vec::new();
     let Some(url) = &acme.directory_url else {
         return problems;
@@ -49,7 +50,10 @@ pub fn check(acme: &AcmeConfig, tls: bool) -> Vec<(&'static str, String)> {
         }
         None if needs_contact => problems.push((
             "contact",
-            format!("{} needs a contact address (mailto:…)", host.as_deref().unwrap_or("")),
+            format!(
+                "{} needs a contact address (mailto:…)",
+                host.as_deref().unwrap_or("")
+            ),
         )),
         _ => {}
     }
@@ -81,9 +85,24 @@ pub fn check(acme: &AcmeConfig, tls: bool) -> Vec<(&'static str, String)> {
             .and_then(|certs| certs.collect::<Result<Vec<_>, _>>());
         match read {
             Ok(certs) if !certs.is_empty() => {}
-            Ok(_) => problems.push(("ca_roots", format!("{} holds no certificate", path.display()))),
+            Ok(_) => problems.push((
+                "ca_roots",
+                format!("{} holds no certificate", path.display()),
+            )),
             Err(e) => problems.push(("ca_roots", format!("{}: {e}", path.display()))),
         }
+    }
+    match (&acme.seal_key, kafka) {
+        (None, true) => problems.push((
+            "seal_key",
+            "must be set with Kafka: 32 bytes in base64, the same on every node (openssl rand -base64 32)"
+                .into(),
+        )),
+        (Some(key), _) if seal_key(key).is_none() => problems.push((
+            "seal_key",
+            "must be 32 bytes in base64 (openssl rand -base64 32)".into(),
+        )),
+        _ => {}
     }
     if !(1..=100).contains(&acme.max_orders_per_hour) {
         problems.push((
@@ -94,12 +113,24 @@ pub fn check(acme: &AcmeConfig, tls: bool) -> Vec<(&'static str, String)> {
     problems
 }
 
+/// The AES-256 key of `tls.acme.seal_key`.
+pub fn seal_key(text: &str) -> Option<[u8; 32]> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()?;
+    bytes.try_into().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn fields(acme: &AcmeConfig) -> Vec<&'static str> {
-        check(acme, true).into_iter().map(|(f, _)| f).collect()
+        check(acme, true, false)
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect()
     }
 
     #[test]
@@ -109,7 +140,7 @@ mod tests {
         a.directory_url = Some("https://acme-v02.api.letsencrypt.org/directory".into());
         assert!(fields(&a).is_empty());
         assert_eq!(
-            check(&a, false)[0].1,
+            check(&a, false, false)[0].1,
             "needs tls.listen and tls.cert_dir (where certificates are served from)"
         );
         a.directory_url = Some("http://acme.example/directory".into());
@@ -127,5 +158,11 @@ mod tests {
         a.max_orders_per_hour = 30;
         a.ca_roots = Some("/nonexistent/roots.pem".into());
         assert_eq!(fields(&a), ["ca_roots"]);
+        a.ca_roots = None;
+        assert_eq!(check(&a, true, true)[0].0, "seal_key");
+        a.seal_key = Some("c2hvcnQ=".into());
+        assert_eq!(fields(&a), ["seal_key"]);
+        a.seal_key = Some("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into());
+        assert!(check(&a, true, true).is_empty());
     }
 }

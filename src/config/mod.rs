@@ -3,7 +3,7 @@
 //! matches `config/refedge.toml`; an unknown key or a bad value is refused with a
 //! message naming the key before anything binds a port.
 
-mod acme;
+pub mod acme;
 pub mod admin_key;
 mod env;
 pub mod keys;

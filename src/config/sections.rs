@@ -140,6 +140,9 @@ pub struct AcmeConfig {
     pub challenge: AcmeChallenge,
     /// New orders a node may place in any hour, renewals included.
     pub max_orders_per_hour: u32,
+    /// 32 bytes, base64: the AES-256-GCM key that seals private keys on
+    /// `kafka.certs_topic`; required with Kafka, the same on every node.
+    pub seal_key: Option<String>,
 }
 
 impl Default for AcmeConfig {
@@ -152,6 +155,7 @@ impl Default for AcmeConfig {
             eab_hmac_key: None,
             challenge: AcmeChallenge::TlsAlpn01,
             max_orders_per_hour: 30,
+            seal_key: None,
         }
     }
 }
@@ -359,6 +363,9 @@ pub struct KafkaConfig {
     pub links_topic: String,
     /// Domain changes shared by every node.
     pub domains_topic: String,
+    /// ACME's claims, challenges and sealed certificates shared by every
+    /// node (with `tls.acme`).
+    pub certs_topic: String,
     /// Conversion events (co-partitioned with the clicks topic).
     pub conversions_topic: String,
     /// The matcher's output.
@@ -383,6 +390,7 @@ impl Default for KafkaConfig {
             clicks_topic: "refedge.clicks".into(),
             links_topic: "refedge.links".into(),
             domains_topic: "refedge.domains".into(),
+            certs_topic: "refedge.certs".into(),
             conversions_topic: "refedge.conversions".into(),
             attributions_topic: "refedge.attributions".into(),
             partitions: 6,

@@ -30,7 +30,8 @@ impl Config {
             ));
         }
         let tls = self.tls.listen.is_some() && self.tls.cert_dir.is_some();
-        for (field, reason) in super::acme::check(&self.tls.acme, tls) {
+        let kafka = self.events.sink == SinkKind::Kafka;
+        for (field, reason) in super::acme::check(&self.tls.acme, tls, kafka) {
             problems.push(ConfigError::key(format!("tls.acme.{field}"), reason));
         }
         if let Some(name) = &self.tls.default_cert {
@@ -90,6 +91,7 @@ impl Config {
                 ("kafka.clicks_topic", &self.kafka.clicks_topic),
                 ("kafka.links_topic", &self.kafka.links_topic),
                 ("kafka.domains_topic", &self.kafka.domains_topic),
+                ("kafka.certs_topic", &self.kafka.certs_topic),
             ] {
                 let valid = !value.is_empty()
                     && value.len() <= 249

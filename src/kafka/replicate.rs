@@ -75,6 +75,8 @@ pub struct Replication {
     pending: Pending,
     stop: Arc<AtomicBool>,
     applied: Arc<AtomicU64>,
+    /// Every record that was in the topic at start has been applied.
+    caught_up: Arc<AtomicBool>,
     /// Next offset to read per partition: what the map reflects.
     offsets: Offsets,
     consumer: Mutex<Option<JoinHandle<()>>>,
@@ -140,6 +142,7 @@ impl Replication {
             pending: Arc::clone(&pending),
             stop: Arc::new(AtomicBool::new(false)),
             applied: Arc::new(AtomicU64::new(0)),
+            caught_up: Arc::new(AtomicBool::new(false)),
             offsets: Arc::new(Mutex::new(offsets)),
             consumer: Mutex::new(None),
         });
@@ -151,6 +154,8 @@ impl Replication {
             pending,
             stop: Arc::clone(&replication.stop),
             applied: Arc::clone(&replication.applied),
+            caught_up: Arc::clone(&replication.caught_up),
+            ends: HashMap::new(),
             offsets: Arc::clone(&replication.offsets),
         };
         let thread = std::thread::Builder::new()
@@ -169,6 +174,12 @@ impl Replication {
     /// Next offset to read per partition (what the map reflects).
     pub fn offsets(&self) -> std::collections::BTreeMap<i32, i64> {
         self.offsets.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    /// Whether every record the topic held when this node started has been
+    /// applied (a node decides from the whole shared state, not a part).
+    pub fn caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Acquire)
     }
 
     /// Changes applied from the topic so far.
@@ -221,13 +232,16 @@ struct Follower {
     pending: Pending,
     stop: Arc<AtomicBool>,
     applied: Arc<AtomicU64>,
+    caught_up: Arc<AtomicBool>,
+    /// Per partition, the end of the topic at start (its high watermark).
+    ends: HashMap<i32, i64>,
     offsets: Offsets,
 }
 
 impl Follower {
     /// Waits for the topic to exist, then reads every partition from the
     /// snapshot's offset or the beginning.
-    fn assign(&self) -> bool {
+    fn assign(&mut self) -> bool {
         while !self.stop.load(Ordering::Relaxed) {
             if let Ok(metadata) = self
                 .consumer
@@ -250,7 +264,19 @@ impl Follower {
                     }
                 }
                 match self.consumer.assign(&list) {
-                    Ok(()) => return true,
+                    Ok(()) => {
+                        for p in topic.partitions() {
+                            let (low, high) = self
+                                .consumer
+                                .fetch_watermarks(&self.topic, p.id(), Duration::from_secs(5))
+                                .unwrap_or((0, 0));
+                            let start = offsets.get(&p.id()).copied().unwrap_or(low);
+                            if start < high {
+                                self.ends.insert(p.id(), high);
+                            }
+                        }
+                        return true;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, topic = %self.topic, "cannot read the topic")
                     }
@@ -261,10 +287,12 @@ impl Follower {
         false
     }
 
-    fn run(self) {
+    fn run(mut self) {
         if !self.assign() {
             return;
         }
+        self.caught_up
+            .store(self.ends.is_empty(), Ordering::Release);
         while !self.stop.load(Ordering::Relaxed) {
             let Some(result) = self.consumer.poll(Duration::from_millis(100)) else {
                 continue;
@@ -274,6 +302,16 @@ impl Follower {
                     self.apply(&m);
                     if let Ok(mut o) = self.offsets.lock() {
                         o.insert(m.partition(), m.offset() + 1);
+                    }
+                    if self
+                        .ends
+                        .get(&m.partition())
+                        .is_some_and(|end| m.offset() + 1 >= *end)
+                    {
+                        self.ends.remove(&m.partition());
+                        if self.ends.is_empty() {
+                            self.caught_up.store(true, Ordering::Release);
+                        }
                     }
                 }
                 Err(e) => tracing::debug!(error = %e, topic = %self.topic, "consumer error"),

@@ -55,9 +55,10 @@ impl Topic {
 }
 
 /// The topics the edge produces to: clicks, conversions (co-partitioned
-/// with the clicks), links (one partition, compacted).
-pub fn of_edge(kafka: &KafkaConfig) -> Vec<Topic> {
-    vec![
+/// with the clicks), links and domains (one partition, compacted), and with
+/// `acme` the certs topic (the same).
+pub fn of_edge(kafka: &KafkaConfig, acme: bool) -> Vec<Topic> {
+    let mut topics = vec![
         Topic::new(&kafka.clicks_topic, Partitions::Configured, "clicks topic"),
         Topic::new(
             &kafka.conversions_topic,
@@ -66,7 +67,11 @@ pub fn of_edge(kafka: &KafkaConfig) -> Vec<Topic> {
         ),
         Topic::new(&kafka.links_topic, Partitions::One, "links topic").compacted(),
         Topic::new(&kafka.domains_topic, Partitions::One, "domains topic").compacted(),
-    ]
+    ];
+    if acme {
+        topics.push(Topic::new(&kafka.certs_topic, Partitions::One, "certs topic").compacted());
+    }
+    topics
 }
 
 /// The topic `refedge match` produces to: attributions, in the partition

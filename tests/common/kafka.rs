@@ -229,7 +229,11 @@ pub fn consume_until(
             }
             out.push(Record {
                 key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
-                value: serde_json::from_slice(m.payload().unwrap_or_default()).expect("JSON value"),
+                // A tombstone (no payload) reads as null.
+                value: match m.payload() {
+                    None | Some([]) => serde_json::Value::Null,
+                    Some(p) => serde_json::from_slice(p).expect("JSON value"),
+                },
                 headers,
                 partition: m.partition(),
             });

@@ -9,7 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 
+use super::{Fixture, Process, metric};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -174,8 +176,14 @@ fn spawn(command: &mut Command, log: &Arc<Mutex<Vec<String>>>) -> Child {
         .spawn()
         .expect("pebble and pebble-challtestsrv are installed");
     for out in [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
     ]
     .into_iter()
     .flatten()
@@ -224,7 +232,127 @@ async fn https_get(ca: &TestCa, port: u16, path: &str) -> Vec<u8> {
         .body(Full::new(Bytes::new()))
         .unwrap();
     let res = sender.send_request(req).await.expect("response");
-    res.into_body().collect().await.expect("body").to_bytes().to_vec()
+    res.into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec()
+}
+
+/// An edge of the fixture on fixed ports (Pebble validates on them).
+pub struct AcmeNode {
+    pub fixture: Fixture,
+    pub certs: PathBuf,
+    pub ca: TestCa,
+    pub http_port: u16,
+    pub tls_port: u16,
+}
+
+impl AcmeNode {
+    pub fn new(links: &str) -> AcmeNode {
+        let fixture = Fixture::new(links);
+        let certs = fixture.dir.path().join("certs");
+        let ca = TestCa::new(fixture.dir.path());
+        AcmeNode {
+            fixture,
+            certs,
+            ca,
+            http_port: free_port(),
+            tls_port: free_port(),
+        }
+    }
+
+    pub fn tls(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.tls_port))
+    }
+
+    /// `refedge serve` with ACME from `directory`; `extra` wins over the rest.
+    pub fn spawn(&self, directory: &str, extra: &[(&str, &str)]) -> Process {
+        let (http, tls) = (
+            format!("127.0.0.1:{}", self.http_port),
+            format!("127.0.0.1:{}", self.tls_port),
+        );
+        let certs = self.certs.display().to_string();
+        let roots = self.ca.roots.display().to_string();
+        let mut env = vec![
+            ("REFEDGE_SERVER_LISTEN", http.as_str()),
+            ("REFEDGE_TLS_LISTEN", tls.as_str()),
+            ("REFEDGE_TLS_CERT_DIR", certs.as_str()),
+            ("REFEDGE_TLS_ACME_DIRECTORY_URL", directory),
+            ("REFEDGE_TLS_ACME_CA_ROOTS", roots.as_str()),
+            ("REFEDGE_TLS_ACME_CONTACT", "mailto:ops@adp.test"),
+            ("REFEDGE_LOG_LEVEL", "info"),
+        ];
+        env.extend_from_slice(extra);
+        crate::common::spawn_binary(&self.fixture.env(&env))
+    }
+
+    /// Pebble validating on this node's ports.
+    pub fn pebble(&self) -> Pebble {
+        Pebble::start(&self.ca, 0, self.http_port, self.tls_port)
+    }
+}
+
+/// A TLS handshake naming `sni` that trusts only `roots`: the certificate
+/// served, or why the handshake failed.
+pub async fn handshake(
+    addr: SocketAddr,
+    sni: &str,
+    roots: &[&CertificateDer<'static>],
+) -> Result<CertificateDer<'static>, String> {
+    let mut store = rustls::RootCertStore::empty();
+    for root in roots {
+        store.add((*root).clone()).expect("root");
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(stream.get_ref().1.peer_certificates().unwrap()[0].clone())
+}
+
+/// Waits until a handshake for `sni` verifies against `root`.
+pub async fn certificate_of(
+    addr: SocketAddr,
+    sni: &str,
+    root: &CertificateDer<'static>,
+) -> CertificateDer<'static> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match handshake(addr, sni, &[root]).await {
+            Ok(cert) => return cert,
+            Err(e) if Instant::now() > deadline => panic!("no certificate for {sni}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+pub fn names(cert: &CertificateDer<'_>) -> Vec<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert.as_ref()).unwrap();
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    san.value
+        .general_names
+        .iter()
+        .map(|n| n.to_string())
+        .collect()
+}
+
+pub async fn orders(admin: SocketAddr, result: &str) -> f64 {
+    metric(
+        admin,
+        &format!("refedge_acme_orders_total{{result=\"{result}\"}}"),
+    )
+    .await
 }
 
 /// How the proxy misbehaves.
@@ -288,7 +416,11 @@ async fn relay(
     how: Arc<Misbehaviour>,
 ) -> Result<http::Response<Full<Bytes>>, std::convert::Infallible> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     if parts.uri.path() == "/order-plz" {
         let problem = |status: u16, kind: &str, detail: &str| {
             http::Response::builder()
@@ -329,7 +461,9 @@ async fn relay(
         how.passed.fetch_add(1, Ordering::SeqCst);
     }
     // Forward as it came, Host included.
-    let tcp = tokio::net::TcpStream::connect(pebble).await.expect("pebble");
+    let tcp = tokio::net::TcpStream::connect(pebble)
+        .await
+        .expect("pebble");
     let tls = tokio_rustls::TlsConnector::from(upstream)
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
@@ -354,7 +488,11 @@ async fn relay(
     *forward.uri_mut() = path.parse().unwrap();
     let res = sender.send_request(forward).await.expect("pebble answers");
     let (parts, body) = res.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     Ok(http::Response::from_parts(parts, Full::new(body)))
 }
 

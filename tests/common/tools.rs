@@ -116,18 +116,20 @@ pub fn present(tool: Tool, test: &str) -> bool {
     false
 }
 
-/// The first line of a test that needs `tool`: returns from the test when
-/// the tool is missing (see [`present`]).
+/// The first line of a test that needs `tool`s: returns from the test when
+/// one is missing (see [`present`]).
 #[macro_export]
 macro_rules! needs {
-    ($tool:ident) => {
+    ($($tool:ident),+) => {
         // The test's own path, from the name of an item declared inside it.
         fn here() {}
         let test = std::any::type_name_of_val(&here)
             .trim_end_matches("::here")
             .trim_end_matches("::{{closure}}");
-        if !$crate::common::tools::present($crate::common::tools::Tool::$tool, test) {
-            return;
-        }
+        $(
+            if !$crate::common::tools::present($crate::common::tools::Tool::$tool, test) {
+                return;
+            }
+        )+
     };
 }

@@ -6,15 +6,17 @@
 //! is down, rate-limits, refuses a name or cannot validate: each counted,
 //! backed off, logged with the host and the CA's problem.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::common::pebble::{Misbehaviour, Pebble, TestCa, free_port, misbehaving_proxy};
+use crate::common::pebble::{
+    AcmeNode as Node, Misbehaviour, Pebble, certificate_of, free_port, handshake,
+    misbehaving_proxy, names, orders,
+};
 use crate::common::*;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::CertificateDer;
 
 const LINKS: &str = concat!(
     r#"{"code":"adp1","target":"https://adp.example/join","domain":"go.adp.test","advocate_id":"a-1"}"#,
@@ -22,111 +24,6 @@ const LINKS: &str = concat!(
     r#"{"code":"any1","target":"https://brand.example/any"}"#,
     "\n",
 );
-
-/// An edge of the fixture on fixed ports (Pebble validates on them).
-struct Node {
-    fixture: Fixture,
-    certs: PathBuf,
-    ca: TestCa,
-    http_port: u16,
-    tls_port: u16,
-}
-
-impl Node {
-    fn new(links: &str) -> Node {
-        let fixture = Fixture::new(links);
-        let certs = fixture.dir.path().join("certs");
-        let ca = TestCa::new(fixture.dir.path());
-        Node {
-            fixture,
-            certs,
-            ca,
-            http_port: free_port(),
-            tls_port: free_port(),
-        }
-    }
-
-    fn tls(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.tls_port))
-    }
-
-    fn spawn(&self, directory: &str, extra: &[(&str, &str)]) -> Process {
-        let (http, tls) = (
-            format!("127.0.0.1:{}", self.http_port),
-            format!("127.0.0.1:{}", self.tls_port),
-        );
-        let certs = self.certs.display().to_string();
-        let roots = self.ca.roots.display().to_string();
-        let mut env = vec![
-            ("REFEDGE_SERVER_LISTEN", http.as_str()),
-            ("REFEDGE_TLS_LISTEN", tls.as_str()),
-            ("REFEDGE_TLS_CERT_DIR", certs.as_str()),
-            ("REFEDGE_TLS_ACME_DIRECTORY_URL", directory),
-            ("REFEDGE_TLS_ACME_CA_ROOTS", roots.as_str()),
-            ("REFEDGE_TLS_ACME_CONTACT", "mailto:ops@adp.test"),
-            ("REFEDGE_LOG_LEVEL", "info"),
-        ];
-        env.extend_from_slice(extra);
-        spawn_binary(&self.fixture.env(&env))
-    }
-
-    fn pebble(&self) -> Pebble {
-        Pebble::start(&self.ca, 0, self.http_port, self.tls_port)
-    }
-}
-
-/// A TLS handshake naming `sni` that trusts only `roots`: the certificate
-/// served, or why the handshake failed.
-async fn handshake(
-    addr: SocketAddr,
-    sni: &str,
-    roots: &[&CertificateDer<'static>],
-) -> Result<CertificateDer<'static>, String> {
-    let mut store = rustls::RootCertStore::empty();
-    for root in roots {
-        store.add((*root).clone()).expect("root");
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(store)
-        .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(stream.get_ref().1.peer_certificates().unwrap()[0].clone())
-}
-
-/// Waits until a handshake for `sni` verifies against `root`.
-async fn certificate_of(addr: SocketAddr, sni: &str, root: &CertificateDer<'static>) -> CertificateDer<'static> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match handshake(addr, sni, &[root]).await {
-            Ok(cert) => return cert,
-            Err(e) if Instant::now() > deadline => panic!("no certificate for {sni}: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
-
-fn names(cert: &CertificateDer<'_>) -> Vec<String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(cert.as_ref()).unwrap();
-    let san = cert.subject_alternative_name().unwrap().unwrap();
-    san.value
-        .general_names
-        .iter()
-        .map(|n| n.to_string())
-        .collect()
-}
-
-async fn orders(admin: SocketAddr, result: &str) -> f64 {
-    metric(admin, &format!("refedge_acme_orders_total{{result=\"{result}\"}}")).await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_named_by_a_link_gets_its_certificate_over_tls_alpn_01_and_keeps_it_across_a_restart()
@@ -155,11 +52,17 @@ async fn a_host_named_by_a_link_gets_its_certificate_over_tls_alpn_01_and_keeps_
     // A name no link or domain entry names: refused, and never ordered.
     let unknown = handshake(node.tls(), "stranger.test", &[&root]).await;
     assert!(
-        unknown.as_ref().is_err_and(|e| e.contains("UnrecognisedName")),
+        unknown
+            .as_ref()
+            .is_err_and(|e| e.contains("UnrecognisedName")),
         "{unknown:?}"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(pebble.orders_seen(), 2, "one order each, none for stranger.test");
+    assert_eq!(
+        pebble.orders_seen(),
+        2,
+        "one order each, none for stranger.test"
+    );
     assert_eq!(orders(edge.admin, "issued").await, 2.0);
     assert!(!node.certs.join("stranger.test.crt").exists());
     // Written like an operator's pair: a key only the edge's user reads.
@@ -173,7 +76,11 @@ async fn a_host_named_by_a_link_gets_its_certificate_over_tls_alpn_01_and_keeps_
     assert!(edge.wait().success());
     let edge = node.spawn(&pebble.directory, &[("REFEDGE_ADMIN_TOKEN", TOKEN)]);
     let again = handshake(node.tls(), "go.adp.test", &[&root]).await;
-    assert_eq!(again.as_ref(), Ok(&served), "the same certificate after a restart");
+    assert_eq!(
+        again.as_ref(),
+        Ok(&served),
+        "the same certificate after a restart"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(pebble.orders_seen(), 2, "no new order after a restart");
     assert_eq!(orders(edge.admin, "issued").await, 0.0);
@@ -205,7 +112,11 @@ async fn a_domain_entry_gets_its_certificate_over_http_01_on_the_plain_listener(
         assert_eq!(names(&served), [format!("DNSName({host})")]);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(pebble.orders_seen(), 2, "not for manual.test, whose acme is false");
+    assert_eq!(
+        pebble.orders_seen(),
+        2,
+        "not for manual.test, whose acme is false"
+    );
     assert_eq!(orders(edge.admin, "issued").await, 2.0);
     // The challenge path is answered before the redirect to HTTPS; the
     // rest of the plain listener still redirects.
@@ -260,7 +171,12 @@ async fn a_ca_down_at_start_leaves_the_edge_serving_and_is_tried_again_until_it_
     // Serving: plain clicks go to HTTPS as ever.
     let plain = get(edge.public, "/adp1", &[("host", "go.adp.test")]).await;
     assert_eq!(plain.status, 301);
-    wait_for_metric(edge.admin, "refedge_acme_orders_total{result=\"ca_unreachable\"}", 1.0).await;
+    wait_for_metric(
+        edge.admin,
+        "refedge_acme_orders_total{result=\"ca_unreachable\"}",
+        1.0,
+    )
+    .await;
     assert!(edge.log_contains("ACME: cannot open the account at the CA"));
     let pebble = Pebble::start(&node.ca, ca_port, node.http_port, node.tls_port);
     let root = pebble.issuing_root(&node.ca).await;
@@ -294,16 +210,29 @@ async fn a_ca_that_rate_limits_refuses_or_cannot_validate_is_counted_backed_off_
     );
     assert_eq!(how.limited.load(Ordering::SeqCst), 1);
     assert_eq!(orders(edge.admin, "rate_limited").await, 1.0);
-    assert_eq!(orders(edge.admin, "refused").await, 1.0, "backed off, not retried at once");
+    assert_eq!(
+        orders(edge.admin, "refused").await,
+        1.0,
+        "backed off, not retried at once"
+    );
     assert!(edge.log_contains("refused.test"));
     assert!(edge.log_contains("urn:ietf:params:acme:error:rejectedIdentifier"));
-    assert!(handshake(node.tls(), "refused.test", &[&root]).await.is_err());
+    assert!(
+        handshake(node.tls(), "refused.test", &[&root])
+            .await
+            .is_err()
+    );
 
     // A CA that cannot reach the edge: the challenge fails, with what the CA saw.
     let blind = Node::new(LINKS);
     let pebble = Pebble::start(&blind.ca, 0, blind.http_port, free_port());
     let edge = blind.spawn(&pebble.directory, &[]);
-    wait_for_metric(edge.admin, "refedge_acme_orders_total{result=\"challenge_failed\"}", 1.0).await;
+    wait_for_metric(
+        edge.admin,
+        "refedge_acme_orders_total{result=\"challenge_failed\"}",
+        1.0,
+    )
+    .await;
     assert!(edge.log_contains("go.adp.test"));
     assert!(edge.log_contains("for the tls-alpn-01 challenge"));
 }
@@ -321,10 +250,24 @@ async fn orders_past_the_hourly_bound_wait_and_are_counted() {
         &pebble.directory,
         &[("REFEDGE_TLS_ACME_MAX_ORDERS_PER_HOUR", "1")],
     );
-    wait_for_metric(edge.admin, "refedge_acme_orders_total{result=\"issued\"}", 1.0).await;
-    wait_for_metric(edge.admin, "refedge_acme_orders_total{result=\"deferred\"}", 1.0).await;
+    wait_for_metric(
+        edge.admin,
+        "refedge_acme_orders_total{result=\"issued\"}",
+        1.0,
+    )
+    .await;
+    wait_for_metric(
+        edge.admin,
+        "refedge_acme_orders_total{result=\"deferred\"}",
+        1.0,
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(pebble.orders_seen(), 1);
-    assert_eq!(orders(edge.admin, "deferred").await, 1.0, "counted once per hold");
+    assert_eq!(
+        orders(edge.admin, "deferred").await,
+        1.0,
+        "counted once per hold"
+    );
     assert!(edge.log_contains("tls.acme.max_orders_per_hour reached"));
 }

@@ -90,7 +90,9 @@ fn bad_pairs_are_named_and_left_out() {
 #[test]
 fn nothing_usable_or_a_missing_default_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let err = CertStore::open(dir.path(), None, false).unwrap_err().to_string();
+    let err = CertStore::open(dir.path(), None, false)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no usable certificate pair"), "{err}");
     pair(dir.path(), "a", &["a.example"]);
     let err = CertStore::open(dir.path(), Some("b"), false)
