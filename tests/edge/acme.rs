@@ -271,3 +271,50 @@ async fn orders_past_the_hourly_bound_wait_and_are_counted() {
     );
     assert!(edge.log_contains("tls.acme.max_orders_per_hour reached"));
 }
+
+#[test]
+fn check_names_each_mistake_in_the_acme_section_and_the_admin_keys() {
+    let fixture = Fixture::new(LINKS);
+    let config = fixture.dir.path().join("acme.toml");
+    std::fs::write(
+        &config,
+        concat!(
+            "[tls]\nlisten = \"127.0.0.1:0\"\ncert_dir = \"certs\"\n",
+            "[tls.acme]\ndirectory_url = \"http://acme.zerossl.com/v2/DV90\"\n",
+            "[[admin.keys]]\nname = \"portal\"\ntoken = \"0123456789abcdef01234567\"\nhosts = [\"go.adp.test\"]\nscopes = []\n",
+            "[[admin.keys]]\nname = \"agency\"\ntoken = \"too-short\"\nhosts = [\"*\"]\nscopes = [\"qr\"]\n",
+        ),
+    )
+    .unwrap();
+    let out = run_binary(
+        &["check", "--config", &config.display().to_string()],
+        &fixture.env(&[]),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "tls.acme.directory_url: \"http://acme.zerossl.com/v2/DV90\" is not an https:// URL (RFC 8555 requires HTTPS)",
+        "admin.keys[0].scopes: must name at least one scope",
+        "admin.keys[1].token: each token must be at least 24 characters",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line:?} in {stdout}");
+    }
+    // A CA that needs a contact and an account binding, named by its host.
+    std::fs::write(
+        &config,
+        "[tls]\nlisten = \"127.0.0.1:0\"\ncert_dir = \"certs\"\n[tls.acme]\ndirectory_url = \"https://acme.zerossl.com/v2/DV90\"\n",
+    )
+    .unwrap();
+    let out = run_binary(
+        &["check", "--config", &config.display().to_string()],
+        &fixture.env(&[("REFEDGE_EVENTS_SINK", "kafka")]),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "tls.acme.contact: acme.zerossl.com needs a contact address (mailto:…)",
+        "tls.acme.eab_kid: acme.zerossl.com needs an external account binding (eab_kid and eab_hmac_key)",
+        "tls.acme.seal_key: must be set with Kafka: 32 bytes in base64, the same on every node (openssl rand -base64 32)",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line:?} in {stdout}");
+    }
+}
