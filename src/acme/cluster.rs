@@ -269,14 +269,14 @@ impl Shared {
     }
 
     fn apply_cert(&self, host: &str, issued: Issued) -> Result<(), String> {
-        let dir = self.certs.dir();
-        let on_disk = std::fs::read_to_string(dir.join(format!("{host}.crt"))).ok();
+        let on_disk = std::fs::read_to_string(self.certs.dir().join(format!("{host}.crt"))).ok();
         if on_disk.as_deref() == Some(issued.chain.as_str()) {
             return Ok(());
         }
         let key = self.unseal(host, &issued.sealed_key)?;
         let key = String::from_utf8(key).map_err(|_| "the unsealed key is not PEM".to_owned())?;
-        super::order::write_pair(dir, host, &key, &issued.chain)
+        self.certs
+            .write_pair(host, &key, &issued.chain)
             .map_err(|e| format!("cannot write the certificate: {e}"))?;
         crate::tls::reload_logged(&self.certs);
         tracing::info!(host, "certificate from another node written and served");

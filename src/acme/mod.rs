@@ -287,7 +287,7 @@ impl Scheduler {
                 let at = order::Answering {
                     challenges: &acme.challenges,
                     cluster: acme.cluster.as_deref(),
-                    cert_dir: acme.certs.dir(),
+                    certs: &acme.certs,
                 };
                 let outcome = order::run(&ca.account, &host, acme.config.challenge, at).await;
                 let _ = done.send((host, outcome));

@@ -1,11 +1,9 @@
 //! One order, for one host, from new order to files: the challenge of
-//! `tls.acme.challenge` answered (`Challenges`) and closed again whatever
-//! happens, a fresh P-256 key and its CSR, the chain polled for, then
-//! `HOST.key` (0600) and `HOST.crt` written beside the other pairs in
-//! `tls.cert_dir`, each by rename so the watcher never reads half a file.
+//! `tls.acme.challenge` answered (`Challenges`, and with Kafka every node's)
+//! and closed again whatever happens, a fresh P-256 key and its CSR, the
+//! chain polled for, then the pair written to `tls.cert_dir`
+//! (`CertStore::write_pair`).
 
-use std::io::Write;
-use std::path::Path;
 use std::time::Duration;
 
 use instant_acme::{
@@ -16,6 +14,7 @@ use instant_acme::{
 use super::challenges::Challenges;
 use super::cluster::{Answer, Cluster};
 use crate::config::AcmeChallenge;
+use crate::tls::CertStore;
 
 /// How an order ended, as `refedge_acme_orders_total{result}` counts it.
 #[derive(Debug)]
@@ -136,7 +135,7 @@ const VALIDATION: RetryPolicy = RetryPolicy::new()
 pub struct Answering<'a> {
     pub challenges: &'a Challenges,
     pub cluster: Option<&'a Cluster>,
-    pub cert_dir: &'a Path,
+    pub certs: &'a CertStore,
 }
 
 /// Orders a certificate for `host` and writes it to `cert_dir` (and, with
@@ -243,7 +242,7 @@ async fn order(
         Ok(chain) => chain,
         Err(e) => return Outcome::of_error(e),
     };
-    if let Err(e) = write_pair(at.cert_dir, host, &key_pem, &chain) {
+    if let Err(e) = at.certs.write_pair(host, &key_pem, &chain) {
         return Outcome::Failed(format!("cannot write the certificate: {e}"));
     }
     if let Some(cluster) = at.cluster {
@@ -281,27 +280,6 @@ fn request(host: &str) -> Result<(Vec<u8>, String), String> {
     Ok((csr.der().to_vec(), key.serialize_pem()))
 }
 
-/// `HOST.key` then `HOST.crt`, each written whole under a dot name (which
-/// the store skips) and renamed into place.
-pub fn write_pair(dir: &Path, host: &str, key_pem: &str, chain_pem: &str) -> std::io::Result<()> {
-    write_file(dir, &format!("{host}.key"), key_pem.as_bytes(), 0o600)?;
-    write_file(dir, &format!("{host}.crt"), chain_pem.as_bytes(), 0o644)
-}
-
-fn write_file(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, dir.join(name))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,24 +311,5 @@ mod tests {
                 .unwrap()
                 .contains("serverInternal")
         );
-    }
-
-    #[test]
-    fn a_pair_is_written_whole_with_a_private_key_only_its_owner_reads() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        write_pair(dir.path(), "go.brand.example", "KEY", "CHAIN").unwrap();
-        let key = dir.path().join("go.brand.example.key");
-        assert_eq!(std::fs::read_to_string(&key).unwrap(), "KEY");
-        assert_eq!(
-            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("go.brand.example.crt")).unwrap(),
-            "CHAIN"
-        );
-        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(left.len(), 2, "no temporary file is left behind");
     }
 }

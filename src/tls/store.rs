@@ -4,7 +4,8 @@
 //! configuration (TLS 1.2 and 1.3, ALPN h2 and http/1.1, resumption by
 //! session cache and tickets, no 0-RTT); reloads that swap in changed pairs
 //! for new connections and keep a pair's previous certificate when its new
-//! files are bad.
+//! files are bad; pairs written whole (by the ACME client); and the hook
+//! through which hosts no pair covers reach the ACME client (`Acquire`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -328,6 +329,11 @@ impl CertStore {
         &self.dir
     }
 
+    /// Writes a pair into the directory (see [`write_pair`]).
+    pub fn write_pair(&self, name: &str, key_pem: &str, chain_pem: &str) -> io::Result<()> {
+        write_pair(&self.dir, name, key_pem, chain_pem)
+    }
+
     /// Whether `tls.default_cert` serves every other handshake.
     pub fn has_default(&self) -> bool {
         self.default_name.is_some()
@@ -342,6 +348,29 @@ impl ResolvesServerCert for CertStore {
             .is_some_and(|mut offered| offered.next() == Some(ACME_TLS_ALPN));
         self.pick(hello.server_name(), acme_alpn)
     }
+}
+
+/// Writes `NAME.key` (readable by its owner only) then `NAME.crt`, each
+/// whole under a dot name (which the store skips) and renamed into place;
+/// the next reload serves them.
+pub fn write_pair(dir: &Path, name: &str, key_pem: &str, chain_pem: &str) -> io::Result<()> {
+    write_file(dir, &format!("{name}.key"), key_pem.as_bytes(), 0o600)?;
+    write_file(dir, &format!("{name}.crt"), chain_pem.as_bytes(), 0o644)
+}
+
+fn write_file(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))
 }
 
 /// Reads the directory: every `NAME.crt`, with its `NAME.key`.

@@ -214,19 +214,26 @@ fn client_config(ca: &TestCa) -> Arc<rustls::ClientConfig> {
     )
 }
 
-/// GET `path` from https://127.0.0.1:`port`, trusting `ca`.
-async fn https_get(ca: &TestCa, port: u16, path: &str) -> Vec<u8> {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    let tls = tokio_rustls::TlsConnector::from(client_config(ca))
+/// An HTTP/1.1 connection over TLS to `addr` (a server of the test CA's).
+async fn h1_over_tls(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let tls = tokio_rustls::TlsConnector::from(config)
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .expect("TLS to pebble");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .expect("h1");
     tokio::spawn(conn);
+    sender
+}
+
+/// GET `path` from https://127.0.0.1:`port`, trusting `ca`.
+async fn https_get(ca: &TestCa, port: u16, path: &str) -> Vec<u8> {
+    let mut sender = h1_over_tls(SocketAddr::from(([127, 0, 0, 1], port)), client_config(ca)).await;
     let req = http::Request::get(path)
         .header("host", format!("127.0.0.1:{port}"))
         .body(Full::new(Bytes::new()))
@@ -461,17 +468,7 @@ async fn relay(
         how.passed.fetch_add(1, Ordering::SeqCst);
     }
     // Forward as it came, Host included.
-    let tcp = tokio::net::TcpStream::connect(pebble)
-        .await
-        .expect("pebble");
-    let tls = tokio_rustls::TlsConnector::from(upstream)
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .expect("TLS to pebble");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .expect("h1 to pebble");
-    tokio::spawn(conn);
+    let mut sender = h1_over_tls(pebble, upstream).await;
     let mut forward = http::Request::from_parts(parts, Full::new(body));
     *forward.version_mut() = http::Version::HTTP_11;
     if forward.headers().get("host").is_none()

@@ -149,3 +149,22 @@ fn reload_keeps_the_previous_certificate_of_a_broken_pair() {
     let after = Arc::clone(store.current().lookup(Some("go.brand.example")).unwrap());
     assert!(!Arc::ptr_eq(&before, &after));
 }
+
+#[test]
+fn a_pair_is_written_whole_with_a_private_key_only_its_owner_reads() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    write_pair(dir.path(), "go.brand.example", "KEY", "CHAIN").unwrap();
+    let key = dir.path().join("go.brand.example.key");
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), "KEY");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("go.brand.example.crt")).unwrap(),
+        "CHAIN"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 2, "no temporary file is left behind");
+}
