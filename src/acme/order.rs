@@ -70,7 +70,6 @@ impl Outcome {
     fn of_error_in(e: instant_acme::Error, validating: bool) -> Outcome {
         match e {
             instant_acme::Error::Api(problem) => Outcome::of_problem(&problem, validating),
-            instant_acme::Error::Hyper(e) => Outcome::Unreachable(chain(&e)),
             instant_acme::Error::Other(e) => Outcome::Unreachable(chain(e.as_ref())),
             instant_acme::Error::Timeout(_) => {
                 Outcome::Failed("the CA did not finish the order in time".into())
