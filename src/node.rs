@@ -119,7 +119,7 @@ impl Node {
             .then(|| {
                 ShipperHandle::start(
                     ShipperConfig::new(&config.events, &config.kafka),
-                    spool_stats,
+                    Arc::clone(&spool_stats),
                     event_metrics,
                 )
             })
@@ -200,6 +200,7 @@ impl Node {
             prometheus,
             keys: crate::admin::keys::Keys::from_config(&config.admin),
             shipper: shipper.as_ref().map(|s| Arc::clone(&s.state)),
+            spool: spool_stats,
         });
         Ok(Node {
             edge,

@@ -45,15 +45,21 @@ impl DomainsApi {
                 _ => Reply::method_not_allowed("GET").done(),
             };
         }
-        let named = rest.strip_prefix('/').unwrap_or("");
-        if !crate::hostname::is_dns_name(named) {
-            return Reply::json_error(
-                StatusCode::NOT_FOUND,
-                "no such domain: not a host name such as go.brand.com",
-            )
-            .done();
+        let host = rest.strip_prefix('/').unwrap_or("");
+        // One URL per domain: its host as stored, lower case without the
+        // root dot (a client that sent `Go.Brand.Com.` is told the name).
+        let canonical = crate::hostname::without_root_dot(host).to_ascii_lowercase();
+        if !crate::hostname::is_dns_name(host) || canonical != host {
+            let message = if crate::hostname::is_dns_name(host) {
+                format!(
+                    "no such domain: hosts are named in lower case without a trailing dot: /v1/domains/{canonical}"
+                )
+            } else {
+                "no such domain: not a host name such as go.brand.com".to_owned()
+            };
+            return Reply::json_error(StatusCode::NOT_FOUND, &message).done();
         }
-        let host = crate::hostname::without_root_dot(named).to_ascii_lowercase();
+        let host = canonical;
         if let Err(reason) = caller.may(Scope::DomainsWrite, Some(&host)) {
             return refused(reason);
         }

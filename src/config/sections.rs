@@ -322,6 +322,11 @@ pub struct EventsConfig {
     /// How long a click waits for room in a full hand-off while the writer
     /// makes progress (its answer waits with it); 0 = never wait, drop.
     pub max_wait_ms: u64,
+    /// Seconds of clicks (at the busiest second of the last minute) held in
+    /// memory while the spool's disk does not answer, before any click waits.
+    pub stall_buffer_secs: u64,
+    /// The most bytes of encoded clicks held for a stalled disk.
+    pub stall_buffer_max_bytes: u64,
     /// How often buffered events are written to the segment file (survives a
     /// crash of the process).
     pub flush_interval_ms: u64,
@@ -345,6 +350,8 @@ impl Default for EventsConfig {
             spool_dir: PathBuf::from("data/spool"),
             queue_capacity: 65_536,
             max_wait_ms: 1_000,
+            stall_buffer_secs: 12,
+            stall_buffer_max_bytes: 1 << 30,
             flush_interval_ms: 20,
             fsync_interval_ms: 200,
             segment_max_bytes: 64 * 1024 * 1024,

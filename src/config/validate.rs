@@ -200,6 +200,18 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if !(1..=600).contains(&self.events.stall_buffer_secs) {
+            problems.push(ConfigError::key(
+                "events.stall_buffer_secs",
+                "must be between 1 and 600",
+            ));
+        }
+        if self.events.stall_buffer_max_bytes < 16 << 20 {
+            problems.push(ConfigError::key(
+                "events.stall_buffer_max_bytes",
+                "must be at least 16777216 (16 MiB)",
+            ));
+        }
         if self.events.flush_interval_ms == 0 || self.events.flush_interval_ms > 60_000 {
             problems.push(ConfigError::key(
                 "events.flush_interval_ms",

@@ -132,6 +132,8 @@ impl EventPipeline {
                 fsync_interval: Duration::from_millis(events.fsync_interval_ms),
                 segment_max_bytes: events.segment_max_bytes,
                 spool_max_bytes: events.spool_max_bytes,
+                stall_buffer_secs: events.stall_buffer_secs,
+                stall_buffer_max_bytes: events.stall_buffer_max_bytes,
             },
             enricher,
             node,

@@ -189,6 +189,8 @@ impl Default for RequestMetrics {
 pub struct EventMetrics {
     pub spool_bytes: Gauge,
     pub spool_segments: Gauge,
+    spool_held: Gauge,
+    spool_stalled: Gauge,
 }
 
 impl EventMetrics {
@@ -197,7 +199,16 @@ impl EventMetrics {
         EventMetrics {
             spool_bytes: gauge!(SPOOL_BYTES),
             spool_segments: gauge!(SPOOL_SEGMENTS),
+            spool_held: gauge!(SPOOL_HELD_BYTES),
+            spool_stalled: gauge!(SPOOL_STALLED_SECONDS),
         }
+    }
+
+    /// What waits in memory for the spool's disk, and how long its write
+    /// in progress has taken.
+    pub fn spool_held(&self, bytes: usize, stalled: std::time::Duration) {
+        self.spool_held.set(bytes as f64);
+        self.spool_stalled.set(stalled.as_secs_f64());
     }
 
     pub fn event(&self, result: EventResult, n: u64) {

@@ -33,6 +33,10 @@ metrics! {
         "Bytes of event segments in the spool.";
     SPOOL_SEGMENTS = "refedge_spool_segments", Gauge,
         "Event segment files in the spool.";
+    SPOOL_HELD_BYTES = "refedge_spool_held_bytes", Gauge,
+        "Encoded events waiting in memory for the spool's disk (up to the stall budget: events.stall_buffer_secs, events.stall_buffer_max_bytes).";
+    SPOOL_STALLED_SECONDS = "refedge_spool_stalled_seconds", Gauge,
+        "How long the spool's write in progress has taken so far; 0 between writes. Seconds: the disk is not answering.";
     SPOOL_WRITE_SECONDS = "refedge_spool_write_seconds", Histogram,
         "Time one batch of events took to append to the spool, in seconds.";
     SPOOL_WRITER_LATE_SECONDS = "refedge_spool_writer_late_seconds", Histogram,
@@ -149,8 +153,7 @@ pub const DURATION_BUCKETS: &[f64] = &[
 ];
 
 /// Histogram buckets for spool appends and the writer's lateness: from 1 ms
-/// to 10 s (the hand-off lasts about half a second at saturation; the disk
-/// thread's budget, one second more).
+/// to 10 s (a stall that long is what `events.stall_buffer_secs` rides out).
 pub const SPOOL_WRITE_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];

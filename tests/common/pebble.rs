@@ -147,10 +147,11 @@ impl Pebble {
         self.log.lock().unwrap().iter().any(|l| l.contains(needle))
     }
 
-    /// New orders Pebble received.
+    /// New orders Pebble took (a request it refused for a stale nonce, and
+    /// which the client sent again, is not one).
     pub fn orders_seen(&self) -> usize {
         let log = self.log.lock().unwrap();
-        log.iter().filter(|l| l.contains("POST /order-plz")).count()
+        log.iter().filter(|l| l.contains("Added order")).count()
     }
 
     /// The root of the certificates Pebble issues (new at each start).

@@ -513,6 +513,13 @@ async fn scoped_keys_reach_their_hosts_and_scopes_only() {
             .0,
         201
     );
+    // One URL per domain: another spelling of the host is not it.
+    let (status, other) = call("GET", "/v1/domains/Refer.DirecTV.example.", TOKEN, "").await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        other["error"],
+        "no such domain: hosts are named in lower case without a trailing dot: /v1/domains/refer.directv.example"
+    );
     let (_, list) = call("GET", "/v1/domains", PORTAL, "").await;
     let hosts: Vec<&str> = list["domains"]
         .as_array()

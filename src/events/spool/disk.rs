@@ -3,7 +3,7 @@
 //! fsyncs what was written. A write can wait on the filesystem (an ext4
 //! journal commit took a 256 KiB append to most of a second here, under
 //! load); meanwhile the writer goes on draining the hand-off and its batches
-//! queue up here, up to `WRITE_BUDGET_BYTES`.
+//! queue up here, up to the writer's stall budget (`budget`).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -18,13 +18,6 @@ use tokio::sync::oneshot;
 
 use super::{SEGMENT_SUFFIX, SpoolConfig, SpoolStats, list_segments};
 use crate::metrics::{EventMetrics, EventResult};
-
-/// Encoded lines handed to the disk thread and not yet written, at most.
-/// Past it the writer leaves events in the hand-off, whose own bound then
-/// applies (`events.queue_capacity`). 64 MiB is about 100,000 events: with
-/// the hand-off's 65,536, a disk stall of a second at 150,000 clicks a
-/// second loses nothing.
-pub const WRITE_BUDGET_BYTES: usize = 64 << 20;
 
 /// Emptied buffers kept for the writer's next batches, at most.
 const SPARE_BUFFERS: usize = 4;
@@ -82,7 +75,7 @@ impl Disk {
         Ok(Disk {
             jobs: Some(jobs),
             queued,
-            budget: WRITE_BUDGET_BYTES,
+            budget: super::budget::MIN_BYTES,
             spare,
             metrics,
             thread: Some(thread),
@@ -109,6 +102,18 @@ impl Disk {
     /// Whether the batches waiting for the disk leave room for more.
     pub fn has_room(&self) -> bool {
         self.queued.load(Ordering::Relaxed) < self.budget
+    }
+
+    /// Bytes handed over and not yet written: past `bytes`, the writer
+    /// leaves events in the hand-off, whose own bound then applies
+    /// (`events.queue_capacity`).
+    pub fn set_budget(&mut self, bytes: usize) {
+        self.budget = bytes;
+    }
+
+    /// Bytes handed over and not yet written.
+    pub fn held_bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// An emptied buffer for the next batch, if one came back.
@@ -241,7 +246,9 @@ impl Appender {
             self.rotate();
         }
         let started = Instant::now();
+        self.stats.writing(true);
         let written = self.file.write_all(&batch.bytes);
+        self.stats.writing(false);
         self.metrics.spool_write(started.elapsed());
         match written {
             Ok(()) => {

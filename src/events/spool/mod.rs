@@ -10,6 +10,7 @@
 //! shipper) can take every segment but the newest as complete, and a line cut
 //! short by a crash can only be the last line of a segment.
 
+mod budget;
 mod disk;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use crate::metrics::EventMetrics;
 use super::ClickRecord;
 use super::enrich::{Enricher, RepeatKeys};
 use super::handoff::{Durable, HandOff, Message};
+use budget::StallBudget;
 use disk::{Appender, Batch, Disk};
 
 /// Events go to the file once this many bytes are buffered, even before the
@@ -38,9 +40,26 @@ pub const SEGMENT_SUFFIX: &str = ".jsonl";
 pub struct SpoolStats {
     bytes: AtomicU64,
     segments: AtomicU64,
+    /// When the disk thread began the write it is in (Unix ms), 0 between
+    /// writes.
+    writing_since_ms: AtomicU64,
 }
 
 impl SpoolStats {
+    /// How long the write in progress has taken so far (zero between
+    /// writes): a disk that stopped answering shows here while it lasts.
+    pub fn stalled_for(&self) -> Duration {
+        match self.writing_since_ms.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => Duration::from_millis(unix_ms().saturating_sub(since)),
+        }
+    }
+
+    fn writing(&self, started: bool) {
+        let at = if started { unix_ms().max(1) } else { 0 };
+        self.writing_since_ms.store(at, Ordering::Relaxed);
+    }
+
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
     }
@@ -75,6 +94,12 @@ impl SpoolStats {
     }
 }
 
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Spool settings.
 #[derive(Debug, Clone)]
 pub struct SpoolConfig {
@@ -84,6 +109,10 @@ pub struct SpoolConfig {
     pub segment_max_bytes: u64,
     /// New events are dropped while the spool holds this many bytes.
     pub spool_max_bytes: u64,
+    /// Room for a stalled disk: seconds of the busiest second's bytes…
+    pub stall_buffer_secs: u64,
+    /// …at most this many.
+    pub stall_buffer_max_bytes: u64,
 }
 
 /// The segment sequence number in a file name, if it is a segment.
@@ -125,6 +154,8 @@ pub struct SpoolWriter {
     metrics: EventMetrics,
     /// Clicks taken from the hand-off so far.
     clicks_taken: u64,
+    /// How much may wait for the disk.
+    budget: StallBudget,
 }
 
 impl std::fmt::Debug for SpoolWriter {
@@ -166,6 +197,7 @@ impl SpoolWriter {
         metrics: EventMetrics,
     ) -> SpoolWriter {
         SpoolWriter {
+            budget: StallBudget::new(config.stall_buffer_secs, config.stall_buffer_max_bytes),
             config,
             stats,
             buf: Vec::with_capacity(BUFFER_FLUSH_BYTES * 2),
@@ -202,6 +234,7 @@ impl SpoolWriter {
             .disk
             .spare_buffer()
             .unwrap_or_else(|| Vec::with_capacity(BUFFER_FLUSH_BYTES * 2));
+        self.budget.handed(self.buf.len(), Instant::now());
         self.disk.write(Batch {
             bytes: std::mem::replace(&mut self.buf, next),
             events: std::mem::take(&mut self.buffered_events),
@@ -278,7 +311,7 @@ impl SpoolWriter {
     /// queues the next event, on almost every click; polling costs the
     /// request path nothing and delays events by at most one flush interval,
     /// which the batching allows anyway. While the disk thread is behind by
-    /// `WRITE_BUDGET_BYTES`, events are left in the hand-off.
+    /// the stall budget (`budget`), events are left in the hand-off.
     /// After a pass that took clicks it tells `handoff`, so that clicks
     /// waiting for room try again.
     pub fn run(mut self, rx: Receiver<Message>, durable: Receiver<Durable>, handoff: &HandOff) {
@@ -292,6 +325,9 @@ impl SpoolWriter {
             // as a slow disk does: how late each pass starts shows which.
             self.metrics
                 .writer_late(woke.saturating_duration_since(due));
+            self.disk.set_budget(self.budget.bytes(woke));
+            self.metrics
+                .spool_held(self.disk.held_bytes(), self.stats.stalled_for());
             let taken = self.clicks_taken;
             let closing = self.drain(&rx, &durable);
             if self.clicks_taken != taken {
@@ -329,6 +365,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_write_in_progress_shows_as_a_stall_until_it_ends() {
+        let stats = SpoolStats::default();
+        assert_eq!(stats.stalled_for(), Duration::ZERO);
+        stats.writing(true);
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(stats.stalled_for() >= Duration::from_millis(20));
+        stats.writing(false);
+        assert_eq!(stats.stalled_for(), Duration::ZERO);
+    }
+
+    #[test]
     fn segment_names() {
         assert_eq!(
             segment_seq(Path::new("/x/0000000000000042.jsonl")),
@@ -356,6 +403,8 @@ mod tests {
             fsync_interval: Duration::from_millis(200),
             segment_max_bytes: 1 << 20,
             spool_max_bytes: 1 << 30,
+            stall_buffer_secs: 12,
+            stall_buffer_max_bytes: 1 << 30,
         };
         let enricher = Enricher {
             policy: crate::privacy::IpPolicy::new(crate::config::IpPrivacy::Full, b"key"),
