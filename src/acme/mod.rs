@@ -1,8 +1,8 @@
 //! Certificates from an ACME CA (README: "Certificates from Let's
 //! Encrypt"): which hosts get one (every host of a domain entry whose `acme`
 //! is not false and every host a link names; never another name a handshake
-//! brings), when (no certificate yet, or a third of its lifetime left), and
-//! how often (one order per host at a time, backoff after a failure, the
+//! brings), when (`renewal`: no certificate yet, a third of its lifetime
+//! left, or the CA's renewal information), and how often (one order per host at a time, backoff after a failure, the
 //! CA's `Retry-After`, at most `tls.acme.max_orders_per_hour` new orders).
 //! The account (`account`), one order (`order`), the answers a CA checks
 //! (`challenges`) and, with Kafka, the nodes' shared claims, answers and
@@ -13,6 +13,7 @@ mod account;
 mod challenges;
 mod cluster;
 mod order;
+mod renewal;
 
 pub use challenges::{Challenges, HTTP01_PREFIX};
 pub use cluster::Cluster;
@@ -30,6 +31,7 @@ use crate::domains::DomainStore;
 use crate::links::LinkStore;
 use crate::metrics;
 use crate::tls::{Acquire, CertStore};
+use renewal::Renewals;
 
 /// How often the wanted hosts are looked over when nothing wakes the
 /// scheduler sooner (a new host, a handshake for a host without a
@@ -149,15 +151,6 @@ impl Acme {
         hosts
     }
 
-    /// Whether `host` needs an order now: no certificate covers it, or a
-    /// third of its certificate's lifetime is left.
-    fn due(&self, host: &str, now: i64) -> bool {
-        match self.certs.validity(host) {
-            None => true,
-            Some((not_before, not_after)) => now >= not_after - (not_after - not_before) / 3,
-        }
-    }
-
     /// Runs the scheduler until the process ends.
     pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let (done, finished) = mpsc::unbounded_channel();
@@ -169,6 +162,7 @@ impl Acme {
             hosts: HashMap::new(),
             started: VecDeque::new(),
             paused_until: None,
+            renewals: Renewals::default(),
             done,
         };
         tokio::spawn(scheduler.run(finished))
@@ -195,6 +189,7 @@ struct Scheduler {
     started: VecDeque<Instant>,
     /// The CA's `Retry-After`: no order before it.
     paused_until: Option<Instant>,
+    renewals: Renewals,
     done: mpsc::UnboundedSender<(String, Outcome)>,
 }
 
@@ -216,18 +211,34 @@ impl Scheduler {
         if self.paused_until.is_some_and(|until| now < until) {
             return;
         }
-        let unix = unix_now();
-        let due: Vec<String> = self
-            .acme
-            .wanted()
-            .into_iter()
-            .filter(|h| {
-                self.hosts
-                    .get(h)
-                    .is_none_or(|s| !s.in_flight && s.next_try <= now)
-            })
-            .filter(|h| self.acme.due(h, unix))
-            .collect();
+        let wanted = self.acme.wanted();
+        let clock = SystemTime::now();
+        let mut due = Vec::new();
+        let mut ask = None;
+        for host in wanted {
+            let served = self.acme.certs.served(&host);
+            let leaf = served.as_ref().map(|(leaf, nb, na)| (leaf, *nb, *na));
+            if self.renewals.due(&host, leaf, clock) {
+                let free = self
+                    .hosts
+                    .get(&host)
+                    .is_none_or(|s| !s.in_flight && s.next_try <= now);
+                if free {
+                    due.push(host);
+                }
+            } else if let Some((leaf, ..)) = served
+                && ask.is_none()
+                && self.renewals.should_ask(&host, &leaf, now)
+            {
+                ask = Some((host, leaf));
+            }
+        }
+        // One question about renewal information a pass keeps the loop quick.
+        if let Some((host, leaf)) = ask
+            && let Some(ca) = self.account().await
+        {
+            self.renewals.ask(&ca.account, &host, &leaf).await;
+        }
         if due.is_empty() {
             return;
         }
@@ -283,13 +294,15 @@ impl Scheduler {
             self.started.push_back(now);
             tracing::info!(host, "ACME order placed");
             let (ca, acme, done) = (Arc::clone(&ca), Arc::clone(&self.acme), self.done.clone());
+            let replaces = self.renewals.replaces(&host);
             tokio::spawn(async move {
                 let at = order::Answering {
                     challenges: &acme.challenges,
                     cluster: acme.cluster.as_deref(),
                     certs: &acme.certs,
                 };
-                let outcome = order::run(&ca.account, &host, acme.config.challenge, at).await;
+                let outcome =
+                    order::run(&ca.account, &host, acme.config.challenge, replaces, at).await;
                 let _ = done.send((host, outcome));
             });
         }
@@ -334,7 +347,7 @@ impl Scheduler {
         if let Outcome::Issued = outcome {
             let certs = Arc::clone(&self.acme.certs);
             let _ = tokio::task::spawn_blocking(move || crate::tls::reload_logged(&certs)).await;
-            match self.acme.certs.validity(&host) {
+            match self.acme.certs.served(&host) {
                 Some(_) => tracing::info!(host, "ACME certificate issued and served"),
                 None => {
                     outcome = Outcome::Failed("the issued certificate did not load".into());
@@ -390,12 +403,6 @@ fn backoff(failures: u32) -> Duration {
     let wait = doubled.min(MAX_BACKOFF);
     let jitter = rand::random_range(0..=wait.as_millis() as u64 / 10);
     wait + Duration::from_millis(jitter)
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[cfg(test)]

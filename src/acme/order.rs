@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, OrderStatus, Problem,
-    RetryPolicy,
+    Account, AuthorizationStatus, CertificateIdentifier, ChallengeType, Identifier, NewOrder,
+    OrderStatus, Problem, RetryPolicy,
 };
 
 use super::challenges::Challenges;
@@ -139,9 +139,15 @@ pub struct Answering<'a> {
 
 /// Orders a certificate for `host` and writes it to `cert_dir` (and, with
 /// Kafka, hands it to every node).
-pub async fn run(account: &Account, host: &str, kind: AcmeChallenge, at: Answering<'_>) -> Outcome {
+pub async fn run(
+    account: &Account,
+    host: &str,
+    kind: AcmeChallenge,
+    replaces: Option<CertificateIdentifier<'static>>,
+    at: Answering<'_>,
+) -> Outcome {
     let mut opened = Vec::new();
-    let outcome = order(account, host, kind, at, &mut opened).await;
+    let outcome = order(account, host, kind, replaces, at, &mut opened).await;
     for close in opened {
         match close {
             Opened::Alpn(host) => at.challenges.close_alpn(&host),
@@ -164,12 +170,18 @@ async fn order(
     account: &Account,
     host: &str,
     kind: AcmeChallenge,
+    replaces: Option<CertificateIdentifier<'static>>,
     at: Answering<'_>,
     opened: &mut Vec<Opened>,
 ) -> Outcome {
     let challenges = at.challenges;
     let identifiers = [Identifier::Dns(host.to_owned())];
-    let mut order = match account.new_order(&NewOrder::new(&identifiers)).await {
+    let mut new_order = NewOrder::new(&identifiers);
+    if let Some(id) = replaces {
+        // RFC 9773 §5: the CA may then let the renewal past its limits.
+        new_order = new_order.replaces(id);
+    }
+    let mut order = match account.new_order(&new_order).await {
         Ok(order) => order,
         Err(e) => return Outcome::of_error(e),
     };

@@ -317,11 +317,12 @@ impl CertStore {
         let _ = self.acquire.set(acquire);
     }
 
-    /// (notBefore, notAfter) in Unix seconds of the certificate serving
-    /// `host` itself (not the default).
-    pub fn validity(&self, host: &str) -> Option<(i64, i64)> {
+    /// The certificate serving `host` itself (not the default), with its
+    /// notBefore and notAfter in Unix seconds.
+    pub fn served(&self, host: &str) -> Option<(CertificateDer<'static>, i64, i64)> {
         let set = self.current.read().unwrap_or_else(|e| e.into_inner());
-        set.covering(host).map(|p| (p.not_before, p.not_after))
+        set.covering(host)
+            .map(|p| (p.key.cert[0].clone(), p.not_before, p.not_after))
     }
 
     /// The directory the pairs are read from.

@@ -375,6 +375,14 @@ pub struct Misbehaviour {
     pub passed: AtomicUsize,
     /// New orders answered 429.
     pub limited: AtomicUsize,
+    /// Renewal information (RFC 9773), which Pebble 2.4 lacks: the
+    /// directory gains `renewalInfo`, and the first certificate asked about
+    /// is told its window has begun; every later one, that it is years away.
+    pub renewal_info: bool,
+    /// Questions about renewal information answered.
+    pub ari_asked: AtomicUsize,
+    /// New orders naming the certificate they replace.
+    pub replacing: AtomicUsize,
 }
 
 /// An HTTPS proxy in front of `pebble` that keeps the `Host` (Pebble signs
@@ -429,6 +437,35 @@ async fn relay(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    if how.renewal_info && parts.uri.path().starts_with("/renewal-info/") {
+        let first = how.ari_asked.fetch_add(1, Ordering::SeqCst) == 0;
+        let window = if first {
+            ("2020-01-01T00:00:00Z", "2020-01-01T00:00:01Z")
+        } else {
+            ("2099-01-01T00:00:00Z", "2099-01-02T00:00:00Z")
+        };
+        let body = serde_json::json!({"suggestedWindow": {"start": window.0, "end": window.1}});
+        return Ok(http::Response::builder()
+            .header("content-type", "application/json")
+            .header("retry-after", "21600")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap());
+    }
+    let host = parts
+        .headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let directory = parts.uri.path() == "/dir";
+    // The certificate a new order replaces, which the order must repeat.
+    let replaces = (parts.uri.path() == "/order-plz")
+        .then(|| serde_json::from_str::<serde_json::Value>(&jws_payload(&body)).ok())
+        .flatten()
+        .and_then(|order| order.get("replaces").cloned());
+    if replaces.is_some() {
+        how.replacing.fetch_add(1, Ordering::SeqCst);
+    }
     if parts.uri.path() == "/order-plz" {
         let problem = |status: u16, kind: &str, detail: &str| {
             http::Response::builder()
@@ -485,12 +522,26 @@ async fn relay(
         .map_or("/".to_owned(), |p| p.to_string());
     *forward.uri_mut() = path.parse().unwrap();
     let res = sender.send_request(forward).await.expect("pebble answers");
-    let (parts, body) = res.into_parts();
-    let body = body
+    let (mut parts, body) = res.into_parts();
+    let mut body = body
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    if directory && how.renewal_info {
+        let mut dir: serde_json::Value = serde_json::from_slice(&body).expect("directory JSON");
+        dir["renewalInfo"] = format!("https://{host}/renewal-info").into();
+        body = Bytes::from(dir.to_string());
+        parts.headers.remove("content-length");
+    }
+    if let Some(replaces) = replaces
+        && parts.status.is_success()
+    {
+        let mut order: serde_json::Value = serde_json::from_slice(&body).expect("order JSON");
+        order["replaces"] = replaces;
+        body = Bytes::from(order.to_string());
+        parts.headers.remove("content-length");
+    }
     Ok(http::Response::from_parts(parts, Full::new(body)))
 }
 

@@ -162,6 +162,48 @@ async fn a_certificate_with_a_third_of_its_life_left_is_renewed_without_a_restar
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_is_renewed_early_when_the_cas_renewal_information_says_so() {
+    crate::needs!(Pebble);
+    let node = Node::new(LINKS);
+    let pebble = node.pebble();
+    let how = Arc::new(Misbehaviour {
+        renewal_info: true,
+        ..Misbehaviour::default()
+    });
+    let directory = misbehaving_proxy(&node.ca, pebble.addr, Arc::clone(&how)).await;
+    let _edge = node.spawn(&directory, &[]);
+    let root = pebble.issuing_root(&node.ca).await;
+    let first = certificate_of(node.tls(), "go.adp.test", &root).await;
+    // The first certificate's window has begun: it is replaced at once,
+    // the new order naming it; the second's is years away.
+    let renewed = within("the renewal", async {
+        loop {
+            let served = certificate_of(node.tls(), "go.adp.test", &root).await;
+            if served != first {
+                return served;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(how.replacing.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        pebble.orders_seen(),
+        2,
+        "no renewal past the one the CA asked for"
+    );
+    assert!(
+        how.ari_asked.load(Ordering::SeqCst) >= 2,
+        "the new certificate was asked about"
+    );
+    assert_eq!(
+        certificate_of(node.tls(), "go.adp.test", &root).await,
+        renewed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ca_down_at_start_leaves_the_edge_serving_and_is_tried_again_until_it_answers() {
     crate::needs!(Pebble);
     let node = Node::new(LINKS);
