@@ -2,21 +2,43 @@
 //! and the slot each open connection holds. A client is an IPv4 address or
 //! an IPv6 /64 (what one host or one home is given); a trusted proxy
 //! (`server.trusted_proxies`) is not capped, since all its clients arrive
-//! from its address. Over the cap, a new connection is closed as soon as it
-//! is accepted, before any byte is read (nginx's `limit_conn`).
+//! from its address. At the cap, the client's connection that has waited
+//! for a request the longest (an idle keep-alive, a slow head, an answer
+//! read slowly), if for `EVICT_AFTER` or more, is closed to make room, so a
+//! client holding its slots open without asking anything never locks out
+//! its own next click; when all of them are busy, a new connection is
+//! closed as soon as it is accepted, before any byte is read (nginx's
+//! `limit_conn`).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use dashmap::DashMap;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Duration, Instant};
+
+use super::watch::{Watch, WeakWatch};
+
+/// How long a connection must have waited for a request before it is
+/// closed to make room for another of its client (a fresh one is about to
+/// send its request).
+pub const EVICT_AFTER: Duration = Duration::from_secs(2);
 
 /// Open connections by client, and the cap.
 #[derive(Debug)]
 pub struct ClientCap {
     cap: u32,
-    open: DashMap<u128, u32>,
+    open: DashMap<u128, Client>,
     exempt: Vec<ipnet::IpNet>,
+}
+
+/// One client's open connections.
+#[derive(Debug, Default)]
+struct Client {
+    count: u32,
+    /// Their watches, once their connections are set up (after a TLS
+    /// handshake): the ones that may be evicted.
+    watches: Vec<WeakWatch>,
 }
 
 /// One open connection's place in its client's count (given back on drop).
@@ -55,11 +77,11 @@ impl ClientCap {
             return Ok(None);
         }
         let client = client_of(ip);
-        let mut open = self.open.entry(client).or_insert(0);
-        if *open >= self.cap {
+        let mut open = self.open.entry(client).or_default();
+        if open.count >= self.cap && !evict_one(&mut open.watches, Instant::now()) {
             return Err(());
         }
-        *open += 1;
+        open.count += 1;
         Ok(Some(ClientSlot {
             cap: Arc::clone(self),
             client,
@@ -70,15 +92,45 @@ impl ClientCap {
     pub fn open_from(&self, ip: IpAddr) -> u32 {
         self.open
             .get(&client_of(ip.to_canonical()))
-            .map_or(0, |n| *n)
+            .map_or(0, |c| c.count)
+    }
+}
+
+/// Closes the connection among `watches` that has waited for a request the
+/// longest, if for `EVICT_AFTER` or more; true when one was.
+fn evict_one(watches: &mut Vec<WeakWatch>, now: Instant) -> bool {
+    watches.retain(|w| !w.is_gone());
+    let oldest = watches
+        .iter()
+        .filter_map(|w| {
+            let watch = w.upgrade()?;
+            Some((watch.waiting_since()?, watch))
+        })
+        .min_by_key(|(since, _)| *since);
+    match oldest {
+        Some((since, watch)) if now.saturating_duration_since(since) >= EVICT_AFTER => {
+            watch.evict();
+            true
+        }
+        _ => false,
+    }
+}
+
+impl ClientSlot {
+    /// The connection's watch, once it is set up: its client may evict it.
+    pub fn attach(&self, watch: &Watch) {
+        if let Some(mut client) = self.cap.open.get_mut(&self.client) {
+            client.watches.push(watch.downgrade());
+        }
     }
 }
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        self.cap.open.remove_if_mut(&self.client, |_, open| {
-            *open = open.saturating_sub(1);
-            *open == 0
+        self.cap.open.remove_if_mut(&self.client, |_, client| {
+            client.count = client.count.saturating_sub(1);
+            client.watches.retain(|w| !w.is_gone());
+            client.count == 0
         });
     }
 }
@@ -95,6 +147,31 @@ fn client_of(ip: IpAddr) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_cap_the_longest_waiting_connection_makes_room() {
+        let cap = ClientCap::new(2, &[]).unwrap();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let watch = || Watch::start(Duration::from_secs(60), Duration::from_secs(10));
+        let (s1, s2) = (cap.admit(a).unwrap().unwrap(), cap.admit(a).unwrap().unwrap());
+        let (w1, w2) = (watch(), watch());
+        s1.attach(&w1);
+        tokio::time::advance(Duration::from_millis(500)).await;
+        s2.attach(&w2);
+        // Both await their first request, for less than EVICT_AFTER.
+        assert!(cap.admit(a).is_err(), "a fresh connection is not evicted");
+        tokio::time::advance(EVICT_AFTER).await;
+        let s3 = cap.admit(a).unwrap();
+        assert!(s3.is_some());
+        assert_eq!(
+            tokio::time::timeout(Duration::from_millis(10), w1.expired()).await,
+            Ok(super::super::watch::Expired::Evicted),
+            "the one waiting longest"
+        );
+        assert!(w2.waiting_since().is_some(), "the other stays");
+        drop((s1, s2, s3));
+        assert!(cap.open.is_empty());
+    }
 
     #[test]
     fn each_client_gets_its_cap_and_slots_come_back() {

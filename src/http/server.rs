@@ -231,19 +231,27 @@ where
         let (idle, header) = (limits.idle_timeout, limits.header_read_timeout);
         let open = open.clone();
         tokio::spawn(async move {
-            let _admission = admission;
+            let admission = admission;
             let _counted = counted;
             open.increment(1.0);
+            // Its client's cap may close it to make room (`clients`).
+            let start_watch = || {
+                let watch = Watch::start(idle, header);
+                if let Some(slot) = &admission.client {
+                    slot.attach(&watch);
+                }
+                watch
+            };
             match tls {
                 None => {
-                    let watch = Watch::start(idle, header);
+                    let watch = start_watch();
                     let io = TokioIo::new(watch.stream(stream));
                     let conn = builder.serve_connection(io, watch.service(service));
                     run_connection(watcher.watch(conn.into_owned()), &watch).await;
                 }
                 Some(tls) => {
                     if let Some(stream) = handshake(&tls, stream).await {
-                        let watch = Watch::start(idle, header);
+                        let watch = start_watch();
                         let io = TokioIo::new(watch.stream(stream));
                         let conn = builder.serve_connection(io, watch.service(service));
                         run_connection(watcher.watch(conn.into_owned()), &watch).await;
@@ -278,6 +286,7 @@ where
             metrics::limit(match why {
                 Expired::Header => "header_timeout",
                 Expired::Idle => "idle_timeout",
+                Expired::Evicted => "client_evicted",
             })
             .increment(1);
         }

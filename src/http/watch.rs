@@ -10,6 +10,10 @@
 //! PONG pending and reads no further frame until it is written
 //! (`h2::proto::ping_pong`).
 //!
+//! A connection may also be evicted: when its client is at its connection
+//! cap (`http::clients`), the one of its connections that has waited for a
+//! request the longest is closed to make room (the watch wakes for it).
+//!
 //! One sleeping task per connection keeps both deadlines, waking only when
 //! the nearer one is due (or, rarely, when an answer sets a head deadline
 //! nearer than the one it sleeps to). The request path only stores
@@ -44,6 +48,9 @@ pub enum Expired {
     Header,
     /// Nothing was read or written for the idle timeout.
     Idle,
+    /// Its client, at its connection cap, opened another while this one
+    /// waited for a request the longest.
+    Evicted,
 }
 
 /// One connection's clock: when it last read or wrote, and since when a
@@ -67,6 +74,24 @@ struct Shared {
     /// HTTP/2 requests being answered (each counts as activity until its
     /// answer is ready, after which the idle clock runs from it).
     open_streams: AtomicU64,
+    /// Closed to make room for another connection of its client.
+    evicted: std::sync::atomic::AtomicBool,
+}
+
+/// A watch that does not keep its connection's state alive (the client
+/// cap's list of a client's connections).
+#[derive(Debug, Clone)]
+pub struct WeakWatch(std::sync::Weak<Shared>);
+
+impl WeakWatch {
+    pub fn upgrade(&self) -> Option<Watch> {
+        self.0.upgrade().map(|shared| Watch { shared })
+    }
+
+    /// Whether its connection has ended.
+    pub fn is_gone(&self) -> bool {
+        self.0.strong_count() == 0
+    }
 }
 
 impl Watch {
@@ -84,8 +109,36 @@ impl Watch {
                 due_ms: AtomicU64::new(0),
                 sooner: Notify::new(),
                 open_streams: AtomicU64::new(0),
+                evicted: std::sync::atomic::AtomicBool::new(false),
             }),
         }
+    }
+
+    pub fn downgrade(&self) -> WeakWatch {
+        WeakWatch(Arc::downgrade(&self.shared))
+    }
+
+    /// Since when the connection has waited for a request (HTTP/1.1: for
+    /// its next head; HTTP/2: with no stream open); `None` while it serves
+    /// one, or once evicted.
+    pub fn waiting_since(&self) -> Option<Instant> {
+        let shared = &self.shared;
+        if shared.evicted.load(Ordering::Relaxed) {
+            return None;
+        }
+        let since_ms = match shared.head_since_ms.load(Ordering::SeqCst) {
+            SERVING => return None,
+            NO_HEADS if shared.open_streams.load(Ordering::SeqCst) > 0 => return None,
+            NO_HEADS => shared.last_ms.load(Ordering::Relaxed),
+            since => since,
+        };
+        Some(shared.opened + Duration::from_millis(since_ms))
+    }
+
+    /// Closes the connection to make room for another of its client.
+    pub fn evict(&self) {
+        self.shared.evicted.store(true, Ordering::SeqCst);
+        self.shared.sooner.notify_one();
     }
 
     fn now_ms(&self) -> u64 {
@@ -151,6 +204,9 @@ impl Watch {
     /// The nearer of the two deadlines, and why it is one.
     fn next_deadline(&self) -> (u64, Expired) {
         let shared = &self.shared;
+        if shared.evicted.load(Ordering::SeqCst) {
+            return (0, Expired::Evicted);
+        }
         let idle_at = if shared.open_streams.load(Ordering::SeqCst) > 0 {
             u64::MAX
         } else {

@@ -245,7 +245,9 @@ async fn slow_and_idle_clients_are_cut_off_and_counted() {
 
 /// Past its cap, one address's new connections are closed at once (before
 /// a byte is read) and counted; another address is still served, and the
-/// capped one again once it closes one.
+/// capped one again once it closes one. Unless one of its own has waited
+/// for a request for `EVICT_AFTER` (2 s): that one is closed instead, and
+/// the new one served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_cannot_take_more_than_its_connections() {
     let fixture = Fixture::new(LINKS);
@@ -280,6 +282,22 @@ async fn one_address_cannot_take_more_than_its_connections() {
     .await;
     let (text, _) = answer(from([127, 0, 0, 2]).await).await;
     assert!(text.starts_with("HTTP/1.1 302"), "another address: {text}");
+    // Held without asking anything for longer than EVICT_AFTER, the one
+    // waiting longest makes room for the next click of the same address.
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    let (text, evicting) = answer(from([127, 0, 0, 1]).await).await;
+    assert!(text.starts_with("HTTP/1.1 302"), "{text}");
+    let mut oldest = held.remove(0);
+    let mut buf = [0u8; 16];
+    let read = within("the evicted connection closed", oldest.read(&mut buf)).await;
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    wait_for_metric(
+        edge.admin,
+        "refedge_limits_total{limit=\"client_evicted\"}",
+        1.0,
+    )
+    .await;
+    held.push(evicting);
     drop(held.pop());
     let again = within("a slot given back", async {
         loop {
