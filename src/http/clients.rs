@@ -153,7 +153,10 @@ mod tests {
         let cap = ClientCap::new(2, &[]).unwrap();
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let watch = || Watch::start(Duration::from_secs(60), Duration::from_secs(10));
-        let (s1, s2) = (cap.admit(a).unwrap().unwrap(), cap.admit(a).unwrap().unwrap());
+        let (s1, s2) = (
+            cap.admit(a).unwrap().unwrap(),
+            cap.admit(a).unwrap().unwrap(),
+        );
         let (w1, w2) = (watch(), watch());
         s1.attach(&w1);
         tokio::time::advance(Duration::from_millis(500)).await;
