@@ -174,20 +174,13 @@ impl Node {
             Arc::clone(&store),
             replication.as_ref().map(Arc::clone),
         );
-        let node_name = config.node_name();
-        let acme = match (&config.tls.acme.directory_url, &https) {
-            (Some(_), Some(https)) => Some(
-                crate::acme::Acme::new(
-                    &config.tls.acme,
-                    Arc::clone(&https.certs),
-                    Arc::clone(&store),
-                    Arc::clone(&domains),
-                    kafka.then_some((&config.kafka, node_name.as_str())),
-                )
-                .context("kafka: cannot follow the certs topic")?,
-            ),
-            _ => None,
-        };
+        let acme = crate::acme::Acme::from_config(
+            config,
+            https.as_ref().map(|h| Arc::clone(&h.certs)),
+            Arc::clone(&store),
+            Arc::clone(&domains),
+        )
+        .context("kafka: cannot follow the certs topic")?;
         let admin = Arc::new(Admin {
             links: LinksApi {
                 editor: LinkEditor::new(store, publish),

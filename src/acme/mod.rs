@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rustls::sign::CertifiedKey;
 use tokio::sync::{Notify, mpsc};
 
-use crate::config::AcmeConfig;
+use crate::config::{AcmeConfig, Config, SinkKind};
 use crate::domains::DomainStore;
 use crate::links::LinkStore;
 use crate::metrics;
@@ -78,27 +78,28 @@ impl Acquire for Acme {
 }
 
 impl Acme {
-    /// The client of `config` (which has a directory URL), serving its
-    /// TLS-ALPN-01 answers through `certs`; with `kafka` (and its node
-    /// name), sharing orders with the other nodes.
-    pub fn new(
-        config: &AcmeConfig,
-        certs: Arc<CertStore>,
+    /// The client of `tls.acme`, when it names a CA and TLS is on (`certs`),
+    /// serving its TLS-ALPN-01 answers through `certs`; with Kafka, sharing
+    /// orders with the other nodes.
+    pub fn from_config(
+        config: &Config,
+        certs: Option<Arc<CertStore>>,
         links: Arc<LinkStore>,
         domains: Arc<DomainStore>,
-        kafka: Option<(&crate::config::KafkaConfig, &str)>,
-    ) -> Result<Arc<Acme>, rdkafka::error::KafkaError> {
+    ) -> Result<Option<Arc<Acme>>, rdkafka::error::KafkaError> {
+        let (Some(_), Some(certs)) = (&config.tls.acme.directory_url, certs) else {
+            return Ok(None);
+        };
+        let acme = &config.tls.acme;
         let challenges: Arc<Challenges> = Arc::default();
-        let cluster = match (
-            kafka,
-            config
-                .seal_key
-                .as_deref()
-                .and_then(crate::config::acme::seal_key),
-        ) {
-            (Some((kafka, node)), Some(key)) => Some(Cluster::start(
-                kafka,
-                node,
+        let seal_key = acme
+            .seal_key
+            .as_deref()
+            .and_then(crate::config::acme::seal_key);
+        let cluster = match (config.events.sink, seal_key) {
+            (SinkKind::Kafka, Some(key)) => Some(Cluster::start(
+                &config.kafka,
+                &config.node_name(),
                 &key,
                 Arc::clone(&certs),
                 Arc::clone(&challenges),
@@ -106,7 +107,7 @@ impl Acme {
             _ => None,
         };
         let acme = Arc::new(Acme {
-            config: config.clone(),
+            config: acme.clone(),
             certs: Arc::clone(&certs),
             challenges,
             links,
@@ -115,7 +116,7 @@ impl Acme {
             kick: Notify::new(),
         });
         certs.set_acquire(Arc::clone(&acme) as Arc<dyn Acquire>);
-        Ok(acme)
+        Ok(Some(acme))
     }
 
     /// With Kafka, the follower of `kafka.certs_topic` (stopped at shutdown).

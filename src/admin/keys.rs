@@ -193,16 +193,7 @@ impl Keys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AdminKeyConfig;
-
-    fn key(hosts: &[&str], scopes: &[&str]) -> AdminKeyConfig {
-        AdminKeyConfig {
-            name: "adp-portal".into(),
-            token: vec!["adp-portal-token-0123456789".into()],
-            hosts: hosts.iter().map(|s| (*s).to_owned()).collect(),
-            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-        }
-    }
+    use crate::config::admin_key::test_key as key;
 
     #[test]
     fn a_key_reaches_its_hosts_and_scopes_only() {

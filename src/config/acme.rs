@@ -1,7 +1,59 @@
-//! `[tls.acme]` checked field by field: a directory the edge can trust, a
-//! contact and an account binding where the CA needs them, a sane bound.
+//! The `[tls.acme]` section, and its check field by field: a directory the
+//! edge can trust, a contact and an account binding where the CA needs them,
+//! a sane bound, a seal key where nodes share certificates.
 
-use super::AcmeConfig;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// `[tls.acme]` (README: "Certificates from Let's Encrypt").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeConfig {
+    /// The CA's directory URL (https); unset = ACME off.
+    pub directory_url: Option<String>,
+    /// `mailto:` address of the account.
+    pub contact: Option<String>,
+    /// PEM file of the roots trusted for the directory's HTTPS; unset = the
+    /// system's roots.
+    pub ca_roots: Option<PathBuf>,
+    /// External account binding: the key id the CA gave.
+    pub eab_kid: Option<String>,
+    /// External account binding: the HMAC key the CA gave (base64url).
+    pub eab_hmac_key: Option<String>,
+    /// How the CA checks a host: `tls-alpn-01` on `tls.listen` or `http-01`
+    /// on `server.listen`.
+    pub challenge: AcmeChallenge,
+    /// New orders a node may place in any hour, renewals included.
+    pub max_orders_per_hour: u32,
+    /// 32 bytes, base64: the AES-256-GCM key that seals private keys on
+    /// `kafka.certs_topic`; required with Kafka, the same on every node.
+    pub seal_key: Option<String>,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        AcmeConfig {
+            directory_url: None,
+            contact: None,
+            ca_roots: None,
+            eab_kid: None,
+            eab_hmac_key: None,
+            challenge: AcmeChallenge::TlsAlpn01,
+            max_orders_per_hour: 30,
+            seal_key: None,
+        }
+    }
+}
+
+/// The ACME challenge a node answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum AcmeChallenge {
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+    #[serde(rename = "http-01")]
+    Http01,
+}
 
 /// CAs known to refuse an account without a contact or an external account
 /// binding, by the host of their directory.

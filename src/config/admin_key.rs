@@ -1,7 +1,28 @@
-//! One `[[admin.keys]]` table checked field by field (the scopes it may
-//! name are the admin API's, `admin::keys::Scope`).
+//! One `[[admin.keys]]` table, and its check field by field (the scopes it
+//! may name are the admin API's, `admin::keys::Scope`).
 
-use super::AdminKeyConfig;
+use serde::Deserialize;
+
+use super::sections::string_list;
+
+/// One scoped admin key (README: "Admin keys").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminKeyConfig {
+    /// `[a-z0-9_-]{1,64}`, unique: named on every log line of its changes.
+    pub name: String,
+    /// Its tokens (each at least 24 characters); all are accepted, so they
+    /// rotate.
+    #[serde(deserialize_with = "string_list")]
+    pub token: Vec<String>,
+    /// The hosts whose links and domains it reaches; `*` also reaches the
+    /// links of every host.
+    #[serde(deserialize_with = "string_list")]
+    pub hosts: Vec<String>,
+    /// `links:read`, `links:write`, `domains:write`, `qr`.
+    #[serde(deserialize_with = "string_list")]
+    pub scopes: Vec<String>,
+}
 
 /// The scopes a key may hold, in `admin::keys::Scope`'s order.
 pub const SCOPES: [&str; 4] = ["links:read", "links:write", "domains:write", "qr"];
@@ -42,18 +63,22 @@ pub fn check(key: &AdminKeyConfig) -> Result<(), (&'static str, String)> {
     Ok(())
 }
 
+/// A key named `adp-portal` with `hosts` and `scopes`, for tests.
+#[cfg(test)]
+pub fn test_key(hosts: &[&str], scopes: &[&str]) -> AdminKeyConfig {
+    AdminKeyConfig {
+        name: "adp-portal".into(),
+        token: vec!["adp-portal-token-0123456789".into()],
+        hosts: hosts.iter().map(|s| (*s).to_owned()).collect(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn key(hosts: &[&str], scopes: &[&str]) -> AdminKeyConfig {
-        AdminKeyConfig {
-            name: "adp-portal".into(),
-            token: vec!["adp-portal-token-0123456789".into()],
-            hosts: hosts.iter().map(|s| (*s).to_owned()).collect(),
-            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-        }
-    }
+    use super::test_key as key;
 
     #[test]
     fn bad_keys_are_named_by_field() {

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use acme::{AcmeChallenge, AcmeConfig};
+pub use admin_key::AdminKeyConfig;
 pub use env::{UnknownVariable, env_name, unknown_variables};
 pub use sections::*;
 

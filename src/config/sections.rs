@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
+use super::acme::AcmeConfig;
+use super::admin_key::AdminKeyConfig;
 use super::env::split_list;
 
 /// The public listener that answers redirects.
@@ -120,55 +122,6 @@ impl Default for TlsConfig {
     }
 }
 
-/// `[tls.acme]` (README: "Certificates from Let's Encrypt").
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AcmeConfig {
-    /// The CA's directory URL (https); unset = ACME off.
-    pub directory_url: Option<String>,
-    /// `mailto:` address of the account.
-    pub contact: Option<String>,
-    /// PEM file of the roots trusted for the directory's HTTPS; unset = the
-    /// system's (webpki) roots.
-    pub ca_roots: Option<PathBuf>,
-    /// External account binding: the key id the CA gave.
-    pub eab_kid: Option<String>,
-    /// External account binding: the HMAC key the CA gave (base64url).
-    pub eab_hmac_key: Option<String>,
-    /// How the CA checks a host: `tls-alpn-01` on `tls.listen` or `http-01`
-    /// on `server.listen`.
-    pub challenge: AcmeChallenge,
-    /// New orders a node may place in any hour, renewals included.
-    pub max_orders_per_hour: u32,
-    /// 32 bytes, base64: the AES-256-GCM key that seals private keys on
-    /// `kafka.certs_topic`; required with Kafka, the same on every node.
-    pub seal_key: Option<String>,
-}
-
-impl Default for AcmeConfig {
-    fn default() -> Self {
-        AcmeConfig {
-            directory_url: None,
-            contact: None,
-            ca_roots: None,
-            eab_kid: None,
-            eab_hmac_key: None,
-            challenge: AcmeChallenge::TlsAlpn01,
-            max_orders_per_hour: 30,
-            seal_key: None,
-        }
-    }
-}
-
-/// The ACME challenge a node answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum AcmeChallenge {
-    #[serde(rename = "tls-alpn-01")]
-    TlsAlpn01,
-    #[serde(rename = "http-01")]
-    Http01,
-}
-
 /// The plain listener's behaviour while TLS is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -198,25 +151,6 @@ impl Default for AdminConfig {
             keys: Vec::new(),
         }
     }
-}
-
-/// One scoped admin key (README: "Admin keys").
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdminKeyConfig {
-    /// `[a-z0-9_-]{1,64}`, unique: named on every log line of its changes.
-    pub name: String,
-    /// Its tokens (each at least 24 characters); all are accepted, so they
-    /// rotate.
-    #[serde(deserialize_with = "string_list")]
-    pub token: Vec<String>,
-    /// The hosts whose links and domains it reaches; `*` also reaches the
-    /// links of every host.
-    #[serde(deserialize_with = "string_list")]
-    pub hosts: Vec<String>,
-    /// `links:read`, `links:write`, `domains:write`, `qr`.
-    #[serde(deserialize_with = "string_list")]
-    pub scopes: Vec<String>,
 }
 
 /// Where links come from.
@@ -322,8 +256,7 @@ pub struct EventsConfig {
     /// How long a click waits for room in a full hand-off while the writer
     /// makes progress (its answer waits with it); 0 = never wait, drop.
     pub max_wait_ms: u64,
-    /// Seconds of clicks (at the busiest second of the last minute) held in
-    /// memory while the spool's disk does not answer, before any click waits.
+    /// Seconds of clicks (the last minute's busiest) held for a stalled disk.
     pub stall_buffer_secs: u64,
     /// The most bytes of encoded clicks held for a stalled disk.
     pub stall_buffer_max_bytes: u64,
@@ -619,7 +552,7 @@ enum ListOrString {
     One(String),
 }
 
-fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(super) fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Ok(match ListOrString::deserialize(d)? {
         ListOrString::List(items) => items,
         ListOrString::One(s) => split_list(&s),
