@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::sections::string_list;
+use super::env::string_list;
 
 /// One scoped admin key (README: "Admin keys").
 #[derive(Debug, Clone, Deserialize)]

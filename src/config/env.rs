@@ -1,5 +1,8 @@
 //! `REFEDGE_*` environment overrides: every key (`keys::all`) can be set by
-//! its variable, and the key's kind says how the text becomes a TOML value.
+//! its variable, and the key's kind says how the text becomes a TOML value;
+//! a list key reads either form (`string_list`).
+
+use serde::{Deserialize, Deserializer};
 
 use super::ConfigError;
 use super::keys::{self, ValueKind};
@@ -123,6 +126,22 @@ pub(super) fn split_list(raw: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// A list given either as a TOML array of strings or as one comma-separated string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ListOrString {
+    List(Vec<String>),
+    One(String),
+}
+
+/// A list field, from either form (as `[[admin.keys]]`' and every list key's).
+pub(super) fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(match ListOrString::deserialize(d)? {
+        ListOrString::List(items) => items,
+        ListOrString::One(s) => split_list(&s),
+    })
 }
 
 fn set_path(root: &mut toml::Table, key: &str, value: toml::Value) {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::acme::AcmeConfig;
 use super::admin_key::AdminKeyConfig;
-use super::env::split_list;
+use super::env::string_list;
 
 /// The public listener that answers redirects.
 #[derive(Debug, Clone, Deserialize)]
@@ -542,21 +542,6 @@ impl Default for LogConfig {
             format: LogFormat::Plain,
         }
     }
-}
-
-/// A list given either as a TOML array of strings or as one comma-separated string.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ListOrString {
-    List(Vec<String>),
-    One(String),
-}
-
-pub(super) fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    Ok(match ListOrString::deserialize(d)? {
-        ListOrString::List(items) => items,
-        ListOrString::One(s) => split_list(&s),
-    })
 }
 
 /// A list of tables (`[[section.key]]`), read through the newtype
