@@ -11,8 +11,8 @@
 #     counted only while wrk -t1 -c16 drives it), instructions per request,
 #     and for refedge the main parts of it. callgrind counts the same whatever
 #     else the machine does, so this part is steady where req/s are not.
-#     (valgrind's CPU has no SHA extensions: the cookie's HMAC runs aws-lc's
-#     AVX code there, not SHA-NI, so "of which SHA-256" is reported apart.)
+#     (valgrind's CPU has no SHA extensions: the cookie's HMAC runs sha2's
+#     portable code there, so "of which SHA-256" is reported apart.)
 # Usage: loadtest/one-client.sh
 # Env: LINKS (100000), ROUNDS (3), SECS (8), CG_SECS (10; 0 skips part 2),
 #   RF_BIN, BARE_BIN, OUT (result directory).
@@ -179,7 +179,7 @@ if inst:
     parts = [
         ("the HTTP service (routing, attribution, Location, headers, hand-off)", "Clicks as hyper::service::service::Service"),
         ("  of which the attribution cookie and click id", "refedge::attribution::AttributionPolicy::decide ["),
-        ("    of which SHA-256 (aws-lc's AVX code under valgrind)", "sha256_block_data_order_avx ["),
+        ("    of which SHA-256 (portable code under valgrind)", "sha2::sha256::soft::compress ["),
         ("  of which the `Location`", "refedge::http::query::location ["),
         ("  of which the visitor (bots, device)", "refedge::visitor::classify ["),
         ("hyper's request parsing", "hyper::proto::h1::io::Buffered<T,B>::parse ["),
