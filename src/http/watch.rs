@@ -170,8 +170,17 @@ impl Watch {
     fn answered(&self) {
         if self.is_http2() {
             // The idle clock runs from the last answer.
-            self.shared.last_ms.store(self.now_ms(), Ordering::Relaxed);
-            self.shared.open_streams.fetch_sub(1, Ordering::SeqCst);
+            let now = self.now_ms();
+            self.shared.last_ms.store(now, Ordering::Relaxed);
+            let was_open = self.shared.open_streams.fetch_sub(1, Ordering::SeqCst);
+            if was_open == 1
+                && now.saturating_add(self.shared.idle_ms)
+                    < self.shared.due_ms.load(Ordering::SeqCst)
+            {
+                // The watch went to sleep while this stream was open, with
+                // no deadline at all: the idle one starts now.
+                self.shared.sooner.notify_one();
+            }
             return;
         }
         let since = self.shared.last_ms.load(Ordering::Relaxed);
@@ -477,6 +486,29 @@ mod tests {
         assert_eq!(watch.expired().await, Expired::Idle);
         assert!(answered.elapsed() >= idle);
         pinging.abort();
+    }
+
+    /// HTTP/2: a watch that went to sleep while the connection's only
+    /// stream was open (no deadline then) is woken by its answer, and the
+    /// idle timeout runs from there (CI once saw a pinging connection kept
+    /// open past it).
+    #[tokio::test(start_paused = true)]
+    async fn an_http2_answer_wakes_a_watch_that_slept_while_its_stream_was_open() {
+        let idle = Duration::from_secs(2);
+        let watch = Watch::start(idle, HEADER);
+        watch.no_heads();
+        watch.head_read();
+        let sleeping = tokio::spawn({
+            let watch = watch.clone();
+            async move { watch.expired().await }
+        });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!sleeping.is_finished(), "a request is open");
+        watch.answered();
+        let answered = Instant::now();
+        let why = tokio::time::timeout(idle * 2, sleeping).await;
+        assert_eq!(why.map(Result::unwrap), Ok(Expired::Idle));
+        assert!(answered.elapsed() >= idle);
     }
 
     #[tokio::test(start_paused = true)]
