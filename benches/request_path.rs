@@ -17,7 +17,7 @@ use http_body_util::Empty;
 use rand::{Rng, SeedableRng};
 use refedge::attribution::{ClickId, CookieCheck};
 use refedge::config::Config;
-use refedge::events::{ClickEvent, Outcome, Timestamp};
+use refedge::events::{ClickEvent, JsonText, Outcome, Plain, Timestamp};
 use refedge::http::ConnInfo;
 use refedge::links::ShortCode;
 use refedge::node::Node;
@@ -333,7 +333,7 @@ fn bench(c: &mut Criterion) {
                 &edge.params,
                 decision.click_id.as_ref(),
             )
-            .header;
+            .header();
             black_box(refedge::http::router::redirect(
                 http::StatusCode::FOUND,
                 location,
@@ -342,22 +342,23 @@ fn bench(c: &mut Criterion) {
         })
     });
     // One event line as the writer encodes it, and the same with serde_json.
+    let (campaign, node) = (JsonText::new("camp-1"), JsonText::new("edge-1"));
     let event = ClickEvent {
         schema_version: refedge::events::SCHEMA_VERSION,
-        kind: "click",
-        click_id: "0352LGAAiCKbK4rkuZHHU8",
+        kind: Plain::new("click"),
+        click_id: Plain::new("0352LGAAiCKbK4rkuZHHU8"),
         occurred_at: Timestamp::from_millis(1_800_000_000_123),
         outcome: Outcome::Redirected,
         code: "c0000001",
         host: "go.brand.example",
         advocate_id: Some("adv-1"),
-        campaign_id: Some("camp-1"),
+        campaign_id: Some(campaign.encoded()),
         program_id: None,
         target: Some(
             "https://brand.example/landing/1?utm_source=ref&utm_campaign=x&rf_click=0352LGAAiCKbK4rkuZHHU8",
         ),
         status: 302,
-        ip: Some("203.0.113.0"),
+        ip: Some(Plain::new("203.0.113.0")),
         user_agent: Some(
             "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1",
         ),
@@ -371,13 +372,13 @@ fn bench(c: &mut Criterion) {
         attributed: true,
         prior_click_id: None,
         gpc: false,
-        node: "edge-1",
-        device: Some("mobile"),
+        node: node.encoded(),
+        device: Some(Plain::new("mobile")),
         os: Some("iOS"),
         browser: Some("Safari"),
         repeat: false,
-        channel: "linkedin",
-        channel_source: "referer",
+        channel: Plain::new("linkedin"),
+        channel_source: Plain::new("referer"),
         risk: refedge::risk::Flags::NONE,
         rule: None,
         variant: None,

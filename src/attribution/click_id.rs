@@ -80,6 +80,11 @@ impl ClickId {
         std::str::from_utf8(&self.0).unwrap_or("")
     }
 
+    /// The 22 ASCII characters, for writers of bytes (no UTF-8 check).
+    pub fn as_bytes(&self) -> &[u8; CLICK_ID_LEN] {
+        &self.0
+    }
+
     /// The UUID this id encodes, as a number.
     pub fn as_u128(&self) -> u128 {
         base62::decode(self.0).unwrap_or(0)

@@ -51,7 +51,8 @@ impl CookieCheck {
 #[derive(Clone)]
 pub struct CookieSigner {
     name: String,
-    /// Keyed HMAC states: cloning one is cheaper than keying anew.
+    /// Keyed HMAC states that have already taken `name=`: cloning one is
+    /// cheaper than keying anew, and every signature starts with those bytes.
     keys: Vec<HmacSha256>,
     window_secs: u64,
 }
@@ -71,7 +72,12 @@ impl CookieSigner {
     pub fn new(name: &str, secrets: &[Vec<u8>], window_secs: u64) -> CookieSigner {
         let keys = secrets
             .iter()
-            .map(|s| HmacSha256::new_from_slice(s).expect("HMAC takes keys of any length"))
+            .map(|s| {
+                let mut mac = HmacSha256::new_from_slice(s).expect("HMAC takes keys of any length");
+                mac.update(name.as_bytes());
+                mac.update(b"=");
+                mac
+            })
             .collect();
         CookieSigner {
             name: name.to_owned(),
@@ -88,40 +94,38 @@ impl CookieSigner {
         self.window_secs
     }
 
-    fn mac(&self, key: &HmacSha256, payload: &str) -> HmacSha256 {
+    fn mac(&self, key: &HmacSha256, payload: &[u8]) -> HmacSha256 {
         let mut mac = key.clone();
-        mac.update(self.name.as_bytes());
-        mac.update(b"=");
-        mac.update(payload.as_bytes());
+        mac.update(payload);
         mac
     }
 
     /// The cookie value for a click.
     pub fn sign(&self, click_id: &ClickId, issued_at: u64) -> String {
-        let mut value = String::with_capacity(MAX_VALUE_LEN);
+        let mut value = Vec::with_capacity(MAX_VALUE_LEN);
         self.sign_into(click_id, issued_at, &mut value);
-        value
+        String::from_utf8(value).unwrap_or_default()
     }
 
-    /// Appends the cookie value for a click to `out` (a `Set-Cookie` line
-    /// being built, say).
-    pub fn sign_into(&self, click_id: &ClickId, issued_at: u64, out: &mut String) {
+    /// Appends the cookie value for a click, ASCII, to `out` (a
+    /// `Set-Cookie` line being built, say).
+    pub fn sign_into(&self, click_id: &ClickId, issued_at: u64, out: &mut Vec<u8>) {
         let start = out.len();
-        out.push_str(VERSION);
-        out.push('.');
-        out.push_str(click_id.as_str());
-        out.push('.');
-        out.push_str(itoa_u64(issued_at).as_str());
+        out.extend_from_slice(VERSION.as_bytes());
+        out.push(b'.');
+        out.extend_from_slice(click_id.as_bytes());
+        out.push(b'.');
+        out.extend_from_slice(itoa_u64(issued_at).as_bytes());
         let tag = self
             .mac(&self.keys[0], &out[start..])
             .finalize()
             .into_bytes();
-        out.push('.');
+        out.push(b'.');
         // Into a buffer of the exact size: `encode_string` goes through a
         // general chunked encoder that costs more than the HMAC's last steps.
         let mut sig = [0u8; SIG_LEN];
         let written = URL_SAFE_NO_PAD.encode_slice(tag, &mut sig).unwrap_or(0);
-        out.push_str(std::str::from_utf8(&sig[..written]).unwrap_or(""));
+        out.extend_from_slice(&sig[..written]);
     }
 
     /// Checks a cookie value.
@@ -150,7 +154,7 @@ impl CookieSigner {
         let genuine = self
             .keys
             .iter()
-            .any(|k| self.mac(k, payload).verify_slice(&tag).is_ok());
+            .any(|k| self.mac(k, payload.as_bytes()).verify_slice(&tag).is_ok());
         if !genuine {
             return CookieCheck::BadSignature;
         }
@@ -217,8 +221,8 @@ struct ItoaBuf {
 }
 
 impl ItoaBuf {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.bytes[self.start..]).unwrap_or("0")
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[self.start..]
     }
 }
 
@@ -385,7 +389,7 @@ mod tests {
     #[test]
     fn itoa() {
         for n in [0u64, 7, 10, 1_800_000_000, u64::MAX] {
-            assert_eq!(itoa_u64(n).as_str(), n.to_string());
+            assert_eq!(itoa_u64(n).as_bytes(), n.to_string().as_bytes());
         }
     }
 }

@@ -107,18 +107,18 @@ impl AttributionPolicy {
     }
 
     fn set_cookie(&self, click_id: &ClickId, now_secs: u64, tls: bool) -> HeaderValue {
-        let mut header = String::with_capacity(
+        let mut header = Vec::with_capacity(
             self.signer.name().len() + cookie::MAX_VALUE_LEN + self.attributes.len() + 10,
         );
-        header.push_str(self.signer.name());
-        header.push('=');
+        header.extend_from_slice(self.signer.name().as_bytes());
+        header.push(b'=');
         self.signer.sign_into(click_id, now_secs, &mut header);
-        header.push_str(&self.attributes);
+        header.extend_from_slice(self.attributes.as_bytes());
         if tls {
-            header.push_str("; Secure");
+            header.extend_from_slice(b"; Secure");
         }
         // Built only from validated config and base62/base64url characters.
-        HeaderValue::from_maybe_shared(bytes::Bytes::from(header))
+        crate::sys::header::value(bytes::Bytes::from(header))
             .unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 }

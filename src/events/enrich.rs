@@ -11,22 +11,48 @@ use crate::geo::{Geo, GeoInfo};
 use crate::privacy::IpPolicy;
 use crate::visitor::device::{Device, DeviceParser};
 
+use super::line::{Encoded, JsonText};
 use super::{ClickRecord, Outcome};
 use crate::risk::flood::FloodTracker;
 use crate::risk::{Flag, Flags};
 
 /// What the writer adds to a record.
 #[derive(Debug, Default)]
-pub struct Enrichment {
+pub struct Enrichment<'e> {
     pub ip: Option<String>,
     pub geo: GeoInfo,
     pub device: Option<Arc<Device>>,
     pub repeat: bool,
     /// `click_flood`, when this click made one.
     pub risk: Flags,
-    /// The link's interned campaign and program ids.
-    pub campaign_id: Option<Arc<str>>,
-    pub program_id: Option<Arc<str>>,
+    /// The link's interned campaign and program ids, as JSON made once.
+    pub campaign_id: Option<Encoded<'e>>,
+    pub program_id: Option<Encoded<'e>>,
+}
+
+/// The interned campaign and program ids (`links::packed`) as this writer
+/// writes them: its own copy, each name's JSON made once, read without the
+/// interner's lock. It grows as the interner does, never otherwise.
+#[derive(Debug, Default)]
+pub struct InternedJson(Vec<JsonText>);
+
+impl InternedJson {
+    /// The campaign's and the program's names for these ids (0: none).
+    fn pair(
+        &mut self,
+        (campaign, program): (u32, u32),
+    ) -> (Option<Encoded<'_>>, Option<Encoded<'_>>) {
+        let needed = campaign.max(program) as usize;
+        if needed >= self.0.len() {
+            let names = crate::links::packed::interned_names_from(self.0.len());
+            self.0.extend(names.iter().map(|name| JsonText::new(name)));
+        }
+        let read = |id: u32| match id {
+            0 => None,
+            id => self.0.get(id as usize).map(JsonText::encoded),
+        };
+        (read(campaign), read(program))
+    }
 }
 
 /// Slots of the repeat memory (8 bytes each: 8 MiB).
@@ -177,6 +203,7 @@ pub struct Enricher {
     pub floods: FloodTracker,
     /// `refedge_click_risks_total` per flag.
     pub risk_counts: [metrics::Counter; 3],
+    pub names: InternedJson,
 }
 
 impl Enricher {
@@ -191,7 +218,7 @@ impl Enricher {
         )
     }
 
-    pub fn enrich(&mut self, record: &ClickRecord) -> Enrichment {
+    pub fn enrich(&mut self, record: &ClickRecord) -> Enrichment<'_> {
         let keys = self.repeat_keys(record);
         self.enrich_with(record, keys)
     }
@@ -212,7 +239,7 @@ impl Enricher {
     }
 
     /// `enrich` with the record's repeat keys already made.
-    pub fn enrich_with(&mut self, record: &ClickRecord, keys: RepeatKeys) -> Enrichment {
+    pub fn enrich_with(&mut self, record: &ClickRecord, keys: RepeatKeys) -> Enrichment<'_> {
         let geo = match (&self.geo, record.ip) {
             (Some(geo), Some(ip)) => geo.current().lookup(ip),
             _ => GeoInfo::default(),
@@ -241,14 +268,17 @@ impl Enricher {
         } else {
             None
         };
+        let risk = self.count_risks(record.risk, flood);
+        let ids = record.link.as_ref().map_or((0, 0), |l| l.name_ids());
+        let (campaign_id, program_id) = self.names.pair(ids);
         Enrichment {
             ip,
             geo,
             device,
             repeat,
-            risk: self.count_risks(record.risk, flood),
-            campaign_id: record.link.as_ref().and_then(|l| l.campaign_id()),
-            program_id: record.link.as_ref().and_then(|l| l.program_id()),
+            risk,
+            campaign_id,
+            program_id,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::risk::Flags;
 use crate::share::channel::{self, Channel};
 
 use super::enrich::Enrichment;
-use super::line::json_event;
+use super::line::{Encoded, Plain, json_event};
 
 /// Version of the event schema written in every event.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -141,18 +141,18 @@ json_event! {
     /// `ClickRecord::event`, its schema entry and its README row.
     pub struct ClickEvent<'a> {
         "schema_version" schema_version: u32,
-        "type" kind: &'static str,
-        "click_id" click_id: &'a str,
+        "type" kind: Plain<'static>,
+        "click_id" click_id: Plain<'a>,
         "occurred_at" occurred_at: Timestamp,
         "outcome" outcome: Outcome,
         "code" code: &'a str,
         "host" host: &'a str,
         "advocate_id" advocate_id: Option<&'a str>,
-        "campaign_id" campaign_id: Option<&'a str>,
-        "program_id" program_id: Option<&'a str>,
+        "campaign_id" campaign_id: Option<Encoded<'a>>,
+        "program_id" program_id: Option<Encoded<'a>>,
         "target" target: Option<&'a str>,
         "status" status: u16,
-        "ip" ip: Option<&'a str>,
+        "ip" ip: Option<Plain<'a>>,
         "user_agent" user_agent: Option<&'a str>,
         "referer" referer: Option<&'a str>,
         "country" country: Option<&'a str>,
@@ -162,19 +162,19 @@ json_event! {
         "bot" bot: bool,
         "bot_reason" bot_reason: Option<&'a str>,
         "attributed" attributed: bool,
-        "prior_click_id" prior_click_id: Option<&'a str>,
+        "prior_click_id" prior_click_id: Option<Plain<'a>>,
         "gpc" gpc: bool,
-        "node" node: &'a str,
+        "node" node: Encoded<'a>,
         /// `desktop`, `mobile`, `tablet`, `bot` or `other`.
-        "device" device: Option<&'a str>,
+        "device" device: Option<Plain<'static>>,
         "os" os: Option<&'a str>,
         "browser" browser: Option<&'a str>,
         /// The same visitor clicked the same code within `events.repeat_window_secs`.
         "repeat" repeat: bool,
         /// Where the share was seen (`share::channel`).
-        "channel" channel: &'static str,
+        "channel" channel: Plain<'static>,
         /// `param`, `referer` or `none`.
-        "channel_source" channel_source: &'static str,
+        "channel_source" channel_source: Plain<'static>,
         /// `paid_click_id`, `click_flood` (`risk`).
         "risk" risk: Flags,
         /// The index of the link's rule that held (`links::rules`).
@@ -186,7 +186,9 @@ json_event! {
 
 impl super::line::JsonValue for Timestamp {
     fn put(&self, out: &mut Vec<u8>) {
-        super::line::put_str(out, self.as_str());
+        out.push(b'"');
+        out.extend_from_slice(&self.0);
+        out.push(b'"');
     }
 }
 
@@ -208,7 +210,7 @@ impl super::line::JsonValue for Flags {
 
 impl super::line::JsonValue for Outcome {
     fn put(&self, out: &mut Vec<u8>) {
-        super::line::put_str(out, self.as_str());
+        Plain::new(self.as_str()).put(out);
     }
 }
 
@@ -313,23 +315,23 @@ impl ClickRecord {
     }
 
     /// The event view of this record with what the writer added.
-    pub fn event<'a>(&'a self, extra: &'a Enrichment, node: &'a str) -> ClickEvent<'a> {
+    pub fn event<'a>(&'a self, extra: &'a Enrichment<'a>, node: Encoded<'a>) -> ClickEvent<'a> {
         let link = self.link.as_ref();
         let (channel, channel_source) = channel::of_click(self.channel, self.text.referer());
         ClickEvent {
             schema_version: SCHEMA_VERSION,
-            kind: "click",
-            click_id: self.click_id.as_str(),
+            kind: Plain::new("click"),
+            click_id: Plain::ascii(self.click_id.as_bytes()),
             occurred_at: Timestamp::from_millis(self.occurred_at_ms),
             outcome: self.outcome,
             code: self.text.code(),
             host: self.text.host(),
             advocate_id: link.and_then(|l| l.advocate_id()),
-            campaign_id: extra.campaign_id.as_deref(),
-            program_id: extra.program_id.as_deref(),
+            campaign_id: extra.campaign_id,
+            program_id: extra.program_id,
             target: self.text.target(),
             status: self.status,
-            ip: extra.ip.as_deref(),
+            ip: extra.ip.as_deref().map(Plain::new),
             user_agent: self.text.user_agent(),
             referer: self.text.referer(),
             country: extra.geo.country.as_deref(),
@@ -339,15 +341,18 @@ impl ClickRecord {
             bot: self.bot,
             bot_reason: self.bot_reason,
             attributed: self.attributed,
-            prior_click_id: self.prior_click_id.as_ref().map(ClickId::as_str),
+            prior_click_id: self
+                .prior_click_id
+                .as_ref()
+                .map(|id| Plain::ascii(id.as_bytes())),
             gpc: self.gpc,
             node,
-            device: extra.device.as_ref().map(|d| d.class),
+            device: extra.device.as_ref().map(|d| Plain::new(d.class)),
             os: extra.device.as_ref().and_then(|d| d.os.as_deref()),
             browser: extra.device.as_ref().and_then(|d| d.browser.as_deref()),
             repeat: extra.repeat,
-            channel: channel.as_str(),
-            channel_source: channel_source.as_str(),
+            channel: Plain::new(channel.as_str()),
+            channel_source: Plain::new(channel_source.as_str()),
             risk: self.risk.union(extra.risk),
             rule: self.rule,
             variant: self.variant,
@@ -417,6 +422,72 @@ pub(crate) mod tests {
         assert_eq!(format_millis(base - 1), "2023-11-14T22:13:19.999Z");
     }
 
+    /// Every value the writer writes as `Plain` is so: the names of
+    /// outcomes, channels, channel sources and device classes, click ids
+    /// and addresses under each privacy mode.
+    #[test]
+    fn the_values_written_plain_need_no_escape() {
+        use super::super::line::put_str;
+        use crate::config::IpPrivacy;
+        use crate::share::channel::ChannelSource;
+        let mut values: Vec<String> = vec!["click".into()];
+        values.extend(
+            [
+                Outcome::Redirected,
+                Outcome::NotFound,
+                Outcome::Expired,
+                Outcome::Disabled,
+                Outcome::Preview,
+            ]
+            .map(|o| o.as_str().to_owned()),
+        );
+        values.extend(Channel::ALL.map(|c| c.as_str().to_owned()));
+        values.extend(
+            [
+                ChannelSource::Param,
+                ChannelSource::Referer,
+                ChannelSource::None,
+            ]
+            .map(|c| c.as_str().to_owned()),
+        );
+        let mut devices = crate::visitor::device::DeviceParser::new();
+        let classes = values.len();
+        for ua in [
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+            "Mozilla/5.0 (Linux; Android 14; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        ] {
+            if let Some(device) = devices.device(ua) {
+                values.push(device.class.to_owned());
+            }
+        }
+        assert_eq!(values.len() - classes, 4, "a class for each user agent");
+        for n in 0..64u64 {
+            values.push(ClickId::new(n * 1_234_567_891).as_str().to_owned());
+        }
+        for mode in [IpPrivacy::Full, IpPrivacy::Truncate, IpPrivacy::Hash] {
+            let mut policy = crate::privacy::IpPolicy::new(mode, b"k");
+            for ip in [
+                "203.0.113.77",
+                "::1",
+                "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff",
+                "::ffff:192.0.2.9",
+            ] {
+                values.extend(policy.apply(ip.parse().unwrap(), 0));
+            }
+        }
+        for value in &values {
+            let mut written = Vec::new();
+            put_str(&mut written, value);
+            assert_eq!(
+                written,
+                [b"\"", value.as_bytes(), b"\""].concat(),
+                "{value}"
+            );
+        }
+    }
+
     /// The field list itself is held to the schema in `events::schemas`.
     #[test]
     fn a_record_becomes_its_event() {
@@ -425,7 +496,8 @@ pub(crate) mod tests {
             ClickText::new("abc", "go.example", None, None, None),
         );
         let extra = Enrichment::default();
-        let line = serde_json::to_string(&record.event(&extra, "n1")).unwrap();
+        let node = super::super::line::JsonText::new("n1");
+        let line = serde_json::to_string(&record.event(&extra, node.encoded())).unwrap();
         let json: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(json["outcome"], "not_found");
         assert_eq!(json["occurred_at"], "2023-11-14T22:13:20.123Z");
@@ -439,13 +511,25 @@ pub(crate) mod tests {
         );
     }
 
-    /// An event whose every string is `text` (or absent), for encoder tests.
+    /// An event whose every string is `text` (or absent), for encoder tests;
+    /// the fields that are plain by construction take plain values of
+    /// their kind instead.
     pub(crate) fn event_of<'a>(text: &'a str, some: bool, ms: u64, n: u32) -> ClickEvent<'a> {
         let opt = |s: &'a str| some.then_some(s);
+        let plain = Plain::new(
+            [
+                "0GBmbyDrvY0ZWs4pYTqwAm",
+                "203.0.113.0",
+                "2001:db8::",
+                "9f86d081884c7d65",
+            ][n as usize % 4],
+        );
+        // Leaked: a test's few bytes, so that the event may borrow them.
+        let encoded = &*Box::leak(Box::new(super::super::line::JsonText::new(text)));
         ClickEvent {
             schema_version: SCHEMA_VERSION,
-            kind: "click",
-            click_id: text,
+            kind: Plain::new("click"),
+            click_id: plain,
             occurred_at: Timestamp::from_millis(ms),
             outcome: [
                 Outcome::Redirected,
@@ -457,11 +541,11 @@ pub(crate) mod tests {
             code: text,
             host: text,
             advocate_id: opt(text),
-            campaign_id: opt(text),
-            program_id: opt(text),
+            campaign_id: some.then(|| encoded.encoded()),
+            program_id: some.then(|| encoded.encoded()),
             target: opt(text),
             status: (n % 1000) as u16,
-            ip: opt(text),
+            ip: some.then_some(plain),
             user_agent: opt(text),
             referer: opt(text),
             country: opt(text),
@@ -471,15 +555,17 @@ pub(crate) mod tests {
             bot: n % 2 == 0,
             bot_reason: opt(text),
             attributed: n % 3 == 0,
-            prior_click_id: opt(text),
+            prior_click_id: some.then_some(plain),
             gpc: n % 5 == 0,
-            node: text,
-            device: opt(text),
+            node: encoded.encoded(),
+            device: some.then(|| {
+                Plain::new(["desktop", "mobile", "tablet", "bot", "other"][n as usize % 5])
+            }),
             os: opt(text),
             browser: opt(text),
             repeat: n % 7 == 0,
-            channel: Channel::ALL[n as usize % Channel::ALL.len()].as_str(),
-            channel_source: ["param", "referer", "none"][n as usize % 3],
+            channel: Plain::new(Channel::ALL[n as usize % Channel::ALL.len()].as_str()),
+            channel_source: Plain::new(["param", "referer", "none"][n as usize % 3]),
             risk: crate::risk::Flags::from_bits(n as u8),
             rule: some.then_some((n % 16) as u8),
             variant: some.then_some((n % 4) as u8),

@@ -107,6 +107,118 @@ fn put_u64(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&digits[at..]);
 }
 
+/// Text JSON writes as it is, between quotes: ASCII without `"`, `\` or
+/// a control character. For values that are so by construction (click ids,
+/// times, addresses, the names of outcomes, channels and bot reasons), so
+/// that the writer does not look at them again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plain<'a>(&'a [u8]);
+
+impl<'a> Plain<'a> {
+    /// `text`, which its maker knows needs no escape (checked in debug
+    /// builds, and for every maker by the tests).
+    pub fn new(text: &'a str) -> Plain<'a> {
+        Plain::ascii(text.as_bytes())
+    }
+
+    /// ASCII `bytes` that need no escape (a click id's characters).
+    pub fn ascii(bytes: &'a [u8]) -> Plain<'a> {
+        debug_assert!(bytes.is_ascii() && !needs_escape(bytes), "{bytes:?}");
+        Plain(bytes)
+    }
+}
+
+impl serde::Serialize for Plain<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(std::str::from_utf8(self.0).map_err(serde::ser::Error::custom)?)
+    }
+}
+
+impl JsonValue for Plain<'_> {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.push(b'"');
+        out.extend_from_slice(self.0);
+        out.push(b'"');
+    }
+}
+
+/// A string and its JSON form, made once and written many times (the
+/// writer's node name, a campaign's or program's id).
+#[derive(Debug, Clone, Default)]
+pub struct JsonText {
+    text: Box<str>,
+    json: Box<[u8]>,
+}
+
+impl JsonText {
+    pub fn new(text: &str) -> JsonText {
+        let mut json = Vec::with_capacity(text.len() + 2);
+        put_str(&mut json, text);
+        JsonText {
+            text: text.into(),
+            json: json.into(),
+        }
+    }
+
+    pub fn encoded(&self) -> Encoded<'_> {
+        Encoded {
+            text: &self.text,
+            json: &self.json,
+        }
+    }
+}
+
+/// A borrowed `JsonText`: written by copying its JSON form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoded<'a> {
+    text: &'a str,
+    json: &'a [u8],
+}
+
+impl<'a> Encoded<'a> {
+    pub fn as_str(&self) -> &'a str {
+        self.text
+    }
+}
+
+impl serde::Serialize for Encoded<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.text)
+    }
+}
+
+impl JsonValue for Encoded<'_> {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.json);
+    }
+}
+
+/// Whether JSON escapes any byte of `bytes` (`"`, `\`, a control
+/// character), eight bytes at a time: a byte is below 0x20 when
+/// subtracting 0x20 from it borrows, and equal to `c` when `b ^ c` is zero
+/// (the classic "has a zero byte" test). Exact: it never reports a byte
+/// that is not there, and the tail is padded with a harmless byte.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS;
+    let hits = |w: u64| below(w, 0x20) | below(w ^ (ONES * 0x22), 1) | below(w ^ (ONES * 0x5c), 1);
+    let mut chunks = bytes.chunks_exact(8);
+    let mut found = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        found |= hits(u64::from_ne_bytes(word));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut word = [b'a'; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        found |= hits(u64::from_ne_bytes(word));
+    }
+    found != 0
+}
+
 /// A JSON string with serde_json's escaping: `"` and `\` escaped, the
 /// control characters as `\b \f \n \r \t` or `\u00XX`, everything else
 /// (DEL, non-ASCII) as is.
@@ -114,12 +226,9 @@ pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
-    // Most values need no escape: find that out without branching per byte
-    // (the fold vectorises) and copy them whole.
-    let plain = !bytes.iter().fold(false, |any, &b| {
-        any | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
-    if plain {
+    // Most values need no escape: find that out a word at a time and copy
+    // them whole.
+    if !needs_escape(bytes) {
         out.extend_from_slice(bytes);
         out.push(b'"');
         return;
@@ -273,6 +382,34 @@ fn plain_string(s: &[u8]) -> Option<(&str, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn needs_escape_finds_exactly_the_bytes_json_escapes_wherever_they_are() {
+        assert!(!needs_escape(b""));
+        for b in 0..=255u8 {
+            let escaped = b < 0x20 || b == b'"' || b == b'\\';
+            for len in 1..=17 {
+                for at in 0..len {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    assert_eq!(needs_escape(&bytes), escaped, "{b:#04x} at {at} of {len}");
+                    // Next to bytes that borrow in the word arithmetic.
+                    bytes.fill(0xff);
+                    bytes[at] = b;
+                    assert_eq!(needs_escape(&bytes), escaped, "{b:#04x} among 0xff");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pre_encoded_text_is_what_put_str_writes() {
+        for text in ["", "edge-1", "n\"ö\\de\n", "日本 😀"] {
+            let mut ours = Vec::new();
+            JsonText::new(text).encoded().put(&mut ours);
+            assert_eq!(ours, serde_json::to_vec(text).unwrap());
+        }
+    }
 
     fn line_of(event: &super::super::ClickEvent<'_>) -> Vec<u8> {
         let mut line = Vec::new();

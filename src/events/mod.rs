@@ -10,6 +10,8 @@
 //! not the count. Only a writer that makes no progress turns that into
 //! drops, counted as `refedge_events_total{result="dropped_queue_full"}`.
 
+#[cfg(test)]
+mod corpus;
 pub mod enrich;
 mod event;
 mod handoff;
@@ -26,6 +28,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use event::{ClickEvent, ClickRecord, ClickText, Outcome, SCHEMA_VERSION, Timestamp};
+pub use line::{Encoded, JsonText, Plain};
 pub use ship::{ShipperConfig, ShipperHandle, ShipperState, cloudevent_headers, producer_defaults};
 pub use spool::{SpoolConfig, SpoolStats, SpoolWriter, list_segments};
 
@@ -124,6 +127,7 @@ impl EventPipeline {
             repeats: RepeatTracker::new(events.repeat_window_secs.saturating_mul(1000)),
             floods: FloodTracker::new(risk.flood_clicks, risk.flood_window_secs),
             risk_counts: crate::metrics::risk_flags(crate::metrics::CLICK_RISKS_TOTAL),
+            names: Default::default(),
         };
         let writer = SpoolWriter::open(
             SpoolConfig {

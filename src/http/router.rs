@@ -116,18 +116,13 @@ fn header_text<B>(req: &Request<B>, name: header::HeaderName) -> Option<Cow<'_, 
 }
 
 /// The text a click keeps from its request and the `Location` it was sent to.
-fn click_text<B>(
-    req: &Request<B>,
-    code: &str,
-    host: &str,
-    location: Option<&HeaderValue>,
-) -> ClickText {
+fn click_text<B>(req: &Request<B>, code: &str, host: &str, location: Option<&str>) -> ClickText {
     ClickText::new(
         code,
         host,
         header_text(req, header::USER_AGENT).as_deref(),
         header_text(req, header::REFERER).as_deref(),
-        location.and_then(|l| l.to_str().ok()),
+        location,
     )
 }
 
@@ -309,10 +304,9 @@ impl Edge {
                     &self.params,
                     None,
                 );
-                let target = location.header.to_str().unwrap_or("");
                 let short_url = format!("{}/{code}", self.origin(req, conn, host));
-                let body = preview_page::page(&preview, &short_url, target);
-                let text = click_text(req, code, host, Some(&location.header));
+                let body = preview_page::page(&preview, &short_url, &location.text);
+                let text = click_text(req, code, host, Some(&location.text));
                 (
                     Outcome::Preview,
                     RequestOutcome::Preview,
@@ -348,10 +342,11 @@ impl Edge {
                     &self.params,
                     decision.click_id.as_ref(),
                 );
-                let text = click_text(req, code, host, Some(&location.header));
+                let text = click_text(req, code, host, Some(&location.text));
+                let signals = location.signals;
                 let response = redirect(
                     destination.redirect.status(),
-                    location.header,
+                    location.header(),
                     decision.set_cookie.take(),
                 );
                 (
@@ -360,7 +355,7 @@ impl Edge {
                     text,
                     response,
                     decision,
-                    location.signals,
+                    signals,
                     (destination.rule, destination.variant),
                 )
             }
@@ -534,7 +529,7 @@ impl Edge {
             click_id: ClickId::new(now_ms),
             occurred_at_ms: now_ms,
             outcome,
-            text: click_text(req, code, host, fallback),
+            text: click_text(req, code, host, fallback.and_then(|f| f.to_str().ok())),
             link,
             status: response.status().as_u16(),
             ip: Some(visitor::client_ip(

@@ -179,6 +179,15 @@ pub fn interned_names() -> Vec<Arc<str>> {
         .unwrap_or_default()
 }
 
+/// The interned names from id `start` on (the interner only grows, so a
+/// reader's copy catches up with this).
+pub fn interned_names_from(start: usize) -> Vec<Arc<str>> {
+    interner()
+        .read()
+        .map(|i| i.names.get(start..).unwrap_or_default().to_vec())
+        .unwrap_or_default()
+}
+
 /// Interns `name` in this process; for ids read from a snapshot.
 pub fn intern_name(name: &str) -> u32 {
     if name.is_empty() {
@@ -398,6 +407,13 @@ impl LinkRef {
 
     pub fn program_id(&self) -> Option<Arc<str>> {
         name_of(self.id_at(self.fields().ids + 4))
+    }
+
+    /// The interned ids of the campaign and the program (0: none), for a
+    /// reader with its own copy of the names (`interned_names_from`).
+    pub fn name_ids(&self) -> (u32, u32) {
+        let at = self.fields().ids;
+        (self.id_at(at), self.id_at(at + 4))
     }
 
     /// The tail fields (`LinkView::read_tail`: the hot ones at their

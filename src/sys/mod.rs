@@ -1,6 +1,7 @@
 //! Where refedge talks to the OS and the CPU below Rust's safe surface:
 //! the process's allocator (`alloc`), CPU affinity and socket steering
-//! (`cpu`), read-only file maps (`map`) and a cache prefetch
+//! (`cpu`), header values checked in one vectorised pass (`header`),
+//! read-only file maps (`map`) and a cache prefetch
 //! (`prefetch`). The one room allowed `unsafe`: each use says why it is
 //! sound, and everything else in the crate is held to `unsafe_code =
 //! "deny"` with no exception (a test holds it there).
@@ -8,6 +9,7 @@
 
 pub mod alloc;
 pub mod cpu;
+pub mod header;
 pub mod map;
 
 /// Asks the CPU to bring `value`'s cache line in ahead of its use; a hint

@@ -24,6 +24,7 @@ use crate::metrics::EventMetrics;
 use super::ClickRecord;
 use super::enrich::{Enricher, RepeatKeys};
 use super::handoff::{Durable, HandOff, Message};
+use super::line::JsonText;
 use budget::StallBudget;
 use disk::{Appender, Batch, Disk};
 
@@ -149,7 +150,7 @@ pub struct SpoolWriter {
     /// Senders of durable lines in the buffer.
     buffered_acks: Vec<tokio::sync::oneshot::Sender<bool>>,
     enricher: Enricher,
-    node: String,
+    node: JsonText,
     disk: Disk,
     metrics: EventMetrics,
     /// Clicks taken from the hand-off so far.
@@ -204,7 +205,7 @@ impl SpoolWriter {
             buffered_events: 0,
             buffered_acks: Vec::new(),
             enricher,
-            node,
+            node: JsonText::new(&node),
             disk,
             metrics,
             clicks_taken: 0,
@@ -219,7 +220,7 @@ impl SpoolWriter {
     /// Encodes one event into the buffer.
     fn encode(&mut self, record: &ClickRecord, keys: RepeatKeys) {
         let extra = self.enricher.enrich_with(record, keys);
-        let event = record.event(&extra, &self.node);
+        let event = record.event(&extra, self.node.encoded());
         event.write_json(&mut self.buf);
         self.buf.push(b'\n');
         self.buffered_events += 1;
@@ -413,6 +414,7 @@ mod tests {
             repeats: crate::events::enrich::RepeatTracker::new(3_600_000),
             floods: crate::risk::flood::FloodTracker::new(20, 3600),
             risk_counts: crate::metrics::risk_flags(crate::metrics::CLICK_RISKS_TOTAL),
+            names: Default::default(),
         };
         let writer = SpoolWriter::new(
             config,
