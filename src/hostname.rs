@@ -29,7 +29,7 @@ pub fn is_dns_name(name: &str) -> bool {
 /// it is not valid syntax. An empty value is valid (a request whose target
 /// has no authority) and names no host.
 pub fn parse_host_value(value: &[u8]) -> Option<(&str, Option<u16>)> {
-    let value = std::str::from_utf8(value).ok()?;
+    let value = crate::sys::text::str_of(value).ok()?;
     let (host, port) = if value.starts_with('[') {
         let end = value.find(']')?;
         let literal = &value[1..end];
@@ -44,10 +44,13 @@ pub fn parse_host_value(value: &[u8]) -> Option<(&str, Option<u16>)> {
     } else {
         let end = value.find(':').unwrap_or(value.len());
         let host = &value[..end];
-        if !host
-            .bytes()
-            .enumerate()
-            .all(|(i, b)| reg_name_byte(host.as_bytes(), i, b))
+        // A table look-up a byte; the rule for `%XX` only for a host with one.
+        let plain = host.bytes().all(|b| REG_NAME_PLAIN[usize::from(b)]);
+        if !plain
+            && !host
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| reg_name_byte(host.as_bytes(), i, b))
         {
             return None;
         }
@@ -63,6 +66,21 @@ pub fn parse_host_value(value: &[u8]) -> Option<(&str, Option<u16>)> {
     };
     Some((without_root_dot(host), port))
 }
+
+/// The bytes `reg_name_byte` takes without looking around them: its rule
+/// less `%XX`.
+const REG_NAME_PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = matches!(b as u8,
+            b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z'
+            | b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'('
+            | b')' | b'*' | b'+' | b',' | b';' | b'=');
+        b += 1;
+    }
+    table
+};
 
 /// RFC 3986 `reg-name`: unreserved, sub-delims and `%XX`.
 fn reg_name_byte(host: &[u8], at: usize, b: u8) -> bool {
@@ -95,6 +113,17 @@ fn reg_name_byte(host: &[u8], at: usize, b: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_plain_table_is_the_rule_without_escapes() {
+        for b in 0..=255u8 {
+            assert_eq!(
+                REG_NAME_PLAIN[usize::from(b)],
+                b != b'%' && reg_name_byte(&[b], 0, b),
+                "{b:#04x}"
+            );
+        }
+    }
 
     #[test]
     fn host_values_follow_rfc_3986() {

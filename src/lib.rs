@@ -121,8 +121,8 @@
 //!   headers), built one way.
 //! - [`sys`]: the one room allowed `unsafe`: the global allocator (mimalloc,
 //!   also under librdkafka's `malloc`), CPU affinity and socket steering,
-//!   header values checked in one vectorised pass, read-only file maps, a
-//!   cache prefetch.
+//!   ASCII text made a `&str` or header value after one quick check,
+//!   read-only file maps, a cache prefetch.
 
 pub mod acme;
 pub mod admin;

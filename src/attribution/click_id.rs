@@ -77,7 +77,7 @@ impl ClickId {
 
     pub fn as_str(&self) -> &str {
         // Only ever holds ASCII base62 digits.
-        std::str::from_utf8(&self.0).unwrap_or("")
+        crate::sys::text::str_of(&self.0).unwrap_or("")
     }
 
     /// The 22 ASCII characters, for writers of bytes (no UTF-8 check).

@@ -118,8 +118,7 @@ impl AttributionPolicy {
             header.extend_from_slice(b"; Secure");
         }
         // Built only from validated config and base62/base64url characters.
-        crate::sys::header::value(bytes::Bytes::from(header))
-            .unwrap_or_else(|_| HeaderValue::from_static(""))
+        crate::sys::text::header_value(header).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 }
 

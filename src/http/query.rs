@@ -138,20 +138,23 @@ pub struct Location<'q> {
 impl Location<'_> {
     /// The `Location` header, its bytes not copied again.
     pub fn header(self) -> HeaderValue {
-        crate::sys::header::value(bytes::Bytes::from(self.text))
+        crate::sys::text::header_value(self.text.into_bytes())
             .unwrap_or_else(|_| HeaderValue::from_static("/"))
     }
 }
 
 /// Whether a raw parameter `name` (not decoded) is one a decoded `wanted`
-/// would match: equal bytes when it has nothing to decode, else equal once
-/// decoded. Names without `%` or `+` (nearly all) cost one comparison.
+/// would match. Decoding never lengthens a name (`%XX` is one byte, or one
+/// U+FFFD for three; `+` is one space), so a shorter one cannot; one
+/// without `%` or `+` matches only itself.
 fn same_name(name: &str, wanted: &str) -> bool {
-    if memchr::memchr2(b'%', b'+', name.as_bytes()).is_none() {
-        name == wanted
-    } else {
-        *percent::decode(name) == *wanted
+    if name.len() < wanted.len() {
+        return false;
     }
+    if !name.bytes().any(|b| b == b'%' || b == b'+') {
+        return name == wanted;
+    }
+    *percent::decode(name) == *wanted
 }
 
 /// The `Location` for a redirect to `target` (the link's, or the one its
@@ -466,6 +469,16 @@ mod tests {
 
         proptest! {
             #![proptest_config(crate::proptest_config())]
+            #[test]
+            fn same_name_is_equality_after_decoding(
+                name in "([a-c+%]|%[0-9a-fA-F]{2}|%[fF][fF]){0,8}",
+                other in "([a-c+%]|%[0-9a-fA-F]{2}){0,8}",
+            ) {
+                for wanted in [percent::decode(&name).into_owned(), percent::decode(&other).into_owned(), other.clone()] {
+                    prop_assert_eq!(same_name(&name, &wanted), *percent::decode(&name) == *wanted);
+                }
+            }
+
             #[test]
             fn location_keeps_the_targets_scheme_host_and_path(
                 query in "([ -~]|\\r|\\n|\\x00|%0[dDaA]|%2[3fF]|[\\u{80}-\\u{10ffff}]){0,60}",

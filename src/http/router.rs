@@ -111,7 +111,8 @@ fn header_text<B>(req: &Request<B>, name: header::HeaderName) -> Option<Cow<'_, 
         let bytes = v.as_bytes();
         // `from_utf8` checks ASCII a word at a time; the lossy reader goes
         // byte by byte even when there is nothing to replace.
-        std::str::from_utf8(bytes).map_or_else(|_| String::from_utf8_lossy(bytes), Cow::Borrowed)
+        crate::sys::text::str_of(bytes)
+            .map_or_else(|_| String::from_utf8_lossy(bytes), Cow::Borrowed)
     })
 }
 

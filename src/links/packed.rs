@@ -376,7 +376,7 @@ impl LinkRef {
 
     fn str_at(&self, (at, len): (usize, usize)) -> &str {
         // Only ever written from validated UTF-8 strings.
-        std::str::from_utf8(&self.bytes()[at..at + len]).unwrap_or("")
+        crate::sys::text::str_of(&self.bytes()[at..at + len]).unwrap_or("")
     }
 
     fn id_at(&self, at: usize) -> u32 {

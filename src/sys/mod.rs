@@ -1,16 +1,16 @@
 //! Where refedge talks to the OS and the CPU below Rust's safe surface:
 //! the process's allocator (`alloc`), CPU affinity and socket steering
-//! (`cpu`), header values checked in one vectorised pass (`header`),
-//! read-only file maps (`map`) and a cache prefetch
-//! (`prefetch`). The one room allowed `unsafe`: each use says why it is
+//! (`cpu`), ASCII text made a `&str` or a header value after one
+//! word-at-a-time check (`text`), read-only file maps (`map`) and a cache
+//! prefetch (`prefetch`). The one room allowed `unsafe`: each use says why it is
 //! sound, and everything else in the crate is held to `unsafe_code =
 //! "deny"` with no exception (a test holds it there).
 #![allow(unsafe_code)]
 
 pub mod alloc;
 pub mod cpu;
-pub mod header;
 pub mod map;
+pub mod text;
 
 /// Asks the CPU to bring `value`'s cache line in ahead of its use; a hint
 /// that cannot fault and changes nothing the program can see.
