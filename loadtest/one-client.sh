@@ -178,14 +178,19 @@ if inst:
         f.write(f"| {names[s].replace('2 workers', 'one process')} | {n} | {int(total) / int(n):,.0f} |\n")
     parts = [
         ("the HTTP service (routing, attribution, Location, headers, hand-off)", "Clicks as hyper::service::service::Service"),
-        ("  of which the attribution cookie and click id", "refedge::attribution::AttributionPolicy::decide ["),
+        ("  of which the attribution cookie", "refedge::attribution::AttributionPolicy::decide"),
         ("    of which SHA-256 (portable code under valgrind)", "sha2::sha256::soft::compress ["),
-        ("  of which the `Location`", "refedge::http::query::location ["),
-        ("  of which the visitor (bots, device)", "refedge::visitor::classify ["),
+        ("  of which the `Location`", "refedge::http::query::location"),
+        ("  of which the `Location` header", "refedge::http::query::Location::header"),
+        ("  of which the redirect's headers", "refedge::http::router::redirect"),
+        ("  of which the click's text for the writer", "refedge::http::router::click_text"),
+        ("  of which the host check", "refedge::http::router::request_host"),
+        ("  of which the bot check", "refedge::visitor::classify"),
+        ("  of which the click id", "refedge::attribution::click_id::ClickId::new"),
         ("hyper's request parsing", "hyper::proto::h1::io::Buffered<T,B>::parse ["),
         ("the spool writer (enrichment, JSON line)", "refedge::events::spool::SpoolWriter::run\n"),
-        ("  of which the JSON line", "refedge::events::event::ClickEvent::write_json ["),
-        ("  of which the enrichment", "refedge::events::enrich::Enricher::enrich_with ["),
+        ("  of which the JSON line", "refedge::events::event::ClickEvent::write_json"),
+        ("  of which the enrichment", "refedge::events::enrich::Enricher::enrich_with"),
     ]
     if "refedge" in per:
         n = per["refedge"][0]

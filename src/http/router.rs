@@ -109,8 +109,8 @@ fn now_ms() -> u64 {
 fn header_text<B>(req: &Request<B>, name: header::HeaderName) -> Option<Cow<'_, str>> {
     req.headers().get(name).map(|v| {
         let bytes = v.as_bytes();
-        // `from_utf8` checks ASCII a word at a time; the lossy reader goes
-        // byte by byte even when there is nothing to replace.
+        // ASCII (nearly every user agent) is one `is_ascii` pass; the lossy
+        // reader goes byte by byte even when there is nothing to replace.
         crate::sys::text::str_of(bytes)
             .map_or_else(|_| String::from_utf8_lossy(bytes), Cow::Borrowed)
     })
