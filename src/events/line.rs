@@ -193,7 +193,7 @@ impl JsonValue for Encoded<'_> {
     }
 }
 
-/// Whether JSON escapes any byte of `bytes`: `"`, `\\` or a control
+/// Whether JSON escapes any byte of `bytes`: a quote, a backslash or a control
 /// character.
 fn needs_escape(bytes: &[u8]) -> bool {
     !crate::sys::text::json_plain(bytes)

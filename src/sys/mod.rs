@@ -1,8 +1,8 @@
 //! Where refedge talks to the OS and the CPU below Rust's safe surface:
 //! the process's allocator (`alloc`), CPU affinity and socket steering
-//! (`cpu`), ASCII text made a `&str` or a header value after one
-//! word-at-a-time check (`text`), read-only file maps (`map`) and a cache
-//! prefetch (`prefetch`). The one room allowed `unsafe`: each use says why it is
+//! (`cpu`), ASCII text made a `&str` or a header value after one quick
+//! check (`text`), read-only file maps (`map`) and a cache prefetch
+//! (`prefetch`). The one room allowed `unsafe`: each use says why it is
 //! sound, and everything else in the crate is held to `unsafe_code =
 //! "deny"` with no exception (a test holds it there).
 #![allow(unsafe_code)]

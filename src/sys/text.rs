@@ -1,5 +1,6 @@
 //! Text the edge builds or keeps as ASCII, made a `&str` or a header value
-//! after one word-at-a-time check: `str::from_utf8` on short strings and
+//! after one quick pass (`is_ascii`, or sixteen bytes at a time with SSE2),
+//! and the JSON writer's escape scan: `str::from_utf8` on short strings and
 //! `http`'s byte-at-a-time header check were visible parts of a click.
 
 use bytes::Bytes;
@@ -70,8 +71,8 @@ fn printable_ascii(bytes: &[u8]) -> bool {
     all_within(bytes, 0x20, 0x7e, [0x20, 0x20])
 }
 
-/// Whether JSON writes `bytes` as they are inside a string: no `"`, no
-/// `\\`, no control character (below 0x20).
+/// Whether JSON writes `bytes` as they are inside a string: no quote, no
+/// backslash, no control character (below 0x20).
 #[inline]
 pub fn json_plain(bytes: &[u8]) -> bool {
     all_within(bytes, 0x20, 0xff, [b'"', b'\\'])
