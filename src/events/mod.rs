@@ -1,7 +1,8 @@
 //! Click events: the record the request path builds (`event`), the bounded
 //! hand-off to the writer thread (here, with its back-pressure in
-//! `handoff`), enrichment (`enrich`), the JSON line (`line`), the spool the
-//! writer appends to (`spool`), and the Kafka shipper (`ship`).
+//! `handoff`), enrichment (`enrich`), the JSON line (`line`) with its times
+//! (`timestamp`), the spool the writer appends to (`spool`), and the Kafka
+//! shipper (`ship`).
 //!
 //! `EventSink::record` is synchronous and never blocks: it puts the record in
 //! a bounded queue. When the queue is full and the writer makes progress, it
@@ -20,6 +21,7 @@ pub(crate) mod line;
 pub(crate) mod schemas;
 pub mod ship;
 pub mod spool;
+mod timestamp;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -27,10 +29,11 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use event::{ClickEvent, ClickRecord, ClickText, Outcome, SCHEMA_VERSION, Timestamp};
+pub use event::{ClickEvent, ClickRecord, ClickText, Outcome, SCHEMA_VERSION};
 pub use line::{Encoded, JsonText, Plain};
 pub use ship::{ShipperConfig, ShipperHandle, ShipperState, cloudevent_headers, producer_defaults};
 pub use spool::{SpoolConfig, SpoolStats, SpoolWriter, list_segments};
+pub use timestamp::Timestamp;
 
 use crate::config::{EventsConfig, PrivacyConfig, RiskConfig};
 use crate::geo::Geo;
