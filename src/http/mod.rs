@@ -4,7 +4,8 @@
 //! count), the public threads (`per_core`,
 //! `balance`), the services each connection runs (`service`, which sends
 //! each path to its handler), and the handlers: clicks (`router`, with
-//! `query` for the `Location`), conversions (`intake`) and the plain
+//! `heads` for the request headers it reads and `query` for the
+//! `Location`), conversions (`intake`) and the plain
 //! listener's redirect to HTTPS (`to_https`). A handler of the public
 //! listeners lives here and calls into its feature's room (`links`,
 //! `attribution`, `conversions`, `events`); the admin listener's handlers
@@ -12,6 +13,7 @@
 
 pub mod balance;
 pub mod clients;
+mod heads;
 pub mod intake;
 mod listeners;
 pub mod per_core;

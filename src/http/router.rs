@@ -25,6 +25,7 @@ use crate::risk::{Flag, Flags};
 use crate::share::{channel, preview_page, qr};
 use crate::visitor;
 
+use super::heads::Heads;
 use super::query;
 use super::visit::RequestVisit;
 
@@ -84,14 +85,12 @@ pub fn redirect(
 /// the `Host` header; "" for an HTTP/1.0 request without one. `None` breaks
 /// RFC 9112 §3.2: an HTTP/1.1 request without `Host`, or any request with two
 /// `Host` fields or an invalid one (answered 400).
-pub(crate) fn request_host<B>(req: &Request<B>) -> Option<&str> {
-    let mut fields = req.headers().get_all(header::HOST).iter();
-    let (first, second) = (fields.next(), fields.next());
-    let from_header = match (first, second) {
-        (_, Some(_)) => return None,
-        (Some(value), None) => hostname::parse_host_value(value.as_bytes())?.0,
-        (None, None) if req.version() == http::Version::HTTP_11 => return None,
-        (None, None) => "",
+pub(crate) fn request_host<'r, B>(req: &'r Request<B>, heads: &Heads<'r>) -> Option<&'r str> {
+    let from_header = match heads.host {
+        _ if heads.hosts > 1 => return None,
+        Some(value) => hostname::parse_host_value(value.as_bytes())?.0,
+        None if req.version() == http::Version::HTTP_11 => return None,
+        None => "",
     };
     Some(match req.uri().authority() {
         Some(authority) => hostname::without_root_dot(authority.host()),
@@ -106,8 +105,8 @@ fn now_ms() -> u64 {
 }
 
 /// A header's text; bytes that are not UTF-8 (rare) become U+FFFD.
-fn header_text<B>(req: &Request<B>, name: header::HeaderName) -> Option<Cow<'_, str>> {
-    req.headers().get(name).map(|v| {
+fn header_text(value: Option<&HeaderValue>) -> Option<Cow<'_, str>> {
+    value.map(|v| {
         let bytes = v.as_bytes();
         // ASCII (nearly every user agent) is one `is_ascii` pass; the lossy
         // reader goes byte by byte even when there is nothing to replace.
@@ -117,12 +116,12 @@ fn header_text<B>(req: &Request<B>, name: header::HeaderName) -> Option<Cow<'_, 
 }
 
 /// The text a click keeps from its request and the `Location` it was sent to.
-fn click_text<B>(req: &Request<B>, code: &str, host: &str, location: Option<&str>) -> ClickText {
+fn click_text(heads: &Heads<'_>, code: &str, host: &str, location: Option<&str>) -> ClickText {
     ClickText::new(
         code,
         host,
-        header_text(req, header::USER_AGENT).as_deref(),
-        header_text(req, header::REFERER).as_deref(),
+        header_text(heads.user_agent).as_deref(),
+        header_text(heads.referer).as_deref(),
         location,
     )
 }
@@ -180,15 +179,16 @@ impl Edge {
     }
 
     /// Checks the attribution cookie sent with a request, counting what it was.
-    fn cookie(&self, headers: &http::HeaderMap, now_ms: u64) -> crate::attribution::CookieCheck {
-        let cookies = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .map(HeaderValue::as_bytes);
+    fn cookie<'r>(
+        &self,
+        headers: &'r http::HeaderMap,
+        heads: &Heads<'r>,
+        now_ms: u64,
+    ) -> crate::attribution::CookieCheck {
         let check = self
             .attribution
             .signer()
-            .check_headers(cookies, now_ms / 1000);
+            .check_headers(heads.cookies(headers), now_ms / 1000);
         if !matches!(check, crate::attribution::CookieCheck::Absent) {
             self.metrics.cookie(check.label());
         }
@@ -219,7 +219,8 @@ impl Edge {
                     .done(),
             );
         }
-        let Some(host) = request_host(req) else {
+        let heads = Heads::of(req.headers());
+        let Some(host) = request_host(req, &heads) else {
             return (
                 RequestOutcome::BadHost,
                 Reply::text(
@@ -259,19 +260,29 @@ impl Edge {
         let link = match self.links.resolve(host, code) {
             Resolution::Found(link) => link,
             Resolution::NotFound => {
-                return self.dead_end(req, conn, code, host, None, Outcome::NotFound, now_ms);
+                return self.dead_end(
+                    req,
+                    &heads,
+                    conn,
+                    (code, host),
+                    None,
+                    Outcome::NotFound,
+                    now_ms,
+                );
             }
         };
         if link.status() == LinkStatus::Disabled {
-            return self.dead_end(req, conn, code, host, Some(link), Outcome::Disabled, now_ms);
+            let at = (code, host);
+            return self.dead_end(req, &heads, conn, at, Some(link), Outcome::Disabled, now_ms);
         }
         if link.is_expired((now_ms / 1000) as i64) {
-            return self.dead_end(req, conn, code, host, Some(link), Outcome::Expired, now_ms);
+            let at = (code, host);
+            return self.dead_end(req, &heads, conn, at, Some(link), Outcome::Expired, now_ms);
         }
 
         let headers = req.headers();
-        let bot = visitor::classify(&self.bots, method, headers);
-        let gpc = visitor::gpc(headers);
+        let bot = visitor::classify(&self.bots, method, heads.user_agent);
+        let gpc = visitor::gpc(heads.sec_gpc);
         // Global Privacy Control, honoured: the click counts, but nothing
         // follows the visitor (no cookie, no click id, no address).
         let untracked = gpc && self.gpc == GpcPolicy::Honor;
@@ -289,7 +300,7 @@ impl Edge {
             )
         };
         let preview = bot
-            .and_then(|reason| visitor::preview_fetcher(&self.bots, reason, headers))
+            .and_then(|reason| visitor::preview_fetcher(&self.bots, reason, heads.user_agent))
             .and_then(|fetcher| Some((fetcher, link.preview()?)));
         let mut bot_reason = bot.map(visitor::BotReason::as_str);
         let (outcome, metric, text, mut response, decision, signals, chosen) = match preview {
@@ -307,7 +318,7 @@ impl Edge {
                 );
                 let short_url = format!("{}/{code}", self.origin(req, conn, host));
                 let body = preview_page::page(&preview, &short_url, &location.text);
-                let text = click_text(req, code, host, Some(&location.text));
+                let text = click_text(&heads, code, host, Some(&location.text));
                 (
                     Outcome::Preview,
                     RequestOutcome::Preview,
@@ -321,7 +332,7 @@ impl Edge {
                 )
             }
             None => {
-                let cookie = self.cookie(headers, now_ms);
+                let cookie = self.cookie(headers, &heads, now_ms);
                 // A visitor keeps the variant of their first click while
                 // their cookie lives.
                 let first_click = match cookie {
@@ -343,7 +354,7 @@ impl Edge {
                     &self.params,
                     decision.click_id.as_ref(),
                 );
-                let text = click_text(req, code, host, Some(&location.text));
+                let text = click_text(&heads, code, host, Some(&location.text));
                 let signals = location.signals;
                 let response = redirect(
                     destination.redirect.status(),
@@ -485,12 +496,12 @@ impl Edge {
     /// host's domain's, else `links.fallback_url`), and an event (no
     /// cookie, no click id).
     #[allow(clippy::too_many_arguments)]
-    fn dead_end<B>(
+    fn dead_end<'r, B>(
         &self,
-        req: &Request<B>,
+        req: &'r Request<B>,
+        heads: &Heads<'r>,
         conn: &ConnInfo,
-        code: &str,
-        host: &str,
+        (code, host): (&str, &str),
         link: Option<crate::links::LinkRef>,
         outcome: Outcome,
         now_ms: u64,
@@ -522,15 +533,15 @@ impl Edge {
             None => Reply::text(page_status, body).public_page().done(),
         };
         let headers = req.headers();
-        let bot = visitor::classify(&self.bots, req.method(), headers);
-        let gpc = visitor::gpc(headers);
-        let cookie = self.cookie(headers, now_ms);
+        let bot = visitor::classify(&self.bots, req.method(), heads.user_agent);
+        let gpc = visitor::gpc(heads.sec_gpc);
+        let cookie = self.cookie(headers, heads, now_ms);
         let signals = query::Signals::of(req.uri().query(), &self.params);
         let handed = self.events.record(ClickRecord {
             click_id: ClickId::new(now_ms),
             occurred_at_ms: now_ms,
             outcome,
-            text: click_text(req, code, host, fallback.and_then(|f| f.to_str().ok())),
+            text: click_text(heads, code, host, fallback.and_then(|f| f.to_str().ok())),
             link,
             status: response.status().as_u16(),
             ip: Some(visitor::client_ip(

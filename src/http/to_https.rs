@@ -13,7 +13,8 @@ use crate::reply::Reply;
 /// GET) to `https://host[:port]/path?query`; 400 when the request names no
 /// usable host.
 pub fn https_redirect<B>(req: &Request<B>, port: Option<u16>) -> Response<Full<Bytes>> {
-    let Some(host) = super::router::request_host(req) else {
+    let heads = super::heads::Heads::of(req.headers());
+    let Some(host) = super::router::request_host(req, &heads) else {
         metrics::count_request(metrics::RequestOutcome::BadHost);
         return Reply::text(
             StatusCode::BAD_REQUEST,

@@ -10,7 +10,7 @@ pub use bots::{BotDetector, BotReason};
 
 use std::net::IpAddr;
 
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
 /// Classifies a request. Runs on the request path: a cache lookup for a
@@ -18,17 +18,17 @@ use ipnet::IpNet;
 pub fn classify(
     bots: &BotDetector,
     method: &http::Method,
-    headers: &HeaderMap,
+    user_agent: Option<&HeaderValue>,
 ) -> Option<BotReason> {
     if method == http::Method::HEAD {
         return Some(BotReason::HeadRequest);
     }
-    match headers.get(http::header::USER_AGENT) {
+    match user_agent {
         None => Some(BotReason::NoUserAgent),
-        Some(ua) => match ua.to_str() {
-            Ok(ua) => bots.user_agent(ua),
+        Some(ua) => match crate::sys::text::ascii_str(ua.as_bytes()) {
+            Some(ua) => bots.user_agent(ua),
             // Browsers send ASCII user agents.
-            Err(_) => Some(BotReason::Crawler),
+            None => Some(BotReason::Crawler),
         },
     }
 }
@@ -38,11 +38,11 @@ pub fn classify(
 pub fn preview_fetcher(
     bots: &BotDetector,
     reason: BotReason,
-    headers: &HeaderMap,
+    user_agent: Option<&HeaderValue>,
 ) -> Option<&'static str> {
     match reason {
         BotReason::LinkPreview(name) => Some(name),
-        BotReason::HeadRequest => match classify(bots, &http::Method::GET, headers) {
+        BotReason::HeadRequest => match classify(bots, &http::Method::GET, user_agent) {
             Some(BotReason::LinkPreview(name)) => Some(name),
             _ => None,
         },
@@ -78,15 +78,12 @@ pub fn forwarded_https(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> 
 
 /// Names looked up on every request, named once (a name given as text is
 /// parsed again at every lookup).
-const SEC_GPC: HeaderName = HeaderName::from_static("sec-gpc");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
-/// `Sec-GPC: 1` (Global Privacy Control) was sent.
-pub fn gpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(SEC_GPC)
-        .is_some_and(|v| v.as_bytes().trim_ascii() == b"1")
+/// `Sec-GPC: 1` (Global Privacy Control) was sent: `sec_gpc` is the field.
+pub fn gpc(sec_gpc: Option<&HeaderValue>) -> bool {
+    sec_gpc.is_some_and(|v| v.as_bytes().trim_ascii() == b"1")
 }
 
 /// The client's address. Forwarding headers are believed only when the peer
@@ -279,26 +276,36 @@ mod tests {
     fn classification() {
         let bots = BotDetector::new();
         let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
-        let ua = headers(&[("user-agent", firefox)]);
-        assert_eq!(classify(&bots, &http::Method::GET, &ua), None);
-        let head = classify(&bots, &http::Method::HEAD, &ua);
+        let get = |ua: &'static str| {
+            classify(
+                &bots,
+                &http::Method::GET,
+                Some(&HeaderValue::from_static(ua)),
+            )
+        };
+        let ua = HeaderValue::from_static(firefox);
+        assert_eq!(classify(&bots, &http::Method::GET, Some(&ua)), None);
+        let head = classify(&bots, &http::Method::HEAD, Some(&ua));
         assert_eq!(head, Some(BotReason::HeadRequest));
-        let none = classify(&bots, &http::Method::GET, &HeaderMap::new());
+        let none = classify(&bots, &http::Method::GET, None);
         assert_eq!(none, Some(BotReason::NoUserAgent));
-        let blank = classify(&bots, &http::Method::GET, &headers(&[("user-agent", " ")]));
-        assert_eq!(blank, Some(BotReason::NoUserAgent));
-        let slack = headers(&[(
-            "user-agent",
-            "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
-        )]);
-        let slack = classify(&bots, &http::Method::GET, &slack).map(BotReason::as_str);
-        assert_eq!(slack, Some("link_preview:slack"));
+        assert_eq!(get(" "), Some(BotReason::NoUserAgent));
+        let slack = get("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)");
+        assert_eq!(slack.map(BotReason::as_str), Some("link_preview:slack"));
+        // Not ASCII: no browser sends that.
+        let odd = HeaderValue::from_bytes("Mozilla/5.0 (X11; Linux x86_64) Caf\u{e9}".as_bytes())
+            .unwrap();
+        assert_eq!(
+            classify(&bots, &http::Method::GET, Some(&odd)),
+            Some(BotReason::Crawler)
+        );
     }
 
     #[test]
     fn gpc_header() {
-        assert!(gpc(&headers(&[("sec-gpc", "1")])));
-        assert!(!gpc(&headers(&[("sec-gpc", "0")])));
-        assert!(!gpc(&HeaderMap::new()));
+        assert!(gpc(Some(&HeaderValue::from_static("1"))));
+        assert!(gpc(Some(&HeaderValue::from_static(" 1 "))));
+        assert!(!gpc(Some(&HeaderValue::from_static("0"))));
+        assert!(!gpc(None));
     }
 }
