@@ -1,7 +1,7 @@
 //! Serving the public listeners: the bound sockets (`listeners`), the
 //! accept loop and its limits (`server`, with `watch` keeping each
-//! connection's idle and header read timeouts and `clients` its client's
-//! count), the public threads (`per_core`,
+//! connection's idle and header read timeouts, `clients` its client's
+//! count, and `connection` driving each to its end), the public threads (`per_core`,
 //! `balance`), the services each connection runs (`service`, which sends
 //! each path to its handler), and the handlers: clicks (`router`, with
 //! `heads` for the request headers it reads and `query` for the
@@ -13,6 +13,7 @@
 
 pub mod balance;
 pub mod clients;
+mod connection;
 mod heads;
 pub mod intake;
 mod listeners;

@@ -18,7 +18,6 @@ use hyper::body::Incoming;
 use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
@@ -28,7 +27,8 @@ use crate::tls::TlsAccept;
 
 use super::balance::{Balance, OpenOn};
 use super::clients::{Admission, ClientCap};
-use super::watch::{Expired, Watch};
+use super::connection;
+use super::watch::Watch;
 
 /// HTTP/2 streams a client may reset before the server has answered them,
 /// per connection ("rapid reset", CVE-2023-44487); past it the connection is
@@ -142,7 +142,9 @@ where
         .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
         .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS);
     let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
+    // Every connection holds a receiver: true asks it to drain, and the
+    // channel closes when the last has ended.
+    let (drain_tx, drain_rx) = watch::channel(false);
     let accepted = metrics::connections(name);
     let accept_errors = metrics::accept_errors(name);
     let open = metrics::connections_open(name);
@@ -225,7 +227,7 @@ where
         let counted = OpenOn(balance.as_ref().map(|b| (Arc::clone(&b.shared), b.me)));
         let _ = stream.set_nodelay(true);
         let service = make_service(peer);
-        let watcher = graceful.watcher();
+        let draining = drain_rx.clone();
         let builder = Arc::clone(&builder);
         let tls = tls.clone();
         let (idle, header) = (limits.idle_timeout, limits.header_read_timeout);
@@ -247,14 +249,14 @@ where
                     let watch = start_watch();
                     let io = TokioIo::new(watch.stream(stream));
                     let conn = builder.serve_connection(io, watch.service(service));
-                    run_connection(watcher.watch(conn.into_owned()), &watch).await;
+                    connection::run(conn.into_owned(), &watch, draining).await;
                 }
                 Some(tls) => {
                     if let Some(stream) = handshake(&tls, stream).await {
                         let watch = start_watch();
                         let io = TokioIo::new(watch.stream(stream));
                         let conn = builder.serve_connection(io, watch.service(service));
-                        run_connection(watcher.watch(conn.into_owned()), &watch).await;
+                        connection::run(conn.into_owned(), &watch, draining).await;
                     }
                 }
             }
@@ -262,46 +264,11 @@ where
         });
     }
     drop(listener);
+    drop(drain_rx);
+    let _ = drain_tx.send(true);
     tokio::select! {
-        _ = graceful.shutdown() => true,
+        _ = drain_tx.closed() => true,
         _ = tokio::time::sleep(drain) => false,
-    }
-}
-
-/// Drives a connection to its end, closing it when its watch says so, and
-/// counts why a connection failed.
-async fn run_connection<E>(conn: impl std::future::Future<Output = Result<(), E>>, watch: &Watch)
-where
-    E: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    tokio::select! {
-        res = conn => {
-            if let Err(e) = res {
-                let e = e.into();
-                count_connection_error(&*e);
-                tracing::trace!(error = %e, "connection ended with an error");
-            }
-        }
-        why = watch.expired() => {
-            metrics::limit(match why {
-                Expired::Header => "header_timeout",
-                Expired::Idle => "idle_timeout",
-                Expired::Evicted => "client_evicted",
-            })
-            .increment(1);
-        }
-    }
-}
-
-/// Counts what hyper reports about a failed connection.
-fn count_connection_error(e: &(dyn std::error::Error + 'static)) {
-    let Some(e) = e.downcast_ref::<hyper::Error>() else {
-        return;
-    };
-    if e.is_parse_too_large() {
-        metrics::limit("header_bytes").increment(1);
-    } else if e.is_parse() || e.is_parse_status() {
-        metrics::malformed_requests().increment(1);
     }
 }
 
