@@ -4,11 +4,11 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
@@ -68,15 +68,35 @@ pub fn redirect(
     location: HeaderValue,
     cookie: Option<HeaderValue>,
 ) -> Response<Full<Bytes>> {
+    /// Those headers without and with the cookie, made once: a redirect's
+    /// map is a clone of one with its values set in place, found by
+    /// position, not a new map that hashes four names into it.
+    static HEADS: LazyLock<[HeaderMap; 2]> = LazyLock::new(|| {
+        let mut plain = HeaderMap::with_capacity(4);
+        plain.insert(header::LOCATION, HeaderValue::from_static("/"));
+        plain.insert(header::CACHE_CONTROL, NO_STORE);
+        plain.insert(X_ROBOTS_TAG, NOINDEX);
+        let mut with_cookie = plain.clone();
+        with_cookie.insert(header::SET_COOKIE, HeaderValue::from_static(""));
+        [plain, with_cookie]
+    });
+    let mut headers = HEADS[usize::from(cookie.is_some())].clone();
+    let (mut location, mut cookie) = (Some(location), cookie);
+    for (name, value) in headers.iter_mut() {
+        let given = if *name == header::LOCATION {
+            location.take()
+        } else if *name == header::SET_COOKIE {
+            cookie.take()
+        } else {
+            None
+        };
+        if let Some(given) = given {
+            *value = given;
+        }
+    }
     let mut res = Response::new(Full::new(Bytes::new()));
     *res.status_mut() = status;
-    let h = res.headers_mut();
-    h.insert(header::LOCATION, location);
-    h.insert(header::CACHE_CONTROL, NO_STORE);
-    h.insert(X_ROBOTS_TAG, NOINDEX);
-    if let Some(cookie) = cookie {
-        h.insert(header::SET_COOKIE, cookie);
-    }
+    *res.headers_mut() = headers;
     res
 }
 
@@ -99,8 +119,11 @@ pub(crate) fn request_host<'r, B>(req: &'r Request<B>, heads: &Heads<'r>) -> Opt
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    unix_ms(SystemTime::now())
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
@@ -197,10 +220,13 @@ impl Edge {
 
     /// Answers one request on the public listener.
     pub fn handle<B>(&self, req: &Request<B>, conn: &ConnInfo) -> Response<Full<Bytes>> {
-        let started = Instant::now();
-        let (outcome, response) = self.route(req, conn);
+        // One clock read for the click's time and the start of its
+        // duration (a step of the wall clock spoils one duration at most).
+        let started = SystemTime::now();
+        let (outcome, response) = self.route(req, conn, started);
         self.metrics.request(outcome);
-        self.metrics.duration(started.elapsed());
+        self.metrics
+            .duration(started.elapsed().unwrap_or(Duration::ZERO));
         response
     }
 
@@ -208,6 +234,7 @@ impl Edge {
         &self,
         req: &Request<B>,
         conn: &ConnInfo,
+        now: SystemTime,
     ) -> (RequestOutcome, Response<Full<Bytes>>) {
         let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
         if target_len > self.max_uri_bytes {
@@ -256,7 +283,7 @@ impl Edge {
                     .done(),
             );
         }
-        let now_ms = now_ms();
+        let now_ms = unix_ms(now);
         let link = match self.links.resolve(host, code) {
             Resolution::Found(link) => link,
             Resolution::NotFound => {

@@ -481,3 +481,28 @@ fn hosts_match_ignoring_case_and_one_trailing_dot() {
         );
     }
 }
+
+#[test]
+fn a_redirect_has_its_headers_in_order_with_and_without_the_cookie() {
+    let location = HeaderValue::from_static("https://brand.example/p?rf_click=x");
+    let cookie = HeaderValue::from_static("rf_ref=1.x.2.y; Path=/; HttpOnly");
+    for cookie in [None, Some(cookie)] {
+        let r = redirect(StatusCode::FOUND, location.clone(), cookie.clone());
+        assert_eq!(r.status(), StatusCode::FOUND);
+        let mut expected = vec![
+            ("location", location.clone()),
+            (
+                "cache-control",
+                HeaderValue::from_static("private, no-store"),
+            ),
+            ("x-robots-tag", HeaderValue::from_static("noindex")),
+        ];
+        expected.extend(cookie.map(|c| ("set-cookie", c)));
+        let got: Vec<_> = r
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.clone()))
+            .collect();
+        assert_eq!(got, expected);
+    }
+}
