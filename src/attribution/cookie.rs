@@ -107,6 +107,13 @@ impl CookieSigner {
         String::from_utf8(value).unwrap_or_default()
     }
 
+    /// The length of the value `sign_into` writes for a click issued at
+    /// `issued_at`.
+    pub fn value_len(issued_at: u64) -> usize {
+        let digits = issued_at.checked_ilog10().map_or(1, |d| d as usize + 1);
+        VERSION.len() + 1 + super::click_id::CLICK_ID_LEN + 1 + digits + 1 + SIG_LEN
+    }
+
     /// Appends the cookie value for a click, ASCII, to `out` (a
     /// `Set-Cookie` line being built, say).
     pub fn sign_into(&self, click_id: &ClickId, issued_at: u64, out: &mut Vec<u8>) {
@@ -250,6 +257,19 @@ mod tests {
     fn signer(secrets: &[&str]) -> CookieSigner {
         let s: Vec<Vec<u8>> = secrets.iter().map(|s| s.as_bytes().to_vec()).collect();
         CookieSigner::new("rf_ref", &s, WINDOW)
+    }
+
+    #[test]
+    fn value_len_is_the_length_of_the_value() {
+        let s = signer(&["k"]);
+        let id = ClickId::new(1_700_000_000_000);
+        for issued in [0, 9, 10, 99, NOW, u64::MAX] {
+            assert_eq!(
+                CookieSigner::value_len(issued),
+                s.sign(&id, issued).len(),
+                "{issued}"
+            );
+        }
     }
 
     #[test]

@@ -107,16 +107,24 @@ impl AttributionPolicy {
     }
 
     fn set_cookie(&self, click_id: &ClickId, now_secs: u64, tls: bool) -> HeaderValue {
+        const SECURE: &[u8] = b"; Secure";
+        // Exactly the room it takes: the header value keeps the block as
+        // it is, with nothing to give back.
         let mut header = Vec::with_capacity(
-            self.signer.name().len() + cookie::MAX_VALUE_LEN + self.attributes.len() + 10,
+            self.signer.name().len()
+                + 1
+                + CookieSigner::value_len(now_secs)
+                + self.attributes.len()
+                + if tls { SECURE.len() } else { 0 },
         );
         header.extend_from_slice(self.signer.name().as_bytes());
         header.push(b'=');
         self.signer.sign_into(click_id, now_secs, &mut header);
         header.extend_from_slice(self.attributes.as_bytes());
         if tls {
-            header.extend_from_slice(b"; Secure");
+            header.extend_from_slice(SECURE);
         }
+        debug_assert_eq!(header.len(), header.capacity());
         // Built only from validated config and base62/base64url characters.
         crate::sys::text::header_value(header).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
