@@ -42,26 +42,36 @@ pub fn parse_host_value(value: &[u8]) -> Option<(&str, Option<u16>)> {
         }
         (&value[..=end], &value[end + 1..])
     } else {
-        let end = value.find(':').unwrap_or(value.len());
-        let host = &value[..end];
-        // A table look-up a byte; the rule for `%XX` only for a host with one.
-        let plain = host.bytes().all(|b| REG_NAME_PLAIN[usize::from(b)]);
-        if !plain
-            && !host
-                .bytes()
+        // One pass, a table look-up a byte, to the first byte the table
+        // does not take: the port's `:`, the end, or else a `%XX` (or a
+        // bad byte), for which the whole rule looks again.
+        let bytes = value.as_bytes();
+        let mut end = bytes
+            .iter()
+            .position(|&b| !REG_NAME_PLAIN[usize::from(b)])
+            .unwrap_or(bytes.len());
+        if bytes.get(end).is_some_and(|&b| b != b':') {
+            end = value.find(':').unwrap_or(value.len());
+            let host = &bytes[..end];
+            if !host
+                .iter()
                 .enumerate()
-                .all(|(i, b)| reg_name_byte(host.as_bytes(), i, b))
-        {
-            return None;
+                .all(|(i, &b)| reg_name_byte(host, i, b))
+            {
+                return None;
+            }
         }
-        (host, &value[end..])
+        value.split_at(end)
     };
     let port = match port.strip_prefix(':') {
         None if port.is_empty() => None,
         None => return None,
         // `port = *DIGIT`: "host:" is a host with an empty port.
         Some("") => None,
-        Some(p) if p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse().ok()?),
+        Some(p) if p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
+            let n = p.bytes().fold(0u32, |n, b| n * 10 + u32::from(b - b'0'));
+            Some(u16::try_from(n).ok()?)
+        }
         Some(_) => return None,
     };
     Some((without_root_dot(host), port))
@@ -137,6 +147,10 @@ mod tests {
             ("[2001:db8::7]", ("[2001:db8::7]", None)),
             ("a%2Db", ("a%2Db", None)),
             ("host:", ("host", None)),
+            ("h:65535", ("h", Some(65535))),
+            ("h:00080", ("h", Some(80))),
+            ("a%2Db:81", ("a%2Db", Some(81))),
+            ("[::1]:", ("[::1]", None)),
             ("", ("", None)),
         ];
         for (value, want) in ok {
@@ -155,6 +169,11 @@ mod tests {
             "a%2",
             "h\u{e9}.example",
             "two:1:2",
+            "h:65536",
+            "h:+1",
+            "h: 1",
+            "a%2D:x",
+            "%:1",
         ] {
             assert_eq!(parse_host_value(bad.as_bytes()), None, "{bad:?}");
         }

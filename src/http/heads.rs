@@ -50,6 +50,11 @@ impl<'r> Heads<'r> {
         heads
     }
 
+    /// Whether the request sent a `Cookie` field.
+    pub fn has_cookie(&self) -> bool {
+        self.cookies > 0
+    }
+
     /// Every `Cookie` field's bytes, in order.
     pub fn cookies(&self, headers: &'r HeaderMap) -> impl Iterator<Item = &'r [u8]> + use<'r> {
         let (one, all) = match self.cookies {
@@ -112,6 +117,7 @@ mod tests {
                 .map(HeaderValue::as_bytes)
                 .collect();
             assert_eq!(cookies, expected, "{fields:?}");
+            assert_eq!(heads.has_cookie(), !expected.is_empty());
         }
     }
 }

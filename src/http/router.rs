@@ -208,6 +208,9 @@ impl Edge {
         heads: &Heads<'r>,
         now_ms: u64,
     ) -> crate::attribution::CookieCheck {
+        if !heads.has_cookie() {
+            return crate::attribution::CookieCheck::Absent;
+        }
         let check = self
             .attribution
             .signer()
