@@ -381,7 +381,8 @@ pub struct Misbehaviour {
     pub renewal_info: bool,
     /// Questions about renewal information answered.
     pub ari_asked: AtomicUsize,
-    /// New orders naming the certificate they replace.
+    /// New orders naming the certificate they replace, as Pebble took
+    /// them.
     pub replacing: AtomicUsize,
 }
 
@@ -463,9 +464,6 @@ async fn relay(
         .then(|| serde_json::from_str::<serde_json::Value>(&jws_payload(&body)).ok())
         .flatten()
         .and_then(|order| order.get("replaces").cloned());
-    if replaces.is_some() {
-        how.replacing.fetch_add(1, Ordering::SeqCst);
-    }
     if parts.uri.path() == "/order-plz" {
         let problem = |status: u16, kind: &str, detail: &str| {
             http::Response::builder()
@@ -537,6 +535,9 @@ async fn relay(
     if let Some(replaces) = replaces
         && parts.status.is_success()
     {
+        // Counted once Pebble took it: a request it refused for a stale
+        // nonce (it refuses a few by design) comes again and is one order.
+        how.replacing.fetch_add(1, Ordering::SeqCst);
         let mut order: serde_json::Value = serde_json::from_slice(&body).expect("order JSON");
         order["replaces"] = replaces;
         body = Bytes::from(order.to_string());
