@@ -1,6 +1,6 @@
 //! A link's redirect rules (README: "Rules and split tests"): their kind and
-//! packed form, and the choice of a click's destination among the rules,
-//! the split test's variants (`variants`) and the target.
+//! packed form, and which of them holds for a visit (`Visit`); the choice
+//! among the rules, the split test and the target is `destination`'s.
 //!
 //! Both fields are checked once, into the bytes the serving map keeps in the
 //! link's tail; the request path walks those bytes in place, allocating
@@ -24,10 +24,8 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::LinkRef;
 use super::field::{FieldKind, LinkError, Packed};
 use super::kinds::RedirectStatus;
-use super::variants::pick;
 
 mod check;
 use crate::visitor::device::{Class, Os};
@@ -88,66 +86,9 @@ pub trait Visit {
     fn first_click(&mut self) -> u128;
 }
 
-/// Where a click goes: the link's target, a rule's or a variant's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Destination<'a> {
-    pub target: &'a str,
-    pub redirect: RedirectStatus,
-    /// Index of the rule that held.
-    pub rule: Option<u8>,
-    /// Index of the variant drawn.
-    pub variant: Option<u8>,
-}
-
-impl LinkRef {
-    /// The destination of a click: the first rule that holds, else a
-    /// variant (kept by the visitor's first click), else the target. The
-    /// visitor is made (`visit`) only for a link with rules or variants:
-    /// for the others this is one flag test.
-    #[inline]
-    pub fn destination<V: Visit>(&self, visit: impl FnOnce() -> V) -> Destination<'_> {
-        let mut destination = Destination {
-            target: self.target(),
-            redirect: self.redirect(),
-            rule: None,
-            variant: None,
-        };
-        if !self.has_choices() {
-            return destination;
-        }
-        let Some((rules, variants)) = self.choices() else {
-            return destination;
-        };
-        // Read in place, the tail's fields borrow the record; one that is
-        // absent is an empty default.
-        let (rules, variants) = (in_place(rules.0), in_place(variants.0));
-        let mut visit = visit();
-        if let Some(rule) = first_holding(rules, &mut visit) {
-            destination.target = rule.target;
-            destination.redirect = rule.redirect.unwrap_or(destination.redirect);
-            destination.rule = Some(rule.index);
-        } else if !variants.is_empty()
-            && let Some((index, target)) = pick(variants, visit.first_click(), self.code())
-        {
-            destination.target = target;
-            destination.variant = Some(index);
-        }
-        destination
-    }
-}
-
-/// Packed bytes read from a record: borrowed from it; an absent field is
-/// its empty default.
-fn in_place(bytes: Cow<'_, [u8]>) -> &[u8] {
-    match bytes {
-        Cow::Borrowed(b) => b,
-        Cow::Owned(_) => &[],
-    }
-}
-
 /// A link's rules, packed (empty: none).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Rules<'a>(Cow<'a, [u8]>);
+pub struct Rules<'a>(pub(super) Cow<'a, [u8]>);
 
 /// A rule that held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,7 +193,7 @@ impl<'a> Rules<'a> {
 }
 
 /// The first of the packed `rules` whose every condition holds.
-fn first_holding<'a>(rules: &'a [u8], visit: &mut impl Visit) -> Option<Rule<'a>> {
+pub(super) fn first_holding<'a>(rules: &'a [u8], visit: &mut impl Visit) -> Option<Rule<'a>> {
     let mut r = Reader(rules);
     let count = r.u8()?;
     for index in 0..count {
