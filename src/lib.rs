@@ -10,17 +10,20 @@
 //!   http::per_core      one thread + runtime + SO_REUSEPORT socket per core;
 //!                       http::balance hands connections from a busy thread over
 //!   http::server::serve accept under the connection budget, limits, TLS
-//!                       handshake by SNI (tls), hyper per connection;
-//!                       http::watch keeps its idle and header timeouts
+//!                       handshake by SNI (tls), hyper per connection,
+//!                       driven by http::connection; http::watch keeps its
+//!                       idle and header timeouts
 //!   http::service       the connection's service (made per connection by
 //!                       node::Node::serve): Clicks ─► http::router::Edge::handle
-//!                       (`/v1/conversions*` ─► http::Intake, beside it)
+//!                       (`/v1/conversions*` ─► http::Intake, beside it);
+//!                       http::heads finds the headers a click reads
 //!     ├─► links::LinkStore::resolve(host, code)  (a dead end: the fallback of
 //!     │   its domains::DomainStore entry, else links.fallback_url; a domain's
 //!     │   `/.well-known` app files: served from the same entry, no event)
 //!     ├─► visitor: client address (trusted proxies), bot?, Sec-GPC
-//!     ├─► links::rules: the destination (the first rule that holds, asking
-//!     │   http::visit only what it names; else a variant; else the target)
+//!     ├─► links::destination: the first rule that holds (links::rules,
+//!     │   asking http::visit only what it names), else a variant
+//!     │   (links::variants), else the target
 //!     ├─► attribution: verify cookie, decide first/last touch, click id
 //!     │   (a link-preview fetcher of a link with a preview: share::preview_page's
 //!     │   page instead; `/{code}/qr.svg|png`: share::qr, no event)
@@ -68,16 +71,17 @@
 //! - [`serde_fields`]: the fields a serde type reads, walked off the type (the
 //!   config's keys; the event readers held to their schemas).
 //! - [`http`]: listeners, per-core threads, balance, accept loop and limits,
-//!   services, router, `Location`, the plain listener's redirect to HTTPS.
+//!   each connection's run, services, router (the headers a click reads,
+//!   `Location`), the plain listener's redirect to HTTPS.
 //! - [`tls`]: certificates per brand domain chosen by SNI, reloads, the
 //!   HTTPS setup.
 //! - [`acme`]: certificates from an ACME CA for every brand host: which,
 //!   when and how often (the scheduler), the account, one order, the
 //!   TLS-ALPN-01 and HTTP-01 answers.
 //! - [`links`]: how a link field is declared (`field`, `kinds`), the link
-//!   and its preview declared once, its rules (`rules`: the click's
-//!   destination; `rules::check`, their JSON checked) and split test
-//!   (`variants`), packed record, store, the one loader, reload,
+//!   and its preview declared once, its rules (`rules`; `rules::check`,
+//!   their JSON checked), split test (`variants`) and the click's
+//!   destination among them (`destination`), packed record, store, the one loader, reload,
 //!   snapshot, editor, replication.
 //! - [`domains`]: a brand's short domain (fallback, app files, certificate
 //!   policy), declared like a link, its store, file, editor and topic.
