@@ -1,9 +1,15 @@
 //! The request headers a click reads (`Host`, `User-Agent`, `Referer`,
-//! `Cookie`, `Sec-GPC`), found in one pass over the request's header map:
+//! `Cookie`, `Sec-GPC`), found in one pass over the request's header map,
+//! and what is read from them (the host a request names, a field's text):
 //! a look-up by name hashes the name and probes the map, about a hundred
 //! instructions each, and a click made six of them.
 
+use std::borrow::Cow;
+
+use http::Request;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::hostname;
 
 /// `Sec-GPC` (Global Privacy Control), named once: a name given as text is
 /// parsed again at every use.
@@ -15,8 +21,8 @@ const SEC_GPC: HeaderName = HeaderName::from_static("sec-gpc");
 pub struct Heads<'r> {
     /// The first `Host`, and whether there was another (RFC 9112 §3.2:
     /// such a request is refused).
-    pub host: Option<&'r HeaderValue>,
-    pub hosts: u8,
+    host: Option<&'r HeaderValue>,
+    hosts: u8,
     pub user_agent: Option<&'r HeaderValue>,
     pub referer: Option<&'r HeaderValue>,
     pub sec_gpc: Option<&'r HeaderValue>,
@@ -65,6 +71,36 @@ impl<'r> Heads<'r> {
             .chain(all.into_iter().flatten())
             .map(HeaderValue::as_bytes)
     }
+}
+
+/// The host a request names, without port or trailing dot (compare it
+/// ignoring case): the target URI's authority (HTTP/2, absolute form), else
+/// the `Host` header; "" for an HTTP/1.0 request without one. `None` breaks
+/// RFC 9112 §3.2: an HTTP/1.1 request without `Host`, or any request with two
+/// `Host` fields or an invalid one (answered 400).
+pub fn request_host<'r, B>(req: &'r Request<B>, heads: &Heads<'r>) -> Option<&'r str> {
+    let from_header = match heads.host {
+        _ if heads.hosts > 1 => return None,
+        Some(value) => hostname::parse_host_value(value.as_bytes())?.0,
+        None if req.version() == http::Version::HTTP_11 => return None,
+        None => "",
+    };
+    Some(match req.uri().authority() {
+        Some(authority) => hostname::without_root_dot(authority.host()),
+        None => from_header,
+    })
+}
+
+/// A header's text; bytes that are not UTF-8 (rare) become U+FFFD.
+#[inline]
+pub fn text(value: Option<&HeaderValue>) -> Option<Cow<'_, str>> {
+    value.map(|v| {
+        let bytes = v.as_bytes();
+        // ASCII (nearly every user agent) is one `is_ascii` pass; the lossy
+        // reader goes byte by byte even when there is nothing to replace.
+        crate::sys::text::str_of(bytes)
+            .map_or_else(|_| String::from_utf8_lossy(bytes), Cow::Borrowed)
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! the click recorded on the way out. Synchronous and generic over the request
 //! body (never read), so tests drive it without sockets.
 
-use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,7 +16,6 @@ use crate::config::{AttributionConfig, GpcPolicy, LinksConfig, PrivacyConfig, Se
 use crate::domains::{AppFile, DomainStore};
 use crate::events::{ClickRecord, ClickText, EventSink, Handed, Outcome};
 use crate::geo::Geo;
-use crate::hostname;
 use crate::links::{LinkStatus, LinkStore, Resolution, ShortCode};
 use crate::metrics::{RequestMetrics, RequestOutcome};
 use crate::reply::{self, Reply, X_ROBOTS_TAG};
@@ -25,7 +23,7 @@ use crate::risk::{Flag, Flags};
 use crate::share::{channel, preview_page, qr};
 use crate::visitor;
 
-use super::heads::Heads;
+use super::heads::{self, Heads};
 use super::query;
 use super::visit::RequestVisit;
 
@@ -100,24 +98,6 @@ pub fn redirect(
     res
 }
 
-/// The host a request names, without port or trailing dot (compare it
-/// ignoring case): the target URI's authority (HTTP/2, absolute form), else
-/// the `Host` header; "" for an HTTP/1.0 request without one. `None` breaks
-/// RFC 9112 §3.2: an HTTP/1.1 request without `Host`, or any request with two
-/// `Host` fields or an invalid one (answered 400).
-pub(crate) fn request_host<'r, B>(req: &'r Request<B>, heads: &Heads<'r>) -> Option<&'r str> {
-    let from_header = match heads.host {
-        _ if heads.hosts > 1 => return None,
-        Some(value) => hostname::parse_host_value(value.as_bytes())?.0,
-        None if req.version() == http::Version::HTTP_11 => return None,
-        None => "",
-    };
-    Some(match req.uri().authority() {
-        Some(authority) => hostname::without_root_dot(authority.host()),
-        None => from_header,
-    })
-}
-
 fn now_ms() -> u64 {
     unix_ms(SystemTime::now())
 }
@@ -127,24 +107,13 @@ fn unix_ms(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A header's text; bytes that are not UTF-8 (rare) become U+FFFD.
-fn header_text(value: Option<&HeaderValue>) -> Option<Cow<'_, str>> {
-    value.map(|v| {
-        let bytes = v.as_bytes();
-        // ASCII (nearly every user agent) is one `is_ascii` pass; the lossy
-        // reader goes byte by byte even when there is nothing to replace.
-        crate::sys::text::str_of(bytes)
-            .map_or_else(|_| String::from_utf8_lossy(bytes), Cow::Borrowed)
-    })
-}
-
 /// The text a click keeps from its request and the `Location` it was sent to.
 fn click_text(heads: &Heads<'_>, code: &str, host: &str, location: Option<&str>) -> ClickText {
     ClickText::new(
         code,
         host,
-        header_text(heads.user_agent).as_deref(),
-        header_text(heads.referer).as_deref(),
+        heads::text(heads.user_agent).as_deref(),
+        heads::text(heads.referer).as_deref(),
         location,
     )
 }
@@ -250,7 +219,7 @@ impl Edge {
             );
         }
         let heads = Heads::of(req.headers());
-        let Some(host) = request_host(req, &heads) else {
+        let Some(host) = heads::request_host(req, &heads) else {
             return (
                 RequestOutcome::BadHost,
                 Reply::text(

@@ -14,7 +14,7 @@ use crate::reply::Reply;
 /// usable host.
 pub fn https_redirect<B>(req: &Request<B>, port: Option<u16>) -> Response<Full<Bytes>> {
     let heads = super::heads::Heads::of(req.headers());
-    let Some(host) = super::router::request_host(req, &heads) else {
+    let Some(host) = super::heads::request_host(req, &heads) else {
         metrics::count_request(metrics::RequestOutcome::BadHost);
         return Reply::text(
             StatusCode::BAD_REQUEST,
