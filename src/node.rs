@@ -48,6 +48,7 @@ pub struct Node {
     ship_deadline: Duration,
     /// Threads serving the public listener, each with its own runtime.
     public_threads: usize,
+    pin_public_threads: bool,
 }
 
 impl Node {
@@ -220,6 +221,7 @@ impl Node {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
                 n => n,
             },
+            pin_public_threads: config.server.pin_threads,
         })
     }
 
@@ -285,7 +287,8 @@ impl Node {
             );
             groups.push(per_thread.group("tls", listener, false, Some(t.accept.clone()), clicks));
         }
-        let public = per_core::serve_per_thread(self.public_threads, groups);
+        let public =
+            per_core::serve_per_thread(self.public_threads, self.pin_public_threads, groups);
         let admin = tokio::spawn(server::serve(
             listeners.admin,
             "admin",

@@ -28,6 +28,12 @@ pub struct ServerConfig {
     /// Threads serving the public listener (each with its own runtime) and
     /// worker threads of the shared runtime; 0 = one per core.
     pub worker_threads: usize,
+    /// Pin each public thread to a CPU of its own and give a connection to
+    /// the thread of the CPU that took its handshake. Only with one thread
+    /// per allowed CPU, numbered from 0; for cores that serve the edge
+    /// alone: on cores shared with other work a pinned thread waits for its
+    /// CPU while another CPU is idle.
+    pub pin_threads: bool,
     /// How long a client may take to send a request's headers (slowloris);
     /// on HTTP/1.1 keep-alive this also runs while waiting for the next one.
     pub header_read_timeout_ms: u64,
@@ -63,6 +69,7 @@ impl Default for ServerConfig {
             node: String::new(),
             drain_timeout_ms: 10_000,
             worker_threads: 0,
+            pin_threads: false,
             header_read_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             body_timeout_ms: 10_000,

@@ -2,15 +2,20 @@
 //! own listening socket of each public listener (plain HTTP, and HTTPS when
 //! on), and which thread gets a new connection.
 //!
-//! A listener's sockets form one `SO_REUSEPORT` group. By default the kernel picks a
-//! socket by hashing the connection's addresses, which spreads connections
-//! evenly but puts each one on a random thread: its packets are handled on
-//! one core and its requests on another. When there is one thread per
-//! allowed CPU (the default), each thread is pinned to its CPU and the group
-//! gets a three-instruction classic BPF program that picks the socket of the
-//! CPU that handled the connection's handshake, so a connection's packets
-//! and its requests stay on the same core (the per-queue locality that
-//! `SO_INCOMING_CPU`-style servers use with multi-queue NICs).
+//! A listener's sockets form one `SO_REUSEPORT` group. By default the kernel
+//! picks a socket by hashing the connection's addresses, which spreads
+//! connections evenly, and the scheduler runs each thread on whichever CPU
+//! is free. With `server.pin_threads` and one thread per allowed CPU, each
+//! thread is pinned to its CPU and the group gets a three-instruction
+//! classic BPF program that picks the socket of the CPU that handled the
+//! connection's handshake, so a connection's packets and its requests stay
+//! on the same core (the per-queue locality that `SO_INCOMING_CPU`-style
+//! servers use with multi-queue NICs). That is for cores given to the edge
+//! alone: where the edge shares its cores (with one client on 2 shared
+//! cores, `loadtest/one-client.sh`), a pinned thread waits for its CPU while
+//! the other is idle, and the edge served about 15 % fewer requests with
+//! twice the sleeps and wake-ups a request. nginx and HAProxy leave affinity
+//! off by default too (`worker_cpu_affinity`, `cpu-map`).
 //!
 //! The three system calls involved are `sys::cpu`'s.
 
@@ -168,16 +173,20 @@ struct Shared {
 /// Runs every group (plain HTTP, and HTTPS when on) on `threads` threads,
 /// each with one single-threaded runtime and, per group, its own listening
 /// socket: the first thread takes the group's listener, the others a twin in
-/// its `SO_REUSEPORT` group. With one thread per allowed CPU, each thread is
-/// pinned to its CPU and a connection goes to the thread of the CPU that
-/// handled its handshake; otherwise the kernel hashes connections over the
-/// sockets. Either way a thread with far more connections of a group than
+/// its `SO_REUSEPORT` group. With `pin` and one thread per allowed CPU, each
+/// thread is pinned to its CPU and a connection goes to the thread of the
+/// CPU that handled its handshake; otherwise the kernel hashes connections
+/// over the sockets. Either way a thread with far more connections of a group than
 /// another passes new ones on (`Balancer`). A listener bound without
 /// `SO_REUSEPORT` (as tests pass) is shared by the threads instead. The
 /// returned task ends when every thread has, with true when all of them
 /// drained cleanly. A thread that cannot be started is logged and left out;
 /// with none, the groups are served on the caller's runtime.
-pub fn serve_per_thread(threads: usize, groups: Vec<Group>) -> tokio::task::JoinHandle<bool> {
+pub fn serve_per_thread(
+    threads: usize,
+    pin: bool,
+    groups: Vec<Group>,
+) -> tokio::task::JoinHandle<bool> {
     let mut shared = Vec::with_capacity(groups.len());
     for g in groups {
         match g.listener.into_std() {
@@ -223,7 +232,14 @@ pub fn serve_per_thread(threads: usize, groups: Vec<Group>) -> tokio::task::Join
         }
     }
     let cpus = allowed_cpus();
-    let steerable = can_steer(parts.len(), &cpus);
+    let steerable = pin && can_steer(parts.len(), &cpus);
+    if pin && !steerable {
+        tracing::warn!(
+            threads = parts.len(),
+            cpus = ?cpus,
+            "server.pin_threads needs one public thread per allowed CPU, numbered from 0; the threads are not pinned"
+        );
+    }
     // Threads are pinned to their CPUs when a group is steered to them.
     let mut pinned = false;
     for (k, g) in shared.iter().enumerate() {

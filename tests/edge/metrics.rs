@@ -11,7 +11,8 @@ use std::time::Duration;
 use crate::common::*;
 
 /// Holds `n` connections to `addr` open for `secs` seconds from a process
-/// pinned to CPU 0 (so that, steered by CPU, they all reach one thread).
+/// pinned to CPU 0 (so that, steered by CPU with `server.pin_threads`, they
+/// all reach one thread).
 fn hold_connections(addr: std::net::SocketAddr, n: usize, secs: u32) -> std::process::Child {
     Command::new("taskset")
         .args(["-c", "0", "python3", "-c"])
@@ -32,7 +33,8 @@ async fn the_edges_own_series_move() {
         "{LINKS}{}\n",
         r#"{"code":"bad code!","target":"https://a.example/"}"#
     ));
-    let edge = spawn_binary(&fixture.env(&[]));
+    // Pinned, so that connections from one CPU reach one thread (below).
+    let edge = spawn_binary(&fixture.env(&[("REFEDGE_SERVER_PIN_THREADS", "true")]));
     wait_ready(edge.admin).await;
     let admin = edge.admin;
     assert_eq!(
@@ -61,8 +63,8 @@ async fn the_edges_own_series_move() {
     assert_eq!(metric(admin, "refedge_ready").await, 1.0);
     drop(conn);
 
-    // Connections from one CPU all reach its thread (steered by CPU, one
-    // thread per CPU): past the balance's slack, the busy thread hands
+    // Connections from one CPU all reach its thread (pinned and steered by
+    // CPU, one thread per CPU): past the balance's slack, the busy thread hands
     // them to the idle one.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if cpus > 1 {
