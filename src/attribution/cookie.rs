@@ -287,6 +287,21 @@ mod tests {
         }
     }
 
+    /// The signature is the contract's, as the `hmac` and `base64` crates
+    /// make it from scratch: HMAC-SHA256 over `name=` and the first three
+    /// fields.
+    #[test]
+    fn the_signature_is_hmac_sha256_over_the_name_and_the_fields() {
+        let s = signer(&["key-one-0123456789"]);
+        let id = ClickId::new(NOW * 1000);
+        let value = s.sign(&id, NOW);
+        let (payload, sig) = value.rsplit_once('.').unwrap();
+        assert_eq!(payload, format!("1.{}.{NOW}", id.as_str()));
+        let mut mac = HmacSha256::new_from_slice(b"key-one-0123456789").unwrap();
+        mac.update(format!("rf_ref={payload}").as_bytes());
+        assert_eq!(sig, URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
+    }
+
     #[test]
     fn sign_then_verify() {
         let s = signer(&["key-one-0123456789"]);

@@ -4,6 +4,8 @@
 //! host or path. A parameter already in the target keeps the target's value,
 //! and the click and channel parameters are always ours.
 
+use std::borrow::Cow;
+
 use http::HeaderValue;
 
 use crate::attribution::ClickId;
@@ -25,6 +27,89 @@ const SAFE: [bool; 256] = {
 };
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// What a byte means to the one pass over a parameter (`Param`).
+mod class {
+    /// Ends the parameter.
+    pub const AMP: u8 = 1;
+    /// Ends its name (the first one).
+    pub const EQ: u8 = 2;
+    /// `%` or `+`: a name with one is decoded before it is compared.
+    pub const DECODES: u8 = 4;
+    /// Not copied as it is by `push_param` (`%` included: its escape is
+    /// checked there).
+    pub const ENCODES: u8 = 8;
+}
+
+const CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            b'&' => class::AMP,
+            b'=' => class::EQ,
+            b'+' => class::DECODES,
+            b'%' => class::DECODES | class::ENCODES,
+            _ if SAFE[b] => 0,
+            _ => class::ENCODES,
+        };
+        b += 1;
+    }
+    table
+};
+
+/// One raw parameter of a query, read in one pass over its bytes: where
+/// its name ends, whether the name needs decoding and whether any byte
+/// needs encoding.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Param<'q> {
+    text: &'q str,
+    name_len: usize,
+    /// `class` bits: of the name's bytes for `DECODES`, of all for `ENCODES`.
+    classes: u8,
+}
+
+impl<'q> Param<'q> {
+    /// `name=value` as it came.
+    pub(crate) fn text(&self) -> &'q str {
+        self.text
+    }
+
+    /// The raw name: what comes before the first `=`.
+    pub(crate) fn raw_name(&self) -> &'q str {
+        &self.text[..self.name_len]
+    }
+
+    /// The raw value: what comes after the first `=` (empty without one).
+    pub(crate) fn raw_value(&self) -> &'q str {
+        self.text.get(self.name_len + 1..).unwrap_or("")
+    }
+
+    /// The name, percent-decoded (borrowed when there is nothing to decode).
+    pub(crate) fn name(&self) -> Cow<'q, str> {
+        if self.classes & class::DECODES == 0 {
+            Cow::Borrowed(self.raw_name())
+        } else {
+            percent::decode(self.raw_name())
+        }
+    }
+
+    /// Whether the decoded name is `wanted`. Decoding never lengthens a
+    /// name (`%XX` is one byte, or one U+FFFD for three; `+` is one space),
+    /// so a shorter one is not.
+    fn is_named(&self, wanted: &str) -> bool {
+        self.name_len >= wanted.len() && *self.name() == *wanted
+    }
+
+    /// Appends the parameter, re-encoded where needed.
+    fn push_to(&self, out: &mut String) {
+        if self.classes & class::ENCODES == 0 {
+            out.push_str(self.text);
+        } else {
+            push_param(out, self.text);
+        }
+    }
+}
 
 /// Appends one raw `name=value` parameter, re-encoding what is not safe. A
 /// `%` that does not start a valid escape is itself escaped. Runs of safe
@@ -57,33 +142,46 @@ fn push_param(out: &mut String, param: &str) {
     }
 }
 
-/// Where `byte` first is in `bytes`. The strings searched here are short;
-/// a plain loop beats setting up a general substring search.
-fn find_byte(bytes: &[u8], byte: u8) -> Option<usize> {
-    bytes.iter().position(|&b| b == byte)
-}
-
-/// The non-empty `&`-separated parameters of a query.
-pub(crate) fn params(query: &str) -> impl Iterator<Item = &str> {
-    let mut rest = query;
+/// The non-empty `&`-separated parameters of a query, each read in one
+/// pass over its bytes.
+pub(crate) fn params(query: &str) -> impl Iterator<Item = Param<'_>> {
+    let bytes = query.as_bytes();
+    let mut at = 0;
     std::iter::from_fn(move || {
-        loop {
-            if rest.is_empty() {
-                return None;
+        while at < bytes.len() {
+            let start = at;
+            let mut name_end = None;
+            let (mut name_classes, mut classes) = (0u8, 0u8);
+            while let Some(&b) = bytes.get(at) {
+                let c = CLASS[usize::from(b)];
+                if c != 0 {
+                    if c == class::AMP {
+                        break;
+                    }
+                    if c == class::EQ && name_end.is_none() {
+                        name_end = Some(at);
+                        name_classes = classes;
+                    }
+                    classes |= c;
+                }
+                at += 1;
             }
-            let end = find_byte(rest.as_bytes(), b'&').unwrap_or(rest.len());
-            let param = &rest[..end];
-            rest = rest.get(end + 1..).unwrap_or("");
-            if !param.is_empty() {
-                return Some(param);
+            let end = at;
+            at += 1;
+            if end > start {
+                let name_end = name_end.unwrap_or_else(|| {
+                    name_classes = classes;
+                    end
+                });
+                return Some(Param {
+                    text: &query[start..end],
+                    name_len: name_end - start,
+                    classes: name_classes & class::DECODES | classes & class::ENCODES,
+                });
             }
         }
+        None
     })
-}
-
-/// A raw parameter's name: what comes before its first `=`.
-pub(crate) fn param_name(param: &str) -> &str {
-    find_byte(param.as_bytes(), b'=').map_or(param, |at| &param[..at])
 }
 
 /// The query parameters that are ours: a request's are never forwarded.
@@ -105,11 +203,11 @@ pub struct Signals<'q> {
 }
 
 impl<'q> Signals<'q> {
-    /// Reads one parameter (its decoded name, its raw text).
-    fn see(&mut self, name: &str, param: &'q str, ours: &OurParams) {
+    /// Reads one parameter (its decoded name, the parameter).
+    fn see(&mut self, name: &str, param: &Param<'q>, ours: &OurParams) {
         if *name == *ours.channel {
             if self.channel.is_none() {
-                self.channel = Some(param.get(param_name(param).len() + 1..).unwrap_or(""));
+                self.channel = Some(param.raw_value());
             }
         } else if crate::risk::is_paid_click_param(name) {
             self.paid = true;
@@ -120,7 +218,7 @@ impl<'q> Signals<'q> {
     pub fn of(query: Option<&'q str>, ours: &OurParams) -> Signals<'q> {
         let mut signals = Signals::default();
         for param in params(query.unwrap_or("")) {
-            signals.see(&percent::decode(param_name(param)), param, ours);
+            signals.see(&param.name(), &param, ours);
         }
         signals
     }
@@ -141,20 +239,6 @@ impl Location<'_> {
         crate::sys::text::header_value(self.text.into_bytes())
             .unwrap_or_else(|_| HeaderValue::from_static("/"))
     }
-}
-
-/// Whether a raw parameter `name` (not decoded) is one a decoded `wanted`
-/// would match. Decoding never lengthens a name (`%XX` is one byte, or one
-/// U+FFFD for three; `+` is one space), so a shorter one cannot; one
-/// without `%` or `+` matches only itself.
-fn same_name(name: &str, wanted: &str) -> bool {
-    if name.len() < wanted.len() {
-        return false;
-    }
-    if !name.bytes().any(|b| b == b'%' || b == b'+') {
-        return name == wanted;
-    }
-    *percent::decode(name) == *wanted
 }
 
 /// The `Location` for a redirect to `target` (the link's, or the one its
@@ -184,9 +268,8 @@ pub fn location<'q>(
     let base_len = memchr::memchr(b'#', target.as_bytes()).unwrap_or(target.len());
     let (base, fragment) = target.split_at(base_len);
     let target_query = memchr::memchr(b'?', base.as_bytes()).map(|at| &base[at + 1..]);
-    let target_has_param = |name: &str| {
-        target_query.is_some_and(|q| params(q).any(|p| same_name(param_name(p), name)))
-    };
+    let target_has_param =
+        |name: &str| target_query.is_some_and(|q| params(q).any(|p| p.is_named(name)));
     let mut out = String::with_capacity(
         target.len() + forwarded.map_or(0, |q| 3 * q.len()) + ours.click.len() + 24,
     );
@@ -205,13 +288,13 @@ pub fn location<'q>(
     let mut signals = Signals::default();
     if let Some(query) = forwarded {
         for param in params(query) {
-            let name = percent::decode(param_name(param));
-            signals.see(&name, param, ours);
+            let name = param.name();
+            signals.see(&name, &param, ours);
             if *name == *ours.channel || *name == *ours.click || target_has_param(&name) {
                 continue;
             }
             separator(&mut out);
-            push_param(&mut out, param);
+            param.push_to(&mut out);
         }
     } else {
         signals = Signals::of(request_query, ours);
@@ -470,12 +553,36 @@ mod tests {
         proptest! {
             #![proptest_config(crate::proptest_config())]
             #[test]
-            fn same_name_is_equality_after_decoding(
+            fn is_named_is_equality_after_decoding(
                 name in "([a-c+%]|%[0-9a-fA-F]{2}|%[fF][fF]){0,8}",
                 other in "([a-c+%]|%[0-9a-fA-F]{2}){0,8}",
             ) {
+                let text = format!("{name}=v");
+                let param = params(&text).next().unwrap();
                 for wanted in [percent::decode(&name).into_owned(), percent::decode(&other).into_owned(), other.clone()] {
-                    prop_assert_eq!(same_name(&name, &wanted), *percent::decode(&name) == *wanted);
+                    prop_assert_eq!(param.is_named(&wanted), *percent::decode(&name) == *wanted);
+                }
+            }
+
+            /// One pass finds what the plain splits and scans find.
+            #[test]
+            fn a_parameter_read_in_one_pass_is_the_split_of_its_text(
+                query in "([a-c=&+%#]|%[0-9a-fA-F]{2}|[\\x00-\\x7f]|[\\u{80}-\\u{10ffff}]){0,40}",
+            ) {
+                let split: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+                let read: Vec<Param<'_>> = params(&query).collect();
+                prop_assert_eq!(read.len(), split.len());
+                for (param, text) in read.iter().zip(split) {
+                    let (name, value) = text.split_once('=').unwrap_or((text, ""));
+                    prop_assert_eq!(param.text(), text);
+                    prop_assert_eq!(param.raw_name(), name);
+                    prop_assert_eq!(param.raw_value(), value);
+                    prop_assert_eq!(param.name(), percent::decode(name));
+                    let mut ours = String::new();
+                    param.push_to(&mut ours);
+                    let mut escaped = String::new();
+                    push_param(&mut escaped, text);
+                    prop_assert_eq!(ours, escaped);
                 }
             }
 

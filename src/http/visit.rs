@@ -65,11 +65,8 @@ impl Visit for RequestVisit<'_> {
     }
 
     fn has_param(&mut self, name: &str, value: &str) -> bool {
-        query::params(self.query.unwrap_or("")).any(|param| {
-            let raw_name = query::param_name(param);
-            let raw_value = param.get(raw_name.len() + 1..).unwrap_or("");
-            *percent::decode(raw_name) == *name && *percent::decode(raw_value) == *value
-        })
+        query::params(self.query.unwrap_or(""))
+            .any(|param| *param.name() == *name && *percent::decode(param.raw_value()) == *value)
     }
 
     fn language(&mut self) -> Option<Language> {
