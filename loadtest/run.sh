@@ -24,7 +24,8 @@
 #   codes drawn Zipf-distributed instead of uniformly). On a machine with cores to spare, SERVER_CPUS and
 #   LOAD_CPUS (taskset lists, e.g. 0-1 and 2-15) pin the servers to some
 #   cores and wrk, oha and the broker to others, so that the load generator
-#   no longer shares the servers' cores.
+#   no longer shares the servers' cores; there, REFEDGE_SERVER_PIN_THREADS=true
+#   (passed on to refedge) pins its public threads to those cores.
 # Writes loadtest/results/<date>-<host>/{report.md,latency.png,raw/*}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
