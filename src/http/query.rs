@@ -70,11 +70,6 @@ pub(crate) struct Param<'q> {
 }
 
 impl<'q> Param<'q> {
-    /// `name=value` as it came.
-    pub(crate) fn text(&self) -> &'q str {
-        self.text
-    }
-
     /// The raw name: what comes before the first `=`.
     pub(crate) fn raw_name(&self) -> &'q str {
         &self.text[..self.name_len]
@@ -574,7 +569,7 @@ mod tests {
                 prop_assert_eq!(read.len(), split.len());
                 for (param, text) in read.iter().zip(split) {
                     let (name, value) = text.split_once('=').unwrap_or((text, ""));
-                    prop_assert_eq!(param.text(), text);
+                    prop_assert_eq!(param.text, text);
                     prop_assert_eq!(param.raw_name(), name);
                     prop_assert_eq!(param.raw_value(), value);
                     prop_assert_eq!(param.name(), percent::decode(name));
