@@ -122,7 +122,7 @@ impl CookieSigner {
         out.push(b'.');
         out.extend_from_slice(click_id.as_bytes());
         out.push(b'.');
-        out.extend_from_slice(itoa_u64(issued_at).as_bytes());
+        crate::sys::text::push_decimal(out, issued_at);
         let tag = self
             .mac(&self.keys[0], &out[start..])
             .finalize()
@@ -217,34 +217,6 @@ fn tag_text(tag: &[u8; 32]) -> [u8; SIG_LEN] {
         }
     }
     out
-}
-
-/// Formats a u64 without allocating.
-fn itoa_u64(mut n: u64) -> ItoaBuf {
-    let mut buf = ItoaBuf {
-        bytes: [0; 20],
-        start: 20,
-    };
-    loop {
-        buf.start -= 1;
-        buf.bytes[buf.start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    buf
-}
-
-struct ItoaBuf {
-    bytes: [u8; 20],
-    start: usize,
-}
-
-impl ItoaBuf {
-    fn as_bytes(&self) -> &[u8] {
-        &self.bytes[self.start..]
-    }
 }
 
 #[cfg(test)]
@@ -448,12 +420,5 @@ mod tests {
             s.check_headers([b";;;=;=x; rf_ref".as_slice()].into_iter(), NOW),
             CookieCheck::Absent
         );
-    }
-
-    #[test]
-    fn itoa() {
-        for n in [0u64, 7, 10, 1_800_000_000, u64::MAX] {
-            assert_eq!(itoa_u64(n).as_bytes(), n.to_string().as_bytes());
-        }
     }
 }

@@ -93,18 +93,8 @@ fn put_bool(out: &mut Vec<u8>, b: bool) {
     out.extend_from_slice(if b { b"true" } else { b"false" });
 }
 
-fn put_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+fn put_u64(out: &mut Vec<u8>, n: u64) {
+    crate::sys::text::push_decimal(out, n);
 }
 
 /// Text JSON writes as it is, between quotes: ASCII without `"`, `\` or
