@@ -447,7 +447,8 @@ pub mod tools;
 
 #[allow(unused_imports)] // each test binary uses some of them
 pub use process::{
-    Process, run_binary, spawn_binary, spawn_binary_with, spawn_deliverer, spawn_matcher,
+    Process, public_thread_cpus, run_binary, spawn_binary, spawn_binary_with, spawn_deliverer,
+    spawn_matcher,
 };
 
 /// One admin request with an optional bearer token; returns the status and

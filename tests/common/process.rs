@@ -177,3 +177,26 @@ pub fn run_binary(args: &[&str], env: &[(String, String)]) -> std::process::Outp
         .output()
         .expect("run refedge")
 }
+
+/// The CPUs a process may run on, and each of its public threads
+/// (`Cpus_allowed_list` of `/proc`), read once its threads are up.
+pub fn public_thread_cpus(pid: u32) -> (String, Vec<String>) {
+    let allowed = |status: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(|l| l.trim().to_owned())
+            .expect("Cpus_allowed_list")
+    };
+    let process = allowed(&std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status"));
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("tasks")
+        .filter_map(|task| {
+            let task = task.ok()?.path();
+            let name = std::fs::read_to_string(task.join("comm")).ok()?;
+            let status = std::fs::read_to_string(task.join("status")).ok()?;
+            name.starts_with("refedge-public").then(|| allowed(&status))
+        })
+        .collect();
+    (process, threads)
+}

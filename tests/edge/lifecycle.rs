@@ -24,6 +24,21 @@ fn version_is_printed() {
     );
 }
 
+/// By default the public threads run on any CPU the process may use
+/// (`server.pin_threads` off); pinned, `metrics` checks them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_threads_are_not_pinned_by_default() {
+    let fixture = Fixture::new(LINKS);
+    let edge = spawn_binary(&fixture.env(&[]));
+    wait_ready(edge.admin).await;
+    let (process, threads) = public_thread_cpus(edge.child.id());
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(threads.len(), cpus, "one public thread a CPU");
+    for thread in threads {
+        assert_eq!(thread, process);
+    }
+}
+
 #[test]
 fn check_accepts_the_shipped_config_and_links() {
     let root = env!("CARGO_MANIFEST_DIR");

@@ -68,6 +68,10 @@ async fn the_edges_own_series_move() {
     // them to the idle one.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if cpus > 1 {
+        let (_, mut threads) = public_thread_cpus(edge.child.id());
+        threads.sort();
+        let each: Vec<String> = (0..cpus).map(|c| c.to_string()).collect();
+        assert_eq!(threads, each, "one public thread pinned to each CPU");
         let mut held = hold_connections(edge.public, 40, 3);
         wait_for_metric(admin, "refedge_connections_handed_over_total", 1.0).await;
         let _ = held.wait();
