@@ -165,21 +165,29 @@ pub fn header_value(bytes: Vec<u8>) -> Result<HeaderValue, InvalidHeaderValue> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn agrees_with_http_on_every_byte_at_every_position() {
+    /// Calls `check` with every byte at every position of every length
+    /// from 1 to 33 (two chunks and a tail), the other bytes each of `fills`.
+    fn each_placement(fills: [u8; 3], mut check: impl FnMut(Vec<u8>, &str)) {
         for b in 0..=255u8 {
             for len in 1..=33 {
                 for at in 0..len {
-                    for fill in [b'a', 0x20, 0x7e] {
+                    for fill in fills {
                         let mut bytes = vec![fill; len];
                         bytes[at] = b;
-                        let ours = header_value(bytes.clone());
-                        let theirs = HeaderValue::from_maybe_shared(Bytes::from(bytes));
-                        assert_eq!(ours.ok(), theirs.ok(), "byte {b:#04x} at {at} of {len}");
+                        check(bytes, &format!("byte {b:#04x} at {at} of {len}"));
                     }
                 }
             }
         }
+    }
+
+    #[test]
+    fn agrees_with_http_on_every_byte_at_every_position() {
+        each_placement([b'a', 0x20, 0x7e], |bytes, place| {
+            let ours = header_value(bytes.clone());
+            let theirs = HeaderValue::from_maybe_shared(Bytes::from(bytes));
+            assert_eq!(ours.ok(), theirs.ok(), "{place}");
+        });
         assert_eq!(
             header_value(Vec::new()).ok(),
             Some(HeaderValue::from_static(""))
@@ -210,38 +218,18 @@ mod tests {
     #[test]
     fn json_plain_is_exact_for_every_byte_at_every_position() {
         assert!(json_plain(b""));
-        for b in 0..=255u8 {
-            let plain = b >= 0x20 && b != b'"' && b != b'\\';
-            for len in 1..=33 {
-                for at in 0..len {
-                    for fill in [b'a', 0xff, 0x20] {
-                        let mut bytes = vec![fill; len];
-                        bytes[at] = b;
-                        assert_eq!(json_plain(&bytes), plain, "{b:#04x} at {at} of {len}");
-                    }
-                }
-            }
-        }
+        each_placement([b'a', 0xff, 0x20], |bytes, place| {
+            let plain = bytes.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\');
+            assert_eq!(json_plain(&bytes), plain, "{place}");
+        });
     }
 
     #[test]
     fn is_ascii_is_std_for_every_byte_at_every_position() {
         assert!(is_ascii(b""));
-        for b in 0..=255u8 {
-            for len in 1..=33 {
-                for at in 0..len {
-                    for fill in [b'a', 0x00, 0x7f] {
-                        let mut bytes = vec![fill; len];
-                        bytes[at] = b;
-                        assert_eq!(
-                            is_ascii(&bytes),
-                            bytes.is_ascii(),
-                            "{b:#04x} at {at} of {len}"
-                        );
-                    }
-                }
-            }
-        }
+        each_placement([b'a', 0x00, 0x7f], |bytes, place| {
+            assert_eq!(is_ascii(&bytes), bytes.is_ascii(), "{place}");
+        });
     }
 
     #[test]
