@@ -272,6 +272,10 @@ pub fn serve_per_thread(
         .map(|_| Balancer::for_threads(parts.len()).into_iter())
         .collect();
     let mut handles = Vec::with_capacity(parts.len());
+    // Each thread says when it has its name and its CPU; the wait below ends
+    // when every thread has said so or ended, so that the node turns ready
+    // only once its public threads run.
+    let (started, on_start) = std::sync::mpsc::channel::<()>();
     for (i, (runtime, own)) in parts.into_iter().enumerate() {
         let serving: Vec<Serving> = own
             .into_iter()
@@ -282,12 +286,15 @@ pub fn serve_per_thread(
                 (g.serve)(Source::balanced(listener, balance))
             })
             .collect();
+        let started = started.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("refedge-public-{i}"))
             .spawn(move || {
                 if pinned && let Err(e) = pin_current_thread(i) {
                     tracing::warn!(error = %e, thread = i, "cannot pin a public thread to its CPU");
                 }
+                started.send(()).ok();
+                drop(started);
                 runtime.block_on(all_clean(serving))
             });
         match spawned {
@@ -297,6 +304,8 @@ pub fn serve_per_thread(
             }
         }
     }
+    drop(started);
+    while on_start.recv().is_ok() {}
     if handles.is_empty() {
         let mut serving = Vec::with_capacity(shared.len());
         for g in shared {
