@@ -435,7 +435,9 @@ async fn sigterm_under_load_spools_one_event_per_answered_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_turns_off_while_draining() {
     let fixture = Fixture::new(LINKS);
-    let mut edge = spawn_binary(&fixture.env(&[("REFEDGE_SERVER_DRAIN_TIMEOUT_MS", "3000")]));
+    // The drain lasts as long as the client below stays, so a test slowed
+    // by a busy machine still sees it; the client's leaving ends it.
+    let mut edge = spawn_binary(&fixture.env(&[("REFEDGE_SERVER_DRAIN_TIMEOUT_MS", "15000")]));
     wait_ready(edge.admin).await;
     assert_eq!(get(edge.admin, "/livez", &[]).await.status, 200);
     // A client mid-request keeps the drain open.
@@ -462,11 +464,11 @@ async fn readiness_turns_off_while_draining() {
         TcpListenerGone::check(edge.public).await,
         "the public listener stopped accepting"
     );
+    drop(slow);
     let status = tokio::task::spawn_blocking(move || edge.wait())
         .await
         .unwrap();
     assert!(status.success());
-    drop(slow);
 }
 
 struct TcpListenerGone;
