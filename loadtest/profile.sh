@@ -4,7 +4,8 @@
 # the release binary (share per thread, then the top symbols of each thread).
 # Usage: loadtest/profile.sh [spool|kafka]   (default spool)
 # Env: LINKS (100000), SECS (10), CLIENTS (wrk's threads, 2; 1 for the
-#   one-client case), RF_BIN, OUT (result directory).
+#   one-client case), RF_BIN, OUT (result directory), RF_CONFIG (a config
+#   file for refedge instead of none: kafka.properties to compare).
 # Writes loadtest/results/<date>-<host>-profile/<sink>[-one-client].md. (perf's output is
 # cut with awk, not head, so that no pipe is closed early under pipefail.)
 set -euo pipefail
@@ -42,7 +43,7 @@ fi
 REFEDGE_SERVER_LISTEN=127.0.0.1:$PORT REFEDGE_ADMIN_LISTEN=$ADMIN REFEDGE_LINKS_FILE="$WORK/links.jsonl" \
   REFEDGE_EVENTS_SPOOL_DIR="$WORK/spool" REFEDGE_EVENTS_SINK=$SINK REFEDGE_KAFKA_BROKERS=127.0.0.1:$BROKER_PORT \
   REFEDGE_ATTRIBUTION_SECRET=loadtest-secret-0123456789 REFEDGE_KAFKA_SHUTDOWN_TIMEOUT_MS=200 \
-  REFEDGE_LOG_LEVEL=warn "$BIN" serve --config /dev/null 2>"$WORK/edge.log" &
+  REFEDGE_LOG_LEVEL=warn "$BIN" serve --config "${RF_CONFIG:-/dev/null}" 2>"$WORK/edge.log" &
 PID=$!
 until curl -fs "http://$ADMIN/readyz" >/dev/null 2>&1; do sleep 0.05; done
 
