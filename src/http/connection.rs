@@ -1,6 +1,7 @@
 //! One connection's run: hyper's connection driven to its end, closed
 //! sooner when its watch expires, or drained (answer what is in flight,
-//! then close) when its listener stops.
+//! a request whose head is arriving included, then close) when its
+//! listener stops.
 //!
 //! The watch and the drain signal are looked at only when one of them
 //! woke the task, never on the connection's own reads and writes: a
@@ -22,12 +23,17 @@ use crate::metrics;
 
 /// Drives `conn` to its end: until it finishes, its `watch` expires (then
 /// it is closed at once), or `drain` turns true (then it finishes what it
-/// has begun). Counts why it ended early or failed.
+/// has begun, a head it is reading included: the header read timeout
+/// bounds that wait). Counts why it ended early or failed.
 pub async fn run<C>(conn: C, watch: &Watch, mut drain: watch::Receiver<bool>)
 where
     C: GracefulConnection,
     C::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // The listener's drain lasts while any connection holds a receiver:
+    // this one is held until the connection has ended, not only until the
+    // drain was asked for (the future below drops its own then).
+    let _open = drain.clone();
     let expired = pin!(watch.expired());
     let drained = pin!(async move {
         // A listener gone (the sender dropped) drains its connections too.
@@ -35,8 +41,10 @@ where
     });
     let ended = Run {
         conn: pin!(conn),
+        watch,
         expired,
         drained: Some(drained),
+        after_head: false,
         side: Arc::new(Side::default()),
         side_waker: None,
         task: None,
@@ -87,9 +95,13 @@ impl Wake for Side {
 
 struct Run<'a, C, X, D> {
     conn: Pin<&'a mut C>,
+    watch: &'a Watch,
     expired: Pin<&'a mut X>,
     /// `None` once the drain has begun.
     drained: Option<Pin<&'a mut D>>,
+    /// The drain began while a request head was arriving: the connection
+    /// is shut down gracefully once that request has gone to the service.
+    after_head: bool,
     side: Arc<Side>,
     /// `side` as a waker, made at the first poll.
     side_waker: Option<Waker>,
@@ -130,10 +142,21 @@ where
                 && drained.as_mut().poll(&mut side_cx).is_ready()
             {
                 this.drained = None;
-                this.conn.as_mut().graceful_shutdown();
+                if this.watch.head_arriving() {
+                    this.after_head = true;
+                } else {
+                    this.conn.as_mut().graceful_shutdown();
+                }
             }
         }
-        this.conn.as_mut().poll(cx).map(Ended::Finished)
+        let polled = this.conn.as_mut().poll(cx);
+        if polled.is_pending() && this.after_head && !this.watch.head_arriving() {
+            // hyper finishes the request it holds, then closes.
+            this.after_head = false;
+            this.conn.as_mut().graceful_shutdown();
+            return this.conn.as_mut().poll(cx).map(Ended::Finished);
+        }
+        polled.map(Ended::Finished)
     }
 }
 

@@ -76,6 +76,9 @@ struct Shared {
     open_streams: AtomicU64,
     /// Closed to make room for another connection of its client.
     evicted: std::sync::atomic::AtomicBool,
+    /// Bytes were read since the last head went to the service: on
+    /// HTTP/1.1, the next request is arriving.
+    head_begun: std::sync::atomic::AtomicBool,
 }
 
 /// A watch that does not keep its connection's state alive (the client
@@ -110,6 +113,7 @@ impl Watch {
                 sooner: Notify::new(),
                 open_streams: AtomicU64::new(0),
                 evicted: std::sync::atomic::AtomicBool::new(false),
+                head_begun: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -152,6 +156,21 @@ impl Watch {
         }
     }
 
+    /// Bytes were read: on HTTP/1.1 a head is arriving until the service
+    /// gets it.
+    fn read(&self) {
+        self.touch();
+        self.shared.head_begun.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether part of an HTTP/1.1 request head has arrived and the rest is
+    /// awaited: a drain lets it finish (and answers it) rather than closing
+    /// the connection under it, as nginx does.
+    pub fn head_arriving(&self) -> bool {
+        let since = self.shared.head_since_ms.load(Ordering::SeqCst);
+        since != SERVING && since != NO_HEADS && self.shared.head_begun.load(Ordering::Relaxed)
+    }
+
     fn is_http2(&self) -> bool {
         self.shared.head_since_ms.load(Ordering::Relaxed) == NO_HEADS
     }
@@ -161,6 +180,7 @@ impl Watch {
         if self.is_http2() {
             self.shared.open_streams.fetch_add(1, Ordering::SeqCst);
         }
+        self.shared.head_begun.store(false, Ordering::Relaxed);
         self.await_head(SERVING);
     }
 
@@ -350,7 +370,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.watch.touch();
+            self.watch.read();
             if self.first_read {
                 self.first_read = false;
                 if buf.filled()[before..].starts_with(b"PRI ") {
@@ -407,6 +427,25 @@ mod tests {
     const LONG: Duration = Duration::from_secs(3600);
 
     const HEADER: Duration = Duration::from_millis(300);
+
+    #[test]
+    fn a_head_is_arriving_from_its_first_bytes_until_the_service_has_it() {
+        let watch = Watch::start(LONG, HEADER);
+        assert!(!watch.head_arriving(), "nothing read yet");
+        watch.read();
+        assert!(watch.head_arriving());
+        watch.head_read();
+        assert!(!watch.head_arriving(), "being served");
+        watch.answered();
+        assert!(!watch.head_arriving(), "answered, next head not begun");
+        watch.read();
+        assert!(watch.head_arriving(), "the next head's first bytes");
+
+        let h2 = Watch::start(LONG, HEADER);
+        h2.no_heads();
+        h2.read();
+        assert!(!h2.head_arriving(), "HTTP/2 has no heads to wait for");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_head_awaited_too_long_expires_before_the_idle_timeout() {

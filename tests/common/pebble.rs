@@ -134,8 +134,13 @@ impl Pebble {
             log,
             children: vec![dns_server, pebble],
         };
+        // The directory is logged as available before the management
+        // listener (its roots) necessarily is: wait for both.
+        let management = SocketAddr::from(([127, 0, 0, 1], management));
         for _ in 0..200 {
-            if started.logged("ACME directory available") {
+            if started.logged("ACME directory available")
+                && std::net::TcpStream::connect(management).is_ok()
+            {
                 return started;
             }
             std::thread::sleep(Duration::from_millis(25));
