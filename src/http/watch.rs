@@ -10,6 +10,10 @@
 //! PONG pending and reads no further frame until it is written
 //! (`h2::proto::ping_pong`).
 //!
+//! A drain asks it whether a request head is arriving (bytes read since the
+//! service last got one): such a request is answered before the connection
+//! closes (`connection`).
+//!
 //! A connection may also be evicted: when its client is at its connection
 //! cap (`http::clients`), the one of its connections that has waited for a
 //! request the longest is closed to make room (the watch wakes for it).
