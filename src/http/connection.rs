@@ -144,7 +144,6 @@ where
                 this.drained = None;
                 if this.watch.head_arriving() {
                     this.after_head = true;
-                    this.watch.close_after_answer();
                 } else {
                     this.conn.as_mut().graceful_shutdown();
                 }
@@ -152,8 +151,7 @@ where
         }
         let polled = this.conn.as_mut().poll(cx);
         if polled.is_pending() && this.after_head && !this.watch.head_arriving() {
-            // Answered with `Connection: close` (hyper then closes by
-            // itself) or being answered: hyper finishes it, then closes.
+            // hyper finishes the request it holds, then closes.
             this.after_head = false;
             this.conn.as_mut().graceful_shutdown();
             return this.conn.as_mut().poll(cx).map(Ended::Finished);

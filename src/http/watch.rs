@@ -83,9 +83,6 @@ struct Shared {
     /// Bytes were read since the last head went to the service: on
     /// HTTP/1.1, the next request is arriving.
     head_begun: std::sync::atomic::AtomicBool,
-    /// A drain caught that request arriving: its answer says
-    /// `Connection: close`.
-    close_after_answer: std::sync::atomic::AtomicBool,
 }
 
 /// A watch that does not keep its connection's state alive (the client
@@ -121,7 +118,6 @@ impl Watch {
                 open_streams: AtomicU64::new(0),
                 evicted: std::sync::atomic::AtomicBool::new(false),
                 head_begun: std::sync::atomic::AtomicBool::new(false),
-                close_after_answer: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -177,14 +173,6 @@ impl Watch {
     pub fn head_arriving(&self) -> bool {
         let since = self.shared.head_since_ms.load(Ordering::SeqCst);
         since != SERVING && since != NO_HEADS && self.shared.head_begun.load(Ordering::Relaxed)
-    }
-
-    /// The answer to the request now arriving closes the connection (a
-    /// drain has begun).
-    pub fn close_after_answer(&self) {
-        self.shared
-            .close_after_answer
-            .store(true, Ordering::Relaxed);
     }
 
     fn is_http2(&self) -> bool {
@@ -317,9 +305,9 @@ pub struct Watched<S> {
     watch: Watch,
 }
 
-impl<S, R, B> Service<R> for Watched<S>
+impl<S, R> Service<R> for Watched<S>
 where
-    S: Service<R, Response = http::Response<B>>,
+    S: Service<R>,
     S::Future: Unpin,
 {
     type Response = S::Response;
@@ -355,27 +343,14 @@ impl<F> Drop for Answering<F> {
     }
 }
 
-impl<F, B, E> Future for Answering<F>
-where
-    F: Future<Output = Result<http::Response<B>, E>> + Unpin,
-{
+impl<F: Future + Unpin> Future for Answering<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let mut answer = Pin::new(&mut self.inner).poll(cx);
+        let answer = Pin::new(&mut self.inner).poll(cx);
         if answer.is_ready() && !self.answered {
             self.answered = true;
             self.watch.answered();
-            if self.watch.shared.close_after_answer.load(Ordering::Relaxed)
-                && let Poll::Ready(Ok(response)) = &mut answer
-            {
-                // HTTP/1.1 only (the flag is set for arriving heads), where
-                // hyper closes the connection after an answer that says so.
-                response.headers_mut().insert(
-                    http::header::CONNECTION,
-                    http::HeaderValue::from_static("close"),
-                );
-            }
         }
         answer
     }
@@ -474,31 +449,6 @@ mod tests {
         h2.no_heads();
         h2.read();
         assert!(!h2.head_arriving(), "HTTP/2 has no heads to wait for");
-    }
-
-    /// A service that answers 200 with no headers.
-    struct Fixed;
-
-    impl Service<()> for Fixed {
-        type Response = http::Response<()>;
-        type Error = std::convert::Infallible;
-        type Future = std::future::Ready<Result<http::Response<()>, Self::Error>>;
-
-        fn call(&self, (): ()) -> Self::Future {
-            std::future::ready(Ok(http::Response::new(())))
-        }
-    }
-
-    #[tokio::test]
-    async fn the_answer_to_a_request_a_drain_caught_arriving_closes_the_connection() {
-        let watch = Watch::start(LONG, HEADER);
-        let service = watch.service(Fixed);
-        let kept = service.call(()).await.unwrap();
-        assert!(!kept.headers().contains_key(http::header::CONNECTION));
-        watch.read();
-        watch.close_after_answer();
-        let last = service.call(()).await.unwrap();
-        assert_eq!(last.headers()[http::header::CONNECTION], "close");
     }
 
     #[tokio::test(start_paused = true)]

@@ -433,8 +433,8 @@ async fn sigterm_under_load_spools_one_event_per_answered_request() {
 }
 
 /// While draining, `/readyz` is 503 and the listener is closed, and a
-/// request whose head was arriving when the drain began is still answered,
-/// with `Connection: close`, as nginx does; the drain lasts until then.
+/// request whose head was arriving when the drain began is still answered
+/// (then its connection closes), as nginx does; the drain lasts until then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_turns_readiness_off_and_answers_a_request_it_caught_arriving() {
     let fixture = Fixture::new(LINKS);
@@ -495,7 +495,6 @@ async fn a_drain_turns_readiness_off_and_answers_a_request_it_caught_arriving() 
         answer.contains("\r\nlocation: https://brand.example/welcome?"),
         "{answer}"
     );
-    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
     let status = tokio::task::spawn_blocking(move || edge.wait())
         .await
         .unwrap();
