@@ -445,24 +445,7 @@ async fn a_drain_turns_readiness_off_and_answers_a_request_it_caught_arriving() 
     wait_ready(edge.admin).await;
     assert_eq!(get(edge.admin, "/livez", &[]).await.status, 200);
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    // A keep-alive connection that has had one answer (hyper alone closes
-    // it on a drain from then on) and has sent part of its next head.
-    let mut slow = tokio::net::TcpStream::connect(edge.public).await.unwrap();
-    slow.write_all(b"GET /demo HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8.11\r\n\r\n")
-        .await
-        .unwrap();
-    let mut first = Vec::new();
-    while !first.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        within("the first answer", slow.read_exact(&mut byte))
-            .await
-            .unwrap();
-        first.push(byte[0]);
-    }
-    assert!(first.starts_with(b"HTTP/1.1 302 "));
-    slow.write_all(b"GET /demo HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
+    let mut slow = one_answer_then_half_a_head(edge.public).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     edge.signal("TERM");
     within("readyz 503 while draining", async {
@@ -499,6 +482,62 @@ async fn a_drain_turns_readiness_off_and_answers_a_request_it_caught_arriving() 
         .await
         .unwrap();
     assert!(status.success(), "every connection drained in time");
+}
+
+/// A head that never finishes holds a drain until its header read timeout
+/// or the drain timeout, whichever comes first, and no longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_that_never_finishes_holds_the_drain_only_to_a_deadline() {
+    for (header_ms, drain_ms, logged) in [
+        ("1000", "30000", "connections drained"),
+        ("30000", "1000", "drain deadline passed"),
+    ] {
+        let fixture = Fixture::new(LINKS);
+        let mut edge = spawn_binary(&fixture.env(&[
+            ("REFEDGE_SERVER_HEADER_READ_TIMEOUT_MS", header_ms),
+            ("REFEDGE_SERVER_DRAIN_TIMEOUT_MS", drain_ms),
+        ]));
+        wait_ready(edge.admin).await;
+        let slow = one_answer_then_half_a_head(edge.public).await;
+        let at = std::time::Instant::now();
+        edge.signal("TERM");
+        let edge = tokio::task::spawn_blocking(move || {
+            assert!(edge.wait().success());
+            edge
+        })
+        .await
+        .unwrap();
+        let took = at.elapsed();
+        assert!(took < Duration::from_secs(10), "exited after {took:?}");
+        assert!(
+            edge.log_contains(logged),
+            "header {header_ms} ms, drain {drain_ms} ms"
+        );
+        drop(slow);
+    }
+}
+
+/// A keep-alive connection that has had one answer (hyper alone closes it
+/// on a drain from then on) and has sent part of its next head.
+async fn one_answer_then_half_a_head(public: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut slow = tokio::net::TcpStream::connect(public).await.unwrap();
+    slow.write_all(b"GET /demo HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8.11\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = Vec::new();
+    while !first.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        within("the first answer", slow.read_exact(&mut byte))
+            .await
+            .unwrap();
+        first.push(byte[0]);
+    }
+    assert!(first.starts_with(b"HTTP/1.1 302 "));
+    slow.write_all(b"GET /demo HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    slow
 }
 
 struct TcpListenerGone;
